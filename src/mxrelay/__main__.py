@@ -1,0 +1,3 @@
+from mxrelay.cli import main
+
+raise SystemExit(main())

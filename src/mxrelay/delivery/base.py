@@ -1,0 +1,69 @@
+"""The transport interface: one job in, one outcome out.
+
+Transports report what happened to each recipient; they never decide when to try again. The worker
+and `retry.py` own the schedule, as Postfix's queue manager does for its delivery agents.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryJob:
+    """One delivery attempt of one message variant to its recipients.
+
+    `data` is rebuilt from the stored bytes for every attempt, so a retry sends exactly what the
+    first attempt sent.
+    """
+
+    message_id: str
+    variant: int
+    mail_from: str
+    recipients: tuple[str, ...]
+    data: bytes
+    attempt: int = 1
+    smtputf8: bool = False
+    header_from: str | None = None
+
+
+class RecipientStatus(enum.StrEnum):
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    HELD = "held"
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientOutcome:
+    recipient: str
+    status: RecipientStatus
+    code: int | None = None
+    enhanced: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What one attempt achieved, per recipient, plus what the remote side told us."""
+
+    recipients: tuple[RecipientOutcome, ...]
+    remote_id: str | None = None
+    retry_after: timedelta | None = None
+    detail: str = ""
+    http_status: int | None = None
+    error_code: str | None = None
+
+
+class Transport(Protocol):
+    """A way out of the relay (Graph, an SMTP smarthost). Implementations translate their own
+    libraries' errors into `delivery.errors` or per-recipient outcomes; nothing else leaks."""
+
+    name: str
+
+    async def deliver(self, job: DeliveryJob) -> DeliveryOutcome: ...
+
+    async def aclose(self) -> None: ...

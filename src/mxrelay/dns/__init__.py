@@ -1,0 +1,1 @@
+"""Recipient-domain validation: address syntax, DNS evidence, verdicts and their cache."""

@@ -1,0 +1,1 @@
+"""Message transforms: iCalendar stripping and envelope-authoritative headers (pure functions)."""

@@ -1,0 +1,163 @@
+"""Plain values shared by every stage: replies, recipient verdicts, transactions, delivery modes.
+
+This module is a leaf: it imports nothing from mxrelay, does no I/O, and every value here is frozen,
+so a value can cross a stage boundary (smtp → store → delivery) without anyone changing it on the way.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class DeliveryMode(enum.StrEnum):
+    """What happens after DATA (DESIGN.md, "Delivery modes")."""
+
+    GRAPH = "graph"
+    SMTP = "smtp"
+    HOLD = "hold"
+    PASSTHROUGH = "passthrough"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An SMTP reply. The class digit of the enhanced status is taken from `code` when rendered.
+
+    `status` holds only subject.detail (``"1.2"``), so a 4xx reply can never carry a 5.x.x status:
+    softening a reject (5xx → 4xx) is a matter of changing the code alone, as in Postfix's dsn_fix.
+    `status` may be empty for replies that carry no enhanced code (220 greeting, 221, 354).
+    """
+
+    code: int
+    status: str
+    text: str
+
+    def __post_init__(self) -> None:
+        if not 200 <= self.code <= 599:
+            raise ValueError(f"SMTP reply code out of range: {self.code}")
+        if any(c in self.text for c in "\r\n"):
+            raise ValueError("reply text must be one line; use lines for multi-line replies")
+
+    @property
+    def enhanced(self) -> str:
+        """The full enhanced status code (``"5.1.2"``), or ``""`` when there is none."""
+        return f"{self.code // 100}.{self.status}" if self.status else ""
+
+    @property
+    def is_positive(self) -> bool:
+        return self.code < 400
+
+    @property
+    def is_transient(self) -> bool:
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.code >= 500
+
+    def with_code(self, code: int) -> Reply:
+        """The same reply with another basic code (the enhanced class follows it)."""
+        return Reply(code, self.status, self.text)
+
+    def __str__(self) -> str:
+        enhanced = self.enhanced
+        return f"{self.code} {enhanced} {self.text}" if enhanced else f"{self.code} {self.text}"
+
+    def render(self) -> bytes:
+        """The reply as it goes on the wire, CRLF included."""
+        return str(self).encode("utf-8", "replace") + b"\r\n"
+
+
+class Reason(enum.StrEnum):
+    """Outcome class of a recipient decision; also the metric label (a small, fixed set)."""
+
+    OK = "ok"
+    NULL_MX = "nullmx"
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    NO_USABLE_MX = "no_usable_mx"
+    LOOP = "loop"
+    TEMPFAIL = "tempfail"
+    SYNTAX = "syntax"
+    SPECIAL_USE = "special_use"
+    POLICY = "policy"
+    LIMIT = "limit"
+    UPSTREAM = "upstream"
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientVerdict:
+    """What the recipient check decided for one RCPT, and the evidence behind it.
+
+    `mailbox` is the recipient as it should be forwarded (source route removed, case kept);
+    `domain` is the A-label form that was looked up, if any.
+    `evidence` is a list of human-readable lines (records with TTLs, which stage decided) for logs and
+    `mxrelay check`; it never feeds back into a decision.
+    """
+
+    reply: Reply
+    reason: Reason
+    mailbox: str = ""
+    domain: str | None = None
+    stage: str = ""
+    evidence: tuple[str, ...] = ()
+    cached: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        return self.reply.is_positive
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsInfo:
+    version: str
+    cipher: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What the SMTP layer knows about the connection a transaction arrived on."""
+
+    peer: Peer
+    helo: str = ""
+    esmtp: bool = False
+    tls: TlsInfo | None = None
+    username: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedRecipient:
+    address: str
+    reply: Reply
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One accepted SMTP transaction, handed from the SMTP layer to the sink after DATA.
+
+    `data` is the message exactly as received (CRLF line ends, dot-stuffing removed), without the
+    relay's own trace header; sinks add `Received:` themselves where they forward.
+    """
+
+    session: SessionInfo
+    mail_from: str
+    recipients: tuple[str, ...]
+    data: bytes
+    received_at: datetime
+    mail_params: tuple[tuple[str, str | None], ...] = ()
+    refused: tuple[RefusedRecipient, ...] = ()
+    smtputf8: bool = False
+    body_8bitmime: bool = False
+    transaction_id: str = ""
+    extra: tuple[tuple[str, str], ...] = field(default=())

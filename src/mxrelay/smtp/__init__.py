@@ -1,0 +1,1 @@
+"""The SMTP server: protocol engine, session state, DATA reader and relay policy."""

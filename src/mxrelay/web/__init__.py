@@ -1,0 +1,1 @@
+"""The HTTP side: health probes, metrics endpoint, web UI and API."""

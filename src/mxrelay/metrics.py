@@ -1,0 +1,149 @@
+"""Every Prometheus metric mxrelay exports, on a registry the application owns.
+
+Names carry the `mxrelay_` prefix and the `_total`/`_seconds`/`_bytes` suffixes; label values come
+from small fixed enums (never an address, a domain or anything a client chooses). The default global
+registry is not used, so two relays in one process (tests) never share counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from mxrelay.model import Reason
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SIZE_BUCKETS = (1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0)
+
+REASONS = tuple(reason.value for reason in Reason)
+DNS_RESULTS = ("ok", "nxdomain", "nodata", "servfail", "refused", "timeout", "error")
+CONNECTION_RESULTS = ("accepted", "denied", "limit", "shutdown")
+PASSTHROUGH_RESULTS = ("accepted", "tempfail", "permfail", "unavailable")
+SESSION_END = ("quit", "disconnect", "timeout", "error_limit", "shutdown", "error")
+
+
+class Metrics:
+    """All metrics, created once per application on `registry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+
+        # --- SMTP front door -----------------------------------------------------------------
+        self.smtp_connections = Counter(
+            "mxrelay_smtp_connections_total",
+            "SMTP connections by what happened at connect.",
+            ["result"],
+            registry=r,
+        )
+        self.smtp_sessions_active = Gauge(
+            "mxrelay_smtp_sessions_active", "SMTP sessions currently open.", registry=r
+        )
+        self.smtp_sessions_ended = Counter(
+            "mxrelay_smtp_sessions_ended_total", "SMTP sessions by how they ended.", ["end"], registry=r
+        )
+        self.smtp_recipients = Counter(
+            "mxrelay_smtp_recipients_total",
+            "RCPT decisions by verdict (accepted, tempfail, rejected) and reason class.",
+            ["verdict", "reason"],
+            registry=r,
+        )
+        self.smtp_messages = Counter(
+            "mxrelay_smtp_messages_total",
+            "Messages at the end of DATA by outcome (accepted, tempfail, rejected).",
+            ["outcome"],
+            registry=r,
+        )
+        self.smtp_message_bytes = Counter(
+            "mxrelay_smtp_received_bytes_total", "Bytes of message data accepted.", registry=r
+        )
+        self.smtp_message_size = Histogram(
+            "mxrelay_smtp_message_size_bytes",
+            "Size of accepted messages.",
+            buckets=SIZE_BUCKETS,
+            registry=r,
+        )
+        self.smtp_protocol_errors = Counter(
+            "mxrelay_smtp_protocol_errors_total",
+            "Client protocol errors by kind (syntax, sequence, line_too_long, bare_lf, size, auth).",
+            ["kind"],
+            registry=r,
+        )
+
+        # --- DNS -------------------------------------------------------------------------------
+        self.dns_lookups = Counter(
+            "mxrelay_dns_lookups_total",
+            "DNS queries by record type and result.",
+            ["rdtype", "result"],
+            registry=r,
+        )
+        self.dns_latency = Histogram(
+            "mxrelay_dns_lookup_duration_seconds",
+            "Time per DNS query.",
+            ["rdtype"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.dns_cache_requests = Counter(
+            "mxrelay_dns_cache_requests_total",
+            "Verdict cache lookups by result (hit, miss, stale, coalesced).",
+            ["result"],
+            registry=r,
+        )
+        self.dns_cache_entries = Gauge(
+            "mxrelay_dns_cache_entries", "Verdicts currently cached.", registry=r
+        )
+        self.dns_cache_evictions = Counter(
+            "mxrelay_dns_cache_evictions_total",
+            "Verdicts dropped to keep the cache within its bound.",
+            registry=r,
+        )
+        self.dns_last_success = Gauge(
+            "mxrelay_dns_last_success_timestamp_seconds",
+            "When the resolver last answered (any RCODE counts as an answer).",
+            registry=r,
+        )
+
+        # --- Passthrough -----------------------------------------------------------------------
+        self.passthrough_transactions = Counter(
+            "mxrelay_passthrough_transactions_total",
+            "Transactions relayed to the upstream while the client waited, by result.",
+            ["result"],
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "mxrelay_upstream_reply_duration_seconds",
+            "Time the upstream took to answer, by command (connect, mail, rcpt, data).",
+            ["command"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_connections = Counter(
+            "mxrelay_upstream_connections_total",
+            "Upstream connections by result (opened, reused, failed).",
+            ["result"],
+            registry=r,
+        )
+
+        # --- Build info ------------------------------------------------------------------------
+        self.build_info = Gauge(
+            "mxrelay_build_info", "Always 1; labels say which build runs.", ["version"], registry=r
+        )
+
+    def prime(self, version: str) -> None:
+        """Create every labelled series at 0, so dashboards and alerts see them before traffic."""
+        self.build_info.labels(version=version).set(1)
+        for result in CONNECTION_RESULTS:
+            self.smtp_connections.labels(result=result)
+        for end in SESSION_END:
+            self.smtp_sessions_ended.labels(end=end)
+        for verdict in ("accepted", "tempfail", "rejected"):
+            self.smtp_messages.labels(outcome=verdict)
+            for reason in REASONS:
+                self.smtp_recipients.labels(verdict=verdict, reason=reason)
+        for result in PASSTHROUGH_RESULTS:
+            self.passthrough_transactions.labels(result=result)
+        for rdtype in ("MX", "A", "AAAA"):
+            for result in DNS_RESULTS:
+                self.dns_lookups.labels(rdtype=rdtype, result=result)
+        for result in ("hit", "miss", "stale", "coalesced"):
+            self.dns_cache_requests.labels(result=result)

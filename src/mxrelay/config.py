@@ -895,8 +895,10 @@ def _complete(settings: Settings, hostname: Callable[[], str]) -> Settings:
             "expected a duration no longer than the maximum"
         )
     if (settings.smtp.tls_cert_file is None) != (settings.smtp.tls_key_file is None):
-        missing = "MXRELAY_SMTP_TLS_KEY_FILE" if settings.smtp.tls_key_file is None else (
-            "MXRELAY_SMTP_TLS_CERT_FILE"
+        missing = (
+            "MXRELAY_SMTP_TLS_KEY_FILE"
+            if settings.smtp.tls_key_file is None
+            else ("MXRELAY_SMTP_TLS_CERT_FILE")
         )
         raise ConfigError(f"{missing}: missing; expected a PEM file path beside its pair")
     return settings.model_copy(update={"service": service})

@@ -11,7 +11,22 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mxrelay.model import Reason
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 SIZE_BUCKETS = (1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0)
 
 REASONS = tuple(reason.value for reason in Reason)
@@ -39,7 +54,10 @@ class Metrics:
             "mxrelay_smtp_sessions_active", "SMTP sessions currently open.", registry=r
         )
         self.smtp_sessions_ended = Counter(
-            "mxrelay_smtp_sessions_ended_total", "SMTP sessions by how they ended.", ["end"], registry=r
+            "mxrelay_smtp_sessions_ended_total",
+            "SMTP sessions by how they ended.",
+            ["end"],
+            registry=r,
         )
         self.smtp_recipients = Counter(
             "mxrelay_smtp_recipients_total",

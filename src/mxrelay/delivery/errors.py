@@ -1,11 +1,11 @@
 """Errors a transport may raise for a whole attempt (per-recipient results go in the outcome).
 
-    DeliveryError
-    ├── TemporaryFailure          retry later with backoff
-    │   ├── Throttled             retry no sooner than `retry_after` (whole mailbox lane)
-    │   └── UpstreamUnavailable   connection refused, reset, timed out
-    ├── PermanentFailure          dead letter now; never retried
-    └── ConfigurationFault        credentials/permissions: hold, raise an alarm, do not burn retries
+DeliveryError
+├── TemporaryFailure          retry later with backoff
+│   ├── Throttled             retry no sooner than `retry_after` (whole mailbox lane)
+│   └── UpstreamUnavailable   connection refused, reset, timed out
+├── PermanentFailure          dead letter now; never retried
+└── ConfigurationFault        credentials/permissions: hold, raise an alarm, do not burn retries
 """
 
 from __future__ import annotations

@@ -41,7 +41,9 @@ class SinkTransaction(Protocol):
 class Sink(Protocol):
     """Where accepted transactions go (passthrough upstream, or the store and queue)."""
 
-    def begin(self, session: SessionInfo, mail_from: str, params: MailParams) -> SinkTransaction: ...
+    def begin(
+        self, session: SessionInfo, mail_from: str, params: MailParams
+    ) -> SinkTransaction: ...
 
     async def record_refusal(
         self, session: SessionInfo, mail_from: str, refused: RefusedRecipient

@@ -867,7 +867,7 @@ def load_settings(
     """Build the settings from `environ`; raise ConfigError (one line) on the first bad value."""
     raw, source = _raw_values(environ)
     try:
-        settings = Settings(**raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc.errors()[0], source, raw)) from None
     return _complete(settings, hostname)

@@ -770,7 +770,8 @@ def options() -> Iterator[Option]:
     """Every option in declaration order (feeds `mxrelay config`, --help and the README)."""
     for group, group_field in Settings.model_fields.items():
         model = group_field.annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel)
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
         for name, info in model.model_fields.items():
             extra = _extra(info)
             yield Option(

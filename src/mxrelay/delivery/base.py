@@ -66,4 +66,10 @@ class Transport(Protocol):
 
     async def deliver(self, job: DeliveryJob) -> DeliveryOutcome: ...
 
+    async def probe(self) -> None:
+        """Check that the transport is usable (credentials, permissions); raise
+        `ConfigurationFault` while it is not. The worker calls it to release entries held by a
+        configuration fault once the fault is fixed."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -33,7 +33,12 @@ REASONS = tuple(reason.value for reason in Reason)
 DNS_RESULTS = ("ok", "nxdomain", "nodata", "servfail", "refused", "timeout", "error")
 CONNECTION_RESULTS = ("accepted", "denied", "limit", "shutdown")
 PASSTHROUGH_RESULTS = ("accepted", "tempfail", "permfail", "unavailable")
-SESSION_END = ("quit", "disconnect", "timeout", "error_limit", "shutdown", "error")
+SESSION_END = ("quit", "disconnect", "timeout", "error_limit", "bare_newline", "shutdown", "error")
+QUEUE_STATES = ("queued", "active", "deferred", "held", "dead", "delivered")
+DELIVERY_TRANSPORTS = ("smtp", "graph")
+DELIVERY_OUTCOMES = ("delivered", "partial", "deferred", "throttled", "failed", "held", "error")
+PRUNE_KINDS = ("bodies", "messages", "refusals")
+BATCH_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0)
 
 
 class Metrics:
@@ -142,6 +147,65 @@ class Metrics:
             registry=r,
         )
 
+        # --- Store and queue -------------------------------------------------------------------
+        self.store_commit_latency = Histogram(
+            "mxrelay_store_commit_duration_seconds",
+            "Time per group commit (the transaction and its fsync).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_commit_batch = Histogram(
+            "mxrelay_store_commit_batch_size",
+            "Writes (messages, delivery results) per group commit.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.store_commit_failures = Counter(
+            "mxrelay_store_commit_failures_total",
+            "Group commits that failed (every write in them was answered with a failure).",
+            registry=r,
+        )
+        self.store_pruned = Counter(
+            "mxrelay_store_pruned_total",
+            "Rows removed by retention, by kind (bodies, messages, refusals).",
+            ["kind"],
+            registry=r,
+        )
+        self.store_body_bytes = Gauge(
+            "mxrelay_store_body_bytes",
+            "Total size of the stored (compressed) message bodies, as of the last pruning run.",
+            registry=r,
+        )
+        self.store_oldest_body_age = Gauge(
+            "mxrelay_store_oldest_body_age_seconds",
+            "Age of the oldest stored body, as of the last pruning run.",
+            registry=r,
+        )
+        self.queue_entries = Gauge(
+            "mxrelay_queue_entries",
+            "Queue entries by state (active = leased by a delivery in progress).",
+            ["state"],
+            registry=r,
+        )
+        self.queue_oldest_age = Gauge(
+            "mxrelay_queue_oldest_age_seconds",
+            "Age of the oldest entry waiting in the queue (queued or deferred).",
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "mxrelay_deliveries_total",
+            "Delivery attempts by transport and outcome.",
+            ["transport", "outcome"],
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "mxrelay_delivery_attempt_duration_seconds",
+            "Time per delivery attempt, by transport.",
+            ["transport"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
         # --- Build info ------------------------------------------------------------------------
         self.build_info = Gauge(
             "mxrelay_build_info", "Always 1; labels say which build runs.", ["version"], registry=r
@@ -165,3 +229,11 @@ class Metrics:
                 self.dns_lookups.labels(rdtype=rdtype, result=result)
         for result in ("hit", "miss", "stale", "coalesced"):
             self.dns_cache_requests.labels(result=result)
+        for state in QUEUE_STATES:
+            self.queue_entries.labels(state=state)
+        for transport in DELIVERY_TRANSPORTS:
+            self.delivery_latency.labels(transport=transport)
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(transport=transport, outcome=outcome)
+        for kind in PRUNE_KINDS:
+            self.store_pruned.labels(kind=kind)

@@ -1,21 +1,45 @@
 """What the relay decides during an SMTP session, separate from how the protocol is spoken.
 
-The engine (`server.py`) calls these hooks; they return `Reply` values. The recipient check and the
-message sink arrive as callables/protocols typed here, so the SMTP package never imports DNS, MIME or
-storage code: `app.py` wires the real ones in.
+`RelayPolicy` implements the engine's `SessionPolicy` hooks: the client allow-list at connect,
+AUTH requirements at MAIL, the recipient check at RCPT, the sink at DATA, and the transaction log
+line. The recipient check and the message sink arrive as a callable and a protocol typed here, so
+the SMTP package never imports DNS, MIME or storage code: `app.py` wires the real ones in.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
 
-from mxrelay.model import RecipientVerdict, RefusedRecipient, Reply, SessionInfo, Transaction
+from mxrelay import log
+from mxrelay.config import IPNetwork
+from mxrelay.metrics import Metrics
+from mxrelay.model import (
+    Reason,
+    RecipientVerdict,
+    RefusedRecipient,
+    Reply,
+    SessionInfo,
+    Transaction,
+)
+from mxrelay.smtp import replies
+from mxrelay.smtp.commands import MailParams
+
+if TYPE_CHECKING:
+    from mxrelay.smtp.auth import UserTable
+    from mxrelay.smtp.server import RcptOutcome
+    from mxrelay.smtp.session import Envelope, Session
+
+logger = logging.getLogger("mxrelay.smtp")
 
 RecipientCheck = Callable[[str, bool], Awaitable[RecipientVerdict]]
 """(forward-path as written in RCPT, including the angle brackets; smtputf8) → verdict."""
 
-MailParams = tuple[tuple[str, str | None], ...]
+SenderCheck = Callable[[str, "Session"], Reply | None]
+"""(envelope sender, session) → a refusal, or None to accept. Mode-specific sender rules."""
 
 
 class SinkTransaction(Protocol):
@@ -50,3 +74,129 @@ class Sink(Protocol):
     ) -> None:
         """Keep a record of a refused recipient (the store logs it; passthrough only logs)."""
         ...
+
+
+class RelayPolicy:
+    """The relay's answers to the engine's questions."""
+
+    def __init__(
+        self,
+        *,
+        allowed_clients: tuple[IPNetwork, ...],
+        check: RecipientCheck,
+        sink: Sink,
+        metrics: Metrics,
+        users: UserTable | None = None,
+        auth_required: bool = False,
+        sender_check: SenderCheck | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.allowed_clients = allowed_clients
+        self.check = check
+        self.sink = sink
+        self.metrics = metrics
+        self.users = users
+        self.auth_required = auth_required
+        self.sender_check = sender_check
+        self.now = now
+        import time
+
+        self.clock = clock or time.monotonic
+
+    async def on_connect(self, session: Session) -> Reply | None:
+        try:
+            address = ipaddress.ip_address(session.peer.host.split("%", 1)[0])
+        except ValueError:
+            return replies.access_denied(session.peer.host)
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if any(address in network for network in self.allowed_clients):
+            return None
+        log.event(logger, "client denied", logging.WARNING, client=str(session.peer))
+        return replies.access_denied(session.peer.host)
+
+    async def on_mail(self, session: Session, envelope: Envelope) -> Reply:
+        if self.auth_required and session.username is None:
+            return replies.AUTH_REQUIRED
+        if self.sender_check is not None:
+            refusal = self.sender_check(envelope.mail_from, session)
+            if refusal is not None:
+                return refusal
+        return replies.SENDER_OK
+
+    async def on_rcpt(
+        self, session: Session, envelope: Envelope, path: str, params: MailParams
+    ) -> RcptOutcome:
+        from mxrelay.smtp.server import RcptOutcome
+
+        verdict = await self.check(path, envelope.smtputf8)
+        reply, reason = verdict.reply, verdict.reason
+        if verdict.accepted:
+            if envelope.sink is None:
+                envelope.sink = self.sink.begin(session.info(), envelope.mail_from, envelope.params)
+            reply = await envelope.sink.add_recipient(verdict.mailbox, params)
+            if reply.is_positive:
+                self.metrics.smtp_recipients.labels(verdict="accepted", reason=reason.value).inc()
+                return RcptOutcome(reply, verdict.mailbox)
+            reason = Reason.UPSTREAM
+        refused = RefusedRecipient(verdict.mailbox or path.strip("<>"), reply, reason)
+        envelope.refused.append(refused)
+        verdict_label = "tempfail" if reply.is_transient else "rejected"
+        self.metrics.smtp_recipients.labels(verdict=verdict_label, reason=reason.value).inc()
+        log.event(
+            logger,
+            "recipient refused",
+            client=str(session.peer),
+            sender=envelope.mail_from,
+            recipient=refused.address,
+            reply=str(reply),
+            reason=reason.value,
+            stage=verdict.stage,
+        )
+        await self.sink.record_refusal(session.info(), envelope.mail_from, refused)
+        return RcptOutcome(reply)
+
+    async def on_data(self, session: Session, envelope: Envelope, message: bytes) -> Reply:
+        if envelope.sink is None:  # cannot happen: DATA needs an accepted recipient
+            return replies.NO_VALID_RECIPIENTS
+        transaction = Transaction(
+            session=session.info(),
+            mail_from=envelope.mail_from,
+            recipients=tuple(recipient.mailbox for recipient in envelope.accepted),
+            data=message,
+            received_at=self.now(),
+            mail_params=envelope.params,
+            refused=tuple(envelope.refused),
+            smtputf8=envelope.smtputf8,
+            body_8bitmime=envelope.body_8bitmime,
+        )
+        return await envelope.sink.finish(transaction)
+
+    async def on_reset(self, session: Session, envelope: Envelope) -> None:
+        if envelope.sink is not None:
+            await envelope.sink.abort()
+
+    async def authenticate(self, username: str, password: str) -> bool:
+        return self.users is not None and await self.users.verify(username, password)
+
+    def transaction_ended(
+        self, session: Session, envelope: Envelope, outcome: Reply | None, size: int
+    ) -> None:
+        log.event(
+            logger,
+            "transaction",
+            client=str(session.peer),
+            helo=session.helo,
+            tls=session.tls.version if session.tls else None,
+            user=session.username,
+            sender=envelope.mail_from,
+            accepted=[recipient.mailbox for recipient in envelope.accepted],
+            refused=[
+                {"recipient": r.address, "reply": str(r.reply), "reason": r.reason.value}
+                for r in envelope.refused
+            ],
+            size=size,
+            outcome=str(outcome) if outcome is not None else "aborted",
+            duration_ms=round((self.clock() - envelope.started) * 1000, 1),
+        )

@@ -1,0 +1,109 @@
+"""Parsing of MAIL and RCPT arguments: the path token, ESMTP parameters, reverse-path syntax.
+
+Only the SMTP grammar lives here. Whether a recipient's domain can receive mail is the recipient
+check's business (`dns/address.py` judges the forward-path in full); the engine only needs to find
+where the path ends, which must respect quoted local parts such as `<"a>b"@example.net>`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mxrelay.model import Reply
+from mxrelay.smtp import replies
+
+MailParams = tuple[tuple[str, str | None], ...]
+
+_ESMTP_KEYWORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+_DOMAIN_LABEL = re.compile(r"^[^\s.@\[\]]+$")
+
+
+def split_path_and_params(text: str) -> tuple[str, str] | None:
+    """Split `<path> PARAMS` (after `FROM:`/`TO:`) into the bracketed path and the rest.
+
+    Tolerates a space after the colon and a path without brackets, as Postfix does with
+    `strict_rfc821_envelopes = no`; the path is returned with its brackets either way.
+    """
+    text = text.lstrip(" ")
+    if not text:
+        return None
+    if not text.startswith("<"):
+        path, _, rest = text.partition(" ")
+        if "<" in path or ">" in path:
+            return None
+        return f"<{path}>", rest.strip()
+    in_quotes = False
+    escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\" and in_quotes:
+            escaped = True
+        elif char == '"':
+            in_quotes = not in_quotes
+        elif char == ">" and not in_quotes:
+            rest = text[index + 1 :]
+            if rest and not rest.startswith(" "):
+                return None
+            return text[: index + 1], rest.strip()
+    return None
+
+
+def parse_mail_params(
+    raw: str, *, esmtp: bool
+) -> tuple[MailParams, bool, bool, int | None] | Reply:
+    """MAIL FROM parameters → (params, smtputf8, 8bitmime, declared size), or the error reply."""
+    params: list[tuple[str, str | None]] = []
+    smtputf8 = False
+    body_8bit = False
+    size: int | None = None
+    for item in raw.split():
+        keyword, sep, value = item.partition("=")
+        keyword = keyword.upper()
+        if not esmtp or not _ESMTP_KEYWORD.match(keyword):
+            return replies.unsupported_parameter(keyword or item)
+        if keyword == "SIZE":
+            if not value.isdigit() or len(value) > 20:
+                return replies.bad_parameter("SIZE")
+            size = int(value)
+        elif keyword == "BODY":
+            body = value.upper()
+            if body == "8BITMIME":
+                body_8bit = True
+            elif body != "7BIT":
+                return replies.unsupported_parameter(f"BODY={value}")
+        elif keyword == "SMTPUTF8":
+            if sep:
+                return replies.bad_parameter("SMTPUTF8")
+            smtputf8 = True
+        elif keyword == "AUTH":
+            pass  # RFC 4954 5: accepted; the relay does not forward submitter identities
+        else:
+            return replies.unsupported_parameter(keyword)
+        params.append((keyword, value if sep else None))
+    return tuple(params), smtputf8, body_8bit, size
+
+
+def valid_reverse_path(path: str) -> bool:
+    """`<>` or `<[@route,...:]local@domain>` with a plausible domain or address literal."""
+    if path == "<>":
+        return True
+    if len(path) < 5 or len(path) > 258 or not (path.startswith("<") and path.endswith(">")):
+        return False
+    mailbox = path[1:-1]
+    if mailbox.startswith("@"):
+        _route, colon, mailbox = mailbox.partition(":")
+        if not colon:
+            return False
+    local, at, domain = mailbox.rpartition("@")
+    if not at or not local or not domain:
+        return False
+    if local.startswith('"'):
+        if not (local.endswith('"') and len(local) >= 2):
+            return False
+    elif any(c in local for c in ' "<>()[],;:\\') or ".." in local or local.startswith("."):
+        return False
+    if domain.startswith("[") and domain.endswith("]"):
+        return len(domain) > 2
+    labels = domain.split(".")
+    return all(_DOMAIN_LABEL.match(label) for label in labels)

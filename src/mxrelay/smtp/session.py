@@ -1,0 +1,60 @@
+"""Per-connection and per-transaction state (as aiosmtpd separates Session from Envelope).
+
+`Session` lives as long as the connection; `Envelope` is replaced after RSET, after DATA and after a
+new HELO/EHLO. Both are plain mutable records owned by one connection's task; what crosses into the
+rest of the relay is the frozen `SessionInfo`/`Transaction` built from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mxrelay.model import Peer, RefusedRecipient, Reply, SessionInfo, TlsInfo
+from mxrelay.smtp.commands import MailParams
+
+if TYPE_CHECKING:
+    from mxrelay.smtp.policy import SinkTransaction
+
+
+@dataclass(slots=True)
+class Session:
+    peer: Peer
+    started: float
+    helo: str = ""
+    esmtp: bool = False
+    tls: TlsInfo | None = None
+    username: str | None = None
+    errors: int = 0
+    transactions: int = 0
+
+    def info(self) -> SessionInfo:
+        return SessionInfo(
+            peer=self.peer, helo=self.helo, esmtp=self.esmtp, tls=self.tls, username=self.username
+        )
+
+
+@dataclass(slots=True)
+class AcceptedRecipient:
+    mailbox: str
+    params: MailParams
+    reply: Reply
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One transaction in progress: from MAIL until DATA's reply, RSET or the end of the session."""
+
+    mail_from: str
+    params: MailParams
+    started: float
+    smtputf8: bool = False
+    body_8bitmime: bool = False
+    declared_size: int | None = None
+    sink: SinkTransaction | None = None
+    accepted: list[AcceptedRecipient] = field(default_factory=list)
+    refused: list[RefusedRecipient] = field(default_factory=list)
+
+    @property
+    def recipient_count(self) -> int:
+        return len(self.accepted)

@@ -1,0 +1,187 @@
+"""An SMTP engine with the relay policy, running on its own event loop thread on 127.0.0.1.
+
+Tests drive it with real clients (smtplib, aiosmtplib, raw sockets, swaks). The recipient check is
+scripted per domain (the DNS layer is tested against a real DNS server in tests/dns); the sink
+records what it is given, or forwards to a real upstream when a test supplies one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from mxrelay.config import SmtpSettings
+from mxrelay.metrics import Metrics
+from mxrelay.model import (
+    Reason,
+    RecipientVerdict,
+    RefusedRecipient,
+    Reply,
+    SessionInfo,
+    Transaction,
+)
+from mxrelay.smtp.auth import UserTable
+from mxrelay.smtp.commands import MailParams
+from mxrelay.smtp.policy import RelayPolicy, Sink, SinkTransaction
+from mxrelay.smtp.server import SmtpLimits, SmtpServer
+
+T = TypeVar("T")
+
+ACCEPT = Reply(250, "1.5", "Ok")
+QUEUED = Reply(250, "0.0", "Ok: queued as TEST")
+
+
+def scripted_verdict(path: str, replies: Mapping[str, Reply]) -> RecipientVerdict:
+    """Verdict by the domain of `path`: the scripted reply, else 250."""
+    mailbox = path.strip("<>")
+    domain = mailbox.rpartition("@")[2].lower()
+    reply = replies.get(domain, ACCEPT)
+    reason = (
+        Reason.OK
+        if reply.is_positive
+        else Reason.TEMPFAIL
+        if reply.is_transient
+        else Reason.NXDOMAIN
+    )
+    return RecipientVerdict(reply=reply, reason=reason, mailbox=mailbox, domain=domain)
+
+
+@dataclass
+class ScriptedCheck:
+    replies: dict[str, Reply] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+    seen: list[str] = field(default_factory=list)
+
+    async def __call__(self, path: str, smtputf8: bool) -> RecipientVerdict:
+        self.seen.append(path)
+        domain = path.strip("<>").rpartition("@")[2].lower()
+        if domain in self.delays:
+            await asyncio.sleep(self.delays[domain])
+        return scripted_verdict(path, self.replies)
+
+
+@dataclass
+class RecordingSink:
+    """Keeps every finished transaction; `finish_reply` scripts the answer at the end of DATA."""
+
+    transactions: list[Transaction] = field(default_factory=list)
+    refusals: list[RefusedRecipient] = field(default_factory=list)
+    aborted: int = 0
+    finish_reply: Reply = QUEUED
+    finish_error: Exception | None = None
+    finish_delay: float = 0.0
+
+    def begin(self, session: SessionInfo, mail_from: str, params: MailParams) -> SinkTransaction:
+        return _RecordingTransaction(self)
+
+    async def record_refusal(
+        self, session: SessionInfo, mail_from: str, refused: RefusedRecipient
+    ) -> None:
+        self.refusals.append(refused)
+
+
+@dataclass
+class _RecordingTransaction:
+    sink: RecordingSink
+
+    async def add_recipient(self, mailbox: str, params: MailParams) -> Reply:
+        return ACCEPT
+
+    async def finish(self, transaction: Transaction) -> Reply:
+        if self.sink.finish_delay:
+            await asyncio.sleep(self.sink.finish_delay)
+        if self.sink.finish_error is not None:
+            raise self.sink.finish_error
+        self.sink.transactions.append(transaction)
+        return self.sink.finish_reply
+
+    async def abort(self) -> None:
+        self.sink.aborted += 1
+
+
+class RelayThread:
+    """Runs an `SmtpServer` + `RelayPolicy` on a private event loop in a daemon thread."""
+
+    def __init__(
+        self,
+        *,
+        settings: SmtpSettings | None = None,
+        check: Callable[[str, bool], Awaitable[RecipientVerdict]] | None = None,
+        sink: Sink | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        users: UserTable | None = None,
+        hostname: str = "relay.example.net",
+    ) -> None:
+        self.settings = settings or smtp_settings()
+        self.check = check or ScriptedCheck()
+        self.sink = sink or RecordingSink()
+        self.metrics = Metrics()
+        self.tls_context = tls_context
+        self.users = users
+        self.hostname = hostname
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server: SmtpServer | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result(timeout)
+
+    def start(self) -> RelayThread:
+        self._thread.start()
+        self.call(self._start())
+        return self
+
+    async def _start(self) -> None:
+        policy = RelayPolicy(
+            allowed_clients=self.settings.allowed_clients,
+            check=self.check,
+            sink=self.sink,
+            metrics=self.metrics,
+            users=self.users,
+            auth_required=self.settings.auth_required,
+        )
+        self.server = SmtpServer(
+            hostname=self.hostname,
+            limits=SmtpLimits.from_settings(self.settings),
+            policy=policy,
+            metrics=self.metrics,
+            tls_context=self.tls_context,
+            auth_enabled=self.users is not None,
+            auth_allow_plaintext=self.settings.auth_allow_plaintext,
+        )
+        await self.server.start("127.0.0.1", 0)
+        self.host, self.port = self.server.sockets[0]
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.server is not None:
+            self.call(self.server.stop(grace), timeout=grace + 10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.metrics.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+
+def smtp_settings(**overrides: Any) -> SmtpSettings:
+    values: dict[str, Any] = {"listen": "127.0.0.1:0"}
+    values.update(overrides)
+    return SmtpSettings.model_validate(values)
+
+
+__all__ = [
+    "ACCEPT",
+    "RecordingSink",
+    "RelayThread",
+    "ScriptedCheck",
+    "smtp_settings",
+]

@@ -1,0 +1,444 @@
+"""iCalendar stripping: remove calendar parts from a message, or keep them as a plain attachment.
+
+Microsoft Graph routed messages carrying `text/calendar` by the ICS ATTENDEE lines instead of the
+envelope, and Exchange turns such parts into meeting requests (graph-delivery.md). For recipients
+in scope (`scope.py`) this module rewrites the message bytes:
+
+- `IcsAction.STRIP` removes every calendar part. A multipart that loses some parts keeps the rest
+  (a multipart left with one part stays a multipart: valid MIME, and no byte of the survivor
+  moves); a multipart that loses all its parts is removed from its parent; a message whose only
+  content was calendar data gets a short `text/plain` body saying the invitation was removed.
+- `IcsAction.ATTACH` keeps the data as a plain `application/ics` attachment (`Content-Disposition:
+  attachment`, file name kept when it already has a calendar extension, else `invite.ics`). A
+  calendar part inside a multipart/alternative is moved out of it (an attachment is not an
+  alternative rendering) into the nearest multipart/mixed, which is created around the message
+  when there is none. Calendar parts with the same decoded content (nodemailer and Google send the
+  invitation both as an alternative and as an attachment) are kept once.
+
+Calendar data is any `text/calendar` (any method), `application/ics` (and the legacy
+`text/x-vcalendar`, `application/x-ics`), or a part whose file name (Content-Disposition `filename`
+or Content-Type `name`, RFC 2231/2047 decoded) ends in .ics, .ical, .ifb or .vcs, at any depth.
+`message/rfc822` attachments are left alone unless `descend_messages` is set. Content under
+multipart/signed or multipart/encrypted is never changed (that would break the signature); the
+report notes it.
+
+The transform is pure and exact: parts and headers it does not change keep their bytes, CRLF and LF
+input both work, 8-bit and binary parts pass untouched. A message whose structure cannot be
+located exactly passes through unchanged, and the report says why. Applying it twice changes
+nothing the second time.
+"""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+import enum
+import hashlib
+import quopri
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from mxrelay.mime.parse import (
+    DEFAULT_LIMITS,
+    Entity,
+    MimeLimits,
+    MimeStructureError,
+    field_value,
+    parse_message,
+)
+from mxrelay.mime.splice import (
+    Splice,
+    apply_splices,
+    field_bytes,
+    header_block_splice,
+    header_lines,
+    rebuild_headers,
+    separator_and_body,
+)
+
+CALENDAR_TYPES = frozenset(
+    {"text/calendar", "application/ics", "text/x-vcalendar", "application/x-ics"}
+)
+CALENDAR_EXTENSIONS = (".ics", ".ical", ".ifb", ".vcs")
+PROTECTED_TYPES = frozenset({"multipart/signed", "multipart/encrypted"})
+ATTACHMENT_NAME = "invite.ics"
+REMOVED_NOTICE = (
+    "This message contained a calendar invitation, which the mail relay removed before delivery."
+)
+
+
+class IcsAction(enum.StrEnum):
+    """What happens to calendar parts (`MXRELAY_ICS_ACTION`); also the metric label."""
+
+    STRIP = "strip"
+    ATTACH = "attach"
+
+
+class PartChange(enum.StrEnum):
+    REMOVED = "removed"
+    DUPLICATE_REMOVED = "duplicate_removed"
+    RETYPED = "retyped"
+    MOVED = "moved"
+    """Re-typed and moved out of a multipart/alternative into a multipart/mixed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedPart:
+    """One calendar part the transform changed. `path` numbers parts as IMAP does (`1.3`)."""
+
+    path: str
+    content_type: str
+    filename: str | None
+    method: str | None
+    size: int
+    change: PartChange
+
+    def describe(self) -> str:
+        what = self.content_type
+        if self.method:
+            what += f" method={self.method}"
+        if self.filename:
+            what += f" name={self.filename!r}"
+        return f"{self.change.value} part {self.path or 'body'} ({what}, {self.size} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class IcsReport:
+    """What the calendar transform did to one message variant."""
+
+    action: IcsAction
+    parts: tuple[ChangedPart, ...] = ()
+    body_replaced: bool = False
+    """The message held only calendar data and got the short text/plain notice instead."""
+    skipped: str | None = None
+    """Why the message passed through unchanged although calendar parts may be in it."""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.parts)
+
+    def describe(self) -> str:
+        """One line for the transaction log: what was removed or re-typed, or why nothing was."""
+        if self.skipped:
+            return f"ics {self.action.value}: message left unchanged: {self.skipped}"
+        if not self.parts:
+            return f"ics {self.action.value}: no calendar data"
+        text = "; ".join(part.describe() for part in self.parts)
+        if self.body_replaced:
+            text += "; body replaced by a notice"
+        return f"ics {self.action.value}: {text}"
+
+
+@dataclass(frozen=True, slots=True)
+class IcsResult:
+    data: bytes
+    report: IcsReport
+
+
+def is_calendar(entity: Entity) -> bool:
+    """Whether a part carries calendar data (see the module docstring)."""
+    if entity.is_multipart or entity.content_type.startswith(("message/", "multipart/")):
+        return False
+    if entity.content_type in CALENDAR_TYPES:
+        return True
+    return any(name.lower().endswith(CALENDAR_EXTENSIONS) for name in entity.filenames)
+
+
+def transform_calendar(
+    data: bytes,
+    action: IcsAction,
+    *,
+    limits: MimeLimits = DEFAULT_LIMITS,
+    descend_messages: bool = False,
+) -> IcsResult:
+    """Strip or re-attach the calendar parts of `data`; see the module docstring."""
+    try:
+        root = parse_message(data, limits=limits, descend_messages=descend_messages)
+    except MimeStructureError as exc:
+        return IcsResult(data, IcsReport(action, skipped=f"broken MIME: {exc}"))
+    editor = _Editor(data, action)
+    editor.message(root, "")
+    if not editor.changed:
+        return IcsResult(data, IcsReport(action, notes=tuple(editor.notes)))
+    report = IcsReport(
+        action,
+        parts=tuple(editor.changed),
+        body_replaced=editor.body_replaced,
+        notes=tuple(editor.notes),
+    )
+    return IcsResult(apply_splices(data, editor.splices), report)
+
+
+# --------------------------------------------------------------------------------------------
+# Planning: which calendar parts go, which stay, which move
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    entity: Entity
+    path: str
+    in_alternative: bool
+
+
+def _calendar_leaves(
+    entity: Entity, path: str, in_alternative: bool, notes: list[str]
+) -> Iterator[_Leaf]:
+    """Calendar leaves of one message (not of messages embedded in it), in document order."""
+    if entity.content_type in PROTECTED_TYPES:
+        if any(True for _ in _calendar_leaves_anywhere(entity)):
+            notes.append(f"calendar data under {entity.content_type} left unchanged")
+        return
+    if entity.is_multipart:
+        inside = entity.content_type == "multipart/alternative"
+        for index, child in enumerate(entity.children, 1):
+            yield from _calendar_leaves(child, _join(path, index), inside, notes)
+    elif is_calendar(entity):
+        yield _Leaf(entity, path, in_alternative)
+
+
+def _calendar_leaves_anywhere(entity: Entity) -> Iterator[Entity]:
+    if is_calendar(entity):
+        yield entity
+    for child in entity.children:
+        yield from _calendar_leaves_anywhere(child)
+
+
+def _join(path: str, index: int) -> str:
+    return f"{path}.{index}" if path else str(index)
+
+
+def _is_canonical(entity: Entity) -> bool:
+    """Already a plain calendar attachment: nothing for ATTACH to do."""
+    name = entity.filename or ""
+    return (
+        entity.content_type == "application/ics"
+        and entity.disposition == "attachment"
+        and name.lower().endswith(CALENDAR_EXTENSIONS)
+    )
+
+
+def _content_key(data: bytes, entity: Entity) -> bytes:
+    """The decoded content of a part, line ends normalized, to recognise duplicates."""
+    body = data[entity.body_start : entity.end]
+    encodings = entity.fields_named("content-transfer-encoding")
+    encoding = field_value(data, encodings[0]).lower() if encodings else ""
+    if encoding == "base64":
+        with contextlib.suppress(binascii.Error):
+            body = binascii.a2b_base64(body)
+    elif encoding == "quoted-printable":
+        body = quopri.decodestring(body)
+    return hashlib.sha256(body.replace(b"\r\n", b"\n").strip()).digest()
+
+
+class _Decision(enum.Enum):
+    REMOVE = "remove"
+    DUPLICATE = "duplicate"
+    RETYPE = "retype"
+    MOVE = "move"
+    KEEP = "keep"
+
+
+def _plan(data: bytes, leaves: list[_Leaf], action: IcsAction) -> dict[int, _Decision]:
+    if action is IcsAction.STRIP:
+        return {id(leaf.entity): _Decision.REMOVE for leaf in leaves}
+    groups: dict[bytes, list[_Leaf]] = {}
+    for leaf in leaves:
+        groups.setdefault(_content_key(data, leaf.entity), []).append(leaf)
+    decisions: dict[int, _Decision] = {}
+    for group in groups.values():
+        keeper = min(
+            group,
+            key=lambda leaf: (
+                leaf.in_alternative,
+                not _is_canonical(leaf.entity),
+                leaf.entity.disposition != "attachment",
+            ),
+        )
+        for leaf in group:
+            if leaf is not keeper:
+                decisions[id(leaf.entity)] = _Decision.DUPLICATE
+            elif leaf.in_alternative:
+                decisions[id(leaf.entity)] = _Decision.MOVE
+            elif _is_canonical(leaf.entity):
+                decisions[id(leaf.entity)] = _Decision.KEEP
+            else:
+                decisions[id(leaf.entity)] = _Decision.RETYPE
+    return decisions
+
+
+# --------------------------------------------------------------------------------------------
+# Editing: turn the plan into splices on the original bytes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Outcome:
+    dropped: bool = False
+    carries: list[bytes] = field(default_factory=list)
+
+
+class _Editor:
+    def __init__(self, data: bytes, action: IcsAction) -> None:
+        self.data = data
+        self.action = action
+        self.splices: list[Splice] = []
+        self.changed: list[ChangedPart] = []
+        self.notes: list[str] = []
+        self.body_replaced = False
+        self.decisions: dict[int, _Decision] = {}
+        self.paths: dict[int, str] = {}
+
+    def message(self, root: Entity, path: str) -> None:
+        """Edit one message (the top level, or one embedded in a message/rfc822 part)."""
+        leaves = list(_calendar_leaves(root, path, False, self.notes))
+        self.paths.update({id(leaf.entity): leaf.path for leaf in leaves})
+        self.decisions.update(_plan(self.data, leaves, self.action))
+        outcome = self.visit(root, path)
+        if outcome.dropped and outcome.carries:
+            self.replace_with_mixed(root, outcome.carries)
+        elif outcome.dropped:
+            self.replace_with_notice(root)
+        elif outcome.carries:
+            self.wrap_in_mixed(root, outcome.carries)
+
+    def visit(self, entity: Entity, path: str) -> _Outcome:
+        decision = self.decisions.get(id(entity))
+        if decision is not None:
+            return self.leaf(entity, decision)
+        if entity.embedded is not None:
+            self.message(entity.embedded, path)
+            return _Outcome()
+        if not entity.is_multipart or entity.content_type in PROTECTED_TYPES:
+            return _Outcome()
+        outcomes = [
+            self.visit(child, _join(path, index)) for index, child in enumerate(entity.children, 1)
+        ]
+        carries = [carry for outcome in outcomes for carry in outcome.carries]
+        mixed = entity.content_type == "multipart/mixed"
+        if all(outcome.dropped for outcome in outcomes) and not (mixed and carries):
+            return _Outcome(dropped=True, carries=carries)
+        stops = [*entity.delimiters[1:], entity.close]
+        for opened, following, outcome in zip(entity.delimiters, stops, outcomes, strict=True):
+            if outcome.dropped and following is not None:
+                self.splices.append(Splice(opened.start, following.start))
+        if mixed and carries and entity.close is not None and entity.boundary is not None:
+            delimiter = b"--" + entity.boundary + entity.newline
+            insert = b"".join(delimiter + carry + entity.newline for carry in carries)
+            self.splices.append(Splice(entity.close.start, entity.close.start, insert))
+            carries = []
+        return _Outcome(carries=carries)
+
+    def leaf(self, entity: Entity, decision: _Decision) -> _Outcome:
+        path = self.paths[id(entity)]
+        if decision is _Decision.KEEP:
+            return _Outcome()
+        change = {
+            _Decision.REMOVE: PartChange.REMOVED,
+            _Decision.DUPLICATE: PartChange.DUPLICATE_REMOVED,
+            _Decision.RETYPE: PartChange.RETYPED,
+            _Decision.MOVE: PartChange.MOVED,
+        }[decision]
+        self.changed.append(
+            ChangedPart(
+                path=path,
+                content_type=entity.content_type,
+                filename=entity.filename,
+                method=entity.method,
+                size=entity.end - entity.start,
+                change=change,
+            )
+        )
+        if decision is _Decision.RETYPE:
+            self.splices.append(
+                header_block_splice(self.data, entity, _TYPE_FIELDS, self.attachment_fields(entity))
+            )
+            return _Outcome()
+        if decision is _Decision.MOVE:
+            headers = rebuild_headers(
+                self.data, entity, _TYPE_FIELDS, self.attachment_fields(entity)
+            )
+            return _Outcome(dropped=True, carries=[headers + separator_and_body(self.data, entity)])
+        return _Outcome(dropped=True)
+
+    def attachment_fields(self, entity: Entity) -> list[bytes]:
+        name = entity.filename
+        if not name or not name.lower().endswith(CALENDAR_EXTENSIONS) or not _quotable(name):
+            name = ATTACHMENT_NAME
+        return header_lines(
+            entity.newline,
+            f'Content-Type: application/ics; name="{name}"',
+            f'Content-Disposition: attachment; filename="{name}"',
+        )
+
+    def replace_with_notice(self, root: Entity) -> None:
+        """Strip left nothing: the message gets a short text/plain body instead."""
+        self.body_replaced = True
+        nl = root.newline
+        headers = rebuild_headers(
+            self.data,
+            root,
+            _BODY_FIELDS,
+            header_lines(nl, "Content-Type: text/plain; charset=us-ascii", _SEVEN_BIT),
+        )
+        body = nl + REMOVED_NOTICE.encode("ascii") + nl
+        self.splices.append(Splice(root.start, root.end, headers + body))
+
+    def replace_with_mixed(self, root: Entity, carries: list[bytes]) -> None:
+        """Every part was a calendar alternative: the message becomes the attachments alone."""
+        nl = root.newline
+        boundary = _new_boundary(self.data)
+        headers = rebuild_headers(self.data, root, _BODY_FIELDS, [_mixed_field(boundary, nl)])
+        delimiter = b"--" + boundary + nl
+        body = nl + b"".join(delimiter + carry + nl for carry in carries)
+        self.splices.append(
+            Splice(root.start, root.end, headers + body + b"--" + boundary + b"--" + nl)
+        )
+
+    def wrap_in_mixed(self, root: Entity, carries: list[bytes]) -> None:
+        """Moved attachments need a multipart/mixed and there is none: put one around the root.
+
+        The root's Content-Type and Content-Transfer-Encoding fields move, byte for byte, into the
+        first part; everything else of the root stays where it was.
+        """
+        nl = root.newline
+        boundary = _new_boundary(self.data)
+        self.splices.append(
+            header_block_splice(self.data, root, _MOVED_FIELDS, [_mixed_field(boundary, nl)])
+        )
+        moved = b"".join(
+            field_bytes(self.data, f, nl) for f in root.fields if f.key in _MOVED_FIELDS
+        )
+        opening = b"--" + boundary + nl + moved + nl
+        self.splices.append(Splice(root.body_start, root.body_start, opening))
+        delimiter = nl + b"--" + boundary + nl
+        closing = b"".join(delimiter + carry for carry in carries)
+        closing += nl + b"--" + boundary + b"--" + nl
+        self.splices.append(Splice(root.end, root.end, closing))
+
+
+_TYPE_FIELDS = ("content-type", "content-disposition")
+_MOVED_FIELDS = ("content-type", "content-transfer-encoding")
+_BODY_FIELDS = ("content-type", "content-transfer-encoding", "content-disposition")
+_SEVEN_BIT = "Content-Transfer-Encoding: 7bit"
+
+
+def _mixed_field(boundary: bytes, newline: bytes) -> bytes:
+    return b'Content-Type: multipart/mixed; boundary="' + boundary + b'"' + newline
+
+
+def _new_boundary(data: bytes) -> bytes:
+    """A boundary derived from the message (so the transform stays deterministic) that does not
+    occur in it."""
+    digest = hashlib.sha256(data).hexdigest()
+    for attempt in range(1000):
+        boundary = f"=_mxrelay_{digest[:24]}_{attempt}".encode("ascii")
+        if boundary not in data:
+            return boundary
+    raise AssertionError("no free boundary")  # pragma: no cover - 1000 hash-derived collisions
+
+
+def _quotable(name: str) -> bool:
+    """A file name that can go into a quoted-string parameter as it is (ASCII, no quotes)."""
+    return name.isascii() and name.isprintable() and not any(c in name for c in '"\\')

@@ -1,0 +1,334 @@
+"""A byte-exact MIME scanner: where every header field, part and boundary sits in the original bytes.
+
+Python's `email` package re-folds and re-encodes when it serializes a message, so the transforms in
+this package never serialize through it. Instead this module walks the raw bytes once and records
+spans (start and end offsets) for the header fields, the header/body separator, each multipart
+delimiter line and each part; the transforms splice new bytes into those spans and leave every
+other byte where it was. The stdlib is still used where it is good at something: parsing the
+*values* of Content-Type and Content-Disposition (parameters, RFC 2231 continuations and charsets,
+RFC 2047 encoded words), on a copy.
+
+Both CRLF and bare-LF line ends are understood (messages from files or the API may use LF); a
+part's own line-end style is reported so that inserted lines can match it.
+
+A structure that cannot be located exactly (a multipart without a boundary parameter, a boundary
+that never appears, a multipart that is not closed, nesting or part counts beyond `MimeLimits`)
+raises `MimeStructureError`; callers pass such a message through unchanged and say why.
+"""
+
+from __future__ import annotations
+
+import email.errors
+import email.header
+import email.message
+import email.utils
+from dataclasses import dataclass, replace
+
+_LF = 0x0A
+_CR = 0x0D
+_WSP = (0x20, 0x09)
+
+
+class MimeStructureError(ValueError):
+    """The message's MIME structure cannot be located exactly; `str()` says what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class MimeLimits:
+    """Bounds on the work one message may cause.
+
+    `max_depth` counts nested multiparts (and descended message/rfc822 parts); Postfix's
+    `mime_nesting_limit` defaults to 100, but real mail rarely goes past 5, and a smaller bound keeps
+    the recursion shallow. `max_parts` bounds the number of entities scanned in one message.
+    """
+
+    max_depth: int = 40
+    max_parts: int = 10_000
+
+
+DEFAULT_LIMITS = MimeLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderField:
+    """One header field, continuation lines and line end included: `data[start:end]`."""
+
+    name: str
+    start: int
+    end: int
+    colon: int
+    """Offset of the colon; the raw value is `data[colon + 1:end]`. -1 when the line has none."""
+
+    @property
+    def key(self) -> str:
+        return self.name.strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Delimiter:
+    """A boundary delimiter line: `data[start:end]`, its line end included."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A message or body part, located in the original bytes.
+
+    `data[start:end]` is the whole entity; the header fields come first, then (from `headers_end`)
+    the empty line that separates them from the body at `body_start` (equal to `headers_end` when
+    the entity has no separator line). For a multipart, `delimiters[i]` opens `children[i]` and
+    `close` is the close delimiter.
+    """
+
+    start: int
+    end: int
+    headers_end: int
+    body_start: int
+    fields: tuple[HeaderField, ...]
+    newline: bytes
+    content_type: str
+    disposition: str | None
+    filenames: tuple[str, ...]
+    """Content-Disposition `filename` and Content-Type `name`, decoded, in that order."""
+    method: str | None
+    boundary: bytes | None = None
+    children: tuple[Entity, ...] = ()
+    delimiters: tuple[Delimiter, ...] = ()
+    close: Delimiter | None = None
+    embedded: Entity | None = None
+    """The parsed message of a message/rfc822 part, when the caller asked to look inside."""
+
+    @property
+    def filename(self) -> str | None:
+        return self.filenames[0] if self.filenames else None
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.boundary is not None
+
+    @property
+    def subtype(self) -> str:
+        return self.content_type.partition("/")[2]
+
+    def fields_named(self, *keys: str) -> tuple[HeaderField, ...]:
+        return tuple(f for f in self.fields if f.key in keys)
+
+
+def parse_message(
+    data: bytes,
+    *,
+    limits: MimeLimits = DEFAULT_LIMITS,
+    descend_messages: bool = False,
+) -> Entity:
+    """Locate the whole MIME tree of `data`. Raises `MimeStructureError` on broken structure."""
+    scanner = _Scanner(data, limits, descend_messages)
+    return scanner.entity(0, len(data), depth=0, default_type="text/plain")
+
+
+def line_end_at(data: bytes, end: int) -> int:
+    """How many bytes of line end (2 for CRLF, 1 for LF, 0 for none) stand just before `end`."""
+    if end >= 1 and data[end - 1] == _LF:
+        return 2 if end >= 2 and data[end - 2] == _CR else 1
+    return 0
+
+
+def unfold(raw: bytes) -> str:
+    """A header value as text: folding removed, 8-bit bytes kept as surrogate escapes."""
+    text = raw.decode("ascii", "surrogateescape")
+    return "".join(text.replace("\r\n", "\n").split("\n")).strip()
+
+
+def field_value(data: bytes, field: HeaderField) -> str:
+    """A field's value, unfolded (empty when the line has no colon)."""
+    return unfold(data[field.colon + 1 : field.end]) if field.colon != -1 else ""
+
+
+def decode_words(text: str) -> str:
+    """Decode RFC 2047 encoded words (`=?utf-8?B?...?=`); text that is not encoded is kept."""
+    if "=?" not in text:
+        return text
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        return text
+
+
+class _Scanner:
+    def __init__(self, data: bytes, limits: MimeLimits, descend_messages: bool) -> None:
+        self.data = data
+        self.limits = limits
+        self.descend_messages = descend_messages
+        self.count = 0
+
+    def entity(self, start: int, end: int, depth: int, default_type: str) -> Entity:
+        self.count += 1
+        if self.count > self.limits.max_parts:
+            raise MimeStructureError(f"more than {self.limits.max_parts} parts")
+        if depth > self.limits.max_depth:
+            raise MimeStructureError(f"nesting deeper than {self.limits.max_depth} levels")
+        fields, headers_end, body_start = self.header_block(start, end)
+        newline = self.newline_of(start, end)
+        info = _describe(self.data, fields, default_type)
+        base = Entity(
+            start=start,
+            end=end,
+            headers_end=headers_end,
+            body_start=body_start,
+            fields=fields,
+            newline=newline,
+            content_type=info.content_type,
+            disposition=info.disposition,
+            filenames=info.filenames,
+            method=info.method,
+        )
+        if info.content_type.startswith("multipart/"):
+            return self.multipart(base, info.boundary, depth)
+        if info.content_type == "message/rfc822" and self.descend_messages:
+            inner = self.entity(body_start, end, depth + 1, "text/plain")
+            return replace(base, embedded=inner)
+        return base
+
+    def header_block(self, start: int, end: int) -> tuple[tuple[HeaderField, ...], int, int]:
+        data = self.data
+        fields: list[HeaderField] = []
+        pos = start
+        while pos < end:
+            if data[pos] == _LF:
+                return tuple(fields), pos, pos + 1
+            if data[pos] == _CR and pos + 1 < end and data[pos + 1] == _LF:
+                return tuple(fields), pos, pos + 2
+            line_end = self.next_line(pos, end)
+            field_end = line_end
+            while field_end < end and data[field_end] in _WSP:
+                field_end = self.next_line(field_end, end)
+            colon = data.find(b":", pos, field_end)
+            name = data[pos:colon] if colon != -1 else b""
+            fields.append(
+                HeaderField(name.decode("ascii", "surrogateescape"), pos, field_end, colon)
+            )
+            pos = field_end
+        return tuple(fields), end, end
+
+    def next_line(self, pos: int, end: int) -> int:
+        found = self.data.find(b"\n", pos, end)
+        return end if found == -1 else found + 1
+
+    def newline_of(self, start: int, end: int) -> bytes:
+        found = self.data.find(b"\n", start, end)
+        if found > start and self.data[found - 1] == _CR:
+            return b"\r\n"
+        if found == -1:
+            # One line without an end (or an empty part): assume what the message as a whole uses.
+            first = self.data.find(b"\n")
+            return b"\r\n" if first > 0 and self.data[first - 1] == _CR else b"\n"
+        return b"\n"
+
+    def multipart(self, base: Entity, boundary: bytes | None, depth: int) -> Entity:
+        if not boundary:
+            raise MimeStructureError(f"{base.content_type} without a boundary parameter")
+        delimiters, close = self.delimiters(boundary, base.body_start, base.end)
+        if not delimiters:
+            raise MimeStructureError(f"{base.content_type} boundary not found")
+        if close is None:
+            raise MimeStructureError(f"{base.content_type} not closed (truncated?)")
+        child_type = "message/rfc822" if base.content_type == "multipart/digest" else "text/plain"
+        children: list[Entity] = []
+        stops = [*delimiters[1:], close]
+        for opened, following in zip(delimiters, stops, strict=True):
+            part_end = max(opened.end, following.start - line_end_at(self.data, following.start))
+            children.append(self.entity(opened.end, part_end, depth + 1, child_type))
+        return replace(
+            base,
+            boundary=boundary,
+            children=tuple(children),
+            delimiters=tuple(delimiters),
+            close=close,
+        )
+
+    def delimiters(
+        self, boundary: bytes, start: int, end: int
+    ) -> tuple[list[Delimiter], Delimiter | None]:
+        data = self.data
+        dash = b"--" + boundary
+        found: list[Delimiter] = []
+        pos = start
+        while pos < end:
+            at = data.find(dash, pos, end)
+            if at == -1:
+                break
+            after = at + len(dash)
+            if at != start and data[at - 1] != _LF:
+                pos = after
+                continue
+            closing = data.startswith(b"--", after, end)
+            cursor = after + 2 if closing else after
+            while cursor < end and data[cursor] in _WSP:
+                cursor += 1
+            if cursor == end:
+                line_end = end
+            elif data[cursor] == _LF:
+                line_end = cursor + 1
+            elif data[cursor] == _CR and cursor + 1 < end and data[cursor + 1] == _LF:
+                line_end = cursor + 2
+            else:
+                pos = after
+                continue
+            if closing:
+                return found, Delimiter(at, line_end)
+            found.append(Delimiter(at, line_end))
+            pos = line_end
+        return found, None
+
+
+@dataclass(frozen=True, slots=True)
+class _Info:
+    content_type: str
+    disposition: str | None
+    filenames: tuple[str, ...]
+    method: str | None
+    boundary: bytes | None
+
+
+def _describe(data: bytes, fields: tuple[HeaderField, ...], default_type: str) -> _Info:
+    """Content type, disposition, file name, calendar method and boundary of one entity.
+
+    The stdlib's compat32 `Message` parses the parameter syntax (quoting, RFC 2231); only the
+    two relevant fields are copied into it, unfolded, so nothing else is parsed.
+    """
+    probe = email.message.Message()
+    probe.set_default_type(default_type)
+    for key in ("content-type", "content-disposition"):
+        for field in fields:
+            if field.key == key and field.colon != -1:
+                probe[key] = unfold(data[field.colon + 1 : field.end])
+                break
+    try:
+        content_type = probe.get_content_type()
+        disposition = probe.get_content_disposition()
+        filenames = _filenames(probe)
+        method = probe.get_param("method")
+        boundary = probe.get_boundary()
+    except (ValueError, LookupError, UnicodeError, email.errors.MessageError):
+        return _Info(default_type, None, (), None, None)
+    return _Info(
+        content_type=content_type,
+        disposition=disposition,
+        filenames=filenames,
+        method=method.strip().upper() if isinstance(method, str) and method.strip() else None,
+        boundary=boundary.encode("ascii", "surrogateescape") if boundary else None,
+    )
+
+
+def _filenames(probe: email.message.Message) -> tuple[str, ...]:
+    """Content-Disposition `filename` and Content-Type `name`, RFC 2231 and RFC 2047 decoded."""
+    names: list[str] = []
+    for where, param in (("content-disposition", "filename"), ("content-type", "name")):
+        value = probe.get_param(param, header=where)
+        if value is None:
+            continue
+        text = decode_words(email.utils.collapse_rfc2231_value(value)).strip()
+        if text and text not in names:
+            names.append(text)
+    return tuple(names)

@@ -601,6 +601,60 @@ class StoreSettings(_Group):
         secret=False,
         help="Store and queue.",
     )
+    synchronous: Literal["full", "normal"] = setting(
+        "full",
+        env="MXRELAY_STORE_SYNCHRONOUS",
+        form="full or normal",
+        help="SQLite: fsync the log at every commit (full), or only at checkpoints (normal: "
+        "faster, but a power cut may lose the last commits). PostgreSQL uses its own settings.",
+    )
+    commit_window: Duration = setting(
+        "1ms",
+        env="MXRELAY_STORE_COMMIT_WINDOW",
+        form="a duration such as 1ms (0s = commit as soon as the previous commit ends)",
+        help="How long a commit waits for other sessions' messages to share its fsync.",
+    )
+    commit_batch_limit: int = setting(
+        256,
+        env="MXRELAY_STORE_COMMIT_BATCH_LIMIT",
+        form="an integer from 1 to 10000",
+        ge=1,
+        le=10_000,
+        help="Most writes (messages, delivery results) committed together in one transaction.",
+    )
+    body_retention: Duration = setting(
+        "30d",
+        env="MXRELAY_STORE_BODY_RETENTION",
+        form="a duration such as 30d",
+        help="Age after which message bodies are pruned (never while the message is queued).",
+    )
+    body_max_size: Size = setting(
+        "5GiB",
+        env="MXRELAY_STORE_BODY_MAX_SIZE",
+        form="a size such as 5GiB",
+        ge=0,
+        help="Total size of stored (compressed) bodies; past it the oldest are pruned (0 = no cap).",
+    )
+    log_retention: Duration = setting(
+        "180d",
+        env="MXRELAY_STORE_LOG_RETENTION",
+        form="a duration such as 180d",
+        help="Age after which message metadata, delivery attempts and refusals are pruned.",
+    )
+    prune_interval: Duration = setting(
+        "1m",
+        env="MXRELAY_STORE_PRUNE_INTERVAL",
+        form="a duration such as 1m",
+        help="Time between pruning runs (each run works through bounded batches).",
+    )
+    prune_batch_limit: int = setting(
+        1000,
+        env="MXRELAY_STORE_PRUNE_BATCH_LIMIT",
+        form="an integer from 1 to 100000",
+        ge=1,
+        le=100_000,
+        help="Rows deleted per pruning transaction, so pruning never holds the store for long.",
+    )
 
 
 class QueueSettings(_Group):
@@ -621,6 +675,33 @@ class QueueSettings(_Group):
         env="MXRELAY_QUEUE_LIFETIME",
         form="a duration such as 5d",
         help="Age after which a message that still fails temporarily is given up (dead letter).",
+    )
+    concurrency: int = setting(
+        16,
+        env="MXRELAY_DELIVERY_CONCURRENCY",
+        form="an integer from 1 to 1000",
+        ge=1,
+        le=1000,
+        help="Deliveries in progress at once in this process.",
+    )
+    lease_time: Duration = setting(
+        "60s",
+        env="MXRELAY_QUEUE_LEASE_TIME",
+        form="a duration such as 60s",
+        help="How long a claimed entry stays with its replica without a renewal; a replica that "
+        "dies loses its entries to the others once their leases expire.",
+    )
+    poll_interval: Duration = setting(
+        "1s",
+        env="MXRELAY_QUEUE_POLL_INTERVAL",
+        form="a duration such as 1s",
+        help="Longest wait between looks at the queue (new mail wakes this process at once).",
+    )
+    probe_interval: Duration = setting(
+        "1m",
+        env="MXRELAY_DELIVERY_PROBE_INTERVAL",
+        form="a duration such as 1m",
+        help="While a configuration fault holds mail, how often the transport is probed again.",
     )
 
 

@@ -33,6 +33,8 @@ REASONS = tuple(reason.value for reason in Reason)
 DNS_RESULTS = ("ok", "nxdomain", "nodata", "servfail", "refused", "timeout", "error")
 CONNECTION_RESULTS = ("accepted", "denied", "limit", "shutdown")
 PASSTHROUGH_RESULTS = ("accepted", "tempfail", "permfail", "unavailable")
+ICS_ACTIONS = ("strip", "attach")
+HEADER_CHANGES = ("added", "removed", "refused")
 SESSION_END = ("quit", "disconnect", "timeout", "error_limit", "bare_newline", "shutdown", "error")
 QUEUE_STATES = ("queued", "active", "deferred", "held", "dead", "delivered")
 DELIVERY_TRANSPORTS = ("smtp", "graph")
@@ -206,6 +208,31 @@ class Metrics:
             registry=r,
         )
 
+        # --- MIME transforms --------------------------------------------------------------------
+        self.ics_messages_transformed = Counter(
+            "mxrelay_ics_messages_transformed_total",
+            "Message variants whose calendar parts were changed, by action (strip, attach).",
+            ["action"],
+            registry=r,
+        )
+        self.ics_parts_transformed = Counter(
+            "mxrelay_ics_parts_transformed_total",
+            "Calendar parts removed or re-typed, by action (strip, attach).",
+            ["action"],
+            registry=r,
+        )
+        self.mime_unparsed = Counter(
+            "mxrelay_mime_unparsed_total",
+            "Messages in scope of a transform passed on unchanged: MIME structure not locatable.",
+            registry=r,
+        )
+        self.header_recipients_changed = Counter(
+            "mxrelay_header_recipients_changed_total",
+            "To/Cc/Bcc entries changed to match the envelope, by change (added, removed, refused).",
+            ["change"],
+            registry=r,
+        )
+
         # --- Build info ------------------------------------------------------------------------
         self.build_info = Gauge(
             "mxrelay_build_info", "Always 1; labels say which build runs.", ["version"], registry=r
@@ -224,6 +251,11 @@ class Metrics:
                 self.smtp_recipients.labels(verdict=verdict, reason=reason)
         for result in PASSTHROUGH_RESULTS:
             self.passthrough_transactions.labels(result=result)
+        for action in ICS_ACTIONS:
+            self.ics_messages_transformed.labels(action=action)
+            self.ics_parts_transformed.labels(action=action)
+        for change in HEADER_CHANGES:
+            self.header_recipients_changed.labels(change=change)
         for rdtype in ("MX", "A", "AAAA"):
             for result in DNS_RESULTS:
                 self.dns_lookups.labels(rdtype=rdtype, result=result)

@@ -1,0 +1,170 @@
+"""Group commit: writes from many concurrent SMTP sessions and deliveries share one transaction.
+
+A durable accept costs a commit and its fsync; done one message at a time, the disk's flush rate
+caps the relay. Like PostgreSQL's and Postfix's cleanup/queue-manager designs, the committer takes
+writes from every caller, waits at most `window` for company, and commits up to `batch_limit` of
+them in one transaction; each caller is resumed only once that transaction is on disk (or has
+failed). While one commit runs, the next batch gathers, so the batch grows with the load and the
+latency stays one commit.
+
+A write is a pair (writer, item): `writer` is a coroutine function that writes a list of items of
+its kind on a connection (`log.insert_messages`, `Queue.settle_batch`, ...). Within a batch, items
+are grouped by writer, so each kind is written with one `executemany` per table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mxrelay.health import Health
+from mxrelay.metrics import Metrics
+from mxrelay.store.db import Database
+
+Writer = Callable[[AsyncConnection, Sequence[Any]], Awaitable[None]]
+
+HEALTH_CONDITION = "store"
+
+log = logging.getLogger(__name__)
+
+
+class StoreUnavailable(Exception):
+    """The write was not committed (the store failed, is full, or is closing)."""
+
+
+_Pending = tuple[Writer, Any, "asyncio.Future[None]"]
+
+
+class GroupCommitter:
+    """Batches writes into shared transactions. Use as an async context manager."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        window: float = 0.001,
+        batch_limit: int = 256,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
+        monotonic: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._db = db
+        self._window = window
+        self._limit = batch_limit
+        self._metrics = metrics
+        self._health = health
+        self._monotonic = monotonic
+        self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> GroupCommitter:
+        self._task = asyncio.create_task(self._run(), name="group-commit")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Commit what is pending, then stop taking writes."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pending.put_nowait(None)
+        if self._task is not None:
+            await self._task
+
+    def submit_nowait(self, writer: Writer, item: Any) -> asyncio.Future[None]:
+        """Queue a write; the future resolves once it is committed (or fails with StoreUnavailable)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closed or self._task is None or self._task.done():
+            future.set_exception(StoreUnavailable("the store is closing"))
+        else:
+            self._pending.put_nowait((writer, item, future))
+        return future
+
+    async def submit(self, writer: Writer, item: Any) -> None:
+        """Write `item` and return once it is durably committed; raise StoreUnavailable if not.
+
+        The caller being cancelled does not withdraw the write (it may already be on disk).
+        """
+        await asyncio.shield(self.submit_nowait(writer, item))
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._pending.get()
+            if first is None:
+                break
+            if self._window > 0:
+                await asyncio.sleep(self._window)
+            batch = [first]
+            while len(batch) < self._limit:
+                try:
+                    nxt = self._pending.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            await self._commit(batch)
+        # Anything submitted after the close marker is refused, never silently dropped.
+        while not self._pending.empty():
+            leftover = self._pending.get_nowait()
+            if leftover is not None:
+                _fail(leftover[2], StoreUnavailable("the store is closing"))
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        groups: dict[Writer, list[Any]] = {}
+        for writer, item, _ in batch:
+            groups.setdefault(writer, []).append(item)
+        started = self._monotonic()
+        try:
+            async with self._db.write() as conn:
+                for writer, items in groups.items():
+                    await writer(conn, items)
+        except Exception as exc:  # the committer's boundary: every waiting caller must hear back
+            detail = _describe(exc)
+            if isinstance(exc, SQLAlchemyError | OSError):
+                log.error("store commit of %d writes failed: %s", len(batch), detail)
+            else:
+                log.exception("store commit of %d writes failed unexpectedly", len(batch))
+            if self._metrics is not None:
+                self._metrics.store_commit_failures.inc()
+            if self._health is not None:
+                self._health.set(HEALTH_CONDITION, False, f"commits fail: {detail}")
+            for _, _, future in batch:
+                _fail(future, StoreUnavailable(detail))
+            return
+        if self._metrics is not None:
+            self._metrics.store_commit_latency.observe(self._monotonic() - started)
+            self._metrics.store_commit_batch.observe(len(batch))
+        if self._health is not None:
+            self._health.set(HEALTH_CONDITION, True)
+        for _, _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+
+def _fail(future: asyncio.Future[None], exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)
+        # A fire-and-forget write (a refusal) may have nobody awaiting it; mark it retrieved.
+        with contextlib.suppress(StoreUnavailable):
+            future.exception()
+
+
+def _describe(exc: BaseException) -> str:
+    """A short description without SQL text or parameters (which may carry addresses)."""
+    orig = getattr(exc, "orig", None)
+    base = orig if isinstance(orig, BaseException) else exc
+    text = str(base).splitlines()[0] if str(base) else type(base).__name__
+    return f"{type(base).__name__}: {text}"[:200]

@@ -1,0 +1,341 @@
+"""The message log: messages, bodies, variants, recipients, delivery attempts and refusals.
+
+Writers here take a connection and a batch (they run inside the group committer's transaction, see
+`commit.py`); readers take a `Database` and return frozen views for the CLI and, later, the web API.
+Queue entries are written by `queue.py`, the only home of queue SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mxrelay.model import RefusedRecipient, SessionInfo
+from mxrelay.store import schema
+from mxrelay.store.db import Database
+from mxrelay.store.record import NewMessage, decompress
+
+_INSERT_SEARCH = text(
+    "INSERT INTO message_search (message_id, subject, addresses, body) "
+    "VALUES (:message_id, :subject, :addresses, :body)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A recipient refused at RCPT, with the session and sender it came with."""
+
+    refused_at: float
+    session: SessionInfo
+    mail_from: str
+    refused: RefusedRecipient
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientResult:
+    """What one attempt did for one recipient (status: delivered, deferred, failed, held)."""
+
+    recipient: str
+    status: str
+    code: int | None = None
+    enhanced: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    """One delivery attempt as it is logged."""
+
+    message_id: str
+    variant: int
+    attempt: int
+    started_at: float
+    duration: float
+    transport: str
+    owner: str
+    outcome: str
+    code: int | None = None
+    enhanced: str = ""
+    text: str = ""
+    http_status: int | None = None
+    error_code: str | None = None
+    remote_id: str | None = None
+    recipients: tuple[RecipientResult, ...] = ()
+
+
+async def insert_messages(conn: AsyncConnection, items: Sequence[NewMessage]) -> None:
+    """Write the log rows of accepted messages (their queue entries are `Queue.enqueue`'s)."""
+    message_rows = []
+    body_rows = []
+    search_rows = []
+    variant_rows = []
+    recipient_rows = []
+    for item in items:
+        t = item.transaction
+        s = item.summary
+        session = t.session
+        message_rows.append(
+            {
+                "id": item.id,
+                "received_at": item.received_at,
+                "client_address": session.peer.host,
+                "client_port": session.peer.port,
+                "helo": session.helo[:255],
+                "esmtp": session.esmtp,
+                "username": session.username,
+                "tls_version": session.tls.version if session.tls else None,
+                "tls_cipher": session.tls.cipher if session.tls else None,
+                "mail_from": t.mail_from,
+                "mail_params": json.dumps(t.mail_params),
+                "smtputf8": t.smtputf8,
+                "body_8bitmime": t.body_8bitmime,
+                "size": item.size,
+                "sha256": item.sha256,
+                "subject": s.subject,
+                "header_from": s.header_from,
+                "header_to": s.header_to,
+                "message_id_header": s.message_id,
+                "snippet": s.snippet,
+                "attachments": s.attachments,
+                "recipient_count": len(t.recipients),
+                "transforms": item.transforms,
+                "received_header": item.received_header,
+                "transaction_id": t.transaction_id[:64],
+                "seen": False,
+                "body_pruned_at": None,
+            }
+        )
+        body_rows.append(
+            {
+                "message_id": item.id,
+                "received_at": item.received_at,
+                "encoding": item.encoding,
+                "stored_size": len(item.compressed),
+                "raw": item.compressed,
+            }
+        )
+        addresses = " ".join((t.mail_from, s.header_from, s.header_to, *t.recipients))
+        search_rows.append(
+            {
+                "message_id": item.id,
+                "subject": s.subject,
+                "addresses": addresses,
+                "body": s.body_text,
+            }
+        )
+        sizes = {variant: (size, digest) for variant, size, digest in item.variant_sizes}
+        state = "held" if item.hold_reason else "queued"
+        for plan in item.variants:
+            size, digest = sizes[plan.variant]
+            variant_rows.append(
+                {
+                    "message_id": item.id,
+                    "variant": plan.variant,
+                    "transforms": json.dumps(plan.transforms),
+                    "report": json.dumps(plan.report),
+                    "size": size,
+                    "sha256": digest,
+                }
+            )
+            for position, address in enumerate(plan.recipients):
+                recipient_rows.append(
+                    {
+                        "message_id": item.id,
+                        "variant": plan.variant,
+                        "position": position,
+                        "address": address,
+                        "state": state,
+                        "attempts": 0,
+                        "code": None,
+                        "enhanced": None,
+                        "text": None,
+                        "updated_at": item.received_at,
+                    }
+                )
+    await conn.execute(insert(schema.messages), message_rows)
+    await conn.execute(insert(schema.message_bodies), body_rows)
+    await conn.execute(_INSERT_SEARCH, search_rows)
+    await conn.execute(insert(schema.variants), variant_rows)
+    if recipient_rows:
+        await conn.execute(insert(schema.recipients), recipient_rows)
+
+
+async def insert_refusals(conn: AsyncConnection, items: Sequence[Refusal]) -> None:
+    rows = [
+        {
+            "refused_at": item.refused_at,
+            "client_address": item.session.peer.host,
+            "client_port": item.session.peer.port,
+            "helo": item.session.helo[:255],
+            "username": item.session.username,
+            "mail_from": item.mail_from,
+            "recipient": item.refused.address[: schema.ADDRESS_LENGTH],
+            "code": item.refused.reply.code,
+            "enhanced": item.refused.reply.enhanced,
+            "text": item.refused.reply.text,
+            "reason": item.refused.reason.value,
+        }
+        for item in items
+    ]
+    await conn.execute(insert(schema.refusals), rows)
+
+
+def _outcomes_json(outcomes: tuple[RecipientResult, ...]) -> str:
+    return json.dumps(
+        [
+            {
+                "recipient": o.recipient,
+                "status": o.status,
+                "code": o.code,
+                "enhanced": o.enhanced,
+                "text": o.text,
+            }
+            for o in outcomes
+        ]
+    )
+
+
+async def insert_attempts(conn: AsyncConnection, items: Sequence[AttemptRecord]) -> None:
+    if not items:
+        return
+    rows = [
+        {
+            "message_id": a.message_id,
+            "variant": a.variant,
+            "attempt": a.attempt,
+            "started_at": a.started_at,
+            "duration": a.duration,
+            "transport": a.transport,
+            "owner": a.owner,
+            "outcome": a.outcome,
+            "code": a.code,
+            "enhanced": a.enhanced,
+            "text": a.text[:2000],
+            "http_status": a.http_status,
+            "error_code": a.error_code,
+            "remote_id": (a.remote_id or None) and a.remote_id[:255],
+            "recipients": _outcomes_json(a.recipients),
+        }
+        for a in items
+    ]
+    await conn.execute(insert(schema.attempts), rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientView:
+    variant: int
+    address: str
+    state: str
+    attempts: int
+    code: int | None
+    enhanced: str | None
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    variant: int
+    attempt: int
+    started_at: float
+    duration: float
+    transport: str
+    outcome: str
+    code: int | None
+    enhanced: str | None
+    text: str | None
+    remote_id: str | None
+    http_status: int | None
+    error_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    id: str
+    received_at: float
+    client_address: str
+    helo: str
+    username: str | None
+    tls_version: str | None
+    mail_from: str
+    size: int
+    sha256: str
+    subject: str
+    header_from: str
+    header_to: str
+    message_id_header: str
+    transforms: tuple[str, ...]
+    body_pruned: bool
+    recipients: tuple[RecipientView, ...]
+    attempts: tuple[AttemptView, ...]
+
+
+async def get_message(db: Database, message_id: str) -> MessageView | None:
+    """A message with its recipients and attempts, or None."""
+    m, r, a = schema.messages, schema.recipients, schema.attempts
+    async with db.read() as conn:
+        row = (await conn.execute(select(m).where(m.c.id == message_id))).mappings().first()
+        if row is None:
+            return None
+        recipient_rows = await conn.execute(
+            select(
+                r.c.variant, r.c.address, r.c.state, r.c.attempts, r.c.code, r.c.enhanced, r.c.text
+            )
+            .where(r.c.message_id == message_id)
+            .order_by(r.c.variant, r.c.position)
+        )
+        attempt_rows = await conn.execute(
+            select(
+                a.c.variant,
+                a.c.attempt,
+                a.c.started_at,
+                a.c.duration,
+                a.c.transport,
+                a.c.outcome,
+                a.c.code,
+                a.c.enhanced,
+                a.c.text,
+                a.c.remote_id,
+                a.c.http_status,
+                a.c.error_code,
+            )
+            .where(a.c.message_id == message_id)
+            .order_by(a.c.started_at, a.c.id)
+        )
+        return MessageView(
+            id=row["id"],
+            received_at=row["received_at"],
+            client_address=row["client_address"],
+            helo=row["helo"],
+            username=row["username"],
+            tls_version=row["tls_version"],
+            mail_from=row["mail_from"],
+            size=row["size"],
+            sha256=row["sha256"],
+            subject=row["subject"],
+            header_from=row["header_from"],
+            header_to=row["header_to"],
+            message_id_header=row["message_id_header"],
+            transforms=tuple(json.loads(row["transforms"])),
+            body_pruned=row["body_pruned_at"] is not None,
+            recipients=tuple(RecipientView(**dict(rec._mapping)) for rec in recipient_rows),
+            attempts=tuple(AttemptView(**dict(att._mapping)) for att in attempt_rows),
+        )
+
+
+async def get_raw(db: Database, message_id: str) -> bytes | None:
+    """The message exactly as received, or None when unknown or its body was pruned."""
+    b = schema.message_bodies
+    async with db.read() as conn:
+        row = (
+            await conn.execute(select(b.c.encoding, b.c.raw).where(b.c.message_id == message_id))
+        ).first()
+    return None if row is None else decompress(row[0], row[1])

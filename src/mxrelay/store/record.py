@@ -1,0 +1,207 @@
+"""Turning an accepted SMTP transaction into the rows the store keeps (pure: no I/O).
+
+`build_record()` computes everything that is written at accept time: the message id, the hash and the
+compressed bytes, the header fields worth listing and searching (subject, From, To, Message-ID, a
+snippet and the text body), the relay's `Received:` header, and the delivery variants. The header and
+body parsing uses the standard library's `email` package with the lenient `compat32` policy: a
+malformed message is still accepted and stored byte for byte; only its summary fields stay empty.
+"""
+
+from __future__ import annotations
+
+import email
+import email.errors
+import email.header
+import email.message
+import email.utils
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from mxrelay.model import Transaction
+from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
+
+SNIPPET_LENGTH = 250
+"""Mailpit's `Snippet`: up to 250 characters of body text."""
+
+SEARCH_TEXT_LIMIT = 64 * 1024
+"""Characters of body text put in the full-text index (enough to find a message by its words)."""
+
+COMPRESSION_LEVEL = 6
+BODY_ENCODING = "zlib"
+
+_SPACES = re.compile(r"\s+")
+_UNSAFE = re.compile(r"[^\x21-\x7e]")
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    subject: str = ""
+    header_from: str = ""
+    header_to: str = ""
+    message_id: str = ""
+    snippet: str = ""
+    body_text: str = ""
+    attachments: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """Every row written for one accepted message, its variants, recipients and queue entries."""
+
+    id: str
+    received_at: float
+    transaction: Transaction
+    size: int
+    sha256: str
+    compressed: bytes
+    encoding: str
+    summary: Summary
+    received_header: str
+    variants: tuple[VariantPlan, ...]
+    variant_sizes: tuple[tuple[int, int, str], ...]
+    """(variant, size, SHA-256) of the bytes each variant sends, `Received:` header included."""
+    hold_reason: str | None = None
+    """Set in `hold` mode: the queue entries are created held, with this reason."""
+
+    @property
+    def transforms(self) -> str:
+        return json.dumps(sorted({t for v in self.variants for t in v.transforms}))
+
+
+def _decode(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        text = str(email.header.make_header(email.header.decode_header(value)))
+    except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
+        text = value
+    return _SPACES.sub(" ", text).strip()
+
+
+def _addresses(message: email.message.Message, name: str) -> str:
+    values = [_decode(v) for v in message.get_all(name, [])]
+    pairs = email.utils.getaddresses(values)
+    return ", ".join(address for _, address in pairs if address)
+
+
+def _text_of(part: email.message.Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, "replace")
+    except LookupError:
+        return payload.decode("utf-8", "replace")
+
+
+def summarise(data: bytes) -> Summary:
+    """Header fields and text body for listing and search; never raises on malformed input."""
+    try:
+        message = email.message_from_bytes(data)
+    except (email.errors.MessageError, ValueError, LookupError, UnicodeError):
+        return Summary()
+    text = ""
+    html = ""
+    attachments = 0
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        disposition = (part.get("Content-Disposition") or "").lower()
+        content_type = part.get_content_type()
+        if "attachment" in disposition or part.get_filename():
+            attachments += 1
+        elif content_type == "text/plain" and not text:
+            text = _text_of(part)
+        elif content_type == "text/html" and not html:
+            html = _text_of(part)
+    if not text and html:
+        text = re.sub(r"<[^>]*>", " ", html)
+    body = _SPACES.sub(" ", text).strip()
+    message_id = _decode(message.get("Message-ID")).strip().strip("<>")
+    return Summary(
+        subject=_decode(message.get("Subject")),
+        header_from=_addresses(message, "From"),
+        header_to=_addresses(message, "To"),
+        message_id=message_id,
+        snippet=body[:SNIPPET_LENGTH],
+        body_text=body[:SEARCH_TEXT_LIMIT],
+        attachments=attachments,
+    )
+
+
+def received_header(
+    transaction: Transaction, *, message_id: str, hostname: str, now: datetime
+) -> str:
+    """The relay's trace header (RFC 5321 4.4), without the final CRLF.
+
+    Prepended to the stored bytes on every delivery attempt, so retries send identical bytes.
+    """
+    session = transaction.session
+    helo = _UNSAFE.sub("?", session.helo)[:255] or "unknown"
+    protocol = "ESMTP" if session.esmtp else "SMTP"
+    if transaction.smtputf8:
+        protocol = "UTF8SMTP" if session.esmtp else protocol
+    if session.tls is not None:
+        protocol += "S"
+    if session.username:
+        protocol += "A"
+    lines = [
+        f"Received: from {helo} ([{session.peer.host}])",
+        f"\tby {hostname} (mxrelay) with {protocol} id {message_id}",
+    ]
+    if session.tls is not None:
+        lines[-1] += f"\n\t(using {session.tls.version} with cipher {session.tls.cipher})"
+    if len(transaction.recipients) == 1 and transaction.recipients[0].isascii():
+        lines.append(f"\tfor <{transaction.recipients[0]}>")
+    lines[-1] += ";"
+    lines.append(f"\t{email.utils.format_datetime(now)}")
+    return "\r\n".join("\r\n".join(line.split("\n")) for line in lines)
+
+
+def build_record(
+    transaction: Transaction,
+    *,
+    message_id: str,
+    hostname: str,
+    hold_reason: str | None = None,
+    plan: Callable[[bytes, tuple[str, ...]], tuple[VariantPlan, ...]] = plan_variants,
+) -> NewMessage:
+    """All rows of one accepted message. CPU-bound (hash, compress, parse): large messages should
+    be handed to a thread by the caller."""
+    data = transaction.data
+    received_at = transaction.received_at
+    trace = received_header(transaction, message_id=message_id, hostname=hostname, now=received_at)
+    variants = plan(data, transaction.recipients)
+    prefix = trace.encode("utf-8", "replace") + b"\r\n"
+    sizes = []
+    for variant in variants:
+        sent = prefix + render_variant(data, variant.transforms)
+        sizes.append((variant.variant, len(sent), hashlib.sha256(sent).hexdigest()))
+    return NewMessage(
+        id=message_id,
+        received_at=received_at.timestamp(),
+        transaction=transaction,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        compressed=zlib.compress(data, COMPRESSION_LEVEL),
+        encoding=BODY_ENCODING,
+        summary=summarise(data),
+        received_header=trace,
+        variants=variants,
+        variant_sizes=tuple(sizes),
+        hold_reason=hold_reason,
+    )
+
+
+def decompress(encoding: str, raw: bytes) -> bytes:
+    if encoding == BODY_ENCODING:
+        return zlib.decompress(raw)
+    if encoding == "identity":
+        return raw
+    raise ValueError(f"unknown body encoding {encoding!r}")

@@ -1,0 +1,137 @@
+-- Named queries of the queue, SQLite dialect. Every name here exists in postgresql.sql too;
+-- store/queue.py is the only caller. Times are epoch seconds.
+-- Entry states: queued, active (leased), deferred, held, dead, delivered.
+-- Recipient states: queued, deferred, held (pending); delivered, failed (done).
+
+-- name: claim
+-- Lease up to :limit due entries to :owner, oldest due first, in one statement (the caller's
+-- transaction is BEGIN IMMEDIATE, so no other writer runs between the choice and the update).
+UPDATE queue
+SET state = 'active', lease_owner = :owner, lease_expires_at = :expires, updated_at = :now
+WHERE id IN (
+    SELECT id FROM queue
+    WHERE state IN ('queued', 'deferred') AND next_attempt_at <= :now
+    ORDER BY next_attempt_at
+    LIMIT :limit
+)
+RETURNING id, message_id, variant, state, created_at, queued_at, next_attempt_at, attempts,
+          lease_owner, lease_expires_at, hold_kind, hold_reason, last_error
+
+-- name: renew
+-- Extend a lease still held by :owner; no row means the lease was lost.
+UPDATE queue SET lease_expires_at = :expires, updated_at = :now
+WHERE id = :id AND state = 'active' AND lease_owner = :owner
+RETURNING id
+
+-- name: settle
+-- Record where an attempt left the entry; only the lease holder may.
+UPDATE queue
+SET state = :state, next_attempt_at = :next_attempt_at, attempts = :attempts,
+    lease_owner = NULL, lease_expires_at = NULL, hold_kind = :hold_kind,
+    hold_reason = :hold_reason, last_error = :last_error, updated_at = :now
+WHERE id = :id AND state = 'active' AND lease_owner = :owner
+
+-- name: settle_recipient
+UPDATE recipients
+SET state = :state, attempts = attempts + :counted, code = :code, enhanced = :enhanced,
+    text = :text, updated_at = :now
+WHERE message_id = :message_id AND variant = :variant AND address = :address
+  AND state IN ('queued', 'deferred', 'held')
+
+-- name: release_lease
+-- Give a leased entry back untried (shutdown): due again at once, no attempt counted.
+UPDATE queue
+SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = :now,
+    updated_at = :now
+WHERE id = :id AND state = 'active' AND lease_owner = :owner
+
+-- name: requeue_expired
+-- Entries whose lease ran out (their replica died): back to the queue, due at once.
+UPDATE queue
+SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = :now,
+    last_error = 'lease expired (the delivering process stopped)', updated_at = :now
+WHERE state = 'active' AND lease_expires_at < :now
+
+-- name: requeue_all_active
+-- Start-up recovery with SQLite (one process per file): every leased entry was this process's.
+UPDATE queue
+SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = :now,
+    last_error = 'interrupted by a restart', updated_at = :now
+WHERE state = 'active'
+
+-- name: next_due
+SELECT MIN(next_attempt_at) FROM queue WHERE state IN ('queued', 'deferred')
+
+-- name: counts_by_state
+SELECT state, COUNT(*) FROM queue GROUP BY state
+
+-- name: oldest_waiting
+SELECT MIN(created_at) FROM queue WHERE state IN ('queued', 'deferred', 'active')
+
+-- name: load_job
+SELECT m.mail_from, m.smtputf8, m.received_header, m.header_from, b.encoding, b.raw,
+       v.transforms
+FROM queue q
+JOIN messages m ON m.id = q.message_id
+JOIN variants v ON v.message_id = q.message_id AND v.variant = q.variant
+LEFT JOIN message_bodies b ON b.message_id = q.message_id
+WHERE q.id = :id
+
+-- name: pending_recipients
+SELECT address FROM recipients
+WHERE message_id = :message_id AND variant = :variant AND state IN ('queued', 'deferred', 'held')
+ORDER BY position
+
+-- name: operator_retry
+-- Due at once; a dead entry comes back with a fresh lifetime and its failed recipients pending.
+UPDATE queue
+SET queued_at = CASE WHEN state = 'dead' THEN :now ELSE queued_at END,
+    state = 'queued', next_attempt_at = :now, hold_kind = NULL, hold_reason = NULL,
+    updated_at = :now
+WHERE id = :id AND state IN ('queued', 'deferred', 'held', 'dead')
+RETURNING id, message_id, variant
+
+-- name: operator_retry_recipients
+UPDATE recipients SET state = 'queued', updated_at = :now
+WHERE message_id = :message_id AND variant = :variant AND state IN ('failed', 'deferred', 'held')
+
+-- name: operator_hold
+UPDATE queue
+SET state = 'held', hold_kind = :hold_kind, hold_reason = :hold_reason, updated_at = :now
+WHERE id = :id AND state IN ('queued', 'deferred')
+RETURNING id, message_id, variant
+
+-- name: hold_recipients
+UPDATE recipients SET state = 'held', updated_at = :now
+WHERE message_id = :message_id AND variant = :variant AND state IN ('queued', 'deferred')
+
+-- name: operator_release
+UPDATE queue
+SET state = 'queued', next_attempt_at = :now, hold_kind = NULL, hold_reason = NULL,
+    updated_at = :now
+WHERE id = :id AND state = 'held'
+RETURNING id, message_id, variant
+
+-- name: release_fault_held
+-- The transport works again: release what a configuration fault held (not operator holds).
+UPDATE queue
+SET state = 'queued', next_attempt_at = :now, hold_kind = NULL, hold_reason = NULL,
+    updated_at = :now
+WHERE state = 'held' AND hold_kind = 'fault'
+RETURNING id, message_id, variant
+
+-- name: release_recipients
+UPDATE recipients SET state = 'queued', updated_at = :now
+WHERE message_id = :message_id AND variant = :variant AND state = 'held'
+
+-- name: operator_delete
+UPDATE queue
+SET state = 'dead', lease_owner = NULL, lease_expires_at = NULL,
+    last_error = 'deleted by an operator', hold_kind = NULL, hold_reason = NULL, updated_at = :now
+WHERE id = :id AND state IN ('queued', 'deferred', 'held', 'active')
+RETURNING id, message_id, variant
+
+-- name: delete_recipients
+UPDATE recipients
+SET state = 'failed', text = 'deleted by an operator', updated_at = :now
+WHERE message_id = :message_id AND variant = :variant AND state IN ('queued', 'deferred', 'held')

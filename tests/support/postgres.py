@@ -1,0 +1,193 @@
+"""A throw-away PostgreSQL cluster for tests, from Debian's `postgresql` package binaries.
+
+`PostgresServer` runs `initdb` and `postgres` in a temporary directory on 127.0.0.1 and a free port
+(as the `postgres` system user when the tests run as root, since PostgreSQL refuses to run as root).
+The `postgres_server` fixture starts one cluster per test run, builds a template database by running
+the store's migrations once, and `database_url` clones it per test (`CREATE DATABASE ... TEMPLATE`),
+as procrastinate's test suite does. Missing binaries fail the tests loudly: `make test` installs the
+package when it runs as root.
+
+Modules use these fixtures by importing them: `from tests.support.postgres import database_url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mxrelay.store.db import open_store
+
+POSTGRES_ROOT = Path("/usr/lib/postgresql")
+TEMPLATE = "mxrelay_template"
+START_TIMEOUT = 30.0
+_counter = itertools.count()
+
+
+def find_bin_dir() -> Path:
+    versions = sorted(
+        (p for p in POSTGRES_ROOT.glob("*/bin") if (p / "initdb").exists()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if not versions:
+        pytest.fail(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: install the "
+            "Debian package `postgresql` (make test does so when run as root)",
+            pytrace=False,
+        )
+    return versions[-1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class PostgresServer:
+    """One cluster in a temporary directory; `start()`/`stop()` may be called repeatedly."""
+
+    def __init__(self, *, durable: bool = False) -> None:
+        self.bin = find_bin_dir()
+        self.tmp = Path(tempfile.mkdtemp(prefix="mxrelay-pg-"))
+        self.data = self.tmp / "data"
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.user = "postgres"
+        self.durable = durable
+        self._as_root = os.geteuid() == 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        if self._as_root:
+            account = pwd.getpwnam("postgres")
+            os.chown(self.tmp, account.pw_uid, account.pw_gid)
+        self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust"])
+
+    def _command(self, argv: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *argv] if self._as_root else argv
+
+    def _run(self, argv: list[str]) -> None:
+        subprocess.run(
+            self._command(argv), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+    def start(self) -> None:
+        options = [
+            "-c", f"listen_addresses={self.host}",
+            "-c", f"port={self.port}",
+            "-c", f"unix_socket_directories={self.tmp}",
+            "-c", "max_connections=200",
+        ]  # fmt: skip
+        if not self.durable:
+            options += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+            options += ["-c", "full_page_writes=off"]
+        log = open(self.tmp / "server.log", "ab")  # noqa: SIM115 (kept open for the process)
+        self._proc = subprocess.Popen(
+            self._command([str(self.bin / "postgres"), "-D", str(self.data), *options]),
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"postgres exited: {(self.tmp / 'server.log').read_text()}")
+            if self._accepts():
+                return
+            time.sleep(0.05)  # polling a condition (the server answers), bounded by the deadline
+        raise RuntimeError("postgres did not start in time")
+
+    def _accepts(self) -> bool:
+        result = subprocess.run(
+            [str(self.bin / "pg_isready"), "-h", self.host, "-p", str(self.port), "-U", self.user],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        return result.returncode == 0
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self._proc.terminate()  # SIGTERM: smart shutdown; connections are closed by fast mode
+        try:
+            self._proc.wait(timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=START_TIMEOUT)
+        self._proc = None
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        argv = [str(self.bin / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.user]
+        argv += ["-d", database, "-v", "ON_ERROR_STOP=1", "-qAtc", statement]
+        result = subprocess.run(
+            argv,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout.strip()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def build_template(server: PostgresServer) -> None:
+    server.sql(f"CREATE DATABASE {TEMPLATE}")
+
+    async def migrate() -> None:
+        async with open_store(server.url(TEMPLATE)):
+            pass
+
+    asyncio.run(migrate())
+
+
+def clone(server: PostgresServer) -> str:
+    name = f"mxrelay_test_{os.getpid()}_{next(_counter)}"
+    server.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    return name
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the test run, with the migrated template database."""
+    server = PostgresServer()
+    try:
+        server.start()
+        build_template(server)
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated database cloned from the template; dropped afterwards."""
+    name = clone(postgres_server)
+    yield postgres_server.url(name)
+    postgres_server.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store contract test runs on both SQLite (a fresh file) and PostgreSQL (a clone)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

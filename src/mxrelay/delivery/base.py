@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 
@@ -28,6 +28,9 @@ class DeliveryJob:
     attempt: int = 1
     smtputf8: bool = False
     header_from: str | None = None
+    received_at: datetime | None = None
+    """When the relay accepted the message: a transport that must add a missing Date header
+    derives it from this, so every attempt sends the same bytes."""
 
 
 class RecipientStatus(enum.StrEnum):

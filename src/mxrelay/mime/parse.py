@@ -127,6 +127,23 @@ def parse_message(
     return scanner.entity(0, len(data), depth=0, default_type="text/plain")
 
 
+@dataclass(frozen=True, slots=True)
+class HeaderBlock:
+    """The top-level header fields of a message, without looking at its body."""
+
+    fields: tuple[HeaderField, ...]
+    headers_end: int
+    body_start: int
+    newline: bytes
+
+
+def scan_headers(data: bytes) -> HeaderBlock:
+    """Locate the message's own header fields (never raises; works on any bytes)."""
+    scanner = _Scanner(data, DEFAULT_LIMITS, descend_messages=False)
+    fields, headers_end, body_start = scanner.header_block(0, len(data))
+    return HeaderBlock(fields, headers_end, body_start, scanner.newline_of(0, len(data)))
+
+
 def line_end_at(data: bytes, end: int) -> int:
     """How many bytes of line end (2 for CRLF, 1 for LF, 0 for none) stand just before `end`."""
     if end >= 1 and data[end - 1] == _LF:

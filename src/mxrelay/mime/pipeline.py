@@ -1,0 +1,136 @@
+"""The transform stage: split a message into per-recipient variants, off the event loop if large.
+
+`split_variants` applies the calendar transform (`ics.py`) for the recipients in scope
+(`scope.py`): when only some recipients are in scope the message is split, the transformed copy for
+them and the original for the others; each `Variant` carries its recipients, bytes and report.
+A message the transform leaves alone (no calendar data, broken MIME, no recipient in scope) stays
+one variant with every recipient. Passthrough sends one upstream transaction per variant; the
+store keeps the variants' recipient lists and rebuilds their bytes at each attempt.
+
+`reconcile_headers` (`headers.py`) is the Graph transport's last step, on each variant's bytes.
+
+Both are pure and CPU-bound; the `*_async` helpers run them in a worker thread above
+`OFFLOAD_THRESHOLD` bytes so that a 20 MB message does not stall the event loop, and inline below
+it, where a thread hop would cost more than the work. `record_*` turn reports into metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from mxrelay.mime.headers import HeaderPolicy, HeaderResult, reconcile_headers
+from mxrelay.mime.ics import IcsAction, IcsReport, transform_calendar
+from mxrelay.mime.parse import DEFAULT_LIMITS, MimeLimits
+from mxrelay.mime.scope import IcsScope
+
+if TYPE_CHECKING:
+    from mxrelay.config import MimeSettings
+    from mxrelay.metrics import Metrics
+
+OFFLOAD_THRESHOLD = 256 * 1024
+"""Messages at least this large are transformed in a worker thread (see bench/mime.py)."""
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class IcsPolicy:
+    """Everything the calendar stage needs to know, parsed once at start-up."""
+
+    scope: IcsScope
+    action: IcsAction = IcsAction.STRIP
+    descend_messages: bool = False
+    """Also transform calendar parts inside attached messages (message/rfc822)."""
+    limits: MimeLimits = DEFAULT_LIMITS
+
+    @classmethod
+    def from_settings(cls, settings: MimeSettings) -> IcsPolicy:
+        """From `Settings.mime`; raises ValueError for a meaningless `MXRELAY_ICS_STRIP`."""
+        return cls(IcsScope.from_setting(settings.ics_strip), IcsAction(settings.ics_action))
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One copy of a message and the recipients it goes to."""
+
+    recipients: tuple[str, ...]
+    data: bytes
+    report: IcsReport
+    in_scope: bool
+    """The transform was applied for (some of) these recipients; the report says what changed.
+    A variant that stayed whole because nothing changed is in scope if any recipient was."""
+
+    @property
+    def transformed(self) -> bool:
+        return self.report.changed
+
+
+def split_variants(
+    data: bytes, recipients: Sequence[str], policy: IcsPolicy
+) -> tuple[Variant, ...]:
+    """The variants of a message for its accepted recipients: the transformed one first.
+
+    Recipients keep their order within a variant. When nothing changes there is one variant.
+    """
+    everyone = tuple(recipients)
+    listed = tuple(r for r in everyone if policy.scope.matches(r))
+    if not listed:
+        return (Variant(everyone, data, IcsReport(policy.action), in_scope=False),)
+    result = transform_calendar(
+        data, policy.action, limits=policy.limits, descend_messages=policy.descend_messages
+    )
+    if not result.report.changed:
+        return (Variant(everyone, data, result.report, in_scope=True),)
+    others = tuple(r for r in everyone if r not in listed)
+    variants = [Variant(listed, result.data, result.report, in_scope=True)]
+    if others:
+        variants.append(Variant(others, data, IcsReport(policy.action), in_scope=False))
+    return tuple(variants)
+
+
+async def split_variants_async(
+    data: bytes,
+    recipients: Sequence[str],
+    policy: IcsPolicy,
+    *,
+    offload_above: int = OFFLOAD_THRESHOLD,
+) -> tuple[Variant, ...]:
+    """`split_variants`, in a worker thread when `data` is at least `offload_above` bytes."""
+    return await _run(len(data), offload_above, split_variants, data, tuple(recipients), policy)
+
+
+async def reconcile_headers_async(
+    data: bytes,
+    recipients: Sequence[str],
+    policy: HeaderPolicy = HeaderPolicy.STRIP,
+    *,
+    offload_above: int = OFFLOAD_THRESHOLD,
+) -> HeaderResult:
+    """`reconcile_headers`, in a worker thread when `data` is at least `offload_above` bytes."""
+    return await _run(len(data), offload_above, reconcile_headers, data, tuple(recipients), policy)
+
+
+async def _run(size: int, threshold: int, fn: Callable[..., _T], *args: object) -> _T:
+    if size >= threshold:
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
+
+
+def record_variants(metrics: Metrics, variants: Sequence[Variant]) -> None:
+    """Count what the calendar stage did (one call per message)."""
+    for variant in variants:
+        report = variant.report
+        if report.changed:
+            metrics.ics_messages_transformed.labels(action=report.action.value).inc()
+            metrics.ics_parts_transformed.labels(action=report.action.value).inc(len(report.parts))
+        if variant.in_scope and report.skipped:
+            metrics.mime_unparsed.inc()
+
+
+def record_headers(metrics: Metrics, result: HeaderResult) -> None:
+    """Count the To/Cc/Bcc changes of one Graph submission."""
+    for change in result.report.changes:
+        metrics.header_recipients_changed.labels(change=change.change.value).inc()

@@ -15,6 +15,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import uvloop
+
 from mxrelay.config import SmtpSettings
 from mxrelay.metrics import Metrics
 from mxrelay.model import (
@@ -124,7 +126,8 @@ class RelayThread:
         self.tls_context = tls_context
         self.users = users
         self.hostname = hostname
-        self.loop = asyncio.new_event_loop()
+        # The production event loop (uvloop), so its transports and start_tls are what is tested.
+        self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server: SmtpServer | None = None
         self.host = "127.0.0.1"

@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from mxrelay import log
 from mxrelay.config import SmtpSettings
@@ -222,8 +222,8 @@ class SmtpConnection(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername") or ("", 0)
         self.peer = Peer(str(peer[0]), int(peer[1]))
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -630,7 +630,6 @@ class SmtpConnection(asyncio.Protocol):
             raise ConnectionClosed() from None
         if new_transport is None:
             raise ConnectionClosed()
-        assert isinstance(new_transport, asyncio.Transport)
         self._transport = new_transport
         ssl_object = new_transport.get_extra_info("ssl_object")
         cipher = ssl_object.cipher() if ssl_object is not None else None

@@ -1,0 +1,249 @@
+"""The relay as one object: builds each stage from the settings, starts them in order, stops them
+in reverse.
+
+Start: store → delivery workers → recipient checker → SMTP listener → HTTP (metrics, health).
+Stop (SIGTERM): SMTP drains first (no new mail, in-flight transactions finish), then delivery
+finishes or releases its work, then the store closes, then HTTP. Nothing here decides anything
+about mail; it only connects the stages, like Postfix's master.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from mxrelay import __version__, log
+from mxrelay.config import Settings
+from mxrelay.delivery.passthrough import PassthroughSink, UpstreamPool
+from mxrelay.dns.answer import Query, RdType
+from mxrelay.dns.check import RecipientChecker
+from mxrelay.health import Health
+from mxrelay.metrics import Metrics
+from mxrelay.model import DeliveryMode
+from mxrelay.smtp.auth import UserTable
+from mxrelay.smtp.policy import RelayPolicy, Sink
+from mxrelay.smtp.server import SmtpLimits, SmtpServer
+from mxrelay.web.health import metrics_app
+from mxrelay.web.server import HttpServer
+
+logger = logging.getLogger("mxrelay")
+
+DNS_FRESHNESS = 60.0
+"""Seconds after which the resolver must answer a probe again for /readyz to stay green."""
+
+
+class StartupError(RuntimeError):
+    """A stage could not start (port in use, unreadable certificate...); one line for the operator."""
+
+
+class Relay:
+    """All stages of one relay process. Use as an async context manager, or call `run()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.health = Health()
+        self.clock = clock
+        self.checker: RecipientChecker | None = None
+        self.smtp: SmtpServer | None = None
+        self.http: HttpServer | None = None
+        self._pool: UpstreamPool | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Relay:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.metrics.prime(__version__)
+        mode = settings.service.delivery
+        self.checker = RecipientChecker(
+            settings.dns, settings.policy, self.metrics, clock=self.clock
+        )
+        sink = self._build_sink(mode)
+        users = _load_users(settings)
+        policy = RelayPolicy(
+            allowed_clients=settings.smtp.allowed_clients,
+            check=self.checker.check,
+            sink=sink,
+            metrics=self.metrics,
+            users=users,
+            auth_required=settings.smtp.auth_required,
+        )
+        self.smtp = SmtpServer(
+            hostname=settings.service.hostname,
+            limits=SmtpLimits.from_settings(settings.smtp),
+            policy=policy,
+            metrics=self.metrics,
+            tls_context=_tls_context(settings),
+            auth_enabled=users is not None,
+            auth_allow_plaintext=settings.smtp.auth_allow_plaintext,
+            clock=self.clock,
+        )
+        listen = settings.smtp.listen
+        try:
+            await self.smtp.start(listen.host, listen.port)
+        except OSError as exc:
+            raise StartupError(f"cannot listen for SMTP on {listen}: {exc.strerror}") from None
+        self.health.set("smtp", True, "listening")
+        self.http = HttpServer(metrics_app(self.metrics, self.health), settings.web.metrics_listen)
+        try:
+            await self.http.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen for metrics on {settings.web.metrics_listen}: {exc.strerror}"
+            ) from None
+        self._tasks.append(asyncio.get_running_loop().create_task(self._watch_dns()))
+        log.event(
+            logger,
+            "started",
+            version=__version__,
+            mode=mode.value,
+            smtp=_address(self.smtp.sockets),
+            metrics=f"{settings.web.metrics_listen.host}:{self.http.port}",
+            upstream=str(settings.upstream.url) if settings.upstream.url else None,
+        )
+
+    def _build_sink(self, mode: DeliveryMode) -> Sink:
+        settings = self.settings
+        if mode is DeliveryMode.PASSTHROUGH:
+            self._pool = UpstreamPool(
+                settings.upstream,
+                local_hostname=settings.service.hostname,
+                metrics=self.metrics,
+                clock=self.clock,
+            )
+            return PassthroughSink(
+                self._pool,
+                hostname=settings.service.hostname,
+                metrics=self.metrics,
+                clock=self.clock,
+            )
+        raise StartupError(
+            f"MXRELAY_DELIVERY={mode.value} needs the store, not available in this build"
+        )
+
+    async def stop(self) -> None:
+        """Drain SMTP, stop background work, close connections; safe to call more than once."""
+        self._stopping.set()
+        grace = self.settings.service.shutdown_timeout.total_seconds()
+        if self.smtp is not None:
+            self.health.set("smtp", False, "shutting down")
+            await self.smtp.stop(grace)
+            self.smtp = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
+        if self.checker is not None:
+            await self.checker.aclose()
+            self.checker = None
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM or SIGINT, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            async with self:
+                await stop.wait()
+                log.event(logger, "stopping", reason="signal")
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        log.event(logger, "stopped")
+
+    # -- background checks ----------------------------------------------------------------------
+
+    async def _watch_dns(self) -> None:
+        """Readiness condition `dns`: the resolver answered (any RCODE) within DNS_FRESHNESS."""
+        assert self.checker is not None
+        resolver = self.checker.resolver
+        while not self._stopping.is_set():
+            last = self.checker.last_answer_at
+            if last is None or self.clock() - last > DNS_FRESHNESS / 2:
+                await resolver.query(
+                    Query(".", RdType.MX), self.settings.dns.query_timeout.total_seconds()
+                )
+                last = self.checker.last_answer_at
+            fresh = last is not None and self.clock() - last <= DNS_FRESHNESS
+            self.health.set("dns", fresh, "resolver answers" if fresh else "resolver not answering")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=DNS_FRESHNESS / 4)
+
+    # -- what tests and the CLI read --------------------------------------------------------------
+
+    @property
+    def smtp_port(self) -> int:
+        assert self.smtp is not None
+        return self.smtp.sockets[0][1]
+
+    @property
+    def metrics_port(self) -> int:
+        assert self.http is not None
+        return self.http.port
+
+
+def _address(sockets: list[tuple[str, int]]) -> str:
+    return ",".join(f"{host}:{port}" for host, port in sockets)
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    smtp = settings.smtp
+    if smtp.tls_cert_file is None or smtp.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(smtp.tls_cert_file, smtp.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(
+            f"MXRELAY_SMTP_TLS_CERT_FILE/KEY_FILE cannot be loaded: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    return context
+
+
+def _load_users(settings: Settings) -> UserTable | None:
+    path = settings.smtp.auth_users_file
+    if path is None:
+        return None
+    try:
+        return UserTable.load(path)
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"MXRELAY_SMTP_AUTH_USERS_FILE: {path} cannot be used: {exc}") from None

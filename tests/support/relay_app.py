@@ -1,0 +1,35 @@
+"""The whole relay (`mxrelay.app.Relay`) in-process, configured from an environment mapping.
+
+SMTP and metrics listen on free loopback ports; the DNS settings point at the test DNS server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+
+from mxrelay.app import Relay
+from mxrelay.config import load_settings
+
+ROUTABLE_FOR_TESTS = "192.0.2.0/24,198.51.100.0/24,203.0.113.0/24,2001:db8::/32"
+
+BASE_ENV = {
+    "MXRELAY_SMTP_LISTEN": "127.0.0.1:0",
+    "MXRELAY_METRICS_LISTEN": "127.0.0.1:0",
+    "MXRELAY_HTTP_LISTEN": "127.0.0.1:0",
+    "MXRELAY_HOSTNAME": "relay.example.net",
+    "MXRELAY_DNS_ROUTABLE_NETWORKS": ROUTABLE_FOR_TESTS,
+    "MXRELAY_DNS_QUERY_TIMEOUT": "1s",
+    "MXRELAY_DNS_RCPT_TIMEOUT": "2s",
+    "MXRELAY_SHUTDOWN_TIMEOUT": "5s",
+}
+
+
+@asynccontextmanager
+async def running_relay(
+    env: Mapping[str, str], *, clock: Callable[[], float] | None = None
+) -> AsyncIterator[Relay]:
+    settings = load_settings({**BASE_ENV, **env}, hostname=lambda: "relay.example.net")
+    relay = Relay(settings) if clock is None else Relay(settings, clock=clock)
+    async with relay:
+        yield relay

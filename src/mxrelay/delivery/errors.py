@@ -3,6 +3,7 @@
 DeliveryError
 ├── TemporaryFailure          retry later with backoff
 │   ├── Throttled             retry no sooner than `retry_after` (whole mailbox lane)
+│   │   └── ThrottledBeforeSending   nothing was sent: not an attempt, never a dead letter
 │   └── UpstreamUnavailable   connection refused, reset, timed out
 ├── PermanentFailure          dead letter now; never retried
 └── ConfigurationFault        credentials/permissions: hold, raise an alarm, do not burn retries
@@ -37,6 +38,20 @@ class Throttled(TemporaryFailure):
     def __init__(self, detail: str, *, retry_after: timedelta, **kwargs: object) -> None:
         super().__init__(detail, **kwargs)  # type: ignore[arg-type]
         self.retry_after = retry_after
+
+    @property
+    def attempted(self) -> bool:
+        """Whether anything was sent before the throttle (False: see `ThrottledBeforeSending`)."""
+        return True
+
+
+class ThrottledBeforeSending(Throttled):
+    """Raised before anything was sent (a pacing lane closed by an earlier Retry-After): the
+    worker defers the entry to `retry_after` without counting or logging an attempt."""
+
+    @property
+    def attempted(self) -> bool:
+        return False
 
 
 class UpstreamUnavailable(TemporaryFailure):

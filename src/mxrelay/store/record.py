@@ -1,8 +1,8 @@
 """Turning an accepted SMTP transaction into the rows the store keeps (pure: no I/O).
 
-`build_record()` computes everything that is written at accept time: the message id, the hash and the
-compressed bytes, the header fields worth listing and searching (subject, From, To, Message-ID, a
-snippet and the text body), the relay's `Received:` header, and the delivery variants. The header and
+`build_record()` computes everything that is written at accept time: the hash and the compressed
+bytes, the header fields worth listing and searching (subject, From, To, Message-ID, a snippet and the
+text body), the relay's `Received:` header (`trace.py`), and the delivery variants. The header and
 body parsing uses the standard library's `email` package with the lenient `compat32` policy: a
 malformed message is still accepted and stored byte for byte; only its summary fields stay empty.
 """
@@ -20,10 +20,10 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from mxrelay.model import Transaction
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
+from mxrelay.trace import received_header
 
 SNIPPET_LENGTH = 250
 """Mailpit's `Snippet`: up to 250 characters of body text."""
@@ -35,7 +35,6 @@ COMPRESSION_LEVEL = 6
 BODY_ENCODING = "zlib"
 
 _SPACES = re.compile(r"\s+")
-_UNSAFE = re.compile(r"[^\x21-\x7e]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +61,7 @@ class NewMessage:
     encoding: str
     summary: Summary
     received_header: str
+    """The relay's `Received:` field, CRLF included: prepended to every delivery attempt."""
     variants: tuple[VariantPlan, ...]
     variant_sizes: tuple[tuple[int, int, str], ...]
     """(variant, size, SHA-256) of the bytes each variant sends, `Received:` header included."""
@@ -135,35 +135,6 @@ def summarise(data: bytes) -> Summary:
     )
 
 
-def received_header(
-    transaction: Transaction, *, message_id: str, hostname: str, now: datetime
-) -> str:
-    """The relay's trace header (RFC 5321 4.4), without the final CRLF.
-
-    Prepended to the stored bytes on every delivery attempt, so retries send identical bytes.
-    """
-    session = transaction.session
-    helo = _UNSAFE.sub("?", session.helo)[:255] or "unknown"
-    protocol = "ESMTP" if session.esmtp else "SMTP"
-    if transaction.smtputf8:
-        protocol = "UTF8SMTP" if session.esmtp else protocol
-    if session.tls is not None:
-        protocol += "S"
-    if session.username:
-        protocol += "A"
-    lines = [
-        f"Received: from {helo} ([{session.peer.host}])",
-        f"\tby {hostname} (mxrelay) with {protocol} id {message_id}",
-    ]
-    if session.tls is not None:
-        lines[-1] += f"\n\t(using {session.tls.version} with cipher {session.tls.cipher})"
-    if len(transaction.recipients) == 1 and transaction.recipients[0].isascii():
-        lines.append(f"\tfor <{transaction.recipients[0]}>")
-    lines[-1] += ";"
-    lines.append(f"\t{email.utils.format_datetime(now)}")
-    return "\r\n".join("\r\n".join(line.split("\n")) for line in lines)
-
-
 def build_record(
     transaction: Transaction,
     *,
@@ -176,9 +147,8 @@ def build_record(
     be handed to a thread by the caller."""
     data = transaction.data
     received_at = transaction.received_at
-    trace = received_header(transaction, message_id=message_id, hostname=hostname, now=received_at)
+    prefix = received_header(transaction, hostname=hostname, queue_id=message_id)
     variants = plan(data, transaction.recipients)
-    prefix = trace.encode("utf-8", "replace") + b"\r\n"
     sizes = []
     for variant in variants:
         sent = prefix + render_variant(data, variant.transforms)
@@ -192,7 +162,7 @@ def build_record(
         compressed=zlib.compress(data, COMPRESSION_LEVEL),
         encoding=BODY_ENCODING,
         summary=summarise(data),
-        received_header=trace,
+        received_header=prefix.decode("utf-8"),
         variants=variants,
         variant_sizes=tuple(sizes),
         hold_reason=hold_reason,

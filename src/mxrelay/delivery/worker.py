@@ -1,0 +1,308 @@
+"""The delivery worker: claim due entries, deliver them through a transport, record what happened.
+
+Like Postfix's queue manager, the worker owns the schedule and the transport only reports: an attempt
+gives per-recipient outcomes (or raises an error from `delivery.errors`); `settle()` turns that into
+the entry's next state with the pure `retry.next_attempt()`, and the result is written through the
+group committer (one fsync for many deliveries). The worker never builds SQL; `store.queue.Queue`
+does.
+
+- Up to `concurrency` deliveries run at once, each under a lease renewed every third of its time; a
+  new commit wakes the loop at once (`wake()`), otherwise it looks at the queue every poll interval.
+- A `ConfigurationFault` holds the entry (no attempt counted), turns the "delivery" readiness
+  condition false, and starts probing the transport every probe interval; once a probe succeeds,
+  the entries held for that reason are released.
+- `stop(grace)` stops claiming, lets deliveries in progress finish within the timeout, then
+  cancels the rest and hands their leases back. A crash leaves leases to expire (PostgreSQL) or to
+  start-up recovery (SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from mxrelay.delivery.base import DeliveryJob, Transport
+from mxrelay.delivery.errors import (
+    ConfigurationFault,
+    DeliveryError,
+    PermanentFailure,
+    TemporaryFailure,
+    Throttled,
+)
+from mxrelay.delivery.retry import RetryPolicy
+from mxrelay.delivery.settle import Attempt, settle_error, settle_outcome, settle_unloadable
+from mxrelay.health import Health
+from mxrelay.log import event
+from mxrelay.metrics import Metrics
+from mxrelay.store.commit import GroupCommitter, StoreUnavailable
+from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, Settlement
+from mxrelay.store.variants import UnknownTransform, render_variant
+
+HEALTH_CONDITION = "delivery"
+
+log = logging.getLogger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeliveryWorker:
+    """Delivers queued entries through one transport. `start()`, then `stop(grace)`."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        transport: Transport,
+        committer: GroupCommitter,
+        policy: RetryPolicy,
+        *,
+        owner: str,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        rng: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
+        concurrency: int = 16,
+        lease_time: float = 60.0,
+        poll_interval: float = 1.0,
+        probe_interval: float = 60.0,
+        render: Callable[[bytes, tuple[str, ...]], bytes] = render_variant,
+    ) -> None:
+        self.queue = queue
+        self.transport = transport
+        self.committer = committer
+        self.policy = policy
+        self.owner = owner
+        self.metrics = metrics
+        self.health = health
+        self._clock = clock
+        self._rng = rng
+        self._monotonic = monotonic
+        self._concurrency = concurrency
+        self._lease = lease_time
+        self._poll = poll_interval
+        self._probe_interval = probe_interval
+        self._render = render
+        self._active: dict[asyncio.Task[None], QueueEntry] = {}
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self._last_expiry_check = 0.0
+
+    def _now(self) -> float:
+        return self._clock().timestamp()
+
+    def wake(self) -> None:
+        """New mail was committed: look at the queue now rather than at the next poll."""
+        self._wakeup.set()
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+    async def start(self) -> None:
+        """Recover leases left by a crash, then start claiming."""
+        recovered = await self.queue.recover(self._now())
+        if recovered:
+            event(log, "queue.recovered", entries=recovered)
+        if self.health is not None:
+            self.health.set(HEALTH_CONDITION, True)
+        self._loop_task = asyncio.create_task(self._run(), name="delivery-worker")
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; wait up to `grace` seconds for deliveries in progress (the shutdown
+        timeout), then cancel the rest and hand their leases back."""
+        self._stopping = True
+        self._wakeup.set()
+        for task in (self._loop_task, self._probe_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._active:
+            await asyncio.wait(list(self._active), timeout=grace)
+        leftovers = dict(self._active)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.wait(list(leftovers))
+            with contextlib.suppress(Exception):  # the store may be the reason we are stopping
+                await self.queue.release_leases(leftovers.values(), self.owner, self._now())
+
+    # --- the claiming loop ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            free = self._concurrency - len(self._active)
+            claimed = 0
+            if free > 0:
+                try:
+                    claimed = await self._claim(free)
+                except Exception as exc:  # store trouble must not end the loop; retry next poll
+                    event(log, "queue.claim_failed", logging.WARNING, error=type(exc).__name__)
+            if claimed and claimed == free:
+                continue  # more may be due once a slot frees up (a finishing task wakes us)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll)
+
+    async def _claim(self, free: int) -> int:
+        now = self._now()
+        if now - self._last_expiry_check >= self._lease / 4:
+            self._last_expiry_check = now
+            requeued = await self.queue.requeue_expired(now)
+            if requeued:
+                event(log, "queue.leases_expired", logging.WARNING, entries=requeued)
+        entries = await self.queue.claim(self.owner, free, now, self._lease)
+        for entry in entries:
+            task = asyncio.create_task(self._deliver(entry), name=f"deliver-{entry.key}")
+            self._active[task] = entry
+            task.add_done_callback(self._finished)
+        return len(entries)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._active.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task failed", exc_info=task.exception())
+        self._wakeup.set()
+
+    # --- one delivery ----------------------------------------------------------------------
+
+    async def _deliver(self, entry: QueueEntry) -> None:
+        heartbeat = asyncio.create_task(self._renew(entry), name=f"lease-{entry.key}")
+        try:
+            settlement = await self._attempt(entry)
+            try:
+                await self.committer.submit(self.queue.settle_batch, settlement)
+            except StoreUnavailable as exc:
+                # The lease runs out and the entry is delivered again: at least once, never lost.
+                event(log, "delivery.record_failed", logging.ERROR, id=entry.key, error=str(exc))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _renew(self, entry: QueueEntry) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                kept = await self.queue.renew(entry.id, self.owner, self._now(), self._lease)
+            except Exception as exc:  # the store may be down for a moment; keep trying
+                event(log, "queue.renew_failed", logging.WARNING, id=entry.key, error=str(exc))
+                continue
+            if not kept:
+                event(log, "queue.lease_lost", logging.WARNING, id=entry.key)
+                return
+
+    async def _attempt(self, entry: QueueEntry) -> Settlement:
+        attempt = Attempt(
+            entry=entry,
+            owner=self.owner,
+            transport=self.transport.name,
+            started_at=self._now(),
+            policy=self.policy,
+            rng=self._rng,
+        )
+        loaded = await self.queue.load(entry)
+        if loaded is None or loaded.data is None or not loaded.recipients:
+            return settle_unloadable(attempt, loaded, now=self._now())
+        try:
+            job = self._job(loaded)
+        except UnknownTransform as exc:
+            return settle_error(attempt, loaded, exc, now=self._now(), duration=0.0)
+        started = self._monotonic()
+        error: DeliveryError | None = None
+        try:
+            outcome = await self.transport.deliver(job)
+        except DeliveryError as exc:
+            error = exc
+        except Exception as exc:  # the per-entry guard: an unexpected error defers, never drops
+            log.exception("transport %s failed unexpectedly", self.transport.name)
+            error = TemporaryFailure(f"internal error: {type(exc).__name__}")
+        duration = self._monotonic() - started
+        now = self._now()
+        if error is None:
+            settlement = settle_outcome(attempt, loaded, outcome, now=now, duration=duration)
+        else:
+            settlement = settle_error(attempt, loaded, error, now=now, duration=duration)
+            if isinstance(error, ConfigurationFault):
+                self._configuration_fault(error)
+        self._observe(entry, settlement, error, duration)
+        return settlement
+
+    def _job(self, loaded: LoadedEntry) -> DeliveryJob:
+        assert loaded.data is not None
+        data = loaded.received_header.encode("utf-8") + self._render(loaded.data, loaded.transforms)
+        entry = loaded.entry
+        return DeliveryJob(
+            message_id=entry.message_id,
+            variant=entry.variant,
+            mail_from=loaded.mail_from,
+            recipients=loaded.recipients,
+            data=data,
+            attempt=entry.attempts + 1,
+            smtputf8=loaded.smtputf8,
+            header_from=loaded.header_from or None,
+        )
+
+    def _observe(
+        self,
+        entry: QueueEntry,
+        settlement: Settlement,
+        error: DeliveryError | None,
+        duration: float,
+    ) -> None:
+        record = settlement.attempt
+        outcome = record.outcome if record is not None else "throttled"
+        if self.metrics is not None:
+            name = self.transport.name
+            self.metrics.deliveries.labels(transport=name, outcome=outcome).inc()
+            if record is not None:
+                self.metrics.delivery_latency.labels(transport=name).observe(duration)
+        event(
+            log,
+            "delivery.attempt",
+            logging.WARNING
+            if error is not None and not isinstance(error, Throttled)
+            else logging.INFO,
+            message_id=entry.message_id,
+            variant=entry.variant,
+            attempt=settlement.attempts,
+            transport=self.transport.name,
+            outcome=outcome,
+            state=settlement.state.value,
+            duration_ms=round(duration * 1000, 1),
+            code=record.code if record is not None else None,
+            remote_id=record.remote_id if record is not None else None,
+            detail=settlement.last_error,
+        )
+
+    # --- configuration faults --------------------------------------------------------------
+
+    def _configuration_fault(self, error: ConfigurationFault) -> None:
+        if self.health is not None:
+            self.health.set(HEALTH_CONDITION, False, f"configuration fault: {error.detail}"[:200])
+        if self._probe_task is None or self._probe_task.done():
+            self._probe_task = asyncio.create_task(self._probe(), name="delivery-probe")
+
+    async def _probe(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self._probe_interval)
+            try:
+                await self.transport.probe()
+            except (ConfigurationFault, TemporaryFailure, PermanentFailure) as exc:
+                event(log, "delivery.probe_failed", logging.WARNING, detail=exc.detail)
+                continue
+            released = await self.queue.release_faults(self._now())
+            event(log, "delivery.probe_ok", released=released)
+            if self.health is not None:
+                self.health.set(HEALTH_CONDITION, True)
+            self._wakeup.set()
+            return

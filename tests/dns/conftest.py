@@ -1,0 +1,88 @@
+"""Fixtures for the DNS package: the real DNS server and recipient checkers pointed at it.
+
+Fixture mail hosts use the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
+2001:db8::/32), which the test settings declare routable through MXRELAY_DNS_ROUTABLE_NETWORKS;
+the classifier itself is tested on its own in test_routable.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+import pytest
+
+from mxrelay.config import Settings, load_settings
+from mxrelay.dns.check import RecipientChecker
+from mxrelay.metrics import Metrics
+from tests.support.dns_server import DnsServer, dns_server
+
+__all__ = ["dns_server"]
+
+ROUTABLE_FOR_TESTS = "192.0.2.0/24,198.51.100.0/24,203.0.113.0/24,2001:db8::/32"
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class CheckerFactory(Protocol):
+    def __call__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        metrics: Metrics | None = None,
+        **env: str,
+    ) -> RecipientChecker: ...
+
+
+def settings_for(server: DnsServer, **env: str) -> Settings:
+    """Settings aimed at `server`, short timeouts, the documentation ranges routable."""
+    environ = {
+        "MXRELAY_DNS_SERVERS": server.address,
+        "MXRELAY_DNS_ROUTABLE_NETWORKS": ROUTABLE_FOR_TESTS,
+        "MXRELAY_DNS_QUERY_TIMEOUT": "1s",
+        "MXRELAY_DNS_RCPT_TIMEOUT": "3s",
+    }
+    environ.update(env)
+    return load_settings(environ, hostname=lambda: "relay.example.net")
+
+
+@pytest.fixture
+async def make_checker(dns_server: DnsServer) -> AsyncIterator[CheckerFactory]:
+    """Build checkers from MXRELAY_* overrides; each is closed at the end of the test."""
+    made: list[RecipientChecker] = []
+
+    def factory(
+        *, clock: Callable[[], float] | None = None, metrics: Metrics | None = None, **env: str
+    ) -> RecipientChecker:
+        settings = settings_for(dns_server, **env)
+        checker = RecipientChecker(
+            settings.dns, settings.policy, metrics or Metrics(), clock=clock or time.monotonic
+        )
+        made.append(checker)
+        return checker
+
+    yield factory
+    for checker in made:
+        await checker.aclose()
+
+
+@pytest.fixture
+async def checker(make_checker: CheckerFactory) -> RecipientChecker:
+    return make_checker()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

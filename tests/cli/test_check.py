@@ -1,0 +1,68 @@
+"""`mxrelay check` against the real DNS server: the reply, the evidence, the exit status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.support.dns_server import DnsServer, Fault, dns_server
+from tests.support.relay_app import ROUTABLE_FOR_TESTS
+
+__all__ = ["dns_server"]
+
+
+def mxrelay(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mxrelay", *args],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def dns_env(dns: DnsServer) -> dict[str, str]:
+    return {
+        "MXRELAY_DNS_SERVERS": dns.address,
+        "MXRELAY_DNS_ROUTABLE_NETWORKS": ROUTABLE_FOR_TESTS,
+        "MXRELAY_DNS_QUERY_TIMEOUT": "1s",
+    }
+
+
+def test_check_accepts_and_shows_evidence(dns_server: DnsServer) -> None:
+    dns_server.mx("example.net", "10 mx.example.net")
+    dns_server.a("mx.example.net", "192.0.2.10", ttl=120)
+    result = mxrelay(["check", "user@example.net", "example.net"], dns_env(dns_server))
+    assert result.returncode == 0, result.stderr
+    assert "user@example.net: 250 2.1.5" in result.stdout
+    assert "example.net: 250 2.1.5" in result.stdout
+    assert "mx.example.net" in result.stdout
+    assert "192.0.2.10" in result.stdout
+
+
+def test_check_permanent_refusal_exits_1(dns_server: DnsServer) -> None:
+    dns_server.mx("example.net", "10 mx.example.net")
+    dns_server.a("mx.example.net", "192.0.2.10")
+    dns_server.fault("gone.example.org", Fault.NXDOMAIN)
+    result = mxrelay(["check", "ok@example.net", "u@gone.example.org"], dns_env(dns_server))
+    assert result.returncode == 1
+    assert (
+        "u@gone.example.org: 550 5.1.2 <u@gone.example.org>: Recipient address rejected"
+        in result.stdout
+    )
+    assert "Bad destination mailbox address" in result.stdout
+
+
+def test_check_temporary_failure_exits_2(dns_server: DnsServer) -> None:
+    dns_server.fault("broken.example.net", Fault.SERVFAIL)
+    result = mxrelay(["check", "u@broken.example.net"], dns_env(dns_server))
+    assert result.returncode == 2
+    assert "451 4.4.3" in result.stdout
+
+
+def test_permanent_beats_temporary_in_the_exit_status(dns_server: DnsServer) -> None:
+    dns_server.fault("broken.example.net", Fault.SERVFAIL)
+    result = mxrelay(["check", "u@broken.example.net", "u@localhost"], dns_env(dns_server))
+    assert result.returncode == 1

@@ -246,7 +246,8 @@ def _parse_entry(text: str) -> tuple[tuple[Mailbox, ...], bool]:
     """The addresses in one entry, and whether it parsed cleanly as addresses with domains."""
     if not text.strip():
         return (), True
-    readable = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    unfolded = text.replace("\r\n", "").replace("\n", "").replace("\r", "")
+    readable = unfolded.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     try:
         header = _PARSER.header_factory("to", readable)
         addresses = header.addresses

@@ -237,9 +237,10 @@ class _Scanner:
         if found > start and self.data[found - 1] == _CR:
             return b"\r\n"
         if found == -1:
-            # One line without an end (or an empty part): assume what the message as a whole uses.
+            # One line without an end (or an empty part): what the message as a whole uses, and
+            # CRLF (the canonical form) when it has no line end at all.
             first = self.data.find(b"\n")
-            return b"\r\n" if first > 0 and self.data[first - 1] == _CR else b"\n"
+            return b"\n" if first != -1 and (first == 0 or self.data[first - 1] != _CR) else b"\r\n"
         return b"\n"
 
     def multipart(self, base: Entity, boundary: bytes | None, depth: int) -> Entity:

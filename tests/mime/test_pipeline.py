@@ -1,0 +1,132 @@
+"""The transform stage: variants per recipient scope, the off-loop helpers, and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from mxrelay.config import load_settings
+from mxrelay.metrics import Metrics
+from mxrelay.mime.headers import HeaderPolicy, reconcile_headers
+from mxrelay.mime.ics import IcsAction, transform_calendar
+from mxrelay.mime.pipeline import (
+    IcsPolicy,
+    reconcile_headers_async,
+    record_headers,
+    record_variants,
+    split_variants,
+    split_variants_async,
+)
+from mxrelay.mime.scope import IcsScope
+from tests.support.mime_trees import CORPUS, leaves, parse
+
+INVITE = (CORPUS / "nodemailer-calcom-request.eml").read_bytes()
+PLAIN = b"From: a@example.org\r\nTo: b@example.net\r\nSubject: s\r\n\r\nno calendar here\r\n"
+
+
+def _policy(scope: str, action: str = "strip") -> IcsPolicy:
+    env = {"MXRELAY_ICS_STRIP": scope, "MXRELAY_ICS_ACTION": action}
+    return IcsPolicy.from_settings(load_settings(env).mime)
+
+
+def test_split_between_listed_and_unlisted_recipients() -> None:
+    policy = _policy("@graph.example")
+    recipients = ["a@other.example", "b@graph.example", "c@other.example", "d@GRAPH.example"]
+    stripped, original = split_variants(INVITE, recipients, policy)
+    assert stripped.recipients == ("b@graph.example", "d@GRAPH.example")
+    assert stripped.in_scope
+    assert stripped.transformed
+    assert stripped.data == transform_calendar(INVITE, IcsAction.STRIP).data
+    assert not any(leaf.calendar for leaf in leaves(parse(stripped.data)))
+    assert original.recipients == ("a@other.example", "c@other.example")
+    assert original.data is INVITE
+    assert not original.in_scope
+    assert not original.transformed
+
+
+@pytest.mark.parametrize(
+    ("scope", "data", "in_scope", "transformed"),
+    [
+        ("all", INVITE, True, True),
+        ("off", INVITE, False, False),
+        ("@nobody.example", INVITE, False, False),
+        ("all", PLAIN, True, False),
+    ],
+)
+def test_one_variant_when_there_is_nothing_to_split(
+    scope: str, data: bytes, in_scope: bool, transformed: bool
+) -> None:
+    (variant,) = split_variants(data, ["a@x.example", "b@y.example"], _policy(scope))
+    assert variant.recipients == ("a@x.example", "b@y.example")
+    assert variant.in_scope is in_scope
+    assert variant.transformed is transformed
+    assert (variant.data == data) is not transformed
+
+
+def test_broken_mime_stays_whole_and_is_counted() -> None:
+    broken = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/calendar\r\n\r\nX"
+    metrics = Metrics()
+    variants = split_variants(broken, ["a@x.example", "b@y.example"], _policy("a@x.example"))
+    (variant,) = variants
+    assert variant.data == broken
+    assert variant.report.skipped is not None
+    record_variants(metrics, variants)
+    assert metrics.registry.get_sample_value("mxrelay_mime_unparsed_total") == 1
+
+
+def test_metrics_from_reports() -> None:
+    metrics = Metrics()
+    variants = split_variants(INVITE, ["a@x.example", "b@y.example"], _policy("a@x.example"))
+    record_variants(metrics, variants)
+    value = metrics.registry.get_sample_value
+    assert value("mxrelay_ics_messages_transformed_total", {"action": "strip"}) == 1
+    assert value("mxrelay_ics_parts_transformed_total", {"action": "strip"}) == 2
+    result = reconcile_headers(INVITE, ["a@x.example"])
+    record_headers(metrics, result)
+    assert value("mxrelay_header_recipients_changed_total", {"change": "removed"}) == 1
+    assert value("mxrelay_header_recipients_changed_total", {"change": "added"}) == 1
+
+
+def test_policy_from_settings() -> None:
+    policy = _policy("Boss@Example.com", "attach")
+    assert policy.action is IcsAction.ATTACH
+    assert policy.scope == IcsScope.from_setting(("boss@example.com",))
+    with pytest.raises(ValueError, match="cannot be combined"):
+        _policy("off,@x.example")
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """The loop's default executor, counting the work handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.fixture
+def executor() -> Iterator[_CountingExecutor]:
+    pool = _CountingExecutor()
+    yield pool
+    pool.shutdown(wait=True)
+
+
+async def test_large_messages_are_transformed_off_the_loop(executor: _CountingExecutor) -> None:
+    asyncio.get_running_loop().set_default_executor(executor)
+    policy = _policy("all")
+    recipients = ["a@x.example"]
+    small = await split_variants_async(INVITE, recipients, policy, offload_above=len(INVITE) + 1)
+    assert executor.submitted == 0
+    large = await split_variants_async(INVITE, recipients, policy, offload_above=len(INVITE))
+    assert executor.submitted == 1
+    assert small == large == split_variants(INVITE, recipients, policy)
+    headers = await reconcile_headers_async(INVITE, recipients, HeaderPolicy.STRIP, offload_above=1)
+    assert executor.submitted == 2
+    assert headers == reconcile_headers(INVITE, recipients)

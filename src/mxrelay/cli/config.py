@@ -35,15 +35,36 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+GROUP_TITLES = {
+    "service": "Service",
+    "smtp": "SMTP server",
+    "dns": "Recipient-domain validation (DNS)",
+    "policy": "Optional recipient policies",
+    "upstream": "Upstream (passthrough target or smarthost)",
+    "mime": "Message transforms",
+    "store": "Store",
+    "queue": "Queue and retries",
+    "delivery": "Delivery",
+    "graph": "Microsoft Graph",
+    "web": "HTTP listeners",
+}
+
+
 def markdown_table() -> str:
-    """The README's settings table, generated from the declarations in config.py."""
-    lines = ["| variable | default | expected form | meaning |", "|---|---|---|---|"]
+    """The README's settings tables (one per stage), generated from the declarations in config.py."""
+    out: list[str] = []
+    group = None
     for option in options():
+        if option.group != group:
+            group = option.group
+            title = GROUP_TITLES.get(group, group.capitalize())
+            out += ["", f"#### {title}", "", "| variable | default | expected form | meaning |"]
+            out.append("|---|---|---|---|")
         default = render_value(option.default, secret=option.secret) or "none"
         env = f"`{option.env}`"
         if option.secret:
             env += f" (or `{option.env}_FILE`)"
         if option.aliases:
             env += " (alias " + ", ".join(f"`{alias}`" for alias in option.aliases) + ")"
-        lines.append(f"| {env} | `{default}` | {option.form} | {option.help} |")
-    return "\n".join(lines) + "\n"
+        out.append(f"| {env} | `{default}` | {option.form} | {option.help} |")
+    return "\n".join(out[1:]) + "\n"

@@ -1,0 +1,62 @@
+"""The assembled relay: readiness reflects its stages, metrics are exposed before any traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+
+from tests.support.dns_server import DnsServer, dns_server
+from tests.support.processes import free_port
+from tests.support.relay_app import running_relay
+
+__all__ = ["dns_server"]
+
+
+async def wait_for_status(url: str, status: int, timeout: float = 10) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            response = await client.get(url)
+            if response.status_code == status or asyncio.get_running_loop().time() > deadline:
+                return response
+            await asyncio.sleep(0.05)
+
+
+async def test_ready_when_listening_and_the_resolver_answers(dns_server: DnsServer) -> None:
+    env = {
+        "MXRELAY_DNS_SERVERS": dns_server.address,
+        "UPSTREAM_HOST": "127.0.0.1",
+        "UPSTREAM_PORT": str(free_port()),
+    }
+    async with running_relay(env) as relay:
+        base = f"http://127.0.0.1:{relay.metrics_port}"
+        response = await wait_for_status(f"{base}/readyz", 200)
+        assert response.json() == {"status": "ready"}
+        async with httpx.AsyncClient() as client:
+            health = await client.get(f"{base}/healthz")
+            metrics = (await client.get(f"{base}/metrics")).text
+    assert health.status_code == 200
+    assert 'mxrelay_build_info{version="0.1.0"} 1.0' in metrics
+    assert 'mxrelay_smtp_recipients_total{reason="nxdomain",verdict="rejected"} 0.0' in metrics
+    assert (
+        "mxrelay_dns_lookup_duration_seconds_bucket" in metrics
+        or "mxrelay_dns_lookups_total" in metrics
+    )
+
+
+async def test_not_ready_when_the_resolver_is_silent() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # receives queries, never answers
+        port = silent.getsockname()[1]
+        env = {
+            "MXRELAY_DNS_SERVERS": f"127.0.0.1:{port}",
+            "MXRELAY_DNS_QUERY_TIMEOUT": "0.2s",
+            "UPSTREAM_HOST": "127.0.0.1",
+            "UPSTREAM_PORT": str(free_port()),
+        }
+        async with running_relay(env) as relay:
+            response = await wait_for_status(f"http://127.0.0.1:{relay.metrics_port}/readyz", 503)
+    assert response.status_code == 503
+    assert response.json()["failing"] == {"dns": "resolver not answering"}

@@ -14,9 +14,9 @@ from tests.support.relay_app import running_relay
 __all__ = ["dns_server"]
 
 
-async def wait_for_status(url: str, status: int, timeout: float = 10) -> httpx.Response:
+async def wait_for_status(url: str, status: int, within: float = 10) -> httpx.Response:
     async with httpx.AsyncClient() as client:
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while True:
             response = await client.get(url)
             if response.status_code == status or asyncio.get_running_loop().time() > deadline:

@@ -171,6 +171,11 @@ def _parse_servers(value: object) -> tuple[HostPort, ...]:
     return tuple(servers)
 
 
+def _reply_code(value: object) -> object:
+    """`"450"` from the environment as the integer a Literal[550, 450] field compares with."""
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+
 def _parse_lower_list(value: object) -> tuple[str, ...]:
     return tuple(str(item).strip().lower() for item in _split_list(value))
 
@@ -396,7 +401,7 @@ class DnsSettings(_Group):
         le=32,
         help="CNAME hops followed; a longer chain or a loop is a temporary failure.",
     )
-    nxdomain_code: Literal[550, 450] = setting(
+    nxdomain_code: Annotated[Literal[550, 450], BeforeValidator(_reply_code)] = setting(
         550,
         env="MXRELAY_NXDOMAIN_CODE",
         form="550 or 450",
@@ -749,6 +754,85 @@ class GraphSettings(_Group):
         form="a UPN or object id",
         help="Fixed sending mailbox (else taken from the message, per policy).",
     )
+    certificate_password: SecretStr | None = setting(
+        None,
+        env="MXRELAY_GRAPH_CERTIFICATE_PASSWORD",
+        form="text (or a file with MXRELAY_GRAPH_CERTIFICATE_PASSWORD_FILE)",
+        secret=True,
+        help="Password of an encrypted PEM key or of a PFX file.",
+    )
+    mailbox_from: Literal["header", "envelope"] = setting(
+        "header",
+        env="MXRELAY_GRAPH_MAILBOX_FROM",
+        form="header or envelope",
+        help="Without a fixed mailbox: send from the header From address, or the envelope sender.",
+    )
+    allowed_senders: LowerList = setting(
+        "",
+        env="MXRELAY_GRAPH_ALLOWED_SENDERS",
+        form="comma-separated addresses and @domains (empty = anyone)",
+        help="Graph: envelope sender and header From must both be listed, else 550 5.7.1.",
+    )
+    max_message_size: Size = setting(
+        "3MiB",
+        env="MXRELAY_GRAPH_MAX_MESSAGE_SIZE",
+        form="a size such as 3MiB (0 = only MXRELAY_MAX_MESSAGE_SIZE)",
+        ge=0,
+        help="Graph: largest message accepted (552 5.3.4 above); base64 makes the request 4/3 as big.",
+    )
+    messages_per_minute: int = setting(
+        30,
+        env="MXRELAY_GRAPH_MESSAGES_PER_MINUTE",
+        form="an integer (0 = no limit)",
+        ge=0,
+        help="Messages sent per minute per sending mailbox, evenly spaced (Exchange allows 30).",
+    )
+    requests_per_10_minutes: int = setting(
+        10_000,
+        env="MXRELAY_GRAPH_REQUESTS_PER_10_MINUTES",
+        form="an integer (0 = no limit)",
+        ge=0,
+        help="Graph requests per 10 minutes per sending mailbox (Graph allows 10,000).",
+    )
+    upload_bytes_per_5_minutes: Size = setting(
+        "150MB",
+        env="MXRELAY_GRAPH_UPLOAD_BYTES_PER_5_MINUTES",
+        form="a size such as 150MB (0 = no limit)",
+        ge=0,
+        help="Request bytes uploaded per 5 minutes per sending mailbox (Graph allows 150 MB).",
+    )
+    concurrency: int = setting(
+        4,
+        env="MXRELAY_GRAPH_CONCURRENCY",
+        form="an integer (0 = no limit)",
+        ge=0,
+        help="sendMail requests in flight at once for the app (Graph allows 4).",
+    )
+    daily_recipient_limit: int = setting(
+        10_000,
+        env="MXRELAY_GRAPH_DAILY_RECIPIENT_LIMIT",
+        form="an integer (0 = no limit)",
+        ge=0,
+        help="Recipients per rolling 24 hours per sending mailbox; beyond it messages wait.",
+    )
+    connect_timeout: Duration = setting(
+        "10s",
+        env="MXRELAY_GRAPH_CONNECT_TIMEOUT",
+        form="a duration such as 10s",
+        help="Time allowed to connect to the identity platform or Graph.",
+    )
+    timeout: Duration = setting(
+        "30s",
+        env="MXRELAY_GRAPH_TIMEOUT",
+        form="a duration such as 30s",
+        help="Total time allowed for a token request, or a sendMail request of a small message.",
+    )
+    timeout_per_mib: Duration = setting(
+        "10s",
+        env="MXRELAY_GRAPH_TIMEOUT_PER_MIB",
+        form="a duration such as 10s",
+        help="Extra time a sendMail request is allowed per MiB of request body.",
+    )
 
 
 class WebSettings(_Group):
@@ -955,6 +1039,32 @@ def load_settings(
     return _complete(settings, hostname)
 
 
+def graph_settings_problem(graph: GraphSettings) -> str | None:
+    """Why Graph delivery cannot work with these settings (one line naming the variable)."""
+    if not graph.tenant_id:
+        return "MXRELAY_GRAPH_TENANT_ID: missing, but Graph delivery needs it; expected a tenant id"
+    if not graph.client_id:
+        return "MXRELAY_GRAPH_CLIENT_ID: missing, but Graph delivery needs it; expected a client id"
+    if graph.client_secret is None and graph.certificate_file is None:
+        return (
+            "MXRELAY_GRAPH_CLIENT_SECRET: missing, and no MXRELAY_GRAPH_CERTIFICATE_FILE either; "
+            "expected a client secret or a certificate"
+        )
+    if graph.client_secret is not None and graph.certificate_file is not None:
+        return (
+            "MXRELAY_GRAPH_CERTIFICATE_FILE: set together with MXRELAY_GRAPH_CLIENT_SECRET; "
+            "expected one credential"
+        )
+    for env, url in (
+        ("MXRELAY_GRAPH_AUTHORITY", graph.authority),
+        ("MXRELAY_GRAPH_ENDPOINT", graph.endpoint),
+    ):
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            return f"{env}: {url!r} is not an https:// URL; expected an https:// URL"
+    return None
+
+
 def _complete(settings: Settings, hostname: Callable[[], str]) -> Settings:
     """Defaults that depend on the host, and rules that span several options."""
     service = settings.service
@@ -966,6 +1076,8 @@ def _complete(settings: Settings, hostname: Callable[[], str]) -> Settings:
             f"MXRELAY_UPSTREAM: missing, but MXRELAY_DELIVERY={mode.value} needs it; "
             "expected smtp://host:port"
         )
+    if mode is DeliveryMode.GRAPH and (problem := graph_settings_problem(settings.graph)):
+        raise ConfigError(problem)
     if settings.dns.transient_ttl > timedelta(minutes=5):
         raise ConfigError(
             f"MXRELAY_DNS_TRANSIENT_TTL: {format_duration(settings.dns.transient_ttl)!r} is longer "

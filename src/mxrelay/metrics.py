@@ -41,6 +41,28 @@ DELIVERY_TRANSPORTS = ("smtp", "graph")
 DELIVERY_OUTCOMES = ("delivered", "partial", "deferred", "throttled", "failed", "held", "error")
 PRUNE_KINDS = ("bodies", "messages", "refusals")
 BATCH_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0)
+GRAPH_STATUS_CLASSES = ("2xx", "4xx", "5xx", "timeout", "network")
+GRAPH_ERROR_CODES = (
+    "InvalidAuthenticationToken",
+    "ErrorAccessDenied",
+    "ErrorSendAsDenied",
+    "ErrorInvalidRecipients",
+    "ErrorMimeContentInvalidBase64String",
+    "ErrorMessageSizeExceeded",
+    "ErrorInvalidUser",
+    "other",
+)
+GRAPH_TOKEN_SOURCES = ("cache", "identity_provider")
+GRAPH_TOKEN_FAILURES = ("configuration", "unavailable")
+GRAPH_FAULTS = ("credentials", "consent", "access_denied", "mailbox", "token_rejected")
+GRAPH_PACING_LIMITS = (
+    "retry_after",
+    "concurrency",
+    "messages",
+    "requests",
+    "upload_bytes",
+    "recipients",
+)
 
 
 class Metrics:
@@ -233,6 +255,58 @@ class Metrics:
             registry=r,
         )
 
+        # --- Microsoft Graph -------------------------------------------------------------------
+        self.graph_requests = Counter(
+            "mxrelay_graph_requests_total",
+            "sendMail requests by status class (2xx, 4xx, 5xx, timeout, network).",
+            ["status_class"],
+            registry=r,
+        )
+        self.graph_request_latency = Histogram(
+            "mxrelay_graph_request_duration_seconds",
+            "Time per sendMail request, until Graph answered or the request failed.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.graph_upload_bytes = Counter(
+            "mxrelay_graph_upload_bytes_total", "Request bytes sent to sendMail.", registry=r
+        )
+        self.graph_errors = Counter(
+            "mxrelay_graph_errors_total",
+            "Graph error answers by error code (known codes, else other).",
+            ["code"],
+            registry=r,
+        )
+        self.graph_throttled = Counter(
+            "mxrelay_graph_throttled_total",
+            "Graph answers asking to slow down (429, or 5xx with Retry-After).",
+            registry=r,
+        )
+        self.graph_tokens = Counter(
+            "mxrelay_graph_token_acquisitions_total",
+            "Access tokens obtained, from MSAL's cache or from the identity platform.",
+            ["source"],
+            registry=r,
+        )
+        self.graph_token_failures = Counter(
+            "mxrelay_graph_token_failures_total",
+            "Token requests that failed: configuration (AADSTS errors) or unavailable (network).",
+            ["kind"],
+            registry=r,
+        )
+        self.graph_configuration_fault = Gauge(
+            "mxrelay_graph_configuration_fault",
+            "1 while Graph delivery is stopped by a configuration fault of this kind.",
+            ["fault"],
+            registry=r,
+        )
+        self.graph_pacing_waits = Counter(
+            "mxrelay_graph_pacing_waits_total",
+            "Messages sent back to the queue to wait, by the pacing limit that held them.",
+            ["limit"],
+            registry=r,
+        )
+
         # --- Build info ------------------------------------------------------------------------
         self.build_info = Gauge(
             "mxrelay_build_info", "Always 1; labels say which build runs.", ["version"], registry=r
@@ -269,3 +343,15 @@ class Metrics:
                 self.deliveries.labels(transport=transport, outcome=outcome)
         for kind in PRUNE_KINDS:
             self.store_pruned.labels(kind=kind)
+        for status_class in GRAPH_STATUS_CLASSES:
+            self.graph_requests.labels(status_class=status_class)
+        for code in GRAPH_ERROR_CODES:
+            self.graph_errors.labels(code=code)
+        for source in GRAPH_TOKEN_SOURCES:
+            self.graph_tokens.labels(source=source)
+        for kind in GRAPH_TOKEN_FAILURES:
+            self.graph_token_failures.labels(kind=kind)
+        for fault in GRAPH_FAULTS:
+            self.graph_configuration_fault.labels(fault=fault).set(0)
+        for limit in GRAPH_PACING_LIMITS:
+            self.graph_pacing_waits.labels(limit=limit)

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import enum
+import ipaddress
 import signal
 import sys
 import threading
@@ -152,8 +153,10 @@ class DnsServer:
             self.add(domain, "MX", f"{preference} {target}", ttl)
 
     def a(self, name: str, *addresses: str, ttl: int = 300) -> None:
-        for address in addresses:
-            self.add(name, "AAAA" if ":" in address else "A", address, ttl)
+        for text in addresses:
+            address = ipaddress.ip_address(text)
+            rdtype = "AAAA" if address.version == 6 else "A"
+            self.add(name, rdtype, address.exploded, ttl)  # dnslib reads no embedded IPv4
 
     def cname(self, name: str, target: str, ttl: int = 300) -> None:
         self.add(name, "CNAME", _absolute(target), ttl)

@@ -123,13 +123,28 @@ class PostgresServer:
     def stop(self) -> None:
         if self._proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self._proc.terminate()  # SIGTERM: smart shutdown; connections are closed by fast mode
+        # Fast shutdown (clients are disconnected), asked of the server itself: `runuser` stands
+        # between us and the postgres process when the tests run as root.
+        pg_ctl = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
+        subprocess.run(
+            self._command(pg_ctl), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             self._proc.wait(timeout=START_TIMEOUT)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait(timeout=START_TIMEOUT)
+        self._proc = None
+
+    def kill(self) -> None:
+        """Stop the server abruptly (immediate mode: no shutdown checkpoint, like a crash)."""
+        if self._proc is None:
+            return
+        pg_ctl = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+        subprocess.run(
+            self._command(pg_ctl), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self._proc.wait(timeout=START_TIMEOUT)
         self._proc = None
 
     def sql(self, statement: str, database: str = "postgres") -> str:
@@ -160,7 +175,7 @@ def build_template(server: PostgresServer) -> None:
 
 def clone(server: PostgresServer) -> str:
     name = f"mxrelay_test_{os.getpid()}_{next(_counter)}"
-    server.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    server.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE} STRATEGY FILE_COPY")
     return name
 
 

@@ -161,6 +161,13 @@ class RecipientChecker:
                 outcome = await asyncio.shield(task)
         except TimeoutError:
             outcome = _Outcome(self._budget_exhausted(domain, ["waiting for a shared lookup"]))
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not task.cancelled() or (current is not None and current.cancelling()):
+                raise  # this RCPT itself is being cancelled
+            # the lookup was cancelled by aclose() (shutdown): this RCPT is only deferred
+            note = "the lookup was cancelled: the checker is closing"
+            outcome = _Outcome(v.temporary_failure(domain, "B8", (note,)))
         if outcome.stale:
             requests.labels(result="stale").inc()
             return self._render(parsed, outcome.verdict, smtputf8, "cache: stale", cached=True)

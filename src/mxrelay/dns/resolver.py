@@ -65,8 +65,10 @@ class Resolver:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        retransmit_interval: float = RETRANSMIT_INTERVAL,
     ) -> None:
         self.servers = tuple(servers)
+        self._retransmit_interval = retransmit_interval
         self._metrics = metrics
         self._clock = clock
         self._wall_clock = wall_clock
@@ -98,7 +100,7 @@ class Resolver:
     ) -> Answer:
         loop = asyncio.get_running_loop()
         end = loop.time() + budget
-        interval = RETRANSMIT_INTERVAL
+        interval = self._retransmit_interval
         while (remaining := end - loop.time()) > 0:
             try:
                 response = await dns.asyncquery.udp(

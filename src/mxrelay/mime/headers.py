@@ -257,7 +257,9 @@ def _parse_entry(text: str) -> tuple[tuple[Mailbox, ...], bool]:
         # an entry is treated like any other that does not name an envelope recipient.
         return (), False
     mailboxes = tuple(Mailbox(str(a.username), canonical_domain(str(a.domain))) for a in addresses)
-    valid = not defects and all(m.local and m.domain for m in mailboxes)
+    # A UTF-8 local part is fine (RFC 6532; the relay accepts SMTPUTF8), not a defect here.
+    serious = [d for d in defects if not isinstance(d, email.errors.NonASCIILocalPartDefect)]
+    valid = not serious and all(m.local and m.domain for m in mailboxes)
     return mailboxes, valid
 
 

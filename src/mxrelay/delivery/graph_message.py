@@ -1,0 +1,171 @@
+"""The message as Graph will see it: sending mailbox, sender allow-list, size limit, missing headers.
+
+Pure functions, shared by the Graph transport (at delivery time) and the SMTP policy (at SMTP time,
+wired by app.py): which mailbox a message is sent from, whether its senders are allowed, how big a
+message the relay accepts in Graph mode, and the From/Date/Message-ID a message must carry before
+Exchange sees it. Completing headers is deterministic (the Message-ID comes from the stored
+message id, the Date from the time the relay accepted it) so that every attempt sends the same
+bytes. The rest of the message is never re-serialised: new fields are inserted as bytes in front
+of the existing header block.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import enum
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from email.headerregistry import Address
+from email.parser import BytesHeaderParser
+from email.utils import format_datetime
+
+from mxrelay.config import Settings
+from mxrelay.mime.scope import canonical_domain
+from mxrelay.model import DeliveryMode
+
+BASE64_GROWTH = 4 / 3
+_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+
+
+class MailboxSource(enum.StrEnum):
+    """`MXRELAY_GRAPH_MAILBOX_FROM`: where the sending mailbox comes from when none is fixed."""
+
+    HEADER = "header"
+    ENVELOPE = "envelope"
+
+
+def choose_mailbox(
+    fixed: str | None, source: MailboxSource, envelope_sender: str, header_from: str | None
+) -> str | None:
+    """The mailbox in `/users/{mailbox}/sendMail`: the fixed one, else the configured source,
+    else the other one (a null envelope sender `<>` has no mailbox). None if there is none."""
+    if fixed:
+        return fixed
+    envelope = envelope_sender.strip().strip("<>").strip() or None
+    first, second = (
+        (header_from, envelope) if source is MailboxSource.HEADER else (envelope, header_from)
+    )
+    return first or second
+
+
+def canonical_address(address: str) -> str:
+    """Lower-case, domain in A-label form: how allow-list entries and senders are compared."""
+    local, at, domain = address.strip().strip("<>").strip().rpartition("@")
+    if not at:
+        return domain.lower()
+    return f"{local.lower()}@{canonical_domain(domain)}"
+
+
+def address_allowed(address: str, allowed: Sequence[str]) -> bool:
+    """Is `address` on the allow-list (full addresses and `@domain` entries)?"""
+    canonical = canonical_address(address)
+    domain = "@" + canonical.rpartition("@")[2]
+    entries = {
+        canonical_address(e) if not e.startswith("@") else "@" + canonical_address(e[1:])
+        for e in allowed
+    }
+    return canonical in entries or domain in entries
+
+
+def sender_allowed(envelope_sender: str, header_from: str | None, allowed: Sequence[str]) -> bool:
+    """`MXRELAY_GRAPH_ALLOWED_SENDERS`, checked against both identities of a message.
+
+    The envelope sender (unless null) and the header From (the identity Exchange sends as) must
+    both be allowed; a message with neither is refused. Checking only the envelope would let a
+    client name any From it likes: the spoofing gap of the relay mxrelay replaces. An empty list
+    allows everyone. The SMTP policy answers `550 5.7.1` when this is False.
+    """
+    if not allowed:
+        return True
+    envelope = envelope_sender.strip().strip("<>").strip()
+    identities = [identity for identity in (envelope, header_from) if identity]
+    return bool(identities) and all(address_allowed(i, allowed) for i in identities)
+
+
+def graph_size_limit(settings: Settings) -> int:
+    """The message size the relay advertises (SIZE) and accepts: in Graph mode no larger than
+    what Graph's sendMail takes (`552 5.3.4` above it), otherwise the general limit."""
+    general: int = settings.smtp.max_message_size
+    if settings.service.delivery is DeliveryMode.GRAPH and settings.graph.max_message_size:
+        return (
+            min(general, settings.graph.max_message_size)
+            if general
+            else settings.graph.max_message_size
+        )
+    return general
+
+
+def request_size(message_size: int) -> int:
+    """Bytes of the sendMail request body for a message of `message_size` bytes (base64)."""
+    return 4 * ((message_size + 2) // 3)
+
+
+def header_end(data: bytes) -> int:
+    """Offset of the blank line that ends the header block (len(data) if there is none)."""
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n")
+    candidates = [i for i in (crlf, lf) if i != -1]
+    if data.startswith((b"\r\n", b"\n")):
+        return 0
+    return min(candidates) if candidates else len(data)
+
+
+def field_names(data: bytes) -> set[str]:
+    """Lower-case names of the message's own header fields."""
+    names: set[str] = set()
+    for line in data[: header_end(data)].splitlines():
+        match = _FIELD_NAME.match(line)
+        if match:
+            names.add(match.group(1).decode("ascii").lower())
+    return names
+
+
+def header_from(data: bytes) -> str | None:
+    """The first address of the From header (what Exchange sends as), or None."""
+    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(data[: header_end(data)])
+    try:
+        value = headers["From"]
+        addresses = getattr(value, "addresses", ())
+    except (ValueError, IndexError, TypeError):  # the stdlib raises these on mangled fields
+        return None
+    for address in addresses:
+        if isinstance(address, Address) and address.addr_spec and "@" in address.addr_spec:
+            return str(address.addr_spec)
+    return None
+
+
+def message_id_for(stored_id: str, hostname: str) -> str:
+    """`<id@host>`, the same for every attempt (and every variant) of one stored message."""
+    safe_id = re.sub(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]", "", stored_id) or "message"
+    host = re.sub(r"[^A-Za-z0-9.-]", "", hostname) or "mxrelay.invalid"
+    return f"<{safe_id}@{host}>"
+
+
+def complete_headers(
+    data: bytes, *, stored_id: str, hostname: str, received_at: datetime, sender: str | None
+) -> bytes:
+    """Add the From, Date and Message-ID a message lacks, in front of its header block.
+
+    From is the envelope sender (or the sending mailbox when the envelope is null); Date is when
+    the relay accepted the message; Message-ID derives from the stored message id. Existing
+    fields and the rest of the message keep their exact bytes; a complete message comes back
+    unchanged (the same object).
+    """
+    present = field_names(data)
+    newline = b"\r\n" if b"\r\n" in data[: header_end(data) + 2] or not data else b"\n"
+    added: list[bytes] = []
+    if "from" not in present and sender:
+        added.append(b"From: " + sender.encode("utf-8") + newline)
+    if "date" not in present:
+        added.append(b"Date: " + format_datetime(received_at).encode("ascii") + newline)
+    if "message-id" not in present:
+        added.append(
+            b"Message-ID: " + message_id_for(stored_id, hostname).encode("ascii") + newline
+        )
+    if not added:
+        return data
+    first_line = data.split(b"\n", 1)[0]
+    if not data.startswith((b"\r\n", b"\n")) and not _FIELD_NAME.match(first_line):
+        return b"".join(added) + newline + data  # no header block at all: body only
+    return b"".join(added) + data

@@ -7,6 +7,9 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# Fixture modules shared across packages (one PostgreSQL cluster per test run, whoever asks first).
+pytest_plugins = ["tests.support.postgres"]
+
 settings.register_profile(
     "default",
     deadline=None,

@@ -7,11 +7,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mxrelay.store.db import Database, open_store
-from tests.support import postgres
-
-postgres_server = postgres.postgres_server
-postgres_url = postgres.postgres_url
-database_url = postgres.database_url
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ the store's migrations once, and `database_url` clones it per test (`CREATE DATA
 as procrastinate's test suite does. Missing binaries fail the tests loudly: `make test` installs the
 package when it runs as root.
 
-Modules use these fixtures by importing them: `from tests.support.postgres import database_url`.
+The root conftest loads this module as a plugin, so every package shares the one cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 import pwd

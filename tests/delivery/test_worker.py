@@ -1,0 +1,334 @@
+"""The delivery worker on SQLite and PostgreSQL: the real smarthost transport against an SMTP server
+on loopback, and a scripted transport for scheduling questions (faults, throttles, shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mxrelay.config import load_settings
+from mxrelay.delivery.base import DeliveryJob, DeliveryOutcome, RecipientOutcome, RecipientStatus
+from mxrelay.delivery.errors import (
+    ConfigurationFault,
+    PermanentFailure,
+    ThrottledBeforeSending,
+)
+from mxrelay.delivery.passthrough import UpstreamPool
+from mxrelay.delivery.retry import RetryPolicy
+from mxrelay.delivery.smtp import SmarthostTransport
+from mxrelay.delivery.worker import DeliveryWorker
+from mxrelay.health import Health
+from mxrelay.metrics import Metrics
+from mxrelay.store import log
+from mxrelay.store.commit import GroupCommitter
+from mxrelay.store.db import Database, open_store
+from mxrelay.store.queue import Queue, QueueFilter
+from mxrelay.store.sink import StoreSink
+from tests.store.helpers import message_bytes, transaction
+from tests.support import smarthost as smarthost_support
+from tests.support.smarthost import Smarthost
+
+smarthost = smarthost_support.smarthost
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+POLICY = RetryPolicy(timedelta(minutes=1), timedelta(hours=1), timedelta(days=5))
+
+
+class Clock:
+    """Wall clock the test moves by hand (retries become due without waiting)."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Rig:
+    db: Database
+    queue: Queue
+    committer: GroupCommitter
+    sink: StoreSink
+    clock: Clock
+    health: Health
+    metrics: Metrics
+
+    def worker(self, transport: object, **kwargs: object) -> DeliveryWorker:
+        options: dict[str, object] = {
+            "owner": "test",
+            "metrics": self.metrics,
+            "health": self.health,
+            "clock": self.clock,
+            "rng": lambda: 0.0,
+            "poll_interval": 0.05,
+            "probe_interval": 0.05,
+            "lease_time": 30.0,
+        }
+        options.update(kwargs)
+        worker = DeliveryWorker(self.queue, transport, self.committer, POLICY, **options)  # type: ignore[arg-type]
+        self.sink.on_commit = worker.wake
+        return worker
+
+    async def send(
+        self, count: int = 1, *, recipients: tuple[str, ...] = ("bob@example.org",)
+    ) -> list[str]:
+        replies = [
+            await self.sink.accept(
+                transaction(recipients=recipients, data=message_bytes(), received_at=self.clock())
+            )
+            for _ in range(count)
+        ]
+        assert all(r.code == 250 for r in replies)
+        return [r.text.rsplit(" ", 1)[1] for r in replies]
+
+    async def states(self) -> dict[str, int]:
+        return (await self.queue.stats()).counts
+
+    async def wait_states(self, expected: dict[str, int], within: float = 10.0) -> None:
+        await wait_until(lambda: self._states_are(expected), within)
+
+    async def _states_are(self, expected: dict[str, int]) -> bool:
+        return await self.states() == expected
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 (the condition lives in the database)
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def rig(database_url: str) -> AsyncIterator[Rig]:
+    async with open_store(database_url) as db:
+        metrics = Metrics()
+        health = Health()
+        clock = Clock()
+        async with GroupCommitter(db, window=0.0, metrics=metrics, health=health) as committer:
+            sink = StoreSink(committer, hostname="relay.example.net", clock=clock)
+            yield Rig(db, Queue(db), committer, sink, clock, health, metrics)
+
+
+@pytest.fixture
+async def smtp_transport(smarthost: Smarthost) -> AsyncIterator[SmarthostTransport]:
+    settings = load_settings({"MXRELAY_UPSTREAM": smarthost.url})
+    pool = UpstreamPool(settings.upstream, local_hostname="relay.example.net", metrics=Metrics())
+    transport = SmarthostTransport(pool)
+    yield transport
+    await transport.aclose()
+
+
+async def test_delivers_queued_mail_with_the_trace_header(
+    rig: Rig, smarthost: Smarthost, smtp_transport: SmarthostTransport
+) -> None:
+    ids = await rig.send(20)
+    worker = rig.worker(smtp_transport, concurrency=4)
+    await worker.start()
+    try:
+        received = await smarthost.wait_for(20)
+        await rig.wait_states({"delivered": 20})
+    finally:
+        await worker.stop(5.0)
+    assert all(m.data.startswith(b"Received: from app.example.net") for m in received)
+    assert {
+        m.data.split(b" id ", 1)[1].split(b";", 1)[0].split()[0].decode() for m in received
+    } == set(ids)
+    view = await log.get_message(rig.db, ids[0])
+    assert view is not None
+    [attempt] = view.attempts
+    assert (attempt.outcome, attempt.code, attempt.transport) == ("delivered", 250, "smtp")
+    assert attempt.remote_id is not None
+    assert attempt.remote_id.startswith("Q")
+    assert [r.state for r in view.recipients] == ["delivered"]
+    assert rig.metrics.deliveries.labels(transport="smtp", outcome="delivered")._value.get() == 20
+
+
+async def test_smarthost_down_then_back(
+    rig: Rig, smarthost: Smarthost, smtp_transport: SmarthostTransport
+) -> None:
+    await smarthost.stop()
+    ids = await rig.send(5)
+    worker = rig.worker(smtp_transport)
+    await worker.start()
+    try:
+        await rig.wait_states({"deferred": 5})
+        view = await log.get_message(rig.db, ids[0])
+        assert view is not None
+        assert [a.outcome for a in view.attempts] == ["deferred"]
+        assert [r.state for r in view.recipients] == ["deferred"]
+        [row] = await rig.queue.list_entries(QueueFilter(message_ids=(ids[0],)), now=0)
+        assert row.entry.next_attempt_at == (START + timedelta(minutes=1)).timestamp()
+        assert "smarthost unreachable" in (row.entry.last_error or "")
+        await smarthost.start()
+        rig.clock.advance(61)
+        worker.wake()
+        await smarthost.wait_for(5)
+        await rig.wait_states({"delivered": 5})
+    finally:
+        await worker.stop(5.0)
+    view = await log.get_message(rig.db, ids[0])
+    assert view is not None
+    assert [a.outcome for a in view.attempts] == ["deferred", "delivered"]
+
+
+async def test_refusals_by_recipient(
+    rig: Rig, smarthost: Smarthost, smtp_transport: SmarthostTransport
+) -> None:
+    smarthost.script.rcpt = {
+        "busy@example.org": "450 4.2.1 Mailbox busy",
+        "gone@example.org": "550 5.1.1 No such user",
+    }
+    [mixed] = await rig.send(recipients=("ok@example.org", "busy@example.org", "gone@example.org"))
+    [dead] = await rig.send(recipients=("gone@example.org",))
+    worker = rig.worker(smtp_transport)
+    await worker.start()
+    try:
+        await rig.wait_states({"deferred": 1, "dead": 1})
+        view = await log.get_message(rig.db, mixed)
+        assert view is not None
+        assert {r.address: (r.state, r.code) for r in view.recipients} == {
+            "ok@example.org": ("delivered", 250),
+            "busy@example.org": ("deferred", 450),
+            "gone@example.org": ("failed", 550),
+        }
+        assert smarthost.delivered_to() == ["ok@example.org"]
+        smarthost.script.rcpt = {}
+        rig.clock.advance(61)
+        worker.wake()
+        await rig.wait_states({"delivered": 1, "dead": 1})
+    finally:
+        await worker.stop(5.0)
+    assert smarthost.delivered_to() == ["ok@example.org", "busy@example.org"]  # not twice
+    dead_view = await log.get_message(rig.db, dead)
+    assert dead_view is not None
+    assert [a.outcome for a in dead_view.attempts] == ["failed"]
+
+
+class Scripted:
+    """A transport answering from a script (for scheduling questions only)."""
+
+    name = "smtp"
+
+    def __init__(self, *steps: Callable[[DeliveryJob], Awaitable[DeliveryOutcome]]) -> None:
+        self.steps = list(steps)
+        self.jobs: list[DeliveryJob] = []
+        self.probe_error: Exception | None = None
+        self.probes = 0
+
+    async def deliver(self, job: DeliveryJob) -> DeliveryOutcome:
+        self.jobs.append(job)
+        step = self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
+        return await step(job)
+
+    async def probe(self) -> None:
+        self.probes += 1
+        if self.probe_error is not None:
+            raise self.probe_error
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def ok(job: DeliveryJob) -> DeliveryOutcome:
+    return DeliveryOutcome(
+        tuple(RecipientOutcome(r, RecipientStatus.DELIVERED, 202) for r in job.recipients)
+    )
+
+
+def raising(error: Exception) -> Callable[[DeliveryJob], Awaitable[DeliveryOutcome]]:
+    async def step(job: DeliveryJob) -> DeliveryOutcome:
+        raise error
+
+    return step
+
+
+async def test_configuration_fault_holds_then_probe_releases(rig: Rig) -> None:
+    transport = Scripted(raising(ConfigurationFault("token refused: invalid_client")), ok)
+    transport.probe_error = ConfigurationFault("still refused")
+    [message_id] = await rig.send()
+    worker = rig.worker(transport)
+    await worker.start()
+    try:
+        await rig.wait_states({"held": 1})
+        assert not rig.health.ready
+        assert "configuration fault" in rig.health.failing()["delivery"]
+        entry = await rig.queue.get(message_id)
+        assert entry is not None
+        assert (entry.attempts, entry.hold_kind) == (0, "fault")  # no attempt budget burnt
+        await wait_until(lambda: _probed(transport, 2))
+        transport.probe_error = None
+        await rig.wait_states({"delivered": 1})
+        assert rig.health.ready
+    finally:
+        await worker.stop(5.0)
+
+
+async def _probed(transport: Scripted, count: int) -> bool:
+    return transport.probes >= count
+
+
+async def test_throttle_before_sending_is_not_an_attempt(rig: Rig) -> None:
+    transport = Scripted(
+        raising(ThrottledBeforeSending("lane closed", retry_after=timedelta(seconds=30))), ok
+    )
+    [message_id] = await rig.send()
+    worker = rig.worker(transport)
+    await worker.start()
+    try:
+        await rig.wait_states({"deferred": 1})
+        entry = await rig.queue.get(message_id)
+        assert entry is not None
+        assert entry.attempts == 0
+        assert entry.next_attempt_at == (START + timedelta(seconds=30)).timestamp()
+        assert entry.last_error == "throttled before sending: lane closed"
+        view = await log.get_message(rig.db, message_id)
+        assert view is not None
+        assert view.attempts == ()
+        rig.clock.advance(30)
+        worker.wake()
+        await rig.wait_states({"delivered": 1})
+    finally:
+        await worker.stop(5.0)
+
+
+async def test_permanent_failure_is_never_retried(rig: Rig) -> None:
+    transport = Scripted(raising(PermanentFailure("mailbox does not exist", code=550)), ok)
+    await rig.send()
+    worker = rig.worker(transport)
+    await worker.start()
+    await rig.wait_states({"dead": 1})
+    await worker.stop(5.0)
+    restarted = rig.worker(transport)
+    await restarted.start()  # start-up recovery must not revive it
+    await restarted.stop(5.0)
+    far_future = (START + timedelta(days=30)).timestamp()
+    assert await rig.queue.claim("anyone", 10, far_future, 30.0) == []
+    assert len(transport.jobs) == 1
+    assert await rig.states() == {"dead": 1}
+
+
+async def test_stop_hands_back_leases_of_unfinished_deliveries(rig: Rig) -> None:
+    started = asyncio.Event()
+
+    async def hang(job: DeliveryJob) -> DeliveryOutcome:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    await rig.send()
+    worker = rig.worker(Scripted(hang))
+    await worker.start()
+    async with asyncio.timeout(10):
+        await started.wait()
+    assert await rig.states() == {"active": 1}
+    await worker.stop(0.1)
+    assert await rig.states() == {"queued": 1}
+    [job_entry] = await rig.queue.list_entries(QueueFilter(), now=0)
+    assert job_entry.entry.attempts == 0

@@ -15,17 +15,19 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from mxrelay import __version__, log
 from mxrelay.config import Settings
-from mxrelay.delivery.passthrough import PassthroughSink, UpstreamPool
+from mxrelay.delivery.passthrough import PassthroughSink, UpstreamPool, VariantPlan
 from mxrelay.dns.answer import Query, RdType
 from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
-from mxrelay.model import DeliveryMode
+from mxrelay.mime.pipeline import IcsPolicy, Variant, record_variants, split_variants_async
+from mxrelay.mime.scope import ScopeKind
+from mxrelay.model import DeliveryMode, Transaction
 from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.policy import RelayPolicy, Sink
 from mxrelay.smtp.server import SmtpLimits, SmtpServer
@@ -145,11 +147,29 @@ class Relay:
                 self._pool,
                 hostname=settings.service.hostname,
                 metrics=self.metrics,
+                plan=self._variant_plan(),
                 clock=self.clock,
             )
         raise StartupError(
             f"MXRELAY_DELIVERY={mode.value} needs the store, not available in this build"
         )
+
+    def _variant_plan(self) -> VariantPlan | None:
+        """The transform stage for passthrough: split by MXRELAY_ICS_STRIP, count what changed."""
+        try:
+            ics = IcsPolicy.from_settings(self.settings.mime)
+        except ValueError as exc:
+            raise StartupError(f"MXRELAY_ICS_STRIP: {exc}") from None
+        if ics.scope.kind is ScopeKind.OFF:
+            return None
+        metrics = self.metrics
+
+        async def plan(transaction: Transaction) -> Sequence[Variant]:
+            variants = await split_variants_async(transaction.data, transaction.recipients, ics)
+            record_variants(metrics, variants)
+            return variants
+
+        return plan
 
     async def stop(self) -> None:
         """Drain SMTP, stop background work, close connections; safe to call more than once."""

@@ -22,7 +22,7 @@ _SECRET_NAMES = ("password", "secret", "token", "authorization", "assertion", "c
 MASK = "********"
 
 
-def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
+def event(logger: logging.Logger, name: str, level: int = logging.INFO, /, **fields: Any) -> None:
     """Log event `name` with `fields` (skipped cheaply when the level is disabled)."""
     if logger.isEnabledFor(level):
         logger.log(level, name, extra={FIELDS_ATTR: fields})

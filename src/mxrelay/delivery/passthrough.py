@@ -19,7 +19,7 @@ import re
 import secrets
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -27,6 +27,7 @@ import aiosmtplib
 from mxrelay import log
 from mxrelay.config import UpstreamSettings, UpstreamUrl
 from mxrelay.metrics import Metrics
+from mxrelay.mime.pipeline import Variant
 from mxrelay.model import RefusedRecipient, Reply, SessionInfo, Transaction
 from mxrelay.trace import received_header
 
@@ -38,9 +39,9 @@ UPSTREAM_UNAVAILABLE = Reply(451, "4.1", "Error: upstream server unavailable, tr
 UPSTREAM_NO_SMTPUTF8 = Reply(553, "6.7", "Upstream server does not support SMTPUTF8")
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3}\.\d{1,3})\s+")
 
-VariantPlan = Callable[[Transaction], Awaitable[tuple[tuple[tuple[str, ...], bytes], ...]]]
-"""Splits a transaction into (recipients, message bytes) variants (the ICS transform); the
-default sends the message unchanged to every recipient."""
+VariantPlan = Callable[[Transaction], Awaitable[Sequence[Variant]]]
+"""Splits a transaction into variants (the ICS transform); without one, the message goes
+unchanged to every recipient."""
 
 
 def reply_from_upstream(code: int, message: str) -> Reply:
@@ -201,6 +202,8 @@ class PassthroughTransaction:
         self.mail_reply: Reply | None = None
         self.recipients: list[str] = []
         self.failed = False
+        self.queue_id = ""
+        self.transforms: list[str] = []
 
     async def _command(self, name: str, verb: bytes, *arguments: bytes) -> Reply:
         assert self.client is not None
@@ -267,7 +270,7 @@ class PassthroughTransaction:
         if self.client is None or self.failed:
             metrics.passthrough_transactions.labels(result="unavailable").inc()
             return UPSTREAM_UNAVAILABLE
-        queue_id = secrets.token_hex(6).upper()
+        queue_id = self.queue_id = secrets.token_hex(6).upper()
         variants = await self._variants(transaction)
         replies: list[Reply] = []
         for index, (recipients, data) in enumerate(variants):
@@ -300,13 +303,19 @@ class PassthroughTransaction:
             self.client = None
         return final
 
-    async def _variants(
-        self, transaction: Transaction
-    ) -> tuple[tuple[tuple[str, ...], bytes], ...]:
+    async def _variants(self, transaction: Transaction) -> list[tuple[tuple[str, ...], bytes]]:
         accepted = tuple(self.recipients)
         if self.sink.plan is None:
-            return ((accepted, transaction.data),)
-        return await self.sink.plan(dataclasses.replace(transaction, recipients=accepted))
+            return [(accepted, transaction.data)]
+        variants = await self.sink.plan(dataclasses.replace(transaction, recipients=accepted))
+        self.transforms = [v.report.describe() for v in variants if v.in_scope]
+        return [(variant.recipients, variant.data) for variant in variants]
+
+    def log_fields(self) -> Mapping[str, object]:
+        fields: dict[str, object] = {"queue_id": self.queue_id} if self.queue_id else {}
+        if self.transforms:
+            fields["transforms"] = self.transforms
+        return fields
 
     async def _restart(self, recipients: tuple[str, ...]) -> Reply:
         """Start a fresh upstream transaction for one variant (after the first one's RCPTs)."""

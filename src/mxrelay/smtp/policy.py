@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mxrelay import log
 from mxrelay.config import IPNetwork
@@ -60,6 +60,13 @@ class SinkTransaction(Protocol):
     async def abort(self) -> None:
         """The transaction ended without a message (RSET, QUIT, disconnect, refused DATA)."""
         ...
+
+
+@runtime_checkable
+class DescribedTransaction(Protocol):
+    """A sink transaction that adds fields to the transaction log line (queue id, transforms)."""
+
+    def log_fields(self) -> Mapping[str, object]: ...
 
 
 class Sink(Protocol):
@@ -199,4 +206,10 @@ class RelayPolicy:
             size=size,
             outcome=str(outcome) if outcome is not None else "aborted",
             duration_ms=round((self.clock() - envelope.started) * 1000, 1),
+            **_sink_fields(envelope),
         )
+
+
+def _sink_fields(envelope: Envelope) -> Mapping[str, object]:
+    sink = envelope.sink
+    return sink.log_fields() if isinstance(sink, DescribedTransaction) else {}

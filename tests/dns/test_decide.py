@@ -26,6 +26,9 @@ TEST_NETS = (
     ipaddress.ip_network("2001:db8::/32"),
 )
 OPTIONS = DecideOptions(routable_networks=TEST_NETS)
+SELF_OPTIONS = DecideOptions(
+    routable_networks=TEST_NETS, self_addresses=frozenset({ipaddress.ip_address("192.0.2.25")})
+)
 Reply_ = Callable[[Query], Answer]
 Table = Mapping[tuple[str, RdType], Reply_]
 
@@ -293,6 +296,14 @@ def test_c5_more_preferred_exchange_still_counts_and_less_preferred_are_discarde
     assert all(q.name != "backup.example.net." for q in asked)  # discarded, never asked for
 
 
+def test_unknown_addresses_beside_the_relays_own_are_temporary_not_a_loop() -> None:
+    """Found by the property below: A SERVFAIL + AAAA = the relay must not become 550 5.4.6."""
+    table = {(D, MX): NODATA, (D, A): failure(), (D, AAAA): addresses("192.0.2.25")}
+    is_(verdict_of(D, table, SELF_OPTIONS), 451, "4.3", "D4")
+    table = {(D, MX): mx(f"10 {HOST}"), (HOST, A): failure(), (HOST, AAAA): addresses("192.0.2.25")}
+    is_(verdict_of(D, table, SELF_OPTIONS), 451, "4.3", "C6")
+
+
 @pytest.mark.parametrize("status", [Status.SERVFAIL, Status.TIMEOUT])
 def test_c6_unknown_exchange_makes_the_verdict_temporary(status: Status) -> None:
     table = {
@@ -465,11 +476,6 @@ def worlds(draw: st.DrawFn) -> dict[tuple[str, RdType], Reply_]:
         for rdtype in (A, AAAA):
             table[(name, rdtype)] = draw(_answer_strategy(rdtype))
     return table
-
-
-SELF_OPTIONS = DecideOptions(
-    routable_networks=TEST_NETS, self_addresses=frozenset({ipaddress.ip_address("192.0.2.25")})
-)
 
 
 @given(worlds())

@@ -107,6 +107,7 @@ class DnsServer:
         port: int = 0,
     ) -> None:
         self._lock = threading.Lock()
+        self._received = threading.Condition(self._lock)
         self._records: dict[str, list[RR]] = {}
         self._soa: dict[str, tuple[int, int]] = {}
         self._faults: dict[tuple[str, str | None], _Rule] = {}
@@ -213,6 +214,15 @@ class DnsServer:
             if q.name == owner and (rdtype is None or q.rdtype == rdtype.upper())
         ]
 
+    def wait_for_query(self, name: str, rdtype: str | None = None, timeout: float = 5.0) -> bool:
+        """Block until a query for `name` (and `rdtype`) has arrived; False on timeout."""
+        owner, wanted = _absolute(name), rdtype.upper() if rdtype else None
+        with self._received:
+            return self._received.wait_for(
+                lambda: any(q.name == owner and wanted in (None, q.rdtype) for q in self._queries),
+                timeout,
+            )
+
     def reset_queries(self) -> None:
         with self._lock:
             self._queries.clear()
@@ -234,6 +244,7 @@ class DnsServer:
         rdtype = QTYPE.get(request.q.qtype)
         with self._lock:
             self._queries.append(ReceivedQuery(name, str(rdtype), transport))
+            self._received.notify_all()
             rule = self._take_rule(name, str(rdtype))
         reply = request.reply(ra=1)
         if rule is None:

@@ -219,11 +219,11 @@ def _classify(lookups: list[Lookup], options: DecideOptions) -> Host:
             address, options.routable_networks
         ):
             return Host(HostOutcome.USABLE, "C7" if item.cnames else "C1", item.ttl, found)
+    if any(item.transient for item in lookups):  # what was not learnt might have been usable
+        return Host(HostOutcome.UNKNOWN, "C6", None, found)
     ttl = _min_ttl(item.ttl for item in lookups)
     if any(address in options.self_addresses for address in found):
         return Host(HostOutcome.SELF, "C5", ttl, found)
-    if any(item.transient for item in lookups):
-        return Host(HostOutcome.UNKNOWN, "C6", None, found)
     return Host(HostOutcome.UNUSABLE, "C3" if found else "C2", ttl, found)
 
 

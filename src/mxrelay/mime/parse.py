@@ -335,8 +335,18 @@ def _describe(data: bytes, fields: tuple[HeaderField, ...], default_type: str) -
         disposition=disposition,
         filenames=filenames,
         method=method.strip().upper() if isinstance(method, str) and method.strip() else None,
-        boundary=boundary.encode("ascii", "surrogateescape") if boundary else None,
+        boundary=_boundary_bytes(boundary),
     )
+
+
+def _boundary_bytes(boundary: str | None) -> bytes | None:
+    """The boundary as it appears in the body; None (so: broken) if it cannot be written."""
+    if not boundary:
+        return None
+    try:
+        return boundary.encode("utf-8", "surrogateescape")
+    except UnicodeError:
+        return None
 
 
 def _filenames(probe: email.message.Message) -> tuple[str, ...]:

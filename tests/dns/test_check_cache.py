@@ -97,6 +97,19 @@ async def test_t96_long_ttl_is_clamped_to_the_maximum(
     assert not (await checker.check("<a@long.example.net>", False)).cached
 
 
+async def test_entries_gauge_follows_expiry(
+    make_checker: CheckerFactory, dns_server: DnsServer, clock: FakeClock
+) -> None:
+    metrics = Metrics()
+    checker = make_checker(clock=clock, metrics=metrics)
+    await checker.check("<a@gone.example.net>", False)  # negative, 60 s
+    assert metrics.registry.get_sample_value("mxrelay_dns_cache_entries") == 1
+    dns_server.fault("gone.example.net", Fault.NXDOMAIN_NO_SOA)  # the next answer is uncacheable
+    clock.advance(61)
+    await checker.check("<a@gone.example.net>", False)
+    assert metrics.registry.get_sample_value("mxrelay_dns_cache_entries") == 0
+
+
 async def test_negative_verdict_lives_for_the_soa_minimum_capped(
     make_checker: CheckerFactory, dns_server: DnsServer, clock: FakeClock
 ) -> None:

@@ -149,6 +149,7 @@ class RecipientChecker:
     async def _cached(self, parsed: Parsed, domain: str, smtputf8: bool) -> RecipientVerdict:
         requests = self._metrics.dns_cache_requests
         entry = self._cache.get(domain)
+        self._metrics.dns_cache_entries.set(len(self._cache))  # get() drops expired entries
         if entry is not None:
             requests.labels(result="stale" if entry.stale else "hit").inc()
             left = entry.expires_at - self._clock()

@@ -30,6 +30,10 @@ from mxrelay.dns.verdict import Verdict
 from mxrelay.metrics import Metrics
 from mxrelay.model import RecipientVerdict
 
+# The shared lookup enforces the per-RCPT budget itself and returns a 451 with its evidence; a
+# waiter only gives up on its own if that verdict is somehow late, so it waits a moment longer.
+_WAITER_GRACE = 0.05
+
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
@@ -158,7 +162,7 @@ class RecipientChecker:
         task, joined = self._flights.run(domain, lambda: self._refresh(domain))
         requests.labels(result="coalesced" if joined else "miss").inc()
         try:
-            async with asyncio.timeout(self._rcpt_timeout):
+            async with asyncio.timeout(self._rcpt_timeout + _WAITER_GRACE):
                 outcome = await asyncio.shield(task)
         except TimeoutError:
             outcome = _Outcome(self._budget_exhausted(domain, ["waiting for a shared lookup"]))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mxrelay.mime.parse import (
     MimeLimits,
     MimeStructureError,
+    find,
     parse_message,
     scan_headers,
 )
@@ -117,3 +120,20 @@ def test_scan_headers_of_anything() -> None:
     assert [f.name for f in block.fields] == ["", "X"]
     assert block.body_start == len(b"no colon here\r\nX: y\r\n\r\n")
     assert scan_headers(b"").fields == ()
+
+
+_SMALL = st.sampled_from([b"-", b"a", b"b"])
+
+
+@given(
+    st.lists(_SMALL, max_size=200).map(b"".join),
+    st.lists(_SMALL, min_size=1, max_size=5).map(b"".join),
+    st.integers(0, 210),
+    st.integers(0, 210) | st.none(),
+    st.integers(1, 8),
+)
+def test_windowed_find_agrees_with_bytes_find(
+    data: bytes, needle: bytes, start: int, end: int | None, window: int
+) -> None:
+    expected = data.find(needle, start) if end is None else data.find(needle, start, end)
+    assert find(data, needle, start, end, window=window) == expected

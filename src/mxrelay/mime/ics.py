@@ -44,6 +44,7 @@ from mxrelay.mime.parse import (
     MimeLimits,
     MimeStructureError,
     field_value,
+    find,
     parse_message,
 )
 from mxrelay.mime.splice import (
@@ -434,7 +435,7 @@ def _new_boundary(data: bytes) -> bytes:
     digest = hashlib.sha256(data).hexdigest()
     for attempt in range(1000):
         boundary = f"=_mxrelay_{digest[:24]}_{attempt}".encode("ascii")
-        if boundary not in data:
+        if find(data, boundary) == -1:
             return boundary
     raise AssertionError("no free boundary")  # pragma: no cover - 1000 hash-derived collisions
 

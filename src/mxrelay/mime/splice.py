@@ -27,15 +27,16 @@ def apply_splices(data: bytes, splices: Iterable[Splice]) -> bytes:
     """Apply non-overlapping splices. Insertions at an offset go before a replacement that starts
     there; splices with the same position keep their given order."""
     ordered = sorted(splices, key=lambda s: (s.start, s.end > s.start))
-    out: list[bytes] = []
+    view = memoryview(data)  # unchanged stretches are copied once, by the join, not sliced first
+    out: list[bytes | memoryview] = []
     pos = 0
     for splice in ordered:
         if splice.start < pos:
             raise ValueError(f"overlapping splices at {splice.start}")
-        out.append(data[pos : splice.start])
+        out.append(view[pos : splice.start])
         out.append(splice.insert)
         pos = splice.end
-    out.append(data[pos:])
+    out.append(view[pos:])
     return b"".join(out)
 
 

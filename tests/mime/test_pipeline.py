@@ -15,6 +15,8 @@ from mxrelay.mime.headers import HeaderPolicy, reconcile_headers
 from mxrelay.mime.ics import IcsAction, transform_calendar
 from mxrelay.mime.pipeline import (
     IcsPolicy,
+    Variant,
+    apply_transforms,
     reconcile_headers_async,
     record_headers,
     record_variants,
@@ -130,3 +132,22 @@ async def test_large_messages_are_transformed_off_the_loop(executor: _CountingEx
     headers = await reconcile_headers_async(INVITE, recipients, HeaderPolicy.STRIP, offload_above=1)
     assert executor.submitted == 2
     assert headers == reconcile_headers(INVITE, recipients)
+
+
+@pytest.mark.parametrize("action", ["strip", "attach"])
+def test_variants_can_be_rebuilt_from_transform_names(action: str) -> None:
+    variants = split_variants(
+        INVITE, ["a@x.example", "b@y.example"], _policy("a@x.example", action)
+    )
+    assert [v.transforms for v in variants] == [(f"ics-{action}",), ()]
+    for variant in variants:
+        assert apply_transforms(INVITE, variant.transforms) == variant.data
+    deep = Variant(
+        ("a@x.example",),
+        INVITE,
+        transform_calendar(INVITE, IcsAction.STRIP, descend_messages=True).report,
+        True,
+    )
+    assert deep.transforms == ("ics-strip-deep",)
+    with pytest.raises(ValueError, match="unknown message transform"):
+        apply_transforms(INVITE, ["rot13"])

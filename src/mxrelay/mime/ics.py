@@ -114,6 +114,8 @@ class IcsReport:
     skipped: str | None = None
     """Why the message passed through unchanged although calendar parts may be in it."""
     notes: tuple[str, ...] = ()
+    descended: bool = False
+    """Attached messages (message/rfc822) were looked into."""
 
     @property
     def changed(self) -> bool:
@@ -154,19 +156,21 @@ def transform_calendar(
     descend_messages: bool = False,
 ) -> IcsResult:
     """Strip or re-attach the calendar parts of `data`; see the module docstring."""
+    deep = descend_messages
     try:
         root = parse_message(data, limits=limits, descend_messages=descend_messages)
     except MimeStructureError as exc:
-        return IcsResult(data, IcsReport(action, skipped=f"broken MIME: {exc}"))
+        return IcsResult(data, IcsReport(action, skipped=f"broken MIME: {exc}", descended=deep))
     editor = _Editor(data, action)
     editor.message(root, "")
     if not editor.changed:
-        return IcsResult(data, IcsReport(action, notes=tuple(editor.notes)))
+        return IcsResult(data, IcsReport(action, notes=tuple(editor.notes), descended=deep))
     report = IcsReport(
         action,
         parts=tuple(editor.changed),
         body_replaced=editor.body_replaced,
         notes=tuple(editor.notes),
+        descended=deep,
     )
     return IcsResult(apply_splices(data, editor.splices), report)
 

@@ -67,6 +67,37 @@ class Variant:
     def transformed(self) -> bool:
         return self.report.changed
 
+    @property
+    def transforms(self) -> tuple[str, ...]:
+        """Names of the transforms that turn the original message into `data`, for a store that
+        keeps the original once and rebuilds each variant with `apply_transforms`."""
+        if not self.report.changed:
+            return ()
+        return (transform_name(self.report.action, self.report.descended),)
+
+
+def transform_name(action: IcsAction, descend_messages: bool = False) -> str:
+    """`ics-strip`, `ics-attach`, with `-deep` when attached messages were transformed too."""
+    return f"ics-{action.value}" + ("-deep" if descend_messages else "")
+
+
+def apply_transforms(data: bytes, transforms: Sequence[str]) -> bytes:
+    """Rebuild a variant from the original bytes and its transform names (pure, deterministic).
+
+    Raises ValueError for a name this version does not know.
+    """
+    known = {
+        transform_name(action, deep): (action, deep)
+        for action in IcsAction
+        for deep in (False, True)
+    }
+    for name in transforms:
+        if name not in known:
+            raise ValueError(f"unknown message transform {name!r}")
+        action, deep = known[name]
+        data = transform_calendar(data, action, descend_messages=deep).data
+    return data
+
 
 def split_variants(
     data: bytes, recipients: Sequence[str], policy: IcsPolicy

@@ -16,6 +16,7 @@ import pytest
 from mxrelay.config import Settings, load_settings
 from mxrelay.dns.check import RecipientChecker
 from mxrelay.metrics import Metrics
+from mxrelay.model import RecipientVerdict
 from tests.support.dns_server import DnsServer, dns_server
 
 __all__ = ["dns_server"]
@@ -34,6 +35,38 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+NOT_FOUND = "Recipient address rejected: Domain not found (Bad destination mailbox address)"
+TEMPFAIL = (
+    "451 4.4.3 <user@{0}>: Recipient address rejected: "
+    "Temporary DNS failure looking up {0}; try again later"
+)
+
+
+def well_formed(verdict: RecipientVerdict) -> RecipientVerdict:
+    """T112: the enhanced class equals the code's first digit; the text opens with `<address>:`."""
+    reply = verdict.reply
+    assert reply.enhanced.split(".")[0] == str(reply.code)[0], reply
+    assert reply.text.startswith("<"), reply
+    assert ">: " in reply.text, reply
+    return verdict
+
+
+class CheckedRecipientChecker(RecipientChecker):
+    """The real checker; every verdict it returns is held to T112 on the way out."""
+
+    async def check(self, path: str, smtputf8: bool) -> RecipientVerdict:
+        return well_formed(await super().check(path, smtputf8))
+
+    async def explain(self, target: str, *, smtputf8: bool = True) -> RecipientVerdict:
+        return well_formed(await super().explain(target, smtputf8=smtputf8))
+
+
+def ok_mx(server: DnsServer, domain: str, address: str = "192.0.2.10") -> None:
+    """`domain` MX 10 mx.`domain`, which has the A record `address`."""
+    server.mx(domain, f"10 mx.{domain}")
+    server.a(f"mx.{domain}", address)
 
 
 class CheckerFactory(Protocol):
@@ -67,7 +100,7 @@ async def make_checker(dns_server: DnsServer) -> AsyncIterator[CheckerFactory]:
         *, clock: Callable[[], float] | None = None, metrics: Metrics | None = None, **env: str
     ) -> RecipientChecker:
         settings = settings_for(dns_server, **env)
-        checker = RecipientChecker(
+        checker = CheckedRecipientChecker(
             settings.dns, settings.policy, metrics or Metrics(), clock=clock or time.monotonic
         )
         made.append(checker)

@@ -1,0 +1,68 @@
+"""The front-door benchmark's helpers, and the whole benchmark at a small size on the real rig."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import string
+
+import pytest
+from prometheus_client import generate_latest
+
+from bench import front_door
+from mxrelay.metrics import Metrics
+
+
+def test_random_domains_are_distinct_reproducible_and_under_the_flood_tld() -> None:
+    domains = front_door.random_domains(random.Random(7), 5000)
+    assert len(domains) == len(set(domains)) == 5000
+    assert domains == front_door.random_domains(random.Random(7), 5000)
+    assert domains != front_door.random_domains(random.Random(8), 5000)
+    label = re.compile(f"[{string.ascii_lowercase}]{{12}}\\.com")
+    assert all(label.fullmatch(domain) for domain in domains)
+
+
+def test_metric_value_reads_a_real_metrics_page() -> None:
+    metrics = Metrics()
+    metrics.dns_cache_entries.set(42)
+    metrics.smtp_recipients.labels(verdict="rejected", reason="nxdomain").inc(3)
+    metrics.smtp_recipients.labels(verdict="accepted", reason="ok").inc(2)
+    page = generate_latest(metrics.registry).decode()
+    assert front_door.metric_value(page, "mxrelay_dns_cache_entries") == 42
+    assert front_door.metric_value(page, "mxrelay_smtp_recipients_total") == 5
+    rejected = {"verdict": "rejected"}
+    assert front_door.metric_value(page, "mxrelay_smtp_recipients_total", rejected) == 3
+    with pytest.raises(KeyError):
+        front_door.metric_value(page, "mxrelay_no_such_metric")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.geteuid() != 0
+    or not all(shutil.which(p) for p in ("ip", "smtp-source", "smtp-sink", "postfix")),
+    reason="needs root, ip and Postfix's programs",
+)
+def test_small_front_door_run_prints_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    plan = front_door.Plan(
+        messages=40,
+        runs=1,
+        sessions=(4,),
+        warm_up=4,
+        idle_connections=30,
+        flood_recipients=300,
+        flood_sessions=3,
+        cache_size=100,
+    )
+    front_door.run(plan)
+    out = capsys.readouterr().out
+    assert re.search(r"^mxrelay passthrough, 4 sess\.( +\d+\.\d){2}$", out, re.MULTILINE)
+    assert re.search(r"^postfix relay, 4 sess\.( +\d+\.\d){2}$", out, re.MULTILINE)
+    assert re.search(r"^ratio mxrelay / postfix, 4 sess\.: \d+\.\d\d$", out, re.MULTILINE)
+    assert re.search(r"^mxrelay_smtp_sessions_active +30$", out, re.MULTILINE)
+    assert re.search(r"^replies by code +550: 300$", out, re.MULTILINE)
+    entries = re.search(r"^mxrelay_dns_cache_entries +(\d+) ", out, re.MULTILINE)
+    assert entries is not None
+    assert 0 < int(entries.group(1)) <= 100
+    assert "within bound" in out

@@ -95,11 +95,15 @@ def test_t05_domain_of_254_octets_or_more_is_501() -> None:
     assert domain_problem(domain_of(254)) == "domain too long"
 
 
-def test_t06_long_local_part_is_not_judged() -> None:
+def test_t06_a3_long_local_part_is_not_judged_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     local = "x" * 200
-    parsed = analyse(f"<{local}@ok.example.net>", False)
+    with caplog.at_level("INFO", logger="mxrelay.dns.address"):
+        parsed = analyse(f"<{local}@ok.example.net>", False)
     needs_dns(parsed, "ok.example.net")
     assert parsed.mailbox == f"{local}@ok.example.net"
+    assert "local part longer than 64 octets (A3)" in caplog.text
 
 
 def test_t07_path_over_256_octets_is_refused() -> None:

@@ -12,9 +12,11 @@ import itertools
 
 import pytest
 
+from mxrelay.config import HostPort, load_settings
 from mxrelay.dns.check import RecipientChecker
+from mxrelay.metrics import Metrics
 from mxrelay.model import Reason
-from tests.dns.conftest import NOT_FOUND, TEMPFAIL, CheckerFactory, ok_mx
+from tests.dns.conftest import NOT_FOUND, ROUTABLE_FOR_TESTS, TEMPFAIL, CheckerFactory, ok_mx
 from tests.support.dns_server import DnsServer, Fault
 
 # --- Stage A: refused without DNS ----------------------------------------------------------------
@@ -417,3 +419,20 @@ async def test_t47_good_mx_beside_an_ip_exchange(
     dns_server.mx("t47.example.net", "5 192.0.2.99", "10 mx.ok.example.net")
     dns_server.a("mx.ok.example.net", "192.0.2.10")
     assert (await checker.check("<user@t47.example.net>", False)).accepted
+
+
+async def test_without_configured_servers_the_system_resolvers_are_asked(
+    dns_server: DnsServer,
+) -> None:
+    """MXRELAY_DNS_SERVERS empty: the system resolver's name servers (injected here) are used."""
+    ok_mx(dns_server, "ok.example.net")
+    settings = load_settings({"MXRELAY_DNS_ROUTABLE_NETWORKS": ROUTABLE_FOR_TESTS})
+    assert settings.dns.servers == ()
+    async with RecipientChecker(
+        settings.dns,
+        settings.policy,
+        Metrics(),
+        nameservers=lambda: [HostPort("127.0.0.1", dns_server.port)],
+    ) as checker:
+        assert (await checker.check("<user@ok.example.net>", False)).accepted
+    assert dns_server.queries_for("ok.example.net", "MX")

@@ -71,7 +71,8 @@ class PostgresServer:
         if self._as_root:
             account = pwd.getpwnam("postgres")
             os.chown(self.tmp, account.pw_uid, account.pw_gid)
-        self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust"])
+        initdb = [str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust"]
+        self._run([*initdb, "--no-sync"])
 
     def _command(self, argv: list[str]) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *argv] if self._as_root else argv

@@ -136,3 +136,60 @@ RETURNING id, message_id, variant
 UPDATE recipients
 SET state = 'failed', text = 'deleted by an operator', updated_at = :now
 WHERE message_id = :message_id AND variant = :variant AND state IN ('queued', 'deferred', 'held')
+
+-- Retention (store/retention.py): bounded batches, oldest first; never a message still queued.
+
+-- name: prunable_bodies
+SELECT b.message_id, b.stored_size FROM message_bodies b
+WHERE b.received_at < :cutoff
+  AND NOT EXISTS (
+    SELECT 1 FROM queue q
+    WHERE q.message_id = b.message_id AND q.state IN ('queued', 'active', 'deferred', 'held'))
+ORDER BY b.received_at
+LIMIT :limit
+
+-- name: prune_body
+DELETE FROM message_bodies WHERE message_id = :message_id
+
+-- name: mark_body_pruned
+UPDATE messages SET body_pruned_at = :now WHERE id = :message_id
+
+-- name: prunable_messages
+SELECT m.id FROM messages m
+WHERE m.received_at < :cutoff
+  AND NOT EXISTS (
+    SELECT 1 FROM queue q
+    WHERE q.message_id = m.id AND q.state IN ('queued', 'active', 'deferred', 'held'))
+ORDER BY m.received_at
+LIMIT :limit
+
+-- name: prune_message_variants
+DELETE FROM variants WHERE message_id = :message_id
+
+-- name: prune_message_recipients
+DELETE FROM recipients WHERE message_id = :message_id
+
+-- name: prune_message_queue
+DELETE FROM queue WHERE message_id = :message_id
+
+-- name: prune_message_attempts
+DELETE FROM attempts WHERE message_id = :message_id
+
+-- name: prune_message_tags
+DELETE FROM message_tags WHERE message_id = :message_id
+
+-- name: prune_message
+DELETE FROM messages WHERE id = :message_id
+
+-- name: prune_refusals
+DELETE FROM refusals WHERE id IN (
+    SELECT id FROM refusals WHERE refused_at < :cutoff ORDER BY refused_at LIMIT :limit)
+
+-- name: body_totals
+SELECT COALESCE(SUM(stored_size), 0), MIN(received_at) FROM message_bodies
+
+-- name: search_clear_body
+UPDATE message_search SET body = '' WHERE message_id = :message_id
+
+-- name: search_delete
+DELETE FROM message_search WHERE message_id = :message_id

@@ -180,7 +180,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         op.execute(
             "CREATE VIRTUAL TABLE message_search USING fts5("
-            "message_id UNINDEXED, subject, addresses, body, tokenize = 'unicode61')"
+            "message_id, subject, addresses, body, tokenize = 'unicode61')"
         )
     else:
         op.execute(

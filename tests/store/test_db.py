@@ -1,0 +1,86 @@
+"""Opening the store: URLs, the one-relay-per-SQLite-file rule, schema checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mxrelay.store.db import (
+    Dialect,
+    SchemaOutdated,
+    StoreError,
+    StoreLocked,
+    load_queries,
+    open_store,
+    parse_database_url,
+)
+
+
+def test_urls() -> None:
+    sqlite = parse_database_url("sqlite:///./data/mxrelay.db")
+    assert sqlite.dialect is Dialect.SQLITE
+    assert sqlite.path == Path("./data/mxrelay.db")
+    assert sqlite.url.drivername == "sqlite+aiosqlite"
+    pg = parse_database_url("postgresql://relay:secret@db.example:5433/mail")
+    assert pg.dialect is Dialect.POSTGRESQL
+    assert pg.url.drivername == "postgresql+asyncpg"
+    with pytest.raises(StoreError, match="needs a file"):
+        parse_database_url("sqlite://")
+    with pytest.raises(StoreError, match="unsupported"):
+        parse_database_url("mysql://db/mail")
+
+
+def test_both_dialects_name_the_same_queries() -> None:
+    assert load_queries(Dialect.SQLITE).keys() == load_queries(Dialect.POSTGRESQL).keys()
+
+
+async def test_a_second_relay_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    async with open_store(url):
+        with pytest.raises(StoreLocked, match="in use by another mxrelay process"):
+            async with open_store(url):
+                pass
+        # the queue command works beside a running relay
+        async with open_store(url, migrate=False, exclusive=False):
+            pass
+    async with open_store(url):  # released on close
+        pass
+
+
+def test_the_lock_is_held_by_a_live_process_and_released_by_its_death(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    code = (
+        "import asyncio\nfrom mxrelay.store.db import open_store\n"
+        f"async def main():\n    async with open_store({url!r}):\n        pass\n"
+        "asyncio.run(main())\n"
+    )
+    holding = (
+        "import asyncio, sys\nfrom mxrelay.store.db import open_store\n"
+        f"async def main():\n    async with open_store({url!r}):\n"
+        "        print('open', flush=True)\n        sys.stdin.readline()\n"
+        "asyncio.run(main())\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", holding], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == b"open\n"
+            second = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+            assert second.returncode != 0
+            assert f"pid {holder.pid}" in second.stderr.decode()
+        finally:
+            holder.kill()  # SIGKILL: the kernel drops the lock with the process
+            holder.wait(timeout=30)
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert again.returncode == 0, again.stderr.decode()
+
+
+async def test_an_unmigrated_database_is_refused_without_migrate(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    with pytest.raises(SchemaOutdated, match="mxrelay db upgrade"):
+        async with open_store(url, migrate=False):
+            pass

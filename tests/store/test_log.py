@@ -1,0 +1,114 @@
+"""The message log on SQLite and PostgreSQL: what is kept per message, and searching it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from sqlalchemy import select
+
+from mxrelay.model import Peer, Reason, RefusedRecipient, Reply, SessionInfo, TlsInfo
+from mxrelay.store import log, schema
+from mxrelay.store.db import Database
+from mxrelay.store.search import SearchQuery, count_messages, search_messages
+from tests.store.helpers import T0, accept, message_bytes, record, transaction
+
+RAW = (
+    b"From: =?utf-8?q?J=C3=BCrgen?= <jurgen@example.net>\r\n"
+    b"To: Bob <bob@example.org>, carol@example.org\r\n"
+    b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= from the invoicing system\r\n"
+    b"Message-ID: <inv-42@example.net>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour invoice 4711 is attached.\r\n"
+    b"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n"
+    b"\r\nJVBERi0=\r\n--b--\r\n"
+)
+
+
+async def test_everything_about_a_message_is_kept(db: Database) -> None:
+    txn = transaction(recipients=("bob@example.org", "carol@example.org"), data=RAW)
+    session = SessionInfo(
+        Peer("192.0.2.7", 41000),
+        helo="app.example.net",
+        esmtp=True,
+        tls=TlsInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384"),
+        username="invoicing",
+    )
+    txn = replace(txn, session=session, mail_params=(("SIZE", "700"),))
+    rec = record(txn)
+    await accept(db, rec)
+    view = await log.get_message(db, rec.id)
+    assert view is not None
+    assert view.received_at == T0.timestamp()
+    assert (view.client_address, view.helo, view.username) == (
+        "192.0.2.7",
+        "app.example.net",
+        "invoicing",
+    )
+    assert view.tls_version == "TLSv1.3"
+    assert view.mail_from == "alice@example.net"
+    assert view.size == len(RAW)
+    assert view.sha256 == hashlib.sha256(RAW).hexdigest()
+    assert view.subject == "Grüße from the invoicing system"
+    assert view.header_from == "jurgen@example.net"
+    assert view.header_to == "bob@example.org, carol@example.org"
+    assert view.message_id_header == "inv-42@example.net"
+    assert [(r.address, r.state) for r in view.recipients] == [
+        ("bob@example.org", "queued"),
+        ("carol@example.org", "queued"),
+    ]
+    assert await log.get_raw(db, rec.id) == RAW  # byte for byte
+    assert len(rec.compressed) < len(RAW) * 2
+    [summary] = await search_messages(db, SearchQuery())
+    assert (summary.attachments, summary.snippet) == (1, "Your invoice 4711 is attached.")
+
+
+async def test_refusals_are_logged(db: Database) -> None:
+    session = transaction().session
+    refused = RefusedRecipient(
+        "x@nonexistent.example", Reply(550, "1.2", "domain does not exist"), Reason.NXDOMAIN
+    )
+    async with db.write() as conn:
+        await log.insert_refusals(
+            conn, [log.Refusal(T0.timestamp(), session, "a@example.net", refused)]
+        )
+    async with db.read() as conn:
+        row = (await conn.execute(select(schema.refusals))).mappings().one()
+    assert (row["recipient"], row["code"], row["enhanced"], row["reason"]) == (
+        "x@nonexistent.example",
+        550,
+        "5.1.2",
+        "nxdomain",
+    )
+
+
+async def test_search(db: Database) -> None:
+    first = record(
+        transaction(data=message_bytes(subject="Quarterly report", body="numbers inside"))
+    )
+    second = record(
+        transaction(
+            mail_from="noreply@shop.example",
+            recipients=("dave@example.com",),
+            data=message_bytes(subject="Your order", body="tracking number"),
+            received_at=T0.replace(minute=5),
+        )
+    )
+    await accept(db, first, second)
+
+    async def ids(**kwargs: object) -> list[str]:
+        return [m.id for m in await search_messages(db, SearchQuery(**kwargs))]  # type: ignore[arg-type]
+
+    assert await ids() == [second.id, first.id]  # newest first
+    assert await ids(text="quarterly") == [first.id]
+    assert await ids(text="tracking number") == [second.id]
+    assert await ids(text="dave@example.com") == [second.id]
+    assert await ids(text="report tracking") == []
+    assert await ids(text='" OR 1=1 --') == []
+    assert await ids(sender="SHOP.example") == [second.id]
+    assert await ids(recipient="bob@") == [first.id]
+    assert await ids(state="queued") == [second.id, first.id]
+    assert await ids(state="delivered") == []
+    assert await ids(before=second.received_at) == [first.id]
+    assert await count_messages(db, SearchQuery(after=second.received_at)) == 1

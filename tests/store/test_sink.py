@@ -1,0 +1,133 @@
+"""Accepting durably: 250 only after the commit, 451 4.3.0 when the store fails, and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mxrelay.health import Health
+from mxrelay.metrics import Metrics
+from mxrelay.model import Reason, RefusedRecipient, Reply
+from mxrelay.store import log, schema
+from mxrelay.store.commit import GroupCommitter
+from mxrelay.store.db import Database, open_store
+from mxrelay.store.queue import Queue
+from mxrelay.store.sink import StoreSink
+from tests.store.helpers import transaction
+from tests.support.postgres import PostgresServer, build_template, clone
+
+
+class Accepting:
+    def __init__(self, db: Database, committer: GroupCommitter, health: Health, metrics: Metrics):
+        self.db = db
+        self.committer = committer
+        self.health = health
+        self.metrics = metrics
+        self.commits = 0
+        self.sink = StoreSink(committer, hostname="relay.example.net", on_commit=self._woken)
+
+    def _woken(self) -> None:
+        self.commits += 1
+
+    async def send(self) -> Reply:
+        txn = transaction()
+        return await self.sink.begin(txn.session, txn.mail_from, ()).finish(txn)
+
+
+@pytest.fixture
+async def accepting(db: Database) -> AsyncIterator[Accepting]:
+    health, metrics = Health(), Metrics()
+    async with GroupCommitter(db, window=0.002, metrics=metrics, health=health) as committer:
+        yield Accepting(db, committer, health, metrics)
+
+
+async def test_250_names_the_committed_message(accepting: Accepting) -> None:
+    reply = await accepting.send()
+    assert (reply.code, reply.enhanced) == (250, "2.0.0")
+    assert reply.text.startswith("Ok: queued as ")
+    message_id = reply.text.removeprefix("Ok: queued as ")
+    assert len(message_id) == 26
+    view = await log.get_message(accepting.db, message_id)
+    assert view is not None
+    assert (await Queue(accepting.db).stats()).counts == {"queued": 1}
+    assert accepting.commits == 1
+    assert accepting.health.ready
+
+
+async def test_concurrent_sessions_share_commits(accepting: Accepting) -> None:
+    replies = await asyncio.gather(*(accepting.send() for _ in range(200)))
+    assert all(r.code == 250 for r in replies)
+    assert len({r.text for r in replies}) == 200
+    batches = accepting.metrics.store_commit_batch
+    count = next(s.value for s in list(batches.collect())[0].samples if s.name.endswith("_count"))
+    assert count < 100  # far fewer commits (and fsyncs) than messages
+
+
+async def test_refusals_are_recorded_without_waiting(accepting: Accepting) -> None:
+    txn = transaction()
+    refused = RefusedRecipient("x@nx.example", Reply(550, "1.2", "no such domain"), Reason.NXDOMAIN)
+    await accepting.sink.record_refusal(txn.session, txn.mail_from, refused)
+    await accepting.send()  # committed after (or with) the refusal
+    async with accepting.db.read() as conn:
+        rows = (await conn.execute(select(schema.refusals.c.recipient))).all()
+    assert [r[0] for r in rows] == ["x@nx.example"]
+
+
+async def test_a_full_store_answers_451_then_recovers(tmp_path: Path) -> None:
+    """SQLite's page limit stands in for a full disk (its error path is SQLITE_FULL's)."""
+    health, metrics = Health(), Metrics()
+    async with (
+        open_store(f"sqlite:///{tmp_path / 'full.db'}") as db,
+        GroupCommitter(db, window=0.0, metrics=metrics, health=health) as committer,
+    ):
+        await _fill_and_recover(Accepting(db, committer, health, metrics))
+
+
+async def _fill_and_recover(accepting: Accepting) -> None:
+    async with accepting.db.write() as conn:
+        pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
+        await conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
+    replies = [await accepting.send() for _ in range(20)]
+    assert replies[-1] == Reply(451, "3.0", "Error: queue file write error, try again later")
+    assert str(replies[-1]).startswith("451 4.3.0 ")
+    assert all(r.code in (250, 451) for r in replies)
+    assert not accepting.health.ready
+    assert "store" in accepting.health.failing()
+    accepted = [r.text.removeprefix("Ok: queued as ") for r in replies if r.code == 250]
+    async with accepting.db.write() as conn:
+        await conn.exec_driver_sql("PRAGMA max_page_count = 1073741823")
+    assert (await accepting.send()).code == 250
+    assert accepting.health.failing() == {}
+    for message_id in accepted:  # every 250 is in the store
+        assert await log.get_message(accepting.db, message_id) is not None
+
+
+@pytest.mark.postgres
+async def test_postgresql_stopped_answers_451_then_recovers() -> None:
+    server = await asyncio.to_thread(PostgresServer)
+    try:
+        await asyncio.to_thread(server.start)
+        await asyncio.to_thread(build_template, server)
+        url = server.url(await asyncio.to_thread(clone, server))
+        health = Health()
+        async with (
+            open_store(url) as db,
+            GroupCommitter(db, window=0.0, health=health) as committer,
+        ):
+            sink = StoreSink(committer, hostname="relay.example.net")
+            txn = transaction()
+            assert (await sink.accept(txn)).code == 250
+            await asyncio.to_thread(server.kill)
+            assert (await sink.accept(txn)).code == 451
+            assert not health.ready
+            await asyncio.to_thread(server.start)
+            replies = [await sink.accept(txn) for _ in range(3)]
+            assert replies[-1].code == 250  # a dead pooled connection may fail one more commit
+            assert all(r.code in (250, 451) for r in replies)
+            assert health.failing() == {}
+    finally:
+        await asyncio.to_thread(server.close)

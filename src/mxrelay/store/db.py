@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -221,6 +222,7 @@ async def open_store(
     synchronous: str = "full",
     migrate: bool = True,
     exclusive: bool = True,
+    check_schema: bool = True,
     pool_size: int = 10,
 ) -> AsyncIterator[Database]:
     """Open the store; on leaving, close its engines (and release the SQLite lock).
@@ -244,12 +246,26 @@ async def open_store(
         engine = create_async_engine(target.url, pool_size=pool_size, max_overflow=pool_size)
         db = Database(target, engine, engine, serialise=False)
     try:
-        if migrate:
-            await _migrate(db)
-        else:
-            await _check_schema(db)
+        try:
+            if migrate:
+                await _migrate(db)
+            elif check_schema:
+                await _check_schema(db)
+            else:
+                async with db.read() as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot open the store: {_reason(exc)}") from None
         yield db
     finally:
         await db.dispose()
         if lock is not None:
             lock.release()
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, first line only (never SQL text or parameters)."""
+    orig = getattr(exc, "orig", None)
+    base = orig if isinstance(orig, BaseException) else exc
+    text = str(base).splitlines()[0] if str(base) else ""
+    return f"{type(base).__name__}: {text}"[:300] if text else type(base).__name__

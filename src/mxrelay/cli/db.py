@@ -1,0 +1,56 @@
+"""`mxrelay db upgrade|current`: apply the store's migrations, or show where the schema stands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from mxrelay.cli.common import load_or_exit
+from mxrelay.config import redact_url
+from mxrelay.store.db import StoreError, open_store
+from mxrelay.store.migrate import current_revision, head_revision
+
+EXIT_STORE = 1
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "db",
+        help="upgrade the store's schema",
+        description="Manage the store's schema (MXRELAY_DATABASE_URL). The relay also upgrades "
+        "it at start-up; with SQLite, stop the relay first (one process per file).",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("upgrade", help="apply pending migrations").set_defaults(handler=run)
+    actions.add_parser("current", help="print the schema revision").set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    settings = load_or_exit(environ)
+    url = settings.store.database_url
+    try:
+        if args.action == "upgrade":
+            asyncio.run(_upgrade(url))
+            sys.stdout.write(f"{redact_url(url)}: schema at revision {head_revision()}\n")
+        else:
+            revision = asyncio.run(_current(url))
+            state = "up to date" if revision == head_revision() else f"head is {head_revision()}"
+            sys.stdout.write(f"{redact_url(url)}: revision {revision or 'none'} ({state})\n")
+    except StoreError as exc:
+        sys.stderr.write(f"mxrelay: {exc}\n")
+        return EXIT_STORE
+    return 0
+
+
+async def _upgrade(url: str) -> None:
+    async with open_store(url, migrate=True, exclusive=True):
+        pass
+
+
+async def _current(url: str) -> str | None:
+    store = open_store(url, migrate=False, exclusive=False, check_schema=False)
+    async with store as db, db.read() as conn:
+        return await conn.run_sync(current_revision)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +27,10 @@ FUZZ = settings(
 STRIP_GROWTH = 256
 """At most a notice body and two header fields replace what was removed."""
 ATTACH_GROWTH_PER_PART = 256
+
+# The suite's 120 s per-test limit is for the default run; a long `make fuzz` run gets time in
+# proportion to its examples (a few milliseconds each on the corpus seeds).
+pytestmark = pytest.mark.timeout(max(120, EXAMPLES // 50))
 
 SEEDS = [path.read_bytes() for path in corpus_files()]
 _MIME_TOKENS = [

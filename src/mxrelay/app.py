@@ -20,7 +20,9 @@ from types import TracebackType
 
 from mxrelay import __version__, log
 from mxrelay.config import Settings
+from mxrelay.delivery.base import Transport
 from mxrelay.delivery.passthrough import PassthroughSink, UpstreamPool, VariantPlan
+from mxrelay.delivery.stage import QueueStage, smarthost_transport
 from mxrelay.dns.answer import Query, RdType
 from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import Health
@@ -31,6 +33,7 @@ from mxrelay.model import DeliveryMode, Transaction
 from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.policy import RelayPolicy, Sink
 from mxrelay.smtp.server import SmtpLimits, SmtpServer
+from mxrelay.store.db import StoreError
 from mxrelay.web.health import metrics_app
 from mxrelay.web.server import HttpServer
 
@@ -62,6 +65,7 @@ class Relay:
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
         self._pool: UpstreamPool | None = None
+        self.queue_stage: QueueStage | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -90,6 +94,8 @@ class Relay:
         self.checker = RecipientChecker(
             settings.dns, settings.policy, self.metrics, clock=self.clock
         )
+        if mode is not DeliveryMode.PASSTHROUGH:
+            self.queue_stage = await self._open_queue(mode)
         sink = self._build_sink(mode)
         users = _load_users(settings)
         policy = RelayPolicy(
@@ -150,9 +156,27 @@ class Relay:
                 plan=self._variant_plan(),
                 clock=self.clock,
             )
-        raise StartupError(
-            f"MXRELAY_DELIVERY={mode.value} needs the store, not available in this build"
+        assert self.queue_stage is not None
+        return self.queue_stage.sink
+
+    async def _open_queue(self, mode: DeliveryMode) -> QueueStage:
+        """The queued modes: store, sink and delivery worker (store/, delivery/stage.py)."""
+        transport: Transport | None
+        if mode is DeliveryMode.SMTP:
+            transport = smarthost_transport(self.settings, self.metrics)
+        elif mode is DeliveryMode.HOLD:
+            transport = None
+        else:
+            raise StartupError(f"MXRELAY_DELIVERY={mode.value}: transport not wired in this build")
+        stage = QueueStage(
+            self.settings, metrics=self.metrics, health=self.health, transport=transport
         )
+        try:
+            await stage.start()
+        except StoreError as exc:
+            await stage.aclose(0.0)
+            raise StartupError(str(exc)) from None
+        return stage
 
     def _variant_plan(self) -> VariantPlan | None:
         """The transform stage for passthrough: split by MXRELAY_ICS_STRIP, count what changed."""
@@ -179,6 +203,9 @@ class Relay:
             self.health.set("smtp", False, "shutting down")
             await self.smtp.stop(grace)
             self.smtp = None
+        if self.queue_stage is not None:
+            await self.queue_stage.aclose(grace)
+            self.queue_stage = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

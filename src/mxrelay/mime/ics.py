@@ -15,12 +15,10 @@ in scope (`scope.py`) this module rewrites the message bytes:
   when there is none. Calendar parts with the same decoded content (nodemailer and Google send the
   invitation both as an alternative and as an attachment) are kept once.
 
-Calendar data is any `text/calendar` (any method), `application/ics` (and the legacy
-`text/x-vcalendar`, `application/x-ics`), or a part whose file name (Content-Disposition `filename`
-or Content-Type `name`, RFC 2231/2047 decoded) ends in .ics, .ical, .ifb or .vcs, at any depth.
-`message/rfc822` attachments are left alone unless `descend_messages` is set. Content under
-multipart/signed or multipart/encrypted is never changed (that would break the signature); the
-report notes it.
+What counts as calendar data, and which part goes or stays, is `calendar.py`'s business; this
+module turns that plan into splices. `message/rfc822` attachments are left alone unless
+`descend_messages` is set. Content under multipart/signed or multipart/encrypted is never changed
+(that would break the signature); the report notes it.
 
 The transform is pure and exact: parts and headers it does not change keep their bytes, CRLF and LF
 input both work, 8-bit and binary parts pass untouched. A message whose structure cannot be
@@ -30,20 +28,25 @@ nothing the second time.
 
 from __future__ import annotations
 
-import binascii
-import contextlib
 import enum
 import hashlib
-import quopri
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from mxrelay.mime.calendar import (
+    CALENDAR_EXTENSIONS,
+    PROTECTED_TYPES,
+    Decision,
+    IcsAction,
+    calendar_leaves,
+    is_calendar,
+    join_path,
+    plan,
+)
 from mxrelay.mime.parse import (
     DEFAULT_LIMITS,
     Entity,
     MimeLimits,
     MimeStructureError,
-    field_value,
     find,
     parse_message,
 )
@@ -57,22 +60,22 @@ from mxrelay.mime.splice import (
     separator_and_body,
 )
 
-CALENDAR_TYPES = frozenset(
-    {"text/calendar", "application/ics", "text/x-vcalendar", "application/x-ics"}
-)
-CALENDAR_EXTENSIONS = (".ics", ".ical", ".ifb", ".vcs")
-PROTECTED_TYPES = frozenset({"multipart/signed", "multipart/encrypted"})
+__all__ = [
+    "ATTACHMENT_NAME",
+    "REMOVED_NOTICE",
+    "ChangedPart",
+    "IcsAction",
+    "IcsReport",
+    "IcsResult",
+    "PartChange",
+    "is_calendar",
+    "transform_calendar",
+]
+
 ATTACHMENT_NAME = "invite.ics"
 REMOVED_NOTICE = (
     "This message contained a calendar invitation, which the mail relay removed before delivery."
 )
-
-
-class IcsAction(enum.StrEnum):
-    """What happens to calendar parts (`MXRELAY_ICS_ACTION`); also the metric label."""
-
-    STRIP = "strip"
-    ATTACH = "attach"
 
 
 class PartChange(enum.StrEnum):
@@ -139,15 +142,6 @@ class IcsResult:
     report: IcsReport
 
 
-def is_calendar(entity: Entity) -> bool:
-    """Whether a part carries calendar data (see the module docstring)."""
-    if entity.is_multipart or entity.content_type.startswith(("message/", "multipart/")):
-        return False
-    if entity.content_type in CALENDAR_TYPES:
-        return True
-    return any(name.lower().endswith(CALENDAR_EXTENSIONS) for name in entity.filenames)
-
-
 def transform_calendar(
     data: bytes,
     action: IcsAction,
@@ -176,104 +170,6 @@ def transform_calendar(
 
 
 # --------------------------------------------------------------------------------------------
-# Planning: which calendar parts go, which stay, which move
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Leaf:
-    entity: Entity
-    path: str
-    in_alternative: bool
-
-
-def _calendar_leaves(
-    entity: Entity, path: str, in_alternative: bool, notes: list[str]
-) -> Iterator[_Leaf]:
-    """Calendar leaves of one message (not of messages embedded in it), in document order."""
-    if entity.content_type in PROTECTED_TYPES:
-        if any(True for _ in _calendar_leaves_anywhere(entity)):
-            notes.append(f"calendar data under {entity.content_type} left unchanged")
-        return
-    if entity.is_multipart:
-        inside = entity.content_type == "multipart/alternative"
-        for index, child in enumerate(entity.children, 1):
-            yield from _calendar_leaves(child, _join(path, index), inside, notes)
-    elif is_calendar(entity):
-        yield _Leaf(entity, path, in_alternative)
-
-
-def _calendar_leaves_anywhere(entity: Entity) -> Iterator[Entity]:
-    if is_calendar(entity):
-        yield entity
-    for child in entity.children:
-        yield from _calendar_leaves_anywhere(child)
-
-
-def _join(path: str, index: int) -> str:
-    return f"{path}.{index}" if path else str(index)
-
-
-def _is_canonical(entity: Entity) -> bool:
-    """Already a plain calendar attachment: nothing for ATTACH to do."""
-    name = entity.filename or ""
-    return (
-        entity.content_type == "application/ics"
-        and entity.disposition == "attachment"
-        and name.lower().endswith(CALENDAR_EXTENSIONS)
-    )
-
-
-def _content_key(data: bytes, entity: Entity) -> bytes:
-    """The decoded content of a part, line ends normalized, to recognise duplicates."""
-    body = data[entity.body_start : entity.end]
-    encodings = entity.fields_named("content-transfer-encoding")
-    encoding = field_value(data, encodings[0]).lower() if encodings else ""
-    if encoding == "base64":
-        with contextlib.suppress(binascii.Error):
-            body = binascii.a2b_base64(body)
-    elif encoding == "quoted-printable":
-        body = quopri.decodestring(body)
-    return hashlib.sha256(body.replace(b"\r\n", b"\n").strip()).digest()
-
-
-class _Decision(enum.Enum):
-    REMOVE = "remove"
-    DUPLICATE = "duplicate"
-    RETYPE = "retype"
-    MOVE = "move"
-    KEEP = "keep"
-
-
-def _plan(data: bytes, leaves: list[_Leaf], action: IcsAction) -> dict[int, _Decision]:
-    if action is IcsAction.STRIP:
-        return {id(leaf.entity): _Decision.REMOVE for leaf in leaves}
-    groups: dict[bytes, list[_Leaf]] = {}
-    for leaf in leaves:
-        groups.setdefault(_content_key(data, leaf.entity), []).append(leaf)
-    decisions: dict[int, _Decision] = {}
-    for group in groups.values():
-        keeper = min(
-            group,
-            key=lambda leaf: (
-                leaf.in_alternative,
-                not _is_canonical(leaf.entity),
-                leaf.entity.disposition != "attachment",
-            ),
-        )
-        for leaf in group:
-            if leaf is not keeper:
-                decisions[id(leaf.entity)] = _Decision.DUPLICATE
-            elif leaf.in_alternative:
-                decisions[id(leaf.entity)] = _Decision.MOVE
-            elif _is_canonical(leaf.entity):
-                decisions[id(leaf.entity)] = _Decision.KEEP
-            else:
-                decisions[id(leaf.entity)] = _Decision.RETYPE
-    return decisions
-
-
-# --------------------------------------------------------------------------------------------
 # Editing: turn the plan into splices on the original bytes
 # --------------------------------------------------------------------------------------------
 
@@ -292,14 +188,14 @@ class _Editor:
         self.changed: list[ChangedPart] = []
         self.notes: list[str] = []
         self.body_replaced = False
-        self.decisions: dict[int, _Decision] = {}
+        self.decisions: dict[int, Decision] = {}
         self.paths: dict[int, str] = {}
 
     def message(self, root: Entity, path: str) -> None:
         """Edit one message (the top level, or one embedded in a message/rfc822 part)."""
-        leaves = list(_calendar_leaves(root, path, False, self.notes))
+        leaves = list(calendar_leaves(root, path, False, self.notes))
         self.paths.update({id(leaf.entity): leaf.path for leaf in leaves})
-        self.decisions.update(_plan(self.data, leaves, self.action))
+        self.decisions.update(plan(self.data, leaves, self.action))
         outcome = self.visit(root, path)
         if outcome.dropped and outcome.carries:
             self.replace_with_mixed(root, outcome.carries)
@@ -318,7 +214,8 @@ class _Editor:
         if not entity.is_multipart or entity.content_type in PROTECTED_TYPES:
             return _Outcome()
         outcomes = [
-            self.visit(child, _join(path, index)) for index, child in enumerate(entity.children, 1)
+            self.visit(child, join_path(path, index))
+            for index, child in enumerate(entity.children, 1)
         ]
         carries = [carry for outcome in outcomes for carry in outcome.carries]
         mixed = entity.content_type == "multipart/mixed"
@@ -335,15 +232,15 @@ class _Editor:
             carries = []
         return _Outcome(carries=carries)
 
-    def leaf(self, entity: Entity, decision: _Decision) -> _Outcome:
+    def leaf(self, entity: Entity, decision: Decision) -> _Outcome:
         path = self.paths[id(entity)]
-        if decision is _Decision.KEEP:
+        if decision is Decision.KEEP:
             return _Outcome()
         change = {
-            _Decision.REMOVE: PartChange.REMOVED,
-            _Decision.DUPLICATE: PartChange.DUPLICATE_REMOVED,
-            _Decision.RETYPE: PartChange.RETYPED,
-            _Decision.MOVE: PartChange.MOVED,
+            Decision.REMOVE: PartChange.REMOVED,
+            Decision.DUPLICATE: PartChange.DUPLICATE_REMOVED,
+            Decision.RETYPE: PartChange.RETYPED,
+            Decision.MOVE: PartChange.MOVED,
         }[decision]
         self.changed.append(
             ChangedPart(
@@ -355,12 +252,12 @@ class _Editor:
                 change=change,
             )
         )
-        if decision is _Decision.RETYPE:
+        if decision is Decision.RETYPE:
             self.splices.append(
                 header_block_splice(self.data, entity, _TYPE_FIELDS, self.attachment_fields(entity))
             )
             return _Outcome()
-        if decision is _Decision.MOVE:
+        if decision is Decision.MOVE:
             headers = rebuild_headers(
                 self.data, entity, _TYPE_FIELDS, self.attachment_fields(entity)
             )

@@ -241,8 +241,9 @@ class _Scanner:
         while pos < end:
             if data[pos] == _LF:
                 return tuple(fields), pos, pos + 1
-            if data[pos] == _CR and pos + 1 < end and data[pos + 1] == _LF:
-                return tuple(fields), pos, pos + 2
+            if data[pos] == _CR and (pos + 1 == end or data[pos + 1] == _LF):
+                # CRLF, or a CR cut off at the very end: the empty line that ends the fields.
+                return tuple(fields), pos, min(pos + 2, end)
             line_end = self.next_line(pos, end)
             field_end = line_end
             while field_end < end and data[field_end] in _WSP:

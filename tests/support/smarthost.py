@@ -46,6 +46,8 @@ class _Handler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.host.delay:
+            await asyncio.sleep(self.host.delay)  # a slow smarthost (its behaviour, not a wait)
         if self.host.script.data is not None:
             return self.host.script.data
         queue_id = f"Q{next(self.host.ids)}"
@@ -64,6 +66,8 @@ class Smarthost:
         self.received: list[Received] = []
         self.ids = itertools.count(1)
         self.connections = 0
+        self.delay = 0.0
+        """Seconds the smarthost takes to answer the end of DATA."""
         self._changed = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._sessions: list[SMTP] = []

@@ -27,8 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from bench.figures import Row, format_facts, format_table, metric_value, ratio_line
 from bench.rig import (
     DOMAIN,
     FLOOD_TLD,
@@ -38,11 +37,7 @@ from bench.rig import (
     RELAY_PORT,
     Rig,
     RigError,
-    Row,
     SourceLoad,
-    format_facts,
-    format_table,
-    ratio_line,
 )
 
 IDLE_RSS_TARGET = 150 * 1024 * 1024
@@ -82,33 +77,53 @@ def run(plan: Plan = Plan()) -> None:
 def throughput(rig: Rig, plan: Plan) -> str:
     relay = rig.start_relay()
     postfix = rig.start_postfix()
-    targets = (("mxrelay passthrough", RELAY_PORT), ("postfix relay", POSTFIX_PORT))
-    for _, port in targets:  # start Postfix's daemons, fill mxrelay's cache and upstream pool
+    targets = (
+        ("mxrelay passthrough", RELAY_PORT, relay),
+        ("postfix relay", POSTFIX_PORT, postfix),
+    )
+    for _, port, _ in targets:  # start Postfix's daemons, fill mxrelay's cache and upstream pool
         rig.run(SourceLoad(plan.warm_up, max(plan.sessions)).argv(LOOPBACK, port))
     rig.wait_postfix_idle()
-    rows: list[Row] = []
-    ratios: list[str] = []
+    rates: list[Row] = []
+    cpu: list[Row] = []
+    rate_ratios: list[str] = []
+    cpu_ratios: list[str] = []
     for sessions in plan.sessions:
         load = SourceLoad(plan.messages, sessions)
-        runs: dict[str, list[float]] = {label: [] for label, _ in targets}
+        per_second: dict[str, list[float]] = {label: [] for label, _, _ in targets}
+        cpu_ms: dict[str, list[float]] = {label: [] for label, _, _ in targets}
         for _ in range(plan.runs):
-            for label, port in targets:
+            for label, port, service in targets:
+                cpu_before = rig.cpu_seconds(service)
                 elapsed, _ = rig.run(load.argv(LOOPBACK, port))
-                runs[label].append(load.messages / elapsed)
-                if port == POSTFIX_PORT:
-                    rig.wait_postfix_idle()
-        relay_row, postfix_row = (
-            Row(f"{label}, {sessions} sess.", tuple(runs[label])) for label, _ in targets
+                if service is postfix:
+                    rig.wait_postfix_idle()  # its deliveries count towards its CPU, not its time
+                cpu_used = rig.cpu_seconds(service) - cpu_before
+                per_second[label].append(load.messages / elapsed)
+                cpu_ms[label].append(cpu_used * 1000 / load.messages)
+        ours, theirs = (
+            Row(f"{label}, {sessions} sess.", tuple(per_second[label])) for label, _, _ in targets
         )
-        rows += [relay_row, postfix_row]
-        ratios.append(ratio_line(f"mxrelay / postfix, {sessions} sess.", relay_row, postfix_row))
+        rates += [ours, theirs]
+        rate_ratios.append(ratio_line(f"mxrelay / postfix, {sessions} sess.", ours, theirs))
+        ours, theirs = (
+            Row(f"{label}, {sessions} sess.", tuple(cpu_ms[label])) for label, _, _ in targets
+        )
+        cpu += [ours, theirs]
+        cpu_ratios.append(ratio_line(f"postfix / mxrelay, {sessions} sess.", theirs, ours))
     rig.stop(postfix)
     rig.stop(relay)
     title = (
         f"front door: {plan.messages} messages of {SourceLoad(1, 1).size} bytes from "
         f"smtp-source, median of {plan.runs}"
     )
-    return format_table(title, "messages/s", rows, ratios)
+    cpu_title = "front door: CPU time of the relay's processes per message, queue drained"
+    return "\n\n".join(
+        [
+            format_table(title, "messages/s", rates, rate_ratios),
+            format_table(cpu_title, "ms/message, lower is better", cpu, cpu_ratios),
+        ]
+    )
 
 
 # --- 2. idle connections ---------------------------------------------------------------------
@@ -185,18 +200,6 @@ def random_domains(rng: random.Random, count: int, tld: str = FLOOD_TLD) -> list
     while len(seen) < count:
         seen["".join(rng.choices(string.ascii_lowercase, k=12)) + f".{tld}"] = None
     return list(seen)
-
-
-def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> float:
-    """The sum of the samples called `name` (whose labels include `labels`) in a /metrics page."""
-    total, found = 0.0, False
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and (labels or {}).items() <= sample.labels.items():
-                total, found = total + sample.value, True
-    if not found:
-        raise KeyError(name)
-    return total
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ namespace nothing else listens, so the rig uses fixed ports; the machine's own P
 configuration and its ports are never touched (the rig's Postfix has its own config, queue and data
 directories under a temporary directory, chroot off, listening on the namespace's loopback only).
 
-This module also holds what both front-door and engine benchmarks print: the smtp-source command
-line, runs → median → table, and ratios. Configuration text (zone, main.cf, master.cf, relay
+The smtp-source command line is here too, shared with the engine benchmark; what the benchmarks
+read and print lives in `bench/figures.py`. Configuration text (zone, main.cf, master.cf, relay
 environment) comes from pure functions, tested in tests/bench/.
 """
 
@@ -23,7 +23,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.figures import process_tree_cpu, status_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
@@ -71,51 +72,6 @@ def require_root() -> None:
         raise Unavailable("needs root (network namespaces, a private Postfix instance)")
 
 
-# --- figures ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One configuration's per-run figures."""
-
-    label: str
-    runs: tuple[float, ...]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.runs)
-
-
-def ratio(numerator: Row, denominator: Row) -> float:
-    """Median over median; infinite when the denominator is 0."""
-    return numerator.median / denominator.median if denominator.median else float("inf")
-
-
-def format_table(title: str, unit: str, rows: Sequence[Row], ratios: Sequence[str] = ()) -> str:
-    """A fixed-width table: label, each run, median; then free lines such as ratios."""
-    runs = max((len(row.runs) for row in rows), default=0)
-    width = max([len("configuration"), *(len(row.label) for row in rows)])
-    header = ["configuration".ljust(width)]
-    header += [f"run {i + 1}".rjust(9) for i in range(runs)] + ["median".rjust(9)]
-    lines = [f"{title} ({unit})", "  ".join(header)]
-    for row in rows:
-        cells = [row.label.ljust(width)] + [f"{value:9.1f}" for value in row.runs]
-        cells += [" " * 9] * (runs - len(row.runs)) + [f"{row.median:9.1f}"]
-        lines.append("  ".join(cells))
-    lines.extend(ratios)
-    return "\n".join(lines)
-
-
-def ratio_line(label: str, numerator: Row, denominator: Row) -> str:
-    return f"ratio {label}: {ratio(numerator, denominator):.2f}"
-
-
-def format_facts(title: str, facts: Sequence[tuple[str, str]]) -> str:
-    """A title, then one `label  value` line per fact, values aligned."""
-    width = max((len(label) for label, _ in facts), default=0)
-    return "\n".join([title, *(f"{label.ljust(width)}  {value}" for label, value in facts)])
-
-
 # --- smtp-source -----------------------------------------------------------------------------
 
 
@@ -130,16 +86,10 @@ class SourceLoad:
     recipient: str = f"rcpt@{DOMAIN}"
 
     def argv(self, host: str, port: int) -> list[str]:
+        options = f"-s {self.sessions} -m {self.messages} -l {self.size} -M client.{DOMAIN}"
         return [
             "smtp-source",
-            "-s",
-            str(self.sessions),
-            "-m",
-            str(self.messages),
-            "-l",
-            str(self.size),
-            "-M",
-            f"client.{DOMAIN}",
+            *options.split(),
             "-f",
             self.sender,
             "-t",
@@ -164,65 +114,59 @@ def zone_text() -> str:
 
 def postfix_main_cf(base: Path, *, listen_host: str, sink_port: int) -> str:
     """A relay: RCPT needs a resolvable domain, then mynetworks; everything goes to the sink."""
-    return "\n".join(
-        [
-            "compatibility_level = 3.6",
-            f"queue_directory = {base / 'spool'}",
-            f"data_directory = {base / 'data'}",
-            "mail_owner = postfix",
-            "setgid_group = postdrop",
-            f"myhostname = postfix.{DOMAIN}",
-            "mydestination =",
-            "local_recipient_maps =",
-            "alias_maps =",
-            "alias_database =",
-            "local_transport = error:local delivery is disabled",
-            f"inet_interfaces = {listen_host}",
-            "inet_protocols = ipv4",
-            f"mynetworks = {listen_host}/32",
-            f"relayhost = [{listen_host}]:{sink_port}",
-            "smtpd_relay_restrictions = permit_mynetworks, reject",
-            "smtpd_recipient_restrictions = reject_unknown_recipient_domain, permit_mynetworks, "
-            "reject",
-            "smtpd_tls_security_level = none",
-            "smtp_tls_security_level = none",
-            "biff = no",
-            f"maillog_file = {base / 'maillog'}",
-            f"maillog_file_prefixes = {base}",
-            "",
-        ]
-    )
+    return f"""\
+compatibility_level = 3.6
+queue_directory = {base / "spool"}
+data_directory = {base / "data"}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix.{DOMAIN}
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = error:local delivery is disabled
+inet_interfaces = {listen_host}
+inet_protocols = ipv4
+mynetworks = {listen_host}/32
+relayhost = [{listen_host}]:{sink_port}
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions = reject_unknown_recipient_domain, permit_mynetworks, reject
+smtpd_tls_security_level = none
+smtp_tls_security_level = none
+biff = no
+maillog_file = {base / "maillog"}
+maillog_file_prefixes = {base}
+"""
 
 
-_POSTFIX_SERVICES = (
-    # service type private unpriv chroot wakeup maxproc command
-    ("pickup", "unix", "n", "-", "n", "60", "1", "pickup"),
-    ("cleanup", "unix", "n", "-", "n", "-", "0", "cleanup"),
-    ("qmgr", "unix", "n", "-", "n", "300", "1", "qmgr"),
-    ("rewrite", "unix", "-", "-", "n", "-", "-", "trivial-rewrite"),
-    ("bounce", "unix", "-", "-", "n", "-", "0", "bounce"),
-    ("defer", "unix", "-", "-", "n", "-", "0", "bounce"),
-    ("trace", "unix", "-", "-", "n", "-", "0", "bounce"),
-    ("verify", "unix", "-", "-", "n", "-", "1", "verify"),
-    ("flush", "unix", "n", "-", "n", "1000?", "0", "flush"),
-    ("proxymap", "unix", "-", "-", "n", "-", "-", "proxymap"),
-    ("smtp", "unix", "-", "-", "n", "-", "-", "smtp"),
-    ("relay", "unix", "-", "-", "n", "-", "-", "smtp"),
-    ("showq", "unix", "n", "-", "n", "-", "-", "showq"),
-    ("error", "unix", "-", "-", "n", "-", "-", "error"),
-    ("retry", "unix", "-", "-", "n", "-", "-", "error"),
-    ("discard", "unix", "-", "-", "n", "-", "-", "discard"),
-    ("anvil", "unix", "-", "-", "n", "-", "1", "anvil"),
-    ("scache", "unix", "-", "-", "n", "-", "1", "scache"),
-    ("postlog", "unix-dgram", "n", "-", "n", "-", "1", "postlogd"),
-)
+_POSTFIX_SERVICES = """\
+pickup    unix  n - n 60    1 pickup
+cleanup   unix  n - n -     0 cleanup
+qmgr      unix  n - n 300   1 qmgr
+rewrite   unix  - - n -     - trivial-rewrite
+bounce    unix  - - n -     0 bounce
+defer     unix  - - n -     0 bounce
+trace     unix  - - n -     0 bounce
+verify    unix  - - n -     1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -     - proxymap
+smtp      unix  - - n -     - smtp
+relay     unix  - - n -     - smtp
+showq     unix  n - n -     - showq
+error     unix  - - n -     - error
+retry     unix  - - n -     - error
+discard   unix  - - n -     - discard
+anvil     unix  - - n -     1 anvil
+scache    unix  - - n -     1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"""
+"""Postfix's internal services (type, private, unprivileged, chroot, wakeup, maxproc, command)."""
 
 
 def postfix_master_cf(listen_host: str, port: int) -> str:
     """One smtpd on `listen_host:port` plus the internal services, none chrooted."""
-    services = [(f"{listen_host}:{port}", "inet", "n", "-", "n", "-", "-", "smtpd")]
-    services += _POSTFIX_SERVICES
-    return "".join(" ".join(fields) + "\n" for fields in services)
+    return f"{listen_host}:{port} inet n - n - - smtpd\n" + _POSTFIX_SERVICES
 
 
 def relay_environment(
@@ -242,18 +186,6 @@ def relay_environment(
     }
     environ.update(extra or {})
     return environ
-
-
-def status_bytes(status: str, field: str = "VmRSS") -> int:
-    """A memory field (VmRSS, VmHWM...) of the text of /proc/PID/status, in bytes."""
-    for line in status.splitlines():
-        name, _, value = line.partition(":")
-        if name == field:
-            number, unit = value.split()
-            if unit != "kB":
-                raise ValueError(f"unexpected {field} unit {unit!r}")
-            return int(number) * 1024
-    raise ValueError(f"no {field} line")
 
 
 def queued_messages(spool: Path) -> int:
@@ -448,6 +380,10 @@ class Rig:
     def memory(self, service: Service, field: str = "VmRSS") -> int:
         """`field` of the service's /proc/PID/status in bytes (the PID `ip netns exec` became)."""
         return status_bytes(Path(f"/proc/{service.pid}/status").read_text(), field)
+
+    def cpu_seconds(self, service: Service) -> float:
+        """CPU time of the service and all its descendants, living or reaped, so far."""
+        return process_tree_cpu(service.pid)
 
     # --- the rig's servers -----------------------------------------------------------------
 

@@ -19,15 +19,8 @@ from typing import Any
 import uvloop
 from aiosmtpd.smtp import SMTP
 
-from bench.rig import (
-    LOOPBACK,
-    RigError,
-    Row,
-    SourceLoad,
-    format_table,
-    ratio_line,
-    require_programs,
-)
+from bench.figures import Row, format_table, ratio_line
+from bench.rig import LOOPBACK, RigError, SourceLoad, require_programs
 from mxrelay.config import load_settings
 from mxrelay.metrics import Metrics
 from mxrelay.model import (
@@ -99,6 +92,7 @@ async def compare(
     runs: int = RUNS,
     warm_up: int = WARM_UP,
     clock: Callable[[], float] = time.perf_counter,
+    cpu_clock: Callable[[], float] = time.process_time,
 ) -> str:
     """Serve both engines on this loop, drive each with smtp-source in turn; the table."""
     loop = asyncio.get_running_loop()
@@ -127,20 +121,32 @@ async def compare(
             await _smtp_source(SourceLoad(warm_up, sessions), port, clock)
         load = SourceLoad(messages, sessions)
         rates: dict[str, list[float]] = {label: [] for label, _ in targets}
+        cpu_ms: dict[str, list[float]] = {label: [] for label, _ in targets}
         for _ in range(runs):
             for label, port in targets:
+                cpu_before = cpu_clock()
                 rates[label].append(load.messages / await _smtp_source(load, port, clock))
+                cpu_ms[label].append((cpu_clock() - cpu_before) * 1000 / load.messages)
     finally:
         aiosmtpd.close()
         await aiosmtpd.wait_closed()
         await engine.stop(grace=5.0)
     peer, ours = (Row(label, tuple(rates[label])) for label, _ in targets)
+    peer_cpu, our_cpu = (Row(label, tuple(cpu_ms[label])) for label, _ in targets)
     title = (
         f"smtp engine: {messages} messages of {load.size} bytes from smtp-source, "
         f"{sessions} sessions, {type(loop).__module__.split('.')[0]} loop, median of {runs}"
     )
-    return format_table(
-        title, "messages/s", [peer, ours], [ratio_line("mxrelay / aiosmtpd", ours, peer)]
+    cpu_title = "smtp engine: CPU time of the server process per message"
+    rate_ratio = ratio_line("mxrelay / aiosmtpd", ours, peer)
+    cpu_ratio = ratio_line("aiosmtpd / mxrelay", peer_cpu, our_cpu)
+    return "\n\n".join(
+        [
+            format_table(title, "messages/s", [peer, ours], [rate_ratio]),
+            format_table(
+                cpu_title, "ms/message, lower is better", [peer_cpu, our_cpu], [cpu_ratio]
+            ),
+        ]
     )
 
 

@@ -9,10 +9,8 @@ import shutil
 import string
 
 import pytest
-from prometheus_client import generate_latest
 
 from bench import front_door
-from mxrelay.metrics import Metrics
 
 
 def test_random_domains_are_distinct_reproducible_and_under_the_flood_tld() -> None:
@@ -22,20 +20,6 @@ def test_random_domains_are_distinct_reproducible_and_under_the_flood_tld() -> N
     assert domains != front_door.random_domains(random.Random(8), 5000)
     label = re.compile(f"[{string.ascii_lowercase}]{{12}}\\.com")
     assert all(label.fullmatch(domain) for domain in domains)
-
-
-def test_metric_value_reads_a_real_metrics_page() -> None:
-    metrics = Metrics()
-    metrics.dns_cache_entries.set(42)
-    metrics.smtp_recipients.labels(verdict="rejected", reason="nxdomain").inc(3)
-    metrics.smtp_recipients.labels(verdict="accepted", reason="ok").inc(2)
-    page = generate_latest(metrics.registry).decode()
-    assert front_door.metric_value(page, "mxrelay_dns_cache_entries") == 42
-    assert front_door.metric_value(page, "mxrelay_smtp_recipients_total") == 5
-    rejected = {"verdict": "rejected"}
-    assert front_door.metric_value(page, "mxrelay_smtp_recipients_total", rejected) == 3
-    with pytest.raises(KeyError):
-        front_door.metric_value(page, "mxrelay_no_such_metric")
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@ server, mxrelay's settings and recipient check), and the rig's clean-up in a rea
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
@@ -22,28 +21,6 @@ from mxrelay.model import DeliveryMode, Reason
 from tests.support.dns_server import DnsServer
 
 needs_postconf = pytest.mark.skipif(shutil.which("postconf") is None, reason="needs postconf")
-
-
-def test_table_shows_each_run_and_the_median_with_ratios_below() -> None:
-    fast, slow = rig.Row("fast", (3.0, 1.0, 2.0)), rig.Row("slow thing", (1.0, 1.0, 1.0))
-    table = rig.format_table("title", "msg/s", [fast, slow], [rig.ratio_line("a / b", fast, slow)])
-    assert table.splitlines() == [
-        "title (msg/s)",
-        "configuration      run 1      run 2      run 3     median",
-        "fast                 3.0        1.0        2.0        2.0",
-        "slow thing           1.0        1.0        1.0        1.0",
-        "ratio a / b: 2.00",
-    ]
-
-
-def test_ratio_of_medians_and_a_zero_denominator() -> None:
-    assert rig.ratio(rig.Row("a", (10.0, 30.0)), rig.Row("b", (5.0,))) == 4.0
-    assert math.isinf(rig.ratio(rig.Row("a", (1.0,)), rig.Row("b", (0.0,))))
-
-
-def test_facts_are_aligned() -> None:
-    text = rig.format_facts("t", [("a", "1"), ("longer", "2")])
-    assert text.splitlines() == ["t", "a       1", "longer  2"]
 
 
 def test_smtp_source_command_line() -> None:
@@ -115,15 +92,6 @@ def test_postfix_configuration_parses_without_warnings(tmp_path: Path) -> None:
     assert chroot
     assert all(line.endswith("= n") for line in chroot)
     assert "127.0.0.1:2525/inet/command = smtpd" in master.stdout
-
-
-def test_memory_fields_of_proc_status() -> None:
-    status = "Name:\tpython\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n"
-    assert rig.status_bytes(status) == 1024 * 1024
-    assert rig.status_bytes(status, "VmHWM") == 2048 * 1024
-    with pytest.raises(ValueError, match="VmSwap"):
-        rig.status_bytes(status, "VmSwap")
-    assert rig.status_bytes(Path("/proc/self/status").read_text()) > 0
 
 
 def test_queued_messages_counts_files_in_the_queues(tmp_path: Path) -> None:

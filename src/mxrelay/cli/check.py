@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from mxrelay.cli.common import load_or_exit
-from mxrelay.dns.check import explain
 from mxrelay.model import RecipientVerdict
 
 EXIT_ACCEPTED, EXIT_PERMANENT, EXIT_TEMPORARY = 0, 1, 2
@@ -38,6 +37,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from mxrelay.dns.check import explain  # imported here so other commands start fast
+
     settings = load_or_exit(environ)
 
     async def check_all() -> list[RecipientVerdict]:

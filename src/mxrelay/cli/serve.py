@@ -8,8 +8,6 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from mxrelay import log
-from mxrelay.app import Relay, StartupError
 from mxrelay.cli.common import load_or_exit
 
 EXIT_STARTUP = 1
@@ -25,6 +23,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    # Imported here so that `mxrelay --help` and the other commands start fast.
+    from mxrelay import log
+    from mxrelay.app import Relay, StartupError
+
     settings = load_or_exit(environ)
     log.configure(settings.service.log_format, settings.service.log_level)
     try:

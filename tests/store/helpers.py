@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 from ulid import ULID
 
 from mxrelay.model import Peer, SessionInfo, Transaction
@@ -50,12 +50,11 @@ def record(txn: Transaction | None = None, *, hold_reason: str | None = None) ->
     )
 
 
-async def accept_writer(conn: AsyncConnection, items: Sequence[NewMessage]) -> None:
-    await insert_messages(conn, items)
-    await Queue.enqueue(conn, items)
+def accept_writer(conn: Connection, items: Sequence[NewMessage]) -> None:
+    insert_messages(conn, items)
+    Queue.enqueue(conn, items)
 
 
 async def accept(db: Database, *records: NewMessage) -> None:
     """Commit messages as the sink does (log rows and queue entries in one transaction)."""
-    async with db.write() as conn:
-        await accept_writer(conn, records)
+    await db.write(accept_writer, records)

@@ -23,7 +23,7 @@ def test_urls() -> None:
     sqlite = parse_database_url("sqlite:///./data/mxrelay.db")
     assert sqlite.dialect is Dialect.SQLITE
     assert sqlite.path == Path("./data/mxrelay.db")
-    assert sqlite.url.drivername == "sqlite+aiosqlite"
+    assert sqlite.url.drivername == "sqlite+pysqlite"
     pg = parse_database_url("postgresql://relay:secret@db.example:5433/mail")
     assert pg.dialect is Dialect.POSTGRESQL
     assert pg.url.drivername == "postgresql+asyncpg"

@@ -69,12 +69,10 @@ async def test_refusals_are_logged(db: Database) -> None:
     refused = RefusedRecipient(
         "x@nonexistent.example", Reply(550, "1.2", "domain does not exist"), Reason.NXDOMAIN
     )
-    async with db.write() as conn:
-        await log.insert_refusals(
-            conn, [log.Refusal(T0.timestamp(), session, "a@example.net", refused)]
-        )
-    async with db.read() as conn:
-        row = (await conn.execute(select(schema.refusals))).mappings().one()
+    await db.write(
+        log.insert_refusals, [log.Refusal(T0.timestamp(), session, "a@example.net", refused)]
+    )
+    row = await db.read(lambda conn: conn.execute(select(schema.refusals)).mappings().one())
     assert (row["recipient"], row["code"], row["enhanced"], row["reason"]) == (
         "x@nonexistent.example",
         550,

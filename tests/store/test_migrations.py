@@ -28,21 +28,18 @@ def _differences(conn: Connection) -> list[Any]:
     return list(compare_metadata(context, schema.metadata))
 
 
+def _tables(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
+
+
 async def test_migrations_match_the_schema(db: Database) -> None:
-    async with db.read() as conn:
-        assert await conn.run_sync(current_revision) == head_revision()
-        assert await conn.run_sync(_differences) == []
-        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-    assert "message_search" in tables
+    assert await db.read(current_revision) == head_revision()
+    assert await db.read(_differences) == []
+    assert "message_search" in await db.read(_tables)
 
 
 async def test_downgrade_and_upgrade_again(db: Database) -> None:
-    async with db.write() as conn:
-        await conn.run_sync(downgrade, "base")
-    async with db.read() as conn:
-        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-    assert tables <= {"alembic_version"}
-    async with db.write() as conn:
-        await conn.run_sync(upgrade)
-    async with db.read() as conn:
-        assert await conn.run_sync(_differences) == []
+    await db.write(downgrade, "base")
+    assert await db.read(_tables) <= {"alembic_version"}
+    await db.write(upgrade)
+    assert await db.read(_differences) == []

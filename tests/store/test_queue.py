@@ -21,8 +21,7 @@ LEASE = 60.0
 
 
 async def settle(db: Database, settlement: Settlement) -> None:
-    async with db.write() as conn:
-        await Queue(db).settle_batch(conn, [settlement])
+    await db.write(Queue(db).settle_batch, [settlement])
 
 
 async def test_claim_leases_each_due_entry_once(db: Database) -> None:

@@ -21,8 +21,7 @@ NOW = (T0 + timedelta(days=100)).timestamp()
 
 
 async def mark_all_delivered(db: Database) -> None:
-    async with db.write() as conn:
-        await conn.execute(text("UPDATE queue SET state = 'delivered'"))
+    await db.write(lambda conn: conn.execute(text("UPDATE queue SET state = 'delivered'")))
 
 
 async def at_age(db: Database, days: float, *, body: str = "Body text.") -> str:
@@ -39,16 +38,15 @@ async def test_bodies_go_first_metadata_later_and_queued_mail_stays(db: Database
     ancient = await at_age(db, 200)
     await mark_all_delivered(db)
     still_queued = await at_age(db, 300)
-    async with db.write() as conn:
-        session = transaction().session
-        refused = RefusedRecipient("x@nx.example", Reply(550, "1.2", "no"), Reason.NXDOMAIN)
-        await log.insert_refusals(
-            conn,
-            [
-                log.Refusal(NOW - 200 * DAY, session, "a@example.net", refused),
-                log.Refusal(NOW - DAY, session, "a@example.net", refused),
-            ],
-        )
+    session = transaction().session
+    refused = RefusedRecipient("x@nx.example", Reply(550, "1.2", "no"), Reason.NXDOMAIN)
+    await db.write(
+        log.insert_refusals,
+        [
+            log.Refusal(NOW - 200 * DAY, session, "a@example.net", refused),
+            log.Refusal(NOW - DAY, session, "a@example.net", refused),
+        ],
+    )
     policy = RetentionPolicy(body_age=30 * DAY, body_max_size=0, log_age=180 * DAY, batch=2)
     metrics = Metrics()
     report = await Pruner(db, policy, metrics=metrics).run_once(NOW)

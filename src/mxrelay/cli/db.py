@@ -51,6 +51,5 @@ async def _upgrade(url: str) -> None:
 
 
 async def _current(url: str) -> str | None:
-    store = open_store(url, migrate=False, exclusive=False, check_schema=False)
-    async with store as db, db.read() as conn:
-        return await conn.run_sync(current_revision)
+    async with open_store(url, migrate=False, exclusive=False, check_schema=False) as db:
+        return await db.read(current_revision)

@@ -7,8 +7,8 @@ them in one transaction; each caller is resumed only once that transaction is on
 failed). While one commit runs, the next batch gathers, so the batch grows with the load and the
 latency stays one commit.
 
-A write is a pair (writer, item): `writer` is a coroutine function that writes a list of items of
-its kind on a connection (`log.insert_messages`, `Queue.settle_batch`, ...). Within a batch, items
+A write is a pair (writer, item): `writer` is a function that writes a list of items of its kind
+on a connection (`log.insert_messages`, `Queue.settle_batch`, ...). Within a batch, items
 are grouped by writer, so each kind is written with one `executemany` per table.
 """
 
@@ -18,17 +18,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.db import Database
 
-Writer = Callable[[AsyncConnection, Sequence[Any]], Awaitable[None]]
+Writer = Callable[[Connection, Sequence[Any]], None]
 
 HEALTH_CONDITION = "store"
 
@@ -128,9 +128,7 @@ class GroupCommitter:
             groups.setdefault(writer, []).append(item)
         started = self._monotonic()
         try:
-            async with self._db.write() as conn:
-                for writer, items in groups.items():
-                    await writer(conn, items)
+            await self._db.write(_apply, groups)
         except Exception as exc:  # the committer's boundary: every waiting caller must hear back
             detail = _describe(exc)
             if isinstance(exc, SQLAlchemyError | OSError):
@@ -152,6 +150,11 @@ class GroupCommitter:
         for _, _, future in batch:
             if not future.done():
                 future.set_result(None)
+
+
+def _apply(conn: Connection, groups: dict[Writer, list[Any]]) -> None:
+    for writer, items in groups.items():
+        writer(conn, items)
 
 
 def _fail(future: asyncio.Future[None], exc: Exception) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from mxrelay.model import RefusedRecipient, SessionInfo
 from mxrelay.store import schema
@@ -67,7 +67,7 @@ class AttemptRecord:
     recipients: tuple[RecipientResult, ...] = ()
 
 
-async def insert_messages(conn: AsyncConnection, items: Sequence[NewMessage]) -> None:
+def insert_messages(conn: Connection, items: Sequence[NewMessage]) -> None:
     """Write the log rows of accepted messages (their queue entries are `Queue.enqueue`'s)."""
     message_rows = []
     body_rows = []
@@ -156,15 +156,15 @@ async def insert_messages(conn: AsyncConnection, items: Sequence[NewMessage]) ->
                         "updated_at": item.received_at,
                     }
                 )
-    await conn.execute(insert(schema.messages), message_rows)
-    await conn.execute(insert(schema.message_bodies), body_rows)
-    await conn.execute(_INSERT_SEARCH, search_rows)
-    await conn.execute(insert(schema.variants), variant_rows)
+    conn.execute(insert(schema.messages), message_rows)
+    conn.execute(insert(schema.message_bodies), body_rows)
+    conn.execute(_INSERT_SEARCH, search_rows)
+    conn.execute(insert(schema.variants), variant_rows)
     if recipient_rows:
-        await conn.execute(insert(schema.recipients), recipient_rows)
+        conn.execute(insert(schema.recipients), recipient_rows)
 
 
-async def insert_refusals(conn: AsyncConnection, items: Sequence[Refusal]) -> None:
+def insert_refusals(conn: Connection, items: Sequence[Refusal]) -> None:
     rows = [
         {
             "refused_at": item.refused_at,
@@ -181,7 +181,7 @@ async def insert_refusals(conn: AsyncConnection, items: Sequence[Refusal]) -> No
         }
         for item in items
     ]
-    await conn.execute(insert(schema.refusals), rows)
+    conn.execute(insert(schema.refusals), rows)
 
 
 def _outcomes_json(outcomes: tuple[RecipientResult, ...]) -> str:
@@ -199,7 +199,7 @@ def _outcomes_json(outcomes: tuple[RecipientResult, ...]) -> str:
     )
 
 
-async def insert_attempts(conn: AsyncConnection, items: Sequence[AttemptRecord]) -> None:
+def insert_attempts(conn: Connection, items: Sequence[AttemptRecord]) -> None:
     if not items:
         return
     rows = [
@@ -222,7 +222,7 @@ async def insert_attempts(conn: AsyncConnection, items: Sequence[AttemptRecord])
         }
         for a in items
     ]
-    await conn.execute(insert(schema.attempts), rows)
+    conn.execute(insert(schema.attempts), rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,62 +280,64 @@ class MessageView:
 
 async def get_message(db: Database, message_id: str) -> MessageView | None:
     """A message with its recipients and attempts, or None."""
+    return await db.read(_get_message, message_id)
+
+
+def _get_message(conn: Connection, message_id: str) -> MessageView | None:
     m, r, a = schema.messages, schema.recipients, schema.attempts
-    async with db.read() as conn:
-        row = (await conn.execute(select(m).where(m.c.id == message_id))).mappings().first()
-        if row is None:
-            return None
-        recipient_rows = await conn.execute(
-            select(
-                r.c.variant, r.c.address, r.c.state, r.c.attempts, r.c.code, r.c.enhanced, r.c.text
-            )
-            .where(r.c.message_id == message_id)
-            .order_by(r.c.variant, r.c.position)
+    row = conn.execute(select(m).where(m.c.id == message_id)).mappings().first()
+    if row is None:
+        return None
+    recipient_rows = conn.execute(
+        select(r.c.variant, r.c.address, r.c.state, r.c.attempts, r.c.code, r.c.enhanced, r.c.text)
+        .where(r.c.message_id == message_id)
+        .order_by(r.c.variant, r.c.position)
+    )
+    attempt_rows = conn.execute(
+        select(
+            a.c.variant,
+            a.c.attempt,
+            a.c.started_at,
+            a.c.duration,
+            a.c.transport,
+            a.c.outcome,
+            a.c.code,
+            a.c.enhanced,
+            a.c.text,
+            a.c.remote_id,
+            a.c.http_status,
+            a.c.error_code,
         )
-        attempt_rows = await conn.execute(
-            select(
-                a.c.variant,
-                a.c.attempt,
-                a.c.started_at,
-                a.c.duration,
-                a.c.transport,
-                a.c.outcome,
-                a.c.code,
-                a.c.enhanced,
-                a.c.text,
-                a.c.remote_id,
-                a.c.http_status,
-                a.c.error_code,
-            )
-            .where(a.c.message_id == message_id)
-            .order_by(a.c.started_at, a.c.id)
-        )
-        return MessageView(
-            id=row["id"],
-            received_at=row["received_at"],
-            client_address=row["client_address"],
-            helo=row["helo"],
-            username=row["username"],
-            tls_version=row["tls_version"],
-            mail_from=row["mail_from"],
-            size=row["size"],
-            sha256=row["sha256"],
-            subject=row["subject"],
-            header_from=row["header_from"],
-            header_to=row["header_to"],
-            message_id_header=row["message_id_header"],
-            transforms=tuple(json.loads(row["transforms"])),
-            body_pruned=row["body_pruned_at"] is not None,
-            recipients=tuple(RecipientView(**dict(rec._mapping)) for rec in recipient_rows),
-            attempts=tuple(AttemptView(**dict(att._mapping)) for att in attempt_rows),
-        )
+        .where(a.c.message_id == message_id)
+        .order_by(a.c.started_at, a.c.id)
+    )
+    return MessageView(
+        id=row["id"],
+        received_at=row["received_at"],
+        client_address=row["client_address"],
+        helo=row["helo"],
+        username=row["username"],
+        tls_version=row["tls_version"],
+        mail_from=row["mail_from"],
+        size=row["size"],
+        sha256=row["sha256"],
+        subject=row["subject"],
+        header_from=row["header_from"],
+        header_to=row["header_to"],
+        message_id_header=row["message_id_header"],
+        transforms=tuple(json.loads(row["transforms"])),
+        body_pruned=row["body_pruned_at"] is not None,
+        recipients=tuple(RecipientView(**dict(rec._mapping)) for rec in recipient_rows),
+        attempts=tuple(AttemptView(**dict(att._mapping)) for att in attempt_rows),
+    )
 
 
 async def get_raw(db: Database, message_id: str) -> bytes | None:
     """The message exactly as received, or None when unknown or its body was pruned."""
+    return await db.read(_get_raw, message_id)
+
+
+def _get_raw(conn: Connection, message_id: str) -> bytes | None:
     b = schema.message_bodies
-    async with db.read() as conn:
-        row = (
-            await conn.execute(select(b.c.encoding, b.c.raw).where(b.c.message_id == message_id))
-        ).first()
+    row = conn.execute(select(b.c.encoding, b.c.raw).where(b.c.message_id == message_id)).first()
     return None if row is None else decompress(row[0], row[1])

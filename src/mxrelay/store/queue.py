@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import TextClause, and_, exists, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import TextClause, and_, exists, func, insert, select
+from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.db import Database, Dialect
@@ -180,12 +180,12 @@ class Queue:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._sql: dict[str, TextClause] = {name: text(sql) for name, sql in db.queries.items()}
+        self._sql: dict[str, TextClause] = {name: db.sql(name) for name in db.queries}
 
     # --- accepting -----------------------------------------------------------------------------
 
     @staticmethod
-    async def enqueue(conn: AsyncConnection, items: Sequence[NewMessage]) -> None:
+    def enqueue(conn: Connection, items: Sequence[NewMessage]) -> None:
         """Create the entries of newly accepted messages (in the same transaction as the log)."""
         rows = []
         for item in items:
@@ -208,26 +208,29 @@ class Queue:
                         "updated_at": item.received_at,
                     }
                 )
-        await conn.execute(insert(schema.queue), rows)
+        conn.execute(insert(schema.queue), rows)
 
     # --- delivering ----------------------------------------------------------------------------
 
     async def claim(self, owner: str, limit: int, now: float, lease: float) -> list[QueueEntry]:
         """Lease up to `limit` due entries to `owner`."""
         params = {"owner": owner, "limit": limit, "now": now, "expires": now + lease}
-        async with self.db.write() as conn:
-            result = await conn.execute(self._sql["claim"], params)
-            return [_entry(row) for row in result]
+        return await self.db.write(self._returning, "claim", params)
+
+    def _returning(self, conn: Connection, name: str, params: dict[str, Any]) -> list[QueueEntry]:
+        return [_entry(row) for row in conn.execute(self._sql[name], params)]
+
+    def _count(self, conn: Connection, name: str, params: Any) -> int:
+        return int(getattr(conn.execute(self._sql[name], params), "rowcount", 0) or 0)
 
     async def renew(self, entry_id: int, owner: str, now: float, lease: float) -> bool:
         """Extend a lease; False when it was lost (expired and taken back)."""
         params = {"id": entry_id, "owner": owner, "now": now, "expires": now + lease}
-        async with self.db.write() as conn:
-            return (await conn.execute(self._sql["renew"], params)).first() is not None
+        return await self.db.write(self._count, "renew", params) > 0
 
-    async def settle_batch(self, conn: AsyncConnection, items: Sequence[Settlement]) -> None:
+    def settle_batch(self, conn: Connection, items: Sequence[Settlement]) -> None:
         """Group-committer writer: attempts, recipient states, then the entries themselves."""
-        await insert_attempts(conn, [s.attempt for s in items if s.attempt is not None])
+        insert_attempts(conn, [s.attempt for s in items if s.attempt is not None])
         recipient_rows = [
             {
                 "message_id": s.entry.message_id,
@@ -244,7 +247,7 @@ class Queue:
             for r in s.recipients
         ]
         if recipient_rows:
-            await conn.execute(self._sql["settle_recipient"], recipient_rows)
+            conn.execute(self._sql["settle_recipient"], recipient_rows)
         entry_rows = [
             {
                 "id": s.entry.id,
@@ -259,41 +262,38 @@ class Queue:
             }
             for s in items
         ]
-        await conn.execute(self._sql["settle"], entry_rows)
+        conn.execute(self._sql["settle"], entry_rows)
 
     async def release_leases(self, entries: Iterable[QueueEntry], owner: str, now: float) -> None:
         """Hand leased entries back untried (shutdown before their delivery started or ended)."""
         rows = [{"id": e.id, "owner": owner, "now": now} for e in entries]
         if rows:
-            async with self.db.write() as conn:
-                await conn.execute(self._sql["release_lease"], rows)
+            await self.db.write(self._count, "release_lease", rows)
 
     async def requeue_expired(self, now: float) -> int:
         """Entries whose replica died (lease expired) become claimable again."""
-        async with self.db.write() as conn:
-            result = await conn.execute(self._sql["requeue_expired"], {"now": now})
-            return int(getattr(result, "rowcount", 0) or 0)
+        return await self.db.write(self._count, "requeue_expired", {"now": now})
 
     async def recover(self, now: float) -> int:
         """Start-up recovery. SQLite has one process per file, so every leased entry is a leftover
         of a crash; with PostgreSQL only expired leases are (other replicas may be delivering)."""
         if self.db.dialect is Dialect.POSTGRESQL:
             return await self.requeue_expired(now)
-        async with self.db.write() as conn:
-            result = await conn.execute(self._sql["requeue_all_active"], {"now": now})
-            return int(getattr(result, "rowcount", 0) or 0)
+        return await self.db.write(self._count, "requeue_all_active", {"now": now})
 
     async def load(self, entry: QueueEntry) -> LoadedEntry | None:
         """The stored message and pending recipients of an entry (None if the message is gone)."""
-        async with self.db.read() as conn:
-            row = (await conn.execute(self._sql["load_job"], {"id": entry.id})).first()
-            if row is None:
-                return None
-            recipient_rows = await conn.execute(
-                self._sql["pending_recipients"],
-                {"message_id": entry.message_id, "variant": entry.variant},
-            )
-            recipients = tuple(r[0] for r in recipient_rows)
+        return await self.db.read(self._load, entry)
+
+    def _load(self, conn: Connection, entry: QueueEntry) -> LoadedEntry | None:
+        row = conn.execute(self._sql["load_job"], {"id": entry.id}).first()
+        if row is None:
+            return None
+        recipient_rows = conn.execute(
+            self._sql["pending_recipients"],
+            {"message_id": entry.message_id, "variant": entry.variant},
+        )
+        recipients = tuple(r[0] for r in recipient_rows)
         mail_from, smtputf8, received, header_from, encoding, raw, transforms = row
         return LoadedEntry(
             entry=entry,
@@ -307,14 +307,18 @@ class Queue:
         )
 
     async def next_due(self) -> float | None:
-        async with self.db.read() as conn:
-            value = (await conn.execute(self._sql["next_due"])).scalar()
+        value = await self.db.read(self._scalar, "next_due")
         return None if value is None else float(value)
 
+    def _scalar(self, conn: Connection, name: str) -> Any:
+        return conn.execute(self._sql[name]).scalar()
+
     async def stats(self) -> QueueStats:
-        async with self.db.read() as conn:
-            counts = {str(s): int(n) for s, n in await conn.execute(self._sql["counts_by_state"])}
-            oldest = (await conn.execute(self._sql["oldest_waiting"])).scalar()
+        return await self.db.read(self._stats)
+
+    def _stats(self, conn: Connection) -> QueueStats:
+        counts = {str(s): int(n) for s, n in conn.execute(self._sql["counts_by_state"])}
+        oldest = conn.execute(self._sql["oldest_waiting"]).scalar()
         return QueueStats(counts, None if oldest is None else float(oldest))
 
     # --- operator actions ----------------------------------------------------------------------
@@ -322,6 +326,9 @@ class Queue:
     async def list_entries(
         self, where: QueueFilter, *, now: float, limit: int = 100
     ) -> list[QueueRow]:
+        return await self.db.read(self._list, where, now, limit)
+
+    def _list(self, conn: Connection, where: QueueFilter, now: float, limit: int) -> list[QueueRow]:
         q, m, r = schema.queue, schema.messages, schema.recipients
         query = (
             select(*(q.c[c] for c in _ENTRY_COLUMNS), m.c.mail_from, m.c.subject, m.c.size)
@@ -330,19 +337,18 @@ class Queue:
             .order_by(q.c.created_at, q.c.id)
             .limit(limit)
         )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-            entries = [(_entry(row[: len(_ENTRY_COLUMNS)]), row) for row in rows]
-            ids = [e.message_id for e, _ in entries]
-            by_variant: dict[tuple[str, int], list[tuple[str, str]]] = {}
-            if ids:
-                recipient_rows = await conn.execute(
-                    select(r.c.message_id, r.c.variant, r.c.address, r.c.state)
-                    .where(r.c.message_id.in_(ids))
-                    .order_by(r.c.message_id, r.c.variant, r.c.position)
-                )
-                for message_id, variant, address, state in recipient_rows:
-                    by_variant.setdefault((message_id, variant), []).append((address, state))
+        rows = conn.execute(query).all()
+        entries = [(_entry(row[: len(_ENTRY_COLUMNS)]), row) for row in rows]
+        ids = [e.message_id for e, _ in entries]
+        by_variant: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            recipient_rows = conn.execute(
+                select(r.c.message_id, r.c.variant, r.c.address, r.c.state)
+                .where(r.c.message_id.in_(ids[start : start + 500]))
+                .order_by(r.c.message_id, r.c.variant, r.c.position)
+            )
+            for message_id, variant, address, state in recipient_rows:
+                by_variant.setdefault((message_id, variant), []).append((address, state))
         return [
             QueueRow(
                 entry=e,
@@ -386,8 +392,7 @@ class Queue:
         query = select(*(q.c[c] for c in _ENTRY_COLUMNS)).where(
             q.c.message_id == message_id, q.c.variant == int(variant or 0)
         )
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         return None if row is None else _entry(row)
 
     async def retry(self, entries: Iterable[QueueEntry], now: float) -> int:
@@ -414,13 +419,15 @@ class Queue:
 
     async def release_faults(self, now: float) -> int:
         """Release every entry a configuration fault held (the transport works again)."""
-        async with self.db.write() as conn:
-            rows = (await conn.execute(self._sql["release_fault_held"], {"now": now})).all()
-            for _, message_id, variant in rows:
-                await conn.execute(
-                    self._sql["release_recipients"],
-                    {"message_id": message_id, "variant": variant, "now": now},
-                )
+        return await self.db.write(self._release_faults, now)
+
+    def _release_faults(self, conn: Connection, now: float) -> int:
+        rows = conn.execute(self._sql["release_fault_held"], {"now": now}).all()
+        for _, message_id, variant in rows:
+            conn.execute(
+                self._sql["release_recipients"],
+                {"message_id": message_id, "variant": variant, "now": now},
+            )
         return len(rows)
 
     async def _operate(
@@ -431,18 +438,30 @@ class Queue:
         now: float,
         extra: dict[str, Any] | None = None,
     ) -> int:
+        targets = list(entries)
+        return await self.db.write(
+            self._operate_on, targets, entry_query, recipient_query, now, extra or {}
+        )
+
+    def _operate_on(
+        self,
+        conn: Connection,
+        entries: list[QueueEntry],
+        entry_query: str,
+        recipient_query: str,
+        now: float,
+        extra: dict[str, Any],
+    ) -> int:
         changed = 0
-        async with self.db.write() as conn:
-            for entry in entries:
-                params = {"id": entry.id, "now": now, **(extra or {})}
-                row = (await conn.execute(self._sql[entry_query], params)).first()
-                if row is None:
-                    continue
-                changed += 1
-                await conn.execute(
-                    self._sql[recipient_query],
-                    {"message_id": entry.message_id, "variant": entry.variant, "now": now},
-                )
+        for entry in entries:
+            params = {"id": entry.id, "now": now, **extra}
+            if conn.execute(self._sql[entry_query], params).first() is None:
+                continue
+            changed += 1
+            conn.execute(
+                self._sql[recipient_query],
+                {"message_id": entry.message_id, "variant": entry.variant, "now": now},
+            )
         return changed
 
 

@@ -13,6 +13,7 @@ import email
 import email.errors
 import email.header
 import email.message
+import email.parser
 import email.utils
 import hashlib
 import json
@@ -76,17 +77,25 @@ class NewMessage:
 def _decode(value: str | None) -> str:
     if not value:
         return ""
-    try:
-        text = str(email.header.make_header(email.header.decode_header(value)))
-    except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
-        text = value
+    text = value
+    if "=?" in value:  # RFC 2047 encoded words; plain headers skip the decoder
+        try:
+            text = str(email.header.make_header(email.header.decode_header(value)))
+        except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
+            text = value
     return _SPACES.sub(" ", text).strip()
 
 
+_ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]@]+@[^\s<>,;:\"()\[\]@]+")
+
+
 def _addresses(message: email.message.Message, name: str) -> str:
-    values = [_decode(v) for v in message.get_all(name, [])]
-    pairs = email.utils.getaddresses(values)
-    return ", ".join(address for _, address in pairs if address)
+    """The addresses in a header, in order. A pattern, not `email.utils.getaddresses`: for a
+    listing and an index it is enough, it never raises, and it costs a fraction of the parser."""
+    found: list[str] = []
+    for value in message.get_all(name, []):
+        found.extend(_ADDRESS.findall(str(value)))
+    return ", ".join(found)
 
 
 def _text_of(part: email.message.Message) -> str:
@@ -100,26 +109,51 @@ def _text_of(part: email.message.Message) -> str:
         return payload.decode("utf-8", "replace")
 
 
+def _decode_body(body: bytes, charset: str | None) -> str:
+    try:
+        return body.decode(charset or "utf-8", "replace")
+    except LookupError:
+        return body.decode("utf-8", "replace")
+
+
+def _parse(data: bytes) -> tuple[email.message.Message, str | None]:
+    """The message and, for the common single unencoded text part, its text.
+
+    Only the header is parsed in that case (the body is taken as it is); multipart and encoded
+    content go through the whole parser."""
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        head = email.parser.BytesHeaderParser().parsebytes(data[: end + 2])
+        encoding = (head.get("Content-Transfer-Encoding") or "7bit").strip().lower()
+        if head.get_content_maintype() == "text" and encoding in ("7bit", "8bit", "binary"):
+            text = _decode_body(data[end + 4 :], head.get_content_charset())
+            if head.get_content_subtype() == "html":
+                text = re.sub(r"<[^>]*>", " ", text)
+            return head, text
+    return email.message_from_bytes(data), None
+
+
 def summarise(data: bytes) -> Summary:
     """Header fields and text body for listing and search; never raises on malformed input."""
     try:
-        message = email.message_from_bytes(data)
+        message, text = _parse(data)
     except (email.errors.MessageError, ValueError, LookupError, UnicodeError):
         return Summary()
-    text = ""
     html = ""
     attachments = 0
-    for part in message.walk():
-        if part.is_multipart():
-            continue
-        disposition = (part.get("Content-Disposition") or "").lower()
-        content_type = part.get_content_type()
-        if "attachment" in disposition or part.get_filename():
-            attachments += 1
-        elif content_type == "text/plain" and not text:
-            text = _text_of(part)
-        elif content_type == "text/html" and not html:
-            html = _text_of(part)
+    if text is None:
+        text = ""
+        for part in message.walk():
+            if part.is_multipart():
+                continue
+            disposition = (part.get("Content-Disposition") or "").lower()
+            content_type = part.get_content_type()
+            if "attachment" in disposition or part.get_filename():
+                attachments += 1
+            elif content_type == "text/plain" and not text:
+                text = _text_of(part)
+            elif content_type == "text/html" and not html:
+                html = _text_of(part)
     if not text and html:
         text = re.sub(r"<[^>]*>", " ", html)
     body = _SPACES.sub(" ", text).strip()

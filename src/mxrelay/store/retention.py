@@ -18,7 +18,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause
+from sqlalchemy.engine import Connection
 
 from mxrelay.config import StoreSettings
 from mxrelay.log import event
@@ -91,7 +92,7 @@ class Pruner:
         self.policy = policy
         self.metrics = metrics
         self.max_batches = max_batches
-        self._sql: dict[str, TextClause] = {name: text(sql) for name, sql in db.queries.items()}
+        self._sql: dict[str, TextClause] = {name: db.sql(name) for name in db.queries}
 
     async def run_once(self, now: float) -> PruneReport:
         report = PruneReport()
@@ -99,8 +100,7 @@ class Pruner:
         await self._prune_bodies_by_size(now, report)
         await self._prune_messages(now, report)
         await self._prune_refusals(now, report)
-        async with self.db.read() as conn:
-            total, oldest = (await conn.execute(self._sql["body_totals"])).one()
+        total, oldest = await self.db.read(self._one, "body_totals")
         report.body_bytes = int(total or 0)
         report.oldest_body_at = None if oldest is None else float(oldest)
         self._observe(report, now)
@@ -113,18 +113,27 @@ class Pruner:
         report.batches += 1
         return True
 
+    def _one(self, conn: Connection, name: str) -> tuple[Any, ...]:
+        return tuple(conn.execute(self._sql[name]).one())
+
+    def _rows(self, conn: Connection, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in conn.execute(self._sql[name], params)]
+
+    def _deleted(self, conn: Connection, name: str, params: dict[str, Any]) -> int:
+        return int(getattr(conn.execute(self._sql[name], params), "rowcount", 0) or 0)
+
+    def _run_all(self, conn: Connection, names: tuple[str, ...], rows: list[Any]) -> None:
+        for name in names:
+            conn.execute(self._sql[name], rows)
+
     async def _candidates(self, query: str, cutoff: float) -> list[tuple[Any, ...]]:
-        async with self.db.read() as conn:
-            result = await conn.execute(
-                self._sql[query], {"cutoff": cutoff, "limit": self.policy.batch}
-            )
-            return [tuple(row) for row in result]
+        params = {"cutoff": cutoff, "limit": self.policy.batch}
+        return await self.db.read(self._rows, query, params)
 
     async def _drop_bodies(self, ids: list[str], now: float) -> None:
         rows = [_search_params(message_id, now) for message_id in ids]
-        async with self.db.write() as conn:
-            for name in ("prune_body", "mark_body_pruned", "search_clear_body"):
-                await conn.execute(self._sql[name], rows)
+        names = ("prune_body", "mark_body_pruned", "search_clear_body")
+        await self.db.write(self._run_all, names, rows)
 
     async def _prune_bodies_by_age(self, now: float, report: PruneReport) -> None:
         cutoff = now - self.policy.body_age
@@ -140,8 +149,7 @@ class Pruner:
         cap = self.policy.body_max_size
         if cap <= 0:
             return
-        async with self.db.read() as conn:
-            total = int((await conn.execute(self._sql["body_totals"])).one()[0] or 0)
+        total = int((await self.db.read(self._one, "body_totals"))[0] or 0)
         while total > cap and self._budget(report):
             rows = await self._candidates("prunable_bodies", now + 1.0)
             chosen: list[str] = []
@@ -161,9 +169,7 @@ class Pruner:
             rows = await self._candidates("prunable_messages", cutoff)
             if rows:
                 params = [_search_params(str(r[0]), now) for r in rows]
-                async with self.db.write() as conn:
-                    for name in _MESSAGE_DELETES:
-                        await conn.execute(self._sql[name], params)
+                await self.db.write(self._run_all, _MESSAGE_DELETES, params)
                 report.messages += len(rows)
             if len(rows) < self.policy.batch:
                 return
@@ -171,11 +177,8 @@ class Pruner:
     async def _prune_refusals(self, now: float, report: PruneReport) -> None:
         cutoff = now - self.policy.log_age
         while self._budget(report):
-            async with self.db.write() as conn:
-                result = await conn.execute(
-                    self._sql["prune_refusals"], {"cutoff": cutoff, "limit": self.policy.batch}
-                )
-                deleted = int(getattr(result, "rowcount", 0) or 0)
+            params = {"cutoff": cutoff, "limit": self.policy.batch}
+            deleted = await self.db.write(self._deleted, "prune_refusals", params)
             report.refusals += deleted
             if deleted < self.policy.batch:
                 return

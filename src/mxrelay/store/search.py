@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, select, text
+from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.db import Database, Dialect
@@ -114,13 +115,14 @@ async def search_messages(
         .limit(limit)
         .offset(offset)
     )
-    async with db.read() as conn:
-        rows = await conn.execute(statement, params)
-        return [MessageSummary(**dict(row._mapping)) for row in rows]
+
+    def run(conn: Connection) -> list[MessageSummary]:
+        return [MessageSummary(**dict(row._mapping)) for row in conn.execute(statement, params)]
+
+    return await db.read(run)
 
 
 async def count_messages(db: Database, query: SearchQuery) -> int:
     conditions, params = _conditions(db, query)
     statement = select(func.count()).select_from(schema.messages).where(*conditions)
-    async with db.read() as conn:
-        return int((await conn.execute(statement, params)).scalar_one())
+    return await db.read(lambda conn: int(conn.execute(statement, params).scalar_one()))

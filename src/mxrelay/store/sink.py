@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 from ulid import ULID
 
 from mxrelay.log import event
@@ -50,14 +50,14 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def write_accepted(conn: AsyncConnection, items: Sequence[NewMessage]) -> None:
+def write_accepted(conn: Connection, items: Sequence[NewMessage]) -> None:
     """Group-committer writer: the log rows and the queue entries of accepted messages."""
-    await insert_messages(conn, items)
-    await Queue.enqueue(conn, items)
+    insert_messages(conn, items)
+    Queue.enqueue(conn, items)
 
 
-async def write_refusals(conn: AsyncConnection, items: Sequence[Refusal]) -> None:
-    await insert_refusals(conn, items)
+def write_refusals(conn: Connection, items: Sequence[Refusal]) -> None:
+    insert_refusals(conn, items)
 
 
 class StoreSink:

@@ -22,7 +22,6 @@ RETURNING id, message_id, variant, state, created_at, queued_at, next_attempt_at
 -- Extend a lease still held by :owner; no row means the lease was lost.
 UPDATE queue SET lease_expires_at = :expires, updated_at = :now
 WHERE id = :id AND state = 'active' AND lease_owner = :owner
-RETURNING id
 
 -- name: settle
 -- Record where an attempt left the entry; only the lease holder may.

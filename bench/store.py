@@ -1,0 +1,194 @@
+"""Store-and-forward (issue 4, section 7): mxrelay in `smtp` mode against a Postfix relay.
+
+On the front-door rig (`bench/rig.py`: private network namespace, the test DNS server, smtp-sink,
+a private Postfix), `smtp-source -s S -m 5000 -l 2048` sends to mxrelay with
+`MXRELAY_DELIVERY=smtp` and its queue draining to the same smtp-sink, once with SQLite and once
+with PostgreSQL (a throw-away cluster started in the namespace from Debian's binaries, default
+durability: fsync on, synchronous_commit on), and to Postfix in the same run, alternating runs.
+
+Two rates per run: **acceptance** = messages / time until smtp-source has every 250 (each 250 is
+sent only after the commit, fsync included: `MXRELAY_STORE_SYNCHRONOUS=full`); **end to end** =
+messages / time until the sink has them all (mxrelay: its delivered-attempts counter reaches the
+count; Postfix: its queue is empty). The ratios mxrelay / Postfix are printed per configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.figures import Row, format_table, metric_value, ratio_line
+from bench.rig import (
+    LOOPBACK,
+    METRICS_PORT,
+    POSTFIX_PORT,
+    RELAY_PORT,
+    SINK_PORT,
+    Rig,
+    RigError,
+    Service,
+    SourceLoad,
+    Unavailable,
+)
+
+POSTGRES_PORT = 5432
+POSTGRES_ROOT = Path("/usr/lib/postgresql")
+DRAIN_TIMEOUT = 600.0
+DELIVERED = "mxrelay_deliveries_total"
+
+
+@dataclass(frozen=True)
+class Plan:
+    messages: int = 5000
+    runs: int = 3
+    sessions: tuple[int, ...] = (20, 1)
+    warm_up: int = 200
+    backends: tuple[str, ...] = ("sqlite", "postgresql")
+
+
+def run(plan: Plan = Plan()) -> None:
+    with Rig() as rig:
+        rig.start_dns()
+        rig.start_sink()
+        postfix = rig.start_postfix()
+        urls = {"sqlite": f"sqlite:///{rig.base / 'relay.db'}"}
+        if "postgresql" in plan.backends:
+            urls["postgresql"] = start_postgres(rig)
+        acceptance: dict[str, list[float]] = {}
+        end_to_end: dict[str, list[float]] = {}
+        for backend in plan.backends:
+            relay = rig.start_relay(
+                {
+                    "MXRELAY_DELIVERY": "smtp",
+                    "MXRELAY_UPSTREAM": f"smtp://{LOOPBACK}:{SINK_PORT}",
+                    "MXRELAY_DATABASE_URL": urls[backend],
+                }
+            )
+            measure_block(rig, plan, f"mxrelay smtp/{backend}", acceptance, end_to_end)
+            rig.stop(relay)
+        rig.stop(postfix)
+        print(tables(plan, acceptance, end_to_end), flush=True)
+
+
+def measure_block(
+    rig: Rig,
+    plan: Plan,
+    label: str,
+    acceptance: dict[str, list[float]],
+    end_to_end: dict[str, list[float]],
+) -> None:
+    """Warm both up, then alternate mxrelay and Postfix runs for each session count."""
+    for port in (RELAY_PORT, POSTFIX_PORT):
+        rig.run(SourceLoad(plan.warm_up, max(plan.sessions)).argv(LOOPBACK, port))
+    wait_relay_delivered(rig, plan.warm_up)
+    rig.wait_postfix_idle()
+    for sessions in plan.sessions:
+        load = SourceLoad(plan.messages, sessions)
+        for _ in range(plan.runs):
+            accepted, drained = relay_run(rig, load)
+            acceptance.setdefault(f"{label}, {sessions} sess.", []).append(accepted)
+            end_to_end.setdefault(f"{label}, {sessions} sess.", []).append(drained)
+            accepted, drained = postfix_run(rig, load)
+            acceptance.setdefault(f"postfix relay, {sessions} sess.", []).append(accepted)
+            end_to_end.setdefault(f"postfix relay, {sessions} sess.", []).append(drained)
+
+
+def delivered(rig: Rig) -> float:
+    _, text = rig.http_get(METRICS_PORT, "/metrics")
+    return metric_value(text, DELIVERED, {"transport": "smtp", "outcome": "delivered"})
+
+
+def wait_relay_delivered(rig: Rig, count: float, timeout: float = DRAIN_TIMEOUT) -> float:
+    """Until the relay's delivered counter reaches `count`; returns when it did (rig clock)."""
+    deadline = rig.clock() + timeout
+    while delivered(rig) < count:
+        if rig.clock() > deadline:
+            raise RigError(f"mxrelay did not deliver {count:.0f} messages in {timeout:.0f}s")
+        time.sleep(0.02)  # polling the counter; the resolution of the end-to-end time
+    return rig.clock()
+
+
+def relay_run(rig: Rig, load: SourceLoad) -> tuple[float, float]:
+    before = delivered(rig)
+    started = rig.clock()
+    elapsed, _ = rig.run(load.argv(LOOPBACK, RELAY_PORT))
+    finished = wait_relay_delivered(rig, before + load.messages)
+    return load.messages / elapsed, load.messages / (finished - started)
+
+
+def postfix_run(rig: Rig, load: SourceLoad) -> tuple[float, float]:
+    started = rig.clock()
+    elapsed, _ = rig.run(load.argv(LOOPBACK, POSTFIX_PORT))
+    rig.wait_postfix_idle()
+    return load.messages / elapsed, load.messages / (rig.clock() - started)
+
+
+def tables(
+    plan: Plan, acceptance: dict[str, list[float]], end_to_end: dict[str, list[float]]
+) -> str:
+    size = SourceLoad(1, 1).size
+    out = []
+    for title, figures in (
+        ("acceptance (250s per second)", acceptance),
+        ("end to end", end_to_end),
+    ):
+        rows = [Row(label, tuple(values)) for label, values in figures.items()]
+        by_label = {row.label: row for row in rows}
+        ratios = []
+        for sessions in plan.sessions:
+            postfix = by_label[f"postfix relay, {sessions} sess."]
+            for backend in plan.backends:
+                mine = by_label[f"mxrelay smtp/{backend}, {sessions} sess."]
+                ratios.append(ratio_line(f"{backend} / postfix, {sessions} sess.", mine, postfix))
+        heading = (
+            f"store-and-forward, {title}: {plan.messages} messages of {size} bytes from "
+            f"smtp-source, median of {plan.runs} (Postfix: of every run in the same process)"
+        )
+        out.append(format_table(heading, "messages/s", rows, ratios))
+    return "\n\n".join(out)
+
+
+# --- PostgreSQL in the namespace -------------------------------------------------------------
+
+
+def _bin_dir() -> Path:
+    versions = sorted(
+        (p for p in POSTGRES_ROOT.glob("*/bin") if (p / "postgres").exists()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if not versions:
+        raise Unavailable("PostgreSQL server binaries (Debian package postgresql) are missing")
+    return versions[-1]
+
+
+def start_postgres(rig: Rig) -> str:
+    """A cluster with default durability on the namespace's loopback; returns its URL."""
+    bin_dir = _bin_dir()
+    if shutil.which("runuser") is None:
+        raise Unavailable("runuser is missing")
+    base = rig.base / "postgres"
+    base.mkdir()
+    account = pwd.getpwnam("postgres")
+    os.chown(base, account.pw_uid, account.pw_gid)
+    runas = ["runuser", "-u", "postgres", "--"]
+    data = base / "data"
+    rig.run([*runas, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"])
+    server: Service = rig.start(
+        "postgres",
+        [
+            *runas,
+            str(bin_dir / "postgres"),
+            "-D", str(data),
+            "-c", f"listen_addresses={LOOPBACK}",
+            "-c", f"port={POSTGRES_PORT}",
+            "-c", f"unix_socket_directories={base}",
+        ],
+    )  # fmt: skip
+    rig.wait_for_port(server, POSTGRES_PORT)
+    psql = [str(bin_dir / "psql"), "-h", LOOPBACK, "-p", str(POSTGRES_PORT), "-U", "postgres"]
+    rig.run([*psql, "-qc", "CREATE DATABASE mxrelay"])
+    return f"postgresql://postgres@{LOOPBACK}:{POSTGRES_PORT}/mxrelay"

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from tests.deploy import crd
+from tests.deploy import crd_validator as crd
 from tests.deploy.manifests import OVERLAYS, Manifest
 
 CRD_GROUPS = ("toolkit.fluxcd.io", "monitoring.coreos.com")

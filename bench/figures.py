@@ -49,8 +49,15 @@ def format_table(title: str, unit: str, rows: Sequence[Row], ratios: Sequence[st
     return "\n".join(lines)
 
 
-def ratio_line(label: str, numerator: Row, denominator: Row) -> str:
-    return f"ratio {label}: {ratio(numerator, denominator):.2f}"
+def ratio_line(label: str, numerator: Row, denominator: Row, target: float | None = None) -> str:
+    """`ratio LABEL: 1.23`, and whether it reaches `target` when one is given."""
+    value = ratio(numerator, denominator)
+    verdict = (
+        ""
+        if target is None
+        else f" (target >= {target:.2f}: {'met' if value >= target else 'MISSED'})"
+    )
+    return f"ratio {label}: {value:.2f}{verdict}"
 
 
 def format_facts(title: str, facts: Sequence[tuple[str, str]]) -> str:

@@ -105,7 +105,8 @@ def throughput(rig: Rig, plan: Plan) -> str:
             Row(f"{label}, {sessions} sess.", tuple(per_second[label])) for label, _, _ in targets
         )
         rates += [ours, theirs]
-        rate_ratios.append(ratio_line(f"mxrelay / postfix, {sessions} sess.", ours, theirs))
+        label = f"mxrelay / postfix, {sessions} sess."
+        rate_ratios.append(ratio_line(label, ours, theirs, target=1.0))
         ours, theirs = (
             Row(f"{label}, {sessions} sess.", tuple(cpu_ms[label])) for label, _, _ in targets
         )
@@ -210,11 +211,12 @@ class FloodResult:
 
 def flood(rig: Rig, plan: Plan) -> str:
     relay = rig.start_relay({"MXRELAY_DNS_CACHE_SIZE": str(plan.cache_size)})
-    before = rig.memory(relay)
+    before, cpu_before = rig.memory(relay), rig.cpu_seconds(relay)
     domains = random_domains(random.Random(plan.seed), plan.flood_recipients)
     with rig.inside():
         result = asyncio.run(_flood(domains, plan.flood_sessions))
     after, peak = rig.memory(relay), rig.memory(relay, "VmHWM")
+    cpu_per_rcpt = (rig.cpu_seconds(relay) - cpu_before) * 1000 / len(domains)
     page = rig.http_get(METRICS_PORT, "/metrics")[1]
     entries = metric_value(page, "mxrelay_dns_cache_entries")
     evictions = metric_value(page, "mxrelay_dns_cache_evictions_total")
@@ -229,6 +231,7 @@ def flood(rig: Rig, plan: Plan) -> str:
     facts = [
         ("replies by code", replies),
         ("duration", f"{result.seconds:.1f} s ({len(domains) / result.seconds:.0f} RCPT/s)"),
+        ("mxrelay CPU per RCPT", f"{cpu_per_rcpt:.2f} ms"),
         (
             "VmRSS before / after, VmHWM",
             f"{before / MIB:.1f} / {after / MIB:.1f} MiB, {peak / MIB:.1f} MiB",

@@ -189,7 +189,7 @@ def relay_environment(
 
 
 def queued_messages(spool: Path) -> int:
-    """Messages still in a Postfix queue (files under incoming, active, deferred)."""
+    """Messages still in a Postfix queue (files under maildrop, incoming, active, deferred)."""
     return sum(
         len(files)
         for queue in ("incoming", "active", "deferred", "maildrop")

@@ -28,6 +28,17 @@ def test_table_shows_each_run_and_the_median_with_ratios_below() -> None:
     ]
 
 
+def test_ratio_line_says_whether_a_target_is_reached() -> None:
+    a, b = figures.Row("a", (3.0,)), figures.Row("b", (2.0,))
+    assert (
+        figures.ratio_line("a / b", a, b, target=1.0) == "ratio a / b: 1.50 (target >= 1.00: met)"
+    )
+    assert (
+        figures.ratio_line("b / a", b, a, target=1.0)
+        == "ratio b / a: 0.67 (target >= 1.00: MISSED)"
+    )
+
+
 def test_ratio_of_medians_and_a_zero_denominator() -> None:
     assert figures.ratio(figures.Row("a", (10.0, 30.0)), figures.Row("b", (5.0,))) == 4.0
     assert math.isinf(figures.ratio(figures.Row("a", (1.0,)), figures.Row("b", (0.0,))))

@@ -4,7 +4,7 @@ Each benchmark is a module `bench/NAME.py` with `run() -> None` that prints its 
 list below is fixed, not discovered, so a typo is an error rather than an empty run; a module that
 does not exist yet is reported as skipped, and so is one that raises `rig.Unavailable` (not root,
 a program missing). A benchmark that fails is reported and the others still run; the exit status is
-1 if any failed. SIGTERM stops the run like Ctrl-C, so the rigs still clean up.
+1 if any failed, 130 if interrupted. SIGTERM stops the run like Ctrl-C, so the rigs still clean up.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from types import FrameType
 from typing import TextIO
 
 BENCHMARKS = ("front_door", "smtp_engine", "mime", "store", "graph")
+EXIT_INTERRUPTED = 130
 
 
 def canonical(name: str) -> str:
@@ -84,7 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"mxrelay benchmarks, {now}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
         f"load average {load}\n\n"
     )
-    results = [run_one(name, sys.stdout) for name in names]
+    try:
+        results = [run_one(name, sys.stdout) for name in names]
+    except KeyboardInterrupt:
+        sys.stdout.write("== interrupted\n")
+        return EXIT_INTERRUPTED
     return 0 if all(results) else 1
 
 

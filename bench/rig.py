@@ -269,6 +269,8 @@ class Rig:
         self._cleanup.callback(self._stop_all)
 
     def _delete_namespace(self) -> None:
+        if not Path(f"/run/netns/{self.name}").exists():
+            return
         listed = subprocess.run(
             ["ip", "netns", "pids", self.name], capture_output=True, text=True, timeout=10
         )

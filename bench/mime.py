@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from email.parser import BytesParser
 from pathlib import Path
 
-from bench.rig import Row, format_table, ratio_line
+from bench.figures import Row, format_table, ratio_line
 from mxrelay.mime.headers import reconcile_headers
 from mxrelay.mime.ics import IcsAction, transform_calendar
 from mxrelay.mime.pipeline import OFFLOAD_THRESHOLD, IcsPolicy, split_variants, split_variants_async

@@ -341,7 +341,7 @@ def _describe(data: bytes, fields: tuple[HeaderField, ...], default_type: str) -
     """Content type, disposition, file name, calendar method and boundary of one entity.
 
     The stdlib's compat32 `Message` parses the parameter syntax (quoting, RFC 2231); only the
-    two relevant fields are copied into it, unfolded, so nothing else is parsed.
+    two relevant fields are copied into it, unfolded, and each is parsed once.
     """
     probe = email.message.Message()
     probe.set_default_type(default_type)
@@ -352,19 +352,35 @@ def _describe(data: bytes, fields: tuple[HeaderField, ...], default_type: str) -
                 break
     try:
         content_type = probe.get_content_type()
-        disposition = probe.get_content_disposition()
-        filenames = _filenames(probe)
-        method = probe.get_param("method")
-        boundary = probe.get_boundary()
+        type_params = _params(probe, "content-type")
+        disposition_params = _params(probe, "content-disposition")
     except (ValueError, LookupError, UnicodeError, email.errors.MessageError):
         return _Info(default_type, None, (), None, None)
+    names: list[str] = []
+    for name in (disposition_params.get("filename"), type_params.get("name")):
+        text = decode_words(name).strip() if name else ""
+        if text and text not in names:
+            names.append(text)
+    method = type_params.get("method", "").strip().upper()
     return _Info(
         content_type=content_type,
-        disposition=disposition,
-        filenames=filenames,
-        method=method.strip().upper() if isinstance(method, str) and method.strip() else None,
-        boundary=_boundary_bytes(boundary),
+        disposition=disposition_params.get("", "").lower() or None,
+        filenames=tuple(names),
+        method=method or None,
+        boundary=_boundary_bytes(type_params.get("boundary", "").rstrip()),
     )
+
+
+def _params(probe: email.message.Message, header: str) -> dict[str, str]:
+    """A field's parameters by lower-case name, RFC 2231 joined and decoded, the value before
+    the first `;` under the empty name. The first occurrence of a name wins, as in the stdlib."""
+    found: dict[str, str] = {}
+    for index, (name, value) in enumerate(probe.get_params([], header=header)):
+        if index == 0:
+            found[""] = name.strip()
+            continue
+        found.setdefault(name.strip().lower(), email.utils.collapse_rfc2231_value(value))
+    return found
 
 
 def _boundary_bytes(boundary: str | None) -> bytes | None:
@@ -375,16 +391,3 @@ def _boundary_bytes(boundary: str | None) -> bytes | None:
         return boundary.encode("utf-8", "surrogateescape")
     except UnicodeError:
         return None
-
-
-def _filenames(probe: email.message.Message) -> tuple[str, ...]:
-    """Content-Disposition `filename` and Content-Type `name`, RFC 2231 and RFC 2047 decoded."""
-    names: list[str] = []
-    for where, param in (("content-disposition", "filename"), ("content-type", "name")):
-        value = probe.get_param(param, header=where)
-        if value is None:
-            continue
-        text = decode_words(email.utils.collapse_rfc2231_value(value)).strip()
-        if text and text not in names:
-            names.append(text)
-    return tuple(names)

@@ -3,8 +3,8 @@
 Each benchmark is a module `bench/NAME.py` with `run() -> None` that prints its own tables. The
 list below is fixed, not discovered, so a typo is an error rather than an empty run; a module that
 does not exist yet is reported as skipped, and so is one that raises `rig.Unavailable` (not root,
-a program missing). A benchmark that fails is reported and the others still run; the exit status is
-1 if any failed, 130 if interrupted. SIGTERM stops the run like Ctrl-C, so the rigs still clean up.
+a program missing). A benchmark that fails is reported and the others still run; the exit status
+is 1 if any failed, 130 if interrupted. SIGTERM stops the run like Ctrl-C, so rigs still clean up.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def status_bytes(status: str, field: str = "VmRSS") -> int:
 
 @dataclass(frozen=True, slots=True)
 class ProcessTimes:
-    """From /proc/PID/stat: the parent, and CPU clock ticks of the process plus its reaped children."""
+    """/proc/PID/stat: the parent PID, and CPU ticks of the process and of its reaped children."""
 
     parent: int
     ticks: int

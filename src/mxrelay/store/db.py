@@ -200,9 +200,7 @@ class SqliteDatabase(Database):
 class PostgresDatabase(Database):
     def __init__(self, target: Target, *, pool_size: int) -> None:
         super().__init__(target)
-        self._engine = create_async_engine(
-            target.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
+        self._engine = create_async_engine(target.url, pool_size=pool_size, max_overflow=pool_size)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.begin() as conn:

@@ -11,96 +11,46 @@ An entry is one message variant still owned by the queue. States follow Postfix'
 PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim side by side, with SQLite the write
 transaction is `BEGIN IMMEDIATE`. A claim sets `lease_owner` and `lease_expires_at`; the worker renews
 leases while it delivers, and a replica that dies loses its entries once their leases expire.
-Statements are named in `sql/<dialect>.sql`; filters for listing are built here with SQLAlchemy Core.
+Statements are named in `sql/<dialect>.sql`; operator actions live in `queue_admin.py` (a base
+class of `Queue`), the entry values in `entries.py`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import enum
+__all__ = [
+    "LIVE_STATES",
+    "HoldKind",
+    "LoadedEntry",
+    "Queue",
+    "QueueEntry",
+    "QueueFilter",
+    "QueueRow",
+    "QueueState",
+    "QueueStats",
+    "RecipientUpdate",
+    "Settlement",
+]
+
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import TextClause, and_, exists, func, insert, select
+from sqlalchemy import TextClause, insert
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.db import Database, Dialect
+from mxrelay.store.entries import (
+    LIVE_STATES,
+    HoldKind,
+    QueueEntry,
+    QueueState,
+    entry_from_row,
+)
 from mxrelay.store.log import AttemptRecord, insert_attempts
+from mxrelay.store.queue_admin import QueueAdmin, QueueFilter, QueueRow
 from mxrelay.store.record import NewMessage, decompress
-
-
-class QueueState(enum.StrEnum):
-    QUEUED = "queued"
-    ACTIVE = "active"
-    DEFERRED = "deferred"
-    HELD = "held"
-    DEAD = "dead"
-    DELIVERED = "delivered"
-
-    @classmethod
-    def parse(cls, name: str) -> QueueState:
-        """Accept the issue's words too: delivering = active, failed = dead."""
-        aliases = {"delivering": "active", "failed": "dead", "leased": "active"}
-        return cls(aliases.get(name.lower(), name.lower()))
-
-
-LIVE_STATES = frozenset(
-    {QueueState.QUEUED, QueueState.ACTIVE, QueueState.DEFERRED, QueueState.HELD}
-)
-
-
-class HoldKind(enum.StrEnum):
-    OPERATOR = "operator"
-    FAULT = "fault"
-    """A configuration fault of the transport; released automatically once a probe succeeds."""
-    MODE = "mode"
-    """`MXRELAY_DELIVERY=hold`: kept until an operator releases it."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueueEntry:
-    id: int
-    message_id: str
-    variant: int
-    state: QueueState
-    created_at: float
-    queued_at: float
-    next_attempt_at: float
-    attempts: int
-    lease_owner: str | None = None
-    lease_expires_at: float | None = None
-    hold_kind: str | None = None
-    hold_reason: str | None = None
-    last_error: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.message_id}.{self.variant}"
-
-
-_ENTRY_COLUMNS = (
-    "id",
-    "message_id",
-    "variant",
-    "state",
-    "created_at",
-    "queued_at",
-    "next_attempt_at",
-    "attempts",
-    "lease_owner",
-    "lease_expires_at",
-    "hold_kind",
-    "hold_reason",
-    "last_error",
-)
-
-
-def _entry(row: Sequence[Any]) -> QueueEntry:
-    values = dict(zip(_ENTRY_COLUMNS, row, strict=True))
-    values["state"] = QueueState(values["state"])
-    return QueueEntry(**values)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,30 +102,7 @@ class QueueStats:
     oldest_created_at: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueueFilter:
-    """Operator filters for `mxrelay queue` (all optional; combined with AND)."""
-
-    states: tuple[QueueState, ...] = ()
-    sender: str | None = None
-    recipient: str | None = None
-    older_than: float | None = None
-    """Seconds: only entries created at least this long ago."""
-    newer_than: float | None = None
-    message_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class QueueRow:
-    entry: QueueEntry
-    mail_from: str
-    subject: str
-    size: int
-    recipients: tuple[tuple[str, str], ...]
-    """(address, state) of the variant's recipients."""
-
-
-class Queue:
+class Queue(QueueAdmin):
     """Queue operations on an open store."""
 
     def __init__(self, db: Database) -> None:
@@ -218,7 +145,7 @@ class Queue:
         return await self.db.write(self._returning, "claim", params)
 
     def _returning(self, conn: Connection, name: str, params: dict[str, Any]) -> list[QueueEntry]:
-        return [_entry(row) for row in conn.execute(self._sql[name], params)]
+        return [entry_from_row(row) for row in conn.execute(self._sql[name], params)]
 
     def _count(self, conn: Connection, name: str, params: Any) -> int:
         return int(getattr(conn.execute(self._sql[name], params), "rowcount", 0) or 0)
@@ -320,149 +247,6 @@ class Queue:
         counts = {str(s): int(n) for s, n in conn.execute(self._sql["counts_by_state"])}
         oldest = conn.execute(self._sql["oldest_waiting"]).scalar()
         return QueueStats(counts, None if oldest is None else float(oldest))
-
-    # --- operator actions ----------------------------------------------------------------------
-
-    async def list_entries(
-        self, where: QueueFilter, *, now: float, limit: int = 100
-    ) -> list[QueueRow]:
-        return await self.db.read(self._list, where, now, limit)
-
-    def _list(self, conn: Connection, where: QueueFilter, now: float, limit: int) -> list[QueueRow]:
-        q, m, r = schema.queue, schema.messages, schema.recipients
-        query = (
-            select(*(q.c[c] for c in _ENTRY_COLUMNS), m.c.mail_from, m.c.subject, m.c.size)
-            .join(m, m.c.id == q.c.message_id)
-            .where(*self._conditions(where, now))
-            .order_by(q.c.created_at, q.c.id)
-            .limit(limit)
-        )
-        rows = conn.execute(query).all()
-        entries = [(_entry(row[: len(_ENTRY_COLUMNS)]), row) for row in rows]
-        ids = [e.message_id for e, _ in entries]
-        by_variant: dict[tuple[str, int], list[tuple[str, str]]] = {}
-        for start in range(0, len(ids), 500):  # bounded IN lists
-            recipient_rows = conn.execute(
-                select(r.c.message_id, r.c.variant, r.c.address, r.c.state)
-                .where(r.c.message_id.in_(ids[start : start + 500]))
-                .order_by(r.c.message_id, r.c.variant, r.c.position)
-            )
-            for message_id, variant, address, state in recipient_rows:
-                by_variant.setdefault((message_id, variant), []).append((address, state))
-        return [
-            QueueRow(
-                entry=e,
-                mail_from=row[-3],
-                subject=row[-2],
-                size=row[-1],
-                recipients=tuple(by_variant.get((e.message_id, e.variant), ())),
-            )
-            for e, row in entries
-        ]
-
-    def _conditions(self, where: QueueFilter, now: float) -> list[Any]:
-        q, m, r = schema.queue, schema.messages, schema.recipients
-        conditions: list[Any] = []
-        if where.states:
-            conditions.append(q.c.state.in_([s.value for s in where.states]))
-        if where.sender is not None:
-            conditions.append(func.lower(m.c.mail_from).contains(where.sender.lower()))
-        if where.recipient is not None:
-            conditions.append(
-                exists().where(
-                    and_(
-                        r.c.message_id == q.c.message_id,
-                        r.c.variant == q.c.variant,
-                        func.lower(r.c.address).contains(where.recipient.lower()),
-                    )
-                )
-            )
-        if where.older_than is not None:
-            conditions.append(q.c.created_at <= now - where.older_than)
-        if where.newer_than is not None:
-            conditions.append(q.c.created_at >= now - where.newer_than)
-        if where.message_ids:
-            conditions.append(q.c.message_id.in_(where.message_ids))
-        return conditions
-
-    async def get(self, key: str) -> QueueEntry | None:
-        """An entry by `MESSAGEID.VARIANT` (or MESSAGEID for variant 0)."""
-        message_id, _, variant = key.partition(".")
-        q = schema.queue
-        query = select(*(q.c[c] for c in _ENTRY_COLUMNS)).where(
-            q.c.message_id == message_id, q.c.variant == int(variant or 0)
-        )
-        row = await self.db.read(lambda conn: conn.execute(query).first())
-        return None if row is None else _entry(row)
-
-    async def retry(self, entries: Iterable[QueueEntry], now: float) -> int:
-        """Due at once; a dead entry comes back with a fresh lifetime and its failed recipients."""
-        return await self._operate(entries, "operator_retry", "operator_retry_recipients", now)
-
-    async def hold(
-        self,
-        entries: Iterable[QueueEntry],
-        now: float,
-        *,
-        reason: str = "held by an operator",
-        kind: HoldKind = HoldKind.OPERATOR,
-    ) -> int:
-        extra = {"hold_kind": kind.value, "hold_reason": reason}
-        return await self._operate(entries, "operator_hold", "hold_recipients", now, extra)
-
-    async def release(self, entries: Iterable[QueueEntry], now: float) -> int:
-        return await self._operate(entries, "operator_release", "release_recipients", now)
-
-    async def delete(self, entries: Iterable[QueueEntry], now: float) -> int:
-        """Take entries out of the live queue (state dead, reason recorded); the log is kept."""
-        return await self._operate(entries, "operator_delete", "delete_recipients", now)
-
-    async def release_faults(self, now: float) -> int:
-        """Release every entry a configuration fault held (the transport works again)."""
-        return await self.db.write(self._release_faults, now)
-
-    def _release_faults(self, conn: Connection, now: float) -> int:
-        rows = conn.execute(self._sql["release_fault_held"], {"now": now}).all()
-        for _, message_id, variant in rows:
-            conn.execute(
-                self._sql["release_recipients"],
-                {"message_id": message_id, "variant": variant, "now": now},
-            )
-        return len(rows)
-
-    async def _operate(
-        self,
-        entries: Iterable[QueueEntry],
-        entry_query: str,
-        recipient_query: str,
-        now: float,
-        extra: dict[str, Any] | None = None,
-    ) -> int:
-        targets = list(entries)
-        return await self.db.write(
-            self._operate_on, targets, entry_query, recipient_query, now, extra or {}
-        )
-
-    def _operate_on(
-        self,
-        conn: Connection,
-        entries: list[QueueEntry],
-        entry_query: str,
-        recipient_query: str,
-        now: float,
-        extra: dict[str, Any],
-    ) -> int:
-        changed = 0
-        for entry in entries:
-            params = {"id": entry.id, "now": now, **extra}
-            if conn.execute(self._sql[entry_query], params).first() is None:
-                continue
-            changed += 1
-            conn.execute(
-                self._sql[recipient_query],
-                {"message_id": entry.message_id, "variant": entry.variant, "now": now},
-            )
-        return changed
 
 
 def _json_list(value: str) -> list[str]:

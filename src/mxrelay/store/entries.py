@@ -1,0 +1,80 @@
+"""Queue entries as values: states, hold kinds, and the frozen `QueueEntry` read from a row."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class QueueState(enum.StrEnum):
+    QUEUED = "queued"
+    ACTIVE = "active"
+    DEFERRED = "deferred"
+    HELD = "held"
+    DEAD = "dead"
+    DELIVERED = "delivered"
+
+    @classmethod
+    def parse(cls, name: str) -> QueueState:
+        """Accept the issue's words too: delivering = active, failed = dead."""
+        aliases = {"delivering": "active", "failed": "dead", "leased": "active"}
+        return cls(aliases.get(name.lower(), name.lower()))
+
+
+LIVE_STATES = frozenset(
+    {QueueState.QUEUED, QueueState.ACTIVE, QueueState.DEFERRED, QueueState.HELD}
+)
+
+
+class HoldKind(enum.StrEnum):
+    OPERATOR = "operator"
+    FAULT = "fault"
+    """A configuration fault of the transport; released automatically once a probe succeeds."""
+    MODE = "mode"
+    """`MXRELAY_DELIVERY=hold`: kept until an operator releases it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueEntry:
+    id: int
+    message_id: str
+    variant: int
+    state: QueueState
+    created_at: float
+    queued_at: float
+    next_attempt_at: float
+    attempts: int
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    hold_kind: str | None = None
+    hold_reason: str | None = None
+    last_error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.message_id}.{self.variant}"
+
+
+ENTRY_COLUMNS = (
+    "id",
+    "message_id",
+    "variant",
+    "state",
+    "created_at",
+    "queued_at",
+    "next_attempt_at",
+    "attempts",
+    "lease_owner",
+    "lease_expires_at",
+    "hold_kind",
+    "hold_reason",
+    "last_error",
+)
+
+
+def entry_from_row(row: Sequence[Any]) -> QueueEntry:
+    values = dict(zip(ENTRY_COLUMNS, row, strict=True))
+    values["state"] = QueueState(values["state"])
+    return QueueEntry(**values)

@@ -25,7 +25,7 @@ import socket
 import string
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.figures import Row, format_facts, format_table, metric_value, ratio_line
 from bench.rig import (
@@ -37,6 +37,7 @@ from bench.rig import (
     RELAY_PORT,
     Rig,
     RigError,
+    Service,
     SourceLoad,
 )
 
@@ -64,9 +65,9 @@ class Plan:
 
 def run(plan: Plan = Plan()) -> None:
     with Rig() as rig:
-        rig.start_dns()
+        dns = rig.start_dns()
         rig.start_sink()
-        print(throughput(rig, plan), end="\n\n", flush=True)
+        print(throughput(rig, plan, dns), end="\n\n", flush=True)
         print(idle_connections(rig, plan), end="\n\n", flush=True)
         print(flood(rig, plan), flush=True)
 
@@ -74,15 +75,30 @@ def run(plan: Plan = Plan()) -> None:
 # --- 1. throughput ---------------------------------------------------------------------------
 
 
-def throughput(rig: Rig, plan: Plan) -> str:
-    relay = rig.start_relay()
-    postfix = rig.start_postfix()
+@dataclass(frozen=True, slots=True)
+class Target:
+    label: str
+    port: int
+    service: Service
+    queued: bool  # answers before delivering: CPU is counted until its queue is empty
+
+
+@dataclass(slots=True)
+class Runs:
+    """One target's figures at one session count, a value per run."""
+
+    rate: list[float] = field(default_factory=list)  # messages/s
+    cpu: list[float] = field(default_factory=list)  # ms/message, the target's processes
+    dns: list[float] = field(default_factory=list)  # ms/message, the DNS server
+
+
+def throughput(rig: Rig, plan: Plan, dns: Service) -> str:
     targets = (
-        ("mxrelay passthrough", RELAY_PORT, relay),
-        ("postfix relay", POSTFIX_PORT, postfix),
+        Target("mxrelay passthrough", RELAY_PORT, rig.start_relay(), queued=False),
+        Target("postfix relay", POSTFIX_PORT, rig.start_postfix(), queued=True),
     )
-    for _, port, _ in targets:  # start Postfix's daemons, fill mxrelay's cache and upstream pool
-        rig.run(SourceLoad(plan.warm_up, max(plan.sessions)).argv(LOOPBACK, port))
+    for target in targets:  # start Postfix's daemons, fill mxrelay's cache and upstream pool
+        rig.run(SourceLoad(plan.warm_up, max(plan.sessions)).argv(LOOPBACK, target.port))
     rig.wait_postfix_idle()
     rates: list[Row] = []
     cpu: list[Row] = []
@@ -90,41 +106,47 @@ def throughput(rig: Rig, plan: Plan) -> str:
     cpu_ratios: list[str] = []
     for sessions in plan.sessions:
         load = SourceLoad(plan.messages, sessions)
-        per_second: dict[str, list[float]] = {label: [] for label, _, _ in targets}
-        cpu_ms: dict[str, list[float]] = {label: [] for label, _, _ in targets}
-        for _ in range(plan.runs):
-            for label, port, service in targets:
-                cpu_before = rig.cpu_seconds(service)
-                elapsed, _ = rig.run(load.argv(LOOPBACK, port))
-                if service is postfix:
-                    rig.wait_postfix_idle()  # its deliveries count towards its CPU, not its time
-                cpu_used = rig.cpu_seconds(service) - cpu_before
-                per_second[label].append(load.messages / elapsed)
-                cpu_ms[label].append(cpu_used * 1000 / load.messages)
-        ours, theirs = (
-            Row(f"{label}, {sessions} sess.", tuple(per_second[label])) for label, _, _ in targets
+        runs = {target.label: Runs() for target in targets}
+        for _ in range(plan.runs):  # alternating, so both see the same machine
+            for target in targets:
+                _measure(rig, load, target, dns, runs[target.label])
+        suffix = f", {sessions} sess."
+        rate_rows = [Row(t.label + suffix, tuple(runs[t.label].rate)) for t in targets]
+        cpu_rows = [Row(t.label + suffix, tuple(runs[t.label].cpu)) for t in targets]
+        dns_rows = [
+            Row(f"DNS server, {t.label} runs{suffix}", tuple(runs[t.label].dns)) for t in targets
+        ]
+        rates += rate_rows
+        cpu += cpu_rows + dns_rows
+        relay_rate, postfix_rate = rate_rows
+        relay_cpu, postfix_cpu = cpu_rows
+        rate_ratios.append(
+            ratio_line(f"mxrelay / postfix{suffix}", relay_rate, postfix_rate, target=1.0)
         )
-        rates += [ours, theirs]
-        label = f"mxrelay / postfix, {sessions} sess."
-        rate_ratios.append(ratio_line(label, ours, theirs, target=1.0))
-        ours, theirs = (
-            Row(f"{label}, {sessions} sess.", tuple(cpu_ms[label])) for label, _, _ in targets
-        )
-        cpu += [ours, theirs]
-        cpu_ratios.append(ratio_line(f"postfix / mxrelay, {sessions} sess.", theirs, ours))
-    rig.stop(postfix)
-    rig.stop(relay)
+        cpu_ratios.append(ratio_line(f"postfix / mxrelay{suffix}", postfix_cpu, relay_cpu))
+    for target in targets:
+        rig.stop(target.service)
     title = (
         f"front door: {plan.messages} messages of {SourceLoad(1, 1).size} bytes from "
         f"smtp-source, median of {plan.runs}"
     )
-    cpu_title = "front door: CPU time of the relay's processes per message, queue drained"
+    cpu_title = "front door: CPU time per message of each relay's processes, and of the DNS server"
     return "\n\n".join(
         [
             format_table(title, "messages/s", rates, rate_ratios),
             format_table(cpu_title, "ms/message, lower is better", cpu, cpu_ratios),
         ]
     )
+
+
+def _measure(rig: Rig, load: SourceLoad, target: Target, dns: Service, runs: Runs) -> None:
+    cpu_before, dns_before = rig.cpu_seconds(target.service), rig.cpu_seconds(dns)
+    elapsed, _ = rig.run(load.argv(LOOPBACK, target.port))
+    if target.queued:
+        rig.wait_postfix_idle()  # its deliveries count towards its CPU, not its time
+    runs.rate.append(load.messages / elapsed)
+    runs.cpu.append((rig.cpu_seconds(target.service) - cpu_before) * 1000 / load.messages)
+    runs.dns.append((rig.cpu_seconds(dns) - dns_before) * 1000 / load.messages)
 
 
 # --- 2. idle connections ---------------------------------------------------------------------

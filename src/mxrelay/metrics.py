@@ -35,6 +35,7 @@ CONNECTION_RESULTS = ("accepted", "denied", "limit", "shutdown")
 PASSTHROUGH_RESULTS = ("accepted", "tempfail", "permfail", "unavailable")
 ICS_ACTIONS = ("strip", "attach")
 HEADER_CHANGES = ("added", "removed", "refused")
+UPSTREAM_COMMANDS = ("connect", "mail", "rcpt", "rset", "data")
 SESSION_END = ("quit", "disconnect", "timeout", "error_limit", "bare_newline", "shutdown", "error")
 QUEUE_STATES = ("queued", "active", "deferred", "held", "dead", "delivered")
 DELIVERY_TRANSPORTS = ("smtp", "graph")
@@ -331,8 +332,13 @@ class Metrics:
         for change in HEADER_CHANGES:
             self.header_recipients_changed.labels(change=change)
         for rdtype in ("MX", "A", "AAAA"):
+            self.dns_latency.labels(rdtype=rdtype)
             for result in DNS_RESULTS:
                 self.dns_lookups.labels(rdtype=rdtype, result=result)
+        for command in UPSTREAM_COMMANDS:
+            self.upstream_latency.labels(command=command)
+        for result in ("opened", "reused", "failed"):
+            self.upstream_connections.labels(result=result)
         for result in ("hit", "miss", "stale", "coalesced"):
             self.dns_cache_requests.labels(result=result)
         for state in QUEUE_STATES:

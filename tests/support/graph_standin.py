@@ -214,6 +214,7 @@ class GraphStandIn:
         self.messages: list[SentMessage] = []
         self.requests: list[RecordedRequest] = []
         self.throttled = 0
+        self.throttle_reasons: list[str] = []
         self.max_in_flight = 0
         self._in_flight = 0
         self._windows: dict[tuple[str, str], _Window] = {}
@@ -482,6 +483,7 @@ class GraphStandIn:
         throttled = self._enforce_limits(mailbox, request)
         if throttled is not None:
             self.throttled += 1
+            self.throttle_reasons.append(throttled.body.decode())
             return throttled
         if "Mail.Send" not in claims.get("roles", []):
             return _graph_error(403, ACCESS_DENIED.code, ACCESS_DENIED.message)

@@ -6,7 +6,7 @@ It answers what MSAL Python calls for an authority it does not know (instance di
 MSAL sends both) or with a client assertion: a JWT signed with the registered certificate's key,
 found by its `x5t#S256` (or `x5t`) thumbprint and verified with PyJWT (signature, audience =
 the token endpoint, issuer = subject = client id, lifetime). Errors carry the AADSTS codes Entra
-uses. Tokens are RS256 JWTs whose `roles` claim lists the app's granted application permissions,
+uses. Tokens are signed JWTs whose `roles` claim lists the app's granted application permissions,
 which is how Graph (the other half, graph_standin.py) decides what the app may do.
 """
 
@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote_plus
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -87,8 +87,10 @@ class IdentityPlatform:
     token_lifetime: int = 3599
     revoked_before: float = 0.0
     tokens_issued: int = 0
-    signing_key: rsa.RSAPrivateKey = field(
-        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    # Entra signs with RS256; mxrelay never verifies tokens, so the stand-in uses a P-256 key,
+    # which is generated in microseconds rather than the tenths of a second RSA takes.
+    signing_key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
     )
 
     def knows(self, tenant: str) -> bool:
@@ -260,7 +262,7 @@ class IdentityPlatform:
         }
         if app.roles:
             claims["roles"] = list(app.roles)
-        return jwt.encode(claims, self.signing_key, algorithm="RS256")
+        return jwt.encode(claims, self.signing_key, algorithm="ES256")
 
     def check(self, token: str) -> dict[str, Any] | str:
         """The claims of a valid token, or why Graph refuses it."""
@@ -268,7 +270,7 @@ class IdentityPlatform:
             claims = jwt.decode(
                 token,
                 self.signing_key.public_key(),
-                algorithms=["RS256"],
+                algorithms=["ES256"],
                 audience=self.graph_url,
             )
         except jwt.ExpiredSignatureError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 import uuid
@@ -51,7 +52,7 @@ from mxrelay.delivery.graph_outcome import (
     parse_retry_after,
     to_error,
 )
-from mxrelay.delivery.pacing import Grant, Never, Pacer, PacingLimits, Wait
+from mxrelay.delivery.pacing import Grant, Limit, Never, Pacer, PacingLimits, Wait
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import GRAPH_ERROR_CODES, Metrics
@@ -62,8 +63,8 @@ logger = logging.getLogger(__name__)
 
 HEALTH_CONDITION = "graph"
 SHORT_WAIT = 0.25
-"""A pacing wait this short is waited out here instead of going back to the queue."""
-SHORT_WAIT_ROUNDS = 4
+"""Pacing waits that end within this many seconds are waited out here instead of going back
+to the queue (a trip through the queue costs more than that)."""
 MIB = 1024 * 1024
 
 
@@ -103,6 +104,7 @@ class GraphTransport:
         self._pacer = pacer or Pacer(limits_from(settings))
         self._header_policy = HeaderPolicy(settings.mime.header_recipients)
         self._faults: dict[Fault, str] = {}
+        self._released = asyncio.Condition()
         self._base = graph.endpoint.rstrip("/")
         connections = graph.concurrency or 100
         self._client = httpx.AsyncClient(
@@ -120,6 +122,9 @@ class GraphTransport:
         *,
         metrics: Metrics | None = None,
         health: Health | None = None,
+        pacer: Pacer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = now_utc,
     ) -> GraphTransport:
         """The transport app.py builds: MSAL tokens, trust and proxy from the environment."""
         return cls(
@@ -129,6 +134,9 @@ class GraphTransport:
             proxy=https_proxy(environ),
             metrics=metrics,
             health=health,
+            pacer=pacer,
+            clock=clock,
+            wall=wall,
         )
 
     # --- Transport ------------------------------------------------------------------------
@@ -137,22 +145,28 @@ class GraphTransport:
         data, mailbox, changes = await self._prepare(job)
         body = base64.b64encode(data)
         lane = mailbox.lower()
+        # The token first: fetching one takes a round trip the pacer must not count as part of
+        # the request's way (Exchange counts requests when they arrive).
+        token = await self._token()
         grant = await self._admit(lane, job, len(body))
         sent = False
         try:
-            answer, token = await self._request(mailbox, body, lane)
+            answer = await self._request(mailbox, body, token)
             if answer.status == 401:
                 await self._tokens.invalidate(token)
-                extra = self._pacer.request(lane, now=self._clock())
+                token = await self._token()
+                extra = self._pacer.request(grant, now=self._clock())
                 if extra is not None:
                     raise self._paced(extra, mailbox)
-                answer, _ = await self._request(mailbox, body, lane)
+                answer = await self._request(mailbox, body, token)
             sent = 200 <= answer.status < 300
             if changes is not None and self._metrics is not None:
                 record_headers(self._metrics, changes)
             return self._outcome(job, mailbox, answer)
         finally:
-            self._pacer.release(grant, sent=sent)
+            self._pacer.release(grant, sent=sent, now=self._clock())
+            async with self._released:
+                self._released.notify_all()
 
     async def probe(self) -> None:
         """Raise `ConfigurationFault` while Graph delivery cannot work: a token must be issued
@@ -223,9 +237,12 @@ class GraphTransport:
             return self._wall()
 
     async def _admit(self, lane: str, job: DeliveryJob, size: int) -> Grant:
-        """A pacing grant, after waiting out very short waits; else `Throttled`."""
+        """A pacing grant; a wait shorter than a trip through the queue (a slot about to free
+        up, a promised slot a moment away) is waited out here, anything longer is `Throttled`."""
         key = f"{job.message_id}:{job.variant}"
-        for _ in range(SHORT_WAIT_ROUNDS):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHORT_WAIT
+        while True:
             decision = self._pacer.acquire(
                 lane, key, recipients=len(job.recipients), size=size, now=self._clock()
             )
@@ -233,11 +250,15 @@ class GraphTransport:
                 return decision
             if isinstance(decision, Never):
                 raise PermanentFailure(f"the message can never be sent: {decision.detail}")
-            if decision.seconds > SHORT_WAIT:
-                break
-            await asyncio.sleep(decision.seconds)  # shorter than a trip through the queue
-        assert isinstance(decision, Wait)
-        raise self._paced(decision, lane)
+            remaining = deadline - loop.time()
+            if decision.limit is Limit.CONCURRENCY and remaining > 0:
+                async with self._released:  # woken when a request in flight ends
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._released.wait(), remaining)
+            elif decision.seconds <= remaining:
+                await asyncio.sleep(decision.seconds)
+            else:
+                raise self._paced(decision, lane)
 
     def _paced(self, wait: Wait, mailbox: str) -> Throttled:
         if self._metrics is not None:
@@ -255,10 +276,7 @@ class GraphTransport:
             self._record_fault(fault)
             raise
 
-    async def _request(
-        self, mailbox: str, body: bytes, lane: str
-    ) -> tuple[GraphAnswer, AccessToken]:
-        token = await self._token()
+    async def _request(self, mailbox: str, body: bytes, token: AccessToken) -> GraphAnswer:
         graph = self._graph
         total = (
             graph.timeout.total_seconds() + graph.timeout_per_mib.total_seconds() * len(body) / MIB
@@ -296,14 +314,13 @@ class GraphTransport:
             ) from None
         self._count_request(f"{response.status_code // 100}xx", started, len(body))
         code, message = (None, "") if response.is_success else parse_error_body(response.content)
-        answer = GraphAnswer(
+        return GraphAnswer(
             response.status_code,
             code,
             message,
             response.headers.get("request-id"),
             parse_retry_after(response.headers.get("retry-after"), self._wall()),
         )
-        return answer, token
 
     def _outcome(self, job: DeliveryJob, mailbox: str, answer: GraphAnswer) -> DeliveryOutcome:
         classification = classify(answer, fixed_mailbox=bool(self._graph.mailbox))
@@ -387,9 +404,9 @@ class GraphTransport:
 def limits_from(settings: Settings) -> PacingLimits:
     graph = settings.graph
     return PacingLimits(
-        messages_per_minute=graph.messages_per_minute,
-        requests_per_10_minutes=graph.requests_per_10_minutes,
-        upload_bytes_per_5_minutes=graph.upload_bytes_per_5_minutes,
+        messages=graph.messages_per_minute,
+        requests=graph.requests_per_10_minutes,
+        upload_bytes=graph.upload_bytes_per_5_minutes,
         concurrency=graph.concurrency,
-        daily_recipients=graph.daily_recipient_limit,
+        recipients=graph.daily_recipient_limit,
     )

@@ -114,10 +114,13 @@ class AccessToken:
         return claims if isinstance(claims, dict) else {}
 
     def roles(self) -> tuple[str, ...] | None:
-        roles = self.claims().get("roles")
-        if isinstance(roles, list):
-            return tuple(str(role) for role in roles)
-        return None
+        """The application permissions granted to the app; None when the token cannot be read
+        (a JWT without a `roles` claim means none are granted)."""
+        claims = self.claims()
+        if not claims:
+            return None
+        roles = claims.get("roles", [])
+        return tuple(str(role) for role in roles) if isinstance(roles, list) else ()
 
 
 class TokenSource(Protocol):

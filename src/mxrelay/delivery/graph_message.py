@@ -136,10 +136,17 @@ def header_from(data: bytes) -> str | None:
 
 
 def message_id_for(stored_id: str, hostname: str) -> str:
-    """`<id@host>`, the same for every attempt (and every variant) of one stored message."""
-    safe_id = re.sub(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]", "", stored_id) or "message"
-    host = re.sub(r"[^A-Za-z0-9.-]", "", hostname) or "mxrelay.invalid"
-    return f"<{safe_id}@{host}>"
+    """`<id@host>`, the same for every attempt (and every variant) of one stored message; both
+    halves are reduced to RFC 5322 dot-atoms whatever the inputs."""
+    return f"<{_dot_atom(stored_id, _ATEXT) or 'message'}@{_dot_atom(hostname, _HOST) or 'mxrelay.invalid'}>"
+
+
+_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
+_HOST = re.compile(r"[^A-Za-z0-9.-]")
+
+
+def _dot_atom(text: str, invalid: re.Pattern[str]) -> str:
+    return re.sub(r"\.{2,}", ".", invalid.sub("", text)).strip(".")
 
 
 def complete_headers(

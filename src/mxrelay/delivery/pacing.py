@@ -12,13 +12,16 @@ call takes `now`, in seconds on a monotonic scale). The Graph transport owns the
 
 How each limit is kept:
 - messages per minute: a GCRA (a leaky bucket with no burst), so messages go out evenly spaced
-  at 60/N seconds and the achieved rate equals the configured one. A message that must wait is
-  *promised* its slot: the slot is taken at once and the message is told to come back exactly
-  then, so a backlog of a thousand messages costs each of them one deferral, not one per slot.
-  A sliding-window count of actual sends backs it up, so no window of 60 s ever holds more than N
-  sends even when the queue hands promised messages back late.
-- requests per 10 minutes, upload bytes per 5 minutes, recipients per 24 hours: sliding windows
-  over what was actually sent (exact: no window of that length ever holds more than the limit).
+  at 60/N seconds (plus a 0.5 % guard) and the achieved rate is the configured one. A message
+  that must wait is *promised* its slot: the slot is taken at once and the message is told to
+  come back exactly then, so a backlog of a thousand messages costs each of them one deferral,
+  not one per slot. A sliding-window count backs it up (below).
+- messages, requests per 10 minutes, upload bytes per 5 minutes, recipients per 24 hours:
+  sliding windows. Exchange counts a request when it arrives, which mxrelay cannot see; it lies
+  between the grant and the answer. So a request counts as present from its grant until its
+  answer (in flight it may arrive at any moment) and is then recorded at the time of the answer,
+  the latest it can have arrived. Every window that Exchange can count then holds no more than
+  the limit, however long requests take on the way (proof in `SlidingWindow`).
 - concurrency: a count of requests in flight for the whole app.
 - Retry-After: closes the whole lane until then and voids the promises made before it.
 A limit of 0 switches that limit off.
@@ -26,13 +29,19 @@ A limit of 0 switches that limit off.
 
 from __future__ import annotations
 
+import bisect
 import enum
+import itertools
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 CONCURRENCY_RETRY = 1.0
 """Seconds a message waits when every concurrent request slot is busy (the queue's next look)."""
+
+WINDOW_GUARD = 0.005
+"""Messages are spaced 0.5 % wider than the window allows (300 ms on a minute), so that the
+sliding windows, which count a request until its answer, do not hold back a message sent on
+time whenever the request a window earlier took up to that long (rate: 0.5 % under nominal)."""
 
 EARLY_GRANT = 0.005
 """A promised message that comes back this many seconds early still goes: the queue's timers
@@ -55,13 +64,19 @@ class Limit(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PacingLimits:
-    """Per-mailbox limits (concurrency is per app); 0 switches a limit off."""
+    """Per-mailbox limits as "so many per window of so many seconds" (concurrency is per app);
+    a limit of 0 is off. The defaults are Microsoft's; tests and benchmarks shorten the windows
+    so that a minute's behaviour shows in a second."""
 
-    messages_per_minute: int = 30
-    requests_per_10_minutes: int = 10_000
-    upload_bytes_per_5_minutes: int = 150_000_000
+    messages: int = 30
+    requests: int = 10_000
+    upload_bytes: int = 150_000_000
     concurrency: int = 4
-    daily_recipients: int = 10_000
+    recipients: int = 10_000
+    messages_window: float = 60.0
+    requests_window: float = 600.0
+    upload_window: float = 300.0
+    recipients_window: float = 86_400.0
 
     @classmethod
     def off(cls) -> PacingLimits:
@@ -77,6 +92,7 @@ class Grant:
     at: float
     recipients: int
     size: int
+    ticket: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +117,23 @@ Decision = Grant | Wait | Never
 class SlidingWindow:
     """Weighted events in a sliding window of `span` seconds whose total stays within `limit`.
 
-    An event at time t counts in every window (a - span, a] that contains it. Events are only
-    added at the current time after checking the window that ends now, and time never goes back,
-    so every window of that length (not just the ones checked) stays within the limit.
+    An event is *held* from its grant (in flight: present in every window from then on) until
+    it is *settled* at the time of its answer, and then counts in every window (a - span, a]
+    with a after that time. The remote side counts it at its arrival, somewhere in between.
+    Take any remote window and the event in it granted last, k: every other event i in the
+    window was granted before k and arrived after a - span ≥ grant(k) - span, so when k was
+    granted, i was held or settled after grant(k) - span: it was counted. The check at k's
+    grant therefore saw everything the remote window holds, and allowed it only within the limit.
     """
 
-    __slots__ = ("_events", "limit", "span", "total")
+    __slots__ = ("_events", "held", "limit", "span", "total")
 
     def __init__(self, limit: int, span: float) -> None:
         self.limit = limit
         self.span = span
-        self.total = 0
-        self._events: deque[tuple[float, int]] = deque()
+        self.total = 0  # settled events inside the window
+        self.held = 0  # events in flight
+        self._events: list[tuple[float, int]] = []  # settled, sorted by time
 
     @property
     def enabled(self) -> bool:
@@ -120,42 +141,46 @@ class SlidingWindow:
 
     def _expire(self, now: float) -> None:
         events = self._events
-        while events and events[0][0] <= now - self.span:
-            self.total -= events.popleft()[1]
+        cut = bisect.bisect_right(events, (now - self.span + 1e-9, math.inf))  # float sums
+        if cut:
+            self.total -= sum(weight for _, weight in events[:cut])
+            del events[:cut]
 
     def wait(self, now: float, weight: int) -> float:
-        """Seconds until `weight` more fits (0 if it fits now, inf if it never can)."""
+        """Seconds until `weight` more fits (0 if it fits now, inf if it never can). When the
+        events in flight alone fill the window the answer is a whole span: they will count
+        for that long once they are answered."""
         if not self.enabled:
             return 0.0
         if weight > self.limit:
             return math.inf
         self._expire(now)
-        excess = self.total + weight - self.limit
+        excess = self.total + self.held + weight - self.limit
         if excess <= 0:
             return 0.0
         for at, amount in self._events:
             excess -= amount
             if excess <= 0:
                 return max(at + self.span - now, 0.0)
-        return math.inf  # unreachable: the events hold the whole total
+        return self.span
 
-    def add(self, now: float, weight: int) -> None:
-        if self.enabled and weight > 0:
-            self._expire(now)
-            self._events.append((now, weight))
+    def hold(self, weight: int) -> None:
+        if self.enabled:
+            self.held += weight
+
+    def settle(self, now: float, weight: int, *, keep: bool = True) -> None:
+        """An event held since its grant was answered at `now`; `keep=False` drops it (a
+        refund: it never reached the remote side's count)."""
+        if not self.enabled:
+            return
+        self.held = max(self.held - weight, 0)
+        if keep and weight > 0:
+            bisect.insort(self._events, (now, weight))
             self.total += weight
-
-    def remove(self, at: float, weight: int) -> None:
-        """Take back an event recorded at `at` (a refund); unknown events are ignored."""
-        for index, (when, amount) in enumerate(self._events):
-            if when == at and amount == weight:
-                del self._events[index]
-                self.total -= weight
-                return
 
     def idle(self, now: float) -> bool:
         self._expire(now)
-        return not self._events
+        return not self._events and not self.held
 
 
 @dataclass(slots=True)
@@ -192,18 +217,21 @@ class Pacer:
         self.limits = limits
         self.in_flight = 0
         self._lanes: dict[str, Lane] = {}
+        self._tickets = itertools.count(1)
+        self._extra: dict[int, int] = {}  # extra requests (401 retries) per grant in flight
         self._last_sweep = -math.inf
 
     def _lane(self, name: str) -> Lane:
         lane = self._lanes.get(name)
         if lane is None:
             limits = self.limits
+            spacing = limits.messages_window / limits.messages if limits.messages else 0.0
             lane = Lane(
-                sent=SlidingWindow(limits.messages_per_minute, 60.0),
-                requests=SlidingWindow(limits.requests_per_10_minutes, 600.0),
-                upload=SlidingWindow(limits.upload_bytes_per_5_minutes, 300.0),
-                recipients=SlidingWindow(limits.daily_recipients, 86400.0),
-                spacing=60.0 / limits.messages_per_minute if limits.messages_per_minute else 0.0,
+                sent=SlidingWindow(limits.messages, limits.messages_window),
+                requests=SlidingWindow(limits.requests, limits.requests_window),
+                upload=SlidingWindow(limits.upload_bytes, limits.upload_window),
+                recipients=SlidingWindow(limits.recipients, limits.recipients_window),
+                spacing=spacing * (1.0 + WINDOW_GUARD),
             )
             self._lanes[name] = lane
         return lane
@@ -244,46 +272,52 @@ class Pacer:
                 lane.promises[key] = promised
                 return Wait(promised - now, Limit.MESSAGES)
             lane.promises.pop(key, None)
-        lane.sent.add(now, 1)
-        lane.requests.add(now, 1)
-        lane.upload.add(now, size)
-        lane.recipients.add(now, recipients)
+        lane.sent.hold(1)
+        lane.requests.hold(1)
+        lane.upload.hold(size)
+        lane.recipients.hold(recipients)
         self.in_flight += 1
-        return Grant(lane_name, key, now, recipients, size)
+        grant = Grant(lane_name, key, now, recipients, size, next(self._tickets))
+        self._extra[grant.ticket] = 0
+        return grant
 
     def _never(self, recipients: int, size: int) -> Never | None:
         limits = self.limits
-        if limits.daily_recipients and recipients > limits.daily_recipients:
+        if limits.recipients and recipients > limits.recipients:
             return Never(
                 Limit.RECIPIENTS,
-                f"{recipients} recipients exceed the daily recipient limit of "
-                f"{limits.daily_recipients} per mailbox",
+                f"{recipients} recipients exceed the limit of {limits.recipients} per "
+                f"{limits.recipients_window / 3600:g} hours per mailbox",
             )
-        if limits.upload_bytes_per_5_minutes and size > limits.upload_bytes_per_5_minutes:
+        if limits.upload_bytes and size > limits.upload_bytes:
             return Never(
                 Limit.UPLOAD_BYTES,
-                f"a {size}-byte request exceeds the upload budget of "
-                f"{limits.upload_bytes_per_5_minutes} bytes per 5 minutes",
+                f"a {size}-byte request exceeds the upload budget of {limits.upload_bytes} "
+                f"bytes per {limits.upload_window / 60:g} minutes",
             )
         return None
 
-    def request(self, lane_name: str, *, now: float) -> Wait | None:
-        """One more HTTP request for a message already granted (the retry after a 401)."""
-        lane = self._lane(lane_name)
+    def request(self, grant: Grant, *, now: float) -> Wait | None:
+        """One more HTTP request for a granted message (the retry after a 401)."""
+        lane = self._lane(grant.lane)
         seconds = lane.requests.wait(now, 1)
         if seconds > 0:
             return Wait(seconds, Limit.REQUESTS)
-        lane.requests.add(now, 1)
+        lane.requests.hold(1)
+        self._extra[grant.ticket] = self._extra.get(grant.ticket, 0) + 1
         return None
 
-    def release(self, grant: Grant, *, sent: bool) -> None:
-        """The request of `grant` is over; `sent=False` gives its recipients back to the
-        daily budget (Graph refused the message, so Exchange will not count them)."""
+    def release(self, grant: Grant, *, sent: bool, now: float) -> None:
+        """The requests of `grant` were answered at `now` (or failed then). `sent=False` gives
+        its recipients back to the daily budget: Graph refused the message, so Exchange does
+        not count them."""
         self.in_flight = max(self.in_flight - 1, 0)
-        if not sent:
-            lane = self._lanes.get(grant.lane)
-            if lane is not None:
-                lane.recipients.remove(grant.at, grant.recipients)
+        extra = self._extra.pop(grant.ticket, 0)
+        lane = self._lane(grant.lane)
+        lane.sent.settle(now, 1)
+        lane.requests.settle(now, 1 + extra)
+        lane.upload.settle(now, grant.size)
+        lane.recipients.settle(now, grant.recipients, keep=sent)
 
     def block(self, lane_name: str, seconds: float, *, now: float) -> None:
         """Graph said Retry-After: nothing goes on this lane for `seconds`.

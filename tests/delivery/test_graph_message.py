@@ -1,0 +1,171 @@
+"""Sending mailbox, sender allow-list, size limit and completed headers (pure functions)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mxrelay.config import load_settings
+from mxrelay.delivery.graph_message import (
+    MailboxSource,
+    address_allowed,
+    choose_mailbox,
+    complete_headers,
+    field_names,
+    graph_size_limit,
+    header_from,
+    message_id_for,
+    request_size,
+    sender_allowed,
+)
+
+ACCEPTED = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("fixed", "source", "envelope", "author", "expected"),
+    [
+        ("relay@c.example", MailboxSource.HEADER, "a@c.example", "b@c.example", "relay@c.example"),
+        (None, MailboxSource.HEADER, "a@c.example", "b@c.example", "b@c.example"),
+        (None, MailboxSource.ENVELOPE, "a@c.example", "b@c.example", "a@c.example"),
+        (None, MailboxSource.HEADER, "<a@c.example>", None, "a@c.example"),
+        (None, MailboxSource.ENVELOPE, "", "b@c.example", "b@c.example"),
+        (None, MailboxSource.ENVELOPE, "<>", None, None),
+    ],
+)
+def test_choose_mailbox(
+    fixed: str | None,
+    source: MailboxSource,
+    envelope: str,
+    author: str | None,
+    expected: str | None,
+) -> None:
+    assert choose_mailbox(fixed, source, envelope, author) == expected
+
+
+@pytest.mark.parametrize(
+    ("envelope", "author", "allowed"),
+    [
+        ("app@contoso.example", "app@contoso.example", True),
+        ("APP@Contoso.Example", "noreply@contoso.example", True),  # @domain entry, any case
+        ("bounce@contoso.example", "ceo@evil.example", False),  # the spoofing gap, closed
+        ("spoof@evil.example", "app@contoso.example", False),
+        ("", "app@contoso.example", True),  # null sender: the From alone decides
+        ("", None, False),
+        ("x@bücher.example", None, True),  # IDN compares in A-label form
+    ],
+)
+def test_both_identities_must_be_allowed(envelope: str, author: str | None, allowed: bool) -> None:
+    entries = ("@contoso.example", "x@xn--bcher-kva.example")
+    assert sender_allowed(envelope, author, entries) is allowed
+
+
+def test_empty_allow_list_allows_everyone() -> None:
+    assert sender_allowed("anyone@anywhere.example", None, ())
+    assert address_allowed("a@b.example", ("a@b.example",))
+    assert not address_allowed("a@b.example", ("b@b.example", "@c.example"))
+
+
+def test_graph_size_limit_applies_only_in_graph_mode() -> None:
+    graph = load_settings(
+        {
+            "MXRELAY_DELIVERY": "graph",
+            "MXRELAY_GRAPH_TENANT_ID": "t",
+            "MXRELAY_GRAPH_CLIENT_ID": "c",
+            "MXRELAY_GRAPH_CLIENT_SECRET": "s",
+            "MXRELAY_GRAPH_MAX_MESSAGE_SIZE": "3MiB",
+        }
+    )
+    assert graph_size_limit(graph) == 3 * 1024 * 1024
+    hold = load_settings({"MXRELAY_DELIVERY": "hold"})
+    assert graph_size_limit(hold) == hold.smtp.max_message_size
+    assert request_size(3 * 1024 * 1024) == 4 * 1024 * 1024
+
+
+def test_header_from_reads_the_first_address() -> None:
+    data = b'From: "Sales, Team" <Sales@Contoso.example>\r\nTo: a@b.example\r\n\r\nbody'
+    assert header_from(data) == "Sales@Contoso.example"
+    assert header_from(b"To: a@b.example\r\n\r\nFrom: x@y.example\r\n") is None
+    assert header_from(b"From: undisclosed:;\r\n\r\n") is None
+
+
+def test_complete_message_comes_back_unchanged() -> None:
+    data = (
+        b"From: a@b.example\r\nDate: Fri, 27 Nov 2026 09:00:00 +0000\r\n"
+        b"message-id: <x@y>\r\n\r\nbody\r\n"
+    )
+    assert (
+        complete_headers(
+            data, stored_id="01J", hostname="relay.test", received_at=ACCEPTED, sender="s@b.example"
+        )
+        is data
+    )
+
+
+def test_missing_fields_are_added_in_front_with_the_message_line_ends() -> None:
+    data = b"To: a@b.example\nSubject: hi\n\nbody\n"
+    result = complete_headers(
+        data, stored_id="01JDX", hostname="relay.test", received_at=ACCEPTED, sender="s@b.example"
+    )
+    assert result == (
+        b"From: s@b.example\nDate: Fri, 27 Nov 2026 09:30:00 +0000\n"
+        b"Message-ID: <01JDX@relay.test>\n" + data
+    )
+
+
+def test_body_only_message_gets_a_header_block() -> None:
+    result = complete_headers(
+        b"just text\r\n", stored_id="id", hostname="h", received_at=ACCEPTED, sender="s@b.example"
+    )
+    parsed = email.message_from_bytes(result, policy=email.policy.default)
+    assert parsed["From"] == "s@b.example"
+    assert parsed.get_content().strip() == "just text"
+
+
+def test_message_id_is_a_valid_msg_id_whatever_the_inputs() -> None:
+    assert message_id_for("01JDX/../<x>", "relay host!.") == "<01JDX/./x@relayhost>"
+    assert message_id_for("", "") == "<message@mxrelay.invalid>"
+
+
+@given(st.text(max_size=30), st.text(max_size=30))
+def test_message_id_is_always_a_dot_atom_msg_id(stored_id: str, hostname: str) -> None:
+    atom = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+    pattern = rf"<{atom}(\.{atom})*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*>"
+    assert re.fullmatch(pattern, message_id_for(stored_id, hostname))
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"From: a@b.example",
+                b"Date: Fri, 27 Nov 2026 09:00:00 +0000",
+                b"Message-ID: <m@x>",
+                b"To: c@d.example",
+                b"Subject: s",
+                b"X-Long: folded\r\n continued",
+            ]
+        ),
+        max_size=6,
+    ),
+    st.binary(max_size=200),
+)
+def test_completion_is_idempotent_and_keeps_the_original_bytes(
+    fields: list[bytes], body: bytes
+) -> None:
+    data = b"\r\n".join(fields) + b"\r\n\r\n" + body if fields else body
+    once = complete_headers(
+        data, stored_id="01JDX", hostname="relay.test", received_at=ACCEPTED, sender="s@b.example"
+    )
+    assert once.endswith(data)
+    assert {"from", "date", "message-id"} <= field_names(once)
+    twice = complete_headers(
+        once, stored_id="other", hostname="x", received_at=datetime.now(UTC), sender="t@b.example"
+    )
+    assert twice == once

@@ -284,10 +284,13 @@ async def open_store(
     db: Database
     if target.dialect is Dialect.SQLITE:
         assert target.path is not None
-        target.path.parent.mkdir(parents=True, exist_ok=True)
-        if exclusive:
-            lock = SqliteLock(target.path)
-            lock.acquire()
+        try:
+            target.path.parent.mkdir(parents=True, exist_ok=True)
+            if exclusive:
+                lock = SqliteLock(target.path)
+                lock.acquire()
+        except OSError as exc:
+            raise StoreError(f"cannot open the store: {exc.filename}: {exc.strerror}") from None
         db = SqliteDatabase(target, synchronous=synchronous)
     else:
         db = PostgresDatabase(target, pool_size=pool_size)

@@ -1,0 +1,185 @@
+"""A failing store never gets a 250: `mxrelay serve` answers `451 4.3.0`, turns /readyz red, and
+accepts again once the store is back. The full disk and the read-only file are a real small
+filesystem (tmpfs, mounted by the test: needs root, as CI and `make test` run); PostgreSQL is a
+throw-away cluster that the test stops and starts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from tests.support.postgres import PostgresServer, build_template, clone
+from tests.support.processes import ServeProcess
+
+QUEUED_AS = re.compile(r"queued as (\w+)")
+STORE_FAILED = "451 4.3.0 Error: queue file write error, try again later"
+
+
+def hold_env(database_url: str) -> dict[str, str]:
+    return {
+        "MXRELAY_DELIVERY": "hold",
+        "MXRELAY_DATABASE_URL": database_url,
+        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
+        "MXRELAY_LOG_LEVEL": "warning",
+        "MXRELAY_STORE_COMMIT_WINDOW": "0s",
+    }
+
+
+def message(size: int) -> bytes:
+    line = b"x" * 76 + b"\r\n"
+    body = (line * (size // len(line) + 1))[:size]
+    return b"From: app@example.net\r\nTo: user@example.org\r\nSubject: s\r\n\r\n" + body
+
+
+async def send(port: int, size: int = 2048) -> str:
+    """One message; the reply as "code enhanced text" (never raises on a 4xx)."""
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30) as client:
+        try:
+            _, reply = await client.sendmail("app@example.net", ["user@example.org"], message(size))
+        except aiosmtplib.SMTPDataError as exc:
+            return f"{exc.code} {exc.message}"
+        return f"250 {reply}"
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as r:
+            return bool(r.status == 200)
+    except urllib.error.HTTPError:
+        return False
+
+
+def mount(*argv: str) -> None:
+    subprocess.run(["mount", *argv], check=True, capture_output=True, timeout=30)
+
+
+@contextlib.contextmanager
+def small_filesystem(size: str) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root (CI and make test run as root)")
+    with tempfile.TemporaryDirectory(prefix="mxrelay-small-") as directory:
+        path = Path(directory)
+        mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
+        try:
+            yield path
+        finally:
+            subprocess.run(["umount", "-l", str(path)], check=False, timeout=30)
+
+
+@pytest.fixture
+async def workdir() -> AsyncIterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="mxrelay-store-failure-") as path:
+        yield Path(path)
+
+
+async def start(env: dict[str, str], log: Path) -> ServeProcess:
+    return await asyncio.to_thread(ServeProcess, env, log)
+
+
+async def ids_in_store(env: dict[str, str]) -> str:
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "mxrelay", "queue", "list", "--limit", "100000"],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.stdout
+
+
+@pytest.mark.slow
+async def test_full_disk_then_room_again(workdir: Path) -> None:
+    with small_filesystem("3m") as small:
+        env = hold_env(f"sqlite:///{small / 'relay.db'}")
+        relay = await start(env, workdir / "relay.log")
+        try:
+            replies = []
+            for _ in range(200):  # bounded: 3 MB fill up long before
+                replies.append(await send(relay.smtp_port, size=64 * 1024))
+                if replies[-1].startswith("451"):
+                    break
+            assert replies[-1] == STORE_FAILED
+            assert all(r.startswith("250 ") or r == STORE_FAILED for r in replies)
+            assert not ready(relay.metrics_port)
+            mount("-o", "remount,size=64m", str(small))
+            assert (await send(relay.smtp_port)).startswith("250 ")
+            assert ready(relay.metrics_port)
+            listed = await ids_in_store(env)
+            for reply in replies:
+                if reply.startswith("250 "):
+                    queue_id = QUEUED_AS.search(reply)
+                    assert queue_id is not None
+                    assert queue_id.group(1) in listed  # every 250 is in the store
+        finally:
+            relay.close()
+
+
+@pytest.mark.slow
+async def test_read_only_store_is_refused_at_start(workdir: Path) -> None:
+    """A store that cannot be written is not opened (a running relay keeps its open files, so a
+    read-only remount cannot happen under it; full disks and PostgreSQL outages are the runtime
+    failures, above and below)."""
+    with small_filesystem("64m") as small:
+        env = hold_env(f"sqlite:///{small / 'relay.db'}")
+        relay = await start(env, workdir / "first.log")
+        assert (await send(relay.smtp_port)).startswith("250 ")
+        assert await asyncio.to_thread(relay.terminate) == 0
+        relay.close()
+        mount("-o", "remount,ro", str(small))
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "mxrelay", "serve"],
+            env={"PATH": os.environ["PATH"], **env, "MXRELAY_SMTP_LISTEN": "127.0.0.1:0"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert "mxrelay: cannot start:" in result.stderr
+        assert "store" in result.stderr
+        mount("-o", "remount,rw", str(small))
+        relay = await start(env, workdir / "second.log")
+        try:
+            assert (await send(relay.smtp_port)).startswith("250 ")
+        finally:
+            relay.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_postgresql_stopped_then_back(workdir: Path) -> None:
+    server = await asyncio.to_thread(PostgresServer)
+    try:
+        await asyncio.to_thread(server.start)
+        await asyncio.to_thread(build_template, server)
+        url = server.url(await asyncio.to_thread(clone, server))
+        relay = await start(hold_env(url), workdir / "relay.log")
+        try:
+            assert (await send(relay.smtp_port)).startswith("250 ")
+            await asyncio.to_thread(server.kill)
+            assert await send(relay.smtp_port) == STORE_FAILED
+            assert not ready(relay.metrics_port)
+            await asyncio.to_thread(server.start)
+            replies = [await send(relay.smtp_port) for _ in range(3)]
+            assert replies[-1].startswith("250 ")
+            assert all(r.startswith("250 ") or r == STORE_FAILED for r in replies)
+            assert ready(relay.metrics_port)
+        finally:
+            relay.close()
+    finally:
+        await asyncio.to_thread(server.close)

@@ -91,7 +91,8 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
         return None
     match = _SECONDS.match(value)
     if match:
-        delay = timedelta(seconds=float(match.group(1)))
+        seconds = min(float(match.group(1)), MAX_RETRY_AFTER.total_seconds())
+        delay = timedelta(seconds=seconds)
     else:
         try:
             when = parsedate_to_datetime(value.strip())

@@ -103,36 +103,44 @@ class SmarthostTransport:
         return options
 
     async def _transaction(self, client: aiosmtplib.SMTP, job: DeliveryJob) -> DeliveryOutcome:
+        # MAIL and RCPT are sent with execute_command: the envelope addresses were checked when
+        # they were accepted, and aiosmtplib's own mail()/rcpt() would re-parse each one with
+        # email.utils (a large share of the CPU time of a delivery).
         reusable = False
         stage = "MAIL"
+        encoding = "utf-8" if job.smtputf8 else "ascii"
         try:
-            encoding = "utf-8" if job.smtputf8 else "ascii"
             try:
-                options = self._mail_options(client, job)
-                await client.mail(job.mail_from, options=options, encoding=encoding)
-            except aiosmtplib.SMTPSenderRefused as exc:
+                if client.is_ehlo_or_helo_needed:
+                    await client.ehlo()
+                options = [o.encode("ascii") for o in self._mail_options(client, job)]
+                sender = b"FROM:<" + job.mail_from.encode(encoding) + b">"
+                reply = await client.execute_command(b"MAIL", sender, *options)
+            except aiosmtplib.SMTPServerDisconnected:
+                raise _Stale() from None
+            if reply.code != 250:
                 reusable = await _reset(client)
-                outcome = _outcome("", exc.code, exc.message)
+                refused = _outcome("", reply.code, reply.message)
                 return DeliveryOutcome(
                     tuple(
                         RecipientOutcome(
-                            r, outcome.status, exc.code, outcome.enhanced, outcome.text
+                            r, refused.status, reply.code, refused.enhanced, refused.text
                         )
                         for r in job.recipients
                     ),
-                    detail=f"MAIL refused: {exc.code} {outcome.text}",
+                    detail=f"MAIL refused: {reply.code} {refused.text}",
                 )
-            except aiosmtplib.SMTPServerDisconnected:
-                raise _Stale() from None
             stage = "RCPT"
             results: dict[str, RecipientOutcome] = {}
             accepted: list[str] = []
             for recipient in job.recipients:
-                try:
-                    await client.rcpt(recipient, encoding=encoding)
+                reply = await client.execute_command(
+                    b"RCPT", b"TO:<" + recipient.encode(encoding) + b">"
+                )
+                if reply.code in (250, 251):
                     accepted.append(recipient)
-                except aiosmtplib.SMTPRecipientRefused as exc:
-                    results[recipient] = _outcome(recipient, exc.code, exc.message)
+                else:
+                    results[recipient] = _outcome(recipient, reply.code, reply.message)
             if not accepted:
                 reusable = await _reset(client)
                 return DeliveryOutcome(tuple(results[r] for r in job.recipients))
@@ -156,7 +164,7 @@ class SmarthostTransport:
                 f"smarthost connection lost during {stage}: {type(exc).__name__}"
             ) from None
         except aiosmtplib.SMTPResponseException as exc:
-            # An unexpected reply where none of the above applies (e.g. to RSET): defer all.
+            # An unexpected reply where none of the above applies (EHLO, RSET): defer all.
             raise UpstreamUnavailable(f"smarthost replied {exc.code} during {stage}") from None
         finally:
             self.pool.release(client, reusable=reusable)

@@ -15,6 +15,7 @@ from mxrelay.delivery.errors import (
     DeliveryError,
     PermanentFailure,
     Throttled,
+    ThrottledBeforeSending,
     UpstreamUnavailable,
 )
 from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
@@ -84,8 +85,9 @@ async def test_429_retry_after_seconds_closes_the_mailbox_lane(
         with pytest.raises(Throttled) as raised:
             await transport.deliver(job(message()))
         assert raised.value.retry_after == timedelta(seconds=7)
-        # Another message for the same mailbox waits too, without a request.
-        with pytest.raises(Throttled) as second:
+        assert raised.value.attempted  # Graph saw this one: it counts as an attempt
+        # Another message for the same mailbox waits too, without a request or an attempt.
+        with pytest.raises(ThrottledBeforeSending) as second:
             await transport.deliver(job(message(subject="another")))
         assert timedelta(seconds=6) < second.value.retry_after <= timedelta(seconds=7)
     assert len(standin.send_requests()) == 1
@@ -102,7 +104,7 @@ async def test_429_retry_after_http_date(standin: GraphStandIn) -> None:
             await transport.deliver(job(message()))
         assert raised.value.retry_after == timedelta(seconds=90)
         now[0] += 89
-        with pytest.raises(Throttled, match="retry after"):
+        with pytest.raises(ThrottledBeforeSending, match="Retry-After"):
             await transport.deliver(job(message(subject="another")))
         now[0] += 1
         await transport.deliver(job(message(subject="later")))

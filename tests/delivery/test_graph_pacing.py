@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mxrelay.delivery.base import DeliveryJob
-from mxrelay.delivery.errors import Throttled
+from mxrelay.delivery.errors import Throttled, ThrottledBeforeSending
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.pacing import Limit, Pacer, PacingLimits
 from mxrelay.metrics import GRAPH_PACING_LIMITS, Metrics
@@ -134,7 +134,7 @@ async def test_daily_recipient_budget_makes_messages_wait_not_fail(enforcing: Gr
     recipients = ("alice@example.net", "bob@example.net")
     async with graph_transport(enforcing, environ=environ) as transport:
         await transport.deliver(job(message(), recipients))
-        with pytest.raises(Throttled, match="recipients limit") as raised:
+        with pytest.raises(ThrottledBeforeSending, match="recipients limit") as raised:
             await transport.deliver(job(message(), recipients))
     assert timedelta(hours=23) < raised.value.retry_after <= timedelta(hours=24)
     assert len(enforcing.send_requests()) == 1
@@ -144,7 +144,7 @@ async def test_upload_budget_makes_messages_wait(enforcing: GraphStandIn) -> Non
     environ = relay_environ(enforcing, MXRELAY_GRAPH_UPLOAD_BYTES_PER_5_MINUTES="6000")
     async with graph_transport(enforcing, environ=environ) as transport:
         await transport.deliver(job(message(body="x" * 3000)))
-        with pytest.raises(Throttled, match="upload bytes limit"):
+        with pytest.raises(ThrottledBeforeSending, match="upload bytes limit"):
             await transport.deliver(job(message(body="y" * 3000)))
 
 

@@ -31,7 +31,12 @@ from ulid import ULID
 
 from mxrelay.config import Settings
 from mxrelay.delivery.base import DeliveryJob, DeliveryOutcome, RecipientOutcome, RecipientStatus
-from mxrelay.delivery.errors import PermanentFailure, Throttled, UpstreamUnavailable
+from mxrelay.delivery.errors import (
+    PermanentFailure,
+    Throttled,
+    ThrottledBeforeSending,
+    UpstreamUnavailable,
+)
 from mxrelay.delivery.graph_auth import AccessToken, MsalTokenSource, TokenSource
 from mxrelay.delivery.graph_credentials import TlsTrust, https_proxy
 from mxrelay.delivery.graph_message import (
@@ -157,7 +162,7 @@ class GraphTransport:
                 token = await self._token()
                 extra = self._pacer.request(grant, now=self._clock())
                 if extra is not None:
-                    raise self._paced(extra, mailbox)
+                    raise self._paced(extra, mailbox, attempted=True)
                 answer = await self._request(mailbox, body, token)
             sent = 200 <= answer.status < 300
             if changes is not None and self._metrics is not None:
@@ -260,12 +265,17 @@ class GraphTransport:
             else:
                 raise self._paced(decision, lane)
 
-    def _paced(self, wait: Wait, mailbox: str) -> Throttled:
+    def _paced(self, wait: Wait, mailbox: str, *, attempted: bool = False) -> Throttled:
+        """The message waits in the queue; before any request that is not an attempt."""
         if self._metrics is not None:
             self._metrics.graph_pacing_waits.labels(limit=wait.limit.value).inc()
-        return Throttled(
-            f"paced: the sending mailbox is at its {wait.limit.value.replace('_', ' ')} limit; "
-            f"waiting {wait.seconds:.1f}s in the queue",
+        kind = Throttled if attempted else ThrottledBeforeSending
+        if wait.limit is Limit.RETRY_AFTER:
+            detail = "Graph asked this sending mailbox to wait (Retry-After)"
+        else:
+            detail = f"the sending mailbox is at its {wait.limit.value.replace('_', ' ')} limit"
+        return kind(
+            f"paced: {detail}; waiting {wait.seconds:.1f}s in the queue",
             retry_after=timedelta(seconds=wait.seconds),
         )
 

@@ -48,6 +48,10 @@ async def test_an_expired_lease_is_claimed_by_another_owner(db: Database) -> Non
     assert again.id == entry.id
     assert not await queue.renew(entry.id, "a", NOW + LEASE + 2, LEASE)  # "a" lost it
     assert await queue.renew(entry.id, "b", NOW + LEASE + 2, LEASE)
+    assert await queue.renew_many([entry], "a", NOW + LEASE + 3, LEASE) == set()
+    assert await queue.renew_many([entry], "b", NOW + LEASE + 3, LEASE) == {entry.id}
+    [view] = await queue.list_entries(QueueFilter(), now=NOW)
+    assert view.entry.lease_expires_at == NOW + 2 * LEASE + 3
 
 
 async def test_deferred_entries_wait_for_their_time(db: Database) -> None:

@@ -6,8 +6,9 @@ the entry's next state with the pure `retry.next_attempt()`, and the result is w
 group committer (one fsync for many deliveries). The worker never builds SQL; `store.queue.Queue`
 does.
 
-- Up to `concurrency` deliveries run at once, each under a lease renewed every third of its time; a
-  new commit wakes the loop at once (`wake()`), otherwise it looks at the queue every poll interval.
+- Up to `concurrency` deliveries run at once under leases that one background task renews every
+  third of their time; a claimed batch is loaded in one read; a new commit wakes the loop
+  (`wake()`), otherwise it looks at the queue every poll interval.
 - A `ConfigurationFault` holds the entry (no attempt counted), turns the "delivery" readiness
   condition false, and starts probing the transport every probe interval; once a probe succeeds,
   the entries held for that reason are released.
@@ -44,6 +45,10 @@ from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, Settlement
 from mxrelay.store.variants import UnknownTransform, render_variant
 
 HEALTH_CONDITION = "delivery"
+
+CLAIM_COALESCE = 0.005
+"""Shortest time between two claims: under load one claim takes the entries of several commits,
+and new mail waits at most this long for its first attempt."""
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +99,7 @@ class DeliveryWorker:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._probe_task: asyncio.Task[None] | None = None
+        self._renew_task: asyncio.Task[None] | None = None
         self._last_expiry_check = 0.0
 
     def _now(self) -> float:
@@ -115,13 +121,14 @@ class DeliveryWorker:
         if self.health is not None:
             self.health.set(HEALTH_CONDITION, True)
         self._loop_task = asyncio.create_task(self._run(), name="delivery-worker")
+        self._renew_task = asyncio.create_task(self._renew(), name="lease-renewal")
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; wait up to `grace` seconds for deliveries in progress (the shutdown
         timeout), then cancel the rest and hand their leases back."""
         self._stopping = True
         self._wakeup.set()
-        for task in (self._loop_task, self._probe_task):
+        for task in (self._loop_task, self._probe_task, self._renew_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -139,7 +146,14 @@ class DeliveryWorker:
     # --- the claiming loop ---------------------------------------------------------------------
 
     async def _run(self) -> None:
+        last_claim = -CLAIM_COALESCE
         while not self._stopping:
+            # Under load every commit wakes the loop; waiting a few milliseconds after the last
+            # claim lets one claim (one transaction) take the entries of several commits.
+            pause = last_claim + CLAIM_COALESCE - self._monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            last_claim = self._monotonic()
             self._wakeup.clear()
             free = self._concurrency - len(self._active)
             claimed = 0
@@ -161,8 +175,14 @@ class DeliveryWorker:
             if requeued:
                 event(log, "queue.leases_expired", logging.WARNING, entries=requeued)
         entries = await self.queue.claim(self.owner, free, now, self._lease)
+        try:
+            loaded = await self.queue.load_many(entries)
+        except BaseException:
+            await self.queue.release_leases(entries, self.owner, self._now())
+            raise
         for entry in entries:
-            task = asyncio.create_task(self._deliver(entry), name=f"deliver-{entry.key}")
+            delivery = self._deliver(entry, loaded.get(entry.id))
+            task = asyncio.create_task(delivery, name=f"deliver-{entry.key}")
             self._active[task] = entry
             task.add_done_callback(self._finished)
         return len(entries)
@@ -175,33 +195,29 @@ class DeliveryWorker:
 
     # --- one delivery ----------------------------------------------------------------------
 
-    async def _deliver(self, entry: QueueEntry) -> None:
-        heartbeat = asyncio.create_task(self._renew(entry), name=f"lease-{entry.key}")
+    async def _deliver(self, entry: QueueEntry, loaded: LoadedEntry | None) -> None:
+        settlement = await self._attempt(entry, loaded)
         try:
-            settlement = await self._attempt(entry)
-            try:
-                await self.committer.submit(self.queue.settle_batch, settlement)
-            except StoreUnavailable as exc:
-                # The lease runs out and the entry is delivered again: at least once, never lost.
-                event(log, "delivery.record_failed", logging.ERROR, id=entry.key, error=str(exc))
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await self.committer.submit(self.queue.settle_batch, settlement)
+        except StoreUnavailable as exc:
+            # The lease runs out and the entry is delivered again: at least once, never lost.
+            event(log, "delivery.record_failed", logging.ERROR, id=entry.key, error=str(exc))
 
-    async def _renew(self, entry: QueueEntry) -> None:
+    async def _renew(self) -> None:
+        """Every third of the lease time, extend the leases of the deliveries in progress."""
         while True:
             await asyncio.sleep(self._lease / 3)
+            entries = list(self._active.values())
             try:
-                kept = await self.queue.renew(entry.id, self.owner, self._now(), self._lease)
+                kept = await self.queue.renew_many(entries, self.owner, self._now(), self._lease)
             except Exception as exc:  # the store may be down for a moment; keep trying
-                event(log, "queue.renew_failed", logging.WARNING, id=entry.key, error=str(exc))
+                event(log, "queue.renew_failed", logging.WARNING, error=type(exc).__name__)
                 continue
-            if not kept:
-                event(log, "queue.lease_lost", logging.WARNING, id=entry.key)
-                return
+            for entry in entries:
+                if entry.id not in kept:
+                    event(log, "queue.lease_lost", logging.WARNING, id=entry.key)
 
-    async def _attempt(self, entry: QueueEntry) -> Settlement:
+    async def _attempt(self, entry: QueueEntry, loaded: LoadedEntry | None) -> Settlement:
         attempt = Attempt(
             entry=entry,
             owner=self.owner,
@@ -210,7 +226,6 @@ class DeliveryWorker:
             policy=self.policy,
             rng=self._rng,
         )
-        loaded = await self.queue.load(entry)
         if loaded is None or loaded.data is None or not loaded.recipients:
             return settle_unloadable(attempt, loaded, now=self._now())
         try:

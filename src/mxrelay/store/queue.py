@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import TextClause, insert
+from sqlalchemy import TextClause, and_, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
@@ -210,28 +210,83 @@ class Queue(QueueAdmin):
 
     async def load(self, entry: QueueEntry) -> LoadedEntry | None:
         """The stored message and pending recipients of an entry (None if the message is gone)."""
-        return await self.db.read(self._load, entry)
+        return (await self.load_many([entry])).get(entry.id)
 
-    def _load(self, conn: Connection, entry: QueueEntry) -> LoadedEntry | None:
-        row = conn.execute(self._sql["load_job"], {"id": entry.id}).first()
-        if row is None:
-            return None
+    async def load_many(self, entries: Sequence[QueueEntry]) -> dict[int, LoadedEntry]:
+        """`load` for a claimed batch, in one read transaction (by entry id)."""
+        if not entries:
+            return {}
+        return await self.db.read(self._load_many, list(entries))
+
+    def _load_many(self, conn: Connection, entries: list[QueueEntry]) -> dict[int, LoadedEntry]:
+        q, m, v, b, r = (
+            schema.queue,
+            schema.messages,
+            schema.variants,
+            schema.message_bodies,
+            schema.recipients,
+        )
+        by_id = {e.id: e for e in entries}
+        rows = conn.execute(
+            select(
+                q.c.id,
+                m.c.mail_from,
+                m.c.smtputf8,
+                m.c.received_header,
+                m.c.header_from,
+                b.c.encoding,
+                b.c.raw,
+                v.c.transforms,
+            )
+            .select_from(q)
+            .join(m, m.c.id == q.c.message_id)
+            .join(v, and_(v.c.message_id == q.c.message_id, v.c.variant == q.c.variant))
+            .outerjoin(b, b.c.message_id == q.c.message_id)
+            .where(q.c.id.in_(list(by_id)))
+        ).all()
+        pending: dict[tuple[str, int], list[str]] = {}
         recipient_rows = conn.execute(
-            self._sql["pending_recipients"],
-            {"message_id": entry.message_id, "variant": entry.variant},
+            select(r.c.message_id, r.c.variant, r.c.address)
+            .where(
+                r.c.message_id.in_({e.message_id for e in entries}),
+                r.c.state.in_(("queued", "deferred", "held")),
+            )
+            .order_by(r.c.message_id, r.c.variant, r.c.position)
         )
-        recipients = tuple(r[0] for r in recipient_rows)
-        mail_from, smtputf8, received, header_from, encoding, raw, transforms = row
-        return LoadedEntry(
-            entry=entry,
-            mail_from=mail_from,
-            smtputf8=bool(smtputf8),
-            received_header=received,
-            header_from=header_from,
-            data=None if raw is None else decompress(encoding, raw),
-            transforms=tuple(_json_list(transforms)),
-            recipients=recipients,
+        for message_id, variant, address in recipient_rows:
+            pending.setdefault((message_id, variant), []).append(address)
+        loaded: dict[int, LoadedEntry] = {}
+        for entry_id, mail_from, smtputf8, received, header_from, encoding, raw, transforms in rows:
+            entry = by_id[entry_id]
+            loaded[entry_id] = LoadedEntry(
+                entry=entry,
+                mail_from=mail_from,
+                smtputf8=bool(smtputf8),
+                received_header=received,
+                header_from=header_from,
+                data=None if raw is None else decompress(encoding, raw),
+                transforms=tuple(_json_list(transforms)),
+                recipients=tuple(pending.get((entry.message_id, entry.variant), ())),
+            )
+        return loaded
+
+    async def renew_many(
+        self, entries: Sequence[QueueEntry], owner: str, now: float, lease: float
+    ) -> set[int]:
+        """Extend the leases of `entries`; returns the ids still held (the others were lost)."""
+        if not entries:
+            return set()
+        return await self.db.write(self._renew_many, [e.id for e in entries], owner, now + lease)
+
+    def _renew_many(self, conn: Connection, ids: list[int], owner: str, expires: float) -> set[int]:
+        q = schema.queue
+        result = conn.execute(
+            update(q)
+            .where(q.c.id.in_(ids), q.c.state == "active", q.c.lease_owner == owner)
+            .values(lease_expires_at=expires)
+            .returning(q.c.id)
         )
+        return {row[0] for row in result}
 
     async def next_due(self) -> float | None:
         value = await self.db.read(self._scalar, "next_due")

@@ -68,20 +68,6 @@ SELECT state, COUNT(*) FROM queue GROUP BY state
 -- name: oldest_waiting
 SELECT MIN(created_at) FROM queue WHERE state IN ('queued', 'deferred', 'active')
 
--- name: load_job
-SELECT m.mail_from, m.smtputf8, m.received_header, m.header_from, b.encoding, b.raw,
-       v.transforms
-FROM queue q
-JOIN messages m ON m.id = q.message_id
-JOIN variants v ON v.message_id = q.message_id AND v.variant = q.variant
-LEFT JOIN message_bodies b ON b.message_id = q.message_id
-WHERE q.id = :id
-
--- name: pending_recipients
-SELECT address FROM recipients
-WHERE message_id = :message_id AND variant = :variant AND state IN ('queued', 'deferred', 'held')
-ORDER BY position
-
 -- name: operator_retry
 -- Due at once; a dead entry comes back with a fresh lifetime and its failed recipients pending.
 UPDATE queue

@@ -202,6 +202,7 @@ class GraphStandIn:
         self.limits = limits
         self.request_limit = request_limit
         self.ca = trustme.CA()
+        directory.mkdir(parents=True, exist_ok=True)
         self.ca_file = directory / "standin-ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_file))
         self._server_cert = self.ca.issue_cert("127.0.0.1", "localhost")
@@ -383,6 +384,10 @@ class GraphStandIn:
     def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[SentMessage]:
         self.wait_for(lambda: len(self.messages) >= count, timeout)
         return self.sent()
+
+    async def arrived(self, count: int, timeout: float = 10.0) -> list[SentMessage]:
+        """`wait_for_messages` for async tests: waits in a thread, the event loop runs on."""
+        return await asyncio.to_thread(self.wait_for_messages, count, timeout)
 
     # --- HTTP ---------------------------------------------------------------------------------
 

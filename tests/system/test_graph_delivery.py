@@ -1,0 +1,208 @@
+"""End to end in Graph mode: SMTP in → RCPT checks → calendar variants → queue → stand-in Graph.
+
+Exchange takes recipients from To/Cc/Bcc, so in every case the recipients the stand-in records
+must be exactly the envelope recipients the relay accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from mxrelay.store.entries import QueueEntry, QueueState
+from tests.support.dns_server import DnsServer, dns_server
+from tests.support.graph_relay import (
+    GraphRelay,
+    graph_relay_environ,
+    running_graph_relay,
+    submit,
+)
+from tests.support.graph_standin import MAILBOX, GraphStandIn, throttle, unavailable
+
+__all__ = ["dns_server"]
+
+SENDER = MAILBOX
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
+    with GraphStandIn.running(tmp_path / "standin") as server:
+        yield server
+
+
+@pytest.fixture
+def dns(dns_server: DnsServer) -> DnsServer:
+    for domain in ("example.net", "example.org"):
+        dns_server.mx(domain, f"10 mx.{domain}")
+        dns_server.a(f"mx.{domain}", "192.0.2.10")
+    return dns_server  # nx.example.net has no records: NXDOMAIN, refused with 550 5.1.2
+
+
+@pytest.fixture
+async def relay(standin: GraphStandIn, dns: DnsServer, tmp_path: Path) -> AsyncIterator[GraphRelay]:
+    async with running_graph_relay(graph_relay_environ(standin, dns, tmp_path)) as running:
+        yield running
+
+
+def crlf(text: str) -> bytes:
+    return text.replace("\n", "\r\n").encode("utf-8")
+
+
+async def entry(relay: GraphRelay, key: str) -> QueueEntry:
+    assert relay.queue_stage is not None
+    assert relay.queue_stage.queue is not None
+    found = await relay.queue_stage.queue.get(key)
+    assert found is not None
+    return found
+
+
+async def wait_for_state(
+    relay: GraphRelay, key: str, state: QueueState, within: float = 15.0
+) -> QueueEntry:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        current = await entry(relay, key)
+        if current.state is state:
+            return current
+        assert loop.time() < deadline, f"{key} is {current.state}, not {state}"
+        await asyncio.sleep(0.05)
+
+
+async def test_exchange_receives_exactly_the_accepted_envelope(
+    relay: GraphRelay, standin: GraphStandIn
+) -> None:
+    data = crlf(
+        f"From: Relay <{SENDER}>\n"
+        'To: "Alice" <alice@example.net>, Eve <eve@nx.example.net>\n'
+        "Cc: =?utf-8?q?B=C3=B6b_M=C3=BCller?= <bob@example.org>, Team: carol@example.net;\n"
+        "Subject: hello\n\nbody\n"
+    )
+    envelope = ["alice@example.net", "bob@example.org", "eve@nx.example.net", "hidden@example.net"]
+    message_id, refused = await submit(relay, SENDER, envelope, data)
+    assert refused == {"eve@nx.example.net": (550, refused["eve@nx.example.net"][1])}
+    assert refused["eve@nx.example.net"][1].startswith("5.1.2")
+    [sent] = await standin.arrived(1)
+    # Bcc-only hidden@ arrives; eve@ (refused at RCPT) and carol@ (never in the envelope) do not.
+    assert sorted(sent.recipients) == ["alice@example.net", "bob@example.org", "hidden@example.net"]
+    parsed = email.message_from_bytes(sent.mime, policy=email.policy.default)
+    assert "Müller" in str(parsed["Cc"])  # encoded display names survive
+    await wait_for_state(relay, message_id, QueueState.DELIVERED)
+
+
+@pytest.mark.xfail(
+    reason="store/record.py build_record sizes each variant with the default render_variant, "
+    "which refuses the calendar transforms: with MXRELAY_ICS_STRIP set, every queued-mode accept "
+    "answers 451 (reported to the store's owner)",
+    raises=aiosmtplib.SMTPDataError,
+)
+async def test_calendar_policy_applies_per_recipient(
+    standin: GraphStandIn, dns: DnsServer, tmp_path: Path
+) -> None:
+    environ = graph_relay_environ(standin, dns, tmp_path, MXRELAY_ICS_STRIP="@example.org")
+    data = crlf(
+        f"From: {SENDER}\nTo: alice@example.net, bob@example.org\nSubject: Meeting\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="b1"\n\n'
+        "--b1\nContent-Type: text/plain; charset=utf-8\n\nLet us meet.\n"
+        "--b1\nContent-Type: text/calendar; charset=utf-8; method=REQUEST\n\n"
+        "BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nUID:1@app\n"
+        "ATTENDEE:mailto:alice@example.net\nATTENDEE:mailto:bob@example.org\n"
+        "END:VEVENT\nEND:VCALENDAR\n--b1--\n"
+    )
+    async with running_graph_relay(environ) as relay:
+        await submit(relay, SENDER, ["alice@example.net", "bob@example.org"], data)
+        sent = await standin.arrived(2)
+    by_recipients = {m.recipients: m.mime for m in sent}
+    assert set(by_recipients) == {("alice@example.net",), ("bob@example.org",)}
+    assert b"text/calendar" in by_recipients[("alice@example.net",)]
+    assert b"text/calendar" not in by_recipients[("bob@example.org",)]
+    assert b"BEGIN:VCALENDAR" not in by_recipients[("bob@example.org",)]
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+async def test_retries_honour_retry_after_and_send_the_same_bytes(
+    relay: GraphRelay, standin: GraphStandIn, form: str
+) -> None:
+    retry_after = (
+        "1"
+        if form == "seconds"
+        else format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+    )
+    standin.script(throttle(retry_after), unavailable())
+    data = crlf(f"From: {SENDER}\nTo: alice@example.net\nSubject: retried\n\nbody\n")
+    message_id, _ = await submit(relay, SENDER, ["alice@example.net"], data)
+    await standin.arrived(1, timeout=20)
+    delivered = await wait_for_state(relay, message_id, QueueState.DELIVERED)
+    throttled, failed, accepted = standin.send_requests()
+    assert [r.status for r in (throttled, failed, accepted)] == [429, 503, 202]
+    assert throttled.body == failed.body == accepted.body  # byte-identical on every attempt
+    assert failed.at - throttled.at >= 0.95  # not before Retry-After (1 s, or the date)
+    assert delivered.attempts == 3
+
+
+async def test_token_expiry_mid_run_refreshes_within_the_attempt(
+    relay: GraphRelay, standin: GraphStandIn
+) -> None:
+    await submit(relay, SENDER, ["alice@example.net"], crlf("Subject: 1\n\nx\n"))
+    await standin.arrived(1)
+    standin.expire_tokens()
+    second, _ = await submit(relay, SENDER, ["alice@example.net"], crlf("Subject: 2\n\nx\n"))
+    await standin.arrived(2)
+    assert [r.status for r in standin.send_requests()] == [202, 401, 202]
+    assert len(standin.token_requests()) == 2
+    assert (await wait_for_state(relay, second, QueueState.DELIVERED)).attempts == 1
+
+
+async def test_configuration_fault_holds_then_recovers(
+    relay: GraphRelay, standin: GraphStandIn
+) -> None:
+    standin.app.roles = ()  # admin consent withdrawn
+    data = crlf(f"From: {SENDER}\nTo: alice@example.net\nSubject: held\n\nbody\n")
+    message_id, _ = await submit(relay, SENDER, ["alice@example.net"], data)
+    held = await wait_for_state(relay, message_id, QueueState.HELD)
+    assert held.attempts == 0  # a configuration fault burns no retries
+    assert "Mail.Send" in (held.hold_reason or "")
+    assert not relay.health.ready
+    assert (
+        relay.metrics.registry.get_sample_value(
+            "mxrelay_graph_configuration_fault", {"fault": "access_denied"}
+        )
+        == 1
+    )
+    standin.app.roles = ("Mail.Send",)  # consent granted again: the probe notices
+    await standin.arrived(1)
+    await wait_for_state(relay, message_id, QueueState.DELIVERED)
+    assert relay.health.failing() == {}
+
+
+async def test_restart_mid_backoff_keeps_attempts_and_next_attempt_time(
+    standin: GraphStandIn, dns: DnsServer, tmp_path: Path
+) -> None:
+    environ = graph_relay_environ(
+        standin, dns, tmp_path, MXRELAY_RETRY_INITIAL="1h", MXRELAY_RETRY_MAX="1h"
+    )
+    standin.script(unavailable())
+    data = crlf(f"From: {SENDER}\nTo: alice@example.net\nSubject: backoff\n\nbody\n")
+    async with running_graph_relay(environ) as relay:
+        message_id, _ = await submit(relay, SENDER, ["alice@example.net"], data)
+        before = await wait_for_state(relay, message_id, QueueState.DEFERRED)
+    async with running_graph_relay(environ) as relay:
+        after = await entry(relay, message_id)
+        assert after.state is QueueState.DEFERRED
+        assert after.attempts == before.attempts == 1
+        assert after.next_attempt_at == before.next_attempt_at
+        assert relay.queue_stage is not None
+        assert relay.queue_stage.queue is not None
+        await relay.queue_stage.queue.retry([after], now=after.queued_at)  # operator: now
+        await standin.arrived(1)
+        done = await wait_for_state(relay, message_id, QueueState.DELIVERED)
+    assert done.attempts == 2
+    assert [r.status for r in standin.send_requests()] == [503, 202]

@@ -39,6 +39,10 @@ POSTGRES_PORT = 5432
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 DRAIN_TIMEOUT = 600.0
 DELIVERED = "mxrelay_deliveries_total"
+ACCEPTANCE = "acceptance (250s per second)"
+END_TO_END = "end to end"
+TARGETS = {(ACCEPTANCE, "sqlite", 20): 1.5, (END_TO_END, "sqlite", 20): 1.0}
+"""The issue's targets, against Postfix at 20 sessions with fsync-on-commit durability."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,9 @@ def tables(
             postfix = by_label[f"postfix relay, {sessions} sess."]
             for backend in plan.backends:
                 mine = by_label[f"mxrelay smtp/{backend}, {sessions} sess."]
-                ratios.append(ratio_line(f"{backend} / postfix, {sessions} sess.", mine, postfix))
+                target = TARGETS.get((title, backend, sessions))
+                label = f"{backend} / postfix, {sessions} sess."
+                ratios.append(ratio_line(label, mine, postfix, target))
         heading = (
             f"store-and-forward, {title}: {plan.messages} messages of {size} bytes from "
             f"smtp-source, median of {plan.runs} (Postfix: of every run in the same process)"

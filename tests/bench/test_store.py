@@ -1,0 +1,43 @@
+"""The store-and-forward benchmark: its tables, and the whole benchmark at a small size on the rig."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pytest
+
+from bench import store
+
+
+def test_tables_show_both_rates_with_ratios_and_targets() -> None:
+    plan = store.Plan(runs=2, sessions=(20,), backends=("sqlite",))
+    acceptance = {
+        "mxrelay smtp/sqlite, 20 sess.": [900.0, 1000.0],
+        "postfix relay, 20 sess.": [600.0, 700.0, 500.0, 800.0],
+    }
+    end_to_end = {
+        "mxrelay smtp/sqlite, 20 sess.": [500.0, 520.0],
+        "postfix relay, 20 sess.": [600.0, 600.0, 600.0, 600.0],
+    }
+    text = store.tables(plan, acceptance, end_to_end)
+    assert "ratio sqlite / postfix, 20 sess.: 1.46 (target >= 1.50: MISSED)" in text
+    assert "ratio sqlite / postfix, 20 sess.: 0.85 (target >= 1.00: MISSED)" in text
+    assert re.search(r"^mxrelay smtp/sqlite, 20 sess\. +900\.0 +1000\.0 +950\.0$", text, re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.geteuid() != 0
+    or not all(shutil.which(p) for p in ("ip", "smtp-source", "smtp-sink", "postfix")),
+    reason="needs root, ip and Postfix's programs",
+)
+def test_small_store_run_prints_both_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    store.run(store.Plan(messages=40, runs=1, sessions=(4,), warm_up=4))
+    out = capsys.readouterr().out
+    for backend in ("sqlite", "postgresql"):
+        assert (
+            len(re.findall(rf"^mxrelay smtp/{backend}, 4 sess\.( +\d+\.\d){{2}}$", out, re.M)) == 2
+        )
+    assert len(re.findall(r"^ratio sqlite / postfix, 4 sess\.: \d+\.\d\d$", out, re.M)) == 2

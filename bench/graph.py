@@ -1,0 +1,191 @@
+"""Graph delivery: how fast the worker pushes to Graph, and how exactly pacing holds its rate.
+
+Everything runs against the HTTPS stand-in for the identity platform and Graph (the test suite's
+`tests/support/graph_standin.py`) in this process, with the test DNS server for the RCPT checks.
+Two tables, three runs each, a fresh store per run:
+
+1. Pacing off, the stand-in answering every sendMail after 50 ms, 4 requests at once
+   (`MXRELAY_GRAPH_CONCURRENCY=4`, `MXRELAY_DELIVERY_CONCURRENCY=4`): messages per second
+   delivered by the whole relay (SMTP in → store → queue → worker → Graph), beside its ceiling
+   measured in the same run: the Graph transport alone, four delivery loops and no queue.
+   The rate is counted at the stand-in, from the first message's arrival to the last one's.
+2. Pacing on: `MXRELAY_GRAPH_MESSAGES_PER_MINUTE` set to RATE_PER_MINUTE, the stand-in enforcing
+   the same limit itself (a sliding window of 60 s by arrival, plus Microsoft's request and
+   concurrency limits) and answering 429 beyond it. The achieved rate is compared with the
+   configured one (target: within 2 %), and the 429s are counted (target: none).
+
+The stand-in shares this process (and its GIL) with the relay; its TLS and MIME work is counted
+against the relay's rate, so the figures are a lower bound. The queue is polled every 20 ms
+(`MXRELAY_QUEUE_POLL_INTERVAL`); with the default 1 s a deferred message can go up to a second
+after its slot, which moves single sends but not the rate over minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosmtplib
+from tests.support.dns_server import DnsServer
+from tests.support.graph_harness import job, message, relay_environ
+from tests.support.graph_relay import graph_relay_environ, running_graph_relay
+from tests.support.graph_standin import MAILBOX, GraphStandIn, MailboxLimits
+
+from bench.figures import Row, format_facts, format_table, ratio_line
+from mxrelay.config import load_settings
+from mxrelay.delivery.graph import GraphTransport
+
+RUNS = 3
+MESSAGES = 400
+LATENCY = 0.05
+CONCURRENCY = 4
+SESSIONS = 4
+RATE_PER_MINUTE = 1200
+PACED_MESSAGES = 300
+RECIPIENT = "alice@example.net"
+DRAIN_TIMEOUT = 120.0
+
+
+def _dns() -> DnsServer:
+    server = DnsServer()
+    server.mx("example.net", "10 mx.example.net")
+    server.a("mx.example.net", "192.0.2.10")
+    return server
+
+
+def _rate(standin: GraphStandIn) -> float:
+    arrivals = sorted(m.at for m in standin.sent())
+    return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+
+
+async def transport_alone(directory: Path, count: int) -> float:
+    """The ceiling: the Graph transport with CONCURRENCY delivery loops, no queue, no SMTP."""
+    with GraphStandIn.running(directory, latency=LATENCY) as standin:
+        environ = relay_environ(standin, MXRELAY_GRAPH_CONCURRENCY=str(CONCURRENCY))
+        transport = GraphTransport.from_settings(load_settings(environ), environ)
+        jobs = [job(message(subject=f"m{i}")) for i in range(count)]
+        pending = iter(jobs)
+
+        async def loop() -> None:
+            for item in pending:
+                await transport.deliver(item)
+
+        try:
+            await asyncio.gather(*(loop() for _ in range(CONCURRENCY)))
+        finally:
+            await transport.aclose()
+        return _rate(standin)
+
+
+async def _submit(port: int, count: int, sessions: int) -> None:
+    """`count` messages over `sessions` SMTP connections, each reused for its share."""
+
+    async def session(share: int, index: int) -> None:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60) as client:
+            for seq in range(share):
+                data = message(subject=f"s{index}-{seq}")
+                await client.sendmail(MAILBOX, [RECIPIENT], data)
+
+    shares = [count // sessions + (1 if i < count % sessions else 0) for i in range(sessions)]
+    await asyncio.gather(*(session(share, i) for i, share in enumerate(shares)))
+
+
+async def through_the_relay(directory: Path, count: int, *, paced: bool) -> tuple[float, int]:
+    """(messages/s at the stand-in, 429s) for `count` messages through the whole relay."""
+    limits = (
+        MailboxLimits(
+            messages=(RATE_PER_MINUTE, 60.0),
+            requests=(10_000, 600.0),
+            concurrency=CONCURRENCY,
+        )
+        if paced
+        else None
+    )
+    with (
+        GraphStandIn.running(directory / "standin", latency=LATENCY, limits=limits) as standin,
+        _dns() as dns,
+    ):
+        extra = {
+            "MXRELAY_GRAPH_CONCURRENCY": str(CONCURRENCY),
+            "MXRELAY_DELIVERY_CONCURRENCY": str(CONCURRENCY),
+            "MXRELAY_QUEUE_POLL_INTERVAL": "20ms",
+            "MXRELAY_STORE_COMMIT_WINDOW": "1ms",
+        }
+        if paced:
+            extra["MXRELAY_GRAPH_MESSAGES_PER_MINUTE"] = str(RATE_PER_MINUTE)
+        environ = graph_relay_environ(standin, dns, directory, **extra)
+        async with running_graph_relay(environ) as relay:
+            await _submit(relay.smtp_port, count, SESSIONS)
+            await standin.arrived(count, timeout=DRAIN_TIMEOUT)
+        return _rate(standin), standin.throttled
+
+
+async def measure() -> None:
+    ceiling: list[float] = []
+    relay: list[float] = []
+    paced: list[float] = []
+    throttled: list[int] = []
+    for _ in range(RUNS):
+        with tempfile.TemporaryDirectory(prefix="mxrelay-bench-graph-") as tmp:
+            root = Path(tmp)
+            ceiling.append(await transport_alone(root / "alone", MESSAGES))
+            rate, _ = await through_the_relay(root / "relay", MESSAGES, paced=False)
+            relay.append(rate)
+            rate, answered_429 = await through_the_relay(root / "paced", PACED_MESSAGES, paced=True)
+            paced.append(rate)
+            throttled.append(answered_429)
+    rows = [
+        Row("relay: SMTP → queue → worker → Graph", tuple(relay)),
+        Row("ceiling: transport alone, no queue", tuple(ceiling)),
+    ]
+    print(
+        format_table(
+            f"pacing off, {MESSAGES} messages, {CONCURRENCY} requests at once, stand-in answering "
+            f"in {LATENCY * 1000:.0f} ms",
+            "messages/s",
+            rows,
+            [ratio_line("relay / transport alone", rows[0], rows[1])],
+        )
+    )
+    print()
+    print(paced_table(paced, throttled))
+
+
+def paced_table(rates: Sequence[float], throttled: Sequence[int]) -> str:
+    configured = RATE_PER_MINUTE / 60
+    row = Row("relay, paced", tuple(rates))
+    deviation = (row.median - configured) / configured * 100
+    within = abs(deviation) <= 2.0
+    table = format_table(
+        f"pacing on at {RATE_PER_MINUTE}/min, {PACED_MESSAGES} messages, stand-in enforcing "
+        f"{RATE_PER_MINUTE} per 60 s itself",
+        "messages/s",
+        [row],
+    )
+    facts = format_facts(
+        "pacing",
+        [
+            ("configured rate", f"{configured:.2f} messages/s"),
+            (
+                "achieved (median)",
+                f"{row.median:.2f} messages/s, {deviation:+.2f} % "
+                f"(target within 2 %: {'met' if within else 'MISSED'})",
+            ),
+            (
+                "429 answers",
+                f"{sum(throttled)} in {len(throttled)} runs "
+                f"(target 0: {'met' if sum(throttled) == 0 else 'MISSED'})",
+            ),
+        ],
+    )
+    return f"{table}\n{facts}\n"
+
+
+def run() -> None:
+    asyncio.run(measure())
+
+
+if __name__ == "__main__":
+    run()

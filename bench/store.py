@@ -18,10 +18,10 @@ import os
 import pwd
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.figures import Row, format_table, metric_value, ratio_line
+from bench.figures import Row, format_table, metric_value, process_tree_cpu, ratio_line
 from bench.rig import (
     LOOPBACK,
     METRICS_PORT,
@@ -41,6 +41,10 @@ DRAIN_TIMEOUT = 600.0
 DELIVERED = "mxrelay_deliveries_total"
 ACCEPTANCE = "acceptance (250s per second)"
 END_TO_END = "end to end"
+CPU_TITLE = (
+    "CPU time per message from acceptance to delivery (process trees: mxrelay, plus the "
+    "PostgreSQL server for the postgresql rows; Postfix's master and its daemons)"
+)
 TARGETS = {(ACCEPTANCE, "sqlite", 20): 1.5, (END_TO_END, "sqlite", 20): 1.0}
 """The issue's targets, against Postfix at 20 sessions with fsync-on-commit durability."""
 
@@ -60,10 +64,12 @@ def run(plan: Plan = Plan()) -> None:
         rig.start_sink()
         postfix = rig.start_postfix()
         urls = {"sqlite": f"sqlite:///{rig.base / 'relay.db'}"}
+        extra_cpu: dict[str, list[int]] = {"sqlite": []}
         if "postgresql" in plan.backends:
-            urls["postgresql"] = start_postgres(rig)
-        acceptance: dict[str, list[float]] = {}
-        end_to_end: dict[str, list[float]] = {}
+            url, server = start_postgres(rig)
+            urls["postgresql"] = url
+            extra_cpu["postgresql"] = [server.pid]  # the database's work counts as mxrelay's
+        figures = Figures()
         for backend in plan.backends:
             relay = rig.start_relay(
                 {
@@ -72,19 +78,43 @@ def run(plan: Plan = Plan()) -> None:
                     "MXRELAY_DATABASE_URL": urls[backend],
                 }
             )
-            measure_block(rig, plan, f"mxrelay smtp/{backend}", acceptance, end_to_end)
+            label = f"mxrelay smtp/{backend}"
+            roots = Roots([relay.pid, *extra_cpu[backend]], [postfix.pid])
+            measure_block(rig, plan, label, roots, figures)
             rig.stop(relay)
         rig.stop(postfix)
-        print(tables(plan, acceptance, end_to_end), flush=True)
+        print(tables(plan, figures.acceptance, figures.end_to_end), flush=True)
+        print(format_table(CPU_TITLE, "ms", figures.cpu_rows()), flush=True)
 
 
-def measure_block(
-    rig: Rig,
-    plan: Plan,
-    label: str,
-    acceptance: dict[str, list[float]],
-    end_to_end: dict[str, list[float]],
-) -> None:
+@dataclass
+class Figures:
+    acceptance: dict[str, list[float]] = field(default_factory=dict)
+    end_to_end: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, label: str, run: tuple[float, float, float]) -> None:
+        self.acceptance.setdefault(label, []).append(run[0])
+        self.end_to_end.setdefault(label, []).append(run[1])
+        self.cpu.setdefault(label, []).append(run[2])
+
+    def cpu_rows(self) -> list[Row]:
+        return [Row(label, tuple(values)) for label, values in self.cpu.items()]
+
+
+@dataclass(frozen=True)
+class Roots:
+    """The processes whose CPU time counts for each side (with all their descendants)."""
+
+    relay: list[int]
+    postfix: list[int]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(process_tree_cpu(pid) for pid in pids)
+
+
+def measure_block(rig: Rig, plan: Plan, label: str, roots: Roots, figures: Figures) -> None:
     """Warm both up, then alternate mxrelay and Postfix runs for each session count."""
     for port in (RELAY_PORT, POSTFIX_PORT):
         rig.run(SourceLoad(plan.warm_up, max(plan.sessions)).argv(LOOPBACK, port))
@@ -93,12 +123,8 @@ def measure_block(
     for sessions in plan.sessions:
         load = SourceLoad(plan.messages, sessions)
         for _ in range(plan.runs):
-            accepted, drained = relay_run(rig, load)
-            acceptance.setdefault(f"{label}, {sessions} sess.", []).append(accepted)
-            end_to_end.setdefault(f"{label}, {sessions} sess.", []).append(drained)
-            accepted, drained = postfix_run(rig, load)
-            acceptance.setdefault(f"postfix relay, {sessions} sess.", []).append(accepted)
-            end_to_end.setdefault(f"postfix relay, {sessions} sess.", []).append(drained)
+            figures.add(f"{label}, {sessions} sess.", relay_run(rig, load, roots.relay))
+            figures.add(f"postfix relay, {sessions} sess.", postfix_run(rig, load, roots.postfix))
 
 
 def delivered(rig: Rig) -> float:
@@ -116,19 +142,24 @@ def wait_relay_delivered(rig: Rig, count: float, timeout: float = DRAIN_TIMEOUT)
     return rig.clock()
 
 
-def relay_run(rig: Rig, load: SourceLoad) -> tuple[float, float]:
+def relay_run(rig: Rig, load: SourceLoad, pids: list[int]) -> tuple[float, float, float]:
+    """(acceptance rate, end-to-end rate, CPU milliseconds per message)."""
     before = delivered(rig)
+    cpu = cpu_seconds(pids)
     started = rig.clock()
     elapsed, _ = rig.run(load.argv(LOOPBACK, RELAY_PORT))
     finished = wait_relay_delivered(rig, before + load.messages)
-    return load.messages / elapsed, load.messages / (finished - started)
+    used = (cpu_seconds(pids) - cpu) * 1000 / load.messages
+    return load.messages / elapsed, load.messages / (finished - started), used
 
 
-def postfix_run(rig: Rig, load: SourceLoad) -> tuple[float, float]:
+def postfix_run(rig: Rig, load: SourceLoad, pids: list[int]) -> tuple[float, float, float]:
+    cpu = cpu_seconds(pids)
     started = rig.clock()
     elapsed, _ = rig.run(load.argv(LOOPBACK, POSTFIX_PORT))
     rig.wait_postfix_idle()
-    return load.messages / elapsed, load.messages / (rig.clock() - started)
+    used = (cpu_seconds(pids) - cpu) * 1000 / load.messages
+    return load.messages / elapsed, load.messages / (rig.clock() - started), used
 
 
 def tables(
@@ -171,8 +202,8 @@ def _bin_dir() -> Path:
     return versions[-1]
 
 
-def start_postgres(rig: Rig) -> str:
-    """A cluster with default durability on the namespace's loopback; returns its URL."""
+def start_postgres(rig: Rig) -> tuple[str, Service]:
+    """A cluster with default durability on the namespace's loopback: its URL and its process."""
     bin_dir = _bin_dir()
     if shutil.which("runuser") is None:
         raise Unavailable("runuser is missing")
@@ -197,4 +228,4 @@ def start_postgres(rig: Rig) -> str:
     rig.wait_for_port(server, POSTGRES_PORT)
     psql = [str(bin_dir / "psql"), "-h", LOOPBACK, "-p", str(POSTGRES_PORT), "-U", "postgres"]
     rig.run([*psql, "-qc", "CREATE DATABASE mxrelay"])
-    return f"postgresql://postgres@{LOOPBACK}:{POSTGRES_PORT}/mxrelay"
+    return f"postgresql://postgres@{LOOPBACK}:{POSTGRES_PORT}/mxrelay", server

@@ -41,3 +41,4 @@ def test_small_store_run_prints_both_tables(capsys: pytest.CaptureFixture[str]) 
             len(re.findall(rf"^mxrelay smtp/{backend}, 4 sess\.( +\d+\.\d){{2}}$", out, re.M)) == 2
         )
     assert len(re.findall(r"^ratio sqlite / postfix, 4 sess\.: \d+\.\d\d$", out, re.M)) == 2
+    assert "CPU time per message" in out

@@ -311,6 +311,7 @@ async def test_permanent_failure_is_never_retried(rig: Rig) -> None:
     far_future = (START + timedelta(days=30)).timestamp()
     assert await rig.queue.claim("anyone", 10, far_future, 30.0) == []
     assert len(transport.jobs) == 1
+    assert transport.jobs[0].received_at == START  # the same on every attempt
     assert await rig.states() == {"dead": 1}
 
 

@@ -265,6 +265,7 @@ class DeliveryWorker:
             attempt=entry.attempts + 1,
             smtputf8=loaded.smtputf8,
             header_from=loaded.header_from or None,
+            received_at=datetime.fromtimestamp(loaded.received_at, UTC),
         )
 
     def _observe(

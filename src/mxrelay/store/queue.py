@@ -94,6 +94,8 @@ class LoadedEntry:
     """The stored bytes as received; None if the body is gone (it should never be, for a live entry)."""
     transforms: tuple[str, ...]
     recipients: tuple[str, ...]
+    received_at: float = 0.0
+    """When the message was accepted (epoch seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,7 @@ class Queue(QueueAdmin):
         rows = conn.execute(
             select(
                 q.c.id,
+                m.c.received_at,
                 m.c.mail_from,
                 m.c.smtputf8,
                 m.c.received_header,
@@ -256,7 +259,9 @@ class Queue(QueueAdmin):
         for message_id, variant, address in recipient_rows:
             pending.setdefault((message_id, variant), []).append(address)
         loaded: dict[int, LoadedEntry] = {}
-        for entry_id, mail_from, smtputf8, received, header_from, encoding, raw, transforms in rows:
+        for row in rows:
+            entry_id, accepted_at, mail_from, smtputf8, received, header_from = row[:6]
+            encoding, raw, transforms = row[6:]
             entry = by_id[entry_id]
             loaded[entry_id] = LoadedEntry(
                 entry=entry,
@@ -267,6 +272,7 @@ class Queue(QueueAdmin):
                 data=None if raw is None else decompress(encoding, raw),
                 transforms=tuple(_json_list(transforms)),
                 recipients=tuple(pending.get((entry.message_id, entry.variant), ())),
+                received_at=float(accepted_at),
             )
         return loaded
 

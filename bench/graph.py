@@ -118,7 +118,7 @@ async def through_the_relay(directory: Path, count: int, *, paced: bool) -> tupl
         environ = graph_relay_environ(standin, dns, directory, **extra)
         async with running_graph_relay(environ) as relay:
             await _submit(relay.smtp_port, count, SESSIONS)
-            await standin.arrived(count, timeout=DRAIN_TIMEOUT)
+            await standin.arrived(count, within=DRAIN_TIMEOUT)
         return _rate(standin), standin.throttled
 
 

@@ -385,9 +385,9 @@ class GraphStandIn:
         self.wait_for(lambda: len(self.messages) >= count, timeout)
         return self.sent()
 
-    async def arrived(self, count: int, timeout: float = 10.0) -> list[SentMessage]:
+    async def arrived(self, count: int, within: float = 10.0) -> list[SentMessage]:
         """`wait_for_messages` for async tests: waits in a thread, the event loop runs on."""
-        return await asyncio.to_thread(self.wait_for_messages, count, timeout)
+        return await asyncio.to_thread(self.wait_for_messages, count, within)
 
     # --- HTTP ---------------------------------------------------------------------------------
 

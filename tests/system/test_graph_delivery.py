@@ -139,7 +139,7 @@ async def test_retries_honour_retry_after_and_send_the_same_bytes(
     standin.script(throttle(retry_after), unavailable())
     data = crlf(f"From: {SENDER}\nTo: alice@example.net\nSubject: retried\n\nbody\n")
     message_id, _ = await submit(relay, SENDER, ["alice@example.net"], data)
-    await standin.arrived(1, timeout=20)
+    await standin.arrived(1, within=20)
     delivered = await wait_for_state(relay, message_id, QueueState.DELIVERED)
     throttled, failed, accepted = standin.send_requests()
     assert [r.status for r in (throttled, failed, accepted)] == [429, 503, 202]

@@ -6,10 +6,10 @@ proxy's CA. It runs its own event loop in a thread, so synchronous code (MSAL, t
 command, a benchmark) and async tests can all talk to it.
 
 The identity half (discovery, token endpoint, client-assertion checks) is in
-`graph_standin_tokens.py`. The Graph half here serves `POST /v1.0/users/{mailbox}/sendMail` the way
-Graph does: bearer token checked (expiry, audience, signature, `Mail.Send` role), mailbox known and
-inside the app's scope, body base64-decoded, MIME parsed, and recipients taken from To/Cc/Bcc as
-Exchange takes them (there is no envelope). It answers 202 with a `request-id`.
+`graph_standin_tokens.py`, the Graph half (`sendMail`: token, mailbox and scope checks, base64 and
+MIME, recipients from To/Cc/Bcc as Exchange takes them, 202 with a `request-id`) in
+`graph_standin_mail.py`. This module serves both over HTTPS (h11 on asyncio streams, so that a test
+can make the server hang or drop a connection mid-request) and is what tests configure and read.
 
 Tests script faults in the order requests arrive (`script(...)`): any status with an error code and
 headers (429 with Retry-After in seconds or as an HTTP date, 503, 401, 403, 400, 413), a hang past
@@ -21,21 +21,12 @@ answers 429 when a client exceeds them.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import email
-import email.policy
-import math
 import ssl
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email.headerregistry import AddressHeader
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -50,140 +41,55 @@ from cryptography.hazmat.primitives.serialization import (
     pkcs12,
 )
 
+from tests.support.graph_standin_mail import (
+    ACCESS_DENIED,
+    EXPIRED_TOKEN,
+    INVALID_BASE64,
+    INVALID_RECIPIENTS,
+    MAILBOX,
+    SEND_AS_DENIED,
+    TOO_LARGE,
+    Answer,
+    Drop,
+    Fault,
+    GraphMail,
+    Hang,
+    Mailbox,
+    MailboxLimits,
+    RecordedRequest,
+    SentMessage,
+    graph_error,
+    throttle,
+    unavailable,
+)
 from tests.support.graph_standin_tokens import AppRegistration, IdentityPlatform, Reply
+
+__all__ = [
+    "ACCESS_DENIED",
+    "CLIENT_ID",
+    "EXPIRED_TOKEN",
+    "INVALID_BASE64",
+    "INVALID_RECIPIENTS",
+    "MAILBOX",
+    "SECRET",
+    "SEND_AS_DENIED",
+    "TENANT",
+    "TENANT_DOMAIN",
+    "TOO_LARGE",
+    "Answer",
+    "Drop",
+    "GraphStandIn",
+    "Hang",
+    "MailboxLimits",
+    "SentMessage",
+    "throttle",
+    "unavailable",
+]
 
 TENANT = "0c8a1f52-7d3e-4b6a-9f21-5e4d3c2b1a09"
 TENANT_DOMAIN = "contoso.example"
 CLIENT_ID = "5f1d9c7e-2a4b-4e8f-8c3d-7b6a5e4f3d2c"
 SECRET = "s3cr3t~Value.With-Chars_0123456789"
-MAILBOX = "relay@contoso.example"
-
-
-# --- scripted answers ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    """Answer `status` with Graph's error body (`code`, `message`) and extra headers."""
-
-    status: int
-    code: str | None = None
-    message: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class Hang:
-    """Read the request, then say nothing for `seconds` (past the client's timeout) and close."""
-
-    seconds: float = 3600.0
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Accept the message (Exchange has it), then drop the connection without an answer."""
-
-
-Fault = Answer | Hang | Drop
-
-
-def throttle(retry_after: str, header: str = "Retry-After") -> Answer:
-    return Answer(
-        429,
-        "ApplicationThrottled",
-        "Application is over its MailboxConcurrency limit.",
-        ((header, retry_after),),
-    )
-
-
-def unavailable(retry_after: str | None = None) -> Answer:
-    headers = (("Retry-After", retry_after),) if retry_after is not None else ()
-    return Answer(503, "ServiceUnavailable", "Service Unavailable", headers)
-
-
-EXPIRED_TOKEN = Answer(
-    401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired."
-)
-ACCESS_DENIED = Answer(
-    403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
-)
-SEND_AS_DENIED = Answer(
-    403,
-    "ErrorSendAsDenied",
-    "The user account which was used to submit this request does not have the right to send "
-    "mail on behalf of the specified sending account.",
-)
-INVALID_RECIPIENTS = Answer(400, "ErrorInvalidRecipients", "At least one recipient isn't valid.")
-INVALID_BASE64 = Answer(
-    400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."
-)
-TOO_LARGE = Answer(413, "RequestEntityTooLarge", "The request is too large.")
-
-
-# --- what it records ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SentMessage:
-    """A message Exchange accepted: who it goes to is what the headers say."""
-
-    mailbox: str
-    mime: bytes
-    body: bytes
-    recipients: tuple[str, ...]
-    from_address: str | None
-    request_id: str
-    client_request_id: str | None
-    at: float
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-    status: int | None = None
-
-
-@dataclass
-class Mailbox:
-    address: str
-    send_as: set[str] = field(default_factory=set)
-    in_scope: bool = True
-
-
-@dataclass(frozen=True)
-class MailboxLimits:
-    """Microsoft's limits, as (count, window seconds); None switches one off."""
-
-    messages: tuple[int, float] | None = (30, 60.0)
-    requests: tuple[int, float] | None = (10_000, 600.0)
-    upload_bytes: tuple[int, float] | None = (150_000_000, 300.0)
-    recipients: tuple[int, float] | None = (10_000, 86_400.0)
-    concurrency: int | None = 4
-
-
-class _Window:
-    def __init__(self, limit: tuple[int, float]) -> None:
-        self.count, self.span = limit
-        self.events: deque[tuple[float, int]] = deque()
-
-    def wait(self, now: float, weight: int) -> float:
-        while self.events and self.events[0][0] <= now - self.span:
-            self.events.popleft()
-        excess = sum(w for _, w in self.events) + weight - self.count
-        if excess <= 0:
-            return 0.0
-        for at, amount in self.events:
-            excess -= amount
-            if excess <= 0:
-                return at + self.span - now
-        return math.inf
-
-    def add(self, now: float, weight: int) -> None:
-        self.events.append((now, weight))
 
 
 class GraphStandIn:
@@ -199,8 +105,7 @@ class GraphStandIn:
     ) -> None:
         self.directory = directory
         self.latency = latency
-        self.limits = limits
-        self.request_limit = request_limit
+        self.mail = GraphMail(limits=limits, request_limit=request_limit)
         self.ca = trustme.CA()
         directory.mkdir(parents=True, exist_ok=True)
         self.ca_file = directory / "standin-ca.pem"
@@ -208,17 +113,9 @@ class GraphStandIn:
         self._server_cert = self.ca.issue_cert("127.0.0.1", "localhost")
         self.port = 0
         self.identity: IdentityPlatform
-        self.mailboxes: dict[str, Mailbox] = {MAILBOX: Mailbox(MAILBOX)}
         self.lock = threading.Condition()
-        self._script: deque[Fault] = deque()
         self._token_script: deque[Reply] = deque()
-        self.messages: list[SentMessage] = []
         self.requests: list[RecordedRequest] = []
-        self.throttled = 0
-        self.throttle_reasons: list[str] = []
-        self.max_in_flight = 0
-        self._in_flight = 0
-        self._windows: dict[tuple[str, str], _Window] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -341,14 +238,14 @@ class GraphStandIn:
         self, address: str, *, send_as: tuple[str, ...] = (), in_scope: bool = True
     ) -> None:
         with self.lock:
-            self.mailboxes[address.lower()] = Mailbox(
+            self.mail.mailboxes[address.lower()] = Mailbox(
                 address.lower(), {a.lower() for a in send_as}, in_scope
             )
 
     def script(self, *faults: Fault) -> None:
         """Answers for the next sendMail requests, in order; then normal service resumes."""
         with self.lock:
-            self._script.extend(faults)
+            self.mail.script.extend(faults)
 
     def script_token(self, *replies: Reply) -> None:
         with self.lock:
@@ -361,7 +258,7 @@ class GraphStandIn:
 
     def sent(self) -> list[SentMessage]:
         with self.lock:
-            return list(self.messages)
+            return list(self.mail.messages)
 
     def send_requests(self) -> list[RecordedRequest]:
         with self.lock:
@@ -382,7 +279,7 @@ class GraphStandIn:
                 self.lock.wait(remaining)
 
     def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[SentMessage]:
-        self.wait_for(lambda: len(self.messages) >= count, timeout)
+        self.wait_for(lambda: len(self.mail.messages) >= count, timeout)
         return self.sent()
 
     async def arrived(self, count: int, within: float = 10.0) -> list[SentMessage]:
@@ -454,7 +351,7 @@ class GraphStandIn:
             and parts[3] == "sendMail"
         ):
             return await self._send_mail(parts[2], request)
-        return _graph_error(
+        return graph_error(
             404,
             "ResourceNotFound",
             f"Resource not found for the segment '{parts[0] if parts else ''}'.",
@@ -462,168 +359,35 @@ class GraphStandIn:
 
     async def _send_mail(self, mailbox: str, request: RecordedRequest) -> Reply | Hang | Drop:
         with self.lock:
-            self._in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            self.mail.in_flight += 1
+            self.mail.max_in_flight = max(self.mail.max_in_flight, self.mail.in_flight)
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)  # the service's own processing time
             with self.lock:
-                return self._send_mail_locked(mailbox.lower(), request)
+                authorization = request.headers.get("authorization", "")
+                claims = (
+                    self.identity.check(authorization[7:])
+                    if authorization.startswith("Bearer ")
+                    else "Access token is empty."
+                )
+                return self.mail.send_mail(mailbox.lower(), request, claims)
         finally:
             with self.lock:
-                self._in_flight -= 1
+                self.mail.in_flight -= 1
 
-    def _send_mail_locked(self, mailbox: str, request: RecordedRequest) -> Reply | Hang | Drop:
-        authorization = request.headers.get("authorization", "")
-        if not authorization.startswith("Bearer "):
-            return _graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
-        claims = self.identity.check(authorization[7:])
-        if isinstance(claims, str):
-            return _graph_error(401, "InvalidAuthenticationToken", claims)
-        fault = self._script.popleft() if self._script else None
-        if isinstance(fault, Answer):
-            return _graph_error(fault.status, fault.code, fault.message, *fault.headers)
-        if isinstance(fault, Hang):
-            return fault
-        throttled = self._enforce_limits(mailbox, request)
-        if throttled is not None:
-            self.throttled += 1
-            self.throttle_reasons.append(throttled.body.decode())
-            return throttled
-        if "Mail.Send" not in claims.get("roles", []):
-            return _graph_error(403, ACCESS_DENIED.code, ACCESS_DENIED.message)
-        box = self.mailboxes.get(mailbox)
-        if box is None:
-            return _graph_error(
-                404, "ErrorInvalidUser", f"The requested user '{mailbox}' is invalid."
-            )
-        if not box.in_scope:
-            return _graph_error(
-                403,
-                "ErrorAccessDenied",
-                "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
-                "AccessPolicy settings.",
-            )
-        if len(request.body) > self.request_limit:
-            return _graph_error(413, TOO_LARGE.code, TOO_LARGE.message)
-        try:
-            mime = base64.b64decode(b"".join(request.body.split()), validate=True)
-        except binascii.Error:
-            return _graph_error(400, INVALID_BASE64.code, INVALID_BASE64.message)
-        message = email.message_from_bytes(mime, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        recipients = exchange_recipients(message)
-        if not recipients:
-            return _graph_error(400, INVALID_RECIPIENTS.code, INVALID_RECIPIENTS.message)
-        sender = _first_address(message, "from")
-        if sender is not None and sender != mailbox and sender not in box.send_as:
-            return _graph_error(403, SEND_AS_DENIED.code, SEND_AS_DENIED.message)
-        request_id = str(uuid.uuid4())
-        self.messages.append(
-            SentMessage(
-                mailbox,
-                mime,
-                request.body,
-                recipients,
-                sender,
-                request_id,
-                request.headers.get("client-request-id"),
-                request.at,
-            )
-        )
-        self._count(mailbox, request, recipients)
-        if isinstance(fault, Drop):
-            return fault
-        return Reply(
-            202,
-            b"",
-            (
-                ("request-id", request_id),
-                ("client-request-id", request.headers.get("client-request-id", "")),
-            ),
-        )
+    # --- what tests read -----------------------------------------------------------------------
 
-    def _enforce_limits(self, mailbox: str, request: RecordedRequest) -> Reply | None:
-        limits = self.limits
-        if limits is None:
-            return None
-        now = request.at
-        waits: list[tuple[float, str]] = []
-        if limits.concurrency is not None and self._in_flight > limits.concurrency:
-            waits.append((1.0, "MailboxConcurrency"))
-        if limits.requests is not None:
-            window = self._window(mailbox, "requests", limits.requests)
-            waits.append((window.wait(now, 1), "RequestRate"))
-            window.add(now, 1)  # throttled requests count too
-        if limits.messages is not None:
-            waits.append(
-                (self._window(mailbox, "messages", limits.messages).wait(now, 1), "MessageRate")
-            )
-        if limits.upload_bytes is not None:
-            window = self._window(mailbox, "upload", limits.upload_bytes)
-            waits.append((window.wait(now, len(request.body)), "UploadRate"))
-        seconds, limit = max(waits, default=(0.0, ""))
-        if seconds <= 0:
-            return None
-        retry_after = str(max(1, math.ceil(seconds))) if math.isfinite(seconds) else "3600"
-        return _graph_error(
-            429,
-            "ApplicationThrottled",
-            f"Application is over its {limit} limit.",
-            ("Retry-After", retry_after),
-        )
+    @property
+    def throttled(self) -> int:
+        """How many 429s the stand-in's own limits answered."""
+        with self.lock:
+            return self.mail.throttled
 
-    def _count(self, mailbox: str, request: RecordedRequest, recipients: tuple[str, ...]) -> None:
-        limits = self.limits
-        if limits is None:
-            return
-        if limits.messages is not None:
-            self._window(mailbox, "messages", limits.messages).add(request.at, 1)
-        if limits.upload_bytes is not None:
-            self._window(mailbox, "upload", limits.upload_bytes).add(request.at, len(request.body))
-        if limits.recipients is not None:
-            self._window(mailbox, "recipients", limits.recipients).add(request.at, len(recipients))
-
-    def _window(self, mailbox: str, kind: str, limit: tuple[int, float]) -> _Window:
-        return self._windows.setdefault((mailbox, kind), _Window(limit))
-
-
-def exchange_recipients(message: EmailMessage) -> tuple[str, ...]:
-    """Recipients as Exchange takes them from a MIME submission: every address in every
-    To, Cc and Bcc field (groups flattened), lower-cased, first occurrence kept."""
-    seen: dict[str, None] = {}
-    for name in ("to", "cc", "bcc"):
-        for value in message.get_all(name, []):
-            if isinstance(value, AddressHeader):
-                for address in value.addresses:
-                    if address.addr_spec and "@" in address.addr_spec:
-                        seen.setdefault(address.addr_spec.lower(), None)
-    return tuple(seen)
-
-
-def _first_address(message: EmailMessage, name: str) -> str | None:
-    value = message.get(name)
-    if isinstance(value, AddressHeader):
-        for address in value.addresses:
-            if address.addr_spec:
-                return str(address.addr_spec).lower()
-    return None
-
-
-def _graph_error(status: int, code: str | None, message: str, *headers: tuple[str, str]) -> Reply:
-    request_id = str(uuid.uuid4())
-    return Reply.json(
-        status,
-        {
-            "error": {
-                "code": code or "UnknownError",
-                "message": message,
-                "innerError": {"date": "2026-01-01T00:00:00", "request-id": request_id},
-            }
-        },
-        ("request-id", request_id),
-        *headers,
-    )
+    @property
+    def max_in_flight(self) -> int:
+        with self.lock:
+            return self.mail.max_in_flight
 
 
 async def _read_request(

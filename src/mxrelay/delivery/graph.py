@@ -154,7 +154,7 @@ class GraphTransport:
         # the request's way (Exchange counts requests when they arrive).
         token = await self._token()
         grant = await self._admit(lane, job, len(body))
-        sent = False
+        sent = True  # unless Graph answers otherwise: a lost answer may hide an accepted send
         try:
             answer = await self._request(mailbox, body, token)
             if answer.status == 401:
@@ -164,7 +164,7 @@ class GraphTransport:
                 if extra is not None:
                     raise self._paced(extra, mailbox, attempted=True)
                 answer = await self._request(mailbox, body, token)
-            sent = 200 <= answer.status < 300
+            sent = not 400 <= answer.status < 500  # a 4xx was surely not sent; a 5xx may have been
             if changes is not None and self._metrics is not None:
                 record_headers(self._metrics, changes)
             return self._outcome(job, mailbox, answer)

@@ -15,12 +15,19 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 from mxrelay import __version__, log
 from mxrelay.config import Settings
 from mxrelay.delivery.base import Transport
+from mxrelay.delivery.graph import GraphTransport
+from mxrelay.delivery.graph_message import (
+    address_allowed,
+    graph_size_limit,
+    header_from,
+    sender_allowed,
+)
 from mxrelay.delivery.passthrough import PassthroughSink, UpstreamPool, VariantPlan
 from mxrelay.delivery.stage import QueueStage, smarthost_transport
 from mxrelay.dns.answer import Query, RdType
@@ -29,9 +36,9 @@ from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, Variant, record_variants, split_variants_async
 from mxrelay.mime.scope import ScopeKind
-from mxrelay.model import DeliveryMode, Transaction
+from mxrelay.model import DeliveryMode, Reply, Transaction
 from mxrelay.smtp.auth import UserTable
-from mxrelay.smtp.policy import RelayPolicy, Sink
+from mxrelay.smtp.policy import MessageCheck, RelayPolicy, SenderCheck, Sink
 from mxrelay.smtp.server import SmtpLimits, SmtpServer
 from mxrelay.store.db import StoreError
 from mxrelay.web.health import metrics_app
@@ -55,9 +62,11 @@ class Relay:
         settings: Settings,
         *,
         metrics: Metrics | None = None,
+        environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.environ: Mapping[str, str] = environ if environ is not None else {}
         self.metrics = metrics or Metrics()
         self.health = Health()
         self.clock = clock
@@ -98,6 +107,7 @@ class Relay:
             self.queue_stage = await self._open_queue(mode)
         sink = self._build_sink(mode)
         users = _load_users(settings)
+        sender_check, message_check = _sender_rules(settings)
         policy = RelayPolicy(
             allowed_clients=settings.smtp.allowed_clients,
             check=self.checker.check,
@@ -105,10 +115,12 @@ class Relay:
             metrics=self.metrics,
             users=users,
             auth_required=settings.smtp.auth_required,
+            sender_check=sender_check,
+            message_check=message_check,
         )
         self.smtp = SmtpServer(
             hostname=settings.service.hostname,
-            limits=SmtpLimits.from_settings(settings.smtp),
+            limits=SmtpLimits.from_settings(settings.smtp, graph_size_limit(settings)),
             policy=policy,
             metrics=self.metrics,
             tls_context=_tls_context(settings),
@@ -164,10 +176,12 @@ class Relay:
         transport: Transport | None
         if mode is DeliveryMode.SMTP:
             transport = smarthost_transport(self.settings, self.metrics)
-        elif mode is DeliveryMode.HOLD:
-            transport = None
+        elif mode is DeliveryMode.GRAPH:
+            transport = GraphTransport.from_settings(
+                self.settings, self.environ, metrics=self.metrics, health=self.health
+            )
         else:
-            raise StartupError(f"MXRELAY_DELIVERY={mode.value}: transport not wired in this build")
+            transport = None
         stage = QueueStage(
             self.settings, metrics=self.metrics, health=self.health, transport=transport
         )
@@ -266,6 +280,27 @@ class Relay:
     def metrics_port(self) -> int:
         assert self.http is not None
         return self.http.port
+
+
+SENDER_NOT_ALLOWED = Reply(
+    550, "7.1", "Sender address rejected: not allowed to send through this relay"
+)
+
+
+def _sender_rules(settings: Settings) -> tuple[SenderCheck | None, MessageCheck | None]:
+    """Graph mode's MXRELAY_GRAPH_ALLOWED_SENDERS: the envelope sender at MAIL, then the header
+    From (the identity Exchange sends as) at the end of DATA; both must be allowed."""
+    allowed = settings.graph.allowed_senders
+    if settings.service.delivery is not DeliveryMode.GRAPH or not allowed:
+        return None, None
+
+    def envelope_allowed(mail_from: str, session: object) -> Reply | None:
+        return None if not mail_from or address_allowed(mail_from, allowed) else SENDER_NOT_ALLOWED
+
+    def message_allowed(mail_from: str, data: bytes) -> Reply | None:
+        return None if sender_allowed(mail_from, header_from(data), allowed) else SENDER_NOT_ALLOWED
+
+    return envelope_allowed, message_allowed
 
 
 def _address(sockets: list[tuple[str, int]]) -> str:

@@ -1,10 +1,8 @@
 """The whole relay in Graph mode, in-process, delivering to the Microsoft stand-in.
 
-`app.py` does not build the Graph transport yet (its `_open_queue` refuses `graph`), so
-`GraphRelay` supplies exactly the wiring it lacks: `GraphTransport.from_settings(settings,
-environ, metrics=..., health=...)` handed to the `QueueStage`. Everything else is the real
-relay: SMTP listener, RCPT checks against the test DNS server, calendar variants, durable queue,
-worker. Once app.py wires the mode, `running_graph_relay` can build a plain `Relay`.
+Everything is the real relay: SMTP listener, RCPT checks against the test DNS server, calendar
+variants, durable queue, worker and the Graph transport built by `app.py` from the settings and
+the environment (which carries SSL_CERT_FILE for the stand-in's CA).
 """
 
 from __future__ import annotations
@@ -16,42 +14,14 @@ from pathlib import Path
 
 import aiosmtplib
 
-from mxrelay.app import Relay, StartupError
-from mxrelay.config import Settings, load_settings
-from mxrelay.delivery.graph import GraphTransport
-from mxrelay.delivery.stage import QueueStage
-from mxrelay.model import DeliveryMode
-from mxrelay.store.db import StoreError
+from mxrelay.app import Relay
+from mxrelay.config import load_settings
 from tests.support.dns_server import DnsServer
 from tests.support.graph_harness import relay_environ
 from tests.support.graph_standin import GraphStandIn
 from tests.support.relay_app import BASE_ENV
 
 QUEUED_AS = re.compile(r"queued as (\w+)")
-
-
-class GraphRelay(Relay):
-    """`Relay` with the Graph transport wired the way app.py should wire it."""
-
-    def __init__(self, settings: Settings, environ: Mapping[str, str]) -> None:
-        super().__init__(settings)
-        self.environ = environ
-
-    async def _open_queue(self, mode: DeliveryMode) -> QueueStage:
-        if mode is not DeliveryMode.GRAPH:
-            return await super()._open_queue(mode)
-        transport = GraphTransport.from_settings(
-            self.settings, self.environ, metrics=self.metrics, health=self.health
-        )
-        stage = QueueStage(
-            self.settings, metrics=self.metrics, health=self.health, transport=transport
-        )
-        try:
-            await stage.start()
-        except StoreError as exc:
-            await stage.aclose(0.0)
-            raise StartupError(str(exc)) from None
-        return stage
 
 
 def graph_relay_environ(
@@ -75,9 +45,9 @@ def graph_relay_environ(
 
 
 @asynccontextmanager
-async def running_graph_relay(environ: Mapping[str, str]) -> AsyncIterator[GraphRelay]:
+async def running_graph_relay(environ: Mapping[str, str]) -> AsyncIterator[Relay]:
     settings = load_settings(environ, hostname=lambda: "relay.example.net")
-    relay = GraphRelay(settings, environ)
+    relay = Relay(settings, environ=environ)
     async with relay:
         yield relay
 

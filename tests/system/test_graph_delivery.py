@@ -17,10 +17,10 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
+from mxrelay.app import Relay
 from mxrelay.store.entries import QueueEntry, QueueState
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_relay import (
-    GraphRelay,
     graph_relay_environ,
     running_graph_relay,
     submit,
@@ -47,7 +47,7 @@ def dns(dns_server: DnsServer) -> DnsServer:
 
 
 @pytest.fixture
-async def relay(standin: GraphStandIn, dns: DnsServer, tmp_path: Path) -> AsyncIterator[GraphRelay]:
+async def relay(standin: GraphStandIn, dns: DnsServer, tmp_path: Path) -> AsyncIterator[Relay]:
     async with running_graph_relay(graph_relay_environ(standin, dns, tmp_path)) as running:
         yield running
 
@@ -56,7 +56,7 @@ def crlf(text: str) -> bytes:
     return text.replace("\n", "\r\n").encode("utf-8")
 
 
-async def entry(relay: GraphRelay, key: str) -> QueueEntry:
+async def entry(relay: Relay, key: str) -> QueueEntry:
     assert relay.queue_stage is not None
     assert relay.queue_stage.queue is not None
     found = await relay.queue_stage.queue.get(key)
@@ -65,7 +65,7 @@ async def entry(relay: GraphRelay, key: str) -> QueueEntry:
 
 
 async def wait_for_state(
-    relay: GraphRelay, key: str, state: QueueState, within: float = 15.0
+    relay: Relay, key: str, state: QueueState, within: float = 15.0
 ) -> QueueEntry:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -78,7 +78,7 @@ async def wait_for_state(
 
 
 async def test_exchange_receives_exactly_the_accepted_envelope(
-    relay: GraphRelay, standin: GraphStandIn
+    relay: Relay, standin: GraphStandIn
 ) -> None:
     data = crlf(
         f"From: Relay <{SENDER}>\n"
@@ -129,7 +129,7 @@ async def test_calendar_policy_applies_per_recipient(
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
 async def test_retries_honour_retry_after_and_send_the_same_bytes(
-    relay: GraphRelay, standin: GraphStandIn, form: str
+    relay: Relay, standin: GraphStandIn, form: str
 ) -> None:
     retry_after = (
         "1"
@@ -149,7 +149,7 @@ async def test_retries_honour_retry_after_and_send_the_same_bytes(
 
 
 async def test_token_expiry_mid_run_refreshes_within_the_attempt(
-    relay: GraphRelay, standin: GraphStandIn
+    relay: Relay, standin: GraphStandIn
 ) -> None:
     await submit(relay, SENDER, ["alice@example.net"], crlf("Subject: 1\n\nx\n"))
     await standin.arrived(1)
@@ -161,9 +161,7 @@ async def test_token_expiry_mid_run_refreshes_within_the_attempt(
     assert (await wait_for_state(relay, second, QueueState.DELIVERED)).attempts == 1
 
 
-async def test_configuration_fault_holds_then_recovers(
-    relay: GraphRelay, standin: GraphStandIn
-) -> None:
+async def test_configuration_fault_holds_then_recovers(relay: Relay, standin: GraphStandIn) -> None:
     standin.app.roles = ()  # admin consent withdrawn
     data = crlf(f"From: {SENDER}\nTo: alice@example.net\nSubject: held\n\nbody\n")
     message_id, _ = await submit(relay, SENDER, ["alice@example.net"], data)

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     except ImportError:  # uvloop is optional off Linux/macOS
         runner = asyncio.run
     try:
-        runner(Relay(settings).run())
+        runner(Relay(settings, environ=environ).run())
     except StartupError as exc:
         sys.stderr.write(f"mxrelay: cannot start: {exc}\n")
         return EXIT_STARTUP

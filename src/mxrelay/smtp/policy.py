@@ -41,6 +41,10 @@ RecipientCheck = Callable[[str, bool], Awaitable[RecipientVerdict]]
 SenderCheck = Callable[[str, "Session"], Reply | None]
 """(envelope sender, session) → a refusal, or None to accept. Mode-specific sender rules."""
 
+MessageCheck = Callable[[str, bytes], Reply | None]
+"""(envelope sender, message) → a refusal, or None to accept; runs at the end of DATA, before
+the sink sees the message (e.g. the header From against Graph's sender allow-list)."""
+
 
 class SinkTransaction(Protocol):
     """One SMTP transaction as the sink sees it: opened at MAIL, fed recipients, then finished.
@@ -96,6 +100,7 @@ class RelayPolicy:
         users: UserTable | None = None,
         auth_required: bool = False,
         sender_check: SenderCheck | None = None,
+        message_check: MessageCheck | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -106,6 +111,7 @@ class RelayPolicy:
         self.users = users
         self.auth_required = auth_required
         self.sender_check = sender_check
+        self.message_check = message_check
         self.now = now
         import time
 
@@ -167,6 +173,10 @@ class RelayPolicy:
     async def on_data(self, session: Session, envelope: Envelope, message: bytes) -> Reply:
         if envelope.sink is None:  # cannot happen: DATA needs an accepted recipient
             return replies.NO_VALID_RECIPIENTS
+        if self.message_check is not None:
+            refusal = self.message_check(envelope.mail_from, message)
+            if refusal is not None:
+                return refusal
         transaction = Transaction(
             session=session.info(),
             mail_from=envelope.mail_from,

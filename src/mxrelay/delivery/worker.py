@@ -41,7 +41,7 @@ from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
-from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, Settlement
+from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, QueueState, Settlement
 from mxrelay.store.variants import UnknownTransform, render_variant
 
 HEALTH_CONDITION = "delivery"
@@ -101,12 +101,16 @@ class DeliveryWorker:
         self._probe_task: asyncio.Task[None] | None = None
         self._renew_task: asyncio.Task[None] | None = None
         self._last_expiry_check = 0.0
+        self._new_mail = True
+        self._backlog = False
+        """The last claim filled every free slot: more may be due as soon as one frees up."""
 
     def _now(self) -> float:
         return self._clock().timestamp()
 
     def wake(self) -> None:
         """New mail was committed: look at the queue now rather than at the next poll."""
+        self._new_mail = True
         self._wakeup.set()
 
     @property
@@ -156,16 +160,21 @@ class DeliveryWorker:
             last_claim = self._monotonic()
             self._wakeup.clear()
             free = self._concurrency - len(self._active)
-            claimed = 0
             if free > 0:
+                self._new_mail = False
                 try:
-                    claimed = await self._claim(free)
+                    self._backlog = await self._claim(free) == free
                 except Exception as exc:  # store trouble must not end the loop; retry next poll
                     event(log, "queue.claim_failed", logging.WARNING, error=type(exc).__name__)
-            if claimed and claimed == free:
-                continue  # more may be due once a slot frees up (a finishing task wakes us)
+            # Sleep until new mail, the poll interval, or (with a backlog) a free slot; a slot
+            # freed while nothing else is due does not cost a claim.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll)
+                async with asyncio.timeout(self._poll):
+                    while not (self._new_mail or self._stopping):
+                        await self._wakeup.wait()
+                        self._wakeup.clear()
+                        if self._backlog and len(self._active) < self._concurrency:
+                            break
 
     async def _claim(self, free: int) -> int:
         now = self._now()
@@ -191,14 +200,19 @@ class DeliveryWorker:
         self._active.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", exc_info=task.exception())
-        self._wakeup.set()
+        if self._backlog:
+            self._wakeup.set()
 
     # --- one delivery ----------------------------------------------------------------------
 
     async def _deliver(self, entry: QueueEntry, loaded: LoadedEntry | None) -> None:
         settlement = await self._attempt(entry, loaded)
         try:
-            await self.committer.submit(self.queue.settle_batch, settlement)
+            # A dead letter is written to disk before going on, so that a restart never tries it
+            # again; other results may ride on the next durable commit (lost in a crash, the
+            # entry is simply attempted again).
+            durable = settlement.state is QueueState.DEAD
+            await self.committer.submit(self.queue.settle_batch, settlement, durable=durable)
         except StoreUnavailable as exc:
             # The lease runs out and the entry is delivered again: at least once, never lost.
             event(log, "delivery.record_failed", logging.ERROR, id=entry.key, error=str(exc))
@@ -320,5 +334,5 @@ class DeliveryWorker:
             event(log, "delivery.probe_ok", released=released)
             if self.health is not None:
                 self.health.set(HEALTH_CONDITION, True)
-            self._wakeup.set()
+            self.wake()
             return

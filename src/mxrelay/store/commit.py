@@ -7,7 +7,8 @@ them in one transaction; each caller is resumed only once that transaction is on
 failed). While one commit runs, the next batch gathers, so the batch grows with the load and the
 latency stays one commit.
 
-A write is a pair (writer, item): `writer` is a function that writes a list of items of its kind
+The window is skipped while writes come one at a time (a single session), where it would only add
+latency. A write is a pair (writer, item): `writer` is a function that writes a list of items of its kind
 on a connection (`log.insert_messages`, `Queue.settle_batch`, ...). Within a batch, items
 are grouped by writer, so each kind is written with one `executemany` per table.
 """
@@ -39,7 +40,7 @@ class StoreUnavailable(Exception):
     """The write was not committed (the store failed, is full, or is closing)."""
 
 
-_Pending = tuple[Writer, Any, "asyncio.Future[None]"]
+_Pending = tuple[Writer, Any, "asyncio.Future[None]", bool]
 
 
 class GroupCommitter:
@@ -64,6 +65,7 @@ class GroupCommitter:
         self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._last_batch = 0
 
     async def __aenter__(self) -> GroupCommitter:
         self._task = asyncio.create_task(self._run(), name="group-commit")
@@ -81,21 +83,23 @@ class GroupCommitter:
         if self._task is not None:
             await self._task
 
-    def submit_nowait(self, writer: Writer, item: Any) -> asyncio.Future[None]:
+    def submit_nowait(
+        self, writer: Writer, item: Any, *, durable: bool = True
+    ) -> asyncio.Future[None]:
         """Queue a write; the future resolves once it is committed (or fails with StoreUnavailable)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._closed or self._task is None or self._task.done():
             future.set_exception(StoreUnavailable("the store is closing"))
         else:
-            self._pending.put_nowait((writer, item, future))
+            self._pending.put_nowait((writer, item, future, durable))
         return future
 
-    async def submit(self, writer: Writer, item: Any) -> None:
-        """Write `item` and return once it is durably committed; raise StoreUnavailable if not.
-
-        The caller being cancelled does not withdraw the write (it may already be on disk).
+    async def submit(self, writer: Writer, item: Any, *, durable: bool = True) -> None:
+        """Write `item` and return once it is committed (on disk unless `durable` is off, see
+        `Database.write`); raise StoreUnavailable if not. A batch is durable if any write in it
+        is. The caller being cancelled does not withdraw the write (it may already be on disk).
         """
-        await asyncio.shield(self.submit_nowait(writer, item))
+        await asyncio.shield(self.submit_nowait(writer, item, durable=durable))
 
     async def _run(self) -> None:
         stopping = False
@@ -103,7 +107,9 @@ class GroupCommitter:
             first = await self._pending.get()
             if first is None:
                 break
-            if self._window > 0:
+            # Wait for company only when there is some: a lone writer (one SMTP session) is
+            # committed at once instead of paying the window on every message.
+            if self._window > 0 and (self._last_batch > 1 or not self._pending.empty()):
                 await asyncio.sleep(self._window)
             batch = [first]
             while len(batch) < self._limit:
@@ -115,6 +121,7 @@ class GroupCommitter:
                     stopping = True
                     break
                 batch.append(nxt)
+            self._last_batch = len(batch)
             await self._commit(batch)
         # Anything submitted after the close marker is refused, never silently dropped.
         while not self._pending.empty():
@@ -124,11 +131,12 @@ class GroupCommitter:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         groups: dict[Writer, list[Any]] = {}
-        for writer, item, _ in batch:
+        for writer, item, _, _ in batch:
             groups.setdefault(writer, []).append(item)
+        durable = any(entry[3] for entry in batch)
         started = self._monotonic()
         try:
-            await self._db.write(_apply, groups)
+            await self._db.write(_apply, groups, durable=durable)
         except Exception as exc:  # the committer's boundary: every waiting caller must hear back
             detail = _describe(exc)
             if isinstance(exc, SQLAlchemyError | OSError):
@@ -139,7 +147,7 @@ class GroupCommitter:
                 self._metrics.store_commit_failures.inc()
             if self._health is not None:
                 self._health.set(HEALTH_CONDITION, False, f"commits fail: {detail}")
-            for _, _, future in batch:
+            for _, _, future, _ in batch:
                 _fail(future, StoreUnavailable(detail))
             return
         if self._metrics is not None:
@@ -147,7 +155,7 @@ class GroupCommitter:
             self._metrics.store_commit_batch.observe(len(batch))
         if self._health is not None:
             self._health.set(HEALTH_CONDITION, True)
-        for _, _, future in batch:
+        for _, _, future, _ in batch:
             if not future.done():
                 future.set_result(None)
 

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import enum
 import fcntl
+import functools
 import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -142,7 +143,10 @@ class Database:
 
     `await db.write(fn, *args)` runs `fn(conn, *args)` in one write transaction and returns its
     result once the transaction is committed (fsync included); `await db.read(fn, *args)` runs it in
-    a read transaction. With SQLite the functions run on the store's own threads: one writer thread
+    a read transaction. `durable=False` marks a write whose loss in a crash only repeats work (a
+    claim, a lease renewal, a delivery result that sends a message again): it is committed without
+    waiting for the disk (SQLite `synchronous=NORMAL` for that transaction, PostgreSQL
+    `synchronous_commit=off`), and becomes durable with the next durable commit. With SQLite the functions run on the store's own threads: one writer thread
     (so writes never wait on SQLite's busy handler and a whole batch costs one hand-over between
     threads, not one per statement) and a few reader threads (WAL readers never block the writer).
     With PostgreSQL they run on the event loop through asyncpg (`AsyncConnection.run_sync`).
@@ -158,7 +162,7 @@ class Database:
         """A named query of `sql/<dialect>.sql`."""
         return self._sql[name]
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         raise NotImplementedError
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -171,15 +175,18 @@ class Database:
 class SqliteDatabase(Database):
     def __init__(self, target: Target, *, synchronous: str) -> None:
         super().__init__(target)
+        self._synchronous = synchronous.upper()
         self._writer = _sqlite_engine(target, synchronous=synchronous, writer=True)
         self._reader = _sqlite_engine(target, synchronous=synchronous, writer=False)
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="store-write")
         self._read_threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="store-read")
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._write_thread, _in_transaction, self._writer, fn, args
-        )
+    async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
+        if durable or self._synchronous != "FULL":
+            run = functools.partial(_in_transaction, self._writer, fn, args)
+        else:
+            run = functools.partial(_relaxed, self._writer, fn, args)
+        return await asyncio.get_running_loop().run_in_executor(self._write_thread, run)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(
@@ -202,8 +209,10 @@ class PostgresDatabase(Database):
         super().__init__(target)
         self._engine = create_async_engine(target.url, pool_size=pool_size, max_overflow=pool_size)
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         async with self._engine.begin() as conn:
+            if not durable:
+                await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             return await conn.run_sync(fn, *args)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -217,6 +226,20 @@ class PostgresDatabase(Database):
 def _in_transaction(engine: Engine, fn: Callable[..., T], args: tuple[object, ...]) -> T:
     with engine.begin() as conn:
         return fn(conn, *args)
+
+
+def _relaxed(engine: Engine, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+    """A write transaction committed without its own fsync (WAL with synchronous=NORMAL); the
+    setting is changed on the driver connection, outside any transaction, and restored."""
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with conn.begin():
+                return fn(conn, *args)
+        finally:
+            driver.execute("PRAGMA synchronous = FULL")
 
 
 def _sqlite_engine(target: Target, *, synchronous: str, writer: bool) -> Engine:

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import TextClause, and_, insert, select, update
+from sqlalchemy import Select, TextClause, and_, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
@@ -104,6 +104,57 @@ class QueueStats:
     oldest_created_at: float | None
 
 
+def _statements() -> tuple[Select[Any], Select[Any], Any]:
+    """Statements with many ids, built once (SQLAlchemy then reuses their compiled form)."""
+    q, m, v, b, r = (
+        schema.queue,
+        schema.messages,
+        schema.variants,
+        schema.message_bodies,
+        schema.recipients,
+    )
+    jobs = (
+        select(
+            q.c.id,
+            m.c.received_at,
+            m.c.mail_from,
+            m.c.smtputf8,
+            m.c.received_header,
+            m.c.header_from,
+            b.c.encoding,
+            b.c.raw,
+            v.c.transforms,
+        )
+        .select_from(q)
+        .join(m, m.c.id == q.c.message_id)
+        .join(v, and_(v.c.message_id == q.c.message_id, v.c.variant == q.c.variant))
+        .outerjoin(b, b.c.message_id == q.c.message_id)
+        .where(q.c.id.in_(bindparam("ids", expanding=True)))
+    )
+    pending = (
+        select(r.c.message_id, r.c.variant, r.c.address)
+        .where(
+            r.c.message_id.in_(bindparam("messages", expanding=True)),
+            r.c.state.in_(("queued", "deferred", "held")),
+        )
+        .order_by(r.c.message_id, r.c.variant, r.c.position)
+    )
+    renew = (
+        update(q)
+        .where(
+            q.c.id.in_(bindparam("ids", expanding=True)),
+            q.c.state == "active",
+            q.c.lease_owner == bindparam("owner"),
+        )
+        .values(lease_expires_at=bindparam("expires"))
+        .returning(q.c.id)
+    )
+    return jobs, pending, renew
+
+
+_LOAD_JOBS, _PENDING_RECIPIENTS, _RENEW_MANY = _statements()
+
+
 class Queue(QueueAdmin):
     """Queue operations on an open store."""
 
@@ -142,9 +193,12 @@ class Queue(QueueAdmin):
     # --- delivering ----------------------------------------------------------------------------
 
     async def claim(self, owner: str, limit: int, now: float, lease: float) -> list[QueueEntry]:
-        """Lease up to `limit` due entries to `owner`."""
+        """Lease up to `limit` due entries to `owner`.
+
+        Claims, renewals and lease hand-backs are not waited onto the disk (`durable=False`): lost
+        in a crash, they leave the entry claimable again, which start-up recovery does anyway."""
         params = {"owner": owner, "limit": limit, "now": now, "expires": now + lease}
-        return await self.db.write(self._returning, "claim", params)
+        return await self.db.write(self._returning, "claim", params, durable=False)
 
     def _returning(self, conn: Connection, name: str, params: dict[str, Any]) -> list[QueueEntry]:
         return [entry_from_row(row) for row in conn.execute(self._sql[name], params)]
@@ -155,7 +209,7 @@ class Queue(QueueAdmin):
     async def renew(self, entry_id: int, owner: str, now: float, lease: float) -> bool:
         """Extend a lease; False when it was lost (expired and taken back)."""
         params = {"id": entry_id, "owner": owner, "now": now, "expires": now + lease}
-        return await self.db.write(self._count, "renew", params) > 0
+        return await self.db.write(self._count, "renew", params, durable=False) > 0
 
     def settle_batch(self, conn: Connection, items: Sequence[Settlement]) -> None:
         """Group-committer writer: attempts, recipient states, then the entries themselves."""
@@ -197,18 +251,18 @@ class Queue(QueueAdmin):
         """Hand leased entries back untried (shutdown before their delivery started or ended)."""
         rows = [{"id": e.id, "owner": owner, "now": now} for e in entries]
         if rows:
-            await self.db.write(self._count, "release_lease", rows)
+            await self.db.write(self._count, "release_lease", rows, durable=False)
 
     async def requeue_expired(self, now: float) -> int:
         """Entries whose replica died (lease expired) become claimable again."""
-        return await self.db.write(self._count, "requeue_expired", {"now": now})
+        return await self.db.write(self._count, "requeue_expired", {"now": now}, durable=False)
 
     async def recover(self, now: float) -> int:
         """Start-up recovery. SQLite has one process per file, so every leased entry is a leftover
         of a crash; with PostgreSQL only expired leases are (other replicas may be delivering)."""
         if self.db.dialect is Dialect.POSTGRESQL:
             return await self.requeue_expired(now)
-        return await self.db.write(self._count, "requeue_all_active", {"now": now})
+        return await self.db.write(self._count, "requeue_all_active", {"now": now}, durable=False)
 
     async def load(self, entry: QueueEntry) -> LoadedEntry | None:
         """The stored message and pending recipients of an entry (None if the message is gone)."""
@@ -221,41 +275,11 @@ class Queue(QueueAdmin):
         return await self.db.read(self._load_many, list(entries))
 
     def _load_many(self, conn: Connection, entries: list[QueueEntry]) -> dict[int, LoadedEntry]:
-        q, m, v, b, r = (
-            schema.queue,
-            schema.messages,
-            schema.variants,
-            schema.message_bodies,
-            schema.recipients,
-        )
         by_id = {e.id: e for e in entries}
-        rows = conn.execute(
-            select(
-                q.c.id,
-                m.c.received_at,
-                m.c.mail_from,
-                m.c.smtputf8,
-                m.c.received_header,
-                m.c.header_from,
-                b.c.encoding,
-                b.c.raw,
-                v.c.transforms,
-            )
-            .select_from(q)
-            .join(m, m.c.id == q.c.message_id)
-            .join(v, and_(v.c.message_id == q.c.message_id, v.c.variant == q.c.variant))
-            .outerjoin(b, b.c.message_id == q.c.message_id)
-            .where(q.c.id.in_(list(by_id)))
-        ).all()
+        rows = conn.execute(_LOAD_JOBS, {"ids": list(by_id)}).all()
+        messages = list({e.message_id for e in entries})
+        recipient_rows = conn.execute(_PENDING_RECIPIENTS, {"messages": messages})
         pending: dict[tuple[str, int], list[str]] = {}
-        recipient_rows = conn.execute(
-            select(r.c.message_id, r.c.variant, r.c.address)
-            .where(
-                r.c.message_id.in_({e.message_id for e in entries}),
-                r.c.state.in_(("queued", "deferred", "held")),
-            )
-            .order_by(r.c.message_id, r.c.variant, r.c.position)
-        )
         for message_id, variant, address in recipient_rows:
             pending.setdefault((message_id, variant), []).append(address)
         loaded: dict[int, LoadedEntry] = {}
@@ -282,17 +306,12 @@ class Queue(QueueAdmin):
         """Extend the leases of `entries`; returns the ids still held (the others were lost)."""
         if not entries:
             return set()
-        return await self.db.write(self._renew_many, [e.id for e in entries], owner, now + lease)
+        ids = [e.id for e in entries]
+        return await self.db.write(self._renew_many, ids, owner, now + lease, durable=False)
 
     def _renew_many(self, conn: Connection, ids: list[int], owner: str, expires: float) -> set[int]:
-        q = schema.queue
-        result = conn.execute(
-            update(q)
-            .where(q.c.id.in_(ids), q.c.state == "active", q.c.lease_owner == owner)
-            .values(lease_expires_at=expires)
-            .returning(q.c.id)
-        )
-        return {row[0] for row in result}
+        params = {"ids": ids, "owner": owner, "expires": expires}
+        return {row[0] for row in conn.execute(_RENEW_MANY, params)}
 
     async def next_due(self) -> float | None:
         value = await self.db.read(self._scalar, "next_due")

@@ -164,6 +164,7 @@ class QueueStage:
             hold=settings.service.delivery is DeliveryMode.HOLD,
             clock=self.clock,
             plan=plan,
+            render=render,
         )
         if self.transport is not None:
             queue_settings = settings.queue

@@ -211,6 +211,7 @@ def build_record(
     hostname: str,
     hold_reason: str | None = None,
     plan: Callable[[bytes, tuple[str, ...]], tuple[VariantPlan, ...]] = plan_variants,
+    render: Callable[[bytes, tuple[str, ...]], bytes] = render_variant,
 ) -> NewMessage:
     """All rows of one accepted message. CPU-bound (hash, compress, parse): large messages should
     be handed to a thread by the caller."""
@@ -220,7 +221,7 @@ def build_record(
     variants = plan(data, transaction.recipients)
     sizes = []
     for variant in variants:
-        sent = prefix + render_variant(data, variant.transforms)
+        sent = prefix + render(data, variant.transforms)
         sizes.append((variant.variant, len(sent), hashlib.sha256(sent).hexdigest()))
     return NewMessage(
         id=message_id,

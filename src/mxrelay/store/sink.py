@@ -26,7 +26,7 @@ from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.log import Refusal, insert_messages, insert_refusals
 from mxrelay.store.queue import Queue
 from mxrelay.store.record import NewMessage, build_record
-from mxrelay.store.variants import VariantPlan, plan_variants
+from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 
 RECIPIENT_OK = Reply(250, "1.5", "Ok")
 STORE_FAILED = Reply(451, "3.0", "Error: queue file write error, try again later")
@@ -73,6 +73,7 @@ class StoreSink:
         clock: Callable[[], datetime] = _utc_now,
         message_id: Callable[[datetime], str] = new_message_id,
         plan: Callable[[bytes, tuple[str, ...]], tuple[VariantPlan, ...]] = plan_variants,
+        render: Callable[[bytes, tuple[str, ...]], bytes] = render_variant,
     ) -> None:
         self.committer = committer
         self.hostname = hostname
@@ -81,6 +82,7 @@ class StoreSink:
         self.clock = clock
         self.message_id = message_id
         self.plan = plan
+        self.render = render
 
     def begin(self, session: SessionInfo, mail_from: str, params: MailParams) -> StoreTransaction:
         return StoreTransaction(self)
@@ -102,6 +104,7 @@ class StoreSink:
                 hostname=self.hostname,
                 hold_reason=self.hold_reason,
                 plan=self.plan,
+                render=self.render,
             )
 
         if len(transaction.data) > OFFLOAD_SIZE:

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
-import aiosmtplib
 import pytest
 
 from mxrelay.app import Relay
@@ -98,12 +97,6 @@ async def test_exchange_receives_exactly_the_accepted_envelope(
     await wait_for_state(relay, message_id, QueueState.DELIVERED)
 
 
-@pytest.mark.xfail(
-    reason="store/record.py build_record sizes each variant with the default render_variant, "
-    "which refuses the calendar transforms: with MXRELAY_ICS_STRIP set, every queued-mode accept "
-    "answers 451 (reported to the store's owner)",
-    raises=aiosmtplib.SMTPDataError,
-)
 async def test_calendar_policy_applies_per_recipient(
     standin: GraphStandIn, dns: DnsServer, tmp_path: Path
 ) -> None:

@@ -26,7 +26,7 @@ from mxrelay.metrics import Metrics
 from mxrelay.store import log
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.db import Database, open_store
-from mxrelay.store.queue import Queue, QueueFilter
+from mxrelay.store.queue import Queue, QueueEntry, QueueFilter
 from mxrelay.store.sink import StoreSink
 from tests.store.helpers import message_bytes, transaction
 from tests.support import smarthost as smarthost_support
@@ -74,7 +74,7 @@ class Rig:
         }
         options.update(kwargs)
         worker = DeliveryWorker(self.queue, transport, self.committer, POLICY, **options)  # type: ignore[arg-type]
-        self.sink.on_commit = worker.wake
+        self.sink.dispatcher = worker  # new mail goes straight to it, as in the relay
         return worker
 
     async def send(
@@ -333,3 +333,36 @@ async def test_stop_hands_back_leases_of_unfinished_deliveries(rig: Rig) -> None
     assert await rig.states() == {"queued": 1}
     [job_entry] = await rig.queue.list_entries(QueueFilter(), now=0)
     assert job_entry.entry.attempts == 0
+
+
+class CountingQueue(Queue):
+    """The real queue, counting claims (to tell mail handed over from mail claimed)."""
+
+    claims = 0
+
+    async def claim(self, owner: str, limit: int, now: float, lease: float) -> list[QueueEntry]:
+        entries = await super().claim(owner, limit, now, lease)
+        self.claims += len(entries)
+        return entries
+
+
+async def test_new_mail_goes_straight_to_a_free_worker(
+    rig: Rig, smarthost: Smarthost, smtp_transport: SmarthostTransport
+) -> None:
+    queue = CountingQueue(rig.db)
+    rig.queue = queue
+    worker = rig.worker(smtp_transport, concurrency=2)
+    await worker.start()
+    try:
+        smarthost.delay = 0.2  # keeps both slots busy while the third message arrives
+        first = await rig.send(2)
+        third = await rig.send(1)  # no slot free: queued, then claimed when one frees up
+        await smarthost.wait_for(3)
+        await rig.wait_states({"delivered": 3})
+    finally:
+        await worker.stop(5.0)
+    assert queue.claims == 1
+    for message_id in (*first, *third):
+        view = await log.get_message(rig.db, message_id)
+        assert view is not None
+        assert [a.outcome for a in view.attempts] == ["delivered"]

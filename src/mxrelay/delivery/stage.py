@@ -184,7 +184,7 @@ class QueueStage:
                 probe_interval=queue_settings.probe_interval.total_seconds(),
                 render=render,
             )
-            self._sink.on_commit = self.worker.wake
+            self._sink.dispatcher = self.worker
             await self.worker.start()
         pruner = Pruner(self.db, RetentionPolicy.from_settings(store), metrics=self.metrics)
         self._tasks = [

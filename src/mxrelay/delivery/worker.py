@@ -24,7 +24,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from mxrelay.delivery.base import DeliveryJob, Transport
@@ -102,6 +102,7 @@ class DeliveryWorker:
         self._renew_task: asyncio.Task[None] | None = None
         self._last_expiry_check = 0.0
         self._new_mail = True
+        self._reserved = 0
         self._backlog = False
         """The last claim filled every free slot: more may be due as soon as one frees up."""
 
@@ -116,6 +117,29 @@ class DeliveryWorker:
     @property
     def active(self) -> int:
         return len(self._active)
+
+    # --- new mail straight from the sink (store.sink.Dispatcher) ---------------------------
+
+    def reserve(self, slots: int) -> tuple[str, float] | None:
+        """Slots for mail about to be committed leased to this worker; None when busy, stopping
+        or held up by a configuration fault (the mail is then queued and claimed as usual)."""
+        faulted = self._probe_task is not None and not self._probe_task.done()
+        busy = len(self._active) + self._reserved + slots > self._concurrency
+        if self._stopping or faulted or busy or self._loop_task is None:
+            return None
+        self._reserved += slots
+        return self.owner, self._now() + self._lease
+
+    def cancel(self, slots: int) -> None:
+        self._reserved = max(self._reserved - slots, 0)
+
+    def hand_over(self, loaded: Sequence[LoadedEntry]) -> None:
+        """Deliver committed entries leased to this worker, from memory."""
+        self.cancel(len(loaded))
+        if self._stopping:
+            return  # left leased: start-up recovery or lease expiry gives them back
+        for item in loaded:
+            self._spawn(item.entry, item)
 
     async def start(self) -> None:
         """Recover leases left by a crash, then start claiming."""
@@ -159,7 +183,7 @@ class DeliveryWorker:
                 await asyncio.sleep(pause)
             last_claim = self._monotonic()
             self._wakeup.clear()
-            free = self._concurrency - len(self._active)
+            free = self._concurrency - len(self._active) - self._reserved
             if free > 0:
                 self._new_mail = False
                 try:
@@ -173,7 +197,7 @@ class DeliveryWorker:
                     while not (self._new_mail or self._stopping):
                         await self._wakeup.wait()
                         self._wakeup.clear()
-                        if self._backlog and len(self._active) < self._concurrency:
+                        if self._backlog and len(self._active) + self._reserved < self._concurrency:
                             break
 
     async def _claim(self, free: int) -> int:
@@ -190,11 +214,13 @@ class DeliveryWorker:
             await self.queue.release_leases(entries, self.owner, self._now())
             raise
         for entry in entries:
-            delivery = self._deliver(entry, loaded.get(entry.id))
-            task = asyncio.create_task(delivery, name=f"deliver-{entry.key}")
-            self._active[task] = entry
-            task.add_done_callback(self._finished)
+            self._spawn(entry, loaded.get(entry.id))
         return len(entries)
+
+    def _spawn(self, entry: QueueEntry, loaded: LoadedEntry | None) -> None:
+        task = asyncio.create_task(self._deliver(entry, loaded), name=f"deliver-{entry.key}")
+        self._active[task] = entry
+        task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._active.pop(task, None)

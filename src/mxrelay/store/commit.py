@@ -29,7 +29,8 @@ from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.db import Database
 
-Writer = Callable[[Connection, Sequence[Any]], None]
+Writer = Callable[[Connection, Sequence[Any]], Sequence[Any] | None]
+"""Writes a batch of items of one kind; may return one result per item (handed to `submit`)."""
 
 HEALTH_CONDITION = "store"
 
@@ -40,7 +41,7 @@ class StoreUnavailable(Exception):
     """The write was not committed (the store failed, is full, or is closing)."""
 
 
-_Pending = tuple[Writer, Any, "asyncio.Future[None]", bool]
+_Pending = tuple[Writer, Any, "asyncio.Future[Any]", bool]
 
 
 class GroupCommitter:
@@ -85,21 +86,22 @@ class GroupCommitter:
 
     def submit_nowait(
         self, writer: Writer, item: Any, *, durable: bool = True
-    ) -> asyncio.Future[None]:
+    ) -> asyncio.Future[Any]:
         """Queue a write; the future resolves once it is committed (or fails with StoreUnavailable)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._closed or self._task is None or self._task.done():
             future.set_exception(StoreUnavailable("the store is closing"))
         else:
             self._pending.put_nowait((writer, item, future, durable))
         return future
 
-    async def submit(self, writer: Writer, item: Any, *, durable: bool = True) -> None:
+    async def submit(self, writer: Writer, item: Any, *, durable: bool = True) -> Any:
         """Write `item` and return once it is committed (on disk unless `durable` is off, see
         `Database.write`); raise StoreUnavailable if not. A batch is durable if any write in it
-        is. The caller being cancelled does not withdraw the write (it may already be on disk).
+        is. Returns the writer's result for the item, if it gives one. The caller being cancelled
+        does not withdraw the write (it may already be on disk).
         """
-        await asyncio.shield(self.submit_nowait(writer, item, durable=durable))
+        return await asyncio.shield(self.submit_nowait(writer, item, durable=durable))
 
     async def _run(self) -> None:
         stopping = False
@@ -136,7 +138,7 @@ class GroupCommitter:
         durable = any(entry[3] for entry in batch)
         started = self._monotonic()
         try:
-            await self._db.write(_apply, groups, durable=durable)
+            results = await self._db.write(_apply, groups, durable=durable)
         except Exception as exc:  # the committer's boundary: every waiting caller must hear back
             detail = _describe(exc)
             if isinstance(exc, SQLAlchemyError | OSError):
@@ -155,17 +157,22 @@ class GroupCommitter:
             self._metrics.store_commit_batch.observe(len(batch))
         if self._health is not None:
             self._health.set(HEALTH_CONDITION, True)
-        for _, _, future, _ in batch:
+        position: dict[Writer, int] = {}
+        for writer, _, future, _ in batch:
+            index = position.get(writer, 0)
+            position[writer] = index + 1
+            outcome = results.get(writer)
             if not future.done():
-                future.set_result(None)
+                future.set_result(None if outcome is None else outcome[index])
 
 
-def _apply(conn: Connection, groups: dict[Writer, list[Any]]) -> None:
-    for writer, items in groups.items():
-        writer(conn, items)
+def _apply(
+    conn: Connection, groups: dict[Writer, list[Any]]
+) -> dict[Writer, Sequence[Any] | None]:
+    return {writer: writer(conn, items) for writer, items in groups.items()}
 
 
-def _fail(future: asyncio.Future[None], exc: Exception) -> None:
+def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
     if not future.done():
         future.set_exception(exc)
         # A fire-and-forget write (a refusal) may have nobody awaiting it; mark it retrieved.

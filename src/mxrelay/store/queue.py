@@ -42,6 +42,7 @@ from sqlalchemy.engine import Connection
 from mxrelay.store import schema
 from mxrelay.store.db import Database, Dialect
 from mxrelay.store.entries import (
+    ENTRY_COLUMNS,
     LIVE_STATES,
     HoldKind,
     QueueEntry,
@@ -165,11 +166,16 @@ class Queue(QueueAdmin):
     # --- accepting -----------------------------------------------------------------------------
 
     @staticmethod
-    def enqueue(conn: Connection, items: Sequence[NewMessage]) -> None:
-        """Create the entries of newly accepted messages (in the same transaction as the log)."""
+    def enqueue(conn: Connection, items: Sequence[NewMessage]) -> list[tuple[QueueEntry, ...]]:
+        """Create the entries of newly accepted messages (in the same transaction as the log).
+
+        Returns, per message, the entries created already leased (`NewMessage.lease`)."""
         rows = []
         for item in items:
             state = QueueState.HELD if item.hold_reason else QueueState.QUEUED
+            owner, expires = item.lease if item.lease else (None, None)
+            if owner is not None and not item.hold_reason:
+                state = QueueState.ACTIVE
             for plan in item.variants:
                 rows.append(
                     {
@@ -180,15 +186,27 @@ class Queue(QueueAdmin):
                         "queued_at": item.received_at,
                         "next_attempt_at": item.received_at,
                         "attempts": 0,
-                        "lease_owner": None,
-                        "lease_expires_at": None,
+                        "lease_owner": owner if state is QueueState.ACTIVE else None,
+                        "lease_expires_at": expires if state is QueueState.ACTIVE else None,
                         "hold_kind": HoldKind.MODE.value if item.hold_reason else None,
                         "hold_reason": item.hold_reason,
                         "last_error": None,
                         "updated_at": item.received_at,
                     }
                 )
-        conn.execute(insert(schema.queue), rows)
+        if not any(item.lease and not item.hold_reason for item in items):
+            conn.execute(insert(schema.queue), rows)
+            return [() for _ in items]
+        q = schema.queue
+        returning = insert(q).returning(
+            *(q.c[c] for c in ENTRY_COLUMNS), sort_by_parameter_order=True
+        )
+        created = [entry_from_row(row) for row in conn.execute(returning, rows)]
+        leased: dict[str, list[QueueEntry]] = {}
+        for entry in created:
+            if entry.state is QueueState.ACTIVE:
+                leased.setdefault(entry.message_id, []).append(entry)
+        return [tuple(leased.get(item.id, ())) for item in items]
 
     # --- delivering ----------------------------------------------------------------------------
 

@@ -68,6 +68,9 @@ class NewMessage:
     """(variant, size, SHA-256) of the bytes each variant sends, `Received:` header included."""
     hold_reason: str | None = None
     """Set in `hold` mode: the queue entries are created held, with this reason."""
+    lease: tuple[str, float] | None = None
+    """(owner, expiry): the entries are created leased to this process's worker, which delivers
+    them straight from memory (no claim, no read); see `sink.Dispatcher`."""
 
     @property
     def transforms(self) -> str:

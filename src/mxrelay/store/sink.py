@@ -5,7 +5,8 @@ once (nothing is forwarded while the client waits). At the end of DATA, `finish(
 (`record.build_record`), hands them to the group committer and answers `250 2.0.0 Ok: queued as <id>`
 only after the transaction that holds the message, its variants, recipients and queue entries is
 committed; if the store fails, the answer is `451 4.3.0` and the client keeps the message. After a
-commit the delivery worker is woken (`on_commit`), so a new message is picked up at once.
+commit the message goes straight to the delivery worker when it has a free slot (`Dispatcher`), or
+the worker is woken to claim it.
 
 Refused recipients are logged through the same committer without making the session wait.
 """
@@ -13,9 +14,11 @@ Refused recipients are logged through the same committer without making the sess
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy.engine import Connection
 from ulid import ULID
@@ -24,7 +27,7 @@ from mxrelay.log import event
 from mxrelay.model import RefusedRecipient, Reply, SessionInfo, Transaction
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.log import Refusal, insert_messages, insert_refusals
-from mxrelay.store.queue import Queue
+from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry
 from mxrelay.store.record import NewMessage, build_record
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 
@@ -50,10 +53,37 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def write_accepted(conn: Connection, items: Sequence[NewMessage]) -> None:
-    """Group-committer writer: the log rows and the queue entries of accepted messages."""
+def write_accepted(conn: Connection, items: Sequence[NewMessage]) -> list[tuple[QueueEntry, ...]]:
+    """Group-committer writer: the log rows and the queue entries of accepted messages; per
+    message, the entries created leased to this process (see `Dispatcher`)."""
     insert_messages(conn, items)
-    Queue.enqueue(conn, items)
+    return Queue.enqueue(conn, items)
+
+
+class Dispatcher(Protocol):
+    """The delivery worker as the sink sees it: new mail can go to it straight from memory.
+
+    Before committing, the sink asks for free delivery slots; if it gets them, the message's
+    entries are committed already leased to this process, and after the commit they are handed
+    over with everything needed to send them, so a fresh message costs no claim and no read. If
+    the worker is busy, the entries are committed queued and the worker is woken instead.
+    """
+
+    def reserve(self, slots: int) -> tuple[str, float] | None:
+        """(lease owner, lease expiry) for `slots` deliveries, or None when busy."""
+        ...
+
+    def cancel(self, slots: int) -> None:
+        """Give back reserved slots (the commit failed)."""
+        ...
+
+    def hand_over(self, loaded: Sequence[LoadedEntry]) -> None:
+        """Deliver committed, leased entries."""
+        ...
+
+    def wake(self) -> None:
+        """Queued mail was committed: claim it now."""
+        ...
 
 
 def write_refusals(conn: Connection, items: Sequence[Refusal]) -> None:
@@ -70,6 +100,7 @@ class StoreSink:
         hostname: str,
         hold: bool = False,
         on_commit: Callable[[], None] | None = None,
+        dispatcher: Dispatcher | None = None,
         clock: Callable[[], datetime] = _utc_now,
         message_id: Callable[[datetime], str] = new_message_id,
         plan: Callable[[bytes, tuple[str, ...]], tuple[VariantPlan, ...]] = plan_variants,
@@ -79,6 +110,7 @@ class StoreSink:
         self.hostname = hostname
         self.hold_reason = HOLD_MODE_REASON if hold else None
         self.on_commit = on_commit
+        self.dispatcher = dispatcher
         self.clock = clock
         self.message_id = message_id
         self.plan = plan
@@ -111,14 +143,46 @@ class StoreSink:
             record = await asyncio.to_thread(build)
         else:
             record = build()
+        slots = len(record.variants)
+        lease = None
+        if self.dispatcher is not None and self.hold_reason is None:
+            lease = self.dispatcher.reserve(slots)
+            if lease is not None:
+                record = dataclasses.replace(record, lease=lease)
         try:
-            await self.committer.submit(write_accepted, record)
+            leased = await self.committer.submit(write_accepted, record)
         except StoreUnavailable as exc:
+            if lease is not None and self.dispatcher is not None:
+                self.dispatcher.cancel(slots)
             event(log, "store.accept_failed", logging.ERROR, error=str(exc))
             return STORE_FAILED
+        if lease is not None and self.dispatcher is not None:
+            self.dispatcher.hand_over(_loaded(record, leased))
+        elif self.dispatcher is not None and self.hold_reason is None:
+            self.dispatcher.wake()
         if self.on_commit is not None:
             self.on_commit()
         return Reply(250, "0.0", f"Ok: queued as {message_id}")
+
+
+def _loaded(record: NewMessage, entries: Sequence[QueueEntry]) -> list[LoadedEntry]:
+    """What a delivery attempt needs, from the accepted message itself (no read)."""
+    plans = {plan.variant: plan for plan in record.variants}
+    transaction = record.transaction
+    return [
+        LoadedEntry(
+            entry=entry,
+            mail_from=transaction.mail_from,
+            smtputf8=transaction.smtputf8,
+            received_header=record.received_header,
+            header_from=record.summary.header_from,
+            data=transaction.data,
+            transforms=plans[entry.variant].transforms,
+            recipients=plans[entry.variant].recipients,
+            received_at=record.received_at,
+        )
+        for entry in entries
+    ]
 
 
 def _log_refusal_failure(future: asyncio.Future[None]) -> None:

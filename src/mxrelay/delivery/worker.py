@@ -7,8 +7,10 @@ group committer (one fsync for many deliveries). The worker never builds SQL; `s
 does.
 
 - Up to `concurrency` deliveries run at once under leases that one background task renews every
-  third of their time; a claimed batch is loaded in one read; a new commit wakes the loop
-  (`wake()`), otherwise it looks at the queue every poll interval.
+  third of their time. New mail arrives straight from the sink when a slot is free (`reserve()`,
+  `hand_over()`: committed already leased, delivered from memory); otherwise the sink wakes the
+  loop (`wake()`), which claims due entries (a batch is loaded in one read), and the loop also
+  looks at the queue every poll interval for retries that have come due.
 - A `ConfigurationFault` holds the entry (no attempt counted), turns the "delivery" readiness
   condition false, and starts probing the transport every probe interval; once a probe succeeds,
   the entries held for that reason are released.

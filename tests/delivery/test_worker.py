@@ -351,12 +351,12 @@ async def test_new_mail_goes_straight_to_a_free_worker(
 ) -> None:
     queue = CountingQueue(rig.db)
     rig.queue = queue
-    worker = rig.worker(smtp_transport, concurrency=2)
+    worker = rig.worker(smtp_transport, concurrency=8)  # takes mail directly while 2 or fewer
     await worker.start()
     try:
-        smarthost.delay = 0.2  # keeps both slots busy while the third message arrives
+        smarthost.delay = 0.2  # keeps two deliveries busy while the third message arrives
         first = await rig.send(2)
-        third = await rig.send(1)  # no slot free: queued, then claimed when one frees up
+        third = await rig.send(1)  # the worker is loaded: queued, then claimed
         await smarthost.wait_for(3)
         await rig.wait_states({"delivered": 3})
     finally:

@@ -126,7 +126,9 @@ class DeliveryWorker:
         """Slots for mail about to be committed leased to this worker; None when busy, stopping
         or held up by a configuration fault (the mail is then queued and claimed as usual)."""
         faulted = self._probe_task is not None and not self._probe_task.done()
-        busy = len(self._active) + self._reserved + slots > self._concurrency
+        # Only a lightly loaded worker takes mail straight away: under load, deliveries come in
+        # claimed batches, which leaves the SMTP side more of the (single) interpreter.
+        busy = len(self._active) + self._reserved + slots > max(self._concurrency // 4, 1)
         if self._stopping or faulted or busy or self._loop_task is None:
             return None
         self._reserved += slots

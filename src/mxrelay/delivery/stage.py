@@ -2,7 +2,8 @@
 
 `QueueStage` opens, in order: the store (migrations, and for SQLite the one-relay-per-file lock), the
 group committer, the `StoreSink` the SMTP policy hands accepted transactions to, and, when a transport
-is given (not in `hold` mode), the delivery worker with its start-up recovery; plus two background
+is given (not in `hold` mode), the delivery worker with its start-up recovery (and the sink's
+dispatcher: new mail goes to it straight from memory while it has room); plus two background
 loops: queue gauges every few seconds and retention pruning every `MXRELAY_STORE_PRUNE_INTERVAL`.
 `aclose(grace)` undoes it in reverse: the worker finishes or hands back its leases within the grace
 period, pending commits are written, the store closes.

@@ -166,9 +166,7 @@ class GroupCommitter:
                 future.set_result(None if outcome is None else outcome[index])
 
 
-def _apply(
-    conn: Connection, groups: dict[Writer, list[Any]]
-) -> dict[Writer, Sequence[Any] | None]:
+def _apply(conn: Connection, groups: dict[Writer, list[Any]]) -> dict[Writer, Sequence[Any] | None]:
     return {writer: writer(conn, items) for writer, items in groups.items()}
 
 

@@ -19,9 +19,9 @@ from mxrelay.delivery.passthrough import reply_from_upstream
 from mxrelay.model import Reply
 from tests.support.dns_server import DnsServer, Fault, dns_server
 from tests.support.relay_app import running_relay
-from tests.support.smtp_upstream import SmtpUpstream, smtp_upstream
+from tests.support.smarthost import Smarthost, smarthost
 
-__all__ = ["dns_server", "smtp_upstream"]
+__all__ = ["dns_server", "smarthost"]
 
 MESSAGE = (
     b"From: App <app@example.org>\r\n"
@@ -65,15 +65,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_envelope_and_bytes_arrive_unchanged(
-    zones: DnsServer, smtp_upstream: SmtpUpstream
-) -> None:
-    async with running_relay(env_for(zones, smtp_upstream.port)) as relay:
+async def test_envelope_and_bytes_arrive_unchanged(zones: DnsServer, smarthost: Smarthost) -> None:
+    async with running_relay(env_for(zones, smarthost.port)) as relay:
         refused = await asyncio.to_thread(
             send, relay.smtp_port, ["ok@example.net", "second@example.net"]
         )
     assert refused == {}
-    [received] = smtp_upstream.received
+    [received] = smarthost.received
     assert received.mail_from == "app@example.org"
     assert received.recipients == ("ok@example.net", "second@example.net")
     assert "BODY=8BITMIME" in received.mail_options
@@ -87,16 +85,16 @@ async def test_envelope_and_bytes_arrive_unchanged(
 
 
 async def test_refused_domains_never_reach_the_upstream(
-    zones: DnsServer, smtp_upstream: SmtpUpstream
+    zones: DnsServer, smarthost: Smarthost
 ) -> None:
     zones.fault("nowhere.example.net", Fault.NXDOMAIN)
-    async with running_relay(env_for(zones, smtp_upstream.port)) as relay:
+    async with running_relay(env_for(zones, smarthost.port)) as relay:
         refused = await asyncio.to_thread(
             send, relay.smtp_port, ["ok@example.net", "u@nowhere.example.net"]
         )
     assert refused["u@nowhere.example.net"][0] == 550
     assert refused["u@nowhere.example.net"][1].startswith(b"5.1.2 <u@nowhere.example.net>:")
-    assert smtp_upstream.received[0].recipients == ("ok@example.net",)
+    assert smarthost.received[0].recipients == ("ok@example.net",)
 
 
 @pytest.mark.parametrize(
@@ -111,15 +109,15 @@ async def test_refused_domains_never_reach_the_upstream(
     ],
 )
 async def test_upstream_rcpt_replies_pass_through(
-    zones: DnsServer, smtp_upstream: SmtpUpstream, upstream_reply: str, expected: tuple[int, bytes]
+    zones: DnsServer, smarthost: Smarthost, upstream_reply: str, expected: tuple[int, bytes]
 ) -> None:
-    smtp_upstream.script.rcpt_replies["bad@example.net"] = upstream_reply
-    async with running_relay(env_for(zones, smtp_upstream.port)) as relay:
+    smarthost.script.rcpt["bad@example.net"] = upstream_reply
+    async with running_relay(env_for(zones, smarthost.port)) as relay:
         refused = await asyncio.to_thread(
             send, relay.smtp_port, ["ok@example.net", "bad@example.net"]
         )
     assert refused == {"bad@example.net": expected}
-    assert smtp_upstream.received[0].recipients == ("ok@example.net",)
+    assert smarthost.received[0].recipients == ("ok@example.net",)
 
 
 @pytest.mark.parametrize(
@@ -127,15 +125,15 @@ async def test_upstream_rcpt_replies_pass_through(
     [("554 5.7.1 Message rejected as spam", 554), ("451 4.3.0 Try later", 451)],
 )
 async def test_upstream_data_reply_passes_through(
-    zones: DnsServer, smtp_upstream: SmtpUpstream, upstream_reply: str, code: int
+    zones: DnsServer, smarthost: Smarthost, upstream_reply: str, code: int
 ) -> None:
-    smtp_upstream.script.data_reply = upstream_reply
-    async with running_relay(env_for(zones, smtp_upstream.port)) as relay:
+    smarthost.script.data = upstream_reply
+    async with running_relay(env_for(zones, smarthost.port)) as relay:
         with pytest.raises(smtplib.SMTPDataError) as raised:
             await asyncio.to_thread(send, relay.smtp_port, ["ok@example.net"])
     assert raised.value.smtp_code == code
     assert raised.value.smtp_error == upstream_reply[4:].encode()
-    assert smtp_upstream.received == []
+    assert smarthost.received == []
 
 
 async def test_upstream_down_is_451(zones: DnsServer) -> None:
@@ -167,49 +165,45 @@ async def test_silent_upstream_is_451_within_the_timeout(zones: DnsServer) -> No
     assert elapsed < 5
 
 
-async def test_upstream_hanging_at_data_is_451(
-    zones: DnsServer, smtp_upstream: SmtpUpstream
-) -> None:
-    smtp_upstream.script.hang_data = True
-    env = env_for(zones, smtp_upstream.port, MXRELAY_UPSTREAM_COMMAND_TIMEOUT="0.5s")
+async def test_upstream_hanging_at_data_is_451(zones: DnsServer, smarthost: Smarthost) -> None:
+    smarthost.script.hang_data = True
+    env = env_for(zones, smarthost.port, MXRELAY_UPSTREAM_COMMAND_TIMEOUT="0.5s")
     async with running_relay(env) as relay:
         with pytest.raises(smtplib.SMTPDataError) as raised:
             await asyncio.to_thread(send, relay.smtp_port, ["ok@example.net"])
     assert (raised.value.smtp_code, raised.value.smtp_error[:5]) == (451, b"4.4.1")
 
 
-async def test_upstream_connections_are_reused(
-    zones: DnsServer, smtp_upstream: SmtpUpstream
-) -> None:
-    async with running_relay(env_for(zones, smtp_upstream.port)) as relay:
+async def test_upstream_connections_are_reused(zones: DnsServer, smarthost: Smarthost) -> None:
+    async with running_relay(env_for(zones, smarthost.port)) as relay:
         for _ in range(3):
             await asyncio.to_thread(send, relay.smtp_port, ["ok@example.net"])
         reused = relay.metrics.registry.get_sample_value(
             "mxrelay_upstream_connections_total", {"result": "reused"}
         )
-    assert len(smtp_upstream.received) == 3
-    assert smtp_upstream.connections == 1
+    assert len(smarthost.received) == 3
+    assert smarthost.connections == 1
     assert reused == 2
 
 
 async def test_rset_abandons_the_upstream_transaction(
-    zones: DnsServer, smtp_upstream: SmtpUpstream
+    zones: DnsServer, smarthost: Smarthost
 ) -> None:
     async with (
-        running_relay(env_for(zones, smtp_upstream.port)) as relay,
+        running_relay(env_for(zones, smarthost.port)) as relay,
         aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.smtp_port, start_tls=False) as client,
     ):
         await client.mail("app@example.org")
         await client.rcpt("first@example.net")
         await client.rset()
         await client.sendmail("app@example.org", ["second@example.net"], MESSAGE)
-    [received] = smtp_upstream.received
+    [received] = smarthost.received
     assert received.recipients == ("second@example.net",)
 
 
-async def test_smtputf8_passes_through(zones: DnsServer, smtp_upstream: SmtpUpstream) -> None:
+async def test_smtputf8_passes_through(zones: DnsServer, smarthost: Smarthost) -> None:
     message = "Subject: Grüße\r\n\r\nhallo\r\n".encode()
-    async with running_relay(env_for(zones, smtp_upstream.port)) as relay:
+    async with running_relay(env_for(zones, smarthost.port)) as relay:
 
         def send_utf8() -> None:
             with smtplib.SMTP("127.0.0.1", relay.smtp_port, timeout=30) as client:
@@ -219,7 +213,7 @@ async def test_smtputf8_passes_through(zones: DnsServer, smtp_upstream: SmtpUpst
                 )
 
         await asyncio.to_thread(send_utf8)
-    [received] = smtp_upstream.received
+    [received] = smarthost.received
     assert received.mail_from == "jürgen@example.org"
     assert "SMTPUTF8" in received.mail_options
     assert received.recipients == ("zoë@example.net",)

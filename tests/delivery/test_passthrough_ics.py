@@ -14,9 +14,9 @@ import pytest
 from mxrelay.mime.ics import IcsAction, transform_calendar
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.relay_app import running_relay
-from tests.support.smtp_upstream import SmtpUpstream, smtp_upstream
+from tests.support.smarthost import Smarthost, smarthost
 
-__all__ = ["dns_server", "smtp_upstream"]
+__all__ = ["dns_server", "smarthost"]
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "ics"
 INVITATION = (CORPUS / "nodemailer-calcom-request.eml").read_bytes()
@@ -34,13 +34,13 @@ def body_after_trace(data: bytes) -> bytes:
 
 @pytest.mark.parametrize("action", [IcsAction.STRIP, IcsAction.ATTACH])
 async def test_invitation_split_per_recipient(
-    dns_server: DnsServer, smtp_upstream: SmtpUpstream, action: IcsAction
+    dns_server: DnsServer, smarthost: Smarthost, action: IcsAction
 ) -> None:
     dns_server.mx("example.net", "10 mx.example.net")
     dns_server.a("mx.example.net", "192.0.2.10")
     env = {
         "UPSTREAM_HOST": "127.0.0.1",
-        "UPSTREAM_PORT": str(smtp_upstream.port),
+        "UPSTREAM_PORT": str(smarthost.port),
         "MXRELAY_DNS_SERVERS": dns_server.address,
         "MXRELAY_ICS_STRIP": "Listed@EXAMPLE.net",
         "MXRELAY_ICS_ACTION": action.value,
@@ -60,7 +60,7 @@ async def test_invitation_split_per_recipient(
         transformed = relay.metrics.registry.get_sample_value(
             "mxrelay_ics_messages_transformed_total", {"action": action.value}
         )
-    first, second = smtp_upstream.received
+    first, second = smarthost.received
     assert first.recipients == ("listed@example.net",)
     assert second.recipients == ("other@example.net",)
     expected = transform_calendar(INVITATION, action).data
@@ -77,13 +77,13 @@ async def test_invitation_split_per_recipient(
 
 
 async def test_upstream_refusing_the_second_variant_fails_the_whole_message(
-    dns_server: DnsServer, smtp_upstream: SmtpUpstream
+    dns_server: DnsServer, smarthost: Smarthost
 ) -> None:
     dns_server.mx("example.net", "10 mx.example.net")
     dns_server.a("mx.example.net", "192.0.2.10")
     env = {
         "UPSTREAM_HOST": "127.0.0.1",
-        "UPSTREAM_PORT": str(smtp_upstream.port),
+        "UPSTREAM_PORT": str(smarthost.port),
         "MXRELAY_DNS_SERVERS": dns_server.address,
         "MXRELAY_ICS_STRIP": "listed@example.net",
     }
@@ -96,11 +96,11 @@ async def test_upstream_refusing_the_second_variant_fails_the_whole_message(
                 client.rcpt("listed@example.net")
                 client.rcpt("other@example.net")
                 # The upstream now refuses the recipient when its own variant is sent.
-                smtp_upstream.script.rcpt_replies["other@example.net"] = "550 5.1.1 No such user"
+                smarthost.script.rcpt["other@example.net"] = "550 5.1.1 No such user"
                 return client.data(INVITATION)
 
         code, text = await asyncio.to_thread(send)
     # The first variant was accepted, the second refused: the client must retry, never get 250.
     assert code == 451
     assert text.startswith(b"4.1.1")
-    assert len(smtp_upstream.received) == 1
+    assert len(smarthost.received) == 1

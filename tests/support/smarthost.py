@@ -1,7 +1,9 @@
-"""A scriptable SMTP smarthost for delivery tests: aiosmtpd on 127.0.0.1, port 0, in the test's loop.
+"""A scriptable SMTP server for delivery and passthrough tests: aiosmtpd on 127.0.0.1, port 0, in
+the test's loop; the smarthost of queued delivery and the upstream of passthrough mode.
 
-It records every message it accepts (envelope and bytes) and answers as scripted: a reply per
-recipient at RCPT, a reply to the end of DATA, or no service at all (`stop()`, then `start()` again on
+It records every message it accepts (envelope, MAIL parameters and bytes) and answers as scripted:
+a reply to MAIL, a reply per recipient at RCPT, a reply to the end of DATA, no answer at all to the
+end of DATA (`hang_data`, until it stops), or no service at all (`stop()`, then `start()` again on
 the same port, for "smarthost down for a while").
 """
 
@@ -22,10 +24,15 @@ class Received:
     recipients: tuple[str, ...]
     data: bytes
     queue_id: str
+    mail_options: tuple[str, ...] = ()
 
 
 @dataclass
 class Script:
+    mail: str | None = None
+    """Reply to MAIL instead of "250 2.1.0 Ok"."""
+    hang_data: bool = False
+    """Never answer the end of DATA (until the server stops)."""
     rcpt: dict[str, str] = field(default_factory=dict)
     """Recipient → reply line (e.g. "450 4.2.1 Mailbox busy"); others get 250."""
     data: str | None = None
@@ -35,6 +42,15 @@ class Script:
 class _Handler:
     def __init__(self, host: Smarthost) -> None:
         self.host = host
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.host.script.mail is not None:
+            return self.host.script.mail
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Ok"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -48,12 +64,21 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.host.delay:
             await asyncio.sleep(self.host.delay)  # a slow smarthost (its behaviour, not a wait)
+        if self.host.script.hang_data:
+            await self.host.stopping.wait()
+            return "421 4.3.2 Shutting down"
         if self.host.script.data is not None:
             return self.host.script.data
         queue_id = f"Q{next(self.host.ids)}"
         content = envelope.original_content or b""
         self.host.record(
-            Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), content, queue_id)
+            Received(
+                envelope.mail_from or "",
+                tuple(envelope.rcpt_tos),
+                content,
+                queue_id,
+                tuple(envelope.mail_options),
+            )
         )
         return f"250 2.0.0 Ok: queued as {queue_id}"
 
@@ -69,6 +94,7 @@ class Smarthost:
         self.delay = 0.0
         """Seconds the smarthost takes to answer the end of DATA."""
         self._changed = asyncio.Event()
+        self.stopping = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._sessions: list[SMTP] = []
 
@@ -82,16 +108,23 @@ class Smarthost:
 
     def _protocol(self) -> SMTP:
         self.connections += 1
-        protocol = SMTP(_Handler(self), hostname="smarthost.example.net", decode_data=False)
+        protocol = SMTP(
+            _Handler(self),
+            hostname="smarthost.example.net",
+            decode_data=False,
+            enable_SMTPUTF8=True,
+        )
         self._sessions.append(protocol)
         return protocol
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.stopping.clear()
         self._server = await loop.create_server(self._protocol, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        self.stopping.set()
         if self._server is not None:
             self._server.close()
             for session in self._sessions:  # drop open connections too (a smarthost going down)

@@ -17,9 +17,10 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 from mxrelay import __version__, log
-from mxrelay.config import Settings
+from mxrelay.config import Settings, redact_url
 from mxrelay.delivery.base import Transport
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph_message import (
@@ -40,7 +41,8 @@ from mxrelay.model import DeliveryMode, Reply, Transaction
 from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.policy import MessageCheck, RelayPolicy, SenderCheck, Sink
 from mxrelay.smtp.server import SmtpLimits, SmtpServer
-from mxrelay.store.db import StoreError
+from mxrelay.store.db import Database, StoreError
+from mxrelay.web.asgi import web_app
 from mxrelay.web.health import metrics_app
 from mxrelay.web.server import HttpServer
 
@@ -73,6 +75,7 @@ class Relay:
         self.checker: RecipientChecker | None = None
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
+        self.web: HttpServer | None = None
         self._pool: UpstreamPool | None = None
         self.queue_stage: QueueStage | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -141,6 +144,15 @@ class Relay:
             raise StartupError(
                 f"cannot listen for metrics on {settings.web.metrics_listen}: {exc.strerror}"
             ) from None
+        self.web = HttpServer(
+            web_app(self._database, self.health, info=self._info), settings.web.http_listen
+        )
+        try:
+            await self.web.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen for the web UI on {settings.web.http_listen}: {exc.strerror}"
+            ) from None
         self._tasks.append(asyncio.get_running_loop().create_task(self._watch_dns()))
         log.event(
             logger,
@@ -149,6 +161,7 @@ class Relay:
             mode=mode.value,
             smtp=_address(self.smtp.sockets),
             metrics=f"{settings.web.metrics_listen.host}:{self.http.port}",
+            web=f"{settings.web.http_listen.host}:{self.web.port}",
             upstream=str(settings.upstream.url) if settings.upstream.url else None,
         )
 
@@ -232,9 +245,10 @@ class Relay:
         if self.checker is not None:
             await self.checker.aclose()
             self.checker = None
-        if self.http is not None:
-            await self.http.stop()
-            self.http = None
+        for server in (self.web, self.http):
+            if server is not None:
+                await server.stop()
+        self.web = self.http = None
 
     async def run(self) -> None:
         """Start, serve until SIGTERM or SIGINT, then stop gracefully."""
@@ -269,6 +283,26 @@ class Relay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=DNS_FRESHNESS / 4)
 
+    def _database(self) -> Database | None:
+        return self.queue_stage.db if self.queue_stage is not None else None
+
+    def _info(self) -> dict[str, Any]:
+        """Runtime facts for /api/v1/info (no secrets: the database URL is redacted)."""
+        registry = self.metrics.registry
+
+        def total(name: str, **labels: str) -> int:
+            return int(registry.get_sample_value(name, labels) or 0)
+
+        return {
+            "Database": redact_url(self.settings.store.database_url),
+            "Mode": self.settings.service.delivery.value,
+            "RuntimeStats": {
+                "SMTPAccepted": total("mxrelay_smtp_messages_total", outcome="accepted"),
+                "SMTPAcceptedSize": total("mxrelay_smtp_received_bytes_total"),
+                "SMTPRejected": total("mxrelay_smtp_messages_total", outcome="rejected"),
+            },
+        }
+
     # -- what tests and the CLI read --------------------------------------------------------------
 
     @property
@@ -280,6 +314,11 @@ class Relay:
     def metrics_port(self) -> int:
         assert self.http is not None
         return self.http.port
+
+    @property
+    def web_port(self) -> int:
+        assert self.web is not None
+        return self.web.port
 
 
 SENDER_NOT_ALLOWED = Reply(

@@ -1,0 +1,137 @@
+"""The read-only message-log API and the operator's page, against a running relay in hold mode."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mxrelay.app import Relay
+from mxrelay.web.api_v1 import parse_search
+from tests.support.dns_server import DnsServer, dns_server
+from tests.support.processes import free_port
+from tests.support.relay_app import running_relay
+
+__all__ = ["dns_server"]
+
+FIRST = (
+    b"From: Billing <billing@example.org>\r\nTo: Alex <alex@example.net>\r\n"
+    b"Subject: Invoice 42\r\nMessage-ID: <inv42@example.org>\r\n\r\nYour invoice is attached.\r\n"
+)
+SECOND = (
+    b"From: App <app@example.org>\r\nTo: <sam@example.net>\r\n"
+    b"Subject: <script>alert(1)</script>\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+    b"See the report.\r\n--b\r\nContent-Type: text/csv\r\n"
+    b'Content-Disposition: attachment; filename="report.csv"\r\n\r\na,b\r\n1,2\r\n--b--\r\n'
+)
+
+
+@pytest.fixture
+async def relay(dns_server: DnsServer, tmp_path: Path) -> AsyncIterator[Relay]:
+    dns_server.mx("example.net", "10 mx.example.net")
+    dns_server.a("mx.example.net", "192.0.2.10")
+    env = {
+        "MXRELAY_DELIVERY": "hold",
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'log.db'}",
+        "MXRELAY_DNS_SERVERS": dns_server.address,
+    }
+    async with running_relay(env) as running:
+
+        def send() -> None:
+            with smtplib.SMTP("127.0.0.1", running.smtp_port, timeout=30) as client:
+                client.sendmail("billing@example.org", ["alex@example.net"], FIRST)
+                client.sendmail("app@example.org", ["sam@example.net", "cc@example.net"], SECOND)
+
+        await asyncio.to_thread(send)
+        yield running
+
+
+async def get(relay: Relay, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{relay.web_port}") as client:
+        return await client.get(path)
+
+
+async def test_messages_list_in_mailpit_shape(relay: Relay) -> None:
+    body = (await get(relay, "/api/v1/messages")).json()
+    assert body["total"] == 2
+    assert body["messages_count"] == 2
+    assert body["start"] == 0
+    newest, oldest = body["messages"]
+    assert newest["Subject"] == "<script>alert(1)</script>"
+    assert newest["Attachments"] == 1
+    assert oldest["From"]["Address"] == "billing@example.org"
+    assert [to["Address"] for to in oldest["To"]] == ["alex@example.net"]
+    assert oldest["MessageID"] == "inv42@example.org"
+    assert oldest["Created"].endswith("Z")
+    page = (await get(relay, "/api/v1/messages?start=1&limit=1")).json()
+    assert [m["ID"] for m in page["messages"]] == [oldest["ID"]]
+
+
+async def test_message_latest_raw_and_deliveries(relay: Relay) -> None:
+    latest = (await get(relay, "/api/v1/message/latest")).json()
+    assert latest["Text"].strip() == "See the report."
+    assert latest["Attachments"] == [
+        {"FileName": "report.csv", "ContentType": "text/csv", "Size": 8}
+    ]
+    assert [r["Address"] for r in latest["Delivery"]["Recipients"]] == [
+        "sam@example.net",
+        "cc@example.net",
+    ]
+    assert latest["ReturnPath"] == "app@example.org"
+    raw = await get(relay, f"/api/v1/message/{latest['ID']}/raw")
+    assert raw.content == SECOND
+    deliveries = (await get(relay, f"/api/v1/message/{latest['ID']}/deliveries")).json()
+    assert deliveries["Recipients"] == latest["Delivery"]["Recipients"]
+    assert (await get(relay, "/api/v1/message/01NOPE")).status_code == 404
+
+
+async def test_search(relay: Relay) -> None:
+    by_word = (await get(relay, "/api/v1/search?query=invoice")).json()
+    assert [m["Subject"] for m in by_word["messages"]] == ["Invoice 42"]
+    assert by_word["messages_count"] == 1
+    assert by_word["total"] == 2
+    by_recipient = (await get(relay, "/api/v1/search?query=to:cc@example.net")).json()
+    assert [m["Subject"] for m in by_recipient["messages"]] == ["<script>alert(1)</script>"]
+    assert (await get(relay, "/api/v1/search")).status_code == 400
+
+
+async def test_page_escapes_what_clients_wrote(relay: Relay) -> None:
+    page = (await get(relay, "/")).text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>" not in page
+    latest = (await get(relay, "/api/v1/message/latest")).json()
+    detail = await get(relay, f"/message/{latest['ID']}")
+    assert detail.status_code == 200
+    assert "sam@example.net" in detail.text
+    info = (await get(relay, "/api/v1/info")).json()
+    assert info["Messages"] == 2
+    assert info["Mode"] == "hold"
+    assert info["RuntimeStats"]["SMTPAccepted"] == 2
+
+
+async def test_passthrough_has_no_log(dns_server: DnsServer) -> None:
+    env = {
+        "MXRELAY_DNS_SERVERS": dns_server.address,
+        "UPSTREAM_HOST": "127.0.0.1",
+        "UPSTREAM_PORT": str(free_port()),
+    }
+    async with running_relay(env) as relay:
+        assert (await get(relay, "/api/v1/messages")).status_code == 404
+        assert (await get(relay, "/api/v1/info")).json()["Mode"] == "passthrough"
+        assert (await get(relay, "/readyz")).status_code in (200, 503)
+
+
+def test_search_syntax() -> None:
+    query = parse_search("invoice from:billing to:alex status:failed after:100 late")
+    assert query.text == "invoice late"
+    assert (query.sender, query.recipient, query.state, query.after) == (
+        "billing",
+        "alex",
+        "failed",
+        100.0,
+    )

@@ -32,19 +32,28 @@ def body_after_trace(data: bytes) -> bytes:
     return b"\r\n".join(lines[index:])
 
 
+def passthrough_env(dns: DnsServer, smarthost: Smarthost, **extra: str) -> dict[str, str]:
+    """Passthrough to `smarthost`, with example.net resolvable through `dns`."""
+    dns.mx("example.net", "10 mx.example.net")
+    dns.a("mx.example.net", "192.0.2.10")
+    return {
+        "UPSTREAM_HOST": "127.0.0.1",
+        "UPSTREAM_PORT": str(smarthost.port),
+        "MXRELAY_DNS_SERVERS": dns.address,
+        **extra,
+    }
+
+
 @pytest.mark.parametrize("action", [IcsAction.STRIP, IcsAction.ATTACH])
 async def test_invitation_split_per_recipient(
     dns_server: DnsServer, smarthost: Smarthost, action: IcsAction
 ) -> None:
-    dns_server.mx("example.net", "10 mx.example.net")
-    dns_server.a("mx.example.net", "192.0.2.10")
-    env = {
-        "UPSTREAM_HOST": "127.0.0.1",
-        "UPSTREAM_PORT": str(smarthost.port),
-        "MXRELAY_DNS_SERVERS": dns_server.address,
-        "MXRELAY_ICS_STRIP": "Listed@EXAMPLE.net",
-        "MXRELAY_ICS_ACTION": action.value,
-    }
+    env = passthrough_env(
+        dns_server,
+        smarthost,
+        MXRELAY_ICS_STRIP="Listed@EXAMPLE.net",
+        MXRELAY_ICS_ACTION=action.value,
+    )
     async with running_relay(env) as relay:
 
         def send() -> None:
@@ -79,14 +88,7 @@ async def test_invitation_split_per_recipient(
 async def test_upstream_refusing_the_second_variant_fails_the_whole_message(
     dns_server: DnsServer, smarthost: Smarthost
 ) -> None:
-    dns_server.mx("example.net", "10 mx.example.net")
-    dns_server.a("mx.example.net", "192.0.2.10")
-    env = {
-        "UPSTREAM_HOST": "127.0.0.1",
-        "UPSTREAM_PORT": str(smarthost.port),
-        "MXRELAY_DNS_SERVERS": dns_server.address,
-        "MXRELAY_ICS_STRIP": "listed@example.net",
-    }
+    env = passthrough_env(dns_server, smarthost, MXRELAY_ICS_STRIP="listed@example.net")
     async with running_relay(env) as relay:
 
         def send() -> tuple[int, bytes]:

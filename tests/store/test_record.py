@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import zlib
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.store.record import decompress, header_fields, summarise
+from mxrelay.store.record import collapse_spaces, decompress, header_fields, summarise
 from tests.store.helpers import record, transaction
 
 
@@ -62,6 +63,11 @@ def test_addresses_and_message_id() -> None:
     assert summary.header_from == "jane@example.net"
     assert summary.header_to == "a@example.org, b@example.org"
     assert summary.message_id == "abc@example.net"
+
+
+@given(st.text(alphabet=st.sampled_from(" a\t\r\n\x0b\x0c\x1c\x85\xa0\u2003\u3000b")))
+def test_spaces_collapse_as_the_whitespace_pattern_does(text: str) -> None:
+    assert collapse_spaces(text) == re.sub(r"\s+", " ", text).strip()
 
 
 @given(st.binary(max_size=4096))

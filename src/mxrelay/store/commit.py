@@ -41,7 +41,8 @@ class StoreUnavailable(Exception):
     """The write was not committed (the store failed, is full, or is closing)."""
 
 
-_Pending = tuple[Writer, Any, "asyncio.Future[Any]", bool]
+_Pending = tuple[Writer, Any, "asyncio.Future[Any]", bool, bool]
+"""(writer, item, the caller's future, durable, large)."""
 
 
 class GroupCommitter:
@@ -85,23 +86,27 @@ class GroupCommitter:
             await self._task
 
     def submit_nowait(
-        self, writer: Writer, item: Any, *, durable: bool = True
+        self, writer: Writer, item: Any, *, durable: bool = True, large: bool = False
     ) -> asyncio.Future[Any]:
         """Queue a write; the future resolves once it is committed (or fails with StoreUnavailable)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._closed or self._task is None or self._task.done():
             future.set_exception(StoreUnavailable("the store is closing"))
         else:
-            self._pending.put_nowait((writer, item, future, durable))
+            self._pending.put_nowait((writer, item, future, durable, large))
         return future
 
-    async def submit(self, writer: Writer, item: Any, *, durable: bool = True) -> Any:
+    async def submit(
+        self, writer: Writer, item: Any, *, durable: bool = True, large: bool = False
+    ) -> Any:
         """Write `item` and return once it is committed (on disk unless `durable` is off, see
         `Database.write`); raise StoreUnavailable if not. A batch is durable if any write in it
         is. Returns the writer's result for the item, if it gives one. The caller being cancelled
-        does not withdraw the write (it may already be on disk).
+        does not withdraw the write (it may already be on disk). A batch is written with
+        `Database.write_batch` (statements on the event loop), unless a write in it is `large`
+        (a big message, whose statements would hold the loop up).
         """
-        return await asyncio.shield(self.submit_nowait(writer, item, durable=durable))
+        return await asyncio.shield(self.submit_nowait(writer, item, durable=durable, large=large))
 
     async def _run(self) -> None:
         stopping = False
@@ -133,12 +138,15 @@ class GroupCommitter:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         groups: dict[Writer, list[Any]] = {}
-        for writer, item, _, _ in batch:
+        for writer, item, *_ in batch:
             groups.setdefault(writer, []).append(item)
         durable = any(entry[3] for entry in batch)
         started = self._monotonic()
         try:
-            results = await self._db.write(_apply, groups, durable=durable)
+            if any(entry[4] for entry in batch):
+                results = await self._db.write(_apply, groups, durable=durable)
+            else:
+                results = await self._db.write_batch(_apply, groups, durable=durable)
         except Exception as exc:  # the committer's boundary: every waiting caller must hear back
             detail = _describe(exc)
             if isinstance(exc, SQLAlchemyError | OSError):
@@ -149,7 +157,7 @@ class GroupCommitter:
                 self._metrics.store_commit_failures.inc()
             if self._health is not None:
                 self._health.set(HEALTH_CONDITION, False, f"commits fail: {detail}")
-            for _, _, future, _ in batch:
+            for _, _, future, *_ in batch:
                 _fail(future, StoreUnavailable(detail))
             return
         if self._metrics is not None:
@@ -158,7 +166,7 @@ class GroupCommitter:
         if self._health is not None:
             self._health.set(HEALTH_CONDITION, True)
         position: dict[Writer, int] = {}
-        for writer, _, future, _ in batch:
+        for writer, _, future, *_ in batch:
             index = position.get(writer, 0)
             position[writer] = index + 1
             outcome = results.get(writer)

@@ -7,12 +7,15 @@ PostgreSQL). The returned `Database` runs work in transactions: `write(fn)` for 
 for queries, where `fn` is a plain function of a SQLAlchemy `Connection`. Everything above this
 module (log, queue, retention, search) receives a `Database` and never builds an engine.
 
-SQLite has one writer at a time. Inside the process every write runs on one writer thread whose
-connection opens its transactions with `BEGIN IMMEDIATE`, so writes queue in order instead of
-polling SQLite's busy handler, and a group commit of many messages crosses between the event loop
-and that thread once (an async driver would cross once per statement, each time waiting for the
-GIL). Readers have their own threads and never wait for the writer (WAL). Another process (the
-`mxrelay queue` command) waits on `busy_timeout`.
+SQLite has one writer at a time. Inside the process every write goes through one connection,
+taken in turn (an asyncio lock), whose transactions open with `BEGIN IMMEDIATE`, so writes queue
+in order instead of polling SQLite's busy handler. The group committer's batches
+(`write_batch`) run their statements on the event loop and only the commit, which waits for the
+disk, on the store's writer thread: in a thread, each of the many statements of a batch handed
+the interpreter lock back and forth with the busy event loop, and a batch took several times its
+own work to finish. Other writes run wholly on the writer thread, and so does a batch when another
+process (the `mxrelay queue` command) holds the write lock, which it then waits for on
+`busy_timeout`. Readers have their own threads and never wait for the writer (WAL).
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ import asyncio
 import contextlib
 import enum
 import fcntl
-import functools
 import os
-from collections.abc import AsyncIterator, Callable
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -34,7 +37,7 @@ from sqlalchemy import TextClause, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import SingletonThreadPool
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a write from another process (the CLI) waits for the relay's write to end."""
@@ -146,10 +149,11 @@ class Database:
     a read transaction. `durable=False` marks a write whose loss in a crash only repeats work (a
     claim, a lease renewal, a delivery result that sends a message again): it is committed without
     waiting for the disk (SQLite `synchronous=NORMAL` for that transaction, PostgreSQL
-    `synchronous_commit=off`), and becomes durable with the next durable commit. With SQLite the functions run on the store's own threads: one writer thread
-    (so writes never wait on SQLite's busy handler and a whole batch costs one hand-over between
-    threads, not one per statement) and a few reader threads (WAL readers never block the writer).
-    With PostgreSQL they run on the event loop through asyncpg (`AsyncConnection.run_sync`).
+    `synchronous_commit=off`), and becomes durable with the next durable commit. With SQLite,
+    writes take the one writer connection in turn and run on the store's writer thread, except
+    the statements of `write_batch` (see the module docstring); reads run on a few reader threads
+    (WAL readers never block the writer). With PostgreSQL both run on the event loop through
+    asyncpg (`AsyncConnection.run_sync`).
     """
 
     def __init__(self, target: Target) -> None:
@@ -164,6 +168,12 @@ class Database:
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         raise NotImplementedError
+
+    async def write_batch(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
+        """`write` for the group committer's batches: many small statements, then one commit.
+        With SQLite the statements run on the calling thread (the event loop) and only the
+        commit goes to the writer thread; elsewhere it is `write`."""
+        return await self.write(fn, *args, durable=durable)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -180,13 +190,31 @@ class SqliteDatabase(Database):
         self._reader = _sqlite_engine(target, synchronous=synchronous, writer=False)
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="store-write")
         self._read_threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="store-read")
+        self._write_lock = asyncio.Lock()
+        self._conn: Connection | None = None
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
-        if durable or self._synchronous != "FULL":
-            run = functools.partial(_in_transaction, self._writer, fn, args)
-        else:
-            run = functools.partial(_relaxed, self._writer, fn, args)
-        return await asyncio.get_running_loop().run_in_executor(self._write_thread, run)
+        async with self._write_lock:
+            conn = await self._connection()
+            relax = self._relaxed(durable)
+            return await to_the_end(self._on_writer(_write, conn, fn, args, relax))
+
+    async def write_batch(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
+        async with self._write_lock:
+            conn = await self._connection()
+            relax = self._relaxed(durable)
+            driver = _driver(conn)
+            if not _begin_at_once(driver, relax):
+                # Another process writes: wait for it on the writer thread, not on the loop.
+                return await to_the_end(self._on_writer(_write, conn, fn, args, relax))
+            transaction = conn.begin()
+            try:
+                result = fn(conn, *args)
+            except BaseException:
+                _end(driver, relax, transaction.rollback)
+                raise
+            await to_the_end(self._on_writer(_end, driver, relax, transaction.commit))
+            return result
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(
@@ -197,11 +225,111 @@ class SqliteDatabase(Database):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._shutdown)
 
+    def _relaxed(self, durable: bool) -> bool:
+        return not durable and self._synchronous == "FULL"
+
+    async def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = await self._on_writer(self._writer.connect)
+        return self._conn
+
+    def _on_writer(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._write_thread, fn, *args)
+
     def _shutdown(self) -> None:
         self._write_thread.shutdown(wait=True)
         self._read_threads.shutdown(wait=True)
+        if self._conn is not None:
+            self._conn.close()
         self._writer.dispose()
         self._reader.dispose()
+
+
+async def to_the_end(work: Awaitable[T]) -> T:
+    """Await work done on the writer thread even if the caller is cancelled meanwhile: the
+    connection must not be handed to the next write while a statement or commit still runs."""
+    future = asyncio.ensure_future(work)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+
+def _driver(conn: Connection) -> sqlite3.Connection:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
+def _begin_at_once(driver: sqlite3.Connection, relax: bool) -> bool:
+    """`BEGIN IMMEDIATE` without waiting: False (and nothing begun) if another process holds
+    the write lock. `relax`: this transaction commits without an fsync of its own (see
+    `Database.write`); the setting changes outside any transaction and is restored by `_end`."""
+    if relax:
+        driver.execute("PRAGMA synchronous = NORMAL")
+    driver.execute("PRAGMA busy_timeout = 0")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except BaseException as exc:
+        _restore(driver, relax)
+        if (
+            isinstance(exc, sqlite3.OperationalError)
+            and exc.sqlite_errorcode == sqlite3.SQLITE_BUSY
+        ):
+            return False
+        raise
+    finally:
+        driver.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    return True
+
+
+def _write(conn: Connection, fn: Callable[..., T], args: tuple[object, ...], relax: bool) -> T:
+    """One whole write transaction on the writer thread (waiting for another process's lock)."""
+    driver = _driver(conn)
+    if relax:
+        driver.execute("PRAGMA synchronous = NORMAL")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        _restore(driver, relax)
+        raise
+    transaction = conn.begin()
+    try:
+        result = fn(conn, *args)
+    except BaseException:
+        _end(driver, relax, transaction.rollback)
+        raise
+    _end(driver, relax, transaction.commit)
+    return result
+
+
+def _end(driver: sqlite3.Connection, relax: bool, finish: Callable[[], None]) -> None:
+    """Commit or roll back (SQLAlchemy's bookkeeping and the driver's transaction), and leave the
+    connection with no transaction open and its durability setting restored."""
+    try:
+        finish()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            driver.rollback()
+        raise
+    finally:
+        _restore(driver, relax)
+
+
+def _restore(driver: sqlite3.Connection, relax: bool) -> None:
+    if driver.in_transaction:
+        with contextlib.suppress(Exception):
+            driver.rollback()
+    if relax:
+        driver.execute("PRAGMA synchronous = FULL")
 
 
 class PostgresDatabase(Database):
@@ -228,29 +356,17 @@ def _in_transaction(engine: Engine, fn: Callable[..., T], args: tuple[object, ..
         return fn(conn, *args)
 
 
-def _relaxed(engine: Engine, fn: Callable[..., T], args: tuple[object, ...]) -> T:
-    """A write transaction committed without its own fsync (WAL with synchronous=NORMAL); the
-    setting is changed on the driver connection, outside any transaction, and restored."""
-    with engine.connect() as conn:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        driver.execute("PRAGMA synchronous = NORMAL")
-        try:
-            with conn.begin():
-                return fn(conn, *args)
-        finally:
-            driver.execute("PRAGMA synchronous = FULL")
-
-
 def _sqlite_engine(target: Target, *, synchronous: str, writer: bool) -> Engine:
-    # One connection per thread (the writer has one thread; readers a few); check_same_thread is
-    # off only so that dispose() may close them from another thread once the threads are idle.
-    engine = create_engine(
-        target.url,
-        poolclass=SingletonThreadPool,
-        pool_size=1 if writer else READ_THREADS,
-        connect_args={"check_same_thread": False},
+    # The writer: one connection, used by one thread at a time (the event loop or the writer
+    # thread, in turn under the write lock). Readers: one connection per reader thread.
+    # check_same_thread is off for that hand-over, and so that dispose() may close connections
+    # from another thread once the threads are idle.
+    pool: dict[str, Any] = (
+        {"poolclass": StaticPool}
+        if writer
+        else {"poolclass": SingletonThreadPool, "pool_size": READ_THREADS}
     )
+    engine = create_engine(target.url, connect_args={"check_same_thread": False}, **pool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -263,11 +379,11 @@ def _sqlite_engine(target: Target, *, synchronous: str, writer: bool) -> Engine:
         cursor.execute("PRAGMA foreign_keys = OFF")
         cursor.close()
 
-    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+    if not writer:  # the writer emits its own BEGIN IMMEDIATE (see `_write`, `_begin_at_once`)
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
 
     return engine
 

@@ -35,7 +35,12 @@ SEARCH_TEXT_LIMIT = 64 * 1024
 COMPRESSION_LEVEL = 6
 BODY_ENCODING = "zlib"
 
-_SPACES = re.compile(r"\s+")
+
+def collapse_spaces(text: str) -> str:
+    """Runs of whitespace as one space, none at the ends. `str.split()` splits on exactly the
+    characters the pattern `\\s+` matches, at a fraction of a regex substitution's cost (which
+    was the largest share of building a record)."""
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +91,7 @@ def _decode(value: str | None) -> str:
             text = str(email.header.make_header(email.header.decode_header(value)))
         except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
             text = value
-    return _SPACES.sub(" ", text).strip()
+    return collapse_spaces(text)
 
 
 _ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]@]+@[^\s<>,;:\"()\[\]@]+")
@@ -195,7 +200,7 @@ def summarise(data: bytes) -> Summary:
     attachments = 0
     if text is None:
         text, attachments = _walk(data)
-    words = _SPACES.sub(" ", text).strip()
+    words = collapse_spaces(text)
     return Summary(
         subject=_decode(_first(fields, "subject")),
         header_from=_addresses(fields, "from"),

@@ -35,7 +35,8 @@ RECIPIENT_OK = Reply(250, "1.5", "Ok")
 STORE_FAILED = Reply(451, "3.0", "Error: queue file write error, try again later")
 
 OFFLOAD_SIZE = 256 * 1024
-"""Messages larger than this are hashed, compressed and parsed in a thread, off the event loop."""
+"""Messages larger than this are hashed, compressed and parsed in a thread, off the event loop,
+and their rows are written on the store's thread (`GroupCommitter.submit(large=True)`)."""
 
 HOLD_MODE_REASON = "MXRELAY_DELIVERY=hold: kept until released"
 
@@ -139,10 +140,8 @@ class StoreSink:
                 render=self.render,
             )
 
-        if len(transaction.data) > OFFLOAD_SIZE:
-            record = await asyncio.to_thread(build)
-        else:
-            record = build()
+        large = len(transaction.data) > OFFLOAD_SIZE
+        record = await asyncio.to_thread(build) if large else build()
         slots = len(record.variants)
         lease = None
         if self.dispatcher is not None and self.hold_reason is None:
@@ -150,7 +149,7 @@ class StoreSink:
             if lease is not None:
                 record = dataclasses.replace(record, lease=lease)
         try:
-            leased = await self.committer.submit(write_accepted, record)
+            leased = await self.committer.submit(write_accepted, record, large=large)
         except StoreUnavailable as exc:
             if lease is not None and self.dispatcher is not None:
                 self.dispatcher.cancel(slots)

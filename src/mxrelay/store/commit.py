@@ -7,10 +7,16 @@ them in one transaction; each caller is resumed only once that transaction is on
 failed). While one commit runs, the next batch gathers, so the batch grows with the load and the
 latency stays one commit.
 
+Where the store makes a commit durable apart from writing it (`Database.write_batch` on SQLite:
+the fsync of the log runs on a thread), the next batch is written while the previous one's fsync
+runs, and each batch's callers are answered when their own fsync returns; at most
+`UNSYNCED_BATCHES` batches wait for the disk at once, so the batches keep growing with the load.
+
 The window is skipped while writes come one at a time (a single session), where it would only add
-latency. A write is a pair (writer, item): `writer` is a function that writes a list of items of its kind
-on a connection (`log.insert_messages`, `Queue.settle_batch`, ...). Within a batch, items
-are grouped by writer, so each kind is written with one `executemany` per table.
+latency, and when writes gathered during the previous commit. A write is a pair (writer, item):
+`writer` is a function that writes a list of items of its kind on a connection
+(`log.insert_messages`, `Queue.settle_batch`, ...). Within a batch, items are grouped by writer,
+so each kind is written with one `executemany` per table.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -33,6 +39,8 @@ Writer = Callable[[Connection, Sequence[Any]], Sequence[Any] | None]
 """Writes a batch of items of one kind; may return one result per item (handed to `submit`)."""
 
 HEALTH_CONDITION = "store"
+UNSYNCED_BATCHES = 2
+"""Committed batches waiting for their fsync at most, while the next one is written."""
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,7 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._last_batch = 0
+        self._unsynced: set[asyncio.Future[None]] = set()
 
     async def __aenter__(self) -> GroupCommitter:
         self._task = asyncio.create_task(self._run(), name="group-commit")
@@ -106,7 +115,9 @@ class GroupCommitter:
         `Database.write_batch` (statements on the event loop), unless a write in it is `large`
         (a big message, whose statements would hold the loop up).
         """
-        return await asyncio.shield(self.submit_nowait(writer, item, durable=durable, large=large))
+        # Not shielded: the batch holds the write, not the future (a cancelled caller's future
+        # is simply not answered), and a shield would cost the answer another turn of the loop.
+        return await self.submit_nowait(writer, item, durable=durable, large=large)
 
     async def _run(self) -> None:
         stopping = False
@@ -114,9 +125,10 @@ class GroupCommitter:
             first = await self._pending.get()
             if first is None:
                 break
-            # Wait for company only when there is some: a lone writer (one SMTP session) is
-            # committed at once instead of paying the window on every message.
-            if self._window > 0 and (self._last_batch > 1 or not self._pending.empty()):
+            # Wait for company only when some is expected and none is here yet: a lone writer
+            # (one SMTP session) is committed at once instead of paying the window on every
+            # message, and writes that gathered during the previous commit go without delay.
+            if self._window > 0 and self._pending.empty() and self._last_batch > 1:
                 await asyncio.sleep(self._window)
             batch = [first]
             while len(batch) < self._limit:
@@ -130,6 +142,10 @@ class GroupCommitter:
                 batch.append(nxt)
             self._last_batch = len(batch)
             await self._commit(batch)
+            while len(self._unsynced) >= UNSYNCED_BATCHES:
+                await asyncio.wait(self._unsynced, return_when=asyncio.FIRST_COMPLETED)
+        if self._unsynced:
+            await asyncio.wait(self._unsynced)
         # Anything submitted after the close marker is refused, never silently dropped.
         while not self._pending.empty():
             leftover = self._pending.get_nowait()
@@ -142,24 +158,54 @@ class GroupCommitter:
             groups.setdefault(writer, []).append(item)
         durable = any(entry[3] for entry in batch)
         started = self._monotonic()
+        synced: Awaitable[None] | None = None
         try:
             if any(entry[4] for entry in batch):
                 results = await self._db.write(_apply, groups, durable=durable)
             else:
-                results = await self._db.write_batch(_apply, groups, durable=durable)
+                results, synced = await self._db.write_batch(_apply, groups, durable=durable)
         except Exception as exc:  # the committer's boundary: every waiting caller must hear back
-            detail = _describe(exc)
-            if isinstance(exc, SQLAlchemyError | OSError):
-                log.error("store commit of %d writes failed: %s", len(batch), detail)
-            else:
-                log.exception("store commit of %d writes failed unexpectedly", len(batch))
-            if self._metrics is not None:
-                self._metrics.store_commit_failures.inc()
-            if self._health is not None:
-                self._health.set(HEALTH_CONDITION, False, f"commits fail: {detail}")
-            for _, _, future, *_ in batch:
-                _fail(future, StoreUnavailable(detail))
+            self._failed(batch, exc)
             return
+        if synced is None:
+            self._answer(batch, results, started)
+            return
+        # Answered once on disk; the next batch is written meanwhile.
+        waiting = asyncio.ensure_future(synced)
+        self._unsynced.add(waiting)
+        waiting.add_done_callback(lambda done: self._synced(done, batch, results, started))
+
+    def _synced(
+        self,
+        done: asyncio.Future[None],
+        batch: list[_Pending],
+        results: dict[Writer, Sequence[Any] | None],
+        started: float,
+    ) -> None:
+        self._unsynced.discard(done)
+        exc = done.exception()
+        if exc is None:
+            self._answer(batch, results, started)
+        else:
+            self._failed(batch, exc if isinstance(exc, Exception) else Exception(repr(exc)))
+
+    def _failed(self, batch: list[_Pending], exc: Exception) -> None:
+        """Every caller of a batch that was not committed, or not made durable, hears of it."""
+        detail = _describe(exc)
+        if isinstance(exc, SQLAlchemyError | OSError):
+            log.error("store commit of %d writes failed: %s", len(batch), detail)
+        else:
+            log.error("store commit of %d writes failed unexpectedly", len(batch), exc_info=exc)
+        if self._metrics is not None:
+            self._metrics.store_commit_failures.inc()
+        if self._health is not None:
+            self._health.set(HEALTH_CONDITION, False, f"commits fail: {detail}")
+        for _, _, future, *_ in batch:
+            _fail(future, StoreUnavailable(detail))
+
+    def _answer(
+        self, batch: list[_Pending], results: dict[Writer, Sequence[Any] | None], started: float
+    ) -> None:
         if self._metrics is not None:
             self._metrics.store_commit_latency.observe(self._monotonic() - started)
             self._metrics.store_commit_batch.observe(len(batch))

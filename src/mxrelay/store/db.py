@@ -1,4 +1,4 @@
-"""Opening the store: SQLite (WAL, fsync at commit) or PostgreSQL, migrations, the lock.
+"""Opening the store: SQLite (`sqlite.py`) or PostgreSQL, migrations, the lock.
 
 `open_store()` is the one entry point: it turns `MXRELAY_DATABASE_URL` into SQLAlchemy engines,
 applies the Alembic migrations (unless told not to), and, for SQLite, takes a lock file beside the
@@ -7,42 +7,26 @@ PostgreSQL). The returned `Database` runs work in transactions: `write(fn)` for 
 for queries, where `fn` is a plain function of a SQLAlchemy `Connection`. Everything above this
 module (log, queue, retention, search) receives a `Database` and never builds an engine.
 
-SQLite has one writer at a time. Inside the process every write goes through one connection,
-taken in turn (an asyncio lock), whose transactions open with `BEGIN IMMEDIATE`, so writes queue
-in order instead of polling SQLite's busy handler. The group committer's batches
-(`write_batch`) run their statements on the event loop and only the commit, which waits for the
-disk, on the store's writer thread: in a thread, each of the many statements of a batch handed
-the interpreter lock back and forth with the busy event loop, and a batch took several times its
-own work to finish. Other writes run wholly on the writer thread, and so does a batch when another
-process (the `mxrelay queue` command) holds the write lock, which it then waits for on
-`busy_timeout`. Readers have their own threads and never wait for the writer (WAL).
+With SQLite, writes share one connection and batches are made durable by an fsync of their own
+(`sqlite.py`); with PostgreSQL, work runs on the event loop through asyncpg.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import fcntl
 import os
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import TextClause, create_engine, event, text
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy import TextClause, text
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import SingletonThreadPool, StaticPool
-
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-"""How long a write from another process (the CLI) waits for the relay's write to end."""
-
-READ_THREADS = 4
 
 T = TypeVar("T")
 
@@ -150,10 +134,9 @@ class Database:
     claim, a lease renewal, a delivery result that sends a message again): it is committed without
     waiting for the disk (SQLite `synchronous=NORMAL` for that transaction, PostgreSQL
     `synchronous_commit=off`), and becomes durable with the next durable commit. With SQLite,
-    writes take the one writer connection in turn and run on the store's writer thread, except
-    the statements of `write_batch` (see the module docstring); reads run on a few reader threads
-    (WAL readers never block the writer). With PostgreSQL both run on the event loop through
-    asyncpg (`AsyncConnection.run_sync`).
+    writes take the one writer connection in turn on the store's writer thread, except the
+    statements of `write_batch`, and reads run on a few reader threads (`sqlite.py`). With
+    PostgreSQL both run on the event loop through asyncpg (`AsyncConnection.run_sync`).
     """
 
     def __init__(self, target: Target) -> None:
@@ -169,167 +152,21 @@ class Database:
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         raise NotImplementedError
 
-    async def write_batch(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
-        """`write` for the group committer's batches: many small statements, then one commit.
-        With SQLite the statements run on the calling thread (the event loop) and only the
-        commit goes to the writer thread; elsewhere it is `write`."""
-        return await self.write(fn, *args, durable=durable)
+    async def write_batch(
+        self, fn: Callable[..., T], *args: Any, durable: bool = True
+    ) -> tuple[T, Awaitable[None] | None]:
+        """`write` for the group committer's batches: `fn`'s result once the transaction is
+        committed, and, if that commit is not on disk yet, an awaitable that completes once it
+        is (or raises if it cannot be). With SQLite the statements run on the event loop and
+        the fsync on the writer thread while the next batch is written (`sqlite.py`); with
+        PostgreSQL it is `write`."""
+        return await self.write(fn, *args, durable=durable), None
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
 
     async def dispose(self) -> None:
         raise NotImplementedError
-
-
-class SqliteDatabase(Database):
-    def __init__(self, target: Target, *, synchronous: str) -> None:
-        super().__init__(target)
-        self._synchronous = synchronous.upper()
-        self._writer = _sqlite_engine(target, synchronous=synchronous, writer=True)
-        self._reader = _sqlite_engine(target, synchronous=synchronous, writer=False)
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="store-write")
-        self._read_threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="store-read")
-        self._write_lock = asyncio.Lock()
-        self._conn: Connection | None = None
-
-    async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
-        async with self._write_lock:
-            conn = await self._connection()
-            relax = self._relaxed(durable)
-            return await to_the_end(self._on_writer(_write, conn, fn, args, relax))
-
-    async def write_batch(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
-        async with self._write_lock:
-            conn = await self._connection()
-            relax = self._relaxed(durable)
-            driver = _driver(conn)
-            if not _begin_at_once(driver, relax):
-                # Another process writes: wait for it on the writer thread, not on the loop.
-                return await to_the_end(self._on_writer(_write, conn, fn, args, relax))
-            transaction = conn.begin()
-            try:
-                result = fn(conn, *args)
-            except BaseException:
-                _end(driver, relax, transaction.rollback)
-                raise
-            await to_the_end(self._on_writer(_end, driver, relax, transaction.commit))
-            return result
-
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._read_threads, _in_transaction, self._reader, fn, args
-        )
-
-    async def dispose(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._shutdown)
-
-    def _relaxed(self, durable: bool) -> bool:
-        return not durable and self._synchronous == "FULL"
-
-    async def _connection(self) -> Connection:
-        if self._conn is None:
-            self._conn = await self._on_writer(self._writer.connect)
-        return self._conn
-
-    def _on_writer(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        return asyncio.get_running_loop().run_in_executor(self._write_thread, fn, *args)
-
-    def _shutdown(self) -> None:
-        self._write_thread.shutdown(wait=True)
-        self._read_threads.shutdown(wait=True)
-        if self._conn is not None:
-            self._conn.close()
-        self._writer.dispose()
-        self._reader.dispose()
-
-
-async def to_the_end(work: Awaitable[T]) -> T:
-    """Await work done on the writer thread even if the caller is cancelled meanwhile: the
-    connection must not be handed to the next write while a statement or commit still runs."""
-    future = asyncio.ensure_future(work)
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            if future.done():
-                raise
-            cancelled = True
-            continue
-        if cancelled:
-            raise asyncio.CancelledError
-        return result
-
-
-def _driver(conn: Connection) -> sqlite3.Connection:
-    driver = conn.connection.driver_connection
-    assert isinstance(driver, sqlite3.Connection)
-    return driver
-
-
-def _begin_at_once(driver: sqlite3.Connection, relax: bool) -> bool:
-    """`BEGIN IMMEDIATE` without waiting: False (and nothing begun) if another process holds
-    the write lock. `relax`: this transaction commits without an fsync of its own (see
-    `Database.write`); the setting changes outside any transaction and is restored by `_end`."""
-    if relax:
-        driver.execute("PRAGMA synchronous = NORMAL")
-    driver.execute("PRAGMA busy_timeout = 0")
-    try:
-        driver.execute("BEGIN IMMEDIATE")
-    except BaseException as exc:
-        _restore(driver, relax)
-        if (
-            isinstance(exc, sqlite3.OperationalError)
-            and exc.sqlite_errorcode == sqlite3.SQLITE_BUSY
-        ):
-            return False
-        raise
-    finally:
-        driver.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    return True
-
-
-def _write(conn: Connection, fn: Callable[..., T], args: tuple[object, ...], relax: bool) -> T:
-    """One whole write transaction on the writer thread (waiting for another process's lock)."""
-    driver = _driver(conn)
-    if relax:
-        driver.execute("PRAGMA synchronous = NORMAL")
-    try:
-        driver.execute("BEGIN IMMEDIATE")
-    except BaseException:
-        _restore(driver, relax)
-        raise
-    transaction = conn.begin()
-    try:
-        result = fn(conn, *args)
-    except BaseException:
-        _end(driver, relax, transaction.rollback)
-        raise
-    _end(driver, relax, transaction.commit)
-    return result
-
-
-def _end(driver: sqlite3.Connection, relax: bool, finish: Callable[[], None]) -> None:
-    """Commit or roll back (SQLAlchemy's bookkeeping and the driver's transaction), and leave the
-    connection with no transaction open and its durability setting restored."""
-    try:
-        finish()
-    except BaseException:
-        with contextlib.suppress(Exception):
-            driver.rollback()
-        raise
-    finally:
-        _restore(driver, relax)
-
-
-def _restore(driver: sqlite3.Connection, relax: bool) -> None:
-    if driver.in_transaction:
-        with contextlib.suppress(Exception):
-            driver.rollback()
-    if relax:
-        driver.execute("PRAGMA synchronous = FULL")
 
 
 class PostgresDatabase(Database):
@@ -349,43 +186,6 @@ class PostgresDatabase(Database):
 
     async def dispose(self) -> None:
         await self._engine.dispose()
-
-
-def _in_transaction(engine: Engine, fn: Callable[..., T], args: tuple[object, ...]) -> T:
-    with engine.begin() as conn:
-        return fn(conn, *args)
-
-
-def _sqlite_engine(target: Target, *, synchronous: str, writer: bool) -> Engine:
-    # The writer: one connection, used by one thread at a time (the event loop or the writer
-    # thread, in turn under the write lock). Readers: one connection per reader thread.
-    # check_same_thread is off for that hand-over, and so that dispose() may close connections
-    # from another thread once the threads are idle.
-    pool: dict[str, Any] = (
-        {"poolclass": StaticPool}
-        if writer
-        else {"poolclass": SingletonThreadPool, "pool_size": READ_THREADS}
-    )
-    engine = create_engine(target.url, connect_args={"check_same_thread": False}, **pool)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # The driver must not open transactions on its own: we emit BEGIN ourselves below.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-        cursor.execute("PRAGMA foreign_keys = OFF")
-        cursor.close()
-
-    if not writer:  # the writer emits its own BEGIN IMMEDIATE (see `_write`, `_begin_at_once`)
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
-
-    return engine
 
 
 def _select_one(conn: Connection) -> None:
@@ -430,6 +230,8 @@ async def open_store(
                 lock.acquire()
         except OSError as exc:
             raise StoreError(f"cannot open the store: {exc.filename}: {exc.strerror}") from None
+        from mxrelay.store.sqlite import SqliteDatabase  # it builds on this module
+
         db = SqliteDatabase(target, synchronous=synchronous)
     else:
         db = PostgresDatabase(target, pool_size=pool_size)

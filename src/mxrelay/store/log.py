@@ -11,11 +11,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from mxrelay.model import RefusedRecipient, SessionInfo
 from mxrelay.store import schema
+from mxrelay.store.bulk import execute_many, insert_many
 from mxrelay.store.db import Database
 from mxrelay.store.record import NewMessage, decompress
 
@@ -156,12 +157,11 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage]) -> None:
                         "updated_at": item.received_at,
                     }
                 )
-    conn.execute(insert(schema.messages), message_rows)
-    conn.execute(insert(schema.message_bodies), body_rows)
-    conn.execute(_INSERT_SEARCH, search_rows)
-    conn.execute(insert(schema.variants), variant_rows)
-    if recipient_rows:
-        conn.execute(insert(schema.recipients), recipient_rows)
+    insert_many(conn, schema.messages, message_rows)
+    insert_many(conn, schema.message_bodies, body_rows)
+    execute_many(conn, _INSERT_SEARCH, search_rows)
+    insert_many(conn, schema.variants, variant_rows)
+    insert_many(conn, schema.recipients, recipient_rows)
 
 
 def insert_refusals(conn: Connection, items: Sequence[Refusal]) -> None:
@@ -181,7 +181,7 @@ def insert_refusals(conn: Connection, items: Sequence[Refusal]) -> None:
         }
         for item in items
     ]
-    conn.execute(insert(schema.refusals), rows)
+    insert_many(conn, schema.refusals, rows)
 
 
 def _outcomes_json(outcomes: tuple[RecipientResult, ...]) -> str:
@@ -222,7 +222,7 @@ def insert_attempts(conn: Connection, items: Sequence[AttemptRecord]) -> None:
         }
         for a in items
     ]
-    conn.execute(insert(schema.attempts), rows)
+    insert_many(conn, schema.attempts, rows)
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,10 +36,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, TextClause, and_, bindparam, insert, select, update
+from sqlalchemy import Select, TextClause, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
+from mxrelay.store.bulk import execute_many, insert_many, insert_returning
 from mxrelay.store.db import Database, Dialect
 from mxrelay.store.entries import (
     ENTRY_COLUMNS,
@@ -195,13 +196,12 @@ class Queue(QueueAdmin):
                     }
                 )
         if not any(item.lease and not item.hold_reason for item in items):
-            conn.execute(insert(schema.queue), rows)
+            insert_many(conn, schema.queue, rows)
             return [() for _ in items]
-        q = schema.queue
-        returning = insert(q).returning(
-            *(q.c[c] for c in ENTRY_COLUMNS), sort_by_parameter_order=True
+        returned = insert_returning(
+            conn, schema.queue, rows, ENTRY_COLUMNS, key=("message_id", "variant")
         )
-        created = [entry_from_row(row) for row in conn.execute(returning, rows)]
+        created = [entry_from_row(row) for row in returned]
         leased: dict[str, list[QueueEntry]] = {}
         for entry in created:
             if entry.state is QueueState.ACTIVE:
@@ -247,8 +247,7 @@ class Queue(QueueAdmin):
             for s in items
             for r in s.recipients
         ]
-        if recipient_rows:
-            conn.execute(self._sql["settle_recipient"], recipient_rows)
+        execute_many(conn, self._sql["settle_recipient"], recipient_rows)
         entry_rows = [
             {
                 "id": s.entry.id,
@@ -263,7 +262,7 @@ class Queue(QueueAdmin):
             }
             for s in items
         ]
-        conn.execute(self._sql["settle"], entry_rows)
+        execute_many(conn, self._sql["settle"], entry_rows)
 
     async def release_leases(self, entries: Iterable[QueueEntry], owner: str, now: float) -> None:
         """Hand leased entries back untried (shutdown before their delivery started or ended)."""

@@ -1,0 +1,280 @@
+"""The store on SQLite: one writer connection, batches written on the event loop, fsynced apart.
+
+SQLite has one writer at a time. Inside the process every write goes through one connection,
+taken in turn (an asyncio lock), whose transactions open with `BEGIN IMMEDIATE`, so writes queue
+in order instead of polling SQLite's busy handler. Readers have their own threads and
+connections and never wait for the writer (WAL).
+
+Durability is SQLite's `synchronous=FULL` taken apart: FULL is NORMAL (the commit writes the
+transaction to the write-ahead log without waiting for the disk) plus an fsync of the log after
+the commit. The writer connection commits with NORMAL, and the store fsyncs the log itself, on
+its writer thread (`sync()`); a durable write is answered only once that fsync, begun after its
+commit, has returned. In between, the next group-commit batch can already be written, so the disk
+and the event loop work at the same time, and one fsync covers every commit before it.
+
+- `write_batch` (the group committer's batches) runs its statements and commit on the event loop,
+  where they cost a fraction of what they cost on a thread (each statement would hand the
+  interpreter lock back and forth with the busy loop), and returns with the fsync still running.
+  When another process (the `mxrelay queue` command) holds the write lock, the batch waits for it
+  on the writer thread instead, never on the loop.
+- `write` runs a whole transaction, fsync included, on the writer thread.
+- Checkpoints (copying the log into the database file) are the writer thread's too, every
+  `CHECKPOINT_COMMITS` commits, on a connection of their own: the writer connection does not
+  checkpoint by itself, which would hold up the event loop for the copy and its fsyncs.
+
+`MXRELAY_STORE_SYNCHRONOUS=normal` leaves the fsync out: the log reaches the disk at checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
+
+from mxrelay.store.db import Database, Target
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+"""How long a write from another process (the CLI) waits for the relay's write to end."""
+
+READ_THREADS = 4
+CHECKPOINT_COMMITS = 64
+"""Commits between two checkpoints: the log stays at a few megabytes."""
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+class SqliteDatabase(Database):
+    def __init__(self, target: Target, *, synchronous: str) -> None:
+        super().__init__(target)
+        assert target.path is not None
+        self._path = target.path
+        self._wal = target.path.with_name(target.path.name + "-wal")
+        self._fsync = synchronous.lower() == "full"
+        self._writer = _engine(target, writer=True)
+        self._reader = _engine(target, writer=False)
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="store-write")
+        self._read_threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="store-read")
+        self._write_lock = asyncio.Lock()
+        self._conn: Connection | None = None
+        self._committed = 0
+        """Commits on the writer connection so far (counted under the write lock)."""
+        self._synced = 0
+        """Of those, how many are known to be on disk (the writer thread's)."""
+        self._checkpoint_at = CHECKPOINT_COMMITS
+        self._checkpointer: sqlite3.Connection | None = None
+
+    async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
+        async with self._write_lock:
+            conn = await self._connection()
+            return await self._on_writer(self._write_here, conn, fn, args, durable)
+
+    async def write_batch(
+        self, fn: Callable[..., T], *args: Any, durable: bool = True
+    ) -> tuple[T, Awaitable[None] | None]:
+        async with self._write_lock:
+            conn = await self._connection()
+            driver = _driver(conn)
+            if not _begin_at_once(driver):
+                # Another process writes: wait for it on the writer thread, not on the loop.
+                result = await self._on_writer(self._write_here, conn, fn, args, durable)
+                return result, None
+            result = _transaction(conn, driver, fn, args)
+            self._committed += 1
+            if self._committed >= self._checkpoint_at:
+                self._checkpoint_at = self._committed + CHECKPOINT_COMMITS
+                self._on_writer(self._checkpoint).add_done_callback(_log_checkpoint_failure)
+        if not (durable and self._fsync):
+            return result, None
+        return result, self._on_writer(self.sync)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._read_threads, _in_transaction, self._reader, fn, args
+        )
+
+    async def dispose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
+
+    # --- on the writer thread --------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Make every commit so far durable: fsync the log (through a descriptor of its own,
+        opened by name each time: fsync flushes the file, whoever wrote it). Nothing to do when
+        an fsync begun after the last commit has already returned."""
+        if not self._fsync:
+            return
+        target = self._committed
+        if target <= self._synced:
+            return
+        descriptor = os.open(self._wal, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        self._synced = target
+
+    def _write_here(
+        self, conn: Connection, fn: Callable[..., T], args: tuple[Any, ...], durable: bool
+    ) -> T:
+        driver = _driver(conn)
+        driver.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for another process
+        result = _transaction(conn, driver, fn, args)
+        self._committed += 1
+        if durable:
+            self.sync()
+        if self._committed >= self._checkpoint_at:
+            self._checkpoint_at = self._committed + CHECKPOINT_COMMITS
+            self._checkpoint()
+        return result
+
+    def _checkpoint(self) -> None:
+        """Copy the log into the database file without holding up writers (PASSIVE)."""
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False
+            )
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    async def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = await self._on_writer(self._writer.connect)
+        return self._conn
+
+    def _on_writer(self, fn: Callable[..., T], *args: Any) -> ThreadWork[T]:
+        """`fn(*args)` on the writer thread; a caller cancelled meanwhile still waits for it to
+        end (`ThreadWork`), so the connection is never used by two threads at once."""
+        loop = asyncio.get_running_loop()
+        result: ThreadWork[T] = ThreadWork(loop=loop)
+
+        def finished(work: concurrent.futures.Future[T]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(result.take, work)
+
+        self._write_thread.submit(fn, *args).add_done_callback(finished)
+        return result
+
+    def _shutdown(self) -> None:
+        self._write_thread.shutdown(wait=True)
+        self._read_threads.shutdown(wait=True)
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+        if self._conn is not None:
+            self._conn.close()
+        self._writer.dispose()
+        self._reader.dispose()
+
+
+class ThreadWork(asyncio.Future[T]):
+    """The result of work running on a thread, which cannot be taken back: a task awaiting it
+    that is cancelled keeps waiting until the work has ended, and then sees its cancellation
+    (asyncio cancels a task whose awaited future refuses to be cancelled at its next step).
+    Unlike `asyncio.shield`, it costs no extra turn of the event loop on the way back."""
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        return False
+
+    def take(self, work: concurrent.futures.Future[T]) -> None:
+        """Copy the thread's outcome (on the event loop)."""
+        exception = work.exception()
+        if exception is not None:
+            self.set_exception(exception)
+        else:
+            self.set_result(work.result())
+
+
+def _log_checkpoint_failure(work: asyncio.Future[None]) -> None:
+    if work.exception() is not None:  # the next checkpoint tries again
+        log.warning("store checkpoint failed: %s", work.exception())
+
+
+def _driver(conn: Connection) -> sqlite3.Connection:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
+def _begin_at_once(driver: sqlite3.Connection) -> bool:
+    """`BEGIN IMMEDIATE` without waiting: False (and nothing begun) if another process holds
+    the write lock."""
+    driver.execute("PRAGMA busy_timeout = 0")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            return False
+        raise
+    finally:
+        driver.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    return True
+
+
+def _transaction(
+    conn: Connection, driver: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]
+) -> T:
+    """`fn` in the transaction just begun on the driver, then COMMIT; on any error, ROLLBACK, so
+    the connection is left with no transaction open."""
+    transaction = conn.begin()  # SQLAlchemy's bookkeeping; the driver's BEGIN was ours
+    try:
+        result = fn(conn, *args)
+        transaction.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            transaction.rollback()
+        if driver.in_transaction:
+            with contextlib.suppress(Exception):
+                driver.rollback()
+        raise
+    return result
+
+
+def _in_transaction(engine: Engine, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+    with engine.begin() as conn:
+        return fn(conn, *args)
+
+
+def _engine(target: Target, *, writer: bool) -> Engine:
+    # The writer: one connection, used by one thread at a time (the event loop or the writer
+    # thread, in turn under the write lock). Readers: one connection per reader thread.
+    # check_same_thread is off for that hand-over, and so that dispose() may close connections
+    # from another thread once the threads are idle.
+    pool: dict[str, Any] = (
+        {"poolclass": StaticPool}
+        if writer
+        else {"poolclass": SingletonThreadPool, "pool_size": READ_THREADS}
+    )
+    engine = create_engine(target.url, connect_args={"check_same_thread": False}, **pool)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver must not open transactions on its own: BEGIN is emitted explicitly.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # the fsync after commit is `sync()`
+        if writer:
+            cursor.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints are `_checkpoint()`
+        cursor.execute("PRAGMA foreign_keys = OFF")
+        cursor.close()
+
+    if not writer:  # the writer emits its own BEGIN IMMEDIATE
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine

@@ -1,0 +1,72 @@
+"""Many rows per statement, on both dialects: the rows written are the rows read back, and
+inserted rows come back in the order given, past one statement's parameter limit too."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import Connection
+
+from mxrelay.store import schema
+from mxrelay.store.bulk import SQLITE_MAX_PARAMETERS, execute_many, insert_many, insert_returning
+from mxrelay.store.db import Database
+
+
+def queue_row(n: int) -> dict[str, object]:
+    return {
+        "message_id": f"m{n:04d}",
+        "variant": n % 3,
+        "state": "queued",
+        "created_at": 1.5 * n,
+        "queued_at": 1.5 * n,
+        "next_attempt_at": 2.0 * n,
+        "attempts": 0,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "hold_kind": None,
+        "hold_reason": None,
+        "last_error": None,
+        "updated_at": 1.5 * n,
+    }
+
+
+async def test_rows_come_back_in_the_order_given(db: Database) -> None:
+    count = SQLITE_MAX_PARAMETERS // len(queue_row(0)) * 2 + 5  # several statements on SQLite
+    rows = [queue_row(n) for n in reversed(range(count))]
+
+    def write(conn: Connection) -> list[tuple[object, ...]]:
+        return insert_returning(
+            conn, schema.queue, rows, ("id", "message_id", "variant"), key=("message_id", "variant")
+        )
+
+    returned = await db.write(write)
+    assert [(r[1], r[2]) for r in returned] == [(r["message_id"], r["variant"]) for r in rows]
+    assert len({r[0] for r in returned}) == count  # a fresh id each
+
+    def read(conn: Connection) -> dict[object, tuple[str, float]]:
+        q = schema.queue
+        result = conn.execute(select(q.c.id, q.c.message_id, q.c.next_attempt_at))
+        return {row[0]: (row[1], row[2]) for row in result}
+
+    stored = await db.read(read)
+    assert all(stored[r[0]][0] == r[1] for r in returned)
+    assert stored[returned[0][0]][1] == 2.0 * (count - 1)
+
+
+async def test_inserts_and_named_statements(db: Database) -> None:
+    tags = [{"message_id": f"m{n}", "tag": "t"} for n in range(3)]
+    rename = text("UPDATE message_tags SET tag = :tag WHERE message_id = :message_id")
+
+    def write(conn: Connection) -> None:
+        insert_many(conn, schema.message_tags, tags)
+        insert_many(conn, schema.message_tags, [])
+        execute_many(conn, rename, [{"message_id": "m1", "tag": "renamed"}])
+        execute_many(conn, rename, [])
+
+    await db.write(write)
+
+    def read(conn: Connection) -> list[tuple[str, str]]:
+        t = schema.message_tags
+        rows = conn.execute(select(t.c.message_id, t.c.tag).order_by(t.c.message_id))
+        return [(row[0], row[1]) for row in rows]
+
+    assert await db.read(read) == [("m0", "t"), ("m1", "renamed"), ("m2", "t")]

@@ -1,0 +1,138 @@
+"""SQLite's writer: batches on the event loop with their fsync apart, another process's lock
+waited for off the loop, cancelled writers, failures, and checkpoints on the writer thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from mxrelay.store import sqlite as sqlite_store
+from mxrelay.store.db import open_store
+
+BLOB = b"x" * 100_000
+
+
+def insert_tag(conn: Connection, name: str, fail: str = "") -> str:
+    conn.execute(text("INSERT INTO message_tags (message_id, tag) VALUES (:m, 'a')"), {"m": name})
+    if fail:
+        conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+    return name
+
+
+def insert_blob(conn: Connection, name: str) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO message_bodies (message_id, received_at, encoding, stored_size, raw) "
+            "VALUES (:m, 0, 'identity', :n, :raw)"
+        ),
+        {"m": name, "n": len(BLOB), "raw": BLOB},
+    )
+
+
+def tag_names(conn: Connection) -> list[str]:
+    rows = conn.execute(text("SELECT message_id FROM message_tags ORDER BY message_id"))
+    return [row[0] for row in rows]
+
+
+async def test_a_durable_batch_is_answered_after_its_fsync(tmp_path: Path) -> None:
+    async with open_store(f"sqlite:///{tmp_path / 'relay.db'}") as db:
+        result, synced = await db.write_batch(insert_tag, "m1")
+        assert result == "m1"
+        assert synced is not None
+        await synced
+        assert await db.read(tag_names) == ["m1"]
+        _, relaxed = await db.write_batch(insert_tag, "m2", durable=False)
+        assert relaxed is None  # rides on the next fsync
+    async with open_store(f"sqlite:///{tmp_path / 'relay.db'}", synchronous="normal") as db:
+        _, synced = await db.write_batch(insert_tag, "m3")
+        assert synced is None  # synchronous=normal: the disk is reached at checkpoints
+        assert await db.read(tag_names) == ["m1", "m2", "m3"]
+
+
+async def test_a_batch_waits_for_another_process_off_the_event_loop(tmp_path: Path) -> None:
+    """While another connection (as the `mxrelay queue` command would) holds SQLite's write lock,
+    a group-commit batch waits for it on the writer thread: the event loop keeps running."""
+    path = tmp_path / "relay.db"
+    async with open_store(f"sqlite:///{path}") as db:
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            write = asyncio.create_task(db.write_batch(insert_tag, "m1"))
+            for _ in range(10):  # the loop turns while the batch waits for the lock
+                await asyncio.sleep(0.01)
+            assert not write.done()
+            other.execute("COMMIT")
+            async with asyncio.timeout(10):
+                result, synced = await write
+            assert (result, synced) == ("m1", None)  # written and synced on the thread
+        finally:
+            other.close()
+        result, synced = await db.write_batch(insert_tag, "m2")  # the next one goes on the loop
+        assert synced is not None
+        await synced
+        assert await db.read(tag_names) == ["m1", "m2"]
+
+
+async def test_a_failed_batch_leaves_the_connection_usable(tmp_path: Path) -> None:
+    async with open_store(f"sqlite:///{tmp_path / 'relay.db'}") as db:
+        with pytest.raises(SQLAlchemyError):
+            await db.write_batch(insert_tag, "m1", "and then fail")
+        with pytest.raises(SQLAlchemyError):
+            await db.write(insert_tag, "m2", "and then fail")
+        assert (await db.write_batch(insert_tag, "m3"))[0] == "m3"
+        assert await db.write(insert_tag, "m4", durable=False) == "m4"
+        assert await db.read(tag_names) == ["m3", "m4"]
+
+
+async def test_a_cancelled_writer_keeps_the_connection_until_its_work_is_done(
+    tmp_path: Path,
+) -> None:
+    """The next write may only take the connection once the thread's transaction has ended."""
+    release = threading.Event()
+
+    def slow(conn: Connection) -> None:
+        insert_tag(conn, "slow")
+        release.wait(10)
+
+    async with open_store(f"sqlite:///{tmp_path / 'relay.db'}") as db:
+        writer = asyncio.create_task(db.write(slow))
+        await asyncio.sleep(0.05)
+        writer.cancel()
+        nxt = asyncio.create_task(db.write_batch(insert_tag, "next"))
+        await asyncio.sleep(0.05)
+        assert not writer.done()  # still waiting for its transaction, cancelled or not
+        assert not nxt.done()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        async with asyncio.timeout(10):
+            await nxt
+        assert await db.read(tag_names) == ["next", "slow"]  # the cancelled write was committed
+
+
+async def test_checkpoints_run_on_the_writer_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer connection never checkpoints by itself (that would hold up the event loop);
+    the store does, every CHECKPOINT_COMMITS commits."""
+    path = tmp_path / "relay.db"
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_COMMITS", 1000)
+    async with open_store(f"sqlite:///{path}") as db:
+        for n in range(20):
+            await db.write_batch(insert_blob, f"b{n}")
+        await db.write(tag_names)  # the writer thread is idle
+        assert path.stat().st_size < len(BLOB) * 5  # the rows are still only in the log
+    path.unlink()
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_COMMITS", 5)
+    async with open_store(f"sqlite:///{path}") as db:
+        for n in range(20):
+            await db.write_batch(insert_blob, f"b{n}")
+        await db.write(tag_names)
+        assert path.stat().st_size > len(BLOB) * 10  # copied into the database file

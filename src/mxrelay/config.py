@@ -689,6 +689,13 @@ class QueueSettings(_Group):
         le=1000,
         help="Deliveries in progress at once in this process.",
     )
+    delivery_process: bool = setting(
+        True,
+        env="MXRELAY_DELIVERY_PROCESS",
+        form="true or false",
+        help="smtp mode: deliver from a child process, so accepting and delivering use two cores "
+        "(false: one process does both).",
+    )
     lease_time: Duration = setting(
         "60s",
         env="MXRELAY_QUEUE_LEASE_TIME",

@@ -230,6 +230,11 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.delivery_process_exits = Counter(
+            "mxrelay_delivery_process_exits_total",
+            "Unexpected exits of the delivery process (its attempts are tried again, it restarts).",
+            registry=r,
+        )
 
         # --- MIME transforms --------------------------------------------------------------------
         self.ics_messages_transformed = Counter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -59,6 +60,31 @@ def smtp_sink() -> Iterator[tuple[int, Path]]:
         shutil.rmtree(dump_dir, ignore_errors=True)
 
 
+def wait_for_exit(pid: int, timeout: float = 30.0) -> bool:
+    """Until process `pid` (not ours to reap) is gone, for at most `timeout` seconds; then SIGKILL
+    it and wait as long again. True if it is gone."""
+    for kill in (False, True):
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)  # polling the exit of a process that is not ours
+        else:
+            return True
+    return not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
 class ServeProcess:
     """`mxrelay serve` as a child process; its log lines are kept for assertions."""
 
@@ -87,10 +113,21 @@ class ServeProcess:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
+    def children(self) -> list[int]:
+        """PIDs of the relay's own child processes (its delivery process), while it runs."""
+        pid = self.process.pid
+        try:
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
     def close(self) -> None:
+        children = self.children()
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+        for pid in children:  # a delivery process stops by itself once the relay is gone
+            wait_for_exit(pid)
         self._log.close()
 
     @property

@@ -3,7 +3,8 @@
 `QueueStage` opens, in order: the store (migrations, and for SQLite the one-relay-per-file lock), the
 group committer, the `StoreSink` the SMTP policy hands accepted transactions to, and, when a transport
 is given (not in `hold` mode), the delivery worker with its start-up recovery (and the sink's
-dispatcher: new mail goes to it straight from memory while it has room); plus two background
+dispatcher: new mail goes to it straight from memory while it has room), or, in `smtp` mode, the
+delivery process that runs that worker beside this one (`process.py`); plus two background
 loops: queue gauges every few seconds and retention pruning every `MXRELAY_STORE_PRUNE_INTERVAL`.
 `aclose(grace)` undoes it in reverse: the worker finishes or hands back its leases within the grace
 period, pending commits are written, the store closes.
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from mxrelay.config import Settings
 from mxrelay.delivery.base import Transport
 from mxrelay.delivery.passthrough import UpstreamPool
+from mxrelay.delivery.process import DeliveryProcess
 from mxrelay.delivery.retry import RetryPolicy
 from mxrelay.delivery.smtp import SmarthostTransport
 from mxrelay.delivery.worker import DeliveryWorker
@@ -106,6 +108,45 @@ def smarthost_transport(settings: Settings, metrics: Metrics) -> SmarthostTransp
     return SmarthostTransport(pool)
 
 
+def delivers_in_a_process(settings: Settings) -> bool:
+    """smtp mode delivers from a child process unless MXRELAY_DELIVERY_PROCESS is off (graph
+    mode's pace is set by Microsoft's limits, far below one core; it stays in this process)."""
+    return settings.service.delivery is DeliveryMode.SMTP and settings.queue.delivery_process
+
+
+def build_worker(
+    settings: Settings,
+    queue: Queue,
+    transport: Transport,
+    committer: GroupCommitter,
+    *,
+    owner: str,
+    metrics: Metrics,
+    health: Health,
+    render: Render,
+    clock: Callable[[], datetime] = _utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> DeliveryWorker:
+    """The delivery worker with the queue settings (in this process or the delivery process)."""
+    queue_settings = settings.queue
+    return DeliveryWorker(
+        queue,
+        transport,
+        committer,
+        RetryPolicy.from_settings(queue_settings),
+        owner=owner,
+        metrics=metrics,
+        health=health,
+        clock=clock,
+        monotonic=monotonic,
+        concurrency=queue_settings.concurrency,
+        lease_time=queue_settings.lease_time.total_seconds(),
+        poll_interval=queue_settings.poll_interval.total_seconds(),
+        probe_interval=queue_settings.probe_interval.total_seconds(),
+        render=render,
+    )
+
+
 class QueueStage:
     """Store + sink + worker of the queued modes. `await start()`, then `await aclose(grace)`."""
 
@@ -130,6 +171,7 @@ class QueueStage:
         self.db: Database | None = None
         self.queue: Queue | None = None
         self.worker: DeliveryWorker | None = None
+        self.delivery: DeliveryProcess | None = None
         self._sink: StoreSink | None = None
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
@@ -167,22 +209,29 @@ class QueueStage:
             plan=plan,
             render=render,
         )
-        if self.transport is not None:
-            queue_settings = settings.queue
-            self.worker = DeliveryWorker(
+        if self.transport is not None and delivers_in_a_process(settings):
+            self.delivery = DeliveryProcess(
+                settings,
+                queue=self.queue,
+                metrics=self.metrics,
+                health=self.health,
+                clock=self.clock,
+                monotonic=self.monotonic,
+                keep_fds=self.db.child_fds,
+            )
+            self._sink.dispatcher = self.delivery
+            await self.delivery.start()
+        elif self.transport is not None:
+            self.worker = build_worker(
+                settings,
                 self.queue,
                 self.transport,
                 committer,
-                RetryPolicy.from_settings(queue_settings),
                 owner=self.owner,
                 metrics=self.metrics,
                 health=self.health,
                 clock=self.clock,
                 monotonic=self.monotonic,
-                concurrency=queue_settings.concurrency,
-                lease_time=queue_settings.lease_time.total_seconds(),
-                poll_interval=queue_settings.poll_interval.total_seconds(),
-                probe_interval=queue_settings.probe_interval.total_seconds(),
                 render=render,
             )
             self._sink.dispatcher = self.worker
@@ -204,6 +253,9 @@ class QueueStage:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.delivery is not None:
+            await self.delivery.stop(grace)
+            self.delivery = None
         if self.worker is not None:
             await self.worker.stop(grace)
             self.worker = None

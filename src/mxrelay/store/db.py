@@ -96,7 +96,11 @@ def load_queries(dialect: Dialect) -> dict[str, str]:
 
 class SqliteLock:
     """An exclusive `flock` on `<database>.lock`; the kernel drops it when the process dies, so a
-    crash (even SIGKILL) never leaves a stale lock behind, unlike a PID file."""
+    crash (even SIGKILL) never leaves a stale lock behind, unlike a PID file.
+
+    The relay's delivery process inherits the descriptor (`Database.child_fds`): the lock is then
+    the relay's and its child's, held until both are gone, so a new relay cannot start on the
+    file while the old one's child still delivers from it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path.with_name(path.name + ".lock")
@@ -118,6 +122,10 @@ class SqliteLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+
+    @property
+    def fileno(self) -> int | None:
+        return self._fd
 
     def release(self) -> None:
         if self._fd is not None:
@@ -142,6 +150,9 @@ class Database:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.dialect = target.dialect
+        self.child_fds: tuple[int, ...] = ()
+        """Descriptors a child process of the relay inherits to count as part of it (the SQLite
+        lock's), set by `open_store`."""
         self.queries = load_queries(target.dialect)
         self._sql = {name: text(sql) for name, sql in self.queries.items()}
 
@@ -233,6 +244,8 @@ async def open_store(
         from mxrelay.store.sqlite import SqliteDatabase  # it builds on this module
 
         db = SqliteDatabase(target, synchronous=synchronous)
+        if lock is not None and lock.fileno is not None:
+            db.child_fds = (lock.fileno,)
     else:
         db = PostgresDatabase(target, pool_size=pool_size)
     try:

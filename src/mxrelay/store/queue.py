@@ -274,6 +274,11 @@ class Queue(QueueAdmin):
         """Entries whose replica died (lease expired) become claimable again."""
         return await self.db.write(self._count, "requeue_expired", {"now": now}, durable=False)
 
+    async def requeue_owner(self, owner: str, now: float) -> int:
+        """Entries leased to `owner`, a delivery process that died, become claimable again."""
+        params = {"owner": owner, "now": now}
+        return await self.db.write(self._count, "requeue_owner", params, durable=False)
+
     async def recover(self, now: float) -> int:
         """Start-up recovery. SQLite has one process per file, so every leased entry is a leftover
         of a crash; with PostgreSQL only expired leases are (other replicas may be delivering)."""

@@ -74,6 +74,9 @@ class SqliteDatabase(Database):
         """Of those, how many are known to be on disk (the writer thread's)."""
         self._checkpoint_at = CHECKPOINT_COMMITS
         self._checkpointer: sqlite3.Connection | None = None
+        self._wal_fd: int | None = None
+        """The log, opened once: it stays the same file while this store's connections are
+        open (SQLite removes it only when the last connection to the database closes)."""
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         async with self._write_lock:
@@ -110,19 +113,17 @@ class SqliteDatabase(Database):
     # --- on the writer thread --------------------------------------------------------------
 
     def sync(self) -> None:
-        """Make every commit so far durable: fsync the log (through a descriptor of its own,
-        opened by name each time: fsync flushes the file, whoever wrote it). Nothing to do when
-        an fsync begun after the last commit has already returned."""
+        """Make every commit so far durable: fsync the log (through a descriptor of its own:
+        fsync flushes the file, whoever wrote it). Nothing to do when an fsync begun after the
+        last commit has already returned."""
         if not self._fsync:
             return
         target = self._committed
         if target <= self._synced:
             return
-        descriptor = os.open(self._wal, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        if self._wal_fd is None:
+            self._wal_fd = os.open(self._wal, os.O_RDONLY)
+        os.fsync(self._wal_fd)
         self._synced = target
 
     def _write_here(
@@ -170,6 +171,8 @@ class SqliteDatabase(Database):
     def _shutdown(self) -> None:
         self._write_thread.shutdown(wait=True)
         self._read_threads.shutdown(wait=True)
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
         if self._checkpointer is not None:
             self._checkpointer.close()
         if self._conn is not None:

@@ -52,6 +52,13 @@ SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_
     last_error = 'lease expired (the delivering process stopped)', updated_at = :now
 WHERE state = 'active' AND lease_expires_at < :now
 
+-- name: requeue_owner
+-- The entries a delivery process held when it died: back to the queue, due at once.
+UPDATE queue
+SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = :now,
+    last_error = 'the delivery process stopped', updated_at = :now
+WHERE state = 'active' AND lease_owner = :owner
+
 -- name: requeue_all_active
 -- Not used with PostgreSQL, where other replicas may hold live leases (see requeue_expired).
 UPDATE queue

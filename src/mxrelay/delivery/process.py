@@ -1,0 +1,258 @@
+"""The delivery process, as the relay sees it: start it, wake it, watch it, stop it.
+
+In `smtp` mode (unless `MXRELAY_DELIVERY_PROCESS` is off) deliveries run in a child process of
+`mxrelay serve` (`child.py`), like Postfix's queue manager and smtp(8) beside its smtpd: the relay
+accepts and stores on one core, the child claims, delivers and settles from the same store on the
+other. The store is their only link, as it is between replicas: the child opens it without the
+SQLite lock (which belongs to this relay, and admits its own child) and leases what it delivers
+under its own owner name. It also inherits the descriptor of the SQLite lock (`keep_fds`), so
+the file stays locked until both processes are gone. The socket between them carries only a
+wake-up after new mail, the order to stop, and what the child reports for `/metrics` and
+`/readyz` (`wire.py`).
+
+- `start()` starts the child and waits until it is ready (its start-up recovery done); a child
+  that cannot start is logged, the `delivery_process` readiness condition goes false, the mail is
+  still accepted and queued, and another start is tried every `restart_delay`.
+- As the sink's `Dispatcher`, this object never takes new mail from memory (`reserve` says no):
+  the mail is committed queued, and `wake()` tells the child to claim it.
+- A child that dies unasked is logged and counted (`mxrelay_delivery_process_exits_total`), its
+  leases are handed back at once (`Queue.requeue_owner`: what it was sending is sent again; at
+  least once, never lost), and another child is started.
+- `stop(grace)` asks the child to finish or hand back its deliveries within `grace` and exit; a
+  child still there `stop_margin` seconds later is killed and its leases handed back. If the relay
+  itself dies, the child sees the socket close and stops at once, handing back what it was
+  delivering (a new relay may be starting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from mxrelay.config import Settings
+from mxrelay.delivery.wire import FrameProtocol, apply_updates
+from mxrelay.health import Health
+from mxrelay.log import event
+from mxrelay.metrics import Metrics
+from mxrelay.store.queue import LoadedEntry, Queue
+
+HEALTH_CONDITION = "delivery_process"
+START_TIMEOUT = 60.0
+RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 60.0
+STOP_MARGIN = 10.0
+CHILD_COMMAND = (sys.executable, "-m", "mxrelay.delivery.child")
+
+log = logging.getLogger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Child:
+    """One delivery process: its pid, lease owner, socket, and whether it is ready or gone."""
+
+    def __init__(
+        self, process: asyncio.subprocess.Process, metrics: Metrics, health: Health
+    ) -> None:
+        self.process = process
+        self.metrics = metrics
+        self.health = health
+        self.owner: str | None = None
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.gone: asyncio.Future[None] = loop.create_future()
+        self.protocol = FrameProtocol(self.on_frame, self.on_lost)
+
+    def on_frame(self, frame: Any) -> None:
+        kind = frame[0]
+        if kind == "metrics":
+            apply_updates(self.metrics, frame[1])
+        elif kind == "health":
+            _, name, ok, detail = frame
+            self.health.set(name, ok, detail)
+        elif kind == "ready" and not self.ready.done():
+            self.owner = frame[2]
+            self.ready.set_result(None)
+
+    def on_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("the delivery process exited at start"))
+            self.ready.exception()  # retrieved here; the starter hears it through `gone` too
+        if not self.gone.done():
+            self.gone.set_result(None)
+
+
+class DeliveryProcess:
+    """The child process that delivers the queue. `start()`, then `stop(grace)`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        queue: Queue,
+        metrics: Metrics,
+        health: Health,
+        clock: Callable[[], datetime] = _utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        keep_fds: Sequence[int] = (),
+        command: Sequence[str] = CHILD_COMMAND,
+        restart_delay: float = RESTART_DELAY,
+        stop_margin: float = STOP_MARGIN,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.metrics = metrics
+        self.health = health
+        self._clock = clock
+        self._monotonic = monotonic
+        self._keep_fds = tuple(keep_fds)
+        self._command = tuple(command)
+        self._restart_delay = restart_delay
+        self._stop_margin = stop_margin
+        self._child: _Child | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._wake_pending = False
+
+    @property
+    def pid(self) -> int | None:
+        """The delivery process's pid while it runs."""
+        child = self._child
+        return child.process.pid if child is not None and not child.gone.done() else None
+
+    async def start(self) -> None:
+        """Start the child and wait until it is ready (or has failed: then it is retried)."""
+        started = await self._start_one()
+        self._supervisor = asyncio.create_task(self._supervise(started), name="delivery-process")
+
+    async def stop(self, grace: float) -> None:
+        """Let the child finish or hand back its deliveries within `grace`, then make it exit."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        child, self._child = self._child, None
+        if child is not None:
+            child.protocol.send(("stop", grace))
+            await self._reap(child, grace + self._stop_margin)
+            await self._hand_back(child)
+
+    # --- the sink's Dispatcher -------------------------------------------------------------
+
+    def reserve(self, slots: int) -> tuple[str, float] | None:
+        return None  # the child claims everything from the store
+
+    def cancel(self, slots: int) -> None:
+        return None
+
+    def hand_over(self, loaded: Sequence[LoadedEntry]) -> None:
+        return None  # never reserved, so never called
+
+    def wake(self) -> None:
+        """New mail was committed: tell the child, once per turn of the event loop."""
+        if not self._wake_pending:
+            self._wake_pending = True
+            asyncio.get_running_loop().call_soon(self._send_wake)
+
+    def _send_wake(self) -> None:
+        self._wake_pending = False
+        if self._child is not None:
+            self._child.protocol.send(("wake",))
+
+    # --- the child -------------------------------------------------------------------------
+
+    async def _start_one(self) -> _Child | None:
+        """A ready child, or None (logged, readiness false) if it could not start."""
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._command,
+                str(theirs.fileno()),
+                pass_fds=(theirs.fileno(), *self._keep_fds),
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            ours.close()
+            self._failed(f"cannot start the delivery process: {exc.strerror or exc}")
+            return None
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        child = _Child(process, self.metrics, self.health)
+        self._child = child
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: child.protocol, ours)
+        child.protocol.send(("start", self.settings))
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                await child.ready
+        except (ConnectionError, TimeoutError) as exc:
+            child.protocol.close()
+            await self._reap(child, self._stop_margin)
+            status = child.process.returncode
+            self._failed(
+                f"the delivery process did not start ({exc or 'timeout'}, status {status})"
+            )
+            return None
+        self.health.set(HEALTH_CONDITION, True, f"pid {process.pid}")
+        event(log, "delivery.process_started", pid=process.pid)
+        return child
+
+    async def _supervise(self, child: _Child | None) -> None:
+        """Start another child whenever the current one is gone: after `restart_delay`, doubled
+        after each start that fails (up to `MAX_RESTART_DELAY`)."""
+        delay = self._restart_delay
+        while not self._stopping:
+            if child is not None:
+                delay = self._restart_delay
+                await child.gone
+                status = await self._reap(child, self._stop_margin)
+                event(log, "delivery.process_exited", logging.ERROR, pid=child.process.pid,
+                      status=status)  # fmt: skip
+                self.metrics.delivery_process_exits.inc()
+                self.health.set(HEALTH_CONDITION, False, f"exited with status {status}")
+                await self._hand_back(child)
+            else:
+                delay = min(delay * 2, MAX_RESTART_DELAY)
+            await asyncio.sleep(delay)
+            child = await self._start_one()
+
+    async def _reap(self, child: _Child, within: float) -> int | None:
+        """Wait for the child to exit, killing it if it takes longer than `within` seconds."""
+        try:
+            async with asyncio.timeout(within):
+                return await child.process.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                child.process.kill()
+            return await child.process.wait()
+        finally:
+            child.protocol.close()
+
+    async def _hand_back(self, child: _Child) -> None:
+        """Give back what a child that is gone still held (nothing, if it stopped in order)."""
+        if child.owner is None:
+            return
+        try:
+            count = await self.queue.requeue_owner(child.owner, self._clock().timestamp())
+        except Exception as exc:  # the store may be why we stop; leases expire anyway
+            event(log, "delivery.process_leases_kept", logging.WARNING, error=type(exc).__name__)
+            return
+        if count:
+            event(log, "delivery.process_leases_requeued", logging.WARNING, entries=count)
+
+    def _failed(self, detail: str) -> None:
+        event(log, "delivery.process_failed", logging.ERROR, error=detail)
+        self.health.set(HEALTH_CONDITION, False, detail)

@@ -1,0 +1,158 @@
+"""What the relay and its delivery process say to each other (`process.py` ↔ `child.py`).
+
+One connected UNIX socket pair; each message is a frame: a 4-byte big-endian length and a pickle
+(both ends are this program; the socket pair is private to them). Messages:
+
+    relay → process:  ("start", settings)  ("wake",)  ("stop", grace seconds)
+    process → relay:  ("ready", pid, lease owner)  ("metrics", updates)  ("health", name, ok, detail)
+
+The process delivers from the store itself; what it tells the relay is only what the relay shows
+(metrics on `/metrics`, readiness on `/readyz`). `MetricRecorder` stands in for `Metrics` in the
+process and records each update; the relay applies them to its own registry (`apply_updates`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import struct
+from collections.abc import Callable
+from typing import Any, cast
+
+from prometheus_client.metrics import MetricWrapperBase
+
+from mxrelay.metrics import Metrics
+
+HEADER = struct.Struct("!I")
+MAX_FRAME = 1 << 24
+"""Frames are small (settings, metric updates); a longer one means a broken stream."""
+
+Update = tuple[str, tuple[tuple[str, str], ...], str, float]
+"""(attribute of `Metrics`, labels, operation, value)."""
+
+OPERATIONS = frozenset({"inc", "dec", "set", "observe"})
+
+
+class FrameProtocol(asyncio.Protocol):
+    """Frames in and out of one socket; each frame read is handed to `on_frame` in order."""
+
+    def __init__(
+        self, on_frame: Callable[[Any], None], on_lost: Callable[[Exception | None], None]
+    ) -> None:
+        self._on_frame = on_frame
+        self._on_lost = on_lost
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= HEADER.size:
+            (size,) = HEADER.unpack_from(buffer, start)
+            if size > MAX_FRAME:
+                self.close(abort=True)
+                return
+            end = start + HEADER.size + size
+            if len(buffer) < end:
+                break
+            value = pickle.loads(buffer[start + HEADER.size : end])
+            start = end
+            self._on_frame(value)
+        del buffer[:start]
+
+    @property
+    def open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    def send(self, value: Any) -> bool:
+        """Send a frame; False if the connection is gone (the other side is then stopping)."""
+        if self._transport is None or self._transport.is_closing():
+            return False
+        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self._transport.writelines((HEADER.pack(len(payload)), payload))
+        return True
+
+    def close(self, *, abort: bool = False) -> None:
+        if self._transport is not None:
+            if abort:
+                self._transport.abort()
+            else:
+                self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost(exc)
+
+
+class _Recorded:
+    def __init__(
+        self,
+        name: str,
+        record: Callable[[Update], None],
+        labels: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self._name = name
+        self._record = record
+        self._labels = labels
+
+    def labels(self, **labels: str) -> _Recorded:
+        return _Recorded(self._name, self._record, tuple(sorted(labels.items())))
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._record((self._name, self._labels, "inc", amount))
+
+    def dec(self, amount: float = 1.0) -> None:
+        self._record((self._name, self._labels, "dec", amount))
+
+    def set(self, value: float) -> None:
+        self._record((self._name, self._labels, "set", value))
+
+    def observe(self, value: float) -> None:
+        self._record((self._name, self._labels, "observe", value))
+
+
+class MetricRecorder:
+    """Stands in for `Metrics` in the delivery process: `recorder.deliveries.labels(...).inc()`
+    records the update instead of counting it; `take()` hands the updates over for the relay to
+    apply. `on_record` is called after each update (to schedule sending them)."""
+
+    def __init__(self, on_record: Callable[[], None] = lambda: None) -> None:
+        self._updates: list[Update] = []
+        self._on_record = on_record
+
+    def __getattr__(self, name: str) -> _Recorded:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _Recorded(name, self._record)
+
+    def _record(self, update: Update) -> None:
+        self._updates.append(update)
+        self._on_record()
+
+    def take(self) -> list[Update]:
+        updates, self._updates = self._updates, []
+        return updates
+
+    def as_metrics(self) -> Metrics:
+        """This recorder where code expects `Metrics` (it answers to the same attribute names)."""
+        return cast(Metrics, self)
+
+
+def apply_updates(metrics: Metrics, updates: list[Update]) -> int:
+    """Apply the delivery process's metric updates; returns how many were not applicable (an
+    unknown metric, label or operation), which are skipped."""
+    skipped = 0
+    for name, labels, operation, value in updates:
+        family = getattr(metrics, name, None)
+        if operation not in OPERATIONS or not isinstance(family, MetricWrapperBase):
+            skipped += 1
+            continue
+        try:
+            target = family.labels(**dict(labels)) if labels else family
+            getattr(target, operation)(value)
+        except (AttributeError, ValueError, TypeError):
+            skipped += 1
+    return skipped

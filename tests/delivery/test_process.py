@@ -1,0 +1,171 @@
+"""The delivery process: a relay in smtp mode delivers from a child process that shares its store;
+a child that dies is replaced and what it held is sent again; it stops with the relay; one that
+cannot start leaves the relay accepting, with the fault in /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from mxrelay.app import Relay
+from mxrelay.config import load_settings
+from mxrelay.delivery.process import HEALTH_CONDITION, DeliveryProcess
+from mxrelay.health import Health
+from mxrelay.metrics import Metrics
+from mxrelay.store.db import open_store
+from mxrelay.store.queue import Queue
+from tests.support import smarthost as smarthost_support
+from tests.support.processes import wait_for_exit
+from tests.support.relay_app import running_relay
+from tests.support.smarthost import Smarthost
+
+smarthost = smarthost_support.smarthost
+
+MESSAGE = b"From: app@example.net\r\nTo: user@example.org\r\nSubject: hello\r\n\r\nHello.\r\n"
+
+
+@pytest.fixture
+async def relay(smarthost: Smarthost, tmp_path: Path) -> AsyncIterator[Relay]:
+    env = {
+        "MXRELAY_DELIVERY": "smtp",
+        "MXRELAY_UPSTREAM": smarthost.url,
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
+        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
+    }
+    async with running_relay(env) as running:
+        yield running
+
+
+def delivery_of(relay: Relay) -> DeliveryProcess:
+    assert relay.queue_stage is not None
+    delivery = relay.queue_stage.delivery
+    assert delivery is not None
+    return delivery
+
+
+async def send(relay: Relay, count: int) -> None:
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.smtp_port) as client:
+        for _ in range(count):
+            await client.sendmail("app@example.net", ["user@example.org"], MESSAGE)
+
+
+async def eventually(condition: Callable[[], bool], within: float = 20.0) -> None:
+    """Until `condition` holds (checked every 20 ms), at most `within` seconds."""
+    for _ in range(int(within / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    assert condition()
+
+
+def sample(relay: Relay, name: str, **labels: str) -> float:
+    return relay.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def queue_counts(relay: Relay) -> dict[str, int]:
+    assert relay.queue_stage is not None
+    assert relay.queue_stage.queue is not None
+    return (await relay.queue_stage.queue.stats()).counts
+
+
+async def test_mail_is_delivered_by_the_delivery_process(
+    relay: Relay, smarthost: Smarthost
+) -> None:
+    delivery = delivery_of(relay)
+    assert delivery.pid is not None
+    assert delivery.pid != os.getpid()
+    await send(relay, 3)
+    await smarthost.wait_for(3)
+    # What the child counted shows on the relay's /metrics; its readiness is the relay's.
+    delivered = {"transport": "smtp", "outcome": "delivered"}
+    await eventually(lambda: sample(relay, "mxrelay_deliveries_total", **delivered) == 3)
+    assert relay.health.snapshot()[HEALTH_CONDITION].ok
+    assert relay.health.snapshot()["delivery"].ok
+    assert await queue_counts(relay) == {"delivered": 3}
+
+
+async def test_a_delivery_process_that_dies_is_replaced_and_its_mail_sent_again(
+    relay: Relay, smarthost: Smarthost
+) -> None:
+    delivery = delivery_of(relay)
+    first = delivery.pid
+    assert first is not None
+    smarthost.script.hang_data = True  # the attempt is in progress when the child dies
+    await send(relay, 1)
+    counts: dict[str, int] = {}
+    for _ in range(500):
+        counts = await queue_counts(relay)
+        if counts.get("active"):
+            break
+        await asyncio.sleep(0.02)
+    assert counts == {"active": 1}
+    os.kill(first, signal.SIGKILL)
+    await eventually(lambda: sample(relay, "mxrelay_delivery_process_exits_total") == 1)
+    smarthost.script.hang_data = False
+    [received] = await smarthost.wait_for(1, within=30)
+    assert received.recipients == ("user@example.org",)
+    assert delivery.pid not in (None, first)
+    await eventually(lambda: relay.health.snapshot()[HEALTH_CONDITION].ok)
+    await eventually(lambda: sample(relay, "mxrelay_deliveries_total", transport="smtp",
+                                    outcome="delivered") == 1)  # fmt: skip
+    assert await queue_counts(relay) == {"delivered": 1}
+
+
+async def test_the_delivery_process_stops_with_the_relay(
+    smarthost: Smarthost, tmp_path: Path
+) -> None:
+    env = {
+        "MXRELAY_DELIVERY": "smtp",
+        "MXRELAY_UPSTREAM": smarthost.url,
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
+    }
+    async with running_relay(env) as running:
+        pid = delivery_of(running).pid
+        assert pid is not None
+    assert await asyncio.to_thread(wait_for_exit, pid, 5)
+    async with running_relay(env):  # and it left the SQLite file to the next relay
+        pass
+
+
+async def test_one_process_when_turned_off(smarthost: Smarthost, tmp_path: Path) -> None:
+    env = {
+        "MXRELAY_DELIVERY": "smtp",
+        "MXRELAY_UPSTREAM": smarthost.url,
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
+        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
+        "MXRELAY_DELIVERY_PROCESS": "false",
+    }
+    async with running_relay(env) as running:
+        assert running.queue_stage is not None
+        assert running.queue_stage.delivery is None
+        assert running.queue_stage.worker is not None
+        await send(running, 1)
+        await smarthost.wait_for(1)
+
+
+async def test_a_delivery_process_that_cannot_start(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    settings = load_settings({"MXRELAY_DELIVERY": "smtp", "MXRELAY_UPSTREAM": "smtp://h:25"})
+    health, metrics = Health(), Metrics()
+    async with open_store(url) as db:
+        delivery = DeliveryProcess(
+            settings,
+            queue=Queue(db),
+            metrics=metrics,
+            health=health,
+            command=(sys.executable, "-c", "raise SystemExit(3)"),
+            restart_delay=30.0,
+        )
+        await delivery.start()  # does not raise: the relay goes on accepting
+        assert "status 3" in health.failing()[HEALTH_CONDITION]
+        assert delivery.pid is None
+        delivery.wake()  # nobody to wake: nothing happens
+        await asyncio.sleep(0)
+        await delivery.stop(0.0)

@@ -1,0 +1,54 @@
+"""The relay ↔ delivery process wire: frames over a real socket pair arrive whole and in order,
+and metric updates recorded in the child land in the relay's registry."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from mxrelay.delivery.wire import FrameProtocol, MetricRecorder, apply_updates
+from mxrelay.metrics import Metrics
+
+
+async def test_frames_arrive_whole_and_in_order() -> None:
+    loop = asyncio.get_running_loop()
+    left, right = socket.socketpair()
+    got: list[Any] = []
+    lost = loop.create_future()
+    sender = FrameProtocol(lambda frame: None, lambda exc: None)
+    receiver = FrameProtocol(got.append, lambda exc: lost.set_result(exc))
+    await loop.connect_accepted_socket(lambda: sender, left)
+    await loop.connect_accepted_socket(lambda: receiver, right)
+    big = b"x" * 1_000_000  # many reads for one frame
+    frames = [("start", {"a": 1}), ("wake",), ("metrics", [big]), ("stop", 2.5)]
+    for frame in frames:
+        assert sender.send(frame)
+    sender.close()
+    async with asyncio.timeout(10):
+        assert await lost is None
+    assert got == frames
+    assert not sender.send(("wake",))  # closed: nothing is sent
+
+
+def test_recorded_metric_updates_apply_to_the_relay() -> None:
+    recorded: list[int] = []
+    recorder = MetricRecorder(lambda: recorded.append(1))
+    child = recorder.as_metrics()
+    child.deliveries.labels(transport="smtp", outcome="delivered").inc()
+    child.deliveries.labels(transport="smtp", outcome="delivered").inc(2)
+    child.delivery_latency.labels(transport="smtp").observe(0.25)
+    child.store_commit_failures.inc()
+    recorder.no_such_metric.inc()
+    child.deliveries.labels(nonsense="x").inc()  # wrong labels
+    updates = recorder.take()
+    assert len(recorded) == 6
+    assert recorder.take() == []
+    metrics = Metrics()
+    assert apply_updates(metrics, updates) == 2
+    registry = metrics.registry
+    labels = {"transport": "smtp", "outcome": "delivered"}
+    assert registry.get_sample_value("mxrelay_deliveries_total", labels) == 3
+    latency = "mxrelay_delivery_attempt_duration_seconds_sum"
+    assert registry.get_sample_value(latency, {"transport": "smtp"}) == 0.25
+    assert registry.get_sample_value("mxrelay_store_commit_failures_total") == 1

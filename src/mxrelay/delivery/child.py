@@ -107,7 +107,11 @@ async def deliver(child: Child, settings: Settings) -> None:
     health = ReportedHealth(child.protocol)
     async with (
         open_store(
-            store.database_url, synchronous=store.synchronous, migrate=False, exclusive=False
+            store.database_url,
+            synchronous=store.synchronous,
+            migrate=False,
+            exclusive=False,
+            inline=True,  # nothing else waits on this process's event loop
         ) as db,
         GroupCommitter(
             db,

@@ -222,12 +222,15 @@ async def open_store(
     exclusive: bool = True,
     check_schema: bool = True,
     pool_size: int = 10,
+    inline: bool = False,
 ) -> AsyncIterator[Database]:
     """Open the store; on leaving, close its engines (and release the SQLite lock).
 
     `exclusive` takes the SQLite lock (the relay and `db upgrade` do; the `queue` command, which
     works beside a running relay, does not). `migrate` applies pending migrations; without it, a
     database that is not at this version's schema is refused (unless `check_schema` is off).
+    `inline`: SQLite reads and writes run on the event loop (the delivery process's store, see
+    `sqlite.py`).
     """
     target = parse_database_url(database_url)
     lock: SqliteLock | None = None
@@ -241,9 +244,10 @@ async def open_store(
                 lock.acquire()
         except OSError as exc:
             raise StoreError(f"cannot open the store: {exc.filename}: {exc.strerror}") from None
-        from mxrelay.store.sqlite import SqliteDatabase  # it builds on this module
+        from mxrelay.store.sqlite import BUSY_POLLS, SqliteDatabase  # it builds on this module
 
-        db = SqliteDatabase(target, synchronous=synchronous)
+        polls = BUSY_POLLS if exclusive else 0  # the relay's own sessions are waiting
+        db = SqliteDatabase(target, synchronous=synchronous, busy_polls=polls, inline=inline)
         if lock is not None and lock.fileno is not None:
             db.child_fds = (lock.fileno,)
     else:

@@ -15,14 +15,19 @@ and the event loop work at the same time, and one fsync covers every commit befo
 - `write_batch` (the group committer's batches) runs its statements and commit on the event loop,
   where they cost a fraction of what they cost on a thread (each statement would hand the
   interpreter lock back and forth with the busy loop), and returns with the fsync still running.
-  When another process (the `mxrelay queue` command) holds the write lock, the batch waits for it
-  on the writer thread instead, never on the loop.
+  When another process (the delivery process, the `mxrelay queue` command) holds the write lock,
+  the relay tries again on the next turns of the loop (`busy_polls`, for the store the relay
+  opened; others do not), then waits for it on the writer thread, never on the loop.
 - `write` runs a whole transaction, fsync included, on the writer thread.
-- Checkpoints (copying the log into the database file) are the writer thread's too, every
-  `CHECKPOINT_COMMITS` commits, on a connection of their own: the writer connection does not
-  checkpoint by itself, which would hold up the event loop for the copy and its fsyncs.
+- Checkpoints (copying the log into the database file) run every `CHECKPOINT_COMMITS` commits
+  on a thread and a connection of their own: the writer connection does not checkpoint by itself,
+  which would hold up the event loop for the copy and its fsyncs, and no fsync waits behind one.
 
 `MXRELAY_STORE_SYNCHRONOUS=normal` leaves the fsync out: the log reaches the disk at checkpoints.
+
+A store opened `inline` (the delivery process's, where no SMTP client waits on the event loop)
+runs every read and write on the loop as `write_batch` does, and only the fsyncs and checkpoints on
+threads: hopping to a thread for each claim, load and result would cost it more than the work.
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a write from another process (the CLI) waits for the relay's write to end."""
 
 READ_THREADS = 4
+BUSY_POLL = 0.0002
+BUSY_POLLS = 20
+"""How often the relay's batch tries again to begin on the loop while its delivery process (or
+the `mxrelay queue` command) writes, a loop turn or BUSY_POLL apart, before it waits for the lock
+on the writer thread; their transactions are short, and SQLite's own wait sleeps a millisecond
+or more at a time."""
 CHECKPOINT_COMMITS = 64
 """Commits between two checkpoints: the log stays at a few megabytes."""
 
@@ -56,8 +67,12 @@ log = logging.getLogger(__name__)
 
 
 class SqliteDatabase(Database):
-    def __init__(self, target: Target, *, synchronous: str) -> None:
+    def __init__(
+        self, target: Target, *, synchronous: str, busy_polls: int = 0, inline: bool = False
+    ) -> None:
         super().__init__(target)
+        self._busy_polls = busy_polls
+        self._inline = inline
         assert target.path is not None
         self._path = target.path
         self._wal = target.path.with_name(target.path.name + "-wal")
@@ -65,6 +80,7 @@ class SqliteDatabase(Database):
         self._writer = _engine(target, writer=True)
         self._reader = _engine(target, writer=False)
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="store-write")
+        self._checkpoint_thread = ThreadPoolExecutor(1, thread_name_prefix="store-checkpoint")
         self._read_threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="store-read")
         self._write_lock = asyncio.Lock()
         self._conn: Connection | None = None
@@ -79,6 +95,11 @@ class SqliteDatabase(Database):
         open (SQLite removes it only when the last connection to the database closes)."""
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
+        if self._inline:
+            result, synced = await self.write_batch(fn, *args, durable=durable)
+            if synced is not None:
+                await synced
+            return result
         async with self._write_lock:
             conn = await self._connection()
             return await self._on_writer(self._write_here, conn, fn, args, durable)
@@ -89,20 +110,20 @@ class SqliteDatabase(Database):
         async with self._write_lock:
             conn = await self._connection()
             driver = _driver(conn)
-            if not _begin_at_once(driver):
+            if not await _begin_soon(driver, self._busy_polls):
                 # Another process writes: wait for it on the writer thread, not on the loop.
                 result = await self._on_writer(self._write_here, conn, fn, args, durable)
                 return result, None
             result = _transaction(conn, driver, fn, args)
             self._committed += 1
-            if self._committed >= self._checkpoint_at:
-                self._checkpoint_at = self._committed + CHECKPOINT_COMMITS
-                self._on_writer(self._checkpoint).add_done_callback(_log_checkpoint_failure)
+            self._checkpoint_when_due()
         if not (durable and self._fsync):
             return result, None
         return result, self._on_writer(self.sync)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._inline:
+            return _in_transaction(self._reader, fn, args)
         return await asyncio.get_running_loop().run_in_executor(
             self._read_threads, _in_transaction, self._reader, fn, args
         )
@@ -123,7 +144,7 @@ class SqliteDatabase(Database):
             return
         if self._wal_fd is None:
             self._wal_fd = os.open(self._wal, os.O_RDONLY)
-        os.fsync(self._wal_fd)
+        _datasync(self._wal_fd)
         self._synced = target
 
     def _write_here(
@@ -135,13 +156,20 @@ class SqliteDatabase(Database):
         self._committed += 1
         if durable:
             self.sync()
-        if self._committed >= self._checkpoint_at:
-            self._checkpoint_at = self._committed + CHECKPOINT_COMMITS
-            self._checkpoint()
+        self._checkpoint_when_due()
         return result
 
+    def _checkpoint_when_due(self) -> None:
+        """Every CHECKPOINT_COMMITS commits (counted under the write lock), a checkpoint on its
+        own thread, so that no fsync waits behind it."""
+        if self._committed >= self._checkpoint_at:
+            self._checkpoint_at = self._committed + CHECKPOINT_COMMITS
+            work = self._checkpoint_thread.submit(self._checkpoint)
+            work.add_done_callback(_log_checkpoint_failure)
+
     def _checkpoint(self) -> None:
-        """Copy the log into the database file without holding up writers (PASSIVE)."""
+        """Copy the log into the database file without holding up writers (PASSIVE); on the
+        checkpoint thread."""
         if self._checkpointer is None:
             self._checkpointer = sqlite3.connect(
                 self._path, isolation_level=None, check_same_thread=False
@@ -170,6 +198,7 @@ class SqliteDatabase(Database):
 
     def _shutdown(self) -> None:
         self._write_thread.shutdown(wait=True)
+        self._checkpoint_thread.shutdown(wait=True)
         self._read_threads.shutdown(wait=True)
         if self._wal_fd is not None:
             os.close(self._wal_fd)
@@ -199,8 +228,12 @@ class ThreadWork(asyncio.Future[T]):
             self.set_result(work.result())
 
 
-def _log_checkpoint_failure(work: asyncio.Future[None]) -> None:
-    if work.exception() is not None:  # the next checkpoint tries again
+_datasync = getattr(os, "fdatasync", os.fsync)
+"""fdatasync, as SQLite's own FULL does on Linux (the log's data, and its size when it grew)."""
+
+
+def _log_checkpoint_failure(work: concurrent.futures.Future[None]) -> None:
+    if not work.cancelled() and work.exception() is not None:  # the next one tries again
         log.warning("store checkpoint failed: %s", work.exception())
 
 
@@ -208,6 +241,16 @@ def _driver(conn: Connection) -> sqlite3.Connection:
     driver = conn.connection.driver_connection
     assert isinstance(driver, sqlite3.Connection)
     return driver
+
+
+async def _begin_soon(driver: sqlite3.Connection, polls: int) -> bool:
+    """`BEGIN IMMEDIATE` on the event loop, trying `polls` more times, a turn of the loop apart,
+    while another process holds the write lock. False (nothing begun) if it still does."""
+    for _ in range(polls):
+        if _begin_at_once(driver):
+            return True
+        await asyncio.sleep(BUSY_POLL)
+    return _begin_at_once(driver)
 
 
 def _begin_at_once(driver: sqlite3.Connection) -> bool:

@@ -121,6 +121,28 @@ def process_tree_cpu(root: int) -> float:
     return tree_ticks(processes, root) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds used so far by process `pid` alone (its threads, not its children)."""
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(all, idle) ticks of every CPU so far, from /proc/stat: how busy the machine was between
+    two readings, whoever used it."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values), values[3] + values[4]  # idle + iowait
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Per cent of the machine's CPU time in use between two `cpu_ticks()` readings."""
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return 100.0 * (1 - idle / total) if total > 0 else 0.0
+
+
 # --- /metrics ---------------------------------------------------------------------------------
 
 

@@ -21,7 +21,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.figures import Row, format_table, metric_value, process_tree_cpu, ratio_line
+from bench.figures import (
+    Row,
+    busy_share,
+    cpu_ticks,
+    format_table,
+    metric_value,
+    process_cpu,
+    process_tree_cpu,
+    ratio_line,
+)
 from bench.rig import (
     LOOPBACK,
     METRICS_PORT,
@@ -44,6 +53,10 @@ END_TO_END = "end to end"
 CPU_TITLE = (
     "CPU time per message from acceptance to delivery (process trees: mxrelay, plus the "
     "PostgreSQL server for the postgresql rows; Postfix's master and its daemons)"
+)
+ACCEPTING_TITLE = (
+    "while accepting: CPU time per message of mxrelay's accepting process alone (its delivery "
+    "process and the database excluded), and the machine's CPU busy (every process)"
 )
 TARGETS = {(ACCEPTANCE, "sqlite", 20): 1.5, (END_TO_END, "sqlite", 20): 1.0}
 """The issue's targets, against Postfix at 20 sessions with fsync-on-commit durability."""
@@ -85,6 +98,7 @@ def run(plan: Plan = Plan()) -> None:
         rig.stop(postfix)
         print(tables(plan, figures.acceptance, figures.end_to_end), flush=True)
         print(format_table(CPU_TITLE, "ms", figures.cpu_rows()), flush=True)
+        print(format_table(ACCEPTING_TITLE, "ms or %", figures.accepting_rows()), flush=True)
 
 
 @dataclass
@@ -92,14 +106,33 @@ class Figures:
     acceptance: dict[str, list[float]] = field(default_factory=dict)
     end_to_end: dict[str, list[float]] = field(default_factory=dict)
     cpu: dict[str, list[float]] = field(default_factory=dict)
+    accepting: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, label: str, run: tuple[float, float, float]) -> None:
-        self.acceptance.setdefault(label, []).append(run[0])
-        self.end_to_end.setdefault(label, []).append(run[1])
-        self.cpu.setdefault(label, []).append(run[2])
+    def add(self, label: str, run: Run) -> None:
+        self.acceptance.setdefault(label, []).append(run.acceptance)
+        self.end_to_end.setdefault(label, []).append(run.end_to_end)
+        self.cpu.setdefault(label, []).append(run.cpu_ms)
+        if run.accepting_cpu_ms is not None:
+            self.accepting.setdefault(f"{label}: ms", []).append(run.accepting_cpu_ms)
+        self.accepting.setdefault(f"{label}: busy %", []).append(run.busy)
 
     def cpu_rows(self) -> list[Row]:
         return [Row(label, tuple(values)) for label, values in self.cpu.items()]
+
+    def accepting_rows(self) -> list[Row]:
+        return [Row(label, tuple(values)) for label, values in self.accepting.items()]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run's figures: rates, CPU time per message (whole process trees), and while the
+    client sent: the accepting process's CPU per message (mxrelay only) and the machine's load."""
+
+    acceptance: float
+    end_to_end: float
+    cpu_ms: float
+    busy: float
+    accepting_cpu_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,24 +175,28 @@ def wait_relay_delivered(rig: Rig, count: float, timeout: float = DRAIN_TIMEOUT)
     return rig.clock()
 
 
-def relay_run(rig: Rig, load: SourceLoad, pids: list[int]) -> tuple[float, float, float]:
-    """(acceptance rate, end-to-end rate, CPU milliseconds per message)."""
+def relay_run(rig: Rig, load: SourceLoad, pids: list[int]) -> Run:
+    """One run against mxrelay; `pids[0]` is the accepting process."""
     before = delivered(rig)
-    cpu = cpu_seconds(pids)
+    cpu, accepting, ticks = cpu_seconds(pids), process_cpu(pids[0]), cpu_ticks()
     started = rig.clock()
     elapsed, _ = rig.run(load.argv(LOOPBACK, RELAY_PORT))
+    accepting_ms = (process_cpu(pids[0]) - accepting) * 1000 / load.messages
+    busy = busy_share(ticks, cpu_ticks())
     finished = wait_relay_delivered(rig, before + load.messages)
     used = (cpu_seconds(pids) - cpu) * 1000 / load.messages
-    return load.messages / elapsed, load.messages / (finished - started), used
+    rates = load.messages / elapsed, load.messages / (finished - started)
+    return Run(*rates, used, busy, accepting_ms)
 
 
-def postfix_run(rig: Rig, load: SourceLoad, pids: list[int]) -> tuple[float, float, float]:
-    cpu = cpu_seconds(pids)
+def postfix_run(rig: Rig, load: SourceLoad, pids: list[int]) -> Run:
+    cpu, ticks = cpu_seconds(pids), cpu_ticks()
     started = rig.clock()
     elapsed, _ = rig.run(load.argv(LOOPBACK, POSTFIX_PORT))
+    busy = busy_share(ticks, cpu_ticks())
     rig.wait_postfix_idle()
     used = (cpu_seconds(pids) - cpu) * 1000 / load.messages
-    return load.messages / elapsed, load.messages / (rig.clock() - started), used
+    return Run(load.messages / elapsed, load.messages / (rig.clock() - started), used, busy)
 
 
 def tables(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,27 @@ def test_process_tree_cpu_counts_reaped_and_living_children() -> None:
         assert parent.wait(30) == 0
     assert used >= 0.38  # two children of 0.2 s each, clock ticks of 10 ms
     assert figures.process_tree_cpu(2**22 + 1) == 0  # no such process
+
+
+def test_process_cpu_counts_the_process_alone_and_busy_share_the_machine() -> None:
+    spin = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    with subprocess.Popen([sys.executable, "-c", f"{spin}\ninput()"], stdin=subprocess.PIPE) as p:
+        before = figures.cpu_ticks()
+        for _ in range(500):  # until the spin is done (at most 10 s)
+            if figures.process_cpu(p.pid) >= 0.28:
+                break
+            time.sleep(0.02)
+        used = figures.process_cpu(p.pid)
+        after = figures.cpu_ticks()
+        assert p.stdin is not None
+        p.stdin.close()
+        p.wait(30)
+    assert 0.28 <= used < 5.0
+    assert figures.process_cpu(2**22 + 1) == 0.0  # no such process
+    assert after[0] > before[0]
+    assert 0.0 < figures.busy_share(before, after) <= 100.0  # the spin itself kept a CPU busy
+    assert figures.busy_share((100, 50), (200, 75)) == 75.0
+    assert figures.busy_share((100, 50), (100, 50)) == 0.0
 
 
 def test_metric_value_reads_a_real_metrics_page() -> None:

@@ -41,3 +41,5 @@ def test_small_store_run_prints_both_tables(capsys: pytest.CaptureFixture[str]) 
         assert len(rows) == 3
     assert len(re.findall(r"^ratio sqlite / postfix, 4 sess\.: \d+\.\d\d$", out, re.M)) == 2
     assert "CPU time per message" in out
+    assert re.search(r"^mxrelay smtp/sqlite, 4 sess\.: ms +\d+\.\d +\d+\.\d$", out, re.M)
+    assert re.search(r"^postfix relay, 4 sess\.: busy % +\d+\.\d( +\d+\.\d)+$", out, re.M)

@@ -117,9 +117,7 @@ async def test_a_cancelled_writer_keeps_the_connection_until_its_work_is_done(
         assert await db.read(tag_names) == ["next", "slow"]  # the cancelled write was committed
 
 
-async def test_checkpoints_run_on_a_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_checkpoints_run_on_a_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer connection never checkpoints by itself (that would hold up the event loop);
     the store does, every CHECKPOINT_COMMITS commits."""
     path = tmp_path / "relay.db"

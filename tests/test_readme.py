@@ -1,4 +1,4 @@
-"""The README's settings tables are the ones generated from config.py; its commands exist.
+"""The README's settings tables are the ones generated from mxrelay.config; its commands exist.
 
 To refresh the tables after adding a setting: `.venv/bin/python -m tests.test_readme --write`.
 """

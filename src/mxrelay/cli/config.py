@@ -51,7 +51,7 @@ GROUP_TITLES = {
 
 
 def markdown_table() -> str:
-    """The README's settings tables (one per stage), generated from the declarations in config.py."""
+    """The README's settings tables (one per stage), generated from mxrelay.config's declarations."""
     out: list[str] = []
     group = None
     for option in options():

@@ -1,11 +1,12 @@
 """Which recipients get the calendar transform (`MXRELAY_ICS_STRIP`), and mailbox comparison.
 
-The setting arrives from `config.py` as a lower-cased tuple: `("off",)`, `("all",)`, or addresses
-and `@domain` entries. `IcsScope.from_setting` turns it into a typed value once, at start-up, and
-refuses mixtures that cannot mean anything (`off,@example.com`). `matches(recipient)` compares the
-domain case-insensitively in A-label form (so `@bücher.example` matches `xn--bcher-kva.example`);
-the local part is compared case-insensitively too, because the setting itself is lower-cased when
-it is loaded and the mailbox systems the relay serves (Exchange) treat local parts that way.
+The setting arrives from `mxrelay.config` as a lower-cased tuple: `("off",)`, `("all",)`, or
+addresses and `@domain` entries. `IcsScope.from_setting` turns it into a typed value once, at
+start-up, and refuses mixtures that cannot mean anything (`off,@example.com`). `matches(recipient)`
+compares the domain case-insensitively in A-label form (so `@bücher.example` matches
+`xn--bcher-kva.example`); the local part is compared case-insensitively too, because the setting
+itself is lower-cased when it is loaded and the mailbox systems the relay serves (Exchange) treat
+local parts that way.
 
 `Mailbox` (also used by `headers.py`) splits an address into local part and A-label domain.
 """

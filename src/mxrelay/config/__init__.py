@@ -1,0 +1,103 @@
+"""Settings: one typed, frozen object built from the environment, and the table that documents it.
+
+Every option is declared once, in `settings.py` (Graph's in `graph.py`), with its environment name,
+default, expected form and help text; that declaration feeds the parser, `mxrelay config`, and the
+README's table (a test compares them). Names follow DESIGN.md; new ones follow
+`MXRELAY_<STAGE>_<OBJECT>_<KIND>` as Postfix's parameters do.
+
+pydantic-settings' own environment source maps one variable to one field by prefix; mxrelay also needs
+the reference validator's names (`LISTEN_ADDR=:25`, `UPSTREAM_HOST` + `UPSTREAM_PORT`), `*_FILE`
+variants for secrets, and error messages that name the variable. So `load_settings()` (in `load.py`)
+reads the injected environment through the table and hands the values to the settings class as init
+values; pydantic does the parsing and validation. The value parsers and types are in `values.py`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PRIVATE_AND_LOOPBACK",
+    "Address",
+    "Addresses",
+    "ConfigError",
+    "DnsSettings",
+    "Duration",
+    "GraphSettings",
+    "HostPort",
+    "IPAddress",
+    "IPNetwork",
+    "LowerList",
+    "MimeSettings",
+    "NameServers",
+    "Networks",
+    "Option",
+    "PolicySettings",
+    "QueueSettings",
+    "ServiceSettings",
+    "Settings",
+    "Size",
+    "SmtpSettings",
+    "StoreSettings",
+    "Upstream",
+    "UpstreamSettings",
+    "UpstreamUrl",
+    "WebSettings",
+    "effective",
+    "format_duration",
+    "format_size",
+    "graph_settings_problem",
+    "load_settings",
+    "options",
+    "parse_duration",
+    "parse_host_port",
+    "parse_size",
+    "parse_upstream",
+    "redact_url",
+    "render_value",
+    "setting",
+]
+
+from mxrelay.config.graph import GraphSettings
+from mxrelay.config.load import (
+    Option,
+    effective,
+    graph_settings_problem,
+    load_settings,
+    options,
+    redact_url,
+    render_value,
+)
+from mxrelay.config.settings import (
+    PRIVATE_AND_LOOPBACK,
+    DnsSettings,
+    MimeSettings,
+    PolicySettings,
+    QueueSettings,
+    ServiceSettings,
+    Settings,
+    SmtpSettings,
+    StoreSettings,
+    UpstreamSettings,
+    WebSettings,
+)
+from mxrelay.config.values import (
+    Address,
+    Addresses,
+    ConfigError,
+    Duration,
+    HostPort,
+    IPAddress,
+    IPNetwork,
+    LowerList,
+    NameServers,
+    Networks,
+    Size,
+    Upstream,
+    UpstreamUrl,
+    format_duration,
+    format_size,
+    parse_duration,
+    parse_host_port,
+    parse_size,
+    parse_upstream,
+    setting,
+)

@@ -1,0 +1,241 @@
+"""Reading the environment through the table into `Settings`, and showing the values it produced.
+
+Also the rules that span several options (`_complete`, `graph_settings_problem`).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from mxrelay.config.graph import GraphSettings
+from mxrelay.config.settings import Settings
+from mxrelay.config.values import ConfigError, format_duration, format_size
+from mxrelay.model import DeliveryMode
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One row of the settings table."""
+
+    group: str
+    name: str
+    env: str
+    form: str
+    help: str
+    secret: bool
+    aliases: tuple[str, ...]
+    default: Any
+
+
+def options() -> Iterator[Option]:
+    """Every option in declaration order (feeds `mxrelay config`, --help and the README)."""
+    for group, group_field in Settings.model_fields.items():
+        model = group_field.annotation
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
+        for name, info in model.model_fields.items():
+            extra = _extra(info)
+            yield Option(
+                group=group,
+                name=name,
+                env=str(extra["env"]),
+                form=str(extra["form"]),
+                help=info.description or "",
+                secret=bool(extra["secret"]),
+                aliases=tuple(extra["aliases"]),
+                default=info.default,
+            )
+
+
+def _extra(info: FieldInfo) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    assert isinstance(extra, dict)
+    return extra
+
+
+def _read_secret_file(env: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"{env}_FILE: {path!r} cannot be read ({exc.strerror}); expected a readable file"
+        ) from None
+
+
+def _raw_values(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Collect the values present in the environment, keyed by group and field.
+
+    Also returns which variable each value came from, so an error can name it.
+    """
+    raw: dict[str, dict[str, Any]] = {}
+    source: dict[str, str] = {}
+    for option in options():
+        value: str | None = environ.get(option.env)
+        origin = option.env
+        if option.secret and environ.get(option.env + "_FILE"):
+            if value is not None:
+                raise ConfigError(
+                    f"{option.env}: set both directly and through {option.env}_FILE; expected one"
+                )
+            value = _read_secret_file(option.env, environ[option.env + "_FILE"])
+            origin = option.env + "_FILE"
+        if value is None:
+            value, origin = _legacy_value(option, environ)
+        if value is None:
+            continue
+        raw.setdefault(option.group, {})[option.name] = value
+        source[f"{option.group}.{option.name}"] = origin
+    if "delivery" not in raw.get("service", {}) and "UPSTREAM_HOST" in environ:
+        raw.setdefault("service", {})["delivery"] = DeliveryMode.PASSTHROUGH.value
+        source["service.delivery"] = "UPSTREAM_HOST"
+    return raw, source
+
+
+def _legacy_value(option: Option, environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """The reference validator's names: LISTEN_ADDR, UPSTREAM_HOST and UPSTREAM_PORT."""
+    if option.env == "MXRELAY_SMTP_LISTEN" and "LISTEN_ADDR" in environ:
+        return environ["LISTEN_ADDR"], "LISTEN_ADDR"
+    if option.env == "MXRELAY_UPSTREAM" and "UPSTREAM_HOST" in environ:
+        host = environ["UPSTREAM_HOST"].strip()
+        port = environ.get("UPSTREAM_PORT", "25").strip()
+        if not port.isdigit():
+            raise ConfigError(f"UPSTREAM_PORT: {port!r} is not a port; expected an integer 1-65535")
+        host = f"[{host}]" if ":" in host else host
+        return f"smtp://{host}:{port}", "UPSTREAM_HOST"
+    return None, option.env
+
+
+def _describe(error: Mapping[str, Any], source: Mapping[str, str], raw: Mapping[str, Any]) -> str:
+    location = [str(part) for part in error.get("loc", ())]
+    key = ".".join(location[:2])
+    by_key = {f"{o.group}.{o.name}": o for o in options()}
+    option = by_key.get(key)
+    variable = source.get(key, option.env if option else key)
+    value = raw.get(location[0], {}).get(location[1]) if len(location) >= 2 else None
+    message = str(error.get("msg", "is not valid"))
+    message = message.removeprefix("Value error, ")
+    if not message.startswith(("is ", "has ", "carries ")):
+        message = f"is not valid ({message[0].lower()}{message[1:]})"
+    if variable.endswith("_FILE") or (option and option.secret):
+        shown = "the value"  # never echo a secret, not even a malformed one
+        return f"{variable}: {shown} {message}; expected {option.form if option else 'a value'}"
+    shown = f"{value!r}" if value is not None else "the value"
+    return f"{variable}: {shown} {message}; expected {option.form if option else 'a valid value'}"
+
+
+def load_settings(
+    environ: Mapping[str, str], *, hostname: Callable[[], str] = socket.getfqdn
+) -> Settings:
+    """Build the settings from `environ`; raise ConfigError (one line) on the first bad value."""
+    raw, source = _raw_values(environ)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0], source, raw)) from None
+    return _complete(settings, hostname)
+
+
+def graph_settings_problem(graph: GraphSettings) -> str | None:
+    """Why Graph delivery cannot work with these settings (one line naming the variable)."""
+    if not graph.tenant_id:
+        return "MXRELAY_GRAPH_TENANT_ID: missing, but Graph delivery needs it; expected a tenant id"
+    if not graph.client_id:
+        return "MXRELAY_GRAPH_CLIENT_ID: missing, but Graph delivery needs it; expected a client id"
+    if graph.client_secret is None and graph.certificate_file is None:
+        return (
+            "MXRELAY_GRAPH_CLIENT_SECRET: missing, and no MXRELAY_GRAPH_CERTIFICATE_FILE either; "
+            "expected a client secret or a certificate"
+        )
+    if graph.client_secret is not None and graph.certificate_file is not None:
+        return (
+            "MXRELAY_GRAPH_CERTIFICATE_FILE: set together with MXRELAY_GRAPH_CLIENT_SECRET; "
+            "expected one credential"
+        )
+    for env, url in (
+        ("MXRELAY_GRAPH_AUTHORITY", graph.authority),
+        ("MXRELAY_GRAPH_ENDPOINT", graph.endpoint),
+    ):
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            return f"{env}: {url!r} is not an https:// URL; expected an https:// URL"
+    return None
+
+
+def _complete(settings: Settings, hostname: Callable[[], str]) -> Settings:
+    """Defaults that depend on the host, and rules that span several options."""
+    service = settings.service
+    if not service.hostname:
+        service = service.model_copy(update={"hostname": hostname() or "localhost"})
+    mode = service.delivery
+    if mode in (DeliveryMode.PASSTHROUGH, DeliveryMode.SMTP) and settings.upstream.url is None:
+        raise ConfigError(
+            f"MXRELAY_UPSTREAM: missing, but MXRELAY_DELIVERY={mode.value} needs it; "
+            "expected smtp://host:port"
+        )
+    if mode is DeliveryMode.GRAPH and (problem := graph_settings_problem(settings.graph)):
+        raise ConfigError(problem)
+    if settings.dns.transient_ttl > timedelta(minutes=5):
+        raise ConfigError(
+            f"MXRELAY_DNS_TRANSIENT_TTL: {format_duration(settings.dns.transient_ttl)!r} is longer "
+            "than RFC 2308 allows; expected a duration up to 5m"
+        )
+    if settings.dns.cache_min_ttl > settings.dns.cache_max_ttl:
+        raise ConfigError(
+            "MXRELAY_DNS_CACHE_MIN_TTL: is longer than MXRELAY_DNS_CACHE_MAX_TTL; "
+            "expected a duration no longer than the maximum"
+        )
+    if (settings.smtp.tls_cert_file is None) != (settings.smtp.tls_key_file is None):
+        missing = (
+            "MXRELAY_SMTP_TLS_KEY_FILE"
+            if settings.smtp.tls_key_file is None
+            else ("MXRELAY_SMTP_TLS_CERT_FILE")
+        )
+        raise ConfigError(f"{missing}: missing; expected a PEM file path beside its pair")
+    return settings.model_copy(update={"service": service})
+
+
+def effective(settings: Settings) -> Iterator[tuple[Option, str]]:
+    """Each option with its effective value as text; secrets appear as `********`."""
+    for option in options():
+        value = getattr(getattr(settings, option.group), option.name)
+        if option.form.startswith("a size") and isinstance(value, int):
+            yield option, format_size(value)
+        else:
+            yield option, render_value(value, secret=option.secret)
+
+
+_URL_PASSWORD_RE = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """A URL with any embedded password replaced, for logs and `mxrelay config`."""
+    return _URL_PASSWORD_RE.sub(r"\1:********@", url)
+
+
+def render_value(value: object, *, secret: bool = False) -> str:
+    if value is None or value == "" or value == ():
+        return ""
+    if secret:
+        return "********"
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, tuple | list):
+        return ",".join(render_value(item) for item in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
+    return str(value)

@@ -358,18 +358,20 @@ async def test_t40_query_timeout_is_451_within_the_budget(
 
 async def test_b8_rcpt_budget_is_451(make_checker: CheckerFactory, dns_server: DnsServer) -> None:
     ok_mx(dns_server, "slow.example.net")
-    dns_server.late("slow.example.net", 0.2)
-    dns_server.late("mx.slow.example.net", 0.2)
-    checker = make_checker(MXRELAY_DNS_QUERY_TIMEOUT="0.3s", MXRELAY_DNS_RCPT_TIMEOUT="0.3s")
+    # The MX answer comes well inside the budget, the exchange's address well after it (each
+    # query on its own is within the per-query timeout): margins that hold on a busy machine.
+    dns_server.late("slow.example.net", 0.05)
+    dns_server.late("mx.slow.example.net", 2.0)
+    checker = make_checker(MXRELAY_DNS_QUERY_TIMEOUT="3s", MXRELAY_DNS_RCPT_TIMEOUT="0.5s")
     loop = asyncio.get_running_loop()
     started = loop.time()
     verdict = await checker.check("<user@slow.example.net>", False)
     elapsed = loop.time() - started
     assert str(verdict.reply) == TEMPFAIL.format("slow.example.net")
     assert (verdict.reason, verdict.stage) == (Reason.TEMPFAIL, "B8")
-    assert "per-RCPT DNS budget of 0.3s exhausted (B8)" in verdict.evidence
+    assert "per-RCPT DNS budget of 0.5s exhausted (B8)" in verdict.evidence
     assert "MX slow.example.net.: ok" in verdict.evidence[0]  # what was learnt is kept
-    assert 0.29 <= elapsed < 0.3 + 0.25
+    assert 0.49 <= elapsed < 0.5 + 0.5
 
 
 async def test_t44_cname_to_nxdomain_is_550(

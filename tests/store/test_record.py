@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.store.record import collapse_spaces, decompress, header_fields, summarise
+from mxrelay.store.record import (
+    COMPRESSION_LEVEL,
+    collapse_spaces,
+    compress_body,
+    decompress,
+    header_fields,
+    summarise,
+)
 from tests.store.helpers import record, transaction
 
 
@@ -87,3 +94,12 @@ def test_stored_bytes_come_back_exactly(data: bytes) -> None:
     assert rec.received_header.startswith("Received: from app.example.net")
     assert rec.received_header.endswith("\r\n")
     assert zlib.decompress(rec.compressed) == data
+
+
+@pytest.mark.parametrize("size", [0, 1, 511, 512, 513, 2048, 40_000, 300_000])
+def test_bodies_compress_as_well_with_a_window_sized_to_the_message(size: int) -> None:
+    line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n"
+    data = (line * (size // len(line) + 1))[:size]
+    packed = compress_body(data)
+    assert zlib.decompress(packed) == data
+    assert len(packed) <= len(zlib.compress(data, COMPRESSION_LEVEL)) + 8

@@ -42,6 +42,7 @@ from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.policy import MessageCheck, RelayPolicy, SenderCheck, Sink
 from mxrelay.smtp.server import SmtpLimits, SmtpServer
 from mxrelay.store.db import Database, StoreError
+from mxrelay.tasks import cancel_and_wait
 from mxrelay.web.asgi import web_app
 from mxrelay.web.health import metrics_app
 from mxrelay.web.server import HttpServer
@@ -233,11 +234,7 @@ class Relay:
         if self.queue_stage is not None:
             await self.queue_stage.aclose(grace)
             self.queue_stage = None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._pool is not None:
             await self._pool.aclose()

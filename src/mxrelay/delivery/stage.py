@@ -46,6 +46,7 @@ from mxrelay.store.queue import Queue
 from mxrelay.store.retention import Pruner, RetentionPolicy
 from mxrelay.store.sink import StoreSink
 from mxrelay.store.variants import UnknownTransform, VariantPlan, plan_variants, render_variant
+from mxrelay.tasks import cancel_and_wait
 
 STATS_INTERVAL = 5.0
 """Seconds between refreshes of the queue gauges (entries by state, oldest age)."""
@@ -247,11 +248,7 @@ class QueueStage:
 
     async def aclose(self, grace: float) -> None:
         """Stop delivering (within `grace` seconds), write what is pending, close the store."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self.delivery is not None:
             await self.delivery.stop(grace)

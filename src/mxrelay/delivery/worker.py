@@ -45,6 +45,7 @@ from mxrelay.metrics import Metrics
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, QueueState, Settlement
 from mxrelay.store.variants import UnknownTransform, render_variant
+from mxrelay.tasks import cancel_and_wait
 
 HEALTH_CONDITION = "delivery"
 
@@ -160,11 +161,7 @@ class DeliveryWorker:
         timeout), then cancel the rest and hand their leases back."""
         self._stopping = True
         self._wakeup.set()
-        for task in (self._loop_task, self._probe_task, self._renew_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait((self._loop_task, self._probe_task, self._renew_task))
         if self._active:
             await asyncio.wait(list(self._active), timeout=grace)
         leftovers = dict(self._active)

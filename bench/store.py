@@ -204,10 +204,7 @@ def tables(
 ) -> str:
     size = SourceLoad(1, 1).size
     out = []
-    for title, figures in (
-        ("acceptance (250s per second)", acceptance),
-        ("end to end", end_to_end),
-    ):
+    for title, figures in ((ACCEPTANCE, acceptance), (END_TO_END, end_to_end)):
         rows = [Row(label, tuple(values)) for label, values in figures.items()]
         by_label = {row.label: row for row in rows}
         ratios = []

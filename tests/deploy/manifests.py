@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,11 +84,6 @@ def container(workload: Manifest, name: str) -> Manifest:
         if item["name"] == name:
             return item
     raise AssertionError(f"no container {name!r} in {workload['metadata']['name']}")
-
-
-def workloads(objects: list[Manifest]) -> list[Manifest]:
-    kinds = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
-    return [obj for obj in objects if obj.get("kind") in kinds]
 
 
 def relay(objects: list[Manifest]) -> tuple[Manifest, Manifest]:
@@ -184,7 +179,3 @@ def mounted_file(workload: Manifest, item: Manifest, path: str) -> tuple[Manifes
                 return volume, str(entry["key"])
         return volume, relative
     return None
-
-
-def iter_yaml_files(folder: Path) -> Iterator[Path]:
-    yield from sorted(folder.rglob("*.yaml"))

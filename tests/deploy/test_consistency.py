@@ -23,6 +23,7 @@ from tests.deploy.manifests import (
     container_ports,
     containers,
     mounted_file,
+    named,
     one,
     pod_ports,
     pod_spec,
@@ -169,7 +170,7 @@ def test_every_port_reference_resolves(overlays: dict[str, list[Manifest]], over
     )
     for endpoint in monitor["spec"]["endpoints"]:
         assert endpoint["port"] in service_ports
-    for policy in [o for o in objects if o["kind"] == "NetworkPolicy"]:
+    for policy in named(objects, "NetworkPolicy"):
         assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
         for rule in policy["spec"].get("ingress", []):
             for port in rule["ports"]:

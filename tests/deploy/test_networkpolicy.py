@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.manifests import OVERLAYS, Manifest, pod_ports, relay, resolve_port
+from tests.deploy.manifests import OVERLAYS, Manifest, named, one, pod_ports, relay, resolve_port
 
 CLIENTS = [{"namespaceSelector": {"matchLabels": {"email-relay/client": "true"}}}]
 INGRESS_CONTROLLER = [
@@ -33,16 +33,12 @@ PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192
 PRIVATE.append(ipaddress.ip_network("169.254.0.0/16"))
 
 
-def policies(objects: list[Manifest]) -> list[Manifest]:
-    return [obj for obj in objects if obj["kind"] == "NetworkPolicy"]
-
-
 def ingress_sources(objects: list[Manifest]) -> dict[int, list[Any]]:
     """Pod port → the `from` lists of every ingress rule that opens it."""
     deployment, _ = relay(objects)
     ports = pod_ports(deployment)
     opened: dict[int, list[Any]] = {}
-    for policy in policies(objects):
+    for policy in named(objects, "NetworkPolicy"):
         for rule in policy["spec"].get("ingress", []):
             assert rule.get("from"), f"{policy['metadata']['name']}: ingress from anywhere"
             assert rule.get("ports"), f"{policy['metadata']['name']}: ingress to every port"
@@ -52,14 +48,18 @@ def ingress_sources(objects: list[Manifest]) -> dict[int, list[Any]]:
 
 
 def egress_rules(objects: list[Manifest]) -> list[dict[str, Any]]:
-    return [rule for policy in policies(objects) for rule in policy["spec"].get("egress", [])]
+    return [
+        rule
+        for policy in named(objects, "NetworkPolicy")
+        for rule in policy["spec"].get("egress", [])
+    ]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_relay_pods_are_isolated_both_ways(
     overlays: dict[str, list[Manifest]], overlay: str
 ) -> None:
-    main = next(p for p in policies(overlays[overlay]) if p["metadata"]["name"] == "email-relay")
+    main = one(overlays[overlay], "NetworkPolicy", "email-relay")
     assert set(main["spec"]["policyTypes"]) == {"Ingress", "Egress"}
 
 

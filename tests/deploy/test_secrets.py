@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mxrelay.config import options
-from tests.deploy.manifests import DEPLOY, OVERLAYS, Manifest, load_yaml_documents, relay
+from tests.deploy.manifests import DEPLOY, OVERLAYS, Manifest, load_yaml_documents, named, relay
 
 PLACEHOLDER = "REPLACE_ME"
 TEMPLATES = sorted(DEPLOY.rglob("*.enc.yaml"))
@@ -58,7 +58,7 @@ def test_secret_settings_never_appear_in_clear(
 ) -> None:
     objects = overlays[overlay]
     secret_names = {option.env for option in options() if option.secret}
-    for config_map in [o for o in objects if o["kind"] == "ConfigMap"]:
+    for config_map in named(objects, "ConfigMap"):
         data = config_map.get("data", {})
         assert not set(data) & secret_names, config_map["metadata"]["name"]
         for key, value in data.items():
@@ -75,5 +75,5 @@ def test_every_rendered_secret_comes_from_a_template(
     overlays: dict[str, list[Manifest]], overlay: str
 ) -> None:
     templated = {load_yaml_documents(path)[0]["metadata"]["name"] for path in TEMPLATES}
-    rendered = {o["metadata"]["name"] for o in overlays[overlay] if o["kind"] == "Secret"}
+    rendered = {o["metadata"]["name"] for o in named(overlays[overlay], "Secret")}
     assert rendered <= templated

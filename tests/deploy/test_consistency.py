@@ -61,7 +61,8 @@ def relay_settings(objects: list[Manifest], tmp_path: Path) -> Settings:
     placeholder value to a temporary file and points the variable there.
     """
     deployment, mxrelay = relay(objects)
-    image_env = Dockerfile.read(DOCKERFILE).env(Dockerfile.read(DOCKERFILE).final)
+    dockerfile = Dockerfile.read(DOCKERFILE)
+    image_env = dockerfile.env(dockerfile.final)
     env = {k: v for k, v in image_env.items() if k.startswith("MXRELAY_")}
     for name, item in container_env(mxrelay, objects).items():
         value = item.value

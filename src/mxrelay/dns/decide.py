@@ -168,10 +168,10 @@ def _exchange(
     address = parse_ip(record.data)
     if address is None:
         return (yield from _host(record.data, options, evidence))
-    if options.allow_mx_ip and is_globally_routable(address, options.routable_networks):
+    routable = is_globally_routable(address, options.routable_networks)
+    if options.allow_mx_ip and routable:
         evidence.append(f"MX exchange {record.data} is an IP address; allowed and routable (C4)")
         return Host(HostOutcome.USABLE, "C4", record.ttl, (address,))
-    routable = is_globally_routable(address, options.routable_networks)
     why = "not routable" if not routable else "not allowed (MXRELAY_ALLOW_MX_IP is off)"
     evidence.append(f"MX exchange {record.data} is an IP address, not a host name: {why} (C4)")
     return Host(HostOutcome.UNUSABLE, "C4", record.ttl, (address,))

@@ -50,9 +50,7 @@ class SmtpConnection(asyncio.Protocol):
         self._paused = False
         self._task: asyncio.Task[None] | None = None
         self._data_reader: DataReader | None = None
-        self._data_result: object = None
         self._shutdown_requested = False
-        self._in_transaction = False
         self.session: Session | None = None
         self.envelope: Envelope | None = None
 
@@ -86,7 +84,7 @@ class SmtpConnection(asyncio.Protocol):
     def request_shutdown(self) -> None:
         self._shutdown_requested = True
         waiter = self._waiter
-        if not self._in_transaction and waiter is not None and not waiter.done():
+        if self.envelope is None and waiter is not None and not waiter.done():
             waiter.set_exception(ShutdownRequested())
 
     def abort(self) -> None:
@@ -336,7 +334,6 @@ class SmtpConnection(asyncio.Protocol):
         reply = await self.server.policy.on_mail(session, envelope)
         if reply.is_positive:
             self.envelope = envelope
-            self._in_transaction = True
         return reply
 
     async def _rcpt(self, session: Session, text: str) -> Reply:
@@ -401,7 +398,7 @@ class SmtpConnection(asyncio.Protocol):
             session.transactions += 1
             server.metrics.smtp_message_bytes.inc(result.size)
             server.metrics.smtp_message_size.observe(result.size)
-        await self._end_transaction(reply, result.size, completed=reply.is_positive)
+        await self._end_transaction(reply, result.size)
         return reply
 
     async def _read_data(self) -> DataResult:
@@ -421,15 +418,13 @@ class SmtpConnection(asyncio.Protocol):
         self._buffer += result.leftover
         return result
 
-    async def _end_transaction(
-        self, outcome: Reply | None, size: int, *, completed: bool = False
-    ) -> None:
+    async def _end_transaction(self, outcome: Reply | None, size: int) -> None:
+        """End the transaction in progress; `outcome` is the reply it ended with, if any."""
         envelope = self.envelope
         if envelope is None:
             return
         self.envelope = None
-        self._in_transaction = False
-        if not completed:
+        if outcome is None or not outcome.is_positive:
             try:
                 await self.server.policy.on_reset(self.session, envelope)  # type: ignore[arg-type]
             except Exception:

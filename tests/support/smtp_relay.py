@@ -69,14 +69,11 @@ class ScriptedCheck:
 
 @dataclass
 class RecordingSink:
-    """Keeps every finished transaction; `finish_reply` scripts the answer at the end of DATA."""
+    """Keeps every finished transaction (answered QUEUED), every refusal, and counts aborts."""
 
     transactions: list[Transaction] = field(default_factory=list)
     refusals: list[RefusedRecipient] = field(default_factory=list)
     aborted: int = 0
-    finish_reply: Reply = QUEUED
-    finish_error: Exception | None = None
-    finish_delay: float = 0.0
 
     def begin(self, session: SessionInfo, mail_from: str, params: MailParams) -> SinkTransaction:
         return _RecordingTransaction(self)
@@ -95,12 +92,8 @@ class _RecordingTransaction:
         return ACCEPT
 
     async def finish(self, transaction: Transaction) -> Reply:
-        if self.sink.finish_delay:
-            await asyncio.sleep(self.sink.finish_delay)
-        if self.sink.finish_error is not None:
-            raise self.sink.finish_error
         self.sink.transactions.append(transaction)
-        return self.sink.finish_reply
+        return QUEUED
 
     async def abort(self) -> None:
         self.sink.aborted += 1

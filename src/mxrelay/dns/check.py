@@ -24,7 +24,7 @@ from mxrelay.dns.address import AddressRules, Parsed, analyse
 from mxrelay.dns.answer import Answer, Query
 from mxrelay.dns.cache import CachePolicy, SingleFlight, VerdictCache
 from mxrelay.dns.decide import DecideOptions, Flow, decide, describe
-from mxrelay.dns.policy import DomainPolicy
+from mxrelay.dns.policy import DomainPolicy, listed
 from mxrelay.dns.resolver import Resolver, system_nameservers
 from mxrelay.dns.verdict import Verdict
 from mxrelay.metrics import Metrics
@@ -142,7 +142,7 @@ class RecipientChecker:
         refusal = self._policy.check(domain)
         if refusal is not None:
             return self._render(parsed, refusal, smtputf8, "decided by policy, without DNS")
-        if any(domain == t or domain.endswith("." + t) for t in self._trusted):
+        if listed(domain, self._trusted) is not None:
             trusted = v.accepted("trusted", (f"{domain} is a trusted domain",))
             return self._render(parsed, trusted, smtputf8, "decided without DNS")
         if not use_cache:

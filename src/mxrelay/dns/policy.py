@@ -70,10 +70,10 @@ class DomainPolicy:
 
     def check(self, domain: str) -> Verdict | None:
         """A 550 5.7.1 verdict when a policy refuses `domain` (lowercase A-label), else None."""
-        denied = _listed(domain, self.deny)
+        denied = listed(domain, self.deny)
         if denied is not None:
             return v.policy_refusal("Domain not accepted", (f"domain deny list: {denied}",))
-        if self.allow and _listed(domain, self.allow) is None:
+        if self.allow and listed(domain, self.allow) is None:
             return v.policy_refusal("Domain not accepted", ("domain not on the allow list",))
         suggestion = self.typos.get(domain)
         if suggestion is not None:
@@ -107,7 +107,8 @@ def _parents(domain: str, registrable: str) -> list[str]:
     return names
 
 
-def _listed(domain: str, entries: Iterable[str]) -> str | None:
+def listed(domain: str, entries: Iterable[str]) -> str | None:
+    """The entry that `domain` is, or is a subdomain of; None when it is neither."""
     for entry in entries:
         if domain == entry or domain.endswith("." + entry):
             return entry

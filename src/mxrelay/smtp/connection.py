@@ -20,7 +20,7 @@ from mxrelay.smtp import replies
 from mxrelay.smtp.auth import read_credentials
 from mxrelay.smtp.commands import parse_mail_params, split_path_and_params, valid_reverse_path
 from mxrelay.smtp.data import DataProblem, DataReader, DataResult, DataState
-from mxrelay.smtp.session import AcceptedRecipient, Envelope, Session
+from mxrelay.smtp.session import Envelope, Session
 
 if TYPE_CHECKING:
     from mxrelay.smtp.server import SmtpServer
@@ -146,7 +146,7 @@ class SmtpConnection(asyncio.Protocol):
     async def _run(self) -> None:
         server = self.server
         metrics = server.metrics
-        session = Session(peer=self.peer, started=server.clock())
+        session = Session(peer=self.peer)
         self.session = session
         end = "disconnect"
         refusal = server.admit(self)
@@ -329,7 +329,6 @@ class SmtpConnection(asyncio.Protocol):
             started=self.server.clock(),
             smtputf8=smtputf8,
             body_8bitmime=body_8bit,
-            declared_size=size,
         )
         reply = await self.server.policy.on_mail(session, envelope)
         if reply.is_positive:
@@ -348,12 +347,12 @@ class SmtpConnection(asyncio.Protocol):
         path, raw_params = split
         if raw_params:
             return replies.unsupported_parameter(raw_params.split()[0].split("=")[0].upper())
-        if envelope.recipient_count >= self.server.limits.recipients:
+        if len(envelope.accepted) >= self.server.limits.recipients:
             self.server.metrics.smtp_recipients.labels(verdict="tempfail", reason="limit").inc()
             return replies.TOO_MANY_RECIPIENTS
         outcome = await self.server.policy.on_rcpt(session, envelope, path, ())
         if outcome.reply.is_positive:
-            envelope.accepted.append(AcceptedRecipient(outcome.mailbox, (), outcome.reply))
+            envelope.accepted.append(outcome.mailbox)
         return outcome.reply
 
     async def _data(self, session: Session, text: str) -> Reply | str:
@@ -395,7 +394,6 @@ class SmtpConnection(asyncio.Protocol):
         )
         server.metrics.smtp_messages.labels(outcome=outcome).inc()
         if reply.is_positive:
-            session.transactions += 1
             server.metrics.smtp_message_bytes.inc(result.size)
             server.metrics.smtp_message_size.observe(result.size)
         await self._end_transaction(reply, result.size)

@@ -180,7 +180,7 @@ class RelayPolicy:
         transaction = Transaction(
             session=session.info(),
             mail_from=envelope.mail_from,
-            recipients=tuple(recipient.mailbox for recipient in envelope.accepted),
+            recipients=tuple(envelope.accepted),
             data=message,
             received_at=self.now(),
             mail_params=envelope.params,
@@ -208,7 +208,7 @@ class RelayPolicy:
             tls=session.tls.version if session.tls else None,
             user=session.username,
             sender=envelope.mail_from,
-            accepted=[recipient.mailbox for recipient in envelope.accepted],
+            accepted=list(envelope.accepted),
             refused=[
                 {"recipient": r.address, "reply": str(r.reply), "reason": r.reason.value}
                 for r in envelope.refused

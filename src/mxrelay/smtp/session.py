@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mxrelay.model import Peer, RefusedRecipient, Reply, SessionInfo, TlsInfo
+from mxrelay.model import Peer, RefusedRecipient, SessionInfo, TlsInfo
 from mxrelay.smtp.commands import MailParams
 
 if TYPE_CHECKING:
@@ -20,25 +20,16 @@ if TYPE_CHECKING:
 @dataclass(slots=True)
 class Session:
     peer: Peer
-    started: float
     helo: str = ""
     esmtp: bool = False
     tls: TlsInfo | None = None
     username: str | None = None
     errors: int = 0
-    transactions: int = 0
 
     def info(self) -> SessionInfo:
         return SessionInfo(
             peer=self.peer, helo=self.helo, esmtp=self.esmtp, tls=self.tls, username=self.username
         )
-
-
-@dataclass(slots=True)
-class AcceptedRecipient:
-    mailbox: str
-    params: MailParams
-    reply: Reply
 
 
 @dataclass(slots=True)
@@ -50,11 +41,7 @@ class Envelope:
     started: float
     smtputf8: bool = False
     body_8bitmime: bool = False
-    declared_size: int | None = None
     sink: SinkTransaction | None = None
-    accepted: list[AcceptedRecipient] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    """The mailboxes accepted at RCPT, in order."""
     refused: list[RefusedRecipient] = field(default_factory=list)
-
-    @property
-    def recipient_count(self) -> int:
-        return len(self.accepted)

@@ -72,7 +72,7 @@ def insert_returning(
 
 
 def execute_many(conn: Connection, statement: TextClause, rows: Rows) -> None:
-    """A named query (`sql/<dialect>.sql`, `:name` parameters) once per row."""
+    """A named query (`sql/*.sql`, `:name` parameters) once per row."""
     if not rows:
         return
     if _sqlite(conn):

@@ -77,8 +77,16 @@ def parse_database_url(text: str) -> Target:
 
 
 def load_queries(dialect: Dialect) -> dict[str, str]:
-    """Named queries from `sql/<dialect>.sql`: each under a `-- name: <name>` line."""
-    text = resources.files("mxrelay.store").joinpath("sql", f"{dialect.value}.sql").read_text()
+    """Named queries of `dialect`: those of `sql/common.sql`, then those of `sql/<dialect>.sql`
+    (the ones that differ between dialects)."""
+    sql = resources.files("mxrelay.store").joinpath("sql")
+    queries = _named_queries(sql.joinpath("common.sql").read_text())
+    queries.update(_named_queries(sql.joinpath(f"{dialect.value}.sql").read_text()))
+    return queries
+
+
+def _named_queries(text: str) -> dict[str, str]:
+    """The queries of one file, each under a `-- name: <name>` line."""
     queries: dict[str, str] = {}
     name: str | None = None
     lines: list[str] = []
@@ -157,7 +165,7 @@ class Database:
         self._sql = {name: text(sql) for name, sql in self.queries.items()}
 
     def sql(self, name: str) -> TextClause:
-        """A named query of `sql/<dialect>.sql`."""
+        """A named query (`load_queries`)."""
         return self._sql[name]
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:

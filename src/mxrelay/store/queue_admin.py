@@ -1,6 +1,6 @@
 """Operator actions on the queue (`mxrelay queue`, later the web API): list with filters, and
 retry, hold, release, delete. Part of `Queue` (its base class), split out to keep modules small;
-the statements are the named queries of `sql/<dialect>.sql`, the filters SQLAlchemy Core.
+the statements are the named queries of `sql/*.sql`, the filters SQLAlchemy Core.
 """
 
 from __future__ import annotations

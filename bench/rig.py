@@ -72,6 +72,12 @@ def require_root() -> None:
         raise Unavailable("needs root (network namespaces, a private Postfix instance)")
 
 
+def require_rig() -> None:
+    """What `Rig` needs of the machine: root, iproute2 and Postfix's programs."""
+    require_root()
+    require_programs("ip", "smtp-source", "smtp-sink", "postfix")
+
+
 # --- smtp-source -----------------------------------------------------------------------------
 
 
@@ -234,8 +240,7 @@ class Rig:
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        require_root()
-        require_programs("ip", "smtp-source", "smtp-sink", "postfix")
+        require_rig()
         self.name = f"mxbench-{os.getpid()}"
         self.clock = clock
         self.services: list[Service] = []

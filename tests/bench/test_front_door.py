@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import shutil
 import string
 
 import pytest
@@ -23,11 +21,7 @@ def test_random_domains_are_distinct_reproducible_and_under_the_flood_tld() -> N
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.geteuid() != 0
-    or not all(shutil.which(p) for p in ("ip", "smtp-source", "smtp-sink", "postfix")),
-    reason="needs root, ip and Postfix's programs",
-)
+@pytest.mark.usefixtures("rig_machine")
 def test_small_front_door_run_prints_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
     plan = front_door.Plan(
         messages=40,

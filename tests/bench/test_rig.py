@@ -3,7 +3,6 @@ server, mxrelay's settings and recipient check), and the rig's clean-up in a rea
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -102,10 +101,7 @@ def test_queued_messages_counts_files_in_the_queues(tmp_path: Path) -> None:
     assert rig.queued_messages(tmp_path) == 3
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(p) for p in ("ip", "smtp-sink", "postfix")),
-    reason="needs root, ip, smtp-sink and postfix",
-)
+@pytest.mark.usefixtures("rig_machine")
 def test_rig_removes_namespace_processes_and_files_even_when_a_run_fails() -> None:
     seen: list[tuple[str, Path, rig.Service]] = []
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 
 import pytest
 
@@ -28,11 +26,7 @@ def test_tables_show_both_rates_with_ratios_and_targets() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.geteuid() != 0
-    or not all(shutil.which(p) for p in ("ip", "smtp-source", "smtp-sink", "postfix")),
-    reason="needs root, ip and Postfix's programs",
-)
+@pytest.mark.usefixtures("rig_machine")
 def test_small_store_run_prints_both_tables(capsys: pytest.CaptureFixture[str]) -> None:
     store.run(store.Plan(messages=40, runs=1, sessions=(4,), warm_up=4))
     out = capsys.readouterr().out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -27,10 +28,10 @@ from mxrelay.model import (
 )
 from mxrelay.smtp import replies
 from mxrelay.smtp.commands import MailParams
+from mxrelay.smtp.server import RcptOutcome
 
 if TYPE_CHECKING:
     from mxrelay.smtp.auth import UserTable
-    from mxrelay.smtp.server import RcptOutcome
     from mxrelay.smtp.session import Envelope, Session
 
 logger = logging.getLogger("mxrelay.smtp")
@@ -102,7 +103,7 @@ class RelayPolicy:
         sender_check: SenderCheck | None = None,
         message_check: MessageCheck | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        clock: Callable[[], float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.allowed_clients = allowed_clients
         self.check = check
@@ -113,9 +114,7 @@ class RelayPolicy:
         self.sender_check = sender_check
         self.message_check = message_check
         self.now = now
-        import time
-
-        self.clock = clock or time.monotonic
+        self.clock = clock
 
     async def on_connect(self, session: Session) -> Reply | None:
         try:
@@ -141,8 +140,6 @@ class RelayPolicy:
     async def on_rcpt(
         self, session: Session, envelope: Envelope, path: str, params: MailParams
     ) -> RcptOutcome:
-        from mxrelay.smtp.server import RcptOutcome
-
         verdict = await self.check(path, envelope.smtputf8)
         reply, reason = verdict.reply, verdict.reason
         if verdict.accepted:

@@ -71,7 +71,6 @@ class Entry:
     """A cached verdict. `stale` marks an expired positive verdict served after a failed refresh."""
 
     verdict: Verdict
-    stored_at: float
     expires_at: float
     stale_until: float
     stale: bool = False
@@ -134,7 +133,7 @@ class VerdictCache:
         stale_until = expires
         if verdict.lifetime is Lifetime.POSITIVE and self.policy.serve_stale > 0:
             stale_until = expires + self.policy.serve_stale
-        entry = Entry(verdict, now, expires, stale_until)
+        entry = Entry(verdict, expires, stale_until)
         self._store(key, entry)
         return entry
 
@@ -154,9 +153,6 @@ class VerdictCache:
             self.evictions += 1
             if self._on_evict is not None:
                 self._on_evict()
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 K = TypeVar("K", bound=Hashable)

@@ -45,16 +45,8 @@ class Verdict:
     ttl: int | None = None
 
     @property
-    def accepted(self) -> bool:
-        return self.code < 400
-
-    @property
     def transient(self) -> bool:
         return 400 <= self.code < 500
-
-    @property
-    def permanent(self) -> bool:
-        return self.code >= 500
 
     def with_evidence(self, *lines: str) -> Verdict:
         return replace(self, evidence=self.evidence + lines)

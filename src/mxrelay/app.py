@@ -121,6 +121,7 @@ class Relay:
             auth_required=settings.smtp.auth_required,
             sender_check=sender_check,
             message_check=message_check,
+            clock=self.clock,
         )
         self.smtp = SmtpServer(
             hostname=settings.service.hostname,

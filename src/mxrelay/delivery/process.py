@@ -42,6 +42,7 @@ from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
 from mxrelay.store.queue import LoadedEntry, Queue
+from mxrelay.tasks import cancel_and_wait
 
 HEALTH_CONDITION = "delivery_process"
 START_TIMEOUT = 60.0
@@ -137,10 +138,7 @@ class DeliveryProcess:
     async def stop(self, grace: float) -> None:
         """Let the child finish or hand back its deliveries within `grace`, then make it exit."""
         self._stopping = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+        await cancel_and_wait((self._supervisor,))
         child, self._child = self._child, None
         if child is not None:
             child.protocol.send(("stop", grace))

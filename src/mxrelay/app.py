@@ -15,7 +15,7 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -134,27 +134,17 @@ class Relay:
             clock=self.clock,
         )
         listen = settings.smtp.listen
-        try:
+        with _listening("SMTP", listen):
             await self.smtp.start(listen.host, listen.port)
-        except OSError as exc:
-            raise StartupError(f"cannot listen for SMTP on {listen}: {exc.strerror}") from None
         self.health.set("smtp", True, "listening")
         self.http = HttpServer(metrics_app(self.metrics, self.health), settings.web.metrics_listen)
-        try:
+        with _listening("metrics", settings.web.metrics_listen):
             await self.http.start()
-        except OSError as exc:
-            raise StartupError(
-                f"cannot listen for metrics on {settings.web.metrics_listen}: {exc.strerror}"
-            ) from None
         self.web = HttpServer(
             web_app(self._database, self.health, info=self._info), settings.web.http_listen
         )
-        try:
+        with _listening("the web UI", settings.web.http_listen):
             await self.web.start()
-        except OSError as exc:
-            raise StartupError(
-                f"cannot listen for the web UI on {settings.web.http_listen}: {exc.strerror}"
-            ) from None
         self._tasks.append(asyncio.get_running_loop().create_task(self._watch_dns()))
         log.event(
             logger,
@@ -338,6 +328,15 @@ def _sender_rules(settings: Settings) -> tuple[SenderCheck | None, MessageCheck 
         return None if sender_allowed(mail_from, header_from(data), allowed) else SENDER_NOT_ALLOWED
 
     return envelope_allowed, message_allowed
+
+
+@contextlib.contextmanager
+def _listening(what: str, where: object) -> Iterator[None]:
+    """A failure to listen on `where` becomes a StartupError naming what could not listen."""
+    try:
+        yield
+    except OSError as exc:
+        raise StartupError(f"cannot listen for {what} on {where}: {exc.strerror}") from None
 
 
 def _address(sockets: list[tuple[str, int]]) -> str:

@@ -55,7 +55,7 @@ def format_duration(value: timedelta) -> str:
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+_SIZE_POWERS = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 
 
 def parse_size(value: object) -> int:
@@ -68,8 +68,7 @@ def parse_size(value: object) -> int:
     number, unit = match.groups()
     unit = (unit or "").lower()
     base = 1024 if "i" in unit else 1000
-    power = "bkmgt".find(unit[:1]) if unit[:1] in "kmgt" and unit else 0
-    return int(float(number) * (base**power if power > 0 else 1))
+    return int(float(number) * base ** _SIZE_POWERS[unit[:1]])
 
 
 def format_size(value: int) -> str:
@@ -100,9 +99,7 @@ def parse_host_port(value: object, default_port: int | None = None) -> HostPort:
             raise ValueError("is not an address")
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
-    elif text.count(":") > 1:
-        host, port_text = text, ""
-    else:
+    else:  # no port, or an IPv6 address without brackets
         host, port_text = text, ""
     host = host or "0.0.0.0"
     if not port_text:

@@ -25,9 +25,6 @@ class Health:
     def set(self, name: str, ok: bool, detail: str = "") -> None:
         self._conditions[name] = Condition(ok, detail)
 
-    def clear(self, name: str) -> None:
-        self._conditions.pop(name, None)
-
     @property
     def ready(self) -> bool:
         return all(condition.ok for condition in self._conditions.values())

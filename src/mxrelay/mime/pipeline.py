@@ -107,7 +107,8 @@ def split_variants(
     Recipients keep their order within a variant. When nothing changes there is one variant.
     """
     everyone = tuple(recipients)
-    listed = tuple(r for r in everyone if policy.scope.matches(r))
+    matched = [policy.scope.matches(r) for r in everyone]
+    listed = tuple(r for r, hit in zip(everyone, matched, strict=True) if hit)
     if not listed:
         return (Variant(everyone, data, IcsReport(policy.action), in_scope=False),)
     result = transform_calendar(
@@ -115,7 +116,7 @@ def split_variants(
     )
     if not result.report.changed:
         return (Variant(everyone, data, result.report, in_scope=True),)
-    others = tuple(r for r in everyone if r not in listed)
+    others = tuple(r for r, hit in zip(everyone, matched, strict=True) if not hit)
     variants = [Variant(listed, result.data, result.report, in_scope=True)]
     if others:
         variants.append(Variant(others, data, IcsReport(policy.action), in_scope=False))

@@ -403,14 +403,13 @@ class SmtpConnection(asyncio.Protocol):
         reader = DataReader(self.server.limits.max_message_size)
         self._data_reader = reader
         try:
-            pending = bytes(self._buffer)
-            self._buffer.clear()
-            result = reader.feed(pending) if pending else None
-            while result is None:
+            while True:
+                if self._buffer:
+                    result = reader.feed(self._buffer)  # the reader keeps its own copy
+                    self._buffer.clear()
+                    if result is not None:
+                        break
                 await self._wait(self.server.limits.data_timeout)
-                chunk = bytes(self._buffer)
-                self._buffer.clear()
-                result = reader.feed(chunk)
         finally:
             self._data_reader = None
         self._buffer += result.leftover

@@ -59,7 +59,7 @@ class DataReader:
         self._scan_from = 0
         self._dropped = 0  # bytes discarded after the size limit was passed
 
-    def feed(self, chunk: bytes) -> DataResult | None:
+    def feed(self, chunk: bytes | bytearray) -> DataResult | None:
         buffer = self._buffer
         buffer += chunk
         end = buffer.find(TERMINATOR, self._scan_from)

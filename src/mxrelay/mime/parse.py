@@ -108,10 +108,6 @@ class Entity:
     def is_multipart(self) -> bool:
         return self.boundary is not None
 
-    @property
-    def subtype(self) -> str:
-        return self.content_type.partition("/")[2]
-
     def fields_named(self, *keys: str) -> tuple[HeaderField, ...]:
         return tuple(f for f in self.fields if f.key in keys)
 

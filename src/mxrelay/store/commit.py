@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
-from mxrelay.store.db import Database
+from mxrelay.store.db import Database, describe_error
 
 Writer = Callable[[Connection, Sequence[Any]], Sequence[Any] | None]
 """Writes a batch of items of one kind; may return one result per item (handed to `submit`)."""
@@ -191,7 +191,7 @@ class GroupCommitter:
 
     def _failed(self, batch: list[_Pending], exc: Exception) -> None:
         """Every caller of a batch that was not committed, or not made durable, hears of it."""
-        detail = _describe(exc)
+        detail = describe_error(exc, 200)
         if isinstance(exc, SQLAlchemyError | OSError):
             log.error("store commit of %d writes failed: %s", len(batch), detail)
         else:
@@ -230,11 +230,3 @@ def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
         # A fire-and-forget write (a refusal) may have nobody awaiting it; mark it retrieved.
         with contextlib.suppress(StoreUnavailable):
             future.exception()
-
-
-def _describe(exc: BaseException) -> str:
-    """A short description without SQL text or parameters (which may carry addresses)."""
-    orig = getattr(exc, "orig", None)
-    base = orig if isinstance(orig, BaseException) else exc
-    text = str(base).splitlines()[0] if str(base) else type(base).__name__
-    return f"{type(base).__name__}: {text}"[:200]

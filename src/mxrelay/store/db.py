@@ -271,7 +271,7 @@ async def open_store(
             else:
                 await db.read(_select_one)
         except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(f"cannot open the store: {_reason(exc)}") from None
+            raise StoreError(f"cannot open the store: {describe_error(exc)}") from None
         yield db
     finally:
         await db.dispose()
@@ -279,9 +279,10 @@ async def open_store(
             lock.release()
 
 
-def _reason(exc: BaseException) -> str:
-    """The driver's own words, first line only (never SQL text or parameters)."""
+def describe_error(exc: BaseException, limit: int = 300) -> str:
+    """The driver's own words, first line only (never SQL text or parameters, which may carry
+    addresses), at most `limit` characters."""
     orig = getattr(exc, "orig", None)
     base = orig if isinstance(orig, BaseException) else exc
     text = str(base).splitlines()[0] if str(base) else ""
-    return f"{type(base).__name__}: {text}"[:300] if text else type(base).__name__
+    return f"{type(base).__name__}: {text}"[:limit] if text else type(base).__name__

@@ -199,17 +199,18 @@ class RecipientChecker:
     async def _lookup(self, domain: str) -> Verdict:
         """Stages B-D against the resolver, within the per-RCPT budget."""
         flow = decide(domain, self._options)
-        seen: list[str] = []
+        answers: list[Answer] = []
         try:
             async with asyncio.timeout(self._rcpt_timeout):
                 step = _advance(flow, None)
                 while isinstance(step, Query):
                     answer = await self.resolver.query(step, self._query_timeout)
-                    seen.extend(describe(answer))
+                    answers.append(answer)
                     step = _advance(flow, answer)
                 return step
         except TimeoutError:
             flow.close()
+            seen = [line for answer in answers for line in describe(answer)]
             return self._budget_exhausted(domain, seen)
 
     def _budget_exhausted(self, domain: str, seen: list[str]) -> Verdict:

@@ -31,7 +31,6 @@ import contextlib
 import logging
 import socket
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -103,7 +102,6 @@ class DeliveryProcess:
         metrics: Metrics,
         health: Health,
         clock: Callable[[], datetime] = _utc_now,
-        monotonic: Callable[[], float] = time.monotonic,
         keep_fds: Sequence[int] = (),
         command: Sequence[str] = CHILD_COMMAND,
         restart_delay: float = RESTART_DELAY,
@@ -114,7 +112,6 @@ class DeliveryProcess:
         self.metrics = metrics
         self.health = health
         self._clock = clock
-        self._monotonic = monotonic
         self._keep_fds = tuple(keep_fds)
         self._command = tuple(command)
         self._restart_delay = restart_delay

@@ -217,7 +217,6 @@ class QueueStage:
                 metrics=self.metrics,
                 health=self.health,
                 clock=self.clock,
-                monotonic=self.monotonic,
                 keep_fds=self.db.child_fds,
             )
             self._sink.dispatcher = self.delivery

@@ -87,10 +87,6 @@ class Dispatcher(Protocol):
         ...
 
 
-def write_refusals(conn: Connection, items: Sequence[Refusal]) -> None:
-    insert_refusals(conn, items)
-
-
 class StoreSink:
     """Accepts transactions into the store and queue."""
 
@@ -124,7 +120,7 @@ class StoreSink:
         self, session: SessionInfo, mail_from: str, refused: RefusedRecipient
     ) -> None:
         refusal = Refusal(self.clock().timestamp(), session, mail_from, refused)
-        future = self.committer.submit_nowait(write_refusals, refusal)
+        future = self.committer.submit_nowait(insert_refusals, refusal)
         future.add_done_callback(_log_refusal_failure)
 
     async def accept(self, transaction: Transaction) -> Reply:

@@ -6,14 +6,10 @@ import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy.engine import Connection
-from ulid import ULID
-
 from mxrelay.model import Peer, SessionInfo, Transaction
 from mxrelay.store.db import Database
-from mxrelay.store.log import insert_messages
-from mxrelay.store.queue import Queue
 from mxrelay.store.record import NewMessage, build_record
+from mxrelay.store.sink import new_message_id, write_accepted
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 _sequence = itertools.count()
@@ -44,17 +40,14 @@ def transaction(
 
 def record(txn: Transaction | None = None, *, hold_reason: str | None = None) -> NewMessage:
     txn = txn if txn is not None else transaction()
-    message_id = str(ULID.from_datetime(txn.received_at))
     return build_record(
-        txn, message_id=message_id, hostname="relay.example.net", hold_reason=hold_reason
+        txn,
+        message_id=new_message_id(txn.received_at),
+        hostname="relay.example.net",
+        hold_reason=hold_reason,
     )
-
-
-def accept_writer(conn: Connection, items: Sequence[NewMessage]) -> None:
-    insert_messages(conn, items)
-    Queue.enqueue(conn, items)
 
 
 async def accept(db: Database, *records: NewMessage) -> None:
     """Commit messages as the sink does (log rows and queue entries in one transaction)."""
-    await db.write(accept_writer, records)
+    await db.write(write_accepted, records)

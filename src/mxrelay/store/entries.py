@@ -23,11 +23,6 @@ class QueueState(enum.StrEnum):
         return cls(aliases.get(name.lower(), name.lower()))
 
 
-LIVE_STATES = frozenset(
-    {QueueState.QUEUED, QueueState.ACTIVE, QueueState.DEFERRED, QueueState.HELD}
-)
-
-
 class HoldKind(enum.StrEnum):
     OPERATOR = "operator"
     FAULT = "fault"

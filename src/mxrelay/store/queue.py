@@ -18,7 +18,6 @@ class of `Queue`), the entry values in `entries.py`; both are re-exported here.
 from __future__ import annotations
 
 __all__ = [
-    "LIVE_STATES",
     "HoldKind",
     "LoadedEntry",
     "Queue",
@@ -44,7 +43,6 @@ from mxrelay.store.bulk import execute_many, insert_many, insert_returning
 from mxrelay.store.db import Database, Dialect
 from mxrelay.store.entries import (
     ENTRY_COLUMNS,
-    LIVE_STATES,
     HoldKind,
     QueueEntry,
     QueueState,

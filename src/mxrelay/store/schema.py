@@ -51,7 +51,6 @@ RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 ID_LENGTH = 26
 ADDRESS_LENGTH = 512
-LIVE_STATES = ("queued", "active", "deferred", "held")
 
 messages = Table(
     "messages",
@@ -212,6 +211,3 @@ message_tags = Table(
     PrimaryKeyConstraint("message_id", "tag"),
     Index("ix_message_tags_tag", "tag"),
 )
-
-SEARCH_TABLE = "message_search"
-"""Dialect-specific full-text table (see the module docstring); not part of `metadata`."""

@@ -161,12 +161,10 @@ class Database:
         self.child_fds: tuple[int, ...] = ()
         """Descriptors a child process of the relay inherits to count as part of it (the SQLite
         lock's), set by `open_store`."""
-        self.queries = load_queries(target.dialect)
-        self._sql = {name: text(sql) for name, sql in self.queries.items()}
-
-    def sql(self, name: str) -> TextClause:
-        """A named query (`load_queries`)."""
-        return self._sql[name]
+        self.statements: dict[str, TextClause] = {
+            name: text(sql) for name, sql in load_queries(target.dialect).items()
+        }
+        """The named queries (`load_queries`), built once."""
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         raise NotImplementedError

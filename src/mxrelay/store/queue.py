@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, TextClause, and_, bindparam, select, update
+from sqlalchemy import Select, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
@@ -160,7 +160,7 @@ class Queue(QueueAdmin):
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._sql: dict[str, TextClause] = {name: db.sql(name) for name in db.queries}
+        self._sql = db.statements
 
     # --- accepting -----------------------------------------------------------------------------
 

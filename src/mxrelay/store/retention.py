@@ -18,7 +18,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import TextClause
 from sqlalchemy.engine import Connection
 
 from mxrelay.config import StoreSettings
@@ -92,7 +91,7 @@ class Pruner:
         self.policy = policy
         self.metrics = metrics
         self.max_batches = max_batches
-        self._sql: dict[str, TextClause] = {name: db.sql(name) for name in db.queries}
+        self._sql = db.statements
 
     async def run_once(self, now: float) -> PruneReport:
         report = PruneReport()

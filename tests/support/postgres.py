@@ -17,7 +17,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from mxrelay.store.db import open_store
+from tests.support.processes import free_port
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 TEMPLATE = "mxrelay_template"
@@ -46,13 +46,6 @@ def find_bin_dir() -> Path:
             pytrace=False,
         )
     return versions[-1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PostgresServer:

@@ -114,14 +114,10 @@ class PostgresServer:
         return result.returncode == 0
 
     def stop(self) -> None:
+        """Fast shutdown (clients are disconnected)."""
         if self._proc is None:
             return
-        # Fast shutdown (clients are disconnected), asked of the server itself: `runuser` stands
-        # between us and the postgres process when the tests run as root.
-        pg_ctl = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
-        subprocess.run(
-            self._command(pg_ctl), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self._pg_ctl_stop("fast")
         try:
             self._proc.wait(timeout=START_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -133,12 +129,17 @@ class PostgresServer:
         """Stop the server abruptly (immediate mode: no shutdown checkpoint, like a crash)."""
         if self._proc is None:
             return
-        pg_ctl = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+        self._pg_ctl_stop("immediate")
+        self._proc.wait(timeout=START_TIMEOUT)
+        self._proc = None
+
+    def _pg_ctl_stop(self, mode: str) -> None:
+        # Asked of the server itself: `runuser` stands between us and the postgres process when
+        # the tests run as root.
+        pg_ctl = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]
         subprocess.run(
             self._command(pg_ctl), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        self._proc.wait(timeout=START_TIMEOUT)
-        self._proc = None
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         argv = [str(self.bin / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.user]

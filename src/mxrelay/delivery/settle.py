@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from mxrelay.delivery.base import DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.delivery.errors import (
@@ -23,7 +24,7 @@ from mxrelay.delivery.errors import (
     PermanentFailure,
     Throttled,
 )
-from mxrelay.delivery.retry import Failure, RetryPolicy, Verdict, next_attempt
+from mxrelay.delivery.retry import Failure, RetryDecision, RetryPolicy, Verdict, next_attempt
 from mxrelay.store.log import AttemptRecord, RecipientResult
 from mxrelay.store.queue import (
     HoldKind,
@@ -45,6 +46,20 @@ class Attempt:
     started_at: float
     policy: RetryPolicy
     rng: Callable[[], float]
+
+    def next_attempt(
+        self, failure: Failure, *, now: float, retry_after: timedelta | None
+    ) -> RetryDecision:
+        """`retry.next_attempt` for this entry, this attempt counted."""
+        return next_attempt(
+            failure,
+            attempts=self.entry.attempts + 1,
+            queued_at=self.entry.queued_at,
+            now=now,
+            policy=self.policy,
+            rng=self.rng,
+            retry_after=retry_after.total_seconds() if retry_after is not None else None,
+        )
 
 
 def _describe(outcome: RecipientOutcome) -> str:
@@ -120,16 +135,7 @@ def settle_outcome(
     next_at = now
     hold_kind = hold_reason = None
     if deferred:
-        retry_after = outcome.retry_after.total_seconds() if outcome.retry_after else None
-        decision = next_attempt(
-            Failure.TEMPORARY,
-            attempts=attempts,
-            queued_at=entry.queued_at,
-            now=now,
-            policy=attempt.policy,
-            rng=attempt.rng,
-            retry_after=retry_after,
-        )
+        decision = attempt.next_attempt(Failure.TEMPORARY, now=now, retry_after=outcome.retry_after)
         if decision.verdict is Verdict.RETRY and decision.at is not None:
             state, next_at = QueueState.DEFERRED, decision.at
         else:
@@ -203,15 +209,18 @@ def settle_error(
     detail = error.detail if isinstance(error, DeliveryError) else str(error)
     code = error.code if isinstance(error, DeliveryError) else None
     if isinstance(error, Throttled) and not error.attempted:
-        at = now + max(error.retry_after.total_seconds(), 0.0)
+        decision = attempt.next_attempt(
+            Failure.NOT_ATTEMPTED, now=now, retry_after=error.retry_after
+        )
+        assert decision.at is not None  # never a dead letter
         return Settlement(
             entry=entry,
             owner=attempt.owner,
             state=QueueState.DEFERRED,
-            next_attempt_at=at,
+            next_attempt_at=decision.at,
             attempts=entry.attempts,
             now=now,
-            last_error=f"throttled before sending: {detail}",
+            last_error=f"{decision.reason}: {detail}",
         )
     if isinstance(error, ConfigurationFault | ValueError):
         status, state, counted = RecipientStatus.HELD, QueueState.HELD, False
@@ -230,15 +239,10 @@ def settle_error(
         )
         next_at, last_error = now, detail
     else:
-        retry_after = error.retry_after.total_seconds() if isinstance(error, Throttled) else None
-        decision = next_attempt(
+        decision = attempt.next_attempt(
             Failure.TEMPORARY,
-            attempts=entry.attempts + 1,
-            queued_at=entry.queued_at,
             now=now,
-            policy=attempt.policy,
-            rng=attempt.rng,
-            retry_after=retry_after,
+            retry_after=error.retry_after if isinstance(error, Throttled) else None,
         )
         kind = reason = None
         counted = True

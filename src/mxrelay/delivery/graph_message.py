@@ -24,7 +24,6 @@ from mxrelay.config import Settings
 from mxrelay.mime.scope import canonical_domain
 from mxrelay.model import DeliveryMode
 
-BASE64_GROWTH = 4 / 3
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
 
 

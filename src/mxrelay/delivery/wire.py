@@ -64,10 +64,6 @@ class FrameProtocol(asyncio.Protocol):
             self._on_frame(value)
         del buffer[:start]
 
-    @property
-    def open(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
-
     def send(self, value: Any) -> bool:
         """Send a frame; False if the connection is gone (the other side is then stopping)."""
         if self._transport is None or self._transport.is_closing():

@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -78,11 +79,12 @@ def test_lanes_are_independent() -> None:
     assert isinstance(pacer.acquire("a", "m3", recipients=1, size=1, now=0.0), Wait)
 
 
-def test_backlog_is_sent_at_the_configured_rate_with_one_deferral_each() -> None:
-    """A queue that hands each message back exactly when told: every message is deferred at
-    most once and the sends are exactly 60/N seconds apart."""
-    pacer = Pacer(only_messages(120))
-    pending = [(0.0, f"m{i}") for i in range(200)]
+def drain(
+    pacer: Pacer, messages: int, late: Callable[[], float] = lambda: 0.0
+) -> tuple[list[float], dict[str, int]]:
+    """A queue holding `messages` messages at time 0 that hands each deferred one back `late()`
+    seconds after the time it was told: the send times and the deferrals per message."""
+    pending = [(0.0, f"m{i}") for i in range(messages)]
     deferrals: dict[str, int] = defaultdict(int)
     sent: list[float] = []
     while pending:
@@ -91,11 +93,18 @@ def test_backlog_is_sent_at_the_configured_rate_with_one_deferral_each() -> None
         decision = pacer.acquire("lane", key, recipients=1, size=1, now=now)
         if isinstance(decision, Wait):
             deferrals[key] += 1
-            pending.append((now + decision.seconds, key))
+            pending.append((now + decision.seconds + late(), key))
         else:
             assert isinstance(decision, Grant)
             pacer.release(decision, sent=True, now=now)
             sent.append(now)
+    return sent, deferrals
+
+
+def test_backlog_is_sent_at_the_configured_rate_with_one_deferral_each() -> None:
+    """A queue that hands each message back exactly when told: every message is deferred at
+    most once and the sends are exactly 60/N seconds apart."""
+    sent, deferrals = drain(Pacer(only_messages(120)), 200)
     assert max(deferrals.values()) == 1
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert min(gaps) == pytest.approx(0.5 * GUARD)
@@ -106,21 +115,7 @@ def test_late_queue_never_breaks_the_window_and_keeps_the_rate() -> None:
     """A queue that hands messages back up to half a slot late: sends bunch, the sliding window
     catches the bunching (a short extra wait), and the rate stays the configured one."""
     rng = random.Random(7)
-    pacer = Pacer(only_messages(60))
-    pending = [(0.0, f"m{i}") for i in range(300)]
-    deferrals: dict[str, int] = defaultdict(int)
-    sent: list[float] = []
-    while pending:
-        pending.sort()
-        now, key = pending.pop(0)
-        decision = pacer.acquire("lane", key, recipients=1, size=1, now=now)
-        if isinstance(decision, Wait):
-            deferrals[key] += 1
-            pending.append((now + decision.seconds + rng.uniform(0, 0.5), key))
-        else:
-            assert isinstance(decision, Grant)
-            pacer.release(decision, sent=True, now=now)
-            sent.append(now)
+    sent, deferrals = drain(Pacer(only_messages(60)), 300, lambda: rng.uniform(0, 0.5))
     assert_window(sent, span=60.0, limit=60)
     assert sum(deferrals.values()) / len(sent) < 2
     assert (len(sent) - 1) / (sent[-1] - sent[0]) == pytest.approx(1.0, rel=0.01)

@@ -43,6 +43,12 @@ def addresses(header_value: str) -> list[dict[str, str]]:
     ]
 
 
+def sender(header_from: str, mail_from: str) -> dict[str, str]:
+    """Mailpit's `From`: the header's first address, else the envelope sender."""
+    found = addresses(header_from)
+    return found[0] if found else {"Name": "", "Address": mail_from}
+
+
 def parse_search(query: str) -> SearchQuery:
     """`from:` (envelope sender), `to:` (a recipient), `status:` (a recipient's delivery state),
     `before:`/`after:` (Unix time); other words must all occur in subject, addresses or text."""
@@ -64,12 +70,11 @@ def parse_search(query: str) -> SearchQuery:
 
 
 def summary(message: MessageSummary) -> dict[str, Any]:
-    sender = addresses(message.header_from)
     return {
         "ID": message.id,
         "MessageID": message.message_id_header.strip("<>"),
         "Read": message.seen,
-        "From": sender[0] if sender else {"Name": "", "Address": message.mail_from},
+        "From": sender(message.header_from, message.mail_from),
         "To": addresses(message.header_to),
         "Cc": [],
         "Bcc": [],
@@ -149,11 +154,10 @@ def bodies(raw: bytes | None) -> tuple[str, str, list[dict[str, Any]]]:
 
 def message(view: MessageView, raw: bytes | None) -> dict[str, Any]:
     text, html, files = bodies(raw)
-    sender = addresses(view.header_from)
     return {
         "ID": view.id,
         "MessageID": view.message_id_header.strip("<>"),
-        "From": sender[0] if sender else {"Name": "", "Address": view.mail_from},
+        "From": sender(view.header_from, view.mail_from),
         "To": addresses(view.header_to),
         "Cc": [],
         "Bcc": [],

@@ -108,7 +108,7 @@ class GraphTransport:
         self._new_request_id = new_request_id
         self._pacer = pacer or Pacer(limits_from(settings))
         self._header_policy = HeaderPolicy(settings.mime.header_recipients)
-        self._faults: dict[Fault, str] = {}
+        self._faults: set[Fault] = set()
         self._released = asyncio.Condition()
         self._base = graph.endpoint.rstrip("/")
         connections = graph.concurrency or 100
@@ -177,7 +177,7 @@ class GraphTransport:
         """Raise `ConfigurationFault` while Graph delivery cannot work: a token must be issued
         now and carry the Mail.Send role. Entries held for a mailbox outside the app's scope are
         released by a passing probe and held again if Exchange still says no."""
-        if self._faults.keys() & {Fault.CONSENT, Fault.ACCESS_DENIED, Fault.TOKEN_REJECTED}:
+        if self._faults & {Fault.CONSENT, Fault.ACCESS_DENIED, Fault.TOKEN_REJECTED}:
             await self._tokens.reset()
         token = await self._token()
         roles = token.roles()
@@ -379,7 +379,7 @@ class GraphTransport:
 
     def _record_fault(self, fault: GraphConfigurationFault) -> None:
         first = fault.fault not in self._faults
-        self._faults[fault.fault] = fault.detail
+        self._faults.add(fault.fault)
         if self._metrics is not None:
             self._metrics.graph_configuration_fault.labels(fault=fault.fault.value).set(1)
         if self._health is not None:
@@ -404,11 +404,6 @@ class GraphTransport:
                 self._metrics.graph_configuration_fault.labels(fault=fault.value).set(0)
         if self._health is not None:
             self._health.set(HEALTH_CONDITION, True)
-
-    @property
-    def faults(self) -> dict[Fault, str]:
-        """Configuration faults standing now, with their words (for graph-test and tests)."""
-        return dict(self._faults)
 
 
 def limits_from(settings: Settings) -> PacingLimits:

@@ -168,7 +168,6 @@ class MsalTokenSource:
         self._clock = clock
         self._checked = -CREDENTIAL_RECHECK
         self._lock = asyncio.Lock()
-        self.credential_kind: str = ""
 
     async def token(self) -> AccessToken:
         async with self._lock:
@@ -263,7 +262,6 @@ class MsalTokenSource:
                 fault=Fault.CREDENTIALS,
             ) from None
         self._app, self._fingerprint = app, credential.fingerprint
-        self.credential_kind = credential.kind
         return app
 
     def _drop(self) -> None:

@@ -15,7 +15,7 @@ from mxrelay.delivery.smtp import SmarthostTransport
 from mxrelay.delivery.stage import calendar_variants
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.metrics import Metrics
-from mxrelay.mime.pipeline import IcsPolicy
+from mxrelay.mime.pipeline import IcsPolicy, UnknownTransform
 from mxrelay.store import log
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.db import open_store
@@ -90,3 +90,14 @@ async def test_calendar_variants_are_stored_and_delivered(
     assert b"BEGIN:VCALENDAR" not in stripped
     assert b"You are invited." in stripped
     assert original.endswith(INVITATION)  # the other recipient gets the bytes as received
+
+
+def test_calendar_variants_rebuild_what_they_planned_and_refuse_unknown_names() -> None:
+    settings = load_settings({"MXRELAY_ICS_STRIP": "a@example.org"})
+    plan, render = calendar_variants(IcsPolicy.from_settings(settings.mime), None)
+    stripped, whole = plan(INVITATION, ("a@example.org", "b@example.org"))
+    assert (stripped.transforms, whole.transforms) == (("ics:strip",), ())
+    assert b"text/calendar" not in render(INVITATION, stripped.transforms)
+    assert render(INVITATION, whole.transforms) == INVITATION
+    with pytest.raises(UnknownTransform, match="ics:rot13"):
+        render(INVITATION, ("ics:rot13",))

@@ -139,7 +139,7 @@ def test_variants_can_be_rebuilt_from_transform_names(action: str) -> None:
     variants = split_variants(
         INVITE, ["a@x.example", "b@y.example"], _policy("a@x.example", action)
     )
-    assert [v.transforms for v in variants] == [(f"ics-{action}",), ()]
+    assert [v.transforms for v in variants] == [(f"ics:{action}",), ()]
     for variant in variants:
         assert apply_transforms(INVITE, variant.transforms) == variant.data
     deep = Variant(
@@ -148,6 +148,6 @@ def test_variants_can_be_rebuilt_from_transform_names(action: str) -> None:
         transform_calendar(INVITE, IcsAction.STRIP, descend_messages=True).report,
         True,
     )
-    assert deep.transforms == ("ics-strip-deep",)
+    assert deep.transforms == ("ics:strip-deep",)
     with pytest.raises(ValueError, match="unknown message transform"):
         apply_transforms(INVITE, ["rot13"])

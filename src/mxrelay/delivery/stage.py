@@ -36,8 +36,7 @@ from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import QUEUE_STATES, Metrics
-from mxrelay.mime.ics import IcsAction, transform_calendar
-from mxrelay.mime.pipeline import IcsPolicy, record_variants, split_variants
+from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
 from mxrelay.mime.scope import ScopeKind
 from mxrelay.model import DeliveryMode
 from mxrelay.store.commit import GroupCommitter
@@ -45,7 +44,7 @@ from mxrelay.store.db import Database, open_store
 from mxrelay.store.queue import Queue
 from mxrelay.store.retention import Pruner, RetentionPolicy
 from mxrelay.store.sink import StoreSink
-from mxrelay.store.variants import UnknownTransform, VariantPlan, plan_variants, render_variant
+from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 from mxrelay.tasks import cancel_and_wait
 
 STATS_INTERVAL = 5.0
@@ -77,26 +76,13 @@ def calendar_variants(policy: IcsPolicy | None, metrics: Metrics | None) -> tupl
             record_variants(metrics, variants)
         return tuple(
             VariantPlan(
-                number,
-                variant.recipients,
-                (f"ics:{variant.report.action.value}",) if variant.transformed else (),
-                (variant.report.describe(),),
+                number, variant.recipients, variant.transforms, (variant.report.describe(),)
             )
             for number, variant in enumerate(variants)
         )
 
     def render(data: bytes, transforms: tuple[str, ...]) -> bytes:
-        if not transforms:
-            return data
-        if len(transforms) == 1 and transforms[0].startswith("ics:"):
-            try:
-                action = IcsAction(transforms[0].removeprefix("ics:"))
-            except ValueError:
-                raise UnknownTransform(f"cannot apply transform {transforms[0]}") from None
-            return transform_calendar(
-                data, action, limits=policy.limits, descend_messages=policy.descend_messages
-            ).data
-        raise UnknownTransform(f"cannot apply transforms {', '.join(transforms)}")
+        return apply_transforms(data, transforms, limits=policy.limits)
 
     return plan, render
 

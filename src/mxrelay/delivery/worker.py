@@ -42,9 +42,10 @@ from mxrelay.delivery.settle import Attempt, settle_error, settle_outcome, settl
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
+from mxrelay.mime.pipeline import UnknownTransform
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, QueueState, Settlement
-from mxrelay.store.variants import UnknownTransform, render_variant
+from mxrelay.store.variants import render_variant
 from mxrelay.tasks import cancel_and_wait
 
 HEALTH_CONDITION = "delivery"

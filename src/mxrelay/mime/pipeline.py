@@ -76,26 +76,33 @@ class Variant:
         return (transform_name(self.report.action, self.report.descended),)
 
 
+class UnknownTransform(ValueError):
+    """A variant names a transform this version cannot apply."""
+
+
 def transform_name(action: IcsAction, descend_messages: bool = False) -> str:
-    """`ics-strip`, `ics-attach`, with `-deep` when attached messages were transformed too."""
-    return f"ics-{action.value}" + ("-deep" if descend_messages else "")
+    """`ics:strip`, `ics:attach`, with `-deep` when attached messages were transformed too: the
+    names the store keeps with each variant."""
+    return f"ics:{action.value}" + ("-deep" if descend_messages else "")
 
 
-def apply_transforms(data: bytes, transforms: Sequence[str]) -> bytes:
+_KNOWN_TRANSFORMS = {
+    transform_name(action, deep): (action, deep) for action in IcsAction for deep in (False, True)
+}
+
+
+def apply_transforms(
+    data: bytes, transforms: Sequence[str], *, limits: MimeLimits = DEFAULT_LIMITS
+) -> bytes:
     """Rebuild a variant from the original bytes and its transform names (pure, deterministic).
 
-    Raises ValueError for a name this version does not know.
+    Raises UnknownTransform for a name this version does not know.
     """
-    known = {
-        transform_name(action, deep): (action, deep)
-        for action in IcsAction
-        for deep in (False, True)
-    }
     for name in transforms:
-        if name not in known:
-            raise ValueError(f"unknown message transform {name!r}")
-        action, deep = known[name]
-        data = transform_calendar(data, action, descend_messages=deep).data
+        if name not in _KNOWN_TRANSFORMS:
+            raise UnknownTransform(f"unknown message transform {name!r}")
+        action, deep = _KNOWN_TRANSFORMS[name]
+        data = transform_calendar(data, action, limits=limits, descend_messages=deep).data
     return data
 
 

@@ -1,21 +1,19 @@
-"""The seam between the store and issue 3's MIME pipeline: how a message is split for delivery.
+"""The seam between the store and the MIME pipeline: how a message is split for delivery.
 
-A message is stored once, as received. At accept time `plan_variants()` decides which recipients get
-which copy (a variant = recipients + the transforms to apply, e.g. the calendar parts stripped for
-recipients that Graph would misroute); at every delivery attempt `render_variant()` rebuilds that
-copy's bytes from the stored ones, so a retry sends exactly what the first attempt sent.
+A message is stored once, as received. At accept time a plan decides which recipients get which
+copy (a variant = recipients + the names of the transforms to apply, e.g. the calendar parts
+stripped for recipients that Graph would misroute); at every delivery attempt a render rebuilds
+that copy's bytes from the stored ones, so a retry sends exactly what the first attempt sent.
 
-Until `mxrelay.mime.pipeline` exists, every message has one variant with no transforms; plugging the
-pipeline in means replacing the bodies of these two functions.
+`plan_variants()` and `render_variant()` are the seam's default (one variant, no transforms); with
+a calendar policy the delivery stage fills it from the pipeline (`stage.calendar_variants`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-class UnknownTransform(ValueError):
-    """A stored variant names a transform this version cannot apply."""
+from mxrelay.mime.pipeline import UnknownTransform
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,7 @@ class DeliveryJob:
     mail_from: str
     recipients: tuple[str, ...]
     data: bytes
-    attempt: int = 1
     smtputf8: bool = False
-    header_from: str | None = None
     received_at: datetime | None = None
     """When the relay accepted the message: a transport that must add a missing Date header
     derives it from this, so every attempt sends the same bytes."""

@@ -304,9 +304,7 @@ class DeliveryWorker:
             mail_from=loaded.mail_from,
             recipients=loaded.recipients,
             data=data,
-            attempt=entry.attempts + 1,
             smtputf8=loaded.smtputf8,
-            header_from=loaded.header_from or None,
             received_at=datetime.fromtimestamp(loaded.received_at, UTC),
         )
 

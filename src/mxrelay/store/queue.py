@@ -89,7 +89,6 @@ class LoadedEntry:
     mail_from: str
     smtputf8: bool
     received_header: str
-    header_from: str
     data: bytes | None
     """The stored bytes as received; None if the body is gone (it should never be, for a live entry)."""
     transforms: tuple[str, ...]
@@ -120,7 +119,6 @@ def _statements() -> tuple[Select[Any], Select[Any], Any]:
             m.c.mail_from,
             m.c.smtputf8,
             m.c.received_header,
-            m.c.header_from,
             b.c.encoding,
             b.c.raw,
             v.c.transforms,
@@ -304,15 +302,14 @@ class Queue(QueueAdmin):
             pending.setdefault((message_id, variant), []).append(address)
         loaded: dict[int, LoadedEntry] = {}
         for row in rows:
-            entry_id, accepted_at, mail_from, smtputf8, received, header_from = row[:6]
-            encoding, raw, transforms = row[6:]
+            entry_id, accepted_at, mail_from, smtputf8, received = row[:5]
+            encoding, raw, transforms = row[5:]
             entry = by_id[entry_id]
             loaded[entry_id] = LoadedEntry(
                 entry=entry,
                 mail_from=mail_from,
                 smtputf8=bool(smtputf8),
                 received_header=received,
-                header_from=header_from,
                 data=None if raw is None else decompress(encoding, raw),
                 transforms=tuple(_json_list(transforms)),
                 recipients=tuple(pending.get((entry.message_id, entry.variant), ())),

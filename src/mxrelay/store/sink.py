@@ -170,7 +170,6 @@ def _loaded(record: NewMessage, entries: Sequence[QueueEntry]) -> list[LoadedEnt
             mail_from=transaction.mail_from,
             smtputf8=transaction.smtputf8,
             received_header=record.received_header,
-            header_from=record.summary.header_from,
             data=transaction.data,
             transforms=plans[entry.variant].transforms,
             recipients=plans[entry.variant].recipients,

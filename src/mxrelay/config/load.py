@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from mxrelay.config.graph import GraphSettings
 from mxrelay.config.settings import Settings
 from mxrelay.config.values import ConfigError, format_duration, format_size
+from mxrelay.log import MASK
 from mxrelay.model import DeliveryMode
 
 
@@ -220,14 +221,14 @@ _URL_PASSWORD_RE = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", re.IGNO
 
 def redact_url(url: str) -> str:
     """A URL with any embedded password replaced, for logs and `mxrelay config`."""
-    return _URL_PASSWORD_RE.sub(r"\1:********@", url)
+    return _URL_PASSWORD_RE.sub(rf"\1:{MASK}@", url)
 
 
 def render_value(value: object, *, secret: bool = False) -> str:
     if value is None or value == "" or value == ():
         return ""
     if secret:
-        return "********"
+        return MASK
     if isinstance(value, timedelta):
         return format_duration(value)
     if isinstance(value, tuple | list):

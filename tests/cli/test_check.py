@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 from tests.support.dns_server import DnsServer, Fault, dns_server
+from tests.support.processes import run_mxrelay
 from tests.support.relay_app import ROUTABLE_FOR_TESTS
 
 __all__ = ["dns_server"]
 
 
 def mxrelay(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mxrelay", *args],
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_mxrelay(*args, env=env)
 
 
 def dns_env(dns: DnsServer) -> dict[str, str]:

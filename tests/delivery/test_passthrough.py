@@ -18,6 +18,7 @@ import pytest
 from mxrelay.delivery.passthrough import reply_from_upstream
 from mxrelay.model import Reply
 from tests.support.dns_server import DnsServer, Fault, dns_server
+from tests.support.processes import free_port
 from tests.support.relay_app import running_relay
 from tests.support.smarthost import Smarthost, smarthost
 
@@ -57,12 +58,6 @@ def send(
         return client.sendmail(
             "app@example.org", recipients, message, mail_options=["BODY=8BITMIME"]
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_envelope_and_bytes_arrive_unchanged(zones: DnsServer, smarthost: Smarthost) -> None:

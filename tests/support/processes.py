@@ -22,6 +22,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_mxrelay(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`mxrelay ARGV...` as a command to completion (at most 60 s), with only `env` and PATH."""
+    return subprocess.run(
+        [sys.executable, "-m", "mxrelay", *argv],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def wait_for_port(
     port: int, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:

@@ -12,8 +12,6 @@ import collections
 import os
 import re
 import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ import pytest
 
 from tests.support import smarthost as smarthost_support
 from tests.support.postgres import PostgresServer, clone
-from tests.support.processes import ServeProcess, wait_for_exit
+from tests.support.processes import ServeProcess, run_mxrelay, wait_for_exit
 from tests.support.smarthost import Smarthost
 
 smarthost = smarthost_support.smarthost
@@ -220,15 +218,7 @@ async def test_smarthost_down_for_a_while(smarthost: Smarthost, workdir: Path) -
 
 
 async def _queue_cli(env: dict[str, str], *argv: str) -> str:
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "mxrelay", *argv],
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = await asyncio.to_thread(run_mxrelay, *argv, env=env)
     return result.stdout + result.stderr
 
 

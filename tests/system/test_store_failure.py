@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -21,7 +20,7 @@ import aiosmtplib
 import pytest
 
 from tests.support.postgres import PostgresServer, build_template, clone
-from tests.support.processes import ServeProcess
+from tests.support.processes import ServeProcess, run_mxrelay
 
 QUEUED_AS = re.compile(r"queued as (\w+)")
 STORE_FAILED = "451 4.3.0 Error: queue file write error, try again later"
@@ -89,15 +88,7 @@ async def start(env: dict[str, str], log: Path) -> ServeProcess:
 
 
 async def ids_in_store(env: dict[str, str]) -> str:
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "mxrelay", "queue", "list", "--limit", "100000"],
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = await asyncio.to_thread(run_mxrelay, "queue", "list", "--limit", "100000", env=env)
     return result.stdout
 
 
@@ -141,13 +132,7 @@ async def test_read_only_store_is_refused_at_start(workdir: Path) -> None:
         relay.close()
         mount("-o", "remount,ro", str(small))
         result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "mxrelay", "serve"],
-            env={"PATH": os.environ["PATH"], **env, "MXRELAY_SMTP_LISTEN": "127.0.0.1:0"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            run_mxrelay, "serve", env={**env, "MXRELAY_SMTP_LISTEN": "127.0.0.1:0"}
         )
         assert result.returncode == 1
         assert "mxrelay: cannot start:" in result.stderr

@@ -30,8 +30,9 @@ from pathlib import Path
 import aiosmtplib
 from tests.support.dns_server import DnsServer
 from tests.support.graph_harness import job, message, relay_environ
-from tests.support.graph_relay import graph_relay_environ, running_graph_relay
+from tests.support.graph_relay import graph_relay_environ
 from tests.support.graph_standin import MAILBOX, GraphStandIn, MailboxLimits
+from tests.support.relay_app import running_relay
 
 from bench.figures import Row, format_facts, format_table, ratio_line
 from mxrelay.config import load_settings
@@ -116,7 +117,7 @@ async def through_the_relay(directory: Path, count: int, *, paced: bool) -> tupl
         if paced:
             extra["MXRELAY_GRAPH_MESSAGES_PER_MINUTE"] = str(RATE_PER_MINUTE)
         environ = graph_relay_environ(standin, dns, directory, **extra)
-        async with running_graph_relay(environ) as relay:
+        async with running_relay(environ) as relay:
             await _submit(relay.smtp_port, count, SESSIONS)
             await standin.arrived(count, within=DRAIN_TIMEOUT)
         return _rate(standin), standin.throttled

@@ -8,14 +8,11 @@ the environment (which carries SSL_CERT_FILE for the stand-in's CA).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosmtplib
 
 from mxrelay.app import Relay
-from mxrelay.config import load_settings
 from tests.support.dns_server import DnsServer
 from tests.support.graph_harness import relay_environ
 from tests.support.graph_standin import GraphStandIn
@@ -42,14 +39,6 @@ def graph_relay_environ(
     }
     settings.update(extra)
     return relay_environ(standin, **settings)
-
-
-@asynccontextmanager
-async def running_graph_relay(environ: Mapping[str, str]) -> AsyncIterator[Relay]:
-    settings = load_settings(environ, hostname=lambda: "relay.example.net")
-    relay = Relay(settings, environ=environ)
-    async with relay:
-        yield relay
 
 
 async def submit(

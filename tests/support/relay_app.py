@@ -1,10 +1,12 @@
 """The whole relay (`mxrelay.app.Relay`) in-process, configured from an environment mapping.
 
 SMTP and metrics listen on free loopback ports; the DNS settings point at the test DNS server.
+The same mapping is the relay's environment (what Graph mode reads: SSL_CERT_FILE, a proxy).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
@@ -27,9 +29,9 @@ BASE_ENV = {
 
 @asynccontextmanager
 async def running_relay(
-    env: Mapping[str, str], *, clock: Callable[[], float] | None = None
+    env: Mapping[str, str], *, clock: Callable[[], float] = time.monotonic
 ) -> AsyncIterator[Relay]:
-    settings = load_settings({**BASE_ENV, **env}, hostname=lambda: "relay.example.net")
-    relay = Relay(settings) if clock is None else Relay(settings, clock=clock)
-    async with relay:
+    environ = {**BASE_ENV, **env}
+    settings = load_settings(environ, hostname=lambda: "relay.example.net")
+    async with Relay(settings, environ=environ, clock=clock) as relay:
         yield relay

@@ -21,10 +21,10 @@ from mxrelay.store.entries import QueueEntry, QueueState
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_relay import (
     graph_relay_environ,
-    running_graph_relay,
     submit,
 )
 from tests.support.graph_standin import MAILBOX, GraphStandIn, throttle, unavailable
+from tests.support.relay_app import running_relay
 
 __all__ = ["dns_server"]
 
@@ -47,7 +47,7 @@ def dns(dns_server: DnsServer) -> DnsServer:
 
 @pytest.fixture
 async def relay(standin: GraphStandIn, dns: DnsServer, tmp_path: Path) -> AsyncIterator[Relay]:
-    async with running_graph_relay(graph_relay_environ(standin, dns, tmp_path)) as running:
+    async with running_relay(graph_relay_environ(standin, dns, tmp_path)) as running:
         yield running
 
 
@@ -110,7 +110,7 @@ async def test_calendar_policy_applies_per_recipient(
         "ATTENDEE:mailto:alice@example.net\nATTENDEE:mailto:bob@example.org\n"
         "END:VEVENT\nEND:VCALENDAR\n--b1--\n"
     )
-    async with running_graph_relay(environ) as relay:
+    async with running_relay(environ) as relay:
         await submit(relay, SENDER, ["alice@example.net", "bob@example.org"], data)
         sent = await standin.arrived(2)
     by_recipients = {m.recipients: m.mime for m in sent}
@@ -182,10 +182,10 @@ async def test_restart_mid_backoff_keeps_attempts_and_next_attempt_time(
     )
     standin.script(unavailable())
     data = crlf(f"From: {SENDER}\nTo: alice@example.net\nSubject: backoff\n\nbody\n")
-    async with running_graph_relay(environ) as relay:
+    async with running_relay(environ) as relay:
         message_id, _ = await submit(relay, SENDER, ["alice@example.net"], data)
         before = await wait_for_state(relay, message_id, QueueState.DEFERRED)
-    async with running_graph_relay(environ) as relay:
+    async with running_relay(environ) as relay:
         after = await entry(relay, message_id)
         assert after.state is QueueState.DEFERRED
         assert after.attempts == before.attempts == 1

@@ -12,8 +12,9 @@ import pytest
 
 from mxrelay.app import Relay
 from tests.support.dns_server import DnsServer, dns_server
-from tests.support.graph_relay import graph_relay_environ, running_graph_relay
+from tests.support.graph_relay import graph_relay_environ
 from tests.support.graph_standin import MAILBOX, GraphStandIn
+from tests.support.relay_app import running_relay
 
 __all__ = ["dns_server"]
 
@@ -37,7 +38,7 @@ async def relay(
         MXRELAY_GRAPH_MAX_MESSAGE_SIZE="64KiB",
         MXRELAY_GRAPH_ALLOWED_SENDERS=f"{MAILBOX},@apps.example.org",
     )
-    async with running_graph_relay(env) as running:
+    async with running_relay(env) as running:
         yield running
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -141,6 +142,11 @@ class ServeProcess:
         for pid in children:  # a delivery process stops by itself once the relay is gone
             wait_for_exit(pid)
         self._log.close()
+
+    @classmethod
+    async def start(cls, env: dict[str, str], log_path: Path) -> ServeProcess:
+        """Started off the event loop (it waits for the SMTP port)."""
+        return await asyncio.to_thread(cls, env, log_path)
 
     @property
     def log(self) -> str:

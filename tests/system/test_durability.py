@@ -12,8 +12,7 @@ import collections
 import os
 import re
 import signal
-import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,10 +41,6 @@ def relay_env(database_url: str, upstream: str, **extra: str) -> dict[str, str]:
         "MXRELAY_LOG_LEVEL": "warning",
         **extra,
     }
-
-
-async def start_relay(env: dict[str, str], log: Path) -> ServeProcess:
-    return await asyncio.to_thread(ServeProcess, env, log)
 
 
 def message(seq: int) -> bytes:
@@ -115,18 +110,12 @@ async def wait_for_ids(host: Smarthost, ids: set[str], within: float = DRAIN_TIM
             await host.wait_for(len(host.received) + 1, within)
 
 
-@pytest.fixture
-async def workdir() -> AsyncIterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="mxrelay-durability-") as path:
-        yield Path(path)
-
-
 @pytest.mark.slow
 async def test_sigkill_in_the_middle_loses_nothing_acknowledged(
     smarthost: Smarthost, workdir: Path
 ) -> None:
     env = relay_env(f"sqlite:///{workdir / 'relay.db'}", smarthost.url)
-    relay = await start_relay(env, workdir / "first.log")
+    relay = await ServeProcess.start(env, workdir / "first.log")
     up = asyncio.Event()
     up.set()
     ledger = Ledger()
@@ -152,7 +141,7 @@ async def test_sigkill_in_the_middle_loses_nothing_acknowledged(
         # still held for the dead relay.
         assert await asyncio.to_thread(wait_for_exit, delivery[0], 10)
         relay.close()
-        current[0] = await start_relay(env, workdir / "second.log")
+        current[0] = await ServeProcess.start(env, workdir / "second.log")
         up.set()
         async with asyncio.timeout(DRAIN_TIMEOUT):
             await asyncio.gather(*sessions)
@@ -195,7 +184,7 @@ async def test_smarthost_down_for_a_while(smarthost: Smarthost, workdir: Path) -
         MXRELAY_RETRY_INITIAL="1s",
         MXRELAY_RETRY_MAX="2s",
     )
-    relay = await start_relay(env, workdir / "relay.log")
+    relay = await ServeProcess.start(env, workdir / "relay.log")
     try:
         ids = []
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.smtp_port) as client:
@@ -233,8 +222,8 @@ async def test_two_relays_share_one_postgresql_queue(
 ) -> None:
     url = postgres_server.url(await asyncio.to_thread(clone, postgres_server))
     env = relay_env(url, smarthost.url, MXRELAY_QUEUE_LEASE_TIME="3s")
-    first = await start_relay(env, workdir / "first.log")
-    second = await start_relay(env, workdir / "second.log")
+    first = await ServeProcess.start(env, workdir / "first.log")
+    second = await ServeProcess.start(env, workdir / "second.log")
     try:
         ledger = Ledger()
         up = asyncio.Event()

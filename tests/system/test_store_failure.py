@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiosmtplib
@@ -77,16 +77,6 @@ def small_filesystem(size: str) -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(path)], check=False, timeout=30)
 
 
-@pytest.fixture
-async def workdir() -> AsyncIterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="mxrelay-store-failure-") as path:
-        yield Path(path)
-
-
-async def start(env: dict[str, str], log: Path) -> ServeProcess:
-    return await asyncio.to_thread(ServeProcess, env, log)
-
-
 async def ids_in_store(env: dict[str, str]) -> str:
     result = await asyncio.to_thread(run_mxrelay, "queue", "list", "--limit", "100000", env=env)
     return result.stdout
@@ -96,7 +86,7 @@ async def ids_in_store(env: dict[str, str]) -> str:
 async def test_full_disk_then_room_again(workdir: Path) -> None:
     with small_filesystem("3m") as small:
         env = hold_env(f"sqlite:///{small / 'relay.db'}")
-        relay = await start(env, workdir / "relay.log")
+        relay = await ServeProcess.start(env, workdir / "relay.log")
         try:
             replies = []
             for _ in range(200):  # bounded: 3 MB fill up long before
@@ -126,7 +116,7 @@ async def test_read_only_store_is_refused_at_start(workdir: Path) -> None:
     failures, above and below)."""
     with small_filesystem("64m") as small:
         env = hold_env(f"sqlite:///{small / 'relay.db'}")
-        relay = await start(env, workdir / "first.log")
+        relay = await ServeProcess.start(env, workdir / "first.log")
         assert (await send(relay.smtp_port)).startswith("250 ")
         assert await asyncio.to_thread(relay.terminate) == 0
         relay.close()
@@ -138,7 +128,7 @@ async def test_read_only_store_is_refused_at_start(workdir: Path) -> None:
         assert "mxrelay: cannot start:" in result.stderr
         assert "store" in result.stderr
         mount("-o", "remount,rw", str(small))
-        relay = await start(env, workdir / "second.log")
+        relay = await ServeProcess.start(env, workdir / "second.log")
         try:
             assert (await send(relay.smtp_port)).startswith("250 ")
         finally:
@@ -153,7 +143,7 @@ async def test_postgresql_stopped_then_back(workdir: Path) -> None:
         await asyncio.to_thread(server.start)
         await asyncio.to_thread(build_template, server)
         url = server.url(await asyncio.to_thread(clone, server))
-        relay = await start(hold_env(url), workdir / "relay.log")
+        relay = await ServeProcess.start(hold_env(url), workdir / "relay.log")
         try:
             assert (await send(relay.smtp_port)).startswith("250 ")
             await asyncio.to_thread(server.kill)

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware: the default `clock` every stage takes (tests inject one)."""
+    return datetime.now(UTC)
 
 
 class DeliveryMode(enum.StrEnum):

@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import httpx
@@ -63,6 +63,7 @@ from mxrelay.log import event
 from mxrelay.metrics import GRAPH_ERROR_CODES, Metrics
 from mxrelay.mime.headers import HeaderPolicy, HeaderResult
 from mxrelay.mime.pipeline import reconcile_headers_async, record_headers
+from mxrelay.model import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +72,6 @@ SHORT_WAIT = 0.25
 """Pacing waits that end within this many seconds are waited out here instead of going back
 to the queue (a trip through the queue costs more than that)."""
 MIB = 1024 * 1024
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 class GraphTransport:
@@ -94,7 +91,7 @@ class GraphTransport:
         health: Health | None = None,
         pacer: Pacer | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = now_utc,
+        wall: Callable[[], datetime] = utc_now,
         new_request_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         graph = settings.graph
@@ -129,7 +126,7 @@ class GraphTransport:
         health: Health | None = None,
         pacer: Pacer | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = now_utc,
+        wall: Callable[[], datetime] = utc_now,
     ) -> GraphTransport:
         """The transport app.py builds: MSAL tokens, trust and proxy from the environment."""
         return cls(

@@ -32,7 +32,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from mxrelay.config import Settings
@@ -40,6 +40,7 @@ from mxrelay.delivery.wire import FrameProtocol, apply_updates
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
+from mxrelay.model import utc_now
 from mxrelay.store.queue import LoadedEntry, Queue
 from mxrelay.tasks import cancel_and_wait
 
@@ -51,10 +52,6 @@ STOP_MARGIN = 10.0
 CHILD_COMMAND = (sys.executable, "-m", "mxrelay.delivery.child")
 
 log = logging.getLogger(__name__)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _Child:
@@ -101,7 +98,7 @@ class DeliveryProcess:
         queue: Queue,
         metrics: Metrics,
         health: Health,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         keep_fds: Sequence[int] = (),
         command: Sequence[str] = CHILD_COMMAND,
         restart_delay: float = RESTART_DELAY,

@@ -24,7 +24,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from mxrelay.config import Settings
 from mxrelay.delivery.base import Transport
@@ -38,7 +38,7 @@ from mxrelay.log import event
 from mxrelay.metrics import QUEUE_STATES, Metrics
 from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
 from mxrelay.mime.scope import ScopeKind
-from mxrelay.model import DeliveryMode
+from mxrelay.model import DeliveryMode, utc_now
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.db import Database, open_store
 from mxrelay.store.queue import Queue
@@ -54,10 +54,6 @@ log = logging.getLogger(__name__)
 
 Plan = Callable[[bytes, tuple[str, ...]], tuple[VariantPlan, ...]]
 Render = Callable[[bytes, tuple[str, ...]], bytes]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def replica_name(hostname: str) -> str:
@@ -111,7 +107,7 @@ def build_worker(
     metrics: Metrics,
     health: Health,
     render: Render,
-    clock: Callable[[], datetime] = _utc_now,
+    clock: Callable[[], datetime] = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> DeliveryWorker:
     """The delivery worker with the queue settings (in this process or the delivery process)."""
@@ -144,7 +140,7 @@ class QueueStage:
         metrics: Metrics,
         health: Health,
         transport: Transport | None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         hostname: Callable[[], str] = socket.gethostname,
     ) -> None:

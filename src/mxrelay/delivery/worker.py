@@ -43,6 +43,7 @@ from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import UnknownTransform
+from mxrelay.model import utc_now
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, QueueState, Settlement
 from mxrelay.store.variants import render_variant
@@ -55,10 +56,6 @@ CLAIM_COALESCE = 0.005
 and new mail waits at most this long for its first attempt."""
 
 log = logging.getLogger(__name__)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class DeliveryWorker:
@@ -74,7 +71,7 @@ class DeliveryWorker:
         owner: str,
         metrics: Metrics | None = None,
         health: Health | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         rng: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
         concurrency: int = 16,

@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mxrelay import log
@@ -25,6 +25,7 @@ from mxrelay.model import (
     Reply,
     SessionInfo,
     Transaction,
+    utc_now,
 )
 from mxrelay.smtp import replies
 from mxrelay.smtp.commands import MailParams
@@ -102,7 +103,7 @@ class RelayPolicy:
         auth_required: bool = False,
         sender_check: SenderCheck | None = None,
         message_check: MessageCheck | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = utc_now,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.allowed_clients = allowed_clients

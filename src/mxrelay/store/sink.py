@@ -17,14 +17,14 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.engine import Connection
 from ulid import ULID
 
 from mxrelay.log import event
-from mxrelay.model import RefusedRecipient, Reply, SessionInfo, Transaction
+from mxrelay.model import RefusedRecipient, Reply, SessionInfo, Transaction, utc_now
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.log import Refusal, insert_messages, insert_refusals
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry
@@ -48,10 +48,6 @@ log = logging.getLogger(__name__)
 def new_message_id(received_at: datetime) -> str:
     """A ULID: 26 characters, sortable by arrival, unique without coordination between replicas."""
     return str(ULID.from_datetime(received_at))
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def write_accepted(conn: Connection, items: Sequence[NewMessage]) -> list[tuple[QueueEntry, ...]]:
@@ -98,7 +94,7 @@ class StoreSink:
         hold: bool = False,
         on_commit: Callable[[], None] | None = None,
         dispatcher: Dispatcher | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         message_id: Callable[[datetime], str] = new_message_id,
         plan: Callable[[bytes, tuple[str, ...]], tuple[VariantPlan, ...]] = plan_variants,
         render: Callable[[bytes, tuple[str, ...]], bytes] = render_variant,

@@ -50,7 +50,8 @@ from mxrelay.web.server import HttpServer
 logger = logging.getLogger("mxrelay")
 
 DNS_FRESHNESS = 60.0
-"""Seconds after which the resolver must answer a probe again for /readyz to stay green."""
+"""Seconds after which the resolver must answer a probe again for the `dns` status condition
+(shown by /healthz; not readiness, see health.py) to stay true."""
 
 
 class StartupError(RuntimeError):
@@ -256,7 +257,7 @@ class Relay:
     # -- background checks ----------------------------------------------------------------------
 
     async def _watch_dns(self) -> None:
-        """Readiness condition `dns`: the resolver answered (any RCODE) within DNS_FRESHNESS."""
+        """Status condition `dns`: the resolver answered (any RCODE) within DNS_FRESHNESS."""
         assert self.checker is not None
         resolver = self.checker.resolver
         while not self._stopping.is_set():

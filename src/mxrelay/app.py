@@ -30,6 +30,7 @@ from mxrelay.delivery.graph_message import (
     sender_allowed,
 )
 from mxrelay.delivery.passthrough import PassthroughSink, UpstreamPool, VariantPlan
+from mxrelay.delivery.proxy import ProxyProblem
 from mxrelay.delivery.stage import QueueStage, smarthost_transport
 from mxrelay.dns.answer import Query, RdType
 from mxrelay.dns.check import RecipientChecker
@@ -183,9 +184,12 @@ class Relay:
         if mode is DeliveryMode.SMTP:
             transport = smarthost_transport(self.settings, self.metrics)
         elif mode is DeliveryMode.GRAPH:
-            transport = GraphTransport.from_settings(
-                self.settings, self.environ, metrics=self.metrics, health=self.health
-            )
+            try:
+                transport = GraphTransport.from_settings(
+                    self.settings, self.environ, metrics=self.metrics, health=self.health
+                )
+            except ProxyProblem as exc:
+                raise StartupError(str(exc)) from None
         else:
             transport = None
         stage = QueueStage(

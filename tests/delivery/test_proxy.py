@@ -215,6 +215,24 @@ async def test_no_proxy_on_another_port_does_not_bypass(
     assert set(proxy.tunnels()) == {f"localhost:{standin.port}", f"127.0.0.1:{standin.port}"}
 
 
+async def test_an_https_proxy_with_credentials_is_trusted_as_graph_is(
+    standin: GraphStandIn, tmp_path: Path
+) -> None:
+    """TLS to the proxy too (trusting SSL_CERT_FILE, as Graph's connection does), with basic-auth
+    credentials from the URL, for both clients."""
+    certificate = standin.ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "proxy-cert.pem", tmp_path / "proxy-key.pem"
+    certificate.cert_chain_pems[0].write_to_path(str(cert_file))
+    certificate.private_key_pem.write_to_path(str(key_file))
+    with ConnectProxy.running(
+        tmp_path / "proxy", credentials="relay:pr0xy-pw", tls=(cert_file, key_file)
+    ) as proxy:
+        assert proxy.url.startswith("https://relay:pr0xy-pw@")
+        await deliver_one(standin, two_hosts(standin, HTTPS_PROXY=proxy.url))
+        tunnels = proxy.tunnels()
+    assert set(tunnels) == {f"localhost:{standin.port}", f"127.0.0.1:{standin.port}"}
+
+
 async def test_an_unreachable_proxy_fails_the_token_request_unless_no_proxy_matches(
     standin: GraphStandIn,
 ) -> None:

@@ -2,7 +2,7 @@
 
 The proxy is the `proxy.py` package (a test extra), run as a process of its own on 127.0.0.1, as a
 corporate egress proxy would be: it tunnels CONNECT requests, optionally only with basic-auth
-credentials (407 otherwise). Its debug log names every upstream as it connects to it
+credentials (407 otherwise), optionally speaking TLS itself (an https:// proxy). Its debug log names every upstream as it connects to it
 ("Connecting to upstream HOST:PORT"), so `tunnels()` knows what went through at once, without
 waiting for the tunnels to close (its access log is written only when they do).
 """
@@ -25,17 +25,31 @@ _CONNECTING = re.compile(r"Connecting to upstream (\S+):(\d+)")
 class ConnectProxy:
     """proxy.py on a free loopback port. Use `ConnectProxy.running(directory)`."""
 
-    def __init__(self, directory: Path, *, credentials: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        credentials: str | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        """`credentials` as `user:password`; `tls` as (certificate file, key file)."""
         self.directory = directory
         self.credentials = credentials
+        self.tls = tls
         self.port = free_port()
         self.log_file = directory / "proxy.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls, directory: Path, *, credentials: str | None = None) -> Iterator[ConnectProxy]:
-        proxy = cls(directory, credentials=credentials)
+    def running(
+        cls,
+        directory: Path,
+        *,
+        credentials: str | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> Iterator[ConnectProxy]:
+        proxy = cls(directory, credentials=credentials, tls=tls)
         proxy.start()
         try:
             yield proxy
@@ -57,6 +71,8 @@ class ConnectProxy:
         ]  # fmt: skip
         if self.credentials is not None:
             command += ["--basic-auth", self.credentials]
+        if self.tls is not None:
+            command += ["--cert-file", str(self.tls[0]), "--key-file", str(self.tls[1])]
         with (self.directory / "proxy.out").open("wb") as out:
             self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
@@ -78,7 +94,8 @@ class ConnectProxy:
     def url(self) -> str:
         """The proxy's URL, with its credentials when it wants some."""
         userinfo = f"{self.credentials}@" if self.credentials else ""
-        return f"http://{userinfo}127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{userinfo}127.0.0.1:{self.port}"
 
     def tunnels(self) -> list[str]:
         """`host:port` of every upstream the proxy connected to, in order."""

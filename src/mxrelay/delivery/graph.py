@@ -10,7 +10,8 @@ Before any request the pacer is asked (per sending mailbox, see pacing.py); "not
 `Throttled(retry_after)` and costs no HTTP request. The answer is classified by graph_outcome.py;
 a 401 refreshes the token once and retries at once; 429 and 5xx-with-Retry-After close the whole
 mailbox lane; configuration faults (AADSTS errors, 403 ErrorAccessDenied) set a metric and the
-"graph" status condition (/healthz, never readiness: mail is held) and are logged in words, until a send or `probe()` succeeds.
+"graph" status condition (/healthz, never readiness: mail is held) and are logged in words, until
+a send or `probe()` succeeds.
 httpx, MSAL and network errors are translated here and nowhere else.
 """
 

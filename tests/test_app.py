@@ -1,4 +1,5 @@
-"""The assembled relay: readiness reflects its stages, metrics are exposed before any traffic."""
+"""The assembled relay: readiness is the listener and the store, every other condition is shown by
+/healthz, metrics are exposed before any traffic."""
 
 from __future__ import annotations
 
@@ -46,7 +47,22 @@ async def test_ready_when_listening_and_the_resolver_answers(dns_server: DnsServ
     )
 
 
-async def test_not_ready_when_the_resolver_is_silent() -> None:
+async def wait_for_condition(url: str, name: str, ok: bool, within: float = 10) -> httpx.Response:
+    """Poll /healthz until condition `name` is `ok`."""
+    async with httpx.AsyncClient() as client:
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            response = await client.get(url)
+            condition = response.json()["conditions"].get(name)
+            if condition is not None and condition["ok"] is ok:
+                return response
+            assert asyncio.get_running_loop().time() < deadline, response.text
+            await asyncio.sleep(0.05)
+
+
+async def test_ready_while_the_resolver_is_silent() -> None:
+    """A dead resolver is shown, not a reason to leave the Service: replicas share it, and the
+    relay still accepts mail for trusted domains and cached verdicts (451 for the rest)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))  # receives queries, never answers
         port = silent.getsockname()[1]
@@ -57,6 +73,16 @@ async def test_not_ready_when_the_resolver_is_silent() -> None:
             "UPSTREAM_PORT": str(free_port()),
         }
         async with running_relay(env) as relay:
-            response = await wait_for_status(f"http://127.0.0.1:{relay.metrics_port}/readyz", 503)
-    assert response.status_code == 503
-    assert response.json()["failing"] == {"dns": "resolver not answering"}
+            base = f"http://127.0.0.1:{relay.metrics_port}"
+            health = await wait_for_condition(f"{base}/healthz", "dns", ok=False)
+            async with httpx.AsyncClient() as client:
+                ready = await client.get(f"{base}/readyz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "degraded"
+    assert health.json()["conditions"]["dns"] == {
+        "ok": False,
+        "detail": "resolver not answering",
+        "readiness": False,
+    }
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "degraded": {"dns": "resolver not answering"}}

@@ -30,6 +30,7 @@ from mxrelay.delivery.graph_message import (
     sender_allowed,
 )
 from mxrelay.delivery.passthrough import PassthroughSink, UpstreamPool, VariantPlan
+from mxrelay.delivery.proxy import ProxyProblem
 from mxrelay.delivery.stage import QueueStage, smarthost_transport
 from mxrelay.dns.answer import Query, RdType
 from mxrelay.dns.check import RecipientChecker
@@ -50,7 +51,8 @@ from mxrelay.web.server import HttpServer
 logger = logging.getLogger("mxrelay")
 
 DNS_FRESHNESS = 60.0
-"""Seconds after which the resolver must answer a probe again for /readyz to stay green."""
+"""Seconds after which the resolver must answer a probe again for the `dns` status condition
+(shown by /healthz; not readiness, see health.py) to stay true."""
 
 
 class StartupError(RuntimeError):
@@ -182,9 +184,12 @@ class Relay:
         if mode is DeliveryMode.SMTP:
             transport = smarthost_transport(self.settings, self.metrics)
         elif mode is DeliveryMode.GRAPH:
-            transport = GraphTransport.from_settings(
-                self.settings, self.environ, metrics=self.metrics, health=self.health
-            )
+            try:
+                transport = GraphTransport.from_settings(
+                    self.settings, self.environ, metrics=self.metrics, health=self.health
+                )
+            except ProxyProblem as exc:
+                raise StartupError(str(exc)) from None
         else:
             transport = None
         stage = QueueStage(
@@ -256,7 +261,7 @@ class Relay:
     # -- background checks ----------------------------------------------------------------------
 
     async def _watch_dns(self) -> None:
-        """Readiness condition `dns`: the resolver answered (any RCODE) within DNS_FRESHNESS."""
+        """Status condition `dns`: the resolver answered (any RCODE) within DNS_FRESHNESS."""
         assert self.checker is not None
         resolver = self.checker.resolver
         while not self._stopping.is_set():

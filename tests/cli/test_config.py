@@ -25,6 +25,7 @@ def test_config_prints_every_setting_with_secrets_redacted(tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr
     lines = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert "\n#" not in "\n" + result.stdout  # no proxy variable, not Graph mode: no routes
     assert lines["MXRELAY_GRAPH_CLIENT_SECRET"] == "********"
     assert lines["MXRELAY_UPSTREAM_PASSWORD"] == "********"
     assert lines["MXRELAY_DATABASE_URL"] == "postgresql://relay:********@db.example.net/mxrelay"
@@ -33,6 +34,47 @@ def test_config_prints_every_setting_with_secrets_redacted(tmp_path: Path) -> No
     assert lines["MXRELAY_DELIVERY"] == "passthrough"
     for secret in ("from-a-file", "hunter2", "dbpass"):
         assert secret not in result.stdout + result.stderr
+
+
+GRAPH = {
+    "MXRELAY_DELIVERY": "graph",
+    "MXRELAY_GRAPH_TENANT_ID": "contoso.example",
+    "MXRELAY_GRAPH_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
+    "MXRELAY_GRAPH_CLIENT_SECRET": "client-s3cret",
+}
+
+
+def test_config_shows_which_proxy_each_graph_host_is_reached_through() -> None:
+    result = mxrelay(
+        ["config"],
+        {
+            **GRAPH,
+            "HTTPS_PROXY": "http://relay:pr0xy%2Fpw@proxy.example.net:3128",
+            "NO_PROXY": ".microsoft.com,10.0.0.0/8",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    comments = [line for line in result.stdout.splitlines() if line.startswith("# ")]
+    shown = "http://proxy.example.net:3128 (credentials not shown)"
+    assert comments == [
+        f"# outbound HTTPS: HTTPS_PROXY={shown}, NO_PROXY=.microsoft.com,10.0.0.0/8",
+        f"# identity platform login.microsoftonline.com:443: through {shown} (HTTPS_PROXY)",
+        "# graph graph.microsoft.com:443: direct (NO_PROXY has '.microsoft.com')",
+    ]
+    assert "pr0xy" not in result.stdout + result.stderr
+    assert "client-s3cret" not in result.stdout + result.stderr
+
+
+def test_config_refuses_a_proxy_graph_mode_cannot_use() -> None:
+    result = mxrelay(["config"], {**GRAPH, "ALL_PROXY": "socks5h://u:pr0xy@127.0.0.1:1080"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "mxrelay: configuration error: ALL_PROXY: socks5h:// proxies are not supported"
+    )
+    assert "pr0xy" not in result.stderr
+    other = mxrelay(["config"], {"ALL_PROXY": "socks5h://127.0.0.1:1080"})  # passthrough mode
+    assert other.returncode == 0
+    assert "# outbound HTTPS: ALL_PROXY: socks5h:// proxies are not supported" in other.stdout
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mxrelay.cli import main
+from tests.support.connect_proxy import ConnectProxy
 from tests.support.graph_standin import MAILBOX, SECRET, GraphStandIn
 
 TO = "alice@example.net"
@@ -104,4 +105,33 @@ def test_configuration_problems_exit_2(
     status, _, err = graph_test(standin.environ(MXRELAY_GRAPH_TENANT_ID=""), capsys)
     assert status == 2
     assert "MXRELAY_GRAPH_TENANT_ID: missing" in err
+    environ = standin.environ(MXRELAY_GRAPH_MAILBOX=MAILBOX, ALL_PROXY="socks5://u:pw@127.0.0.1:1")
+    status, _, err = graph_test(environ, capsys)
+    assert status == 2
+    assert "ALL_PROXY: socks5:// proxies are not supported" in err
+    assert "pw" not in err
     assert standin.token_requests() == []
+
+
+def test_each_host_is_reached_as_the_proxy_variables_say(
+    standin: GraphStandIn, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The identity platform (as `localhost`) through an authenticating CONNECT proxy, Graph
+    (`127.0.0.1`) direct by NO_PROXY: both printed, the proxy's password never."""
+    with ConnectProxy.running(tmp_path / "proxy", credentials="relay:pr0xy-pw") as proxy:
+        environ = standin.environ(
+            MXRELAY_GRAPH_MAILBOX=MAILBOX,
+            MXRELAY_GRAPH_AUTHORITY=standin.identity_at("localhost"),
+            HTTPS_PROXY=proxy.url,
+            NO_PROXY="127.0.0.1",
+        )
+        status, out, err = graph_test(environ, capsys)
+        tunnels = proxy.tunnels()
+    assert status == 0, out + err
+    lines = out.splitlines()
+    shown = f"http://127.0.0.1:{proxy.port} (credentials not shown)"
+    assert f"identity platform route: through {shown} (HTTPS_PROXY)" in lines
+    assert "graph route: direct (NO_PROXY has '127.0.0.1')" in lines
+    assert lines[-1].startswith("send: accepted by Microsoft Graph (HTTP 202")
+    assert tunnels == [f"localhost:{standin.port}"]  # MSAL's requests, with the credentials
+    assert "pr0xy-pw" not in out + err

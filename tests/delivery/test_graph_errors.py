@@ -183,7 +183,7 @@ async def test_unknown_mailbox(standin: GraphStandIn) -> None:
 async def test_access_denied_holds_raises_the_alarm_and_recovers(
     standin: GraphStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Mail.Send consent withdrawn: a configuration fault (metric, readiness, log line) until
+    """Mail.Send consent withdrawn: a configuration fault (metric, status, log line) until
     consent is granted again; the probe says when."""
     metrics = Metrics()
     metrics.prime("test")
@@ -197,8 +197,8 @@ async def test_access_denied_holds_raises_the_alarm_and_recovers(
         with pytest.raises(ConfigurationFault, match=r"Mail\.Send"):
             await transport.deliver(job(message()))
         assert metrics.registry.get_sample_value(gauge, {"fault": "access_denied"}) == 1
-        assert not health.ready
-        assert "Mail.Send" in health.failing()["graph"]
+        assert health.ready  # mail is held, not refused
+        assert "Mail.Send" in health.degraded()["graph"]
         with pytest.raises(ConfigurationFault, match=r"no Mail\.Send application role"):
             await transport.probe()
         standin.app.roles = ("Mail.Send",)  # the administrator grants consent again

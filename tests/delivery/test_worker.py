@@ -257,15 +257,15 @@ async def test_configuration_fault_holds_then_probe_releases(rig: Rig) -> None:
     await worker.start()
     try:
         await rig.wait_states({"held": 1})
-        assert not rig.health.ready
-        assert "configuration fault" in rig.health.failing()["delivery"]
+        assert rig.health.ready  # held, not refused: the relay goes on accepting
+        assert "configuration fault" in rig.health.degraded()["delivery"]
         entry = await rig.queue.get(message_id)
         assert entry is not None
         assert (entry.attempts, entry.hold_kind) == (0, "fault")  # no attempt budget burnt
         await wait_until(lambda: _probed(transport, 2))
         transport.probe_error = None
         await rig.wait_states({"delivered": 1})
-        assert rig.health.ready
+        assert rig.health.failing() == {}
     finally:
         await worker.stop(5.0)
 

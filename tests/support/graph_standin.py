@@ -242,6 +242,15 @@ class GraphStandIn:
                 address.lower(), {a.lower() for a in send_as}, in_scope
             )
 
+    def identity_at(self, host: str) -> str:
+        """Name the identity platform's URLs (discovery, token endpoint) with `host` instead of
+        127.0.0.1, `localhost` say, so that to a client the identity platform and Graph are two
+        hosts (one proxied, one not); returns the authority to configure."""
+        url = f"https://{host}:{self.port}"
+        with self.lock:
+            self.identity.base_url = url
+        return url
+
     def script(self, *faults: Fault) -> None:
         """Answers for the next sendMail requests, in order; then normal service resumes."""
         with self.lock:

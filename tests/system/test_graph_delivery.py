@@ -161,7 +161,8 @@ async def test_configuration_fault_holds_then_recovers(relay: Relay, standin: Gr
     held = await wait_for_state(relay, message_id, QueueState.HELD)
     assert held.attempts == 0  # a configuration fault burns no retries
     assert "Mail.Send" in (held.hold_reason or "")
-    assert not relay.health.ready
+    assert relay.health.ready  # held, not refused: the relay goes on accepting
+    assert "Mail.Send" in relay.health.degraded()["graph"]
     assert (
         relay.metrics.registry.get_sample_value(
             "mxrelay_graph_configuration_fault", {"fault": "access_denied"}

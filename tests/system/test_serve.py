@@ -65,7 +65,13 @@ def test_drop_in_replacement_for_the_reference_validator(
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{serve.metrics_port}/healthz", timeout=10
             ) as r:
-                assert json.loads(r.read()) == {"status": "ok"}
+                health = json.loads(r.read())
+            assert (health["status"], health["ready"]) == ("ok", True)
+            assert health["conditions"]["smtp"] == {
+                "ok": True,
+                "detail": "listening",
+                "readiness": True,
+            }
             assert serve.terminate() == 0
             dumped = [path.read_text() for path in dumps.iterdir()]
         finally:

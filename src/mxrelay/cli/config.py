@@ -1,4 +1,9 @@
-"""`mxrelay config`: print the effective configuration, secrets redacted."""
+"""`mxrelay config`: print the effective configuration, secrets redacted.
+
+After the settings, as comment lines (which an env file ignores), the proxy outbound HTTPS takes
+to the identity platform and to Graph: the decision both clients make (delivery/proxy.py), from
+HTTPS_PROXY, ALL_PROXY and NO_PROXY, shown in Graph mode or whenever one of those is set.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from mxrelay.cli.common import load_or_exit
-from mxrelay.config import effective, options, render_value
+from mxrelay.cli.common import EXIT_CONFIG, load_or_exit
+from mxrelay.config import Settings, effective, options, render_value
+from mxrelay.delivery.proxy import NO_PROXY, PROXY_VARIABLES, OutboundProxy, ProxyProblem
+from mxrelay.model import DeliveryMode
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +39,35 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = load_or_exit(environ)
     for option, value in effective(settings):
         sys.stdout.write(f"{option.env}={value}\n")
+    graph_mode = settings.service.delivery is DeliveryMode.GRAPH
+    if not graph_mode and not _proxy_variables_set(environ):
+        return 0
+    try:
+        lines = proxy_routes(settings, OutboundProxy.from_environ(environ))
+    except ProxyProblem as problem:
+        if graph_mode:  # `serve` would refuse to start
+            sys.stderr.write(f"mxrelay: configuration error: {problem}\n")
+            return EXIT_CONFIG
+        lines = [f"outbound HTTPS: {problem}"]
+    sys.stdout.writelines(f"# {line}\n" for line in lines)
     return 0
+
+
+def proxy_routes(settings: Settings, proxy: OutboundProxy) -> list[str]:
+    """Which proxy, if any, each Graph host is reached through (never a proxy's credentials)."""
+    lines = [f"outbound HTTPS: {proxy.describe()}"]
+    for what, url in (
+        ("identity platform", settings.graph.authority),
+        ("graph", settings.graph.endpoint),
+    ):
+        route = proxy.route(url)
+        lines.append(f"{what} {route.host}:{route.port}: {route.describe()}")
+    return lines
+
+
+def _proxy_variables_set(environ: Mapping[str, str]) -> bool:
+    names = {name.lower() for name in environ}
+    return any(variable in names for variable in (*PROXY_VARIABLES, NO_PROXY))
 
 
 GROUP_TITLES = {

@@ -3,8 +3,9 @@
 For an operator setting up a tenant: it uses the configured app registration (whatever
 `MXRELAY_DELIVERY` says), gets a token, looks at the permissions in it, sends one small message
 and prints each step's result in plain words, so that "token ok / permission missing / mailbox
-outside scope / accepted with request-id" can be read off without a log. The secret, the key
-and the token are never printed. Exit status: 0 accepted, 1 a step failed, 2 configuration.
+outside scope / accepted with request-id" can be read off without a log, and which proxy (if any)
+each of the two hosts is reached through. The secret, the key, the token and a proxy's
+credentials are never printed. Exit status: 0 accepted, 1 a step failed, 2 configuration.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from mxrelay.delivery.base import DeliveryJob
 from mxrelay.delivery.errors import DeliveryError, UpstreamUnavailable
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph_auth import MsalTokenSource, authority_url
-from mxrelay.delivery.graph_credentials import TlsTrust, https_proxy, load_credential
+from mxrelay.delivery.graph_credentials import TlsTrust, load_credential
 from mxrelay.delivery.graph_message import message_id_for
 from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
 from mxrelay.delivery.pacing import Pacer, PacingLimits
+from mxrelay.delivery.proxy import OutboundProxy, ProxyProblem
 
 EXIT_FAILED = 1
 
@@ -67,6 +69,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "mxrelay: no sending mailbox: pass --from MAILBOX or set MXRELAY_GRAPH_MAILBOX\n"
         )
         return EXIT_CONFIG
+    try:
+        OutboundProxy.from_environ(environ)
+    except ProxyProblem as problem:
+        sys.stderr.write(f"mxrelay: configuration error: {problem}\n")
+        return EXIT_CONFIG
     # The steps say everything in words; without this, Python's last-resort handler would
     # repeat the transport's bare event names on stderr.
     logging.getLogger("mxrelay").addHandler(logging.NullHandler())
@@ -79,8 +86,11 @@ async def graph_test(
     """The steps, each printed as `step: result`; returns the exit status."""
     graph = settings.graph
     say = _printer(out)
+    proxy = OutboundProxy.from_environ(environ)
     say("identity platform", f"{authority_url(graph)} (client id {graph.client_id})")
+    say("identity platform route", proxy.route(graph.authority).describe())
     say("graph", graph.endpoint)
+    say("graph route", proxy.route(graph.endpoint).describe())
     try:
         credential = load_credential(graph, environ)
     except GraphConfigurationFault as fault:
@@ -91,7 +101,7 @@ async def graph_test(
         say("credential", f"certificate, SHA-1 thumbprint {credential.thumbprint}{expiry}")
     else:
         say("credential", "client secret")
-    tokens = MsalTokenSource(graph, environ=environ)
+    tokens = MsalTokenSource(graph, environ=environ, proxy=proxy)
     try:
         token = await tokens.token()
     except (GraphConfigurationFault, UpstreamUnavailable) as error:
@@ -120,7 +130,7 @@ async def graph_test(
         single,
         tokens=tokens,
         trust=TlsTrust.from_environ(environ),
-        proxy=https_proxy(environ),
+        proxy=proxy,
         pacer=Pacer(PacingLimits.off()),
     )
     try:

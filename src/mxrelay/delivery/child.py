@@ -5,8 +5,8 @@ socket pair (`wire.py`). Given the relay's settings, it opens the store as the `
 command does (no migrations, not the SQLite lock, which is its parent's), with a group committer
 of its own, and runs the same `DeliveryWorker` as a single-process relay, under a lease owner of
 its own: it claims due entries (woken by the relay after new mail), delivers them to the
-smarthost and writes each result. Its metric updates and readiness conditions go to the relay,
-which shows them; its log lines go to the same stderr.
+smarthost and writes each result. Its metric updates and conditions go to the relay, which
+shows them (as status, under `delivery_process:`); its log lines go to the same stderr.
 
 It ignores SIGINT and SIGTERM: the relay decides when it stops, with `("stop", grace)`: the
 worker finishes or hands back its deliveries within the grace period, the store is closed and the

@@ -10,7 +10,8 @@ Before any request the pacer is asked (per sending mailbox, see pacing.py); "not
 `Throttled(retry_after)` and costs no HTTP request. The answer is classified by graph_outcome.py;
 a 401 refreshes the token once and retries at once; 429 and 5xx-with-Retry-After close the whole
 mailbox lane; configuration faults (AADSTS errors, 403 ErrorAccessDenied) set a metric and the
-"graph" readiness condition and are logged in words, until a send or `probe()` succeeds.
+"graph" status condition (/healthz, never readiness: mail is held) and are logged in words, until
+a send or `probe()` succeeds.
 httpx, MSAL and network errors are translated here and nowhere else.
 """
 
@@ -38,7 +39,7 @@ from mxrelay.delivery.errors import (
     UpstreamUnavailable,
 )
 from mxrelay.delivery.graph_auth import AccessToken, MsalTokenSource, TokenSource
-from mxrelay.delivery.graph_credentials import TlsTrust, https_proxy
+from mxrelay.delivery.graph_credentials import TlsTrust
 from mxrelay.delivery.graph_message import (
     MailboxSource,
     choose_mailbox,
@@ -58,6 +59,7 @@ from mxrelay.delivery.graph_outcome import (
     to_error,
 )
 from mxrelay.delivery.pacing import Grant, Limit, Never, Pacer, PacingLimits, Wait
+from mxrelay.delivery.proxy import OutboundProxy
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import GRAPH_ERROR_CODES, Metrics
@@ -86,7 +88,7 @@ class GraphTransport:
         *,
         tokens: TokenSource,
         trust: TlsTrust | None = None,
-        proxy: str | None = None,
+        proxy: OutboundProxy | None = None,
         metrics: Metrics | None = None,
         health: Health | None = None,
         pacer: Pacer | None = None,
@@ -109,10 +111,12 @@ class GraphTransport:
         self._released = asyncio.Condition()
         self._base = graph.endpoint.rstrip("/")
         connections = graph.concurrency or 100
+        context = (trust or TlsTrust()).ssl_context()
+        via = (proxy or OutboundProxy()).route(self._base).proxy  # the same decision as MSAL's
         self._client = httpx.AsyncClient(
-            verify=(trust or TlsTrust()).ssl_context(),
-            proxy=proxy,
-            trust_env=False,  # the environment is injected (SSL_CERT_FILE, HTTPS_PROXY)
+            verify=context,
+            proxy=httpx.Proxy(via.url, ssl_context=context if via.tls else None) if via else None,
+            trust_env=False,  # the environment is injected (SSL_CERT_FILE, HTTPS_PROXY, NO_PROXY)
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
 
@@ -128,12 +132,14 @@ class GraphTransport:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = utc_now,
     ) -> GraphTransport:
-        """The transport app.py builds: MSAL tokens, trust and proxy from the environment."""
+        """The transport app.py builds: MSAL tokens, trust and proxy from the environment (one
+        proxy decision for both clients; `ProxyProblem` for a proxy URL they cannot use)."""
+        proxy = OutboundProxy.from_environ(environ)
         return cls(
             settings,
-            tokens=MsalTokenSource(settings.graph, environ=environ, metrics=metrics),
+            tokens=MsalTokenSource(settings.graph, environ=environ, proxy=proxy, metrics=metrics),
             trust=TlsTrust.from_environ(environ),
-            proxy=https_proxy(environ),
+            proxy=proxy,
             metrics=metrics,
             health=health,
             pacer=pacer,

@@ -5,9 +5,10 @@ caches tokens and refreshes them before they expire (it treats a token with less
 left as expired, and refreshes long-lived ones at half-life). This module builds MSAL's
 `ConfidentialClientApplication` from the settings and owns what MSAL leaves to its caller:
 
-- trust: MSAL's default HTTP client (requests) ignores `SSL_CERT_FILE`; MSAL gets its own client
-  that passes the bundle it names with every request (`MsalHttpClient`), and the Graph client
-  uses the same trust (`TlsTrust`);
+- trust and proxy: MSAL's default HTTP client (requests) ignores `SSL_CERT_FILE` and would read
+  the proxy variables on its own; MSAL gets its own client that passes the bundle it names and the
+  proxy `OutboundProxy` chooses with every request (`MsalHttpClient`), and the Graph client uses
+  the same trust (`TlsTrust`) and the same proxy decision;
 - authority: `MXRELAY_GRAPH_AUTHORITY` + "/" + tenant; instance discovery (a call to Microsoft's
   public cloud) is switched off for hosts MSAL does not know, so national clouds and a local
   stand-in work by configuration alone;
@@ -37,13 +38,9 @@ from msal.exceptions import MsalError
 
 from mxrelay.config import GraphSettings
 from mxrelay.delivery.errors import UpstreamUnavailable
-from mxrelay.delivery.graph_credentials import (
-    MsalHttpClient,
-    TlsTrust,
-    https_proxy,
-    load_credential,
-)
+from mxrelay.delivery.graph_credentials import MsalHttpClient, TlsTrust, load_credential
 from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.proxy import OutboundProxy
 from mxrelay.metrics import Metrics
 
 CREDENTIAL_RECHECK = 300.0
@@ -153,6 +150,7 @@ class MsalTokenSource:
         settings: GraphSettings,
         *,
         environ: Mapping[str, str],
+        proxy: OutboundProxy | None = None,
         metrics: Metrics | None = None,
         application: Callable[..., Any] = msal.ConfidentialClientApplication,
         clock: Callable[[], float] = time.monotonic,
@@ -162,6 +160,7 @@ class MsalTokenSource:
         self._metrics = metrics
         self._application = application
         self._trust = TlsTrust.from_environ(environ)
+        self._proxy = proxy if proxy is not None else OutboundProxy.from_environ(environ)
         self._cache = msal.TokenCache()  # kept across rebuilds of the client
         self._app: Any = None
         self._fingerprint = ""
@@ -250,7 +249,7 @@ class MsalTokenSource:
                 client_credential=credential.value,
                 authority=authority_url(settings),
                 token_cache=self._cache,
-                http_client=MsalHttpClient(self._trust, timeout, https_proxy(self._environ)),
+                http_client=MsalHttpClient(self._trust, timeout, self._proxy),
                 instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
             )
         except (OSError, MsalError) as exc:

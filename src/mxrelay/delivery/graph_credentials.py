@@ -2,10 +2,11 @@
 
 What MSAL and the Graph client need before they can talk to anyone: the app's credential in the
 form MSAL takes (a secret, a PEM key with its certificate, or a PFX file), checked here first so a
-broken file is reported in plain words instead of a library traceback, and the certificate
-authorities outbound HTTPS trusts (`SSL_CERT_FILE`, else the system store). Files are re-read on
-every call, so a rotated secret or certificate is picked up without a restart. Nothing here ever
-prints a secret: `Credential`'s repr shows its kind only.
+broken file is reported in plain words instead of a library traceback; the certificate
+authorities outbound HTTPS trusts (`SSL_CERT_FILE`, else the system store); and the HTTP client
+MSAL is given, with that trust and the proxy `proxy.py` chooses. Files are re-read on every call,
+so a rotated secret or certificate is picked up without a restart. Nothing here ever prints a
+secret: `Credential`'s repr shows its kind only.
 """
 
 from __future__ import annotations
@@ -27,14 +28,10 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mxrelay.config import GraphSettings
 from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.proxy import OutboundProxy
 
 SECRET_FILE_ENV = "MXRELAY_GRAPH_CLIENT_SECRET_FILE"
 PASSWORD_FILE_ENV = "MXRELAY_GRAPH_CERTIFICATE_PASSWORD_FILE"
-
-
-def https_proxy(environ: Mapping[str, str]) -> str | None:
-    """The proxy for outbound HTTPS (`HTTPS_PROXY`), if the deployment needs one."""
-    return environ.get("HTTPS_PROXY") or environ.get("https_proxy") or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,36 +60,42 @@ class TlsTrust:
 
 
 class MsalHttpClient:
-    """The HTTP client MSAL is given: requests, with this relay's trust and timeouts.
+    """The HTTP client MSAL is given: requests, with this relay's trust, proxy and timeouts.
 
     MSAL's own default (`verify=` on a requests Session) is not enough: requests lets the
     process's REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a session's setting, so the bundle is
-    passed with every request instead. One retry on connection failure, as MSAL's default does.
+    passed with every request instead, and so is the proxy `OutboundProxy` chose for the URL
+    (the same decision as the Graph client's). One retry on connection failure, as MSAL's
+    default does.
     """
 
     def __init__(
-        self, trust: TlsTrust, timeout: tuple[float, float], proxy: str | None = None
+        self,
+        trust: TlsTrust,
+        timeout: tuple[float, float],
+        proxy: OutboundProxy | None = None,
     ) -> None:
         self._verify = trust.requests_verify()
         self._timeout = timeout
+        self._proxy = proxy or OutboundProxy()
         self._session = requests.Session()
         self._session.trust_env = False  # the environment is injected, not read ambiently
-        if proxy:
-            self._session.proxies = {"https": proxy, "http": proxy}
         adapter = requests.adapters.HTTPAdapter(max_retries=1)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
-    def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _options(self, url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs["verify"] = self._verify
         kwargs.setdefault("timeout", self._timeout)
+        proxy = self._proxy.route(url).url
+        kwargs["proxies"] = {"https": proxy, "http": proxy} if proxy else {}
         return kwargs
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._session.get(url, **self._options(kwargs))
+        return self._session.get(url, **self._options(url, kwargs))
 
     def post(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._session.post(url, **self._options(kwargs))
+        return self._session.post(url, **self._options(url, kwargs))
 
     def close(self) -> None:
         self._session.close()

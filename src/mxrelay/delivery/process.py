@@ -8,11 +8,11 @@ SQLite lock (which belongs to this relay, and admits its own child) and leases w
 under its own owner name. It also inherits the descriptor of the SQLite lock (`keep_fds`), so
 the file stays locked until both processes are gone. The socket between them carries only a
 wake-up after new mail, the order to stop, and what the child reports for `/metrics` and
-`/readyz` (`wire.py`).
+`/healthz` (`wire.py`).
 
 - `start()` starts the child and waits until it is ready (its start-up recovery done); a child
-  that cannot start is logged, the `delivery_process` readiness condition goes false, the mail is
-  still accepted and queued, and another start is tried every `restart_delay`.
+  that cannot start is logged, the `delivery_process` condition goes false (status: the relay stays
+  ready), the mail is still accepted and queued, and another start is tried every `restart_delay`.
 - As the sink's `Dispatcher`, this object never takes new mail from memory (`reserve` says no):
   the mail is committed queued, and `wake()` tells the child to claim it.
 - A child that dies unasked is logged and counted (`mxrelay_delivery_process_exits_total`), its
@@ -75,7 +75,9 @@ class _Child:
             apply_updates(self.metrics, frame[1])
         elif kind == "health":
             _, name, ok, detail = frame
-            self.health.set(name, ok, detail)
+            # Under a name of its own: the child's store and worker conditions are about
+            # delivery (status), never the relay's own readiness conditions of the same name.
+            self.health.set(f"{HEALTH_CONDITION}:{name}", ok, detail)
         elif kind == "ready" and not self.ready.done():
             self.owner = frame[2]
             self.ready.set_result(None)
@@ -164,7 +166,7 @@ class DeliveryProcess:
     # --- the child -------------------------------------------------------------------------
 
     async def _start_one(self) -> _Child | None:
-        """A ready child, or None (logged, readiness false) if it could not start."""
+        """A ready child, or None (logged, its condition false) if it could not start."""
         ours, theirs = socket.socketpair()
         try:
             process = await asyncio.create_subprocess_exec(

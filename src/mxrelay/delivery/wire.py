@@ -7,7 +7,7 @@ One connected UNIX socket pair; each message is a frame: a 4-byte big-endian len
     process → relay:  ("ready", pid, lease owner)  ("metrics", updates)  ("health", name, ok, detail)
 
 The process delivers from the store itself; what it tells the relay is only what the relay shows
-(metrics on `/metrics`, readiness on `/readyz`). `MetricRecorder` stands in for `Metrics` in the
+(metrics on `/metrics`, conditions on `/healthz`). `MetricRecorder` stands in for `Metrics` in the
 process and records each update; the relay applies them to its own registry (`apply_updates`).
 """
 

@@ -11,9 +11,9 @@ does.
   `hand_over()`: committed already leased, delivered from memory); otherwise the sink wakes the
   loop (`wake()`), which claims due entries (a batch is loaded in one read), and the loop also
   looks at the queue every poll interval for retries that have come due.
-- A `ConfigurationFault` holds the entry (no attempt counted), turns the "delivery" readiness
-  condition false, and starts probing the transport every probe interval; once a probe succeeds,
-  the entries held for that reason are released.
+- A `ConfigurationFault` holds the entry (no attempt counted), turns the "delivery" status
+  condition false (/healthz; never readiness), and starts probing the transport every probe
+  interval; once a probe succeeds, the entries held for that reason are released.
 - `stop(grace)` stops claiming, lets deliveries in progress finish within the timeout, then
   cancels the rest and hands their leases back. A crash leaves leases to expire (PostgreSQL) or to
   start-up recovery (SQLite).

@@ -12,7 +12,7 @@ and one metric per query. What this module adds is the schedule, in the style of
 - a reply with TC=1 is asked again over TCP; a TCP failure then is a temporary error;
 - SERVFAIL, REFUSED, timeouts and errors move on to the next server; the last outcome counts.
 
-Every reply (any RCODE) refreshes `last_answer_at` for /readyz and the last-success gauge.
+Every reply (any RCODE) refreshes `last_answer_at` for the `dns` condition and the last-success gauge.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
-"""`/healthz` (the process answers), `/readyz` (every readiness condition holds) and `/metrics`.
+"""`/healthz` (the process answers, with every condition), `/readyz` (can accept and store) and
+`/metrics`.
 
-Probes never need authentication; `/readyz` names the conditions that fail, so `kubectl describe`
-shows why a pod is not ready.
+Probes never need authentication. `/healthz` is always 200 while the process answers (liveness
+must not restart a relay for a fault a restart cannot fix) and lists every condition, readiness
+and status (health.py says which is which); `/readyz` is 503 only for the readiness conditions and
+names them, so `kubectl describe` shows why a pod is not ready. Delivery-side faults appear in
+both bodies as `degraded`, never as a reason to be unready.
 """
 
 from __future__ import annotations
@@ -18,13 +22,26 @@ from mxrelay.metrics import Metrics
 
 def health_routes(health: Health) -> list[Route]:
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        degraded = health.failing()
+        body: dict[str, object] = {
+            "status": "degraded" if degraded else "ok",
+            "ready": health.ready,
+            "conditions": {
+                name: condition.as_json(name)
+                for name, condition in sorted(health.snapshot().items())
+            },
+        }
+        return JSONResponse(body)
 
     async def readyz(request: Request) -> Response:
-        failing = health.failing()
-        if failing:
-            return JSONResponse({"status": "not ready", "failing": failing}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        unready = health.unready()
+        if unready:
+            return JSONResponse({"status": "not ready", "failing": unready}, status_code=503)
+        degraded = health.degraded()
+        body: dict[str, object] = {"status": "ready"}
+        if degraded:
+            body["degraded"] = degraded
+        return JSONResponse(body)
 
     return [Route("/healthz", healthz), Route("/livez", healthz), Route("/readyz", readyz)]
 

@@ -393,6 +393,10 @@ class Outcome:
     result: str = ""
     """The reply code to the end of DATA ("250", "451"...), or what ended the session first."""
     latency: float | None = None
+    reply: str = ""
+    """The text of the reply that decided `result`, when it was not a 250."""
+    dot_at: float | None = None
+    """Seconds into the load when the final "." was written."""
 
 
 class Closed(Exception):
@@ -423,21 +427,28 @@ async def send(port: int, envelope: Envelope, outcome: Outcome, deferred_share: 
         outcome.result = f"{type(exc).__name__} at connect"
         return
 
+    last = ""  # the text of the latest reply
+
     async def command(line: str) -> int:
+        nonlocal last
         writer.write(line.encode() + b"\r\n")
-        return (await _reply(reader))[0]
+        code, last = await _reply(reader)
+        return code
+
+    session_start = time.perf_counter()
 
     try:
         async with asyncio.timeout(TRANSACTION_TIMEOUT):
             stage = "greeting"
-            if (code := (await _reply(reader))[0]) != 220:
-                outcome.result = f"greeting {code}"
+            code, last = await _reply(reader)
+            if code != 220:
+                outcome.result, outcome.reply = f"greeting {code}", last
                 return
             stage = "EHLO"
             await command(f"EHLO {EHLO_NAME}")
             stage = "MAIL"
             if (code := await command(f"MAIL FROM:<{SENDER}> SIZE={len(envelope.data)}")) != 250:
-                outcome.result = f"MAIL {code}"
+                outcome.result, outcome.reply = f"MAIL {code}", last
                 return
             stage = "RCPT"
             accepted = []
@@ -452,23 +463,26 @@ async def send(port: int, envelope: Envelope, outcome: Outcome, deferred_share: 
                 return
             stage = "DATA"
             if (code := await command("DATA")) != 354:
-                outcome.result = f"DATA {code}"
+                outcome.result, outcome.reply = f"DATA {code}", last
                 return
             writer.write(re.sub(rb"(?m)^\.", b"..", envelope.data))
             await writer.drain()
             stage = "end of DATA"
             started = time.perf_counter()
+            outcome.dot_at = outcome.started + started - session_start
             writer.write(b".\r\n")
-            code, _ = await _reply(reader)
+            code, reply = await _reply(reader)
             outcome.latency = time.perf_counter() - started
             outcome.result = str(code)
             if code == 250:
                 outcome.accepted = len(accepted)
                 outcome.deferred = sum(deferred_first(r, deferred_share) for r in accepted)
+            else:
+                outcome.reply = reply
             await command("QUIT")
     except Closed:
         if not outcome.result:
-            outcome.result = f"closed at {stage}"
+            outcome.result, outcome.reply = f"closed at {stage}", last
     except TimeoutError:
         outcome.result = f"timeout at {stage}"
     except OSError as exc:
@@ -715,7 +729,7 @@ def hostile_table(report: Report) -> str:
     lines = ["hostile messages: what each kind got (reply to the end of DATA, or what ended it)"]
     width = max((len(kind) for kind in by_kind), default=4)
     for kind, outcomes in by_kind.items():
-        results = collections.Counter(o.result for o in outcomes)
+        results = collections.Counter(_label(o) for o in outcomes)
         rcpt: collections.Counter[int] = collections.Counter()
         for o in outcomes:
             rcpt.update(o.rcpt)
@@ -728,6 +742,41 @@ def hostile_table(report: Report) -> str:
     if not by_kind:
         lines.append("none sent")
     return "\n".join(lines)
+
+
+def _label(outcome: Outcome) -> str:
+    """The result with the first line of the reply that decided it, if that was not a 250."""
+    first = outcome.reply.partition("\n")[0]
+    if first[:3] == outcome.result:
+        first = first[4:]
+    return f"{outcome.result} ({first})" if first else outcome.result
+
+
+NEAR_HOSTILE = 2.0
+"""Seconds: a message whose end of DATA was this close to a hostile one's is counted as near it."""
+
+
+def _not_accepted(report: Report) -> str:
+    """The normal messages that got something other than 250 at the end of DATA (or lost their
+    session), by reply text, and how many of them were near a hostile message's end of DATA."""
+    hostile = [
+        (o.dot_at - NEAR_HOSTILE, o.dot_at + (o.latency or 0.0) + NEAR_HOSTILE, o.kind)
+        for o in report.outcomes
+        if o.kind != "normal" and o.dot_at is not None
+    ]
+    groups: dict[str, list[Outcome]] = collections.defaultdict(list)
+    for o in report.normal:
+        if o.result not in ("250", "every RCPT refused"):
+            groups[_label(o)].append(o)
+    parts = []
+    for text, outcomes in sorted(groups.items()):
+        near: collections.Counter[str] = collections.Counter()
+        for o in outcomes:
+            at = o.dot_at if o.dot_at is not None else o.started
+            near.update({kind for low, high, kind in hostile if low <= at <= high})
+        where = f", near a hostile message: {_codes(near)}" if near else ""
+        parts.append(f"{len(outcomes)} × {text}{where}")
+    return "; ".join(parts) or "none"
 
 
 def summary(report: Report) -> str:
@@ -751,6 +800,7 @@ def summary(report: Report) -> str:
          f"started late by at most {max(lags, default=0.0):.2f} s"),
         ("normal messages", f"end of DATA or what ended them: "
          f"{_codes(collections.Counter(o.result for o in normal))}"),
+        ("not accepted", _not_accepted(report)),
         ("their RCPT replies", f"{_codes(rcpt)}; {sum(o.refused_planned for o in normal)} "
          f"recipients in non-existent domains ({report.plan.refused_share:.0%} planned)"),
         ("acceptance latency", f"p50 {_ms(percentile(latencies, 50))} ms, p99 "

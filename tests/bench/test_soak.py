@@ -189,6 +189,8 @@ def test_short_soak_accepts_refuses_defers_drains_and_reports() -> None:
     kinds = {o.kind for o in report.outcomes} - {"normal"}
     assert kinds == {build(0).kind for build in soak.HOSTILE}
     assert all(o.result for o in report.outcomes)
+    refused = [o for o in report.outcomes if o.result not in ("250", "every RCPT refused")]
+    assert all(o.reply for o in refused), refused  # the relay's words, for the report
     # delivered: every recipient taken with a 250, once; the deferred ones after their retry
     assert report.sink.recipients == report.accepted_recipients > 0
     assert report.sink.duplicates == 0

@@ -815,7 +815,7 @@ def summary(report: Report) -> str:
         ("relay's RCPT verdicts", _codes(_nonzero(recipients))),
         ("relay's failed commits", f"{_nonzero(failures).get('', 0)} group commits "
          "(mxrelay_store_commit_failures_total)"),
-        ("drain", (f"{drain.seconds:.1f} s after the last acceptance" if drain.seconds is not None
+        ("drain", (f"{drain.seconds:.1f} s after the last session ended" if drain.seconds is not None
                    else f"NOT within {report.plan.drain_timeout:.0f} s")
          + f"; queue at the end: {_codes(_nonzero(drain.left, exclude='delivered'))} "
          f"(gauges refreshed every {STATS_INTERVAL:.0f} s)"),

@@ -313,14 +313,7 @@ class Rig:
         """TERM by PID, wait, KILL if it will not go; returns once it has exited."""
         if service in self.services:
             self.services.remove(service)
-        process = service.process
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT)
+        terminate(service.process)
 
     def _stop_all(self) -> None:
         for service in reversed(list(self.services)):
@@ -447,6 +440,18 @@ class Rig:
                 raise RigError(f"mxrelay did not become ready:\n{service.tail()}")
             time.sleep(0.1)  # polling readiness
         return service
+
+
+def terminate(process: subprocess.Popen[bytes]) -> int:
+    """TERM by PID, wait, KILL if it will not go; its exit status, once it has exited."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+    return process.returncode
 
 
 def _base_environment() -> dict[str, str]:

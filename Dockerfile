@@ -48,10 +48,14 @@ RUN groupadd --system --gid 10001 mxrelay \
         --shell /usr/sbin/nologin mxrelay \
     && install -d -o mxrelay -g mxrelay -m 0750 /var/lib/mxrelay
 COPY --from=build /opt/mxrelay /opt/mxrelay
+# The SMTP listener's default is given as the reference validator's LISTEN_ADDR, the lowest-ranked
+# name for it: a LISTEN_ADDR of the deployment replaces it, and MXRELAY_SMTP_LISTEN wins over
+# both, exactly as outside the image. (An image MXRELAY_SMTP_LISTEN would win over the
+# deployment's LISTEN_ADDR, and a drop-in for the validator would listen elsewhere.)
 ENV PATH=/opt/mxrelay/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MXRELAY_SMTP_LISTEN=0.0.0.0:25 \
+    LISTEN_ADDR=:25 \
     MXRELAY_HTTP_LISTEN=0.0.0.0:8025 \
     MXRELAY_METRICS_LISTEN=0.0.0.0:9090 \
     MXRELAY_DATABASE_URL=sqlite:////var/lib/mxrelay/mxrelay.db \

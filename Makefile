@@ -2,14 +2,31 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# Debian packages the test suite drives as real peers (installed with apt-get when running as root).
-DEB_TEST_PACKAGES := postgresql swaks libnet-ssleay-perl libio-socket-ssl-perl postfix iproute2 prometheus
+# Every Debian package `make test` and `make bench` use, each for what they run from it (installed
+# with apt-get --no-install-recommends when running as root; otherwise the step stops, naming the
+# missing ones). The PyPI ones, kubectl and sops included, are in pyproject.toml's `test` extra.
+#   python3-venv ca-certificates   .venv, and pip/npm over HTTPS
+#   postgresql                     initdb, postgres, psql: the PostgreSQL store tests and benchmarks
+#   postfix                        smtp-sink, smtp-source, postconf: SMTP peers, the benchmarks' peer
+#   swaks libnet-ssleay-perl libio-socket-ssl-perl   swaks, and the TLS modules apt only recommends
+#   iproute2                       ip netns: the benchmarks' private network namespace
+#   prometheus                     promtool: the alert rules and their unit tests
+#   nodejs npm                     the Flux and Prometheus Operator CRD validators (tests/deploy/crd)
+#   age                            age-keygen: the operations guide's SOPS step, run by a test
+DEB_TEST_PACKAGES := python3-venv ca-certificates postgresql postfix swaks libnet-ssleay-perl \
+	libio-socket-ssl-perl iproute2 prometheus nodejs npm age
+# Packages whose program may come from elsewhere (NodeSource's nodejs bundles npm and conflicts
+# with Debian's npm): present when the program is on PATH.
+DEB_TEST_PROGRAMS := nodejs:node npm:npm
 
-.PHONY: run test lint typecheck unit bench fuzz clean deb-packages venv
+.PHONY: run test lint typecheck unit bench fuzz clean deb-packages venv rules
 
+# A failed `python -m venv` leaves a .venv without pip behind, which later steps would take for a
+# good one: check first (Debian and Ubuntu ship venv's pip in python3-venv), and remove it on failure.
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mxrelay needs Python 3.11 or newer")'
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "$(PYTHON) cannot create a virtual environment (no ensurepip): on Debian or Ubuntu, apt-get install python3-venv" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "$(PYTHON) -m venv failed (on Debian or Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
@@ -26,14 +43,24 @@ run: $(VENV)/.installed
 	mkdir -p data
 	$(BIN)/mxrelay serve
 
+# Installed as root; as anyone else, stop here with one message naming what is missing (a test
+# failing later for want of a program is harder to read).
 deb-packages:
-	@missing=""; for p in $(DEB_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	  else echo "missing Debian packages:$$missing (install them, or run make test as root)"; fi; \
-	fi
+	@if ! command -v dpkg-query >/dev/null; then \
+	  echo "not a Debian system: install the equivalents of $(DEB_TEST_PACKAGES)" >&2; exit 0; fi; \
+	installed() { dpkg-query -W -f='$${db:Status-Status}' "$$1" 2>/dev/null | grep -qx installed && return; \
+	  for pair in $(DEB_TEST_PROGRAMS); do \
+	    [ "$${pair%%:*}" = "$$1" ] && command -v "$${pair#*:}" >/dev/null && return; done; return 1; }; \
+	missing=""; for p in $(DEB_TEST_PACKAGES); do installed $$p || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "missing Debian packages:$$missing" >&2; \
+	  echo "install them with: sudo apt-get install --no-install-recommends$$missing (or run make as root)" >&2; \
+	  exit 1; fi; \
+	echo "installing Debian packages:$$missing"; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	still=""; for p in $$missing; do installed $$p || still="$$still $$p"; done; \
+	if [ -n "$$still" ]; then echo "apt-get could not install:$$still" >&2; exit 1; fi
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
@@ -49,6 +76,11 @@ test: deb-packages lint typecheck unit
 
 bench: deb-packages $(VENV)/.installed-test
 	$(BIN)/python -m bench
+
+# The alert rules as a plain Prometheus rules file beside the PrometheusRule, for
+# `promtool test rules alerts.test.yaml` in deploy/kubernetes/base/monitoring (a test keeps it current).
+rules: $(VENV)/.installed-test
+	$(BIN)/python -m tests.deploy.rules
 
 fuzz: $(VENV)/.installed-test
 	MXRELAY_FUZZ_EXAMPLES=200000 $(BIN)/pytest -q tests -k fuzz -p no:randomly

@@ -2,9 +2,11 @@
 in reverse.
 
 Start: store → delivery workers → recipient checker → SMTP listener → HTTP (metrics, health).
-Stop (SIGTERM): SMTP drains first (no new mail, in-flight transactions finish), then delivery
-finishes or releases its work, then the store closes, then HTTP. Nothing here decides anything
-about mail; it only connects the stages, like Postfix's master.
+Stop (SIGTERM), all within one deadline (`MXRELAY_SHUTDOWN_TIMEOUT`, `shutdown_phases`): SMTP
+stops accepting and delivery stops claiming at once; in-flight transactions and deliveries then
+finish side by side, what is still running at the end of the drain is cancelled and handed back,
+then the store closes, then HTTP. Nothing here decides anything about mail; it only connects the
+stages, like Postfix's master.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -54,6 +56,22 @@ DNS_FRESHNESS = 60.0
 """Seconds after which the resolver must answer a probe again for the `dns` status condition
 (shown by /healthz; not readiness, see health.py) to stay true."""
 
+SHUTDOWN_RESERVE = 5.0
+"""Seconds of the shutdown deadline kept, at most, for what follows the drain."""
+
+HTTP_STOP_MINIMUM = 0.5
+"""Seconds the HTTP servers get to stop even when the deadline has passed."""
+
+
+def shutdown_phases(timeout: float) -> tuple[float, float]:
+    """Seconds after SIGTERM at which (1) the drain ends: SMTP transactions and deliveries still
+    running are cancelled and handed back, and (2) the delivery process must be gone (killed if
+    not). The rest of `timeout` closes the store and the listeners, so the whole stop fits in
+    MXRELAY_SHUTDOWN_TIMEOUT, and so inside the pod's termination grace period: a delivery the
+    kubelet kills half-way may be sent twice."""
+    reserve = min(SHUTDOWN_RESERVE, timeout / 4)
+    return timeout - reserve, timeout - reserve / 2
+
 
 class StartupError(RuntimeError):
     """A stage could not start (port in use, unreadable certificate...); one line for the operator."""
@@ -83,6 +101,7 @@ class Relay:
         self.queue_stage: QueueStage | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._stop_started: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -220,15 +239,34 @@ class Relay:
         return plan
 
     async def stop(self) -> None:
-        """Drain SMTP, stop background work, close connections; safe to call more than once."""
+        """Drain and close within MXRELAY_SHUTDOWN_TIMEOUT of the first call (`shutdown_phases`):
+        SMTP and delivery drain side by side, so the deadline bounds the whole stop, not each
+        stage. Safe to call more than once."""
         self._stopping.set()
-        grace = self.settings.service.shutdown_timeout.total_seconds()
+        loop = asyncio.get_running_loop()
+        if self._stop_started is None:
+            self._stop_started = loop.time()
+        timeout = self.settings.service.shutdown_timeout.total_seconds()
+        drain_end, hand_back_end = shutdown_phases(timeout)
+
+        def left(until: float) -> float:
+            assert self._stop_started is not None
+            return max(self._stop_started + until - loop.time(), 0.0)
+
+        drains: list[Awaitable[None]] = []
         if self.smtp is not None:
             self.health.set("smtp", False, "shutting down")
-            await self.smtp.stop(grace)
-            self.smtp = None
+            drains.append(self.smtp.stop(left(drain_end)))
         if self.queue_stage is not None:
-            await self.queue_stage.aclose(grace)
+            drains.append(
+                self.queue_stage.stop_delivering(left(drain_end), within=left(hand_back_end))
+            )
+        for result in await asyncio.gather(*drains, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+        self.smtp = None
+        if self.queue_stage is not None:
+            await self.queue_stage.aclose(0.0)
             self.queue_stage = None
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
@@ -240,7 +278,9 @@ class Relay:
             self.checker = None
         for server in (self.web, self.http):
             if server is not None:
-                await server.stop()
+                # An HTTP request still running must not hold the process past the deadline.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(server.stop(), max(left(timeout), HTTP_STOP_MINIMUM))
         self.web = self.http = None
 
     async def run(self) -> None:

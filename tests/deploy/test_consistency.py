@@ -23,11 +23,11 @@ from tests.deploy.manifests import (
     container_ports,
     containers,
     mounted_file,
-    named,
     one,
     pod_ports,
     pod_spec,
     relay,
+    relay_policies,
     resolve_port,
     secret_values,
 )
@@ -35,6 +35,8 @@ from tests.deploy.manifests import (
 # Outside mxrelay's table but read by the Python runtime it runs on (DESIGN.md: outbound HTTPS).
 PROCESS_VARIABLES = {"SSL_CERT_FILE"}
 GRAPH_OVERLAYS = ("standalone", "ha", "ha-cloudnative-pg")
+EXIT_ALLOWANCE = 5
+"""Seconds a container is given, beyond its preStop and its own drain, to exit after SIGTERM."""
 
 # The reference pod (the seed's component table): container → its ports.
 REFERENCE_PORTS = {
@@ -63,7 +65,7 @@ def relay_settings(objects: list[Manifest], tmp_path: Path) -> Settings:
     deployment, mxrelay = relay(objects)
     dockerfile = Dockerfile.read(DOCKERFILE)
     image_env = dockerfile.env(dockerfile.final)
-    env = {k: v for k, v in image_env.items() if k.startswith("MXRELAY_")}
+    env = {k: v for k, v in image_env.items() if k in known_variables()}
     for name, item in container_env(mxrelay, objects).items():
         value = item.value
         if name.endswith("_FILE"):
@@ -90,7 +92,7 @@ def test_every_variable_is_one_mxrelay_knows(
 def test_the_image_variables_are_ones_mxrelay_knows() -> None:
     dockerfile = Dockerfile.read(DOCKERFILE)
     env = dockerfile.env(dockerfile.final)
-    ours = {name for name in env if name.startswith("MXRELAY_")}
+    ours = {name for name in env if not name.startswith(("PYTHON", "PATH"))}
     assert ours
     assert ours <= known_variables()
     load_settings({name: env[name] for name in ours}, hostname=lambda: "relay.example.net")
@@ -136,16 +138,74 @@ def test_graph_overlays_configure_graph_delivery_completely(
     assert settings.graph.mailbox
 
 
+def pre_stop(item: Manifest) -> int:
+    """Seconds a container's preStop sleep holds its SIGTERM back (0 without one)."""
+    return int(item.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0))
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_grace_period_covers_the_prestop_pause_and_the_smtp_drain(
+def test_the_grace_period_covers_the_prestop_pause_and_the_shutdown_deadline(
     overlays: dict[str, list[Manifest]], overlay: str, tmp_path: Path
 ) -> None:
+    """terminationGracePeriodSeconds ≥ preStop + MXRELAY_SHUTDOWN_TIMEOUT (the deadline of the
+    relay's whole stop) + time to exit, for mxrelay and for every container after it."""
     deployment, mxrelay = relay(overlays[overlay])
-    drain = relay_settings(overlays[overlay], tmp_path).service.shutdown_timeout.total_seconds()
-    pause = mxrelay["lifecycle"]["preStop"]["sleep"]["seconds"]
+    deadline = relay_settings(overlays[overlay], tmp_path).service.shutdown_timeout
     grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
-    assert grace > pause + drain
-    assert drain >= parse_duration("30s").total_seconds()
+    assert pre_stop(mxrelay) >= 5, "endpoints must drop the pod before SIGTERM"
+    assert grace >= pre_stop(mxrelay) + deadline.total_seconds() + EXIT_ALLOWANCE
+    assert deadline >= parse_duration("30s")
+    for item in containers(deployment):
+        assert grace >= pre_stop(item) + EXIT_ALLOWANCE, item["name"]
+
+
+def test_the_reference_chain_stops_from_the_front(
+    overlays: dict[str, list[Manifest]], tmp_path: Path
+) -> None:
+    """Mailpit still accepts while mxrelay drains into it, smtp2graph while Mailpit relays."""
+    deployment, mxrelay = relay(overlays["reference"])
+    deadline = relay_settings(overlays["reference"], tmp_path).service.shutdown_timeout
+    mailpit, smtp2graph = container(deployment, "mailpit"), container(deployment, "smtp2graph")
+    assert pre_stop(mailpit) >= pre_stop(mxrelay) + deadline.total_seconds()
+    assert pre_stop(smtp2graph) >= pre_stop(mailpit) + EXIT_ALLOWANCE
+
+
+EXCHANGE_LIMITS = {
+    # Exchange Online and Graph, per sending mailbox (graph-delivery.md): the pacing settings
+    # that must not be exceeded in total by the pods that can run at once.
+    "messages_per_minute": 30,
+    "concurrency": 4,
+    "requests_per_10_minutes": 10_000,
+    "upload_bytes_per_5_minutes": 150_000_000,
+    "daily_recipient_limit": 10_000,
+}
+
+
+def pods_at_once(deployment: Manifest) -> int:
+    """Replicas, plus the extra pods a rolling update may start."""
+    replicas = int(deployment["spec"]["replicas"])
+    strategy = deployment["spec"].get("strategy", {})
+    if strategy.get("type") == "Recreate":
+        return replicas
+    surge = strategy.get("rollingUpdate", {}).get("maxSurge", "25%")
+    assert isinstance(surge, int), "an absolute maxSurge keeps the count of pods known"
+    return replicas + surge
+
+
+@pytest.mark.parametrize("overlay", GRAPH_OVERLAYS)
+def test_pacing_stays_within_exchanges_limits_across_the_pods(
+    overlays: dict[str, list[Manifest]], overlay: str, tmp_path: Path
+) -> None:
+    """Each replica paces the mailbox on its own, so together they must not exceed Exchange's
+    limits, rolling updates included (0 would mean no limit at all)."""
+    deployment, _ = relay(overlays[overlay])
+    graph = relay_settings(overlays[overlay], tmp_path).graph
+    pods = pods_at_once(deployment)
+    for name, limit in EXCHANGE_LIMITS.items():
+        value = getattr(graph, name)
+        assert 0 < value * pods <= limit, f"{name}={value} × {pods} pods > {limit}"
+    if pods > 1:
+        assert graph.messages_per_minute < EXCHANGE_LIMITS["messages_per_minute"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -171,7 +231,7 @@ def test_every_port_reference_resolves(overlays: dict[str, list[Manifest]], over
     )
     for endpoint in monitor["spec"]["endpoints"]:
         assert endpoint["port"] in service_ports
-    for policy in named(objects, "NetworkPolicy"):
+    for policy in relay_policies(objects):
         assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
         for rule in policy["spec"].get("ingress", []):
             for port in rule["ports"]:

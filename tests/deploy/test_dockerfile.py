@@ -14,7 +14,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from mxrelay.config import load_settings
+from mxrelay.config import Settings, load_settings
 from tests.deploy.dockerfile import Dockerfile, Instruction, exec_form, parse_env
 from tests.deploy.manifests import DOCKERFILE, OVERLAYS, ROOT, Manifest, pod_spec, relay
 
@@ -92,17 +92,45 @@ def test_run_time_needs_no_shell(dockerfile: Dockerfile) -> None:
     assert dockerfile.one(dockerfile.final, "STOPSIGNAL").arguments == "SIGTERM"
 
 
+def image_settings(dockerfile: Dockerfile, deployment: dict[str, str]) -> Settings:
+    """mxrelay's settings in a container: the image's ENV, replaced name by name by the
+    deployment's environment (as Docker and Kubernetes do)."""
+    return load_settings(dockerfile.env(dockerfile.final) | deployment, hostname=lambda: "relay")
+
+
 def test_the_image_listens_where_it_says(dockerfile: Dockerfile) -> None:
-    env = dockerfile.env(dockerfile.final)
-    settings = load_settings(
-        {k: v for k, v in env.items() if k.startswith("MXRELAY_")}, hostname=lambda: "relay"
-    )
+    settings = image_settings(dockerfile, {})
     exposed = {int(port) for port in dockerfile.one(dockerfile.final, "EXPOSE").arguments.split()}
     listen = [settings.smtp.listen, settings.web.http_listen, settings.web.metrics_listen]
     assert exposed == {address.port for address in listen} == {25, 8025, 9090}
     assert all(address.host == "0.0.0.0" for address in listen)
     volume = dockerfile.one(dockerfile.final, "VOLUME").arguments
     assert settings.store.database_url.removeprefix("sqlite:///").rpartition("/")[0] in volume
+
+
+REFERENCE_ENVIRONMENTS = [
+    {"LISTEN_ADDR": ":2526"},
+    {"LISTEN_ADDR": "127.0.0.1:2526", "UPSTREAM_HOST": "127.0.0.1", "UPSTREAM_PORT": "1025"},
+    {"UPSTREAM_HOST": "mailpit.example.net"},
+    {"LISTEN_ADDR": ":2526", "MXRELAY_SMTP_LISTEN": "0.0.0.0:2527"},
+    {"MXRELAY_SMTP_LISTEN": "[::]:2527"},
+]
+
+
+@pytest.mark.parametrize("deployment", REFERENCE_ENVIRONMENTS, ids=lambda env: " ".join(env))
+def test_the_reference_variables_work_in_the_image_as_outside_it(
+    dockerfile: Dockerfile, deployment: dict[str, str]
+) -> None:
+    """A drop-in for the reference validator keeps its LISTEN_ADDR/UPSTREAM_HOST/UPSTREAM_PORT:
+    the image's defaults must rank below them, as mxrelay's own defaults do outside the image."""
+    inside = image_settings(dockerfile, deployment)
+    outside = load_settings(deployment, hostname=lambda: "relay")
+    if {"LISTEN_ADDR", "MXRELAY_SMTP_LISTEN"} & set(deployment):
+        assert inside.smtp.listen == outside.smtp.listen
+    else:  # nothing said where: the image's own default, port 25 on every interface
+        assert str(inside.smtp.listen) == "0.0.0.0:25"
+    assert inside.upstream.url == outside.upstream.url
+    assert inside.service.delivery == outside.service.delivery
 
 
 def test_oci_labels_and_version(dockerfile: Dockerfile) -> None:

@@ -7,7 +7,8 @@ cache stands in for them. Like Docker's layer cache, the state after a RUN is ke
 cache directory) and reused while that instruction and everything before it, copied files
 included, are unchanged; the stage's last instruction (installing mxrelay itself) always runs.
 Then the final stage's ENTRYPOINT is started from that environment with the image's ENV (ports
-moved to free loopback ports) and its HEALTHCHECK command must report healthy. What stays
+moved to free loopback ports, SMTP's by the reference validator's LISTEN_ADDR) and its
+HEALTHCHECK command must report healthy. What stays
 unchecked: the base image's own contents and the multi-arch build.
 """
 
@@ -188,11 +189,12 @@ def test_the_entrypoint_serves_and_the_healthcheck_reports_healthy(
     smtp, metrics, http = free_port(), free_port(), free_port()
     env |= {
         "HOME": str(tmp_path),
-        "MXRELAY_SMTP_LISTEN": f"127.0.0.1:{smtp}",
+        # The reference validator's own variables, as a drop-in replacement keeps them.
+        "LISTEN_ADDR": f"127.0.0.1:{smtp}",
+        "UPSTREAM_HOST": "127.0.0.1",
+        "UPSTREAM_PORT": str(free_port()),
         "MXRELAY_METRICS_LISTEN": f"127.0.0.1:{metrics}",
         "MXRELAY_HTTP_LISTEN": f"127.0.0.1:{http}",
-        "MXRELAY_DELIVERY": "passthrough",
-        "MXRELAY_UPSTREAM": f"smtp://127.0.0.1:{free_port()}",
         "MXRELAY_DNS_SERVERS": f"127.0.0.1:{free_port()}",
         "MXRELAY_HOSTNAME": "relay.example.net",
     }
@@ -209,6 +211,7 @@ def test_the_entrypoint_serves_and_the_healthcheck_reports_healthy(
     )
     try:
         wait_for_port(metrics, timeout=30, process=process)
+        wait_for_port(smtp, timeout=30, process=process)  # where LISTEN_ADDR says, not port 25
         healthy = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=30)
         assert healthy.returncode == 0, healthy.stderr
         stopped_env = env | {"MXRELAY_METRICS_LISTEN": f"127.0.0.1:{free_port()}"}

@@ -7,9 +7,21 @@ from __future__ import annotations
 import pytest
 from kubernetes_validate import utils as kubernetes_validate
 
-from tests.deploy.manifests import KUBERNETES, OVERLAYS, Manifest, load_yaml_documents
+from tests.deploy.manifests import (
+    KUBERNETES,
+    OPERATIONS_GUIDE,
+    OVERLAYS,
+    ROOT,
+    Manifest,
+    containers,
+    load_yaml_documents,
+    relay,
+)
 
 KUBERNETES_VERSION = "1.35"
+MINIMUM_KUBERNETES = "1.30"
+"""The oldest release the manifests are for: the preStop `sleep` action is enabled from 1.30 on.
+docs/operations.md and the README say so (test_the_minimum_kubernetes_version_is_stated)."""
 CUSTOM_GROUPS = (
     "monitoring.coreos.com",
     "toolkit.fluxcd.io",
@@ -22,23 +34,36 @@ def is_custom(obj: Manifest) -> bool:
     return any(group.endswith(custom) for custom in CUSTOM_GROUPS)
 
 
-def validation_error(obj: Manifest) -> str | None:
+def validation_error(obj: Manifest, version: str = KUBERNETES_VERSION) -> str | None:
     try:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        kubernetes_validate.validate(obj, version, strict=True)
     except kubernetes_validate.ValidationError as exc:
         path = ".".join(str(part) for part in exc.path)
         return f"{obj['kind']}/{obj['metadata']['name']}: {path}: {exc.message}"
     return None
 
 
+@pytest.mark.parametrize("version", [MINIMUM_KUBERNETES, KUBERNETES_VERSION])
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_rendered_objects_validate_against_the_kubernetes_schema(
-    overlays: dict[str, list[Manifest]], overlay: str
+    overlays: dict[str, list[Manifest]], overlay: str, version: str
 ) -> None:
     builtin = [obj for obj in overlays[overlay] if not is_custom(obj)]
     assert len(builtin) >= 8
-    errors = [error for obj in builtin if (error := validation_error(obj))]
+    errors = [error for obj in builtin if (error := validation_error(obj, version))]
     assert errors == []
+
+
+def test_the_minimum_kubernetes_version_is_stated(overlays: dict[str, list[Manifest]]) -> None:
+    uses_sleep = any(
+        "sleep" in item.get("lifecycle", {}).get("preStop", {})
+        for objects in overlays.values()
+        for item in containers(relay(objects)[0])
+    )
+    assert uses_sleep
+    assert tuple(map(int, MINIMUM_KUBERNETES.split("."))) >= (1, 30)
+    for document in (OPERATIONS_GUIDE, ROOT / "README.md"):
+        assert f"Kubernetes {MINIMUM_KUBERNETES} or newer" in document.read_text(encoding="utf-8")
 
 
 def test_the_ingress_examples_validate(ingress_example: list[Manifest]) -> None:
@@ -48,7 +73,7 @@ def test_the_ingress_examples_validate(ingress_example: list[Manifest]) -> None:
         if path.name != "kustomization.yaml"
         for doc in load_yaml_documents(path)
     ]
-    assert {obj["kind"] for obj in [*ingress_example, *examples]} == {"Ingress"}
+    assert {obj["kind"] for obj in [*ingress_example, *examples]} == {"Ingress", "Secret"}
     errors = [error for obj in [*ingress_example, *examples] if (error := validation_error(obj))]
     assert errors == []
 

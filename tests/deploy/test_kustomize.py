@@ -10,6 +10,7 @@ from tests.deploy.manifests import (
     Manifest,
     container,
     container_env,
+    containers,
     named,
     one,
     pod_spec,
@@ -89,7 +90,9 @@ def test_ha_runs_replicas_on_one_postgresql_database(
     assert replicas >= 2
     strategy = deployment["spec"]["strategy"]
     assert strategy["type"] == "RollingUpdate"
-    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+    # One pod at a time and none extra: the other replica serves, and the pacing split between
+    # the replicas holds (test_consistency.py).
+    assert strategy["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
     env = container_env(mxrelay, objects)
     assert env["MXRELAY_DELIVERY"].value == "graph"
     assert env["MXRELAY_DATABASE_URL"].source == "secret"
@@ -155,3 +158,46 @@ def test_images_are_pinned_to_a_tag(overlays: dict[str, list[Manifest]], overlay
         assert name, image
         assert "/" not in tag, image
         assert tag not in ("", "latest"), image
+
+
+PRUNE_DISABLED = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+KEPT_BY_FLUX = {"Namespace", "PersistentVolumeClaim", "Cluster"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_flux_never_prunes_the_namespace_or_the_data(
+    overlays: dict[str, list[Manifest]], overlay: str
+) -> None:
+    """The Flux Kustomization prunes (test_flux.py): renaming or removing it must not delete the
+    namespace, the volumes or the database cluster, and with them the queue and the log."""
+    kept = [obj for obj in overlays[overlay] if obj["kind"] in KEPT_BY_FLUX]
+    assert {obj["kind"] for obj in kept} >= {"Namespace"}
+    for obj in kept:
+        annotations = obj["metadata"].get("annotations", {})
+        assert annotations.items() >= PRUNE_DISABLED.items(), (obj["kind"], obj["metadata"]["name"])
+    others = [obj for obj in overlays[overlay] if obj["kind"] not in KEPT_BY_FLUX]
+    assert not [
+        o for o in others if PRUNE_DISABLED.items() <= o["metadata"].get("annotations", {}).items()
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_volume_is_used_and_bounded(
+    overlays: dict[str, list[Manifest]], overlay: str
+) -> None:
+    """No volume a container does not mount; no emptyDir without a size limit (it counts against
+    the node's disk)."""
+    deployment, _ = relay(overlays[overlay])
+    mounted = {m["name"] for item in containers(deployment) for m in item.get("volumeMounts", [])}
+    for volume in pod_spec(deployment)["volumes"]:
+        assert volume["name"] in mounted, f"{volume['name']} is mounted by no container"
+        if "emptyDir" in volume:
+            assert volume["emptyDir"].get("sizeLimit"), volume["name"]
+
+
+@pytest.mark.parametrize("overlay", ["ha", "ha-cloudnative-pg", "reference"])
+def test_relays_without_a_local_store_mount_no_data_volume(
+    overlays: dict[str, list[Manifest]], overlay: str
+) -> None:
+    _, mxrelay = relay(overlays[overlay])
+    assert {m["mountPath"] for m in mxrelay["volumeMounts"]} <= {"/tmp", "/run/secrets/graph"}

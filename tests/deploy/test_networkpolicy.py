@@ -9,7 +9,17 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.manifests import OVERLAYS, Manifest, named, one, pod_ports, relay, resolve_port
+from tests.deploy.manifests import (
+    OVERLAYS,
+    Manifest,
+    named,
+    one,
+    pod_ports,
+    relay,
+    relay_policies,
+    resolve_port,
+    selects,
+)
 
 CLIENTS = [{"namespaceSelector": {"matchLabels": {"email-relay/client": "true"}}}]
 INGRESS_CONTROLLER = [
@@ -38,7 +48,7 @@ def ingress_sources(objects: list[Manifest]) -> dict[int, list[Any]]:
     deployment, _ = relay(objects)
     ports = pod_ports(deployment)
     opened: dict[int, list[Any]] = {}
-    for policy in named(objects, "NetworkPolicy"):
+    for policy in relay_policies(objects):
         for rule in policy["spec"].get("ingress", []):
             assert rule.get("from"), f"{policy['metadata']['name']}: ingress from anywhere"
             assert rule.get("ports"), f"{policy['metadata']['name']}: ingress to every port"
@@ -48,11 +58,7 @@ def ingress_sources(objects: list[Manifest]) -> dict[int, list[Any]]:
 
 
 def egress_rules(objects: list[Manifest]) -> list[dict[str, Any]]:
-    return [
-        rule
-        for policy in named(objects, "NetworkPolicy")
-        for rule in policy["spec"].get("egress", [])
-    ]
+    return [rule for policy in relay_policies(objects) for rule in policy["spec"].get("egress", [])]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -123,3 +129,33 @@ def test_cloudnative_pg_narrows_database_egress_to_its_pods(
             "ports": [{"port": 5432, "protocol": "TCP"}],
         }
     ]
+
+
+def test_cloudnative_pg_admits_only_mxrelay_the_operator_and_monitoring(
+    overlays: dict[str, list[Manifest]],
+) -> None:
+    objects = overlays["ha-cloudnative-pg"]
+    cluster = one(objects, "Cluster", "email-relay-db")
+    database_pod = {
+        "spec": {"template": {"metadata": {"labels": {"cnpg.io/cluster": "email-relay-db"}}}}
+    }
+    policies = [p for p in named(objects, "NetworkPolicy") if selects(p, database_pod)]
+    assert [p["metadata"]["name"] for p in policies] == ["email-relay-db"]
+    [policy] = policies
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    deployment, _ = relay(objects)
+    relay_pods = {"podSelector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]}}
+    instances = {"podSelector": {"matchLabels": {"cnpg.io/cluster": cluster["metadata"]["name"]}}}
+    opened = {
+        int(port["port"]): rule["from"]
+        for rule in policy["spec"]["ingress"]
+        for port in rule["ports"]
+    }
+    assert opened == {
+        5432: [relay_pods, instances],
+        8000: [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}
+        ],
+        9187: MONITORING,
+    }
+    assert not any(selects(p, database_pod) for p in named(overlays["ha"], "NetworkPolicy"))

@@ -527,7 +527,7 @@ class ServiceSettings(_Group):
         "30s",
         env="MXRELAY_SHUTDOWN_TIMEOUT",
         form="a duration such as 30s",
-        help="Grace period on SIGTERM for in-flight SMTP transactions and deliveries.",
+        help="Deadline for the whole stop on SIGTERM: SMTP and deliveries drain together, the rest is handed back.",
     )
 
 

@@ -19,7 +19,8 @@ wake-up after new mail, the order to stop, and what the child reports for `/metr
   leases are handed back at once (`Queue.requeue_owner`: what it was sending is sent again; at
   least once, never lost), and another child is started.
 - `stop(grace)` asks the child to finish or hand back its deliveries within `grace` and exit; a
-  child still there `stop_margin` seconds later is killed and its leases handed back. If the relay
+  child still there `stop_margin` seconds later (or at the relay's shutdown deadline) is killed
+  and its leases handed back. If the relay
   itself dies, the child sees the socket close and stops at once, handing back what it was
   delivering (a new relay may be starting).
 """
@@ -131,14 +132,15 @@ class DeliveryProcess:
         started = await self._start_one()
         self._supervisor = asyncio.create_task(self._supervise(started), name="delivery-process")
 
-    async def stop(self, grace: float) -> None:
-        """Let the child finish or hand back its deliveries within `grace`, then make it exit."""
+    async def stop(self, grace: float, *, within: float | None = None) -> None:
+        """Let the child finish or hand back its deliveries within `grace`, then make it exit;
+        kill it if it is still there after `within` seconds (default: `grace` + the margin)."""
         self._stopping = True
         await cancel_and_wait((self._supervisor,))
         child, self._child = self._child, None
         if child is not None:
             child.protocol.send(("stop", grace))
-            await self._reap(child, grace + self._stop_margin)
+            await self._reap(child, grace + self._stop_margin if within is None else within)
             await self._hand_back(child)
 
     # --- the sink's Dispatcher -------------------------------------------------------------

@@ -15,6 +15,7 @@ transport reports per recipient, as Postfix's smtp client does for its queue man
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import aiosmtplib
@@ -166,6 +167,12 @@ class SmarthostTransport:
         except aiosmtplib.SMTPResponseException as exc:
             # An unexpected reply where none of the above applies (EHLO, RSET): defer all.
             raise UpstreamUnavailable(f"smarthost replied {exc.code} during {stage}") from None
+        except asyncio.CancelledError:
+            # Cut off by the shutdown deadline in the middle of a command: the session's state is
+            # unknown, so the connection is dropped rather than sent a QUIT (which could land in
+            # the DATA, and waits for an answer the deadline has no time left for).
+            client.close()
+            raise
         finally:
             self.pool.release(client, reusable=reusable)
 

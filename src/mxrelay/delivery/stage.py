@@ -7,7 +7,8 @@ dispatcher: new mail goes to it straight from memory while it has room), or, in 
 delivery process that runs that worker beside this one (`process.py`); plus two background
 loops: queue gauges every few seconds and retention pruning every `MXRELAY_STORE_PRUNE_INTERVAL`.
 `aclose(grace)` undoes it in reverse: the worker finishes or hands back its leases within the grace
-period, pending commits are written, the store closes.
+period, pending commits are written, the store closes. On SIGTERM the relay calls
+`stop_delivering` first, alongside the SMTP drain, so both fit in one shutdown deadline.
 
 It also plugs issue 3's calendar transform into the store's variant seam (`store/variants.py`): the
 variants are planned at accept time and each attempt rebuilds its variant's bytes from the stored
@@ -227,16 +228,24 @@ class QueueStage:
             ),
         ]
 
-    async def aclose(self, grace: float) -> None:
-        """Stop delivering (within `grace` seconds), write what is pending, close the store."""
-        await cancel_and_wait(self._tasks)
-        self._tasks.clear()
+    async def stop_delivering(self, grace: float, *, within: float | None = None) -> None:
+        """Stop claiming now; deliveries in progress finish within `grace` seconds, the rest are
+        cancelled and handed back. A delivery process still running `within` seconds from now
+        (default: `grace` plus its own margin) is killed. The store stays open, so the SMTP side
+        can still commit while this runs; `aclose` follows."""
         if self.delivery is not None:
-            await self.delivery.stop(grace)
+            await self.delivery.stop(grace, within=within)
             self.delivery = None
         if self.worker is not None:
             await self.worker.stop(grace)
             self.worker = None
+
+    async def aclose(self, grace: float) -> None:
+        """Stop delivering (within `grace` seconds, unless already stopped), write what is
+        pending, close the store."""
+        await cancel_and_wait(self._tasks)
+        self._tasks.clear()
+        await self.stop_delivering(grace)
         if self.transport is not None:
             await self.transport.aclose()
         await self._stack.aclose()

@@ -262,3 +262,57 @@ async def test_hostile_text_never_fails_the_messages_it_shares_a_commit_with(
         assert "store commit" not in relay.log
     finally:
         relay.close()
+
+
+@pytest.mark.slow
+async def test_a_deleted_sqlite_file_is_noticed(workdir: Path) -> None:
+    """Deleted under a running relay, the file would take messages into an unlinked inode, gone
+    at the next restart: the relay answers 451 instead, and turns /readyz red."""
+    database = workdir / "relay.db"
+    relay = await ServeProcess.start(hold_env(f"sqlite:///{database}"), workdir / "relay.log")
+    try:
+        assert (await send(relay.smtp_port)).startswith("250 ")
+        database.unlink()
+        assert await send(relay.smtp_port) == STORE_FAILED
+        assert not ready(relay.metrics_port)
+        assert "was deleted or replaced" in relay.log
+    finally:
+        relay.close()
+
+
+async def ready_becomes(port: int, expected: bool, within: float) -> bool:
+    """Polls /readyz (every 0.2 s, at most `within` seconds) until it is `expected`."""
+    for _ in range(int(within / 0.2)):
+        if await asyncio.to_thread(ready, port) == expected:
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_a_read_only_postgresql_is_noticed_and_recovered_without_traffic(
+    workdir: Path, postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """As after a fail-over that left the relay on a standby: /readyz turns red before any
+    message needs the store, and green again once it takes writes, with no message sent."""
+    name = postgres_url.rsplit("/", 1)[1]
+
+    def read_only(on: bool) -> None:
+        value = "SET default_transaction_read_only = on" if on else "RESET ALL"
+        postgres_server.sql(f"ALTER DATABASE {name} {value}")
+        postgres_server.sql(  # sessions keep what they began with: end them
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+
+    relay = await ServeProcess.start(hold_env(postgres_url), workdir / "relay.log")
+    try:
+        assert (await send(relay.smtp_port)).startswith("250 ")
+        assert ready(relay.metrics_port)
+        await asyncio.to_thread(read_only, True)
+        assert await ready_becomes(relay.metrics_port, False, within=30)
+        await asyncio.to_thread(read_only, False)
+        assert await ready_becomes(relay.metrics_port, True, within=30)
+        assert (await send(relay.smtp_port)).startswith("250 ")
+    finally:
+        relay.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -135,3 +135,28 @@ def test_search_syntax() -> None:
         "failed",
         100.0,
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "with_password",
+    [
+        lambda url: url.replace("://postgres@", "://postgres:G3n/er:t3d@"),
+        lambda url: url + "?password=G3n/er:t3d",
+    ],
+    ids=["in the authority", "in the query"],
+)
+async def test_info_never_shows_the_database_password(
+    dns_server: DnsServer, postgres_url: str, with_password: Callable[[str], str]
+) -> None:
+    """`/api/v1/info` answers without authentication; the test cluster trusts any password."""
+    env = {
+        "MXRELAY_DELIVERY": "hold",
+        "MXRELAY_DATABASE_URL": with_password(postgres_url),
+        "MXRELAY_DNS_SERVERS": dns_server.address,
+    }
+    async with running_relay(env) as relay:
+        info = await get(relay, "/api/v1/info")
+    assert info.status_code == 200
+    assert "G3n" not in info.text
+    assert "********" in info.json()["Database"]

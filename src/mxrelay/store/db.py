@@ -58,23 +58,31 @@ class Target:
     path: Path | None = None
 
 
+class BadDatabaseUrl(StoreError):
+    """`MXRELAY_DATABASE_URL` is not a URL of a store this version can open (a configuration
+    error: the settings check it before anything starts)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"MXRELAY_DATABASE_URL {problem}")
+        self.problem = problem
+        """What is wrong, as a phrase after the value ("is not a database URL")."""
+
+
 def parse_database_url(text: str) -> Target:
     """`sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://user:pw@host:port/db`."""
     try:
         url = make_url(text)
-    except Exception as exc:  # sqlalchemy raises ArgumentError; keep the message free of secrets
-        raise StoreError("MXRELAY_DATABASE_URL is not a database URL") from exc
+    except Exception as exc:  # sqlalchemy raises ArgumentError or ValueError; no secrets in it
+        raise BadDatabaseUrl("is not a database URL") from exc
     backend = url.get_backend_name()
     if backend == "sqlite":
         if not url.database or url.database == ":memory:":
-            raise StoreError(
-                "MXRELAY_DATABASE_URL: SQLite needs a file (sqlite:///path/to/file.db)"
-            )
+            raise BadDatabaseUrl("names no SQLite file (sqlite:///path/to/file.db)")
         path = Path(url.database)
         return Target(Dialect.SQLITE, url.set(drivername="sqlite+pysqlite"), path)
     if backend in ("postgresql", "postgres"):
         return Target(Dialect.POSTGRESQL, url.set(drivername="postgresql+asyncpg"))
-    raise StoreError(f"MXRELAY_DATABASE_URL: unsupported database {backend!r}")
+    raise BadDatabaseUrl(f"names a database this relay does not support ({backend})")
 
 
 def load_queries(dialect: Dialect) -> dict[str, str]:

@@ -143,3 +143,25 @@ async def test_text_either_database_refuses_is_kept_with_replacement_characters(
         "a\ufffd@example.net",
         "no\ufffd",
     )
+
+
+async def test_sender_and_recipient_filters_find_wildcards_literally(db: Database) -> None:
+    """`from:a_b` is the text a_b, not LIKE's a-any-character-b."""
+    plain = record(transaction(mail_from="axb@example.net", recipients=("c%d@example.org",)))
+    marked = record(
+        transaction(
+            mail_from="a_b@example.net",
+            recipients=("cxd@example.org",),
+            received_at=T0.replace(minute=1),
+        )
+    )
+    await accept(db, plain, marked)
+
+    async def ids(**kwargs: str) -> list[str]:
+        return [m.id for m in await search_messages(db, SearchQuery(**kwargs))]  # type: ignore[arg-type]
+
+    assert await ids(sender="a_b") == [marked.id]
+    assert await ids(sender="%") == []
+    assert await ids(sender="/") == []
+    assert await ids(recipient="c%d") == [plain.id]
+    assert await ids(recipient="c_d") == []

@@ -160,3 +160,22 @@ async def test_info_never_shows_the_database_password(
     assert info.status_code == 200
     assert "G3n" not in info.text
     assert "********" in info.json()["Database"]
+
+
+async def test_paging_bounds_are_answered_with_400_not_500(relay: Relay) -> None:
+    for path in ("/api/v1/messages", "/api/v1/search?query=invoice&"):
+        joiner = "" if path.endswith("&") else "?"
+        too_far = await get(relay, f"{path}{joiner}start=9223372036854775808")
+        assert too_far.status_code == 400
+        assert too_far.text == "start must be at most 9223372036854775807"
+        last = await get(relay, f"{path}{joiner}start=9223372036854775807&limit=100000")
+        assert last.status_code == 200
+        assert last.json()["messages"] == []
+        assert (await get(relay, f"{path}{joiner}start=1e3")).status_code == 400
+        assert (await get(relay, f"{path}{joiner}limit={'9' * 5000}")).status_code == 400
+
+
+async def test_search_filters_take_wildcards_literally(relay: Relay) -> None:
+    assert (await get(relay, "/api/v1/search?query=from:billing")).json()["messages_count"] == 1
+    assert (await get(relay, "/api/v1/search?query=from:b_lling")).json()["messages_count"] == 0
+    assert (await get(relay, "/api/v1/search?query=to:%25")).json()["messages_count"] == 0

@@ -178,6 +178,12 @@ class Database:
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         raise NotImplementedError
 
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """Held while this process migrates the schema. SQLite: nothing to do, the file's lock
+        already keeps other relays out."""
+        yield
+
     async def write_batch(
         self, fn: Callable[..., T], *args: Any, durable: bool = True
     ) -> tuple[T, Awaitable[None] | None]:
@@ -195,10 +201,31 @@ class Database:
         raise NotImplementedError
 
 
+MIGRATION_LOCK = -814038290092966855
+"""The PostgreSQL advisory lock key that serialises schema migrations between processes (the
+first 8 bytes of SHA-256("mxrelay schema migration"), as a signed 64-bit integer)."""
+
+
 class PostgresDatabase(Database):
     def __init__(self, target: Target, *, pool_size: int) -> None:
         super().__init__(target)
         self._engine = create_async_engine(target.url, pool_size=pool_size, max_overflow=pool_size)
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """Held while this process migrates: replicas starting together on a fresh database
+        would otherwise both create the tables, and one would die on a duplicate. A session
+        lock on a connection of its own, taken before the migration's transaction begins and
+        released after it commits (a transaction-level lock would end at the first commit,
+        and a migration may commit more than once: `autocommit_block`)."""
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                await conn.commit()
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         async with self._engine.begin() as conn:
@@ -272,7 +299,8 @@ async def open_store(
             if migrate:
                 from mxrelay.store.migrate import upgrade  # Alembic only when it is needed
 
-                await db.write(upgrade)
+                async with db.migration_lock():
+                    await db.write(upgrade)
             elif check_schema:
                 await db.read(_refuse_outdated)
             else:

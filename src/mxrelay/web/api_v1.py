@@ -125,6 +125,7 @@ def deliveries(view: MessageView) -> dict[str, Any]:
         ],
         "Attempts": [attempt(a) for a in view.attempts],
         "Transforms": list(view.transforms),
+        "TransformReports": list(view.transform_reports),
     }
 
 

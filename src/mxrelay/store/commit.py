@@ -209,8 +209,9 @@ class GroupCommitter:
     async def _recover(self, batch: list[_Pending], exc: Exception) -> None:
         """A batch failed: a store fault fails every write in it; otherwise each is tried alone
         (a batch of one has been: it fails alone, and the store stays as it was reported)."""
-        self._log_failure(f"store commit of {len(batch)} writes failed", exc)
-        if store_fault(exc):
+        fault = store_fault(exc)
+        self._log_failure(f"store commit of {len(batch)} writes failed", exc, counted=fault)
+        if fault:
             self._failed(batch, exc, log_it=False)
             return
         if len(batch) == 1:
@@ -221,8 +222,9 @@ class GroupCommitter:
             try:
                 results = await self._db.write(_apply, {writer: [item]}, durable=durable)
             except Exception as alone:  # this write's own failure, answered here
-                self._log_failure("a store write failed on its own", alone)
-                if store_fault(alone):  # the store broke meanwhile: no use trying the rest
+                fault = store_fault(alone)
+                self._log_failure("a store write failed on its own", alone, counted=fault)
+                if fault:  # the store broke meanwhile: no use trying the rest
                     self._failed(batch[position:], alone, log_it=False)
                     return
                 _fail(future, StoreUnavailable(describe_error(alone, 200)))
@@ -274,13 +276,15 @@ class GroupCommitter:
         for _, _, future, *_ in batch:
             _fail(future, StoreUnavailable(detail))
 
-    def _log_failure(self, what: str, exc: Exception) -> None:
+    def _log_failure(self, what: str, exc: Exception, *, counted: bool = True) -> None:
+        """Log a failed transaction; `counted`: it failed for the store's sake (the metric, and
+        its alert, are about the store, not about a value one write carried)."""
         self._last_commit = asyncio.get_running_loop().time()
         if isinstance(exc, EXPECTED_FAILURES):
             log.error("%s: %s", what, describe_error(exc, 200))
         else:
             log.error("%s unexpectedly", what, exc_info=exc)
-        if self._metrics is not None:
+        if counted and self._metrics is not None:
             self._metrics.store_commit_failures.inc()
 
     def _set_health(self, ok: bool, detail: str = "") -> None:

@@ -334,12 +334,17 @@ own write reuses the log's space and would succeed on a full disk."""
 
 
 def probe(conn: Connection, items: Sequence[object] = ()) -> None:
-    """A group-committer writer that asks whether the store takes writes (see `PROBE`); raises
-    StoreError for a SQLite store out of room."""
+    """A group-committer writer that asks whether the store takes writes (see `PROBE`). Any
+    failure of it is the store's, and raised as StoreError (`store_fault`)."""
     del items
-    if conn.dialect.name == "sqlite":
-        _sqlite_room(conn)
-    conn.exec_driver_sql(PROBE)
+    try:
+        if conn.dialect.name == "sqlite":
+            _sqlite_room(conn)
+        conn.exec_driver_sql(PROBE)
+    except StoreError:
+        raise
+    except Exception as exc:  # whatever refuses this write refuses every write
+        raise StoreError(f"the store refuses writes: {describe_error(exc)}") from exc
 
 
 def _sqlite_room(conn: Connection) -> None:

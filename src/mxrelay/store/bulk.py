@@ -49,7 +49,9 @@ def storable_row(row: Mapping[str, Any]) -> Mapping[str, Any]:
     """`row` with every text value `storable` (the same mapping when nothing needed a change)."""
     changed: dict[str, Any] | None = None
     for key, value in row.items():
-        if isinstance(value, str):
+        # ASCII without NUL, most values, is decided here: a call per value would cost more
+        # than the rest of a message's rows.
+        if type(value) is str and (not value.isascii() or "\x00" in value):
             fixed = storable(value)
             if fixed is not value:
                 changed = dict(row) if changed is None else changed

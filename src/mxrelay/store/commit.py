@@ -19,12 +19,12 @@ latency, and when writes gathered during the previous commit. A write is a pair 
 so each kind is written with one `executemany` per table.
 
 A batch is shared, but a failure must not be. When a batch's transaction fails for a reason that is
-the store's (`db.store_fault`: unreachable, read-only, full, gone), every caller hears so; for any
+the store's (`faults.store_fault`: unreachable, read-only, full, gone), every caller hears so; for any
 other reason (a value the database refused), each write of the batch is tried again in a
 transaction of its own, so a write that cannot be stored fails alone. The `store` readiness
 condition follows the store, not single writes: a store fault turns it red, a commit turns it
 green. While nothing is committed for `probe_idle` seconds, and every `probe_retry` while the
-store fails, a probe is written (`db.probe`), so a store that breaks is noticed before the next
+store fails, a probe is written (`faults.probe`), so a store that breaks is noticed before the next
 message needs it, and one that works again clears the condition by itself: a pod that a red
 readiness took out of its Service gets no traffic that could clear it.
 """
@@ -43,7 +43,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
-from mxrelay.store.db import Database, StoreError, describe_error, probe, store_fault
+from mxrelay.store.db import Database, StoreError, describe_error
+from mxrelay.store.faults import probe, store_fault
 
 Writer = Callable[[Connection, Sequence[Any]], Sequence[Any] | None]
 """Writes a batch of items of one kind; may return one result per item (handed to `submit`)."""
@@ -207,8 +208,8 @@ class GroupCommitter:
         waiting.add_done_callback(lambda done: self._synced(done, batch, results, started))
 
     async def _recover(self, batch: list[_Pending], exc: Exception) -> None:
-        """A batch failed: a store fault fails every write in it; otherwise each is tried alone
-        (a batch of one has been: it fails alone, and the store stays as it was reported)."""
+        """A batch failed: a store fault fails every write in it; otherwise each write is tried
+        again alone (a batch of one already was: it fails, and readiness stays as it was)."""
         fault = store_fault(exc)
         self._log_failure(f"store commit of {len(batch)} writes failed", exc, counted=fault)
         if fault:

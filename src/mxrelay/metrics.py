@@ -187,7 +187,8 @@ class Metrics:
         )
         self.store_commit_failures = Counter(
             "mxrelay_store_commit_failures_total",
-            "Group commits that failed (every write in them was answered with a failure).",
+            "Store transactions that failed for the store's sake (unreachable, read-only, full, "
+            "gone); a write refused for what it carries is logged and answered alone.",
             registry=r,
         )
         self.store_pruned = Counter(

@@ -95,6 +95,23 @@ def test_config_refuses_a_proxy_graph_mode_cannot_use() -> None:
             {"MXRELAY_ALLOWED_CLIENTS": "10.0.0.0/8,banana"},
             "MXRELAY_ALLOWED_CLIENTS: '10.0.0.0/8,banana' has 'banana'",
         ),
+        (
+            {"MXRELAY_DATABASE_URL": "data/mxrelay.db"},
+            "MXRELAY_DATABASE_URL: '********' is not a database URL; expected sqlite:///path",
+        ),
+        (
+            {"MXRELAY_DATABASE_URL": "mysql://relay:s3cret@db/mx"},
+            "MXRELAY_DATABASE_URL: 'mysql://relay:********@db/mx' names a database this relay "
+            "does not support (mysql)",
+        ),
+        (
+            {"MXRELAY_DATABASE_URL": "sqlite://"},
+            "MXRELAY_DATABASE_URL: 'sqlite://' names no SQLite file",
+        ),
+        (
+            {"MXRELAY_DATABASE_URL": "postgresql://relay:s3/cret@db:port/mx"},
+            "MXRELAY_DATABASE_URL: 'postgresql://********' is not a database URL",
+        ),
     ],
 )
 def test_bad_values_stop_start_up_with_status_2_and_one_line(
@@ -106,6 +123,29 @@ def test_bad_values_stop_start_up_with_status_2_and_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("mxrelay: configuration error: " + message), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://relay:G3n/er:t?d%40x@db.example.net:5432/mxrelay",
+            "postgresql://relay:********@db.example.net:5432/mxrelay",
+        ),
+        (
+            "postgresql://relay@db.example.net/mxrelay?password=G3n/er@ted&sslmode=require",
+            "postgresql://relay@db.example.net/mxrelay?password=********&sslmode=require",
+        ),
+        ("sqlite:///./data/mxrelay.db", "sqlite:///./data/mxrelay.db"),
+    ],
+)
+def test_database_passwords_are_hidden_wherever_they_are(url: str, shown: str) -> None:
+    """Generated passwords hold `/`, `:` or `?` (and `@` encoded); libpq and asyncpg also take `?password=`."""
+    result = mxrelay(["config"], {"MXRELAY_DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert lines["MXRELAY_DATABASE_URL"] == shown
+    assert "G3n" not in result.stdout + result.stderr
 
 
 def test_a_malformed_secret_is_not_echoed(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import logging
 import smtplib
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from mxrelay.mime.ics import IcsAction, transform_calendar
 from tests.support.dns_server import DnsServer, dns_server
-from tests.support.relay_app import running_relay
+from tests.support.relay_app import running_relay, send_mail, transaction_lines
 from tests.support.smarthost import Smarthost, smarthost
 
 __all__ = ["dns_server", "smarthost"]
@@ -106,3 +107,17 @@ async def test_upstream_refusing_the_second_variant_fails_the_whole_message(
     assert code == 451
     assert text.startswith(b"4.1.1")
     assert len(smarthost.received) == 1
+
+
+async def test_what_the_transform_left_reaches_the_log_line(
+    dns_server: DnsServer, smarthost: Smarthost, caplog: pytest.LogCaptureFixture
+) -> None:
+    signed = (CORPUS / "python-signed-invitation.eml").read_bytes()
+    env = passthrough_env(dns_server, smarthost, MXRELAY_ICS_STRIP="listed@example.net")
+    caplog.set_level(logging.INFO, logger="mxrelay.smtp")
+    async with running_relay(env) as relay:
+        await send_mail(relay, "cal@example.net", ["listed@example.net"], signed)
+    [line] = transaction_lines(caplog.records)
+    assert line["transforms"] == [
+        "ics strip: nothing changed; calendar data under multipart/signed left unchanged"
+    ]

@@ -1,5 +1,6 @@
 """Group commit on SQLite and PostgreSQL: writes of several kinds share one transaction, each caller
-gets its own result, and a failed transaction fails every write in it."""
+gets its own result; a write that fails does so alone, an outage fails every write, and readiness
+follows the store (probed while idle), not single writes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from sqlalchemy.engine import Connection
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
-from mxrelay.store.db import Database
+from mxrelay.store.db import Database, Dialect
+from tests.support.postgres import PostgresServer
 
 T = TypeVar("T")
 
@@ -32,7 +34,9 @@ def untag(conn: Connection, items: Sequence[str]) -> None:
 
 
 def broken(conn: Connection, items: Sequence[str]) -> None:
-    conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+    """A write the database refuses for what it writes (a duplicate key), not for its state."""
+    row = {"m": "dup", "t": "a"}
+    conn.execute(text("INSERT INTO message_tags (message_id, tag) VALUES (:m, :t)"), [row, row])
 
 
 async def tags(db: Database) -> list[str]:
@@ -54,17 +58,114 @@ async def test_kinds_share_a_transaction_and_results_go_to_their_callers(db: Dat
     assert metrics.registry.get_sample_value("mxrelay_store_commit_batch_size_count") == 1
 
 
-async def test_a_failed_transaction_fails_every_write_in_it(db: Database) -> None:
+async def test_a_write_that_fails_does_so_alone(db: Database) -> None:
     health = Health()
-    async with GroupCommitter(db, window=0.01, health=health) as committer:
+    metrics = Metrics()
+    async with GroupCommitter(db, window=0.01, health=health, metrics=metrics) as committer:
         outcomes = await asyncio.gather(
-            committer.submit(tag, "m1"), committer.submit(broken, "x"), return_exceptions=True
+            committer.submit(tag, "m1"),
+            committer.submit(broken, "x"),
+            committer.submit(tag, "m2"),
+            return_exceptions=True,
         )
-        assert all(isinstance(o, StoreUnavailable) for o in outcomes)
-        assert "store" in health.failing()
-        assert await tags(db) == []  # nothing of the batch was kept
-        assert await committer.submit(tag, "m2") == "tagged m2"  # the next batch works again
+        assert outcomes[0] == "tagged m1"
+        assert isinstance(outcomes[1], StoreUnavailable)
+        assert outcomes[2] == "tagged m2"
+        assert await tags(db) == ["m1", "m2"]
+        assert health.failing() == {}  # the store works: one bad write is not an outage
+        failures = metrics.registry.get_sample_value("mxrelay_store_commit_failures_total")
+        assert failures == 0  # the metric (and its alert) are about the store
+        assert await committer.submit(tag, "m3") == "tagged m3"
+
+
+class StoreSwitch:
+    """Makes the real store refuse writes, and take them again: SQLite at its page limit (the
+    error path of a full disk), PostgreSQL read-only (as after a fail-over to a standby)."""
+
+    def __init__(self, db: Database, request: pytest.FixtureRequest) -> None:
+        self.db = db
+        self.server: PostgresServer | None = None
+        if db.dialect is Dialect.POSTGRESQL:
+            self.server = request.getfixturevalue("postgres_server")
+
+    async def set(self, *, working: bool) -> None:
+        if self.server is None:
+            await self.db.write(_page_limit, None if not working else 1_073_741_823)
+            return
+        name = self.db.target.url.database
+        value = (
+            "RESET default_transaction_read_only"
+            if working
+            else ("SET default_transaction_read_only = on")
+        )
+        await asyncio.to_thread(self.server.sql, f"ALTER DATABASE {name} {value}")
+        await asyncio.to_thread(
+            self.server.sql,  # sessions keep what they began with: end them
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+        )
+
+
+def _page_limit(conn: Connection, pages: int | None) -> None:
+    """The writer connection may grow to `pages` pages (None: no bigger than it is now)."""
+    if pages is None:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+    conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
+
+
+def bulky(conn: Connection, items: Sequence[str]) -> None:
+    """A write that needs room (a 256 KiB body)."""
+    row = {"m": items[0], "at": 0.0, "raw": b"x" * 256 * 1024}
+    conn.execute(
+        text(
+            "INSERT INTO message_bodies (message_id, received_at, encoding, stored_size, raw) "
+            "VALUES (:m, :at, 'identity', 0, :raw)"
+        ),
+        [row],
+    )
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 (the committer's own probe sets it, in time)
+            await asyncio.sleep(0.01)
+
+
+async def test_an_outage_fails_every_write_and_clears_without_traffic(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
+    health, metrics = Health(), Metrics()
+    switch = StoreSwitch(db, request)
+    committer = GroupCommitter(
+        db, window=0.01, health=health, metrics=metrics, probe_idle=60, probe_retry=0.05
+    )
+    async with committer:
+        await switch.set(working=False)
+        outcomes = await asyncio.gather(
+            committer.submit(tag, "m1"), committer.submit(bulky, "b1"), return_exceptions=True
+        )
+        assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+        assert await tags(db) == []
+        assert health.failing()["store"].startswith("commits fail: ")
+        assert (metrics.registry.get_sample_value("mxrelay_store_commit_failures_total") or 0) >= 1
+        await asyncio.sleep(0.2)
+        assert not health.ready  # the probe finds it still failing
+        await switch.set(working=True)
+        await until(lambda: health.ready)  # the probe clears it; nothing else was written
+        assert await committer.submit(tag, "m2") == "tagged m2"
+
+
+async def test_an_idle_relay_notices_a_store_that_stops_taking_writes(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
+    health = Health()
+    switch = StoreSwitch(db, request)
+    async with GroupCommitter(db, health=health, probe_idle=0.05, probe_retry=0.05):
+        await asyncio.sleep(0.2)
         assert health.failing() == {}
+        await switch.set(working=False)
+        await until(lambda: not health.ready)
+        await switch.set(working=True)
+        await until(lambda: health.ready)
 
 
 async def test_writes_after_close_are_refused(db: Database) -> None:

@@ -27,9 +27,9 @@ def test_urls() -> None:
     pg = parse_database_url("postgresql://relay:secret@db.example:5433/mail")
     assert pg.dialect is Dialect.POSTGRESQL
     assert pg.url.drivername == "postgresql+asyncpg"
-    with pytest.raises(StoreError, match="needs a file"):
+    with pytest.raises(StoreError, match="names no SQLite file"):
         parse_database_url("sqlite://")
-    with pytest.raises(StoreError, match="unsupported"):
+    with pytest.raises(StoreError, match="does not support"):
         parse_database_url("mysql://db/mail")
 
 

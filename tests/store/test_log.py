@@ -110,3 +110,58 @@ async def test_search(db: Database) -> None:
     assert await ids(state="delivered") == []
     assert await ids(before=second.received_at) == [first.id]
     assert await count_messages(db, SearchQuery(after=second.received_at)) == 1
+
+
+HOSTILE = (
+    b"From: a\x00b@example.net\r\nTo: bob@example.org\r\n"
+    b"Subject: =?utf-7?Q?+2D0-?= and a\x00nul\r\n"
+    b"Content-Type: text/plain; charset=utf-7\r\n\r\n+2D0- lone +2D3cAQ- pair\r\n"
+)
+
+
+async def test_text_either_database_refuses_is_kept_with_replacement_characters(
+    db: Database,
+) -> None:
+    """Lone surrogates (a utf-7 body or encoded word) and NUL bytes (subject, sender, a refused
+    recipient, a reply) are stored as U+FFFD instead of failing the transaction."""
+    rec = record(transaction(mail_from='"a\x00b"@example.net', data=HOSTILE))
+    await accept(db, rec)
+    view = await log.get_message(db, rec.id)
+    assert view is not None
+    assert view.subject == "\ufffd and a\ufffdnul"
+    assert view.header_from == "a\ufffdb@example.net"
+    assert view.mail_from == '"a\ufffdb"@example.net'
+    assert await log.get_raw(db, rec.id) == HOSTILE  # the bytes themselves are untouched
+    [summary] = await search_messages(db, SearchQuery(text="pair"))
+    assert summary.snippet == "\ufffd lone \U0001f401 pair"
+    refused = RefusedRecipient("x\x00y@example.com", Reply(550, "1.1", "no\ud800"), Reason.SYNTAX)
+    refusal = log.Refusal(T0.timestamp(), transaction().session, "a\x00@example.net", refused)
+    await db.write(log.insert_refusals, [refusal])
+    row = await db.read(lambda conn: conn.execute(select(schema.refusals)).mappings().one())
+    assert (row["recipient"], row["mail_from"], row["text"]) == (
+        "x\ufffdy@example.com",
+        "a\ufffd@example.net",
+        "no\ufffd",
+    )
+
+
+async def test_sender_and_recipient_filters_find_wildcards_literally(db: Database) -> None:
+    """`from:a_b` is the text a_b, not LIKE's a-any-character-b."""
+    plain = record(transaction(mail_from="axb@example.net", recipients=("c%d@example.org",)))
+    marked = record(
+        transaction(
+            mail_from="a_b@example.net",
+            recipients=("cxd@example.org",),
+            received_at=T0.replace(minute=1),
+        )
+    )
+    await accept(db, plain, marked)
+
+    async def ids(**kwargs: str) -> list[str]:
+        return [m.id for m in await search_messages(db, SearchQuery(**kwargs))]  # type: ignore[arg-type]
+
+    assert await ids(sender="a_b") == [marked.id]
+    assert await ids(sender="%") == []
+    assert await ids(sender="/") == []
+    assert await ids(recipient="c%d") == [plain.id]
+    assert await ids(recipient="c_d") == []

@@ -1,17 +1,26 @@
-"""The migrations build exactly `schema.py`, on SQLite and on PostgreSQL, and can be undone."""
+"""The migrations build exactly `schema.py`, on SQLite and on PostgreSQL, and can be undone; two
+processes migrating one fresh PostgreSQL database at once do it one after the other."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
-from mxrelay.store.db import Database
+from mxrelay.store.db import Database, open_store
 from mxrelay.store.migrate import current_revision, downgrade, head_revision, upgrade
+from tests.support.postgres import PostgresServer
+
+ROUNDS = 3
 
 
 def _is_schema_object(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
@@ -43,3 +52,34 @@ async def test_downgrade_and_upgrade_again(db: Database) -> None:
     assert await db.read(_tables) <= {"alembic_version"}
     await db.write(upgrade)
     assert await db.read(_differences) == []
+
+
+@pytest.mark.postgres
+async def test_processes_starting_together_on_a_fresh_database_migrate_it_once(
+    postgres_server: PostgresServer,
+) -> None:
+    """Replicas starting together on an empty PostgreSQL: each `mxrelay db upgrade` (what
+    `serve` does first) waits for the other's migration instead of dying on a duplicate table.
+    Several rounds, as the two may not overlap every time."""
+    for round_ in range(ROUNDS):
+        name = f"mxrelay_fresh_{os.getpid()}_{round_}"
+        await asyncio.to_thread(postgres_server.sql, f"CREATE DATABASE {name}")
+        try:
+            env = {"PATH": os.environ["PATH"], "MXRELAY_DATABASE_URL": postgres_server.url(name)}
+            upgrades = [
+                await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "mxrelay", "db", "upgrade",
+                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                )
+                for _ in range(2)
+            ]  # fmt: skip
+            async with asyncio.timeout(120):
+                outcomes = [await upgrade.communicate() for upgrade in upgrades]
+            for upgrade, (_, stderr) in zip(upgrades, outcomes, strict=True):
+                assert upgrade.returncode == 0, stderr.decode()
+            async with open_store(postgres_server.url(name), migrate=False) as db:
+                assert await db.read(current_revision) == head_revision()
+        finally:
+            await asyncio.to_thread(
+                postgres_server.sql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )

@@ -1,11 +1,14 @@
-"""Accepting durably: 250 only after the commit, 451 4.3.0 when the store fails, and recovery."""
+"""Accepting durably: 250 only after the commit, 451 4.3.0 when the store fails, and recovery; what
+the transforms did reaches the transaction log line and the record."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -20,6 +23,7 @@ from mxrelay.store.queue import Queue
 from mxrelay.store.sink import StoreSink
 from tests.store.helpers import transaction
 from tests.support.postgres import PostgresServer, build_template, clone
+from tests.support.relay_app import running_relay, send_mail, transaction_lines
 
 
 class Accepting:
@@ -137,3 +141,31 @@ async def test_postgresql_stopped_answers_451_then_recovers() -> None:
             assert health.failing() == {}
     finally:
         await asyncio.to_thread(server.close)
+
+
+SIGNED_INVITATION = (
+    Path(__file__).resolve().parent.parent / "data" / "ics" / "python-signed-invitation.eml"
+).read_bytes()
+LEFT_UNCHANGED = "calendar data under multipart/signed left unchanged"
+
+
+async def test_transform_notes_reach_the_log_line_and_the_message_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An invitation under multipart/signed cannot be stripped without breaking the signature:
+    the transaction log line and the stored record say so, not just "no calendar data"."""
+    env = {
+        "MXRELAY_DELIVERY": "hold",
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
+        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
+        "MXRELAY_ICS_STRIP": "@example.org",
+    }
+    caplog.set_level(logging.INFO, logger="mxrelay.smtp")
+    async with running_relay(env) as relay:
+        await send_mail(relay, "cal@example.net", ["a@example.org"], SIGNED_INVITATION)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{relay.web_port}") as client:
+            latest = (await client.get("/api/v1/message/latest")).json()
+    [line] = transaction_lines(caplog.records)
+    assert line["queue_id"] == latest["ID"]
+    assert line["transforms"] == [f"ics strip: nothing changed; {LEFT_UNCHANGED}"]
+    assert latest["Delivery"]["TransformReports"] == line["transforms"]

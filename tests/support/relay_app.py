@@ -6,12 +6,17 @@ The same mapping is the relay's environment (what Graph mode reads: SSL_CERT_FIL
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import smtplib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from mxrelay.app import Relay
 from mxrelay.config import load_settings
+from mxrelay.log import FIELDS_ATTR
 
 ROUTABLE_FOR_TESTS = "192.0.2.0/24,198.51.100.0/24,203.0.113.0/24,2001:db8::/32"
 
@@ -35,3 +40,19 @@ async def running_relay(
     settings = load_settings(environ, hostname=lambda: "relay.example.net")
     async with Relay(settings, environ=environ, clock=clock) as relay:
         yield relay
+
+
+async def send_mail(relay: Relay, sender: str, recipients: Sequence[str], data: bytes) -> None:
+    """One message through the relay's SMTP port (smtplib, off the event loop)."""
+
+    def send() -> None:
+        with smtplib.SMTP("127.0.0.1", relay.smtp_port, timeout=30) as client:
+            client.sendmail(sender, list(recipients), data)
+
+    await asyncio.to_thread(send)
+
+
+def transaction_lines(records: Iterable[logging.LogRecord]) -> list[Mapping[str, Any]]:
+    """The fields of each transaction log line among `records` (pytest's caplog, with the
+    `mxrelay.smtp` logger at INFO)."""
+    return [getattr(r, FIELDS_ATTR) for r in records if r.getMessage() == "transaction"]

@@ -1,7 +1,9 @@
 """A failing store never gets a 250: `mxrelay serve` answers `451 4.3.0`, turns /readyz red, and
 accepts again once the store is back. The full disk and the read-only file are a real small
 filesystem (tmpfs, mounted by the test: needs root, as CI and `make test` run); PostgreSQL is a
-throw-away cluster that the test stops and starts."""
+throw-away cluster that the test stops and starts. A message no store can hold as it is (NUL bytes,
+lone surrogates from its charsets) is stored with replacement characters, and never costs the
+messages that share its commit their 250, nor the relay its readiness."""
 
 from __future__ import annotations
 
@@ -158,3 +160,159 @@ async def test_postgresql_stopped_then_back(workdir: Path) -> None:
             relay.close()
     finally:
         await asyncio.to_thread(server.close)
+
+
+HOSTILE: dict[str, tuple[str, str, bytes]] = {
+    # kind: (MAIL FROM path, a recipient to refuse or "", the message)
+    "utf-7 body": (
+        "<app@example.net>",
+        "",
+        b"From: app@example.net\r\nSubject: utf-7\r\nContent-Type: text/plain; charset=utf-7"
+        b"\r\n\r\n+2D0- lone surrogate\r\n",
+    ),
+    "unicode_escape body": (
+        "<app@example.net>",
+        "",
+        b"From: app@example.net\r\nSubject: escape\r\n"
+        b"Content-Type: text/plain; charset=unicode_escape\r\n\r\n\\ud800 lone\r\n",
+    ),
+    "RFC 2047 word": (
+        "<app@example.net>",
+        "",
+        b"From: app@example.net\r\nSubject: =?utf-7?Q?+2D0-?=\r\n\r\nbody\r\n",
+    ),
+    "NUL in subject and From": (
+        "<app@example.net>",
+        "",
+        b"From: a\x00b@example.net\r\nSubject: a\x00b\r\n\r\nbody\x00text\r\n",
+    ),
+    "NUL in sender": ('<"a\x00b"@example.net>', "", b"From: app@example.net\r\n\r\nbody\r\n"),
+    "NUL in refused recipient": (
+        "<app@example.net>",
+        "<x\x00y@example.invalid>",
+        b"From: app@example.net\r\nSubject: refused\r\n\r\nbody\r\n",
+    ),
+}
+
+
+async def reply_of(reader: asyncio.StreamReader) -> str:
+    """One SMTP reply, multi-line included, as "code text" of its last line."""
+    while True:
+        line = (await reader.readline()).decode("utf-8", "replace").rstrip("\r\n")
+        if len(line) < 4 or line[3] != "-":
+            return line
+
+
+async def send_raw(port: int, sender: str, refused: str, data: bytes) -> str:
+    """One transaction written byte for byte (client libraries refuse control characters in a
+    path): the reply to DATA's end, or the MAIL reply if MAIL was refused."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        async with asyncio.timeout(60):
+            assert (await reply_of(reader)).startswith("220 ")
+
+            async def command(line: bytes) -> str:
+                writer.write(line + b"\r\n")
+                return await reply_of(reader)
+
+            assert (await command(b"EHLO client.example.net")).startswith("250 ")
+            reply = await command(b"MAIL FROM:" + sender.encode())
+            if not reply.startswith("250 "):
+                return reply
+            if refused:
+                assert (await command(b"RCPT TO:" + refused.encode()))[:1] == "5"
+            assert (await command(b"RCPT TO:<user@example.org>")).startswith("250 ")
+            assert (await command(b"DATA")).startswith("354 ")
+            return await command(data + b".")
+    finally:
+        writer.close()
+
+
+@pytest.mark.slow
+async def test_hostile_text_never_fails_the_messages_it_shares_a_commit_with(
+    workdir: Path, database_url: str
+) -> None:
+    env = {**hold_env(database_url), "MXRELAY_STORE_COMMIT_WINDOW": "5ms"}
+    relay = await ServeProcess.start(env, workdir / "relay.log")
+    try:
+        # 40 sessions at once, every fourth hostile: the commits they share mix both kinds.
+        kinds = [list(HOSTILE)[n // 4 % len(HOSTILE)] if n % 4 == 0 else "" for n in range(40)]
+        replies = await asyncio.gather(
+            *(
+                send_raw(relay.smtp_port, *HOSTILE[kind]) if kind else send(relay.smtp_port)
+                for kind in kinds
+            )
+        )
+        good = [reply for kind, reply in zip(kinds, replies, strict=True) if not kind]
+        assert all(r.startswith("250 ") for r in good), good
+        for kind, reply in zip(kinds, replies, strict=True):
+            if not kind:
+                continue
+            # stored with replacement characters; a sender with a NUL may be refused at MAIL
+            assert reply.startswith("250 ") or (
+                kind == "NUL in sender" and reply.startswith("501 ")
+            ), (kind, reply)
+        assert ready(relay.metrics_port)
+        stored = [r for r in replies if r.startswith("250 ")]
+        listed = await ids_in_store(env)
+        for reply in stored:
+            queue_id = QUEUED_AS.search(reply)
+            assert queue_id is not None
+            assert queue_id.group(1) in listed
+        assert "store commit" not in relay.log
+    finally:
+        relay.close()
+
+
+@pytest.mark.slow
+async def test_a_deleted_sqlite_file_is_noticed(workdir: Path) -> None:
+    """Deleted under a running relay, the file would take messages into an unlinked inode, gone
+    at the next restart: the relay answers 451 instead, and turns /readyz red."""
+    database = workdir / "relay.db"
+    relay = await ServeProcess.start(hold_env(f"sqlite:///{database}"), workdir / "relay.log")
+    try:
+        assert (await send(relay.smtp_port)).startswith("250 ")
+        database.unlink()
+        assert await send(relay.smtp_port) == STORE_FAILED
+        assert not ready(relay.metrics_port)
+        assert "was deleted or replaced" in relay.log
+    finally:
+        relay.close()
+
+
+async def ready_becomes(port: int, expected: bool, within: float) -> bool:
+    """Polls /readyz (every 0.2 s, at most `within` seconds) until it is `expected`."""
+    for _ in range(int(within / 0.2)):
+        if await asyncio.to_thread(ready, port) == expected:
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_a_read_only_postgresql_is_noticed_and_recovered_without_traffic(
+    workdir: Path, postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """As after a fail-over that left the relay on a standby: /readyz turns red before any
+    message needs the store, and green again once it takes writes, with no message sent."""
+    name = postgres_url.rsplit("/", 1)[1]
+
+    def read_only(on: bool) -> None:
+        value = "SET default_transaction_read_only = on" if on else "RESET ALL"
+        postgres_server.sql(f"ALTER DATABASE {name} {value}")
+        postgres_server.sql(  # sessions keep what they began with: end them
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+
+    relay = await ServeProcess.start(hold_env(postgres_url), workdir / "relay.log")
+    try:
+        assert (await send(relay.smtp_port)).startswith("250 ")
+        assert ready(relay.metrics_port)
+        await asyncio.to_thread(read_only, True)
+        assert await ready_becomes(relay.metrics_port, False, within=30)
+        await asyncio.to_thread(read_only, False)
+        assert await ready_becomes(relay.metrics_port, True, within=30)
+        assert (await send(relay.smtp_port)).startswith("250 ")
+    finally:
+        relay.close()

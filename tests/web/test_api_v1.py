@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -135,3 +135,47 @@ def test_search_syntax() -> None:
         "failed",
         100.0,
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "with_password",
+    [
+        lambda url: url.replace("://postgres@", "://postgres:G3n/er:t3d@"),
+        lambda url: url + "?password=G3n/er:t3d",
+    ],
+    ids=["in the authority", "in the query"],
+)
+async def test_info_never_shows_the_database_password(
+    dns_server: DnsServer, postgres_url: str, with_password: Callable[[str], str]
+) -> None:
+    """`/api/v1/info` answers without authentication; the test cluster trusts any password."""
+    env = {
+        "MXRELAY_DELIVERY": "hold",
+        "MXRELAY_DATABASE_URL": with_password(postgres_url),
+        "MXRELAY_DNS_SERVERS": dns_server.address,
+    }
+    async with running_relay(env) as relay:
+        info = await get(relay, "/api/v1/info")
+    assert info.status_code == 200
+    assert "G3n" not in info.text
+    assert "********" in info.json()["Database"]
+
+
+async def test_paging_bounds_are_answered_with_400_not_500(relay: Relay) -> None:
+    for path in ("/api/v1/messages", "/api/v1/search?query=invoice&"):
+        joiner = "" if path.endswith("&") else "?"
+        too_far = await get(relay, f"{path}{joiner}start=9223372036854775808")
+        assert too_far.status_code == 400
+        assert too_far.text == "start must be at most 9223372036854775807"
+        last = await get(relay, f"{path}{joiner}start=9223372036854775807&limit=100000")
+        assert last.status_code == 200
+        assert last.json()["messages"] == []
+        assert (await get(relay, f"{path}{joiner}start=1e3")).status_code == 400
+        assert (await get(relay, f"{path}{joiner}limit={'9' * 5000}")).status_code == 400
+
+
+async def test_search_filters_take_wildcards_literally(relay: Relay) -> None:
+    assert (await get(relay, "/api/v1/search?query=from:billing")).json()["messages_count"] == 1
+    assert (await get(relay, "/api/v1/search?query=from:b_lling")).json()["messages_count"] == 0
+    assert (await get(relay, "/api/v1/search?query=to:%25")).json()["messages_count"] == 0

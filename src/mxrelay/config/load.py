@@ -6,7 +6,6 @@ Also the rules that span several options (`_complete`, `graph_settings_problem`)
 from __future__ import annotations
 
 import enum
-import re
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -17,12 +16,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from mxrelay.config.graph import GraphSettings
 from mxrelay.config.settings import Settings
 from mxrelay.config.values import ConfigError, format_duration, format_size
-from mxrelay.log import MASK
+from mxrelay.log import MASK, redact
 from mxrelay.model import DeliveryMode
+from mxrelay.store.db import BadDatabaseUrl, parse_database_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,14 @@ def _complete(settings: Settings, hostname: Callable[[], str]) -> Settings:
             "MXRELAY_DNS_CACHE_MIN_TTL: is longer than MXRELAY_DNS_CACHE_MAX_TTL; "
             "expected a duration no longer than the maximum"
         )
+    try:
+        parse_database_url(settings.store.database_url)
+    except BadDatabaseUrl as exc:
+        form = next(o.form for o in options() if o.env == "MXRELAY_DATABASE_URL")
+        shown = redact_url(settings.store.database_url)
+        raise ConfigError(
+            f"MXRELAY_DATABASE_URL: {shown!r} {exc.problem}; expected {form}"
+        ) from None
     if (settings.smtp.tls_cert_file is None) != (settings.smtp.tls_key_file is None):
         missing = (
             "MXRELAY_SMTP_TLS_KEY_FILE"
@@ -216,12 +226,28 @@ def effective(settings: Settings) -> Iterator[tuple[Option, str]]:
             yield option, render_value(value, secret=option.secret)
 
 
-_URL_PASSWORD_RE = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", re.IGNORECASE)
-
-
 def redact_url(url: str) -> str:
-    """A URL with any embedded password replaced, for logs and `mxrelay config`."""
-    return _URL_PASSWORD_RE.sub(rf"\1:{MASK}@", url)
+    """A URL with its password, and any secret in its query string (`?password=`), masked, for
+    logs, `mxrelay config` and `/api/v1/info`. Parsed as the store parses it (SQLAlchemy's URL):
+    a generated password may hold `/`, `:` or `?`, which a pattern over the text would cut
+    short. A value that does not parse is shown only up to its scheme."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        scheme, separator, _ = url.partition("://")
+        return f"{scheme}://{MASK}" if separator else MASK
+    query = dict(parsed.query)
+    hidden = redact(query)
+    if parsed.password is None and hidden == query:
+        return url  # nothing to hide: shown as written
+    # Rendered with a placeholder that URL quoting leaves alone, then shown as MASK.
+    hidden = {key: _HIDDEN if value == MASK else value for key, value in hidden.items()}
+    if parsed.password is not None:
+        parsed = parsed.set(password=_HIDDEN)
+    return parsed.set(query=hidden).render_as_string(hide_password=False).replace(_HIDDEN, MASK)
+
+
+_HIDDEN = "mxrelayhiddenvalue"
 
 
 def render_value(value: object, *, secret: bool = False) -> str:

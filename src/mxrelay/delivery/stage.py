@@ -73,7 +73,10 @@ def calendar_variants(policy: IcsPolicy | None, metrics: Metrics | None) -> tupl
             record_variants(metrics, variants)
         return tuple(
             VariantPlan(
-                number, variant.recipients, variant.transforms, (variant.report.describe(),)
+                number,
+                variant.recipients,
+                variant.transforms,
+                (variant.report.describe(),) if variant.in_scope else (),
             )
             for number, variant in enumerate(variants)
         )

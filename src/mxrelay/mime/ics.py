@@ -125,15 +125,19 @@ class IcsReport:
         return bool(self.parts)
 
     def describe(self) -> str:
-        """One line for the transaction log: what was removed or re-typed, or why nothing was."""
+        """One line for the transaction log and the message record: what was removed or
+        re-typed, or why nothing was, and the notes (calendar data left as it was)."""
         if self.skipped:
             return f"ics {self.action.value}: message left unchanged: {self.skipped}"
+        notes = "".join(f"; {note}" for note in self.notes)
         if not self.parts:
-            return f"ics {self.action.value}: no calendar data"
+            return f"ics {self.action.value}: " + (
+                f"nothing changed{notes}" if notes else "no calendar data"
+            )
         text = "; ".join(part.describe() for part in self.parts)
         if self.body_replaced:
             text += "; body replaced by a notice"
-        return f"ics {self.action.value}: {text}"
+        return f"ics {self.action.value}: {text}{notes}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,10 @@ and a group-commit batch runs on the event loop (`db.write_batch`), where every 
 taken from the SMTP sessions. The rows are mappings whose values already have their column's
 Python type (str, int, float, bool, bytes, None), which is all pysqlite needs. On PostgreSQL the
 same rows go through SQLAlchemy Core as before (asyncpg wants its own placeholders and types).
+
+Every row passes through `storable_row` first: the text in it comes from clients and messages, and
+a value either database refuses must cost its own characters, never the transaction it shares
+with other messages (see `storable`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,45 @@ from sqlalchemy.engine import Connection
 
 Rows = Sequence[Mapping[str, Any]]
 
+REPLACEMENT = "\ufffd"
+"""What stands in for a character the databases cannot store (U+FFFD, as decoders use)."""
+
 SQLITE_MAX_PARAMETERS = 999
 """Parameters per statement: the smallest limit any SQLite build has had (newer ones allow more)."""
+
+
+def storable(text: str) -> str:
+    """`text` as both databases can store it: NUL (refused in PostgreSQL text) and lone surrogates
+    (which decoders such as utf-7 and unicode_escape produce, and which no UTF-8 encoder takes)
+    become U+FFFD; a surrogate pair left as two code points becomes its character. Pure; the
+    common cases (ASCII, valid text) cost a scan and return `text` itself."""
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def storable_row(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`row` with every text value `storable` (the same mapping when nothing needed a change)."""
+    changed: dict[str, Any] | None = None
+    for key, value in row.items():
+        # ASCII without NUL, most values, is decided here: a call per value would cost more
+        # than the rest of a message's rows.
+        if type(value) is str and (not value.isascii() or "\x00" in value):
+            fixed = storable(value)
+            if fixed is not value:
+                changed = dict(row) if changed is None else changed
+                changed[key] = fixed
+    return row if changed is None else changed
+
+
+def storable_rows(rows: Rows) -> list[Mapping[str, Any]]:
+    return [storable_row(row) for row in rows]
 
 
 def _sqlite(conn: Connection) -> bool:
@@ -30,6 +71,7 @@ def insert_many(conn: Connection, table: Table, rows: Rows) -> None:
     """INSERT every row (all rows have the same keys: the columns written)."""
     if not rows:
         return
+    rows = storable_rows(rows)
     if _sqlite(conn):
         columns = list(rows[0])
         names = ", ".join(columns)
@@ -49,6 +91,7 @@ def insert_returning(
     rows is not promised, hence the key)."""
     if not rows:
         return []
+    rows = storable_rows(rows)
     if not _sqlite(conn):
         statement = insert(table).returning(
             *(table.c[name] for name in returning), sort_by_parameter_order=True
@@ -75,6 +118,7 @@ def execute_many(conn: Connection, statement: TextClause, rows: Rows) -> None:
     """A named query (`sql/*.sql`, `:name` parameters) once per row."""
     if not rows:
         return
+    rows = storable_rows(rows)
     if _sqlite(conn):
         conn.exec_driver_sql(statement.text, rows)
     else:

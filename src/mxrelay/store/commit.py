@@ -17,6 +17,16 @@ latency, and when writes gathered during the previous commit. A write is a pair 
 `writer` is a function that writes a list of items of its kind on a connection
 (`log.insert_messages`, `Queue.settle_batch`, ...). Within a batch, items are grouped by writer,
 so each kind is written with one `executemany` per table.
+
+A batch is shared, but a failure must not be. When a batch's transaction fails for a reason that is
+the store's (`faults.store_fault`: unreachable, read-only, full, gone), every caller hears so; for any
+other reason (a value the database refused), each write of the batch is tried again in a
+transaction of its own, so a write that cannot be stored fails alone. The `store` readiness
+condition follows the store, not single writes: a store fault turns it red, a commit turns it
+green. While nothing is committed for `probe_idle` seconds, and every `probe_retry` while the
+store fails, a probe is written (`faults.probe`), so a store that breaks is noticed before the next
+message needs it, and one that works again clears the condition by itself: a pod that a red
+readiness took out of its Service gets no traffic that could clear it.
 """
 
 from __future__ import annotations
@@ -33,7 +43,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
-from mxrelay.store.db import Database, describe_error
+from mxrelay.store.db import Database, StoreError, describe_error
+from mxrelay.store.faults import probe, store_fault
 
 Writer = Callable[[Connection, Sequence[Any]], Sequence[Any] | None]
 """Writes a batch of items of one kind; may return one result per item (handed to `submit`)."""
@@ -41,6 +52,13 @@ Writer = Callable[[Connection, Sequence[Any]], Sequence[Any] | None]
 HEALTH_CONDITION = "store"
 UNSYNCED_BATCHES = 2
 """Committed batches waiting for their fsync at most, while the next one is written."""
+PROBE_IDLE = 10.0
+"""Seconds without a commit after which the committer writes a probe (a store that turned
+read-only, or a SQLite file deleted, shows before the next message needs it)."""
+PROBE_RETRY = 1.0
+"""Seconds between probes while the store fails."""
+EXPECTED_FAILURES = (SQLAlchemyError, OSError, StoreError, UnicodeError)
+"""What a store or a driver raises for a failed write (logged in one line, without a traceback)."""
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +83,8 @@ class GroupCommitter:
         metrics: Metrics | None = None,
         health: Health | None = None,
         monotonic: Callable[[], float] = time.perf_counter,
+        probe_idle: float | None = PROBE_IDLE,
+        probe_retry: float = PROBE_RETRY,
     ) -> None:
         self._db = db
         self._window = window
@@ -77,9 +97,18 @@ class GroupCommitter:
         self._closed = False
         self._last_batch = 0
         self._unsynced: set[asyncio.Future[None]] = set()
+        self._probe_idle = probe_idle
+        self._probe_retry = probe_retry
+        self._prober: asyncio.Task[None] | None = None
+        self._store_ok = True
+        self._last_commit = 0.0
+        """Loop time at which the last transaction ended (committed or failed)."""
 
     async def __aenter__(self) -> GroupCommitter:
         self._task = asyncio.create_task(self._run(), name="group-commit")
+        self._last_commit = asyncio.get_running_loop().time()
+        if self._probe_idle is not None:
+            self._prober = asyncio.create_task(self._probe_when_idle(), name="store-probe")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -90,6 +119,10 @@ class GroupCommitter:
         if self._closed:
             return
         self._closed = True
+        if self._prober is not None:
+            self._prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prober
         self._pending.put_nowait(None)
         if self._task is not None:
             await self._task
@@ -153,19 +186,18 @@ class GroupCommitter:
                 _fail(leftover[2], StoreUnavailable("the store is closing"))
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        groups: dict[Writer, list[Any]] = {}
-        for writer, item, *_ in batch:
-            groups.setdefault(writer, []).append(item)
         durable = any(entry[3] for entry in batch)
         started = self._monotonic()
         synced: Awaitable[None] | None = None
         try:
             if any(entry[4] for entry in batch):
-                results = await self._db.write(_apply, groups, durable=durable)
+                results = await self._db.write(_apply, _groups(batch), durable=durable)
             else:
-                results, synced = await self._db.write_batch(_apply, groups, durable=durable)
+                results, synced = await self._db.write_batch(
+                    _apply, _groups(batch), durable=durable
+                )
         except Exception as exc:  # the committer's boundary: every waiting caller must hear back
-            self._failed(batch, exc)
+            await self._recover(batch, exc)
             return
         if synced is None:
             self._answer(batch, results, started)
@@ -174,6 +206,45 @@ class GroupCommitter:
         waiting = asyncio.ensure_future(synced)
         self._unsynced.add(waiting)
         waiting.add_done_callback(lambda done: self._synced(done, batch, results, started))
+
+    async def _recover(self, batch: list[_Pending], exc: Exception) -> None:
+        """A batch failed: a store fault fails every write in it; otherwise each write is tried
+        again alone (a batch of one already was: it fails, and readiness stays as it was)."""
+        fault = store_fault(exc)
+        self._log_failure(f"store commit of {len(batch)} writes failed", exc, counted=fault)
+        if fault:
+            self._failed(batch, exc, log_it=False)
+            return
+        if len(batch) == 1:
+            _fail(batch[0][2], StoreUnavailable(describe_error(exc, 200)))
+            return
+        for position, (writer, item, future, durable, _) in enumerate(batch):
+            started = self._monotonic()
+            try:
+                results = await self._db.write(_apply, {writer: [item]}, durable=durable)
+            except Exception as alone:  # this write's own failure, answered here
+                fault = store_fault(alone)
+                self._log_failure("a store write failed on its own", alone, counted=fault)
+                if fault:  # the store broke meanwhile: no use trying the rest
+                    self._failed(batch[position:], alone, log_it=False)
+                    return
+                _fail(future, StoreUnavailable(describe_error(alone, 200)))
+                continue
+            self._answer([(writer, item, future, durable, False)], results, started)
+
+    async def _probe_when_idle(self) -> None:
+        """Write a probe through the queue whenever no transaction ended for `probe_idle`
+        seconds (`probe_retry` while the store fails); its outcome sets the condition."""
+        assert self._probe_idle is not None
+        loop = asyncio.get_running_loop()
+        while self._task is not None and not self._task.done():
+            wait = self._probe_idle if self._store_ok else self._probe_retry
+            due = self._last_commit + wait
+            if loop.time() < due:  # looks again at least every probe_retry: the state may change
+                await asyncio.sleep(min(due - loop.time(), self._probe_retry))
+                continue
+            with contextlib.suppress(StoreUnavailable):
+                await self.submit(probe, None, durable=False)
 
     def _synced(
         self,
@@ -189,28 +260,47 @@ class GroupCommitter:
         else:
             self._failed(batch, exc if isinstance(exc, Exception) else Exception(repr(exc)))
 
-    def _failed(self, batch: list[_Pending], exc: Exception) -> None:
-        """Every caller of a batch that was not committed, or not made durable, hears of it."""
+    def _failed(
+        self,
+        batch: list[_Pending],
+        exc: Exception,
+        *,
+        log_it: bool = True,
+        store_detail: str | None = None,
+    ) -> None:
+        """Every caller of a batch that was not committed, or not made durable, hears of it; the
+        store is reported down (`store_detail`: why it refused the probe, if it was asked)."""
         detail = describe_error(exc, 200)
-        if isinstance(exc, SQLAlchemyError | OSError):
-            log.error("store commit of %d writes failed: %s", len(batch), detail)
-        else:
-            log.error("store commit of %d writes failed unexpectedly", len(batch), exc_info=exc)
-        if self._metrics is not None:
-            self._metrics.store_commit_failures.inc()
-        if self._health is not None:
-            self._health.set(HEALTH_CONDITION, False, f"commits fail: {detail}")
+        if log_it:
+            self._log_failure(f"store commit of {len(batch)} writes failed", exc)
+        self._set_health(False, f"commits fail: {store_detail or detail}")
         for _, _, future, *_ in batch:
             _fail(future, StoreUnavailable(detail))
+
+    def _log_failure(self, what: str, exc: Exception, *, counted: bool = True) -> None:
+        """Log a failed transaction; `counted`: it failed for the store's sake (the metric, and
+        its alert, are about the store, not about a value one write carried)."""
+        self._last_commit = asyncio.get_running_loop().time()
+        if isinstance(exc, EXPECTED_FAILURES):
+            log.error("%s: %s", what, describe_error(exc, 200))
+        else:
+            log.error("%s unexpectedly", what, exc_info=exc)
+        if counted and self._metrics is not None:
+            self._metrics.store_commit_failures.inc()
+
+    def _set_health(self, ok: bool, detail: str = "") -> None:
+        self._store_ok = ok
+        if self._health is not None:
+            self._health.set(HEALTH_CONDITION, ok, detail)
 
     def _answer(
         self, batch: list[_Pending], results: dict[Writer, Sequence[Any] | None], started: float
     ) -> None:
+        self._last_commit = asyncio.get_running_loop().time()
         if self._metrics is not None:
             self._metrics.store_commit_latency.observe(self._monotonic() - started)
             self._metrics.store_commit_batch.observe(len(batch))
-        if self._health is not None:
-            self._health.set(HEALTH_CONDITION, True)
+        self._set_health(True)
         position: dict[Writer, int] = {}
         for writer, _, future, *_ in batch:
             index = position.get(writer, 0)
@@ -218,6 +308,13 @@ class GroupCommitter:
             outcome = results.get(writer)
             if not future.done():
                 future.set_result(None if outcome is None else outcome[index])
+
+
+def _groups(batch: list[_Pending]) -> dict[Writer, list[Any]]:
+    groups: dict[Writer, list[Any]] = {}
+    for writer, item, *_ in batch:
+        groups.setdefault(writer, []).append(item)
+    return groups
 
 
 def _apply(conn: Connection, groups: dict[Writer, list[Any]]) -> dict[Writer, Sequence[Any] | None]:

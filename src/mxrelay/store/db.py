@@ -57,23 +57,31 @@ class Target:
     path: Path | None = None
 
 
+class BadDatabaseUrl(StoreError):
+    """`MXRELAY_DATABASE_URL` is not a URL of a store this version can open (a configuration
+    error: the settings check it before anything starts)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"MXRELAY_DATABASE_URL {problem}")
+        self.problem = problem
+        """What is wrong, as a phrase after the value ("is not a database URL")."""
+
+
 def parse_database_url(text: str) -> Target:
     """`sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://user:pw@host:port/db`."""
     try:
         url = make_url(text)
-    except Exception as exc:  # sqlalchemy raises ArgumentError; keep the message free of secrets
-        raise StoreError("MXRELAY_DATABASE_URL is not a database URL") from exc
+    except Exception as exc:  # sqlalchemy raises ArgumentError or ValueError; no secrets in it
+        raise BadDatabaseUrl("is not a database URL") from exc
     backend = url.get_backend_name()
     if backend == "sqlite":
         if not url.database or url.database == ":memory:":
-            raise StoreError(
-                "MXRELAY_DATABASE_URL: SQLite needs a file (sqlite:///path/to/file.db)"
-            )
+            raise BadDatabaseUrl("names no SQLite file (sqlite:///path/to/file.db)")
         path = Path(url.database)
         return Target(Dialect.SQLITE, url.set(drivername="sqlite+pysqlite"), path)
     if backend in ("postgresql", "postgres"):
         return Target(Dialect.POSTGRESQL, url.set(drivername="postgresql+asyncpg"))
-    raise StoreError(f"MXRELAY_DATABASE_URL: unsupported database {backend!r}")
+    raise BadDatabaseUrl(f"names a database this relay does not support ({backend})")
 
 
 def load_queries(dialect: Dialect) -> dict[str, str]:
@@ -169,6 +177,12 @@ class Database:
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         raise NotImplementedError
 
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """Held while this process migrates the schema. SQLite: nothing to do, the file's lock
+        already keeps other relays out."""
+        yield
+
     async def write_batch(
         self, fn: Callable[..., T], *args: Any, durable: bool = True
     ) -> tuple[T, Awaitable[None] | None]:
@@ -186,10 +200,31 @@ class Database:
         raise NotImplementedError
 
 
+MIGRATION_LOCK = -814038290092966855
+"""The PostgreSQL advisory lock key that serialises schema migrations between processes (the
+first 8 bytes of SHA-256("mxrelay schema migration"), as a signed 64-bit integer)."""
+
+
 class PostgresDatabase(Database):
     def __init__(self, target: Target, *, pool_size: int) -> None:
         super().__init__(target)
         self._engine = create_async_engine(target.url, pool_size=pool_size, max_overflow=pool_size)
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """Held while this process migrates: replicas starting together on a fresh database
+        would otherwise both create the tables, and one would die on a duplicate. A session
+        lock on a connection of its own, taken before the migration's transaction begins and
+        released after it commits (a transaction-level lock would end at the first commit,
+        and a migration may commit more than once: `autocommit_block`)."""
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                await conn.commit()
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         async with self._engine.begin() as conn:
@@ -263,7 +298,8 @@ async def open_store(
             if migrate:
                 from mxrelay.store.migrate import upgrade  # Alembic only when it is needed
 
-                await db.write(upgrade)
+                async with db.migration_lock():
+                    await db.write(upgrade)
             elif check_schema:
                 await db.read(_refuse_outdated)
             else:

@@ -273,6 +273,8 @@ class MessageView:
     header_to: str
     message_id_header: str
     transforms: tuple[str, ...]
+    transform_reports: tuple[str, ...]
+    """What the transforms did to each variant, or left and why (`VariantPlan.report`)."""
     body_pruned: bool
     recipients: tuple[RecipientView, ...]
     attempts: tuple[AttemptView, ...]
@@ -284,10 +286,13 @@ async def get_message(db: Database, message_id: str) -> MessageView | None:
 
 
 def _get_message(conn: Connection, message_id: str) -> MessageView | None:
-    m, r, a = schema.messages, schema.recipients, schema.attempts
+    m, r, a, v = schema.messages, schema.recipients, schema.attempts, schema.variants
     row = conn.execute(select(m).where(m.c.id == message_id)).mappings().first()
     if row is None:
         return None
+    reports = conn.execute(
+        select(v.c.report).where(v.c.message_id == message_id).order_by(v.c.variant)
+    ).scalars()
     recipient_rows = conn.execute(
         select(r.c.variant, r.c.address, r.c.state, r.c.attempts, r.c.code, r.c.enhanced, r.c.text)
         .where(r.c.message_id == message_id)
@@ -326,6 +331,7 @@ def _get_message(conn: Connection, message_id: str) -> MessageView | None:
         header_to=row["header_to"],
         message_id_header=row["message_id_header"],
         transforms=tuple(json.loads(row["transforms"])),
+        transform_reports=tuple(str(line) for report in reports for line in json.loads(report)),
         body_pruned=row["body_pruned_at"] is not None,
         recipients=tuple(RecipientView(**dict(rec._mapping)) for rec in recipient_rows),
         attempts=tuple(AttemptView(**dict(att._mapping)) for att in attempt_rows),

@@ -3,7 +3,8 @@
 Newest first, paged with limit/offset, filtered by words (the full-text index over subject,
 addresses and text body: FTS5 on SQLite, `tsvector` on PostgreSQL), envelope sender, recipient,
 recipient delivery state and received time. Every filter is served by an index; the words go to the
-database as bound parameters, never spliced into SQL.
+database as bound parameters, never spliced into SQL; `%` and `_` in a sender or recipient filter
+are characters to find, not LIKE wildcards (`autoescape`).
 """
 
 from __future__ import annotations
@@ -75,11 +76,13 @@ def _conditions(
             params["fts"] = " ".join(_WORD.findall(query.text))
         conditions.append(m.c.id.in_(matching.columns(message_id=schema.messages.c.id.type)))
     if query.sender:
-        conditions.append(func.lower(m.c.mail_from).contains(query.sender.lower()))
+        conditions.append(func.lower(m.c.mail_from).contains(query.sender.lower(), autoescape=True))
     if query.recipient or query.state:
         recipient_conditions = [r.c.message_id == m.c.id]
         if query.recipient:
-            recipient_conditions.append(func.lower(r.c.address).contains(query.recipient.lower()))
+            recipient_conditions.append(
+                func.lower(r.c.address).contains(query.recipient.lower(), autoescape=True)
+            )
         if query.state:
             recipient_conditions.append(r.c.state == query.state)
         conditions.append(exists().where(and_(*recipient_conditions)))

@@ -8,7 +8,8 @@ committed; if the store fails, the answer is `451 4.3.0` and the client keeps th
 commit the message goes straight to the delivery worker when it has a free slot (`Dispatcher`), or
 the worker is woken to claim it.
 
-Refused recipients are logged through the same committer without making the session wait.
+Refused recipients are logged through the same committer without making the session wait. The
+transaction log line gets the queue id and the transform reports (`StoreTransaction.log_fields`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -120,6 +121,10 @@ class StoreSink:
         future.add_done_callback(_log_refusal_failure)
 
     async def accept(self, transaction: Transaction) -> Reply:
+        return (await self.store(transaction))[0]
+
+    async def store(self, transaction: Transaction) -> tuple[Reply, NewMessage | None]:
+        """`accept`, with the record committed (None when the store failed)."""
         message_id = self.message_id(transaction.received_at)
 
         def build() -> NewMessage:
@@ -146,14 +151,14 @@ class StoreSink:
             if lease is not None and self.dispatcher is not None:
                 self.dispatcher.cancel(slots)
             event(log, "store.accept_failed", logging.ERROR, error=str(exc))
-            return STORE_FAILED
+            return STORE_FAILED, None
         if lease is not None and self.dispatcher is not None:
             self.dispatcher.hand_over(_loaded(record, leased))
         elif self.dispatcher is not None and self.hold_reason is None:
             self.dispatcher.wake()
         if self.on_commit is not None:
             self.on_commit()
-        return Reply(250, "0.0", f"Ok: queued as {message_id}")
+        return Reply(250, "0.0", f"Ok: queued as {message_id}"), record
 
 
 def _loaded(record: NewMessage, entries: Sequence[QueueEntry]) -> list[LoadedEntry]:
@@ -185,12 +190,22 @@ class StoreTransaction:
 
     def __init__(self, sink: StoreSink) -> None:
         self.sink = sink
+        self.record: NewMessage | None = None
 
     async def add_recipient(self, mailbox: str, params: MailParams) -> Reply:
         return RECIPIENT_OK
 
     async def finish(self, transaction: Transaction) -> Reply:
-        return await self.sink.accept(transaction)
+        reply, self.record = await self.sink.store(transaction)
+        return reply
+
+    def log_fields(self) -> Mapping[str, object]:
+        """The transaction log line's queue id and what the transforms did (or left, and why),
+        as the message record keeps it (`variants.report`)."""
+        if self.record is None:
+            return {}
+        reports = [line for plan in self.record.variants for line in plan.report]
+        return {"queue_id": self.record.id, **({"transforms": reports} if reports else {})}
 
     async def abort(self) -> None:
         return None

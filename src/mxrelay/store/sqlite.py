@@ -25,6 +25,10 @@ and the event loop work at the same time, and one fsync covers every commit befo
 
 `MXRELAY_STORE_SYNCHRONOUS=normal` leaves the fsync out: the log reaches the disk at checkpoints.
 
+A database file deleted (or replaced) under a running relay would go on taking writes into the
+unlinked file, which vanishes with the process: every write first checks that the path still
+names the file the writer connection has open, and fails with `StoreError` if not.
+
 A store opened `inline` (the delivery process's, where no SMTP client waits on the event loop)
 runs every read and write on the loop as `write_batch` does, and only the fsyncs and checkpoints on
 threads: hopping to a thread for each claim, load and result would cost it more than the work.
@@ -46,7 +50,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from mxrelay.store.db import Database, Target
+from mxrelay.store.db import Database, StoreError, Target
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a write from another process (the CLI) waits for the relay's write to end."""
@@ -93,6 +97,8 @@ class SqliteDatabase(Database):
         self._wal_fd: int | None = None
         """The log, opened once: it stays the same file while this store's connections are
         open (SQLite removes it only when the last connection to the database closes)."""
+        self._identity: tuple[int, int] | None = None
+        """(device, inode) of the database file when the writer connection opened it."""
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         if self._inline:
@@ -102,6 +108,7 @@ class SqliteDatabase(Database):
             return result
         async with self._write_lock:
             conn = await self._connection()
+            self._check_file()
             return await self._on_writer(self._write_here, conn, fn, args, durable)
 
     async def write_batch(
@@ -109,6 +116,7 @@ class SqliteDatabase(Database):
     ) -> tuple[T, Awaitable[None] | None]:
         async with self._write_lock:
             conn = await self._connection()
+            self._check_file()
             driver = _driver(conn)
             if not await _begin_soon(driver, self._busy_polls):
                 # Another process writes: wait for it on the writer thread, not on the loop.
@@ -181,7 +189,17 @@ class SqliteDatabase(Database):
     async def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = await self._on_writer(self._writer.connect)
+            self._identity = _identity(self._path)
         return self._conn
+
+    def _check_file(self) -> None:
+        """Refuse to write when the path no longer names the file the writer has open: a stat,
+        a few microseconds per transaction."""
+        if self._identity is None or _identity(self._path) != self._identity:
+            raise StoreError(
+                f"the SQLite database file {self._path.name} was deleted or replaced while the "
+                "relay had it open; new mail is refused until the relay is restarted"
+            )
 
     def _on_writer(self, fn: Callable[..., T], *args: Any) -> ThreadWork[T]:
         """`fn(*args)` on the writer thread; a caller cancelled meanwhile still waits for it to
@@ -230,6 +248,14 @@ class ThreadWork(asyncio.Future[T]):
 
 _datasync = getattr(os, "fdatasync", os.fsync)
 """fdatasync, as SQLite's own FULL does on Linux (the log's data, and its size when it grew)."""
+
+
+def _identity(path: os.PathLike[str] | str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _log_checkpoint_failure(work: concurrent.futures.Future[None]) -> None:

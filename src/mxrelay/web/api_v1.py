@@ -28,6 +28,8 @@ from mxrelay.store.log import AttemptView, MessageView, get_message, get_raw
 from mxrelay.store.search import MessageSummary, SearchQuery, count_messages, search_messages
 
 MAX_LIMIT = 500
+MAX_START = 2**63 - 1
+"""The largest offset both databases take (a signed 64-bit integer): past it, 400, not a 500."""
 NOT_FOUND = PlainTextResponse("404 page not found", status_code=404)
 
 
@@ -123,6 +125,7 @@ def deliveries(view: MessageView) -> dict[str, Any]:
         ],
         "Attempts": [attempt(a) for a in view.attempts],
         "Transforms": list(view.transforms),
+        "TransformReports": list(view.transform_reports),
     }
 
 
@@ -210,6 +213,8 @@ def api_routes(
             limit = min(MAX_LIMIT, max(1, int(request.query_params.get("limit", "50"))))
         except ValueError:
             raise ValueError("start and limit must be integers") from None
+        if start_at > MAX_START:
+            raise ValueError(f"start must be at most {MAX_START}")
         return start_at, limit
 
     async def listing(request: Request, query: SearchQuery) -> Response:

@@ -21,10 +21,9 @@ from sqlalchemy.exc import ArgumentError
 
 from mxrelay.config.graph import GraphSettings
 from mxrelay.config.settings import Settings
-from mxrelay.config.values import ConfigError, format_duration, format_size
+from mxrelay.config.values import ConfigError, format_duration, format_size, store_url
 from mxrelay.log import MASK, redact
 from mxrelay.model import DeliveryMode
-from mxrelay.store.db import BadDatabaseUrl, parse_database_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +198,11 @@ def _complete(settings: Settings, hostname: Callable[[], str]) -> Settings:
             "expected a duration no longer than the maximum"
         )
     try:
-        parse_database_url(settings.store.database_url)
-    except BadDatabaseUrl as exc:
+        store_url(settings.store.database_url)
+    except ValueError as exc:
         form = next(o.form for o in options() if o.env == "MXRELAY_DATABASE_URL")
         shown = redact_url(settings.store.database_url)
-        raise ConfigError(
-            f"MXRELAY_DATABASE_URL: {shown!r} {exc.problem}; expected {form}"
-        ) from None
+        raise ConfigError(f"MXRELAY_DATABASE_URL: {shown!r} {exc}; expected {form}") from None
     if (settings.smtp.tls_cert_file is None) != (settings.smtp.tls_key_file is None):
         missing = (
             "MXRELAY_SMTP_TLS_KEY_FILE"

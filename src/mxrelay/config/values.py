@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -232,3 +234,21 @@ class _Group(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", arbitrary_types_allowed=True, validate_default=True
     )
+
+
+STORE_BACKENDS = ("sqlite", "postgresql", "postgres")
+
+
+def store_url(text: str) -> URL:
+    """`MXRELAY_DATABASE_URL` parsed, or ValueError with the problem in words (never the URL, which
+    may hold a password). The settings check it at load time; the store opens what it returns."""
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        raise ValueError("is not a database URL") from None
+    backend = url.get_backend_name()
+    if backend not in STORE_BACKENDS:
+        raise ValueError(f"names a database this relay does not support ({backend})")
+    if backend == "sqlite" and (not url.database or url.database == ":memory:"):
+        raise ValueError("names no SQLite file (sqlite:///path/to/file.db)")
+    return url

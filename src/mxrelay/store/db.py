@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import TextClause, text
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from mxrelay.config.values import store_url
 
 T = TypeVar("T")
 
@@ -70,18 +72,13 @@ class BadDatabaseUrl(StoreError):
 def parse_database_url(text: str) -> Target:
     """`sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://user:pw@host:port/db`."""
     try:
-        url = make_url(text)
-    except Exception as exc:  # sqlalchemy raises ArgumentError or ValueError; no secrets in it
-        raise BadDatabaseUrl("is not a database URL") from exc
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        if not url.database or url.database == ":memory:":
-            raise BadDatabaseUrl("names no SQLite file (sqlite:///path/to/file.db)")
-        path = Path(url.database)
-        return Target(Dialect.SQLITE, url.set(drivername="sqlite+pysqlite"), path)
-    if backend in ("postgresql", "postgres"):
-        return Target(Dialect.POSTGRESQL, url.set(drivername="postgresql+asyncpg"))
-    raise BadDatabaseUrl(f"names a database this relay does not support ({backend})")
+        url = store_url(text)
+    except ValueError as exc:
+        raise BadDatabaseUrl(str(exc)) from None
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None  # store_url refuses a SQLite URL without a file
+        return Target(Dialect.SQLITE, url.set(drivername="sqlite+pysqlite"), Path(url.database))
+    return Target(Dialect.POSTGRESQL, url.set(drivername="postgresql+asyncpg"))
 
 
 def load_queries(dialect: Dialect) -> dict[str, str]:

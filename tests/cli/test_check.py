@@ -58,3 +58,11 @@ def test_permanent_beats_temporary_in_the_exit_status(dns_server: DnsServer) -> 
     dns_server.fault("broken.example.net", Fault.SERVFAIL)
     result = mxrelay(["check", "u@broken.example.net", "u@localhost"], dns_env(dns_server))
     assert result.returncode == 1
+
+
+def test_the_target_and_the_evidence_reach_the_terminal_escaped(dns_server: DnsServer) -> None:
+    result = mxrelay(["check", "\x1b]0;pwned\x07x@exa\x1b[2Jmple.net"], dns_env(dns_server))
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout
+    assert "\x07" not in result.stdout
+    assert result.stdout.startswith("\\x1b]0;pwned\\x07x@exa\\x1b[2Jmple.net: 5")

@@ -30,6 +30,7 @@ from mxrelay.delivery.graph_credentials import TlsTrust, https_proxy, load_crede
 from mxrelay.delivery.graph_message import message_id_for
 from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
 from mxrelay.delivery.pacing import Pacer, PacingLimits
+from mxrelay.log import printable
 
 EXIT_FAILED = 1
 
@@ -190,7 +191,7 @@ def _reference(error: DeliveryError) -> str:
 
 def _printer(out: TextIO) -> Callable[[str, str], None]:
     def say(step: str, result: str) -> None:
-        out.write(f"{step}: {result}\n")
+        out.write(f"{step}: {printable(result)}\n")  # results quote what the services answered
         out.flush()
 
     return say

@@ -40,7 +40,7 @@ def test_config_prints_every_setting_with_secrets_redacted(tmp_path: Path) -> No
     [
         (
             {"MXRELAY_RETRY_MAX": "5x"},
-            "MXRELAY_RETRY_MAX: '5x' is not a duration; expected a duration such as 1h",
+            "MXRELAY_RETRY_MAX: '5x' is not a duration; expected a duration from 100ms to 7d",
         ),
         ({"MXRELAY_SMTP_RECIPIENT_LIMIT": "0"}, "MXRELAY_SMTP_RECIPIENT_LIMIT: '0' is not valid"),
         ({"LISTEN_ADDR": "nonsense:port"}, "LISTEN_ADDR: 'nonsense:port' has no valid port"),

@@ -186,6 +186,25 @@ def _parse_domains(value: object) -> tuple[str, ...]:
     return tuple(domains)
 
 
+_HOST_NAME_RE = re.compile(r"^(\*|(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*)$")
+
+
+def _parse_host_patterns(value: object) -> tuple[str, ...]:
+    """Host names as a browser sends them (A-labels), `*.domain` for its subdomains, `*` for any."""
+    patterns = []
+    for item in _split_list(value):
+        text = str(item)
+        wildcard = "*." if text.startswith("*.") else ""
+        try:
+            pattern = text if text == "*" else wildcard + domain_alabel(text[len(wildcard) :])
+        except idna.IDNAError:
+            pattern = ""
+        if not _HOST_NAME_RE.match(pattern):
+            raise ValueError(f"has {text!r}, which is not a host name, *.domain or *")
+        patterns.append(pattern)
+    return tuple(patterns)
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamUrl:
     """`smtp://host:port`, `smtps://host:port`, optional `?starttls=required|opportunistic|off`."""
@@ -231,6 +250,7 @@ Addresses = Annotated[tuple[IPAddress, ...], BeforeValidator(_parse_addresses)]
 NameServers = Annotated[tuple[HostPort, ...], BeforeValidator(_parse_servers)]
 LowerList = Annotated[tuple[str, ...], BeforeValidator(_parse_lower_list)]
 Domains = Annotated[tuple[str, ...], BeforeValidator(_parse_domains)]
+HostPatterns = Annotated[tuple[str, ...], BeforeValidator(_parse_host_patterns)]
 Upstream = Annotated[UpstreamUrl, BeforeValidator(parse_upstream)]
 
 

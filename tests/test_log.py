@@ -5,12 +5,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import smtplib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from mxrelay import log
+from tests.support.dns_server import DnsServer, dns_server
+from tests.support.processes import ServeProcess
+
+__all__ = ["dns_server"]
 
 
 @pytest.fixture
@@ -72,3 +78,87 @@ def test_events_below_the_level_are_not_written(
     log.event(logger, "quiet", logging.INFO, detail="x")
     log.event(logger, "loud", logging.WARNING, detail="y")
     assert [line.split(" ")[3] for line in stream.getvalue().splitlines()] == ["loud"]
+
+
+FORGERY = "evil\r\n2026-01-01T00:00:00.000Z info mxrelay forged=1\tuser=admin\x00\x1b[2J\x7f\x9b1m"
+
+
+def test_text_lines_escape_control_characters_so_fields_cannot_be_forged(
+    captured: tuple[io.StringIO, logging.Logger],
+) -> None:
+    stream, logger = captured
+    log.configure("text", "info", stream)
+    log.event(
+        logger,
+        "smtp.helo",
+        helo=FORGERY,
+        tab="a\tuser=admin",
+        nbsp="a\u00a0user=admin",
+        bidi="\u202eadmin",
+        quote='a" user="admin',
+        plain="client.example",
+        rcpts=["x\x1b@example.org"],
+        error=ValueError("bad reply: 550 no\x1b[8m"),
+    )
+    output = stream.getvalue()
+    [line] = output.splitlines()
+    assert [char for char in line if not char.isprintable()] == []
+    assert ' helo="evil\\r\\n2026-01-01T00:00:00.000Z info mxrelay forged=1\\tuser=admin' in line
+    assert '\\x00\\x1b[2J\\x7f\\x9b1m"' in line
+    assert ' tab="a\\tuser=admin" nbsp="a\\xa0user=admin" bidi="\\u202eadmin"' in line
+    assert ' quote="a\\" user=\\"admin" plain=client.example rcpts=["x\\u001b@example.org"]' in line
+    assert line.endswith(' error="bad reply: 550 no\\x1b[8m"')
+
+
+def test_an_exception_cannot_add_a_log_line(captured: tuple[io.StringIO, logging.Logger]) -> None:
+    stream, logger = captured
+    log.configure("text", "info", stream)
+    try:
+        raise ValueError(FORGERY)
+    except ValueError:
+        logger.exception("failed")
+    first, *trace = stream.getvalue().splitlines()
+    assert first.endswith(" error mxrelay.test failed")
+    assert trace
+    assert all(line.startswith("  ") for line in trace)
+    assert all(char.isprintable() for line in trace for char in line)
+
+
+def test_json_lines_escape_what_json_leaves_raw(
+    captured: tuple[io.StringIO, logging.Logger],
+) -> None:
+    stream, logger = captured
+    log.configure("json", "info", stream)
+    log.event(logger, "smtp.helo", helo=FORGERY + "\u202e\u2028\U000e0001", plain="é🙂")
+    [line] = stream.getvalue().splitlines()
+    assert [char for char in line if not char.isprintable()] == []
+    fields = json.loads(line)
+    assert fields["helo"] == FORGERY + "\u202e\u2028\U000e0001"
+    assert '"plain":"é🙂"' in line  # printable text stays readable
+
+
+def test_a_running_relays_text_log_escapes_a_clients_helo(
+    dns_server: DnsServer, tmp_path: Path
+) -> None:
+    """Through `mxrelay serve`: a HELO name with ESC and TAB is one quoted, escaped field."""
+    serve = ServeProcess(
+        {
+            "MXRELAY_DELIVERY": "hold",
+            "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
+            "MXRELAY_DNS_SERVERS": dns_server.address,
+            "MXRELAY_DNS_TRUSTED_DOMAINS": "example.net",
+        },
+        tmp_path / "relay.log",
+    )
+    try:
+        with smtplib.SMTP("127.0.0.1", serve.smtp_port, timeout=30) as client:
+            client.ehlo("app\x1b[2J\tuser=admin")
+            client.sendmail("a@example.org", ["b@example.net"], b"Subject: hi\r\n\r\nbody\r\n")
+        assert serve.terminate() == 0
+    finally:
+        serve.close()
+    text = serve.log
+    assert "\x1b" not in text
+    assert "\t" not in text
+    [transaction] = [line for line in text.splitlines() if " transaction " in line]
+    assert ' helo="app\\x1b[2J\\tuser=admin" ' in transaction

@@ -46,9 +46,9 @@ from mxrelay.smtp.policy import MessageCheck, RelayPolicy, SenderCheck, Sink
 from mxrelay.smtp.server import SmtpLimits, SmtpServer
 from mxrelay.store.db import Database, StoreError
 from mxrelay.tasks import cancel_and_wait
-from mxrelay.web.asgi import web_app
+from mxrelay.web.asgi import AllowedHosts, web_app
 from mxrelay.web.health import metrics_app
-from mxrelay.web.server import HttpServer
+from mxrelay.web.server import HttpLimits, HttpServer
 
 logger = logging.getLogger("mxrelay")
 
@@ -158,11 +158,21 @@ class Relay:
         with _listening("SMTP", listen):
             await self.smtp.start(listen.host, listen.port)
         self.health.set("smtp", True, "listening")
-        self.http = HttpServer(metrics_app(self.metrics, self.health), settings.web.metrics_listen)
+        http_limits = HttpLimits.from_settings(settings.web)
+        self.http = HttpServer(
+            metrics_app(self.metrics, self.health), settings.web.metrics_listen, http_limits
+        )
         with _listening("metrics", settings.web.metrics_listen):
             await self.http.start()
         self.web = HttpServer(
-            web_app(self._database, self.health, info=self._info), settings.web.http_listen
+            web_app(
+                self._database,
+                self.health,
+                info=self._info,
+                allowed_hosts=AllowedHosts.from_settings(settings),
+            ),
+            settings.web.http_listen,
+            http_limits,
         )
         with _listening("the web UI", settings.web.http_listen):
             await self.web.start()

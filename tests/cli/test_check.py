@@ -58,3 +58,38 @@ def test_permanent_beats_temporary_in_the_exit_status(dns_server: DnsServer) -> 
     dns_server.fault("broken.example.net", Fault.SERVFAIL)
     result = mxrelay(["check", "u@broken.example.net", "u@localhost"], dns_env(dns_server))
     assert result.returncode == 1
+
+
+def test_a_non_ascii_trusted_domain_is_trusted(dns_server: DnsServer) -> None:
+    """MXRELAY_DNS_TRUSTED_DOMAINS in Unicode matches the recipient's domain, which is compared in
+    A-label form, as the allow and deny lists are: accepted without DNS, subdomains included."""
+    dns_server.fault("xn--bcher-kva.example.net", Fault.NXDOMAIN)
+    dns_server.fault("mail.xn--bcher-kva.example.net", Fault.NXDOMAIN)
+    env = {**dns_env(dns_server), "MXRELAY_DNS_TRUSTED_DOMAINS": "Bücher.example.net."}
+    targets = [
+        "jörg@bücher.example.net",
+        "x@xn--bcher-kva.example.net",
+        "x@mail.bücher.example.net",
+    ]
+    result = mxrelay(["check", *targets], env)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.count("250 2.1.5") == 3
+    assert "xn--bcher-kva.example.net is a trusted domain" in result.stdout
+    assert dns_server.queries == []  # control: nothing was looked up
+
+
+def test_a_trusted_domain_idna_refuses_stops_start_up() -> None:
+    result = mxrelay(["check", "x@example.net"], {"MXRELAY_DNS_TRUSTED_DOMAINS": "bü..example"})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "mxrelay: configuration error: MXRELAY_DNS_TRUSTED_DOMAINS: 'bü..example' has "
+        "'bü..example', which is not a domain name; expected comma-separated domains\n"
+    )
+
+
+def test_the_target_and_the_evidence_reach_the_terminal_escaped(dns_server: DnsServer) -> None:
+    result = mxrelay(["check", "\x1b]0;pwned\x07x@exa\x1b[2Jmple.net"], dns_env(dns_server))
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout
+    assert "\x07" not in result.stdout
+    assert result.stdout.startswith("\\x1b]0;pwned\\x07x@exa\\x1b[2Jmple.net: 5")

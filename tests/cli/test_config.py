@@ -82,7 +82,7 @@ def test_config_refuses_a_proxy_graph_mode_cannot_use() -> None:
     [
         (
             {"MXRELAY_RETRY_MAX": "5x"},
-            "MXRELAY_RETRY_MAX: '5x' is not a duration; expected a duration such as 1h",
+            "MXRELAY_RETRY_MAX: '5x' is not a duration; expected a duration from 100ms to 7d",
         ),
         ({"MXRELAY_SMTP_RECIPIENT_LIMIT": "0"}, "MXRELAY_SMTP_RECIPIENT_LIMIT: '0' is not valid"),
         ({"LISTEN_ADDR": "nonsense:port"}, "LISTEN_ADDR: 'nonsense:port' has no valid port"),

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mxrelay.cli.common import load_or_exit
+from mxrelay.log import printable
 from mxrelay.model import RecipientVerdict
 
 EXIT_ACCEPTED, EXIT_PERMANENT, EXIT_TEMPORARY = 0, 1, 2
@@ -66,4 +67,5 @@ def render(target: str, verdict: RecipientVerdict) -> str:
         details.append(f"looked up: {verdict.domain}")
     lines.append("  " + "; ".join(details))
     lines.extend(f"  {line}" for line in verdict.evidence)
-    return "\n".join(lines) + "\n"
+    # The target and the DNS evidence (names, replies) may carry control characters.
+    return "\n".join(printable(line) for line in lines) + "\n"

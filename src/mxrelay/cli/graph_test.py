@@ -32,6 +32,7 @@ from mxrelay.delivery.graph_message import message_id_for
 from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
 from mxrelay.delivery.pacing import Pacer, PacingLimits
 from mxrelay.delivery.proxy import OutboundProxy, ProxyProblem
+from mxrelay.log import printable
 
 EXIT_FAILED = 1
 
@@ -200,7 +201,7 @@ def _reference(error: DeliveryError) -> str:
 
 def _printer(out: TextIO) -> Callable[[str, str], None]:
     def say(step: str, result: str) -> None:
-        out.write(f"{step}: {result}\n")
+        out.write(f"{step}: {printable(result)}\n")  # results quote what the services answered
         out.flush()
 
     return say

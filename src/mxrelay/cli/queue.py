@@ -4,7 +4,8 @@ Works against the relay's database (`MXRELAY_DATABASE_URL`) while the relay runs
 SQLite lock and never migrates. Entries are named `MESSAGEID` (its first variant) or
 `MESSAGEID.VARIANT`, as `list` prints them; actions take names, or filters with `--all`.
 States: queued, active (being delivered; also "delivering"), deferred, held, dead (also "failed"),
-delivered. Exit status: 0 done, 1 nothing matched, 2 bad configuration.
+delivered. Exit status: 0 done, 1 nothing matched, 2 bad configuration. What clients and servers
+wrote (subjects, addresses, replies) is printed with control characters escaped, never raw.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from mxrelay.cli.common import load_or_exit
 from mxrelay.config import format_duration, parse_duration
+from mxrelay.log import printable
 from mxrelay.store import log
 from mxrelay.store.db import Database, StoreError, open_store
 from mxrelay.store.queue import Queue, QueueEntry, QueueFilter, QueueRow, QueueState
@@ -153,11 +155,12 @@ async def _list(queue: Queue, where: QueueFilter, now: float, limit: int, *, as_
         next_try = f" next {_when(e.next_attempt_at)}" if e.state is QueueState.DEFERRED else ""
         out.write(
             f"{e.key:<30} {e.state.value:<9} age {_age(now, e.created_at):<6} "
-            f"tries {e.attempts}{next_try}  {row.mail_from or '<>'} -> {', '.join(shown)}\n"
+            f"tries {e.attempts}{next_try}  {printable(row.mail_from or '<>')} -> "
+            f"{printable(', '.join(shown))}\n"
         )
         reason = e.hold_reason if e.state is QueueState.HELD else e.last_error
         if reason:
-            out.write(f"{'':<30} {reason}\n")
+            out.write(f"{'':<30} {printable(reason)}\n")
     out.write(f"{len(rows)} entries\n")
     return 0 if rows else EXIT_NOTHING
 
@@ -165,34 +168,38 @@ async def _list(queue: Queue, where: QueueFilter, now: float, limit: int, *, as_
 async def _show(db: Database, message_id: str, now: float, *, as_json: bool) -> int:
     view = await log.get_message(db, message_id.partition(".")[0])
     if view is None:
-        sys.stderr.write(f"mxrelay: no message {message_id}\n")
+        sys.stderr.write(f"mxrelay: no message {printable(message_id)}\n")
         return EXIT_NOTHING
     if as_json:
         sys.stdout.write(json.dumps(dataclasses.asdict(view)) + "\n")
         return 0
-    out = sys.stdout
-    out.write(f"message     {view.id}\n")
-    out.write(f"received    {_when(view.received_at)} ({_age(now, view.received_at)} ago)\n")
-    out.write(f"client      {view.client_address} helo {view.helo}")
-    out.write(f" user {view.username}\n" if view.username else "\n")
-    out.write(f"sender      {view.mail_from or '<>'}\n")
-    out.write(f"subject     {view.subject}\n")
-    out.write(f"from / to   {view.header_from} / {view.header_to}\n")
-    out.write(f"message-id  {view.message_id_header}\n")
-    out.write(f"size        {view.size} bytes, sha256 {view.sha256}\n")
+
+    def line(text: str) -> None:
+        # Subjects, addresses, HELO names and replies are what clients and servers wrote.
+        sys.stdout.write(printable(text) + "\n")
+
+    line(f"message     {view.id}")
+    line(f"received    {_when(view.received_at)} ({_age(now, view.received_at)} ago)")
+    user = f" user {view.username}" if view.username else ""
+    line(f"client      {view.client_address} helo {view.helo}{user}")
+    line(f"sender      {view.mail_from or '<>'}")
+    line(f"subject     {view.subject}")
+    line(f"from / to   {view.header_from} / {view.header_to}")
+    line(f"message-id  {view.message_id_header}")
+    line(f"size        {view.size} bytes, sha256 {view.sha256}")
     if view.body_pruned:
-        out.write("body        pruned by retention\n")
-    out.write("recipients\n")
+        line("body        pruned by retention")
+    line("recipients")
     for r in view.recipients:
         reply = f" {r.code} {r.enhanced or ''} {r.text or ''}".rstrip() if r.code else ""
-        out.write(f"  [{r.variant}] {r.address:<40} {r.state:<9} tries {r.attempts}{reply}\n")
-    out.write("attempts\n" if view.attempts else "attempts    none yet\n")
+        line(f"  [{r.variant}] {r.address:<40} {r.state:<9} tries {r.attempts}{reply}")
+    line("attempts" if view.attempts else "attempts    none yet")
     for a in view.attempts:
         remote = f" remote id {a.remote_id}" if a.remote_id else ""
         reply = f" {a.code or a.http_status or ''} {a.text or ''}".rstrip()
-        out.write(
+        line(
             f"  {_when(a.started_at)} [{a.variant}] #{a.attempt} {a.transport} {a.outcome} "
-            f"{a.duration * 1000:.0f} ms{reply}{remote}\n"
+            f"{a.duration * 1000:.0f} ms{reply}{remote}"
         )
     return 0
 
@@ -202,7 +209,7 @@ async def _act(queue: Queue, args: argparse.Namespace, now: float) -> int:
     for name in args.ids:
         entry = await queue.get(name)
         if entry is None:
-            sys.stderr.write(f"mxrelay: no queue entry {name}\n")
+            sys.stderr.write(f"mxrelay: no queue entry {printable(name)}\n")
         else:
             entries.append(entry)
     if args.all:

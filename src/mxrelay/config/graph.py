@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from mxrelay.config.values import Duration, LowerList, Size, _Group, setting
+from mxrelay.config.values import Duration, LowerList, Size, _Group, duration_setting, setting
 
 
 class GraphSettings(_Group):
@@ -115,21 +115,24 @@ class GraphSettings(_Group):
         ge=0,
         help="Recipients per rolling 24 hours per sending mailbox; beyond it messages wait.",
     )
-    connect_timeout: Duration = setting(
+    connect_timeout: Duration = duration_setting(
         "10s",
         env="MXRELAY_GRAPH_CONNECT_TIMEOUT",
-        form="a duration such as 10s",
+        least="100ms",
+        most="5m",
         help="Time allowed to connect to the identity platform or Graph.",
     )
-    timeout: Duration = setting(
+    timeout: Duration = duration_setting(
         "30s",
         env="MXRELAY_GRAPH_TIMEOUT",
-        form="a duration such as 30s",
+        least="100ms",
+        most="1h",
         help="Total time allowed for a token request, or a sendMail request of a small message.",
     )
-    timeout_per_mib: Duration = setting(
+    timeout_per_mib: Duration = duration_setting(
         "10s",
         env="MXRELAY_GRAPH_TIMEOUT_PER_MIB",
-        form="a duration such as 10s",
+        least="0s",
+        most="10m",
         help="Extra time a sendMail request is allowed per MiB of request body.",
     )

@@ -5,6 +5,7 @@ Also the rules that span several options (`_complete`, `graph_settings_problem`)
 
 from __future__ import annotations
 
+import difflib
 import enum
 import socket
 from collections.abc import Callable, Iterator, Mapping
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from annotated_types import Ge, Le
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from sqlalchemy.engine import make_url
@@ -38,6 +40,9 @@ class Option:
     secret: bool
     aliases: tuple[str, ...]
     default: Any
+    least: Any = None
+    """The declared lower bound (`ge`), if any; `most` the upper one (`le`)."""
+    most: Any = None
 
 
 def options() -> Iterator[Option]:
@@ -57,6 +62,8 @@ def options() -> Iterator[Option]:
                 secret=bool(extra["secret"]),
                 aliases=tuple(extra["aliases"]),
                 default=info.default,
+                least=next((m.ge for m in info.metadata if isinstance(m, Ge)), None),
+                most=next((m.le for m in info.metadata if isinstance(m, Le)), None),
             )
 
 
@@ -125,7 +132,7 @@ def _describe(error: Mapping[str, Any], source: Mapping[str, str], raw: Mapping[
     option = by_key.get(key)
     variable = source.get(key, option.env if option else key)
     value = raw.get(location[0], {}).get(location[1]) if len(location) >= 2 else None
-    message = str(error.get("msg", "is not valid"))
+    message = _bound_message(error, option) or str(error.get("msg", "is not valid"))
     message = message.removeprefix("Value error, ")
     if not message.startswith(("is ", "has ", "carries ")):
         message = f"is not valid ({message[0].lower()}{message[1:]})"
@@ -136,10 +143,63 @@ def _describe(error: Mapping[str, Any], source: Mapping[str, str], raw: Mapping[
     return f"{variable}: {shown} {message}; expected {option.form if option else 'a valid value'}"
 
 
+def _bound_message(error: Mapping[str, Any], option: Option | None) -> str | None:
+    """ "is below the minimum, 1s" for a duration out of its bounds (pydantic says "1 second")."""
+    kind = error.get("type")
+    if option is None or kind not in ("greater_than_equal", "less_than_equal"):
+        return None
+    below = kind == "greater_than_equal"
+    limit = option.least if below else option.most
+    if not isinstance(limit, timedelta):
+        return None
+    return f"is {'below the minimum' if below else 'above the maximum'}, {format_duration(limit)}"
+
+
+TEST_VARIABLES = (
+    "MXRELAY_FUZZ_EXAMPLES",
+    "MXRELAY_HYPOTHESIS_EXAMPLES",
+    "MXRELAY_SOAK_SECONDS",
+    "MXRELAY_SOAK_RATE",
+)
+"""MXRELAY_ names that are not settings: the test suite's and the benchmarks' own knobs (`make fuzz`
+and the soak set them), which a relay started from that environment must tolerate."""
+
+
+def known_variables() -> frozenset[str]:
+    """Every MXRELAY_ variable a relay reads: the table's, and `*_FILE` for each secret."""
+    names = {option.env for option in options()}
+    names |= {option.env + "_FILE" for option in options() if option.secret}
+    return frozenset(names)
+
+
+def unknown_variable_problem(environ: Mapping[str, str]) -> str | None:
+    """One line for the first MXRELAY_ variable that is not a setting, with the closest name.
+
+    A misspelt name would otherwise leave its setting at the default without a word. The value is
+    never shown: the variable may hold a secret under a misspelt name.
+    """
+    known = known_variables()
+    unknown = sorted(
+        name
+        for name in environ
+        if name.startswith("MXRELAY_") and name not in known and name not in TEST_VARIABLES
+    )
+    if not unknown:
+        return None
+    name = unknown[0] if unknown[0].isprintable() else repr(unknown[0])
+    prefix = len("MXRELAY_")
+    close = difflib.get_close_matches(name[prefix:], [k[prefix:] for k in known], n=1)
+    hint = f"did you mean MXRELAY_{close[0]}?" if close else "see `mxrelay config --markdown`"
+    return f"{name}: is not a setting of mxrelay ({hint}); expected a known MXRELAY_ variable"
+
+
 def load_settings(
     environ: Mapping[str, str], *, hostname: Callable[[], str] = socket.getfqdn
 ) -> Settings:
-    """Build the settings from `environ`; raise ConfigError (one line) on the first bad value."""
+    """Build the settings from `environ`; raise ConfigError (one line) on the first bad value
+    or on an MXRELAY_ variable that is not a setting."""
+    if problem := unknown_variable_problem(environ):
+        raise ConfigError(problem)
     raw, source = _raw_values(environ)
     try:
         settings = Settings.model_validate(raw)
@@ -187,11 +247,6 @@ def _complete(settings: Settings, hostname: Callable[[], str]) -> Settings:
         )
     if mode is DeliveryMode.GRAPH and (problem := graph_settings_problem(settings.graph)):
         raise ConfigError(problem)
-    if settings.dns.transient_ttl > timedelta(minutes=5):
-        raise ConfigError(
-            f"MXRELAY_DNS_TRANSIENT_TTL: {format_duration(settings.dns.transient_ttl)!r} is longer "
-            "than RFC 2308 allows; expected a duration up to 5m"
-        )
     if settings.dns.cache_min_ttl > settings.dns.cache_max_ttl:
         raise ConfigError(
             "MXRELAY_DNS_CACHE_MIN_TTL: is longer than MXRELAY_DNS_CACHE_MAX_TTL; "

@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, SecretStr
+from pydantic import AfterValidator, BeforeValidator, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mxrelay.config.graph import GraphSettings
 from mxrelay.config.values import (
     Address,
     Addresses,
+    Domains,
     Duration,
+    HostPatterns,
     LowerList,
     NameServers,
     Networks,
@@ -20,8 +22,10 @@ from mxrelay.config.values import (
     Upstream,
     _Group,
     _reply_code,
+    duration_setting,
     setting,
 )
+from mxrelay.mime.scope import IcsScope
 from mxrelay.model import DeliveryMode
 
 PRIVATE_AND_LOOPBACK = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
@@ -64,16 +68,18 @@ class SmtpSettings(_Group):
         le=100_000,
         help="Concurrent connections per client address (Postfix's default: 50).",
     )
-    command_timeout: Duration = setting(
+    command_timeout: Duration = duration_setting(
         "300s",
         env="MXRELAY_SMTP_COMMAND_TIMEOUT",
-        form="a duration such as 300s",
+        least="100ms",
+        most="1h",
         help="Idle time allowed while waiting for a command (Postfix smtpd_timeout).",
     )
-    data_timeout: Duration = setting(
+    data_timeout: Duration = duration_setting(
         "180s",
         env="MXRELAY_SMTP_DATA_TIMEOUT",
-        form="a duration such as 180s",
+        least="100ms",
+        most="1h",
         help="Idle time allowed between chunks of message data (RFC 5321 4.5.3.2: 3 minutes).",
     )
     recipient_limit: int = setting(
@@ -139,16 +145,18 @@ class DnsSettings(_Group):
         form="comma-separated host[:port] IP addresses",
         help="Name servers to ask; empty means the system resolver's (its search list is never used).",
     )
-    query_timeout: Duration = setting(
+    query_timeout: Duration = duration_setting(
         "5s",
         env="MXRELAY_DNS_QUERY_TIMEOUT",
-        form="a duration such as 5s",
+        least="100ms",
+        most="1m",
         help="Time allowed for one DNS query (UDP, then TCP on truncation).",
     )
-    rcpt_timeout: Duration = setting(
+    rcpt_timeout: Duration = duration_setting(
         "10s",
         env="MXRELAY_DNS_RCPT_TIMEOUT",
-        form="a duration such as 10s",
+        least="100ms",
+        most="5m",
         help="Time allowed for all DNS work behind one RCPT; past it, 451 4.4.3.",
     )
     mx_limit: int = setting(
@@ -203,7 +211,7 @@ class DnsSettings(_Group):
         form="true or false",
         help="Count IPv6-only MX hosts as usable (turn off when the delivery path has no IPv6).",
     )
-    trusted_domains: LowerList = setting(
+    trusted_domains: Domains = setting(
         "",
         env="MXRELAY_DNS_TRUSTED_DOMAINS",
         form="comma-separated domains",
@@ -229,34 +237,40 @@ class DnsSettings(_Group):
         le=10_000_000,
         help="Verdicts kept in the cache at most (least recently used go first).",
     )
-    cache_min_ttl: Duration = setting(
+    cache_min_ttl: Duration = duration_setting(
         "5s",
         env="MXRELAY_DNS_CACHE_MIN_TTL",
-        form="a duration such as 5s",
+        least="0s",
+        most="1d",
         help="Shortest life of a positive verdict (a TTL of 0 is still not reused across RCPTs).",
     )
-    cache_max_ttl: Duration = setting(
+    cache_max_ttl: Duration = duration_setting(
         "24h",
         env="MXRELAY_DNS_CACHE_MAX_TTL",
-        form="a duration such as 24h",
+        least="0s",
+        most="7d",
         help="Longest life of a positive verdict.",
     )
-    negative_max_ttl: Duration = setting(
+    negative_max_ttl: Duration = duration_setting(
         "15m",
         env="MXRELAY_DNS_NEGATIVE_MAX_TTL",
-        form="a duration such as 15m",
+        least="0s",
+        most="1d",
         help="Longest life of an NXDOMAIN/NODATA verdict (RFC 2308 SOA minimum, capped).",
     )
-    transient_ttl: Duration = setting(
+    transient_ttl: Duration = duration_setting(
         "30s",
         env="MXRELAY_DNS_TRANSIENT_TTL",
-        form="a duration up to 5m",
+        least="0s",
+        most="5m",
         help="Life of a temporary-failure verdict (always 4xx; RFC 2308 7.1 caps it at 5 minutes).",
     )
-    serve_stale: Duration = setting(
+    serve_stale: Duration = duration_setting(
         "0s",
         env="MXRELAY_DNS_SERVE_STALE",
-        form="a duration such as 1h (0s = off)",
+        least="0s",
+        most="7d",
+        note="0s = off",
         help="Serve an expired positive verdict this long when its refresh fails temporarily.",
     )
 
@@ -268,7 +282,7 @@ class PolicySettings(_Group):
         form="true or false",
         help="Refuse disposable-address domains (550 5.7.1), matched on the registrable domain.",
     )
-    disposable_allow: LowerList = setting(
+    disposable_allow: Domains = setting(
         "",
         env="MXRELAY_POLICY_DISPOSABLE_ALLOW",
         form="comma-separated domains",
@@ -280,13 +294,13 @@ class PolicySettings(_Group):
         form="a file of 'typo-domain suggestion' lines",
         help="Explicit typo domains, refused with 550 5.7.1 and a 'did you mean' suggestion.",
     )
-    domain_allow: LowerList = setting(
+    domain_allow: Domains = setting(
         "",
         env="MXRELAY_POLICY_DOMAIN_ALLOW",
         form="comma-separated domains",
         help="When set, only these recipient domains (and subdomains) are accepted.",
     )
-    domain_deny: LowerList = setting(
+    domain_deny: Domains = setting(
         "",
         env="MXRELAY_POLICY_DOMAIN_DENY",
         form="comma-separated domains",
@@ -315,16 +329,18 @@ class UpstreamSettings(_Group):
         secret=True,
         help="Password for AUTH at the upstream.",
     )
-    connect_timeout: Duration = setting(
+    connect_timeout: Duration = duration_setting(
         "10s",
         env="MXRELAY_UPSTREAM_CONNECT_TIMEOUT",
-        form="a duration such as 10s",
+        least="100ms",
+        most="5m",
         help="Time allowed to connect to the upstream and read its greeting.",
     )
-    command_timeout: Duration = setting(
+    command_timeout: Duration = duration_setting(
         "60s",
         env="MXRELAY_UPSTREAM_COMMAND_TIMEOUT",
-        form="a duration such as 60s",
+        least="100ms",
+        most="1h",
         help="Time allowed for each upstream reply (the end of DATA included).",
     )
     idle_connections: int = setting(
@@ -335,16 +351,25 @@ class UpstreamSettings(_Group):
         le=10_000,
         help="Upstream connections kept open for reuse between transactions (0 = no reuse).",
     )
-    idle_timeout: Duration = setting(
+    idle_timeout: Duration = duration_setting(
         "5s",
         env="MXRELAY_UPSTREAM_IDLE_TIMEOUT",
-        form="a duration such as 5s",
+        least="0s",
+        most="1h",
+        note="0s = no reuse",
         help="How long an unused upstream connection is kept for reuse.",
     )
 
 
+def _ics_scope(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Refuse a list that means nothing (`@@@`, `off,@example.com`) when it is loaded, not when
+    the first message arrives."""
+    IcsScope.from_setting(value)
+    return value
+
+
 class MimeSettings(_Group):
-    ics_strip: LowerList = setting(
+    ics_strip: Annotated[LowerList, AfterValidator(_ics_scope)] = setting(
         "off",
         env="MXRELAY_ICS_STRIP",
         form="off, all, or comma-separated addresses and @domains",
@@ -379,10 +404,12 @@ class StoreSettings(_Group):
         help="SQLite: fsync the log at every commit (full), or only at checkpoints (normal: "
         "faster, but a power cut may lose the last commits). PostgreSQL uses its own settings.",
     )
-    commit_window: Duration = setting(
+    commit_window: Duration = duration_setting(
         "1ms",
         env="MXRELAY_STORE_COMMIT_WINDOW",
-        form="a duration such as 1ms (0s = commit as soon as the previous commit ends)",
+        least="0s",
+        most="1s",
+        note="0s = commit as soon as the previous commit ends",
         help="How long a commit waits for other sessions' messages to share its fsync.",
     )
     commit_batch_limit: int = setting(
@@ -393,10 +420,11 @@ class StoreSettings(_Group):
         le=10_000,
         help="Most writes (messages, delivery results) committed together in one transaction.",
     )
-    body_retention: Duration = setting(
+    body_retention: Duration = duration_setting(
         "30d",
         env="MXRELAY_STORE_BODY_RETENTION",
-        form="a duration such as 30d",
+        least="1h",
+        most="3650d",
         help="Age after which message bodies are pruned (never while the message is queued).",
     )
     body_max_size: Size = setting(
@@ -406,16 +434,18 @@ class StoreSettings(_Group):
         ge=0,
         help="Total size of stored (compressed) bodies; past it the oldest are pruned (0 = no cap).",
     )
-    log_retention: Duration = setting(
+    log_retention: Duration = duration_setting(
         "180d",
         env="MXRELAY_STORE_LOG_RETENTION",
-        form="a duration such as 180d",
+        least="1h",
+        most="3650d",
         help="Age after which message metadata, delivery attempts and refusals are pruned.",
     )
-    prune_interval: Duration = setting(
+    prune_interval: Duration = duration_setting(
         "1m",
         env="MXRELAY_STORE_PRUNE_INTERVAL",
-        form="a duration such as 1m",
+        least="1s",
+        most="1d",
         help="Time between pruning runs (each run works through bounded batches).",
     )
     prune_batch_limit: int = setting(
@@ -429,22 +459,26 @@ class StoreSettings(_Group):
 
 
 class QueueSettings(_Group):
-    retry_initial: Duration = setting(
+    retry_initial: Duration = duration_setting(
         "1m",
         env="MXRELAY_RETRY_INITIAL",
-        form="a duration such as 1m",
+        least="100ms",
+        most="1d",
         help="Delay before the first retry of a deferred delivery.",
     )
-    retry_max: Duration = setting(
+    retry_max: Duration = duration_setting(
         "1h",
         env="MXRELAY_RETRY_MAX",
-        form="a duration such as 1h",
+        least="100ms",
+        most="7d",
         help="Longest delay between retries (exponential backoff with full jitter up to it).",
     )
-    lifetime: Duration = setting(
+    lifetime: Duration = duration_setting(
         "5d",
         env="MXRELAY_QUEUE_LIFETIME",
-        form="a duration such as 5d",
+        least="0s",
+        most="100d",
+        note="0s = one attempt",
         help="Age after which a message that still fails temporarily is given up (dead letter).",
     )
     concurrency: int = setting(
@@ -462,23 +496,26 @@ class QueueSettings(_Group):
         help="smtp mode: deliver from a child process, so accepting and delivering use two cores "
         "(false: one process does both).",
     )
-    lease_time: Duration = setting(
+    lease_time: Duration = duration_setting(
         "60s",
         env="MXRELAY_QUEUE_LEASE_TIME",
-        form="a duration such as 60s",
+        least="1s",
+        most="1h",
         help="How long a claimed entry stays with its replica without a renewal; a replica that "
         "dies loses its entries to the others once their leases expire.",
     )
-    poll_interval: Duration = setting(
+    poll_interval: Duration = duration_setting(
         "1s",
         env="MXRELAY_QUEUE_POLL_INTERVAL",
-        form="a duration such as 1s",
+        least="10ms",
+        most="1m",
         help="Longest wait between looks at the queue (new mail wakes this process at once).",
     )
-    probe_interval: Duration = setting(
+    probe_interval: Duration = duration_setting(
         "1m",
         env="MXRELAY_DELIVERY_PROBE_INTERVAL",
-        form="a duration such as 1m",
+        least="100ms",
+        most="1d",
         help="While a configuration fault holds mail, how often the transport is probed again.",
     )
 
@@ -495,6 +532,29 @@ class WebSettings(_Group):
         env="MXRELAY_METRICS_LISTEN",
         form="host:port",
         help="/metrics, /healthz and /readyz.",
+    )
+    connection_limit: int = setting(
+        100,
+        env="MXRELAY_HTTP_CONNECTION_LIMIT",
+        form="an integer from 1 to 10000",
+        ge=1,
+        le=10_000,
+        help="Open connections per HTTP listener; past it, new ones are closed at once.",
+    )
+    header_timeout: Duration = duration_setting(
+        "10s",
+        env="MXRELAY_HTTP_HEADER_TIMEOUT",
+        least="1s",
+        most="5m",
+        help="Time allowed for a request's headers to arrive, from the connection's start or the "
+        "end of its previous response; past it, the connection is closed.",
+    )
+    allowed_hosts: HostPatterns = setting(
+        "",
+        env="MXRELAY_HTTP_ALLOWED_HOSTS",
+        form="comma-separated host names, *.domain, or *",
+        help="Host headers the web UI and API answer besides IP addresses, localhost and "
+        "MXRELAY_HOSTNAME (others get 400, against DNS rebinding); * allows any.",
     )
 
 
@@ -523,10 +583,11 @@ class ServiceSettings(_Group):
         form="debug, info, warning or error",
         help="Least severe log level written.",
     )
-    shutdown_timeout: Duration = setting(
+    shutdown_timeout: Duration = duration_setting(
         "30s",
         env="MXRELAY_SHUTDOWN_TIMEOUT",
-        form="a duration such as 30s",
+        least="0s",
+        most="1h",
         help="Deadline for the whole stop on SIGTERM: SMTP and deliveries drain together, the rest is handed back.",
     )
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import idna
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -42,7 +43,10 @@ def parse_duration(value: object) -> timedelta:
     if not match:
         raise ValueError("is not a duration")
     number, unit = match.groups()
-    return timedelta(seconds=float(number) * _DURATION_UNITS[(unit or "s").lower()])
+    try:
+        return timedelta(seconds=float(number) * _DURATION_UNITS[(unit or "s").lower()])
+    except OverflowError:  # past timedelta's 999,999,999 days, or a float that overflowed
+        raise ValueError("is too long to be a duration") from None
 
 
 def format_duration(value: timedelta) -> str:
@@ -162,6 +166,47 @@ def _parse_lower_list(value: object) -> tuple[str, ...]:
     return tuple(str(item).strip().lower() for item in _split_list(value))
 
 
+def domain_alabel(domain: str) -> str:
+    """A domain as the recipient checks compare it: lower case, no final dot, IDNA A-labels.
+
+    Non-ASCII names are converted with IDNA 2008 / UTS-46 non-transitional processing, as
+    recipient domains are (`dns/address.py`); raises `idna.IDNAError` for a name IDNA refuses.
+    """
+    domain = domain.strip().lower().removesuffix(".")
+    if domain.isascii():
+        return domain
+    return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+
+
+def _parse_domains(value: object) -> tuple[str, ...]:
+    domains = []
+    for item in _split_list(value):
+        try:
+            domains.append(domain_alabel(str(item)))
+        except idna.IDNAError:
+            raise ValueError(f"has {item!r}, which is not a domain name") from None
+    return tuple(domains)
+
+
+_HOST_NAME_RE = re.compile(r"^(\*|(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*)$")
+
+
+def _parse_host_patterns(value: object) -> tuple[str, ...]:
+    """Host names as a browser sends them (A-labels), `*.domain` for its subdomains, `*` for any."""
+    patterns = []
+    for item in _split_list(value):
+        text = str(item)
+        wildcard = "*." if text.startswith("*.") else ""
+        try:
+            pattern = text if text == "*" else wildcard + domain_alabel(text[len(wildcard) :])
+        except idna.IDNAError:
+            pattern = ""
+        if not _HOST_NAME_RE.match(pattern):
+            raise ValueError(f"has {text!r}, which is not a host name, *.domain or *")
+        patterns.append(pattern)
+    return tuple(patterns)
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamUrl:
     """`smtp://host:port`, `smtps://host:port`, optional `?starttls=required|opportunistic|off`."""
@@ -206,6 +251,8 @@ Networks = Annotated[tuple[IPNetwork, ...], BeforeValidator(_parse_networks)]
 Addresses = Annotated[tuple[IPAddress, ...], BeforeValidator(_parse_addresses)]
 NameServers = Annotated[tuple[HostPort, ...], BeforeValidator(_parse_servers)]
 LowerList = Annotated[tuple[str, ...], BeforeValidator(_parse_lower_list)]
+Domains = Annotated[tuple[str, ...], BeforeValidator(_parse_domains)]
+HostPatterns = Annotated[tuple[str, ...], BeforeValidator(_parse_host_patterns)]
 Upstream = Annotated[UpstreamUrl, BeforeValidator(parse_upstream)]
 
 
@@ -217,8 +264,8 @@ def setting(
     help: str,
     secret: bool = False,
     aliases: tuple[str, ...] = (),
-    ge: float | None = None,
-    le: float | None = None,
+    ge: float | timedelta | None = None,
+    le: float | timedelta | None = None,
 ) -> Any:
     """Declare one option: its variable, expected form and help live beside its type and default."""
     return Field(
@@ -227,6 +274,28 @@ def setting(
         ge=ge,
         le=le,
         json_schema_extra={"env": env, "form": form, "secret": secret, "aliases": list(aliases)},
+    )
+
+
+def duration_setting(
+    default: str,
+    *,
+    env: str,
+    least: str,
+    most: str,
+    help: str,
+    note: str = "",
+) -> Any:
+    """Declare a duration option. Both bounds are required: zero spins loops or times every session
+    out, and a huge value overflows the clocks it is added to. The form states them."""
+    form = f"a duration from {least} to {most}" + (f" ({note})" if note else "")
+    return setting(
+        default,
+        env=env,
+        form=form,
+        help=help,
+        ge=parse_duration(least),
+        le=parse_duration(most),
     )
 
 

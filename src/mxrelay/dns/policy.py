@@ -9,7 +9,9 @@ All are off by default (recipient-validation.md section 7):
   `mailinator.com`; the package's allowlist and MXRELAY_POLICY_DISPOSABLE_ALLOW win over it.
 
 Checked in that order: deny, allow, typo, disposable. `DomainPolicy.check` is pure; reading the
-typo file and loading the lists happen once, in `from_settings`.
+typo file and loading the lists happen once, in `from_settings`. Every domain is compared in the
+A-label form of `mxrelay.config.domain_alabel`, which the settings' domain lists (these and
+MXRELAY_DNS_TRUSTED_DOMAINS) are converted to when they are loaded.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import idna
 
-from mxrelay.config import ConfigError, PolicySettings
+from mxrelay.config import ConfigError, PolicySettings, domain_alabel
 from mxrelay.dns import verdict as v
 from mxrelay.dns.verdict import Verdict
 
@@ -57,11 +59,11 @@ class DomainPolicy:
             from disposable_email_domains import allowlist, blocklist
 
             disposable = frozenset(blocklist)
-            allow = frozenset(allowlist) | frozenset(_alabels(settings.disposable_allow))
+            allow = frozenset(allowlist) | frozenset(settings.disposable_allow)
             suffixes = Suffixes()
         return cls(
-            deny=tuple(_alabels(settings.domain_deny)),
-            allow=tuple(_alabels(settings.domain_allow)),
+            deny=settings.domain_deny,
+            allow=settings.domain_allow,
             typos=typos,
             disposable=disposable,
             disposable_allow=allow,
@@ -115,17 +117,6 @@ def listed(domain: str, entries: Iterable[str]) -> str | None:
     return None
 
 
-def _alabel(domain: str) -> str:
-    domain = domain.strip().lower().removesuffix(".")
-    if domain.isascii():
-        return domain
-    return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
-
-
-def _alabels(domains: Iterable[str]) -> list[str]:
-    return [_alabel(d) for d in domains if d.strip()]
-
-
 def load_typo_file(path: Path) -> dict[str, str]:
     """`typo-domain suggestion` per line; blank lines and `#` comments are skipped."""
     try:
@@ -146,7 +137,7 @@ def load_typo_file(path: Path) -> dict[str, str]:
                 "expected 'typo-domain suggestion'"
             )
         try:
-            typos[_alabel(words[0])] = words[1].lower()
+            typos[domain_alabel(words[0])] = words[1].lower()
         except idna.IDNAError:
             raise ConfigError(
                 f"MXRELAY_POLICY_TYPO_FILE: line {number} has {words[0]!r}, which is not a "

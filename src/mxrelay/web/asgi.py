@@ -1,20 +1,184 @@
-"""The application on MXRELAY_HTTP_LISTEN: the operator's page, the `/api/v1` message log, probes."""
+"""The application on MXRELAY_HTTP_LISTEN: the operator's page, the `/api/v1` message log, probes.
+
+Two middlewares guard it. `HostCheck` answers 400 to a `Host` header that names none of the relay's
+names, so a web page whose domain an attacker re-points at the relay (DNS rebinding) cannot read
+the message log through a victim's browser, even on a port-forwarded or loopback listener.
+`SecurityHeaders` adds to every response the headers that keep the page from being framed, sniffed
+into another type, or made to run anything but its own style sheet.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import hashlib
+import ipaddress
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mxrelay.config import Settings
 from mxrelay.health import Health
 from mxrelay.store.db import Database
 from mxrelay.web.api_v1 import api_routes
 from mxrelay.web.health import health_routes
-from mxrelay.web.ui import ui_routes
+from mxrelay.web.ui import STYLE, ui_routes
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedHosts:
+    """The `Host` names the UI and API answer to.
+
+    IP literals are always allowed: a rebinding attack needs a name the attacker controls, and a
+    browser sends an address as `Host` only for a page loaded from that address, so probes and
+    by-address access keep working. `localhost` and its subdomains resolve to loopback in the
+    browser itself (RFC 6761), so they cannot be re-pointed either.
+    """
+
+    names: frozenset[str]
+    suffixes: tuple[str, ...] = ()
+    any: bool = False
+
+    @classmethod
+    def build(cls, names: Iterable[str], patterns: Iterable[str]) -> AllowedHosts:
+        """From fixed names (MXRELAY_HOSTNAME, the listen host) and MXRELAY_HTTP_ALLOWED_HOSTS."""
+        exact = {_bare(name) for name in names if name}
+        suffixes = []
+        for pattern in patterns:
+            if pattern == "*":
+                return cls(frozenset(exact), any=True)
+            if pattern.startswith("*."):
+                suffixes.append(pattern[1:])
+            else:
+                exact.add(pattern)
+        return cls(frozenset(exact), tuple(suffixes))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AllowedHosts:
+        return cls.build(
+            (settings.service.hostname, settings.web.http_listen.host),
+            settings.web.allowed_hosts,
+        )
+
+    def allows(self, header: str | None) -> bool:
+        """Whether a request with this `Host` header (None when absent) is answered."""
+        host = host_of(header)
+        if host is None:
+            return False
+        if self.any or host == "localhost" or host.endswith(".localhost"):
+            return True
+        if _is_address(host) or host in self.names:
+            return True
+        return any(host.endswith(suffix) for suffix in self.suffixes)
+
+
+def host_of(header: str | None) -> str | None:
+    """The host of a `Host` header, lower case, without port or final dot (IPv6 unbracketed);
+    None when there is no header or it is not `host[:port]`."""
+    text = (header or "").strip().lower()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return None
+    else:
+        host, colon, port = text.partition(":")
+        if colon and not port.isdigit():
+            return None
+    host = _bare(host)
+    if not host or any(char in host for char in " /\\@?#[]"):
+        return None
+    return host
+
+
+def _bare(name: str) -> str:
+    return name.strip().lower().removesuffix(".")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class HostCheck:
+    """ASGI middleware: 400 for a request whose `Host` is not in `allowed`.
+
+    Starlette's TrustedHostMiddleware cannot allow every IP literal, and before Starlette 1.0 it
+    cut IPv6 hosts at their first colon, so the decision here is `AllowedHosts.allows`.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: AllowedHosts) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.allowed.allows(Headers(scope=scope).get("host")):
+            response = PlainTextResponse("Invalid host header", status_code=400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _style_hash(style: str) -> str:
+    digest = hashlib.sha256(style.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        f"style-src {_style_hash(STYLE)}",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+"""No script, no remote resource, the one inline style sheet, the search form, no framing."""
+
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-resource-policy": "same-origin",
+}
+
+
+class SecurityHeaders:
+    """ASGI middleware: `SECURITY_HEADERS` on every response (a handler's own value wins)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def web_app(
-    db: Callable[[], Database | None], health: Health, *, info: Callable[[], dict[str, Any]]
-) -> Starlette:
-    return Starlette(routes=[*ui_routes(db), *api_routes(db, info=info), *health_routes(health)])
+    db: Callable[[], Database | None],
+    health: Health,
+    *,
+    info: Callable[[], dict[str, Any]],
+    allowed_hosts: AllowedHosts,
+) -> ASGIApp:
+    """The routes inside both middlewares; outside Starlette's own error handler too, so even its
+    500 answer carries the security headers."""
+    routes = Starlette(routes=[*ui_routes(db), *api_routes(db, info=info), *health_routes(health)])
+    return SecurityHeaders(HostCheck(routes, allowed_hosts))

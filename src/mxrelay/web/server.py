@@ -2,6 +2,13 @@
 
 uvicorn normally installs its own SIGINT/SIGTERM handlers; the relay owns shutdown (SMTP drain
 first, then delivery, then HTTP), so those handlers are disabled here.
+
+The HTTP listeners share the process (and its file descriptors) with SMTP, so each one bounds what
+a client can hold: at most `connection_limit` open connections (past it, a new one is closed as
+soon as it is accepted), and a connection that has not sent a request's headers within
+`header_timeout` of its start, or of the end of its previous response, is closed. uvicorn has
+neither: `limit_concurrency` only answers 503 once a whole request has arrived, and its keep-alive
+timer stops at the first byte, so a client sending half a request held a descriptor for ever.
 """
 
 from __future__ import annotations
@@ -10,11 +17,13 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Generator
+from dataclasses import dataclass
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from mxrelay.config import HostPort
+from mxrelay.config import HostPort, WebSettings
 
 
 class _Server(uvicorn.Server):
@@ -23,13 +32,69 @@ class _Server(uvicorn.Server):
         yield
 
 
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """What one client may hold on a listener (MXRELAY_HTTP_CONNECTION_LIMIT, _HEADER_TIMEOUT)."""
+
+    connection_limit: int
+    header_timeout: float
+
+    @classmethod
+    def from_settings(cls, web: WebSettings) -> HttpLimits:
+        return cls(web.connection_limit, web.header_timeout.total_seconds())
+
+
+def _guarded_protocol(limits: HttpLimits) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with the listener's connection cap and header deadline."""
+
+    class GuardedH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(  # type: ignore[override]
+            self, transport: asyncio.Transport
+        ) -> None:
+            super().connection_made(transport)  # counts this one in self.connections
+            if len(self.connections) > limits.connection_limit:
+                transport.abort()  # frees the descriptor now; connection_lost forgets it
+                return
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(limits.header_timeout, self._expire)
+
+        def _expire(self) -> None:
+            self._deadline = None
+            waiting = self.cycle is None or self.cycle.response_complete
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
 class HttpServer:
     """One listening HTTP server; `start()` binds before returning, so the port is known."""
 
-    def __init__(self, app: ASGIApp, address: HostPort) -> None:
+    def __init__(self, app: ASGIApp, address: HostPort, limits: HttpLimits) -> None:
         self.address = address
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", server_header=False
+            app,
+            http=_guarded_protocol(limits),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
         )
         self._server = _Server(config)
         self._socket: socket.socket | None = None
@@ -47,6 +112,10 @@ class HttpServer:
             if self._task.done():
                 self._task.result()
             await asyncio.sleep(0.005)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._server.server_state.connections)
 
     @property
     def port(self) -> int:

@@ -18,26 +18,29 @@ from mxrelay.store.log import MessageView, get_message
 from mxrelay.store.search import MessageSummary, SearchQuery, search_messages
 from mxrelay.web.api_v1 import parse_search
 
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1f2328; }
+header { background: #24292f; color: #fff; padding: .6rem 1rem; display: flex; gap: 1rem;
+  align-items: center; }
+header a { color: #fff; text-decoration: none; font-weight: 600; }
+main { padding: 1rem; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #d0d7de;
+  vertical-align: top; }
+th { background: #f6f8fa; }
+.state { border-radius: 1em; padding: 0 .5em; font-size: 12px; background: #eaeef2; }
+.delivered { background: #dafbe1; } .failed { background: #ffebe9; }
+.deferred, .held { background: #fff8c5; }
+input[type=search] { width: 24rem; padding: .25rem; }
+dl { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
+dt { font-weight: 600; }
+"""
+"""The page's only style sheet; the Content-Security-Policy allows exactly this text by its hash."""
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1f2328; }}
-header {{ background: #24292f; color: #fff; padding: .6rem 1rem; display: flex; gap: 1rem;
-  align-items: center; }}
-header a {{ color: #fff; text-decoration: none; font-weight: 600; }}
-main {{ padding: 1rem; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #d0d7de;
-  vertical-align: top; }}
-th {{ background: #f6f8fa; }}
-.state {{ border-radius: 1em; padding: 0 .5em; font-size: 12px; background: #eaeef2; }}
-.delivered {{ background: #dafbe1; }} .failed {{ background: #ffebe9; }}
-.deferred, .held {{ background: #fff8c5; }}
-input[type=search] {{ width: 24rem; padding: .25rem; }}
-dl {{ display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }}
-dt {{ font-weight: 600; }}
-</style></head>
+<style>{style}</style></head>
 <body><header><a href="/">mxrelay</a>
 <form action="/" method="get"><input type="search" name="q" value="{query}"
  placeholder="words, from:, to:, status:failed" aria-label="search"></form>
@@ -52,6 +55,7 @@ def _when(timestamp: float) -> str:
 def _page(title: str, body: str, query: str = "") -> HTMLResponse:
     return HTMLResponse(
         PAGE.format(
+            style=STYLE,
             title=html.escape(title),
             query=html.escape(query),
             version=html.escape(f"v{__version__}"),

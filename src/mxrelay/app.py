@@ -39,8 +39,7 @@ from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, Variant, record_variants, split_variants_async
-from mxrelay.mime.scope import ScopeKind
-from mxrelay.model import DeliveryMode, Reply, Transaction
+from mxrelay.model import DeliveryMode, Reply, ScopeKind, Transaction
 from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.policy import MessageCheck, RelayPolicy, SenderCheck, Sink
 from mxrelay.smtp.server import SmtpLimits, SmtpServer

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mxrelay.mime.headers import HeaderPolicy, RecipientChange, reconcile_headers
-from mxrelay.mime.scope import Mailbox
+from mxrelay.model import Mailbox
 
 BODY = b"\r\nbody line\r\n"
 

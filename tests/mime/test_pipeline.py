@@ -23,7 +23,7 @@ from mxrelay.mime.pipeline import (
     split_variants,
     split_variants_async,
 )
-from mxrelay.mime.scope import IcsScope
+from mxrelay.model import IcsScope
 from tests.support.mime_trees import CORPUS, leaves, parse
 
 INVITE = (CORPUS / "nodemailer-calcom-request.eml").read_bytes()

@@ -25,8 +25,7 @@ from mxrelay.config.values import (
     duration_setting,
     setting,
 )
-from mxrelay.mime.scope import IcsScope
-from mxrelay.model import DeliveryMode
+from mxrelay.model import DeliveryMode, IcsScope
 
 PRIVATE_AND_LOOPBACK = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
 

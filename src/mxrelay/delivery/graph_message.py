@@ -21,8 +21,7 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime
 
 from mxrelay.config import Settings
-from mxrelay.mime.scope import canonical_domain
-from mxrelay.model import DeliveryMode
+from mxrelay.model import DeliveryMode, canonical_domain
 
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
 

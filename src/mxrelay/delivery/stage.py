@@ -38,8 +38,7 @@ from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import QUEUE_STATES, Metrics
 from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
-from mxrelay.mime.scope import ScopeKind
-from mxrelay.model import DeliveryMode, utc_now
+from mxrelay.model import DeliveryMode, ScopeKind, utc_now
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.db import Database, open_store
 from mxrelay.store.queue import Queue

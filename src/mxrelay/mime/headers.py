@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mxrelay.mime.parse import HeaderBlock, HeaderField, scan_headers
-from mxrelay.mime.scope import Mailbox, canonical_domain
 from mxrelay.mime.splice import Splice, apply_splices
+from mxrelay.model import Mailbox, canonical_domain
 
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from mxrelay.mime.headers import HeaderPolicy, HeaderResult, reconcile_headers
 from mxrelay.mime.ics import IcsAction, IcsReport, transform_calendar
 from mxrelay.mime.parse import DEFAULT_LIMITS, MimeLimits
-from mxrelay.mime.scope import IcsScope
+from mxrelay.model import IcsScope
 
 if TYPE_CHECKING:
     from mxrelay.config import MimeSettings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mxrelay.config import load_settings
-from mxrelay.mime.scope import IcsScope, Mailbox, ScopeKind
+from mxrelay.model import IcsScope, Mailbox, ScopeKind
 
 
 def _scope(value: str) -> IcsScope:

@@ -121,6 +121,7 @@ class Relay:
             auth_required=settings.smtp.auth_required,
             sender_check=sender_check,
             message_check=message_check,
+            refusal_log_limit=settings.smtp.refusal_log_limit,
             clock=self.clock,
         )
         self.smtp = SmtpServer(

@@ -143,6 +143,7 @@ class RelayThread:
             metrics=self.metrics,
             users=self.users,
             auth_required=self.settings.auth_required,
+            refusal_log_limit=self.settings.refusal_log_limit,
         )
         self.server = SmtpServer(
             hostname=self.hostname,

@@ -13,6 +13,7 @@ from mxrelay.config.values import (
     Address,
     Addresses,
     Duration,
+    HostName,
     LowerList,
     NameServers,
     Networks,
@@ -76,6 +77,19 @@ class SmtpSettings(_Group):
         form="a duration such as 180s",
         help="Idle time allowed between chunks of message data (RFC 5321 4.5.3.2: 3 minutes).",
     )
+    command_deadline: Duration = setting(
+        "300s",
+        env="MXRELAY_SMTP_COMMAND_DEADLINE",
+        form="a duration from 1s to 1h",
+        help="Total time to receive one command line, however its bytes trickle in; past it, "
+        "421 4.4.2 (Postfix smtpd_per_request_deadline).",
+    )
+    data_deadline: Duration = setting(
+        "10m",
+        env="MXRELAY_SMTP_DATA_DEADLINE",
+        form="a duration from 1s to 1d",
+        help="Total time to receive a message's data, from 354 to the final dot; past it, 421 4.4.2.",
+    )
     recipient_limit: int = setting(
         1000,
         env="MXRELAY_SMTP_RECIPIENT_LIMIT",
@@ -92,13 +106,49 @@ class SmtpSettings(_Group):
         le=65536,
         help="Longest command line accepted (500 5.5.2 past it); message lines are not limited.",
     )
+    recipient_overshoot_limit: int = setting(
+        1000,
+        env="MXRELAY_SMTP_RECIPIENT_OVERSHOOT_LIMIT",
+        form="an integer from 0 to 100000",
+        ge=0,
+        le=100_000,
+        help="RCPTs past the recipient limit answered 452 4.5.3 without counting as errors; "
+        "each one beyond counts as one (Postfix smtpd_recipient_overshoot_limit).",
+    )
     error_limit: int = setting(
         20,
         env="MXRELAY_SMTP_ERROR_LIMIT",
         form="an integer from 1 to 1000",
         ge=1,
         le=1000,
-        help="Errors (bad commands, refusals) a client may cause before it is disconnected.",
+        help="Errors a client may make without delivering mail (bad commands, refused senders "
+        "and recipients, failed AUTH) before it is disconnected with 421 4.7.0; an accepted "
+        "message starts the count again (Postfix smtpd_hard_error_limit).",
+    )
+    soft_error_limit: int = setting(
+        10,
+        env="MXRELAY_SMTP_SOFT_ERROR_LIMIT",
+        form="an integer from 1 to 1000",
+        ge=1,
+        le=1000,
+        help="Errors past which every reply waits MXRELAY_SMTP_ERROR_SLEEP_TIME (Postfix "
+        "smtpd_soft_error_limit).",
+    )
+    error_sleep_time: Duration = setting(
+        "1s",
+        env="MXRELAY_SMTP_ERROR_SLEEP_TIME",
+        form="a duration from 0s (no delay) to 1m",
+        help="Delay of every reply to a client past the soft error limit (Postfix "
+        "smtpd_error_sleep_time).",
+    )
+    refusal_log_limit: int = setting(
+        100,
+        env="MXRELAY_SMTP_REFUSAL_LOG_LIMIT",
+        form="an integer from 1 to 10000",
+        ge=1,
+        le=10_000,
+        help="Refused recipients of one transaction kept in the message log and written to log "
+        "lines; the rest are only counted (refused_more on the transaction line, and metrics).",
     )
     tls_cert_file: Path | None = setting(
         None,
@@ -499,10 +549,10 @@ class WebSettings(_Group):
 
 
 class ServiceSettings(_Group):
-    hostname: str = setting(
+    hostname: HostName = setting(
         "",
         env="MXRELAY_HOSTNAME",
-        form="a host name",
+        form="a host name (letters, digits, hyphens and dots)",
         help="Banner and EHLO name (default: this host's fully qualified name).",
     )
     delivery: DeliveryMode = setting(

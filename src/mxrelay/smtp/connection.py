@@ -106,8 +106,9 @@ class SmtpConnection(asyncio.Protocol):
             self._transport.write(b"".join(self._out))
         self._out.clear()
 
-    async def _wait(self, idle_limit: float) -> None:
-        """Flush pending replies, then wait for more input (or time out)."""
+    async def _wait(self, idle_limit: float, deadline: float) -> None:
+        """Flush pending replies, then wait for more input: at most `idle_limit` seconds, and
+        never past `deadline` (loop time), so a client that trickles bytes still times out."""
         self._flush()
         if self._closed:
             raise ConnectionClosed()
@@ -115,9 +116,12 @@ class SmtpConnection(asyncio.Protocol):
             self._paused = False
             self._transport.resume_reading()
         loop = asyncio.get_running_loop()
+        limit = min(idle_limit, deadline - loop.time())
+        if limit <= 0:
+            raise TimeoutError()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-        handle = loop.call_later(idle_limit, _expire, waiter)
+        handle = loop.call_later(limit, _expire, waiter)
         try:
             await waiter
         finally:
@@ -126,8 +130,10 @@ class SmtpConnection(asyncio.Protocol):
 
     async def _read_line(self) -> bytes | None:
         """The next command line without its CRLF; None for a line that was too long."""
-        limit = self.server.limits.line_length
+        limits = self.server.limits
+        limit = limits.line_length
         skipping = False
+        deadline = 0.0  # set when the line is first awaited (a buffered line needs none)
         while True:
             end = self._buffer.find(b"\n")
             if end >= 0:
@@ -139,7 +145,8 @@ class SmtpConnection(asyncio.Protocol):
             if len(self._buffer) > limit:
                 skipping = True
                 self._buffer.clear()
-            await self._wait(self.server.limits.command_timeout)
+            deadline = deadline or asyncio.get_running_loop().time() + limits.command_deadline
+            await self._wait(limits.command_timeout, deadline)
 
     # -- the session ----------------------------------------------------------------------------
 
@@ -225,9 +232,12 @@ class SmtpConnection(asyncio.Protocol):
             self._send(reply)
             if reply.code in _PROTOCOL_ERROR_CODES:
                 session.errors += 1
-                if session.errors >= server.limits.errors:
-                    self._send(replies.TOO_MANY_ERRORS)
-                    return "error_limit"
+            limits = server.limits
+            if session.errors >= limits.errors:
+                self._send(replies.TOO_MANY_ERRORS)
+                return "error_limit"
+            if session.errors > limits.soft_errors and limits.error_sleep > 0:
+                await asyncio.sleep(limits.error_sleep)  # the reply waits (Postfix's error sleep)
 
     async def _dispatch(self, session: Session, verb: bytes, arg: bytes) -> Reply | str | None:
         try:
@@ -333,6 +343,8 @@ class SmtpConnection(asyncio.Protocol):
         reply = await self.server.policy.on_mail(session, envelope)
         if reply.is_positive:
             self.envelope = envelope
+        else:
+            _count_refusal(session, reply)
         return reply
 
     async def _rcpt(self, session: Session, text: str) -> Reply:
@@ -347,12 +359,18 @@ class SmtpConnection(asyncio.Protocol):
         path, raw_params = split
         if raw_params:
             return replies.unsupported_parameter(raw_params.split()[0].split("=")[0].upper())
-        if len(envelope.accepted) >= self.server.limits.recipients:
+        limits = self.server.limits
+        if len(envelope.accepted) >= limits.recipients:
             self.server.metrics.smtp_recipients.labels(verdict="tempfail", reason="limit").inc()
+            envelope.excess_recipients += 1
+            if envelope.excess_recipients > limits.recipient_overshoot:
+                session.errors += 1
             return replies.TOO_MANY_RECIPIENTS
         outcome = await self.server.policy.on_rcpt(session, envelope, path, ())
         if outcome.reply.is_positive:
             envelope.accepted.append(outcome.mailbox)
+        else:
+            _count_refusal(session, outcome.reply)
         return outcome.reply
 
     async def _data(self, session: Session, text: str) -> Reply | str:
@@ -396,12 +414,15 @@ class SmtpConnection(asyncio.Protocol):
         if reply.is_positive:
             server.metrics.smtp_message_bytes.inc(result.size)
             server.metrics.smtp_message_size.observe(result.size)
+            session.errors = 0  # the limits count errors made without delivering mail
         await self._end_transaction(reply, result.size)
         return reply
 
     async def _read_data(self) -> DataResult:
-        reader = DataReader(self.server.limits.max_message_size)
+        limits = self.server.limits
+        reader = DataReader(limits.max_message_size)
         self._data_reader = reader
+        deadline = asyncio.get_running_loop().time() + limits.data_deadline
         try:
             while True:
                 if self._buffer:
@@ -409,7 +430,7 @@ class SmtpConnection(asyncio.Protocol):
                     self._buffer.clear()
                     if result is not None:
                         break
-                await self._wait(self.server.limits.data_timeout)
+                await self._wait(limits.data_timeout, deadline)
         finally:
             self._data_reader = None
         self._buffer += result.leftover
@@ -511,8 +532,16 @@ class SmtpConnection(asyncio.Protocol):
 
 
 _PROTOCOL_ERROR_CODES = frozenset({500, 501, 502, 503, 504, 535, 555})
-"""Replies counted against MXRELAY_SMTP_ERROR_LIMIT: a client's mistakes, not policy refusals
-(a relay for applications refuses recipients as a matter of course)."""
+"""Replies counted against MXRELAY_SMTP_ERROR_LIMIT whatever the command: a client's mistakes."""
+
+
+def _count_refusal(session: Session, reply: Reply) -> None:
+    """A refused sender or recipient is an error too, as Postfix counts every reject toward
+    smtpd_hard_error_limit: otherwise one client can have any number of recipients looked up,
+    logged and recorded. Accepted mail resets the count, so a client delivering mail with a
+    few bad recipients here and there is never cut off."""
+    if reply.code not in _PROTOCOL_ERROR_CODES:  # those are counted once, by the command loop
+        session.errors += 1
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

@@ -103,6 +103,7 @@ class RelayPolicy:
         auth_required: bool = False,
         sender_check: SenderCheck | None = None,
         message_check: MessageCheck | None = None,
+        refusal_log_limit: int = 100,
         now: Callable[[], datetime] = utc_now,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -114,6 +115,7 @@ class RelayPolicy:
         self.auth_required = auth_required
         self.sender_check = sender_check
         self.message_check = message_check
+        self.refusal_log_limit = refusal_log_limit
         self.now = now
         self.clock = clock
 
@@ -151,10 +153,13 @@ class RelayPolicy:
                 self.metrics.smtp_recipients.labels(verdict="accepted", reason=reason.value).inc()
                 return RcptOutcome(reply, verdict.mailbox)
             reason = Reason.UPSTREAM
-        refused = RefusedRecipient(verdict.mailbox or path.strip("<>"), reply, reason)
-        envelope.refused.append(refused)
         verdict_label = "tempfail" if reply.is_transient else "rejected"
         self.metrics.smtp_recipients.labels(verdict=verdict_label, reason=reason.value).inc()
+        if len(envelope.refused) >= self.refusal_log_limit:
+            envelope.refused_more += 1  # one transaction's record and log lines stay bounded
+            return RcptOutcome(reply)
+        refused = RefusedRecipient(verdict.mailbox or path.strip("<>"), reply, reason)
+        envelope.refused.append(refused)
         log.event(
             logger,
             "recipient refused",
@@ -211,6 +216,7 @@ class RelayPolicy:
                 {"recipient": r.address, "reply": str(r.reply), "reason": r.reason.value}
                 for r in envelope.refused
             ],
+            **({"refused_more": envelope.refused_more} if envelope.refused_more else {}),
             size=size,
             outcome=str(outcome) if outcome is not None else "aborted",
             duration_ms=round((self.clock() - envelope.started) * 1000, 1),

@@ -36,10 +36,21 @@ class SmtpLimits:
     connections: int
     connections_per_client: int
     command_timeout: float
+    """Idle seconds allowed while a command line is awaited (every byte restarts it)."""
     data_timeout: float
+    command_deadline: float
+    """Seconds one command line may take in total, from the moment it is awaited."""
+    data_deadline: float
+    """Seconds the message data may take in total, from 354 to the final dot."""
     recipients: int
+    recipient_overshoot: int
+    """RCPTs past `recipients` answered 452 before each further one counts as an error."""
     line_length: int
     errors: int
+    """Errors without an accepted message before 421 (Postfix smtpd_hard_error_limit)."""
+    soft_errors: int
+    """Errors past which every reply waits `error_sleep` seconds (smtpd_soft_error_limit)."""
+    error_sleep: float
 
     @classmethod
     def from_settings(cls, smtp: SmtpSettings, max_message_size: int | None = None) -> SmtpLimits:
@@ -49,9 +60,14 @@ class SmtpLimits:
             connections_per_client=smtp.client_connection_limit,
             command_timeout=smtp.command_timeout.total_seconds(),
             data_timeout=smtp.data_timeout.total_seconds(),
+            command_deadline=smtp.command_deadline.total_seconds(),
+            data_deadline=smtp.data_deadline.total_seconds(),
             recipients=smtp.recipient_limit,
+            recipient_overshoot=smtp.recipient_overshoot_limit,
             line_length=smtp.line_length_limit,
             errors=smtp.error_limit,
+            soft_errors=smtp.soft_error_limit,
+            error_sleep=smtp.error_sleep_time.total_seconds(),
         )
 
 

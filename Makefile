@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Debian packages the test suite drives as real peers (installed with apt-get when running as root).
-DEB_TEST_PACKAGES := postgresql swaks libnet-ssleay-perl libio-socket-ssl-perl postfix iproute2 prometheus
+DEB_TEST_PACKAGES := postgresql swaks libnet-ssleay-perl libio-socket-ssl-perl postfix iproute2 prometheus apache2-utils
 
 .PHONY: run test lint typecheck unit bench fuzz clean deb-packages venv
 

@@ -13,6 +13,7 @@ import pytest
 
 from mxrelay import log
 from mxrelay.model import Reply
+from mxrelay.smtp.rates import ThrottledLog
 from tests.smtp.conftest import RelayFactory
 from tests.smtp.test_dialogue import Wire, dialogue
 from tests.support.smtp_relay import RecordingSink, RelayThread, ScriptedCheck, smtp_settings
@@ -27,6 +28,44 @@ def test_client_outside_allow_list_is_refused_at_connect(make_relay: RelayFactor
     finally:
         wire.close()
     assert relay.metric("mxrelay_smtp_connections_total", result="denied") == 1
+
+
+def test_denied_clients_are_counted_each_but_logged_once_per_interval(
+    make_relay: RelayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay = make_relay(settings=smtp_settings(allowed_clients="10.0.0.0/8"))
+    with caplog.at_level(logging.INFO, logger="mxrelay.smtp"):
+        for n in range(50):
+            wire = Wire(relay, source=f"127.0.0.{n % 5 + 1}")
+            try:
+                assert wire.read().startswith("554 5.7.1")
+            finally:
+                wire.close()
+    assert relay.metric("mxrelay_smtp_connections_total", result="denied") == 50
+    [line] = [r for r in caplog.records if r.getMessage() == "client denied"]
+    assert getattr(line, log.FIELDS_ATTR)["client"].startswith("127.0.0.1:")
+
+
+def test_a_throttled_log_line_carries_what_it_stood_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    denied = ThrottledLog(
+        logging.getLogger("mxrelay.smtp"),
+        "client denied",
+        logging.WARNING,
+        10,
+        clock=lambda: now[0],
+    )
+    with caplog.at_level(logging.INFO, logger="mxrelay.smtp"):
+        for n in range(1000):
+            now[0] = n * 0.05
+            denied.event(client=f"192.0.2.{n % 20}:25")
+    fields = [getattr(r, log.FIELDS_ATTR) for r in caplog.records]
+    assert len(fields) == 5  # 50 seconds, one line per 10
+    assert "suppressed" not in fields[0]
+    assert [f["suppressed"] for f in fields[1:]] == [199, 199, 199, 199]
+    assert len(fields[1]["suppressed_clients"]) == 8
 
 
 def test_total_connection_limit(make_relay: RelayFactory) -> None:

@@ -174,6 +174,15 @@ class SmtpSettings(_Group):
         form="true or false",
         help="Offer AUTH on connections without TLS (only for loopback or trusted networks).",
     )
+    auth_failure_limit: int = setting(
+        10,
+        env="MXRELAY_SMTP_AUTH_FAILURE_LIMIT",
+        form="an integer from 1 to 10000",
+        ge=1,
+        le=10_000,
+        help="Failed AUTH attempts a client address (an IPv6 /64) may make per minute; past it, "
+        "AUTH gets 454 4.7.0 without a password check until the minute's failures age out.",
+    )
     auth_required: bool = setting(
         False,
         env="MXRELAY_SMTP_AUTH_REQUIRED",

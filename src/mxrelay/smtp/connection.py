@@ -503,6 +503,11 @@ class SmtpConnection(asyncio.Protocol):
             return replies.ALREADY_AUTHENTICATED
         if self.envelope is not None:
             return replies.AUTH_NOT_IN_TRANSACTION
+        if not server.auth_failures.allows(self.peer.host):
+            session.errors += 1
+            server.metrics.smtp_protocol_errors.labels(kind="auth").inc()
+            server.auth_throttled_log.event(client=str(self.peer))
+            return replies.AUTH_THROTTLED
         mechanism, _, initial = text.partition(" ")
         try:
             credentials = await read_credentials(mechanism, initial, self._challenge)
@@ -512,10 +517,14 @@ class SmtpConnection(asyncio.Protocol):
         if not isinstance(credentials, tuple):
             return credentials
         username, password = credentials
-        if await server.policy.authenticate(username, password):
+        verdict = await server.policy.authenticate(username, password)
+        if verdict is None:
+            return replies.AUTH_BUSY
+        if verdict:
             session.username = username
             log.event(logger, "authenticated", client=str(self.peer), user=username)
             return replies.AUTH_SUCCEEDED
+        server.auth_failures.failed(self.peer.host)
         server.metrics.smtp_protocol_errors.labels(kind="auth").inc()
         log.event(
             logger, "authentication failed", logging.WARNING, client=str(self.peer), user=username

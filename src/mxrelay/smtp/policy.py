@@ -29,6 +29,7 @@ from mxrelay.model import (
 )
 from mxrelay.smtp import replies
 from mxrelay.smtp.commands import MailParams
+from mxrelay.smtp.rates import ThrottledLog
 from mxrelay.smtp.server import RcptOutcome
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from mxrelay.smtp.session import Envelope, Session
 
 logger = logging.getLogger("mxrelay.smtp")
+
+DENIED_LOG_INTERVAL = 10.0
+"""Seconds between two "client denied" lines; denials in between are counted into the next."""
 
 RecipientCheck = Callable[[str, bool], Awaitable[RecipientVerdict]]
 """(forward-path as written in RCPT, including the angle brackets; smtputf8) → verdict."""
@@ -118,6 +122,9 @@ class RelayPolicy:
         self.refusal_log_limit = refusal_log_limit
         self.now = now
         self.clock = clock
+        self._denied_log = ThrottledLog(
+            logger, "client denied", logging.WARNING, DENIED_LOG_INTERVAL, clock=clock
+        )
 
     async def on_connect(self, session: Session) -> Reply | None:
         try:
@@ -128,7 +135,7 @@ class RelayPolicy:
             address = address.ipv4_mapped
         if any(address in network for network in self.allowed_clients):
             return None
-        log.event(logger, "client denied", logging.WARNING, client=str(session.peer))
+        self._denied_log.event(client=str(session.peer))
         return replies.access_denied(session.peer.host)
 
     async def on_mail(self, session: Session, envelope: Envelope) -> Reply:
@@ -197,7 +204,7 @@ class RelayPolicy:
         if envelope.sink is not None:
             await envelope.sink.abort()
 
-    async def authenticate(self, username: str, password: str) -> bool:
+    async def authenticate(self, username: str, password: str) -> bool | None:
         return self.users is not None and await self.users.verify(username, password)
 
     def transaction_ended(

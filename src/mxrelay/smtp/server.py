@@ -14,6 +14,7 @@ are handled there, in one place.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from collections.abc import Callable
@@ -25,7 +26,16 @@ from mxrelay.metrics import Metrics
 from mxrelay.model import Reply
 from mxrelay.smtp import replies
 from mxrelay.smtp.connection import SmtpConnection
+from mxrelay.smtp.rates import FailureBudget, ThrottledLog
 from mxrelay.smtp.session import Envelope, Session
+
+logger = logging.getLogger("mxrelay.smtp")
+
+AUTH_FAILURE_PERIOD = 60.0
+"""Seconds over which MXRELAY_SMTP_AUTH_FAILURE_LIMIT failures are allowed per client."""
+
+LOG_INTERVAL = 10.0
+"""Seconds between two lines of one throttled warning (a denied client, a throttled AUTH)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,8 @@ class SmtpLimits:
     soft_errors: int
     """Errors past which every reply waits `error_sleep` seconds (smtpd_soft_error_limit)."""
     error_sleep: float
+    auth_failures: int
+    """Failed AUTH per client address per minute before AUTH is refused unchecked."""
 
     @classmethod
     def from_settings(cls, smtp: SmtpSettings, max_message_size: int | None = None) -> SmtpLimits:
@@ -68,6 +80,7 @@ class SmtpLimits:
             errors=smtp.error_limit,
             soft_errors=smtp.soft_error_limit,
             error_sleep=smtp.error_sleep_time.total_seconds(),
+            auth_failures=smtp.auth_failure_limit,
         )
 
 
@@ -96,7 +109,9 @@ class SessionPolicy(Protocol):
 
     async def on_reset(self, session: Session, envelope: Envelope) -> None: ...
 
-    async def authenticate(self, username: str, password: str) -> bool: ...
+    async def authenticate(self, username: str, password: str) -> bool | None:
+        """Whether the credentials are right; None when they cannot be checked now (454)."""
+        ...
 
     def transaction_ended(
         self, session: Session, envelope: Envelope, outcome: Reply | None, size: int
@@ -126,6 +141,10 @@ class SmtpServer:
         self.auth_enabled = auth_enabled
         self.auth_allow_plaintext = auth_allow_plaintext
         self.clock = clock
+        self.auth_failures = FailureBudget(limits.auth_failures, AUTH_FAILURE_PERIOD, clock=clock)
+        self.auth_throttled_log = ThrottledLog(
+            logger, "authentication throttled", logging.WARNING, LOG_INTERVAL, clock=clock
+        )
         self.shutting_down = False
         self._server: asyncio.Server | None = None
         self._connections: set[SmtpConnection] = set()

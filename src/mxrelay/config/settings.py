@@ -49,6 +49,14 @@ class SmtpSettings(_Group):
         ge=1024,
         help="Advertised SIZE; larger messages are refused with 552 5.3.4.",
     )
+    data_memory_limit: Size = setting(
+        "64MiB",
+        env="MXRELAY_SMTP_DATA_MEMORY_LIMIT",
+        form="a size such as 64MiB, at least MXRELAY_MAX_MESSAGE_SIZE",
+        ge=1024,
+        help="Message data held at once by transactions over 64 KiB, from DATA to its reply; one "
+        "that would pass it gets 452 4.3.1 (processing takes a few times this in memory).",
+    )
     connection_limit: int = setting(
         500,
         env="MXRELAY_SMTP_CONNECTION_LIMIT",

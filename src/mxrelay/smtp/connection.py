@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 from mxrelay import log
@@ -20,12 +21,17 @@ from mxrelay.smtp import replies
 from mxrelay.smtp.auth import read_credentials
 from mxrelay.smtp.commands import parse_mail_params, split_path_and_params, valid_reverse_path
 from mxrelay.smtp.data import DataProblem, DataReader, DataResult, DataState
+from mxrelay.smtp.memory import DATA_BUDGET_STEP, DATA_FREE_BYTES
 from mxrelay.smtp.session import Envelope, Session
 
 if TYPE_CHECKING:
     from mxrelay.smtp.server import SmtpServer
 
 logger = logging.getLogger("mxrelay.smtp")
+
+
+INPUT_BUFFER_LIMIT = 256 * 1024
+"""Unhandled input a connection buffers before it stops reading from its socket."""
 
 
 class ShutdownRequested(Exception):
@@ -49,7 +55,7 @@ class SmtpConnection(asyncio.Protocol):
         self._closed = False
         self._paused = False
         self._task: asyncio.Task[None] | None = None
-        self._data_reader: DataReader | None = None
+        self._held = 0  # bytes drawn on the server's data memory budget by this transaction
         self._shutdown_requested = False
         self.session: Session | None = None
         self.envelope: Envelope | None = None
@@ -65,7 +71,10 @@ class SmtpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        if len(self._buffer) > 262_144 and not self._paused and self._data_reader is None:
+        # Stop reading once 256 KiB wait to be handled, in DATA too: the coroutine takes it all
+        # when it next runs and resumes reading, so a connection's input stays bounded however
+        # long the loop is busy elsewhere (message data is counted in the data budget instead).
+        if len(self._buffer) > INPUT_BUFFER_LIMIT and not self._paused:
             self._paused = True
             assert self._transport is not None
             self._transport.pause_reading()
@@ -330,6 +339,8 @@ class SmtpConnection(asyncio.Protocol):
             return replies.SMTPUTF8_REQUIRED_SENDER
         if size is not None and size > self.server.limits.max_message_size:
             return replies.SIZE_EXCEEDS_LIMIT
+        if size is not None and size > max(DATA_FREE_BYTES, self.server.data_budget.available()):
+            return replies.INSUFFICIENT_STORAGE  # RFC 1870 6.1: it would not fit just now
         mailbox = path[1:-1]
         if mailbox.startswith("@") and ":" in mailbox:
             mailbox = mailbox.split(":", 1)[1]  # a source route is accepted and ignored
@@ -385,6 +396,14 @@ class SmtpConnection(asyncio.Protocol):
                 return replies.NO_VALID_RECIPIENTS
             return replies.NEED_RCPT
         self._send(replies.START_DATA)
+        try:
+            return await self._receive(session, envelope)
+        finally:
+            self.server.data_budget.give_back(self._held)
+            self._held = 0
+
+    async def _receive(self, session: Session, envelope: Envelope) -> Reply | str:
+        """The data phase after 354: read the message, hand it on, answer."""
         result = await self._read_data()
         server = self.server
         if result.state is DataState.ENDED_BARE:
@@ -399,6 +418,8 @@ class SmtpConnection(asyncio.Protocol):
         elif result.problem is DataProblem.BARE_NEWLINE:
             server.metrics.smtp_protocol_errors.labels(kind="bare_lf").inc()
             reply = replies.BARE_NEWLINE_IN_DATA
+        elif result.problem is DataProblem.NO_MEMORY:
+            reply = replies.INSUFFICIENT_STORAGE
         else:
             try:
                 reply = await server.policy.on_data(session, envelope, result.message)
@@ -421,20 +442,34 @@ class SmtpConnection(asyncio.Protocol):
     async def _read_data(self) -> DataResult:
         limits = self.server.limits
         reader = DataReader(limits.max_message_size)
-        self._data_reader = reader
         deadline = asyncio.get_running_loop().time() + limits.data_deadline
-        try:
-            while True:
-                if self._buffer:
-                    result = reader.feed(self._buffer)  # the reader keeps its own copy
-                    self._buffer.clear()
-                    if result is not None:
-                        break
-                await self._wait(limits.data_timeout, deadline)
-        finally:
-            self._data_reader = None
+        while True:
+            if self._buffer:
+                result = reader.feed(self._buffer)  # the reader keeps its own copy
+                self._buffer.clear()
+                if result is not None:
+                    break
+                if reader.buffered > DATA_FREE_BYTES and not self._hold(reader.buffered):
+                    reader.discard()
+            await self._wait(limits.data_timeout, deadline)
         self._buffer += result.leftover
+        if result.problem is DataProblem.NONE and not self._hold(len(result.message)):
+            result = replace(result, problem=DataProblem.NO_MEMORY, message=b"")
         return result
+
+    def _hold(self, size: int) -> bool:
+        """Draw on the data memory budget for `size` bytes of this message (in steps of
+        DATA_BUDGET_STEP); False, holding nothing, when the budget cannot give that much."""
+        if size <= DATA_FREE_BYTES or size <= self._held:
+            return True
+        budget = self.server.data_budget
+        wanted = min(-(-size // DATA_BUDGET_STEP) * DATA_BUDGET_STEP, budget.limit)
+        if budget.take(wanted - self._held):
+            self._held = wanted
+            return True
+        budget.give_back(self._held)
+        self._held = 0
+        return False
 
     async def _end_transaction(self, outcome: Reply | None, size: int) -> None:
         """End the transaction in progress; `outcome` is the reply it ended with, if any."""

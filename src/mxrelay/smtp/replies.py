@@ -57,6 +57,7 @@ def bad_parameter(name: str) -> Reply:
 MESSAGE_TOO_BIG = Reply(552, "3.4", "Error: message file too big")
 SIZE_EXCEEDS_LIMIT = Reply(552, "3.4", "Message size exceeds fixed limit")
 TOO_MANY_RECIPIENTS = Reply(452, "5.3", "Error: too many recipients")
+INSUFFICIENT_STORAGE = Reply(452, "3.1", "Error: insufficient system storage, try again later")
 BARE_NEWLINE_IN_DATA = Reply(550, "5.2", "Error: bare <LF> or <CR> received in message data")
 
 # Positive

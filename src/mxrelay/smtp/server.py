@@ -26,6 +26,7 @@ from mxrelay.metrics import Metrics
 from mxrelay.model import Reply
 from mxrelay.smtp import replies
 from mxrelay.smtp.connection import SmtpConnection
+from mxrelay.smtp.memory import DataBudget
 from mxrelay.smtp.rates import FailureBudget, ThrottledLog
 from mxrelay.smtp.session import Envelope, Session
 
@@ -43,6 +44,8 @@ class SmtpLimits:
     """Every limit of the SMTP side, filled from settings (Postfix-like defaults there)."""
 
     max_message_size: int
+    data_memory: int
+    """Bytes of message data all transactions over DATA_FREE_BYTES may hold at once."""
     connections: int
     connections_per_client: int
     command_timeout: float
@@ -68,6 +71,7 @@ class SmtpLimits:
     def from_settings(cls, smtp: SmtpSettings, max_message_size: int | None = None) -> SmtpLimits:
         return cls(
             max_message_size=max_message_size or smtp.max_message_size,
+            data_memory=smtp.data_memory_limit,
             connections=smtp.connection_limit,
             connections_per_client=smtp.client_connection_limit,
             command_timeout=smtp.command_timeout.total_seconds(),
@@ -141,6 +145,7 @@ class SmtpServer:
         self.auth_enabled = auth_enabled
         self.auth_allow_plaintext = auth_allow_plaintext
         self.clock = clock
+        self.data_budget = DataBudget(limits.data_memory, metrics)
         self.auth_failures = FailureBudget(limits.auth_failures, AUTH_FAILURE_PERIOD, clock=clock)
         self.auth_throttled_log = ThrottledLog(
             logger, "authentication throttled", logging.WARNING, LOG_INTERVAL, clock=clock

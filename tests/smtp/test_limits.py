@@ -326,6 +326,27 @@ def test_recipients_past_the_overshoot_limit_count_as_errors(make_relay: RelayFa
         wire.close()
 
 
+def test_junk_commands_past_their_limit_count_as_errors(make_relay: RelayFactory) -> None:
+    """Postfix's smtpd_junk_command_limit: a session that only says NOOP or RSET ends too."""
+    relay = make_relay(settings=smtp_settings(junk_command_limit=3, error_limit=2))
+    steps = [("EHLO c.example", "250-"), ("NOOP", "250"), ("RSET", "250"), ("VRFY x", "252")]
+    steps += [  # an accepted message starts both counts again
+        ("MAIL FROM:<a@example.org>", "250"),
+        ("RCPT TO:<b@example.net>", "250"),
+        ("DATA", "354"),
+        ("Subject: s\r\n\r\nbody\r\n.", "250"),
+    ]
+    steps += [("NOOP", "250")] * 3 + [("HELP", "214"), ("NOOP", "250")]
+    wire = Wire(relay)
+    try:
+        wire.read()
+        for command, expected in steps:
+            assert wire.command(command).startswith(expected), command
+        assert wire.read() == "421 4.7.0 Error: too many errors"
+    finally:
+        wire.close()
+
+
 def test_replies_wait_past_the_soft_error_limit(make_relay: RelayFactory) -> None:
     relay = make_relay(
         settings=smtp_settings(soft_error_limit=2, error_sleep_time="0.4s", error_limit=10)

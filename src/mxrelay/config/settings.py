@@ -149,6 +149,15 @@ class SmtpSettings(_Group):
         help="Delay of every reply to a client past the soft error limit (Postfix "
         "smtpd_error_sleep_time).",
     )
+    junk_command_limit: int = setting(
+        100,
+        env="MXRELAY_SMTP_JUNK_COMMAND_LIMIT",
+        form="an integer from 0 to 100000",
+        ge=0,
+        le=100_000,
+        help="NOOP, RSET, VRFY and HELP a client may send without delivering mail before each "
+        "one counts as an error (Postfix smtpd_junk_command_limit).",
+    )
     refusal_log_limit: int = setting(
         100,
         env="MXRELAY_SMTP_REFUSAL_LOG_LIMIT",

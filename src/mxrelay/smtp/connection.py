@@ -262,6 +262,10 @@ class SmtpConnection(asyncio.Protocol):
             return await self._data(session, text)
         if verb in (b"EHLO", b"HELO"):
             return await self._helo(session, verb == b"EHLO", text)
+        if verb in _JUNK_VERBS:
+            session.junk_commands += 1
+            if session.junk_commands > self.server.limits.junk_commands:
+                session.errors += 1  # Postfix's smtpd_junk_command_limit
         if verb == b"RSET":
             if text:
                 return replies.NO_ARGUMENTS
@@ -435,7 +439,7 @@ class SmtpConnection(asyncio.Protocol):
         if reply.is_positive:
             server.metrics.smtp_message_bytes.inc(result.size)
             server.metrics.smtp_message_size.observe(result.size)
-            session.errors = 0  # the limits count errors made without delivering mail
+            session.errors = session.junk_commands = 0  # counted "without delivering mail"
         await self._end_transaction(reply, result.size)
         return reply
 
@@ -574,6 +578,10 @@ class SmtpConnection(asyncio.Protocol):
         answer = line.rstrip(b"\r\n").decode("ascii", "replace")
         return None if answer == "*" else answer
 
+
+_JUNK_VERBS = frozenset({b"NOOP", b"RSET", b"VRFY", b"HELP"})
+"""Commands that do nothing toward mail: past MXRELAY_SMTP_JUNK_COMMAND_LIMIT each is an error,
+so a session that never delivers cannot go on for ever."""
 
 _PROTOCOL_ERROR_CODES = frozenset({500, 501, 502, 503, 504, 535, 555})
 """Replies counted against MXRELAY_SMTP_ERROR_LIMIT whatever the command: a client's mistakes."""

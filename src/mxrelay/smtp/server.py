@@ -64,6 +64,8 @@ class SmtpLimits:
     soft_errors: int
     """Errors past which every reply waits `error_sleep` seconds (smtpd_soft_error_limit)."""
     error_sleep: float
+    junk_commands: int
+    """NOOP, RSET, VRFY and HELP allowed before each counts as an error (smtpd_junk_command_limit)."""
     auth_failures: int
     """Failed AUTH per client address per minute before AUTH is refused unchecked."""
 
@@ -84,6 +86,7 @@ class SmtpLimits:
             errors=smtp.error_limit,
             soft_errors=smtp.soft_error_limit,
             error_sleep=smtp.error_sleep_time.total_seconds(),
+            junk_commands=smtp.junk_command_limit,
             auth_failures=smtp.auth_failure_limit,
         )
 

@@ -25,6 +25,9 @@ class Session:
     tls: TlsInfo | None = None
     username: str | None = None
     errors: int = 0
+    """Errors since the last accepted message (MXRELAY_SMTP_ERROR_LIMIT)."""
+    junk_commands: int = 0
+    """NOOP, RSET, VRFY and HELP since the last accepted message."""
 
     def info(self) -> SessionInfo:
         return SessionInfo(

@@ -579,7 +579,8 @@ class ServiceSettings(_Group):
         "",
         env="MXRELAY_HOSTNAME",
         form="a host name (letters, digits, hyphens and dots)",
-        help="Banner and EHLO name (default: this host's fully qualified name).",
+        help="Banner and EHLO name (default: this host's fully qualified name, or localhost when "
+        "that is not a host name).",
     )
     delivery: DeliveryMode = setting(
         DeliveryMode.HOLD,

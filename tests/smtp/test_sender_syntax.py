@@ -13,7 +13,10 @@ import logging
 import socket
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from mxrelay.smtp.commands import valid_reverse_path
 from tests.smtp.test_dialogue import Wire
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.relay_app import running_relay
@@ -116,3 +119,10 @@ async def test_passthrough_refuses_the_sender_and_the_session_goes_on(
     assert [line[:3] for line in seen[1:]] == [b"250", b"250", b"354", b"250", b"221"]
     assert [m.mail_from for m in smarthost.received] == ["app@example.org"]
     assert not [r for r in caplog.records if r.exc_info], "no traceback"
+
+
+@given(st.text(max_size=40), st.text(min_size=1, max_size=20))
+def test_no_path_with_a_control_character_is_valid(local: str, domain: str) -> None:
+    path = f"<{local}@{domain}>"
+    if any(not (c.isprintable() or c == " ") for c in path):
+        assert not valid_reverse_path(path)

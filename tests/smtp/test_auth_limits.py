@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mxrelay.smtp.auth import CHECK_BACKLOG, UserTable, hash_password
+from mxrelay.smtp.auth import CHECK_BACKLOG, UserTable, UserTableError, hash_password
 from mxrelay.smtp.rates import FailureBudget, client_key
 from tests.smtp.conftest import RelayFactory
 from tests.smtp.test_dialogue import Wire
@@ -188,3 +188,13 @@ def test_failure_budget_refills_and_stays_bounded() -> None:
 )
 def test_a_client_is_an_ipv4_address_or_an_ipv6_64(host: str, key: str) -> None:
     assert client_key(host) == key
+
+
+@pytest.mark.parametrize(
+    "line", ["app:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "app:$2b$12$tooshort", "app:", ":$2b$"]
+)
+def test_a_users_file_line_that_is_no_bcrypt_hash_is_refused(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "users"
+    path.write_text(f"# users\n{line}\n")
+    with pytest.raises(UserTableError, match="line 2 is not user:bcrypt-hash"):
+        UserTable.load(path)

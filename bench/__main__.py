@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import TextIO
 
-BENCHMARKS = ("front_door", "smtp_engine", "mime", "store", "graph", "soak")
+BENCHMARKS = ("front_door", "smtp_engine", "mime", "store", "graph", "data_memory", "soak")
 EXIT_INTERRUPTED = 130
 
 

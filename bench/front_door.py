@@ -44,6 +44,8 @@ from bench.rig import (
 IDLE_RSS_TARGET = 150 * 1024 * 1024
 FLOOD_WINDOW = 10  # RCPTs written before reading their replies (PIPELINING)
 FLOOD_PER_TRANSACTION = 100
+FLOOD_ERROR_LIMIT = 1000  # MXRELAY_SMTP_ERROR_LIMIT for the flood: refused RCPTs count as errors
+FLOOD_PER_CONNECTION = 900  # RCPTs per connection, below that limit
 REPLY_TIMEOUT = 30.0
 MIB = 1024 * 1024
 
@@ -232,7 +234,13 @@ class FloodResult:
 
 
 def flood(rig: Rig, plan: Plan) -> str:
-    relay = rig.start_relay({"MXRELAY_DNS_CACHE_SIZE": str(plan.cache_size)})
+    relay = rig.start_relay(
+        {
+            "MXRELAY_DNS_CACHE_SIZE": str(plan.cache_size),
+            "MXRELAY_SMTP_ERROR_LIMIT": str(FLOOD_ERROR_LIMIT),
+            "MXRELAY_SMTP_SOFT_ERROR_LIMIT": str(FLOOD_ERROR_LIMIT),
+        }
+    )
     before, cpu_before = rig.memory(relay), rig.cpu_seconds(relay)
     domains = random_domains(random.Random(plan.seed), plan.flood_recipients)
     with rig.inside():
@@ -277,6 +285,13 @@ async def _flood(domains: Sequence[str], sessions: int) -> FloodResult:
 
 
 async def _flood_session(domains: Sequence[str], replies: collections.Counter[int]) -> None:
+    """One flooding client: a new connection every FLOOD_PER_CONNECTION recipients, since every
+    refused RCPT counts toward the relay's error limit, as in Postfix."""
+    for share in _chunks(domains, FLOOD_PER_CONNECTION):
+        await _flood_connection(share, replies)
+
+
+async def _flood_connection(domains: Sequence[str], replies: collections.Counter[int]) -> None:
     reader, writer = await asyncio.open_connection(LOOPBACK, RELAY_PORT)
     try:
         await _reply(reader, 220)

@@ -97,6 +97,7 @@ class Relay:
         self.http: HttpServer | None = None
         self.web: HttpServer | None = None
         self._pool: UpstreamPool | None = None
+        self._users: UserTable | None = None
         self.queue_stage: QueueStage | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -130,7 +131,7 @@ class Relay:
         if mode is not DeliveryMode.PASSTHROUGH:
             self.queue_stage = await self._open_queue(mode)
         sink = self._build_sink(mode)
-        users = _load_users(settings)
+        users = self._users = _load_users(settings)
         sender_check, message_check = _sender_rules(settings)
         policy = RelayPolicy(
             allowed_clients=settings.smtp.allowed_clients,
@@ -141,6 +142,7 @@ class Relay:
             auth_required=settings.smtp.auth_required,
             sender_check=sender_check,
             message_check=message_check,
+            refusal_log_limit=settings.smtp.refusal_log_limit,
             clock=self.clock,
         )
         self.smtp = SmtpServer(
@@ -285,6 +287,8 @@ class Relay:
         if self.checker is not None:
             await self.checker.aclose()
             self.checker = None
+        if self._users is not None:
+            self._users.close()
         for server in (self.web, self.http):
             if server is not None:
                 # An HTTP request still running must not hold the process past the deadline.

@@ -110,6 +110,11 @@ class Metrics:
             buckets=SIZE_BUCKETS,
             registry=r,
         )
+        self.smtp_data_memory = Gauge(
+            "mxrelay_smtp_data_memory_bytes",
+            "Message data held by SMTP transactions over 64 KiB (MXRELAY_SMTP_DATA_MEMORY_LIMIT).",
+            registry=r,
+        )
         self.smtp_protocol_errors = Counter(
             "mxrelay_smtp_protocol_errors_total",
             "Client protocol errors by kind (syntax, sequence, line_too_long, bare_lf, size, auth).",

@@ -101,6 +101,22 @@ async def test_missing_headers_are_added_the_same_way_on_every_attempt(
     assert sent.mime.endswith(data)
 
 
+async def test_an_envelope_sender_with_a_bare_cr_never_becomes_a_header(
+    standin: GraphStandIn,
+) -> None:
+    """A message queued without a From, its envelope sender carrying a bare CR and a Bcc: (as
+    SMTP accepted before MAIL refused control characters): the From added for Exchange must not
+    turn the sender's tail into a header field, so the Bcc never becomes a recipient."""
+    data = message(sender="", to="alice@example.net")
+    attempt = job(data, mail_from="app\rBcc: victim@example.org@contoso.example")
+    environ = relay_environ(standin, MXRELAY_GRAPH_MAILBOX=MAILBOX)
+    async with graph_transport(standin, environ=environ) as transport:
+        await transport.deliver(attempt)
+    [sent] = standin.sent()
+    assert sent.recipients == ("alice@example.net",)
+    assert b"victim" not in sent.mime
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [("header", "sales@contoso.example"), ("envelope", "bounces@contoso.example")],

@@ -19,6 +19,7 @@ from mxrelay.delivery.graph_message import (
     complete_headers,
     field_names,
     graph_size_limit,
+    header_address,
     header_from,
     message_id_for,
     request_size,
@@ -126,6 +127,59 @@ def test_body_only_message_gets_a_header_block() -> None:
     parsed = email.message_from_bytes(result, policy=email.policy.default)
     assert parsed["From"] == "s@b.example"
     assert parsed.get_content().strip() == "just text"
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "a\rBcc: victim@example.org@b.example",
+        '"a\rBcc: victim@example.org"@b.example',
+        "a\nBcc: victim@example.org@b.example",
+        "a\x00b@b.example",
+        "a\tb@b.example",
+        "a\x1b[2Jb@b.example",
+        "a\x7f@b.example",
+        "a\u2028b@b.example",
+        "not an address",
+    ],
+)
+def test_an_envelope_sender_that_is_no_addr_spec_is_never_written_into_a_header(
+    sender: str,
+) -> None:
+    data = b"To: a@b.example\r\nSubject: hi\r\n\r\nbody\r\n"
+    result = complete_headers(
+        data, stored_id="01JDX", hostname="relay.test", received_at=ACCEPTED, sender=sender
+    )
+    assert not header_address(sender)
+    assert result.endswith(data)
+    assert result[: -len(data)] == (
+        b"Date: Fri, 27 Nov 2026 09:30:00 +0000\r\nMessage-ID: <01JDX@relay.test>\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "sender",
+    ["s@b.example", '"a b"@b.example', '"a\\"b"@b.example', "a@[192.0.2.1]", "jörg@bücher.example"],
+)
+def test_addr_spec_senders_are_written_as_they_are(sender: str) -> None:
+    result = complete_headers(
+        b"\r\nbody\r\n", stored_id="id", hostname="h", received_at=ACCEPTED, sender=sender
+    )
+    assert result.startswith(b"From: " + sender.encode() + b"\r\nDate: ")
+
+
+@given(st.text(max_size=40))
+def test_a_written_from_is_always_one_header_line(sender: str) -> None:
+    result = complete_headers(
+        b"\r\nbody\r\n", stored_id="id", hostname="h", received_at=ACCEPTED, sender=sender
+    )
+    header = result[: result.index(b"\r\n\r\n")].decode("utf-8")
+    lines = header.split("\r\n")
+    assert [line.split(":", 1)[0] for line in lines] in (
+        ["From", "Date", "Message-ID"],
+        ["Date", "Message-ID"],
+    )
+    assert all(c.isprintable() for line in lines for c in line)
 
 
 def test_message_id_is_a_valid_msg_id_whatever_the_inputs() -> None:

@@ -22,8 +22,13 @@ TEMPFAIL = Reply(451, "4.3", "Recipient address rejected: Temporary DNS failure"
 class Wire:
     """A raw SMTP client: send lines, read whole replies (multi-line included)."""
 
-    def __init__(self, relay: RelayThread, timeout: float = 10) -> None:
-        self.sock = socket.create_connection((relay.host, relay.port), timeout=timeout)
+    def __init__(self, relay: RelayThread, timeout: float = 10, source: str | None = None) -> None:
+        """`source`: the loopback address to connect from (all of 127.0.0.0/8 is local)."""
+        self.sock = socket.create_connection(
+            (relay.host, relay.port),
+            timeout=timeout,
+            source_address=(source, 0) if source else None,
+        )
         self.file = self.sock.makefile("rb")
 
     def read(self) -> str:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import select
 import smtplib
 import socket
 import time
 
 import pytest
 
+from mxrelay import log
+from mxrelay.model import Reply
+from mxrelay.smtp.rates import ThrottledLog
 from tests.smtp.conftest import RelayFactory
 from tests.smtp.test_dialogue import Wire, dialogue
-from tests.support.smtp_relay import RecordingSink, smtp_settings
+from tests.support.smtp_relay import RecordingSink, RelayThread, ScriptedCheck, smtp_settings
 
 
 def test_client_outside_allow_list_is_refused_at_connect(make_relay: RelayFactory) -> None:
@@ -22,6 +28,44 @@ def test_client_outside_allow_list_is_refused_at_connect(make_relay: RelayFactor
     finally:
         wire.close()
     assert relay.metric("mxrelay_smtp_connections_total", result="denied") == 1
+
+
+def test_denied_clients_are_counted_each_but_logged_once_per_interval(
+    make_relay: RelayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay = make_relay(settings=smtp_settings(allowed_clients="10.0.0.0/8"))
+    with caplog.at_level(logging.INFO, logger="mxrelay.smtp"):
+        for n in range(50):
+            wire = Wire(relay, source=f"127.0.0.{n % 5 + 1}")
+            try:
+                assert wire.read().startswith("554 5.7.1")
+            finally:
+                wire.close()
+    assert relay.metric("mxrelay_smtp_connections_total", result="denied") == 50
+    [line] = [r for r in caplog.records if r.getMessage() == "client denied"]
+    assert getattr(line, log.FIELDS_ATTR)["client"].startswith("127.0.0.1:")
+
+
+def test_a_throttled_log_line_carries_what_it_stood_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    denied = ThrottledLog(
+        logging.getLogger("mxrelay.smtp"),
+        "client denied",
+        logging.WARNING,
+        10,
+        clock=lambda: now[0],
+    )
+    with caplog.at_level(logging.INFO, logger="mxrelay.smtp"):
+        for n in range(1000):
+            now[0] = n * 0.05
+            denied.event(client=f"192.0.2.{n % 20}:25")
+    fields = [getattr(r, log.FIELDS_ATTR) for r in caplog.records]
+    assert len(fields) == 5  # 50 seconds, one line per 10
+    assert "suppressed" not in fields[0]
+    assert [f["suppressed"] for f in fields[1:]] == [199, 199, 199, 199]
+    assert len(fields[1]["suppressed_clients"]) == 8
 
 
 def test_total_connection_limit(make_relay: RelayFactory) -> None:
@@ -74,22 +118,88 @@ def test_command_timeout(make_relay: RelayFactory) -> None:
     assert relay.metric("mxrelay_smtp_sessions_ended_total", end="timeout") == 1
 
 
+def in_transaction(relay: RelayThread) -> Wire:
+    """A session whose MAIL FROM has just been accepted."""
+    wire = Wire(relay)
+    wire.read()
+    wire.command("EHLO c.example")
+    assert wire.command("MAIL FROM:<a@example.org>").startswith("250")
+    return wire
+
+
+def in_data(relay: RelayThread) -> Wire:
+    """A session that has just been told 354."""
+    wire = in_transaction(relay)
+    wire.command("RCPT TO:<b@example.net>")
+    assert wire.command("DATA").startswith("354")
+    return wire
+
+
 def test_data_timeout_delivers_nothing(make_relay: RelayFactory) -> None:
     sink = RecordingSink()
     relay = make_relay(settings=smtp_settings(data_timeout="0.3s"), sink=sink)
-    wire = Wire(relay)
+    wire = in_data(relay)
     try:
-        wire.read()
-        wire.command("EHLO c.example")
-        wire.command("MAIL FROM:<a@example.org>")
-        wire.command("RCPT TO:<b@example.net>")
-        assert wire.command("DATA").startswith("354")
         wire.send(b"Subject: half a message\r\n")
         assert wire.read() == "421 4.4.2 Error: timeout exceeded"
     finally:
         wire.close()
     assert sink.transactions == []
     assert sink.aborted == 1
+
+
+def trickle(wire: Wire, seconds: float) -> tuple[str, float]:
+    """Send one byte every 0.1 s (far inside the idle timeout) until the server answers or
+    `seconds` pass; the answer and how long it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        with contextlib.suppress(OSError):
+            wire.send(b"X")
+        if select.select([wire.sock], [], [], 0.1)[0]:
+            return wire.read(), time.monotonic() - started
+    return "", time.monotonic() - started
+
+
+def test_a_trickled_command_line_meets_the_command_deadline(make_relay: RelayFactory) -> None:
+    """Every byte restarts the idle timeout; the deadline covers the whole line (Postfix
+    smtpd_per_request_deadline), so a client cannot hold a session by trickling."""
+    relay = make_relay(settings=smtp_settings(command_timeout="2s", command_deadline="1s"))
+    wire = Wire(relay)
+    try:
+        wire.read()
+        answer, took = trickle(wire, seconds=6)
+        assert answer == "421 4.4.2 Error: timeout exceeded"
+        assert 0.9 <= took < 3
+    finally:
+        wire.close()
+    assert relay.metric("mxrelay_smtp_sessions_ended_total", end="timeout") == 1
+
+
+def test_trickled_message_data_meets_the_data_deadline(make_relay: RelayFactory) -> None:
+    sink = RecordingSink()
+    relay = make_relay(settings=smtp_settings(data_timeout="2s", data_deadline="1s"), sink=sink)
+    wire = in_data(relay)
+    try:
+        answer, took = trickle(wire, seconds=6)
+        assert answer == "421 4.4.2 Error: timeout exceeded"
+        assert 0.9 <= took < 3
+    finally:
+        wire.close()
+    assert sink.transactions == []
+    assert sink.aborted == 1
+
+
+def test_a_command_within_its_deadline_restarts_it(make_relay: RelayFactory) -> None:
+    """The deadline is per command: a session of many prompt commands lasts as long as it likes."""
+    relay = make_relay(settings=smtp_settings(command_deadline="1s"))
+    wire = Wire(relay)
+    try:
+        wire.read()
+        for _ in range(6):
+            time.sleep(0.3)
+            assert wire.command("NOOP").startswith("250")
+    finally:
+        wire.close()
 
 
 def test_recipient_limit(make_relay: RelayFactory) -> None:
@@ -155,19 +265,147 @@ def test_error_limit_disconnects(make_relay: RelayFactory) -> None:
         wire.close()
 
 
-def test_refused_recipients_do_not_count_as_errors(make_relay: RelayFactory) -> None:
-    from mxrelay.model import Reply
-    from tests.support.smtp_relay import ScriptedCheck
+NX = Reply(550, "1.2", "Recipient address rejected: Domain not found")
 
-    refusal = Reply(550, "1.2", "Domain not found")
-    relay = make_relay(
-        settings=smtp_settings(error_limit=2),
-        check=ScriptedCheck(replies={"nx.example.net": refusal}),
-    )
-    steps = [("EHLO c.example", "250 "), ("MAIL FROM:<a@example.org>", "250 2.1.0")]
-    steps += [(f"RCPT TO:<u{i}@nx.example.net>", "550 5.1.2") for i in range(5)]
-    steps += [("RCPT TO:<ok@example.net>", "250 2.1.5")]
+
+def nx_relay(make_relay: RelayFactory, **settings: object) -> tuple[RelayThread, RecordingSink]:
+    """A relay whose check refuses every recipient in nx.example.net, and what it records."""
+    sink = RecordingSink()
+    check = ScriptedCheck(replies={"nx.example.net": NX})
+    return make_relay(settings=smtp_settings(**settings), check=check, sink=sink), sink
+
+
+def test_refused_recipients_count_as_errors(make_relay: RelayFactory) -> None:
+    """As Postfix counts every reject toward smtpd_hard_error_limit."""
+    relay, sink = nx_relay(make_relay, error_limit=3)
+    wire = in_transaction(relay)
+    try:
+        assert wire.command("RCPT TO:<u1@nx.example.net>").startswith("550 5.1.2")
+        assert wire.command("RCPT TO:<ok@example.net>").startswith("250 2.1.5")
+        assert wire.command("RCPT TO:<u2@nx.example.net>").startswith("550 5.1.2")
+        assert wire.command("RCPT TO:<u3@nx.example.net>").startswith("550 5.1.2")
+        assert wire.read() == "421 4.7.0 Error: too many errors"
+        assert wire.closed()
+    finally:
+        wire.close()
+    assert len(sink.refusals) == 3
+    assert relay.metric("mxrelay_smtp_sessions_ended_total", end="error_limit") == 1
+
+
+def test_an_accepted_message_starts_the_error_count_again(make_relay: RelayFactory) -> None:
+    """Errors count "without delivering mail" (Postfix): a client that delivers its mail, each
+    message with a bad recipient or two, is never cut off."""
+    relay, sink = nx_relay(make_relay, error_limit=3)
+    steps: list[tuple[str, str]] = [("EHLO c.example", "250 ")]
+    for n in range(4):
+        steps += [
+            ("MAIL FROM:<a@example.org>", "250 2.1.0"),
+            (f"RCPT TO:<x{n}@nx.example.net>", "550 5.1.2"),
+            (f"RCPT TO:<y{n}@nx.example.net>", "550 5.1.2"),
+            ("RCPT TO:<ok@example.net>", "250 2.1.5"),
+            ("DATA", "354"),
+            ("Subject: s\r\n\r\nbody\r\n.", "250 2.0.0"),
+        ]
     dialogue(relay, steps)
+    assert len(sink.transactions) == 4
+
+
+def test_recipients_past_the_overshoot_limit_count_as_errors(make_relay: RelayFactory) -> None:
+    """452 4.5.3 past the recipient limit is what a client that splits big lists expects (RFC
+    5321 4.5.3.1.10); only RCPTs past the overshoot limit count as errors, as in Postfix."""
+    relay = make_relay(
+        settings=smtp_settings(recipient_limit=1, recipient_overshoot_limit=2, error_limit=2)
+    )
+    wire = in_transaction(relay)
+    try:
+        assert wire.command("RCPT TO:<a@example.net>").startswith("250")
+        for n in range(4):
+            assert wire.command(f"RCPT TO:<b{n}@example.net>").startswith("452 4.5.3"), n
+        assert wire.read() == "421 4.7.0 Error: too many errors"
+    finally:
+        wire.close()
+
+
+def test_junk_commands_past_their_limit_count_as_errors(make_relay: RelayFactory) -> None:
+    """Postfix's smtpd_junk_command_limit: a session that only says NOOP or RSET ends too."""
+    relay = make_relay(settings=smtp_settings(junk_command_limit=3, error_limit=2))
+    steps = [("EHLO c.example", "250-"), ("NOOP", "250"), ("RSET", "250"), ("VRFY x", "252")]
+    steps += [  # an accepted message starts both counts again
+        ("MAIL FROM:<a@example.org>", "250"),
+        ("RCPT TO:<b@example.net>", "250"),
+        ("DATA", "354"),
+        ("Subject: s\r\n\r\nbody\r\n.", "250"),
+    ]
+    steps += [("NOOP", "250")] * 3 + [("HELP", "214"), ("NOOP", "250")]
+    wire = Wire(relay)
+    try:
+        wire.read()
+        for command, expected in steps:
+            assert wire.command(command).startswith(expected), command
+        assert wire.read() == "421 4.7.0 Error: too many errors"
+    finally:
+        wire.close()
+
+
+def test_replies_wait_past_the_soft_error_limit(make_relay: RelayFactory) -> None:
+    relay = make_relay(
+        settings=smtp_settings(soft_error_limit=2, error_sleep_time="0.4s", error_limit=10)
+    )
+    wire = Wire(relay)
+    try:
+        wire.read()
+        for n in range(2):
+            started = time.monotonic()
+            assert wire.command(f"BOGUS {n}").startswith("500")
+            assert time.monotonic() - started < 0.4, n
+        started = time.monotonic()
+        assert wire.command("BOGUS 2").startswith("500")  # the third error: over the soft limit
+        assert wire.command("NOOP").startswith("250")  # every reply waits from now on
+        assert time.monotonic() - started >= 0.8
+    finally:
+        wire.close()
+
+
+def test_a_pipelined_flood_of_refused_recipients_is_cut_off(make_relay: RelayFactory) -> None:
+    """Default limits (but the error sleep): 2,000 refused RCPTs in one write get 20 replies and
+    a 421; only 20 recipients are looked up, recorded and logged."""
+    check = ScriptedCheck(replies={"nx.example.net": NX})
+    sink = RecordingSink()
+    relay = make_relay(settings=smtp_settings(error_sleep_time="0s"), check=check, sink=sink)
+    flood = b"".join(b"RCPT TO:<u%d@nx.example.net>\r\n" % n for n in range(2000))
+    with socket.create_connection((relay.host, relay.port), timeout=10) as sock:
+        answers = sock.makefile("rb")
+        answers.readline()
+        sock.sendall(b"HELO c.example\r\nMAIL FROM:<a@example.org>\r\n")
+        answers.readline()
+        answers.readline()
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            sock.sendall(flood)
+        lines = answers.read().splitlines()
+    assert [line[:3] for line in lines] == [b"550"] * 20 + [b"421"]
+    assert len(check.seen) == 20
+    assert len(sink.refusals) == 20
+
+
+def test_one_transaction_records_and_logs_at_most_the_refusal_log_limit(
+    make_relay: RelayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay, sink = nx_relay(make_relay, error_limit=1000, error_sleep_time="0s", refusal_log_limit=5)
+    steps = [("EHLO c.example", "250 "), ("MAIL FROM:<a@example.org>", "250 2.1.0")]
+    steps += [(f"RCPT TO:<u{n}@nx.example.net>", "550 5.1.2") for n in range(50)]
+    steps += [("RCPT TO:<ok@example.net>", "250"), ("DATA", "354"), ("s: s\r\n\r\nb\r\n.", "250")]
+    with caplog.at_level(logging.INFO, logger="mxrelay.smtp"):
+        dialogue(relay, steps)
+    assert [r.address for r in sink.refusals] == [f"u{n}@nx.example.net" for n in range(5)]
+    [transaction] = sink.transactions
+    assert len(transaction.refused) == 5
+    assert len([r for r in caplog.records if r.getMessage() == "recipient refused"]) == 5
+    [line] = [r for r in caplog.records if r.getMessage() == "transaction"]
+    fields = getattr(line, log.FIELDS_ATTR)
+    assert (len(fields["refused"]), fields["refused_more"]) == (5, 45)
+    assert (
+        relay.metric("mxrelay_smtp_recipients_total", verdict="rejected", reason="nxdomain") == 50
+    )
 
 
 def test_garbage_bytes_do_not_break_the_server(relay: object) -> None:

@@ -143,6 +143,7 @@ class RelayThread:
             metrics=self.metrics,
             users=self.users,
             auth_required=self.settings.auth_required,
+            refusal_log_limit=self.settings.refusal_log_limit,
         )
         self.server = SmtpServer(
             hostname=self.hostname,
@@ -159,6 +160,8 @@ class RelayThread:
     def stop(self, grace: float = 5.0) -> None:
         if self.server is not None:
             self.call(self.server.stop(grace), timeout=grace + 10)
+        if self.users is not None:
+            self.users.close()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()

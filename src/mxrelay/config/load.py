@@ -22,8 +22,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from mxrelay.config.graph import GraphSettings
-from mxrelay.config.settings import Settings
-from mxrelay.config.values import ConfigError, format_duration, format_size, store_url
+from mxrelay.config.settings import Settings, SmtpSettings
+from mxrelay.config.values import (
+    ConfigError,
+    format_duration,
+    format_size,
+    parse_host_name,
+    store_url,
+)
 from mxrelay.log import MASK, redact
 from mxrelay.model import DeliveryMode
 
@@ -234,11 +240,43 @@ def graph_settings_problem(graph: GraphSettings) -> str | None:
     return None
 
 
+def _host_name(name: str) -> str:
+    """This host's name for the banner, or `localhost` when the system's is not a host name."""
+    try:
+        return parse_host_name(name) or "localhost"
+    except ValueError:
+        return "localhost"
+
+
+def smtp_settings_problem(smtp: SmtpSettings) -> str | None:
+    """An SMTP setting outside its bounds (one line naming the variable), or None."""
+    bounds = (
+        ("MXRELAY_SMTP_COMMAND_DEADLINE", smtp.command_deadline, 1, 3600),
+        ("MXRELAY_SMTP_DATA_DEADLINE", smtp.data_deadline, 1, 86400),
+        ("MXRELAY_SMTP_ERROR_SLEEP_TIME", smtp.error_sleep_time, 0, 60),
+    )
+    if smtp.data_memory_limit < smtp.max_message_size:
+        return (
+            f"MXRELAY_SMTP_DATA_MEMORY_LIMIT: {format_size(smtp.data_memory_limit)!r} is smaller "
+            f"than MXRELAY_MAX_MESSAGE_SIZE ({format_size(smtp.max_message_size)}), so the "
+            "largest messages could never be accepted; expected at least that size"
+        )
+    for env, value, low, high in bounds:
+        if not low <= value.total_seconds() <= high:
+            low_text = format_duration(timedelta(seconds=low))
+            high_text = format_duration(timedelta(seconds=high))
+            return (
+                f"{env}: {format_duration(value)!r} is out of range; "
+                f"expected a duration from {low_text} to {high_text}"
+            )
+    return None
+
+
 def _complete(settings: Settings, hostname: Callable[[], str]) -> Settings:
     """Defaults that depend on the host, and rules that span several options."""
     service = settings.service
     if not service.hostname:
-        service = service.model_copy(update={"hostname": hostname() or "localhost"})
+        service = service.model_copy(update={"hostname": _host_name(hostname())})
     mode = service.delivery
     if mode in (DeliveryMode.PASSTHROUGH, DeliveryMode.SMTP) and settings.upstream.url is None:
         raise ConfigError(
@@ -258,6 +296,8 @@ def _complete(settings: Settings, hostname: Callable[[], str]) -> Settings:
         form = next(o.form for o in options() if o.env == "MXRELAY_DATABASE_URL")
         shown = redact_url(settings.store.database_url)
         raise ConfigError(f"MXRELAY_DATABASE_URL: {shown!r} {exc}; expected {form}") from None
+    if problem := smtp_settings_problem(settings.smtp):
+        raise ConfigError(problem)
     if (settings.smtp.tls_cert_file is None) != (settings.smtp.tls_key_file is None):
         missing = (
             "MXRELAY_SMTP_TLS_KEY_FILE"

@@ -14,6 +14,7 @@ from mxrelay.config.values import (
     Addresses,
     Domains,
     Duration,
+    HostName,
     HostPatterns,
     LowerList,
     NameServers,
@@ -51,6 +52,14 @@ class SmtpSettings(_Group):
         ge=1024,
         help="Advertised SIZE; larger messages are refused with 552 5.3.4.",
     )
+    data_memory_limit: Size = setting(
+        "64MiB",
+        env="MXRELAY_SMTP_DATA_MEMORY_LIMIT",
+        form="a size such as 64MiB, at least MXRELAY_MAX_MESSAGE_SIZE",
+        ge=1024,
+        help="Message data held at once by transactions over 64 KiB, from DATA to its reply; one "
+        "that would pass it gets 452 4.3.1 (processing takes a few times this in memory).",
+    )
     connection_limit: int = setting(
         500,
         env="MXRELAY_SMTP_CONNECTION_LIMIT",
@@ -81,6 +90,19 @@ class SmtpSettings(_Group):
         most="1h",
         help="Idle time allowed between chunks of message data (RFC 5321 4.5.3.2: 3 minutes).",
     )
+    command_deadline: Duration = setting(
+        "300s",
+        env="MXRELAY_SMTP_COMMAND_DEADLINE",
+        form="a duration from 1s to 1h",
+        help="Total time to receive one command line, however its bytes trickle in; past it, "
+        "421 4.4.2 (Postfix smtpd_per_request_deadline).",
+    )
+    data_deadline: Duration = setting(
+        "10m",
+        env="MXRELAY_SMTP_DATA_DEADLINE",
+        form="a duration from 1s to 1d",
+        help="Total time to receive a message's data, from 354 to the final dot; past it, 421 4.4.2.",
+    )
     recipient_limit: int = setting(
         1000,
         env="MXRELAY_SMTP_RECIPIENT_LIMIT",
@@ -97,13 +119,58 @@ class SmtpSettings(_Group):
         le=65536,
         help="Longest command line accepted (500 5.5.2 past it); message lines are not limited.",
     )
+    recipient_overshoot_limit: int = setting(
+        1000,
+        env="MXRELAY_SMTP_RECIPIENT_OVERSHOOT_LIMIT",
+        form="an integer from 0 to 100000",
+        ge=0,
+        le=100_000,
+        help="RCPTs past the recipient limit answered 452 4.5.3 without counting as errors; "
+        "each one beyond counts as one (Postfix smtpd_recipient_overshoot_limit).",
+    )
     error_limit: int = setting(
         20,
         env="MXRELAY_SMTP_ERROR_LIMIT",
         form="an integer from 1 to 1000",
         ge=1,
         le=1000,
-        help="Errors (bad commands, refusals) a client may cause before it is disconnected.",
+        help="Errors a client may make without delivering mail (bad commands, refused senders "
+        "and recipients, failed AUTH) before it is disconnected with 421 4.7.0; an accepted "
+        "message starts the count again (Postfix smtpd_hard_error_limit).",
+    )
+    soft_error_limit: int = setting(
+        10,
+        env="MXRELAY_SMTP_SOFT_ERROR_LIMIT",
+        form="an integer from 1 to 1000",
+        ge=1,
+        le=1000,
+        help="Errors past which every reply waits MXRELAY_SMTP_ERROR_SLEEP_TIME (Postfix "
+        "smtpd_soft_error_limit).",
+    )
+    error_sleep_time: Duration = setting(
+        "1s",
+        env="MXRELAY_SMTP_ERROR_SLEEP_TIME",
+        form="a duration from 0s (no delay) to 1m",
+        help="Delay of every reply to a client past the soft error limit (Postfix "
+        "smtpd_error_sleep_time).",
+    )
+    junk_command_limit: int = setting(
+        100,
+        env="MXRELAY_SMTP_JUNK_COMMAND_LIMIT",
+        form="an integer from 0 to 100000",
+        ge=0,
+        le=100_000,
+        help="NOOP, RSET, VRFY and HELP a client may send without delivering mail before each "
+        "one counts as an error (Postfix smtpd_junk_command_limit).",
+    )
+    refusal_log_limit: int = setting(
+        100,
+        env="MXRELAY_SMTP_REFUSAL_LOG_LIMIT",
+        form="an integer from 1 to 10000",
+        ge=1,
+        le=10_000,
+        help="Refused recipients of one transaction kept in the message log and written to log "
+        "lines; the rest are only counted (refused_more on the transaction line, and metrics).",
     )
     tls_cert_file: Path | None = setting(
         None,
@@ -128,6 +195,15 @@ class SmtpSettings(_Group):
         env="MXRELAY_SMTP_AUTH_ALLOW_PLAINTEXT",
         form="true or false",
         help="Offer AUTH on connections without TLS (only for loopback or trusted networks).",
+    )
+    auth_failure_limit: int = setting(
+        10,
+        env="MXRELAY_SMTP_AUTH_FAILURE_LIMIT",
+        form="an integer from 1 to 10000",
+        ge=1,
+        le=10_000,
+        help="Failed AUTH attempts a client address (an IPv6 /64) may make per minute; past it, "
+        "AUTH gets 454 4.7.0 without a password check until the minute's failures age out.",
     )
     auth_required: bool = setting(
         False,
@@ -558,11 +634,12 @@ class WebSettings(_Group):
 
 
 class ServiceSettings(_Group):
-    hostname: str = setting(
+    hostname: HostName = setting(
         "",
         env="MXRELAY_HOSTNAME",
-        form="a host name",
-        help="Banner and EHLO name (default: this host's fully qualified name).",
+        form="a host name (letters, digits, hyphens and dots)",
+        help="Banner and EHLO name (default: this host's fully qualified name, or localhost when "
+        "that is not a host name).",
     )
     delivery: DeliveryMode = setting(
         DeliveryMode.HOLD,

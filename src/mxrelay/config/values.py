@@ -157,6 +157,20 @@ def _parse_servers(value: object) -> tuple[HostPort, ...]:
     return tuple(servers)
 
 
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def parse_host_name(value: object) -> str:
+    """A host name for the banner and EHLO (RFC 1123 2.1 letters, digits and hyphens; `""`
+    means "this host's name"). Anything else, a CR or LF above all, would reach every reply."""
+    text = str(value).strip().removesuffix(".")  # RFC 5321 names carry no root dot
+    if not text:
+        return ""
+    if len(text) > 253 or not all(_HOST_LABEL.match(label) for label in text.split(".")):
+        raise ValueError("is not a host name")
+    return text
+
+
 def _reply_code(value: object) -> object:
     """`"450"` from the environment as the integer a Literal[550, 450] field compares with."""
     return int(value) if isinstance(value, str) and value.strip().isdigit() else value
@@ -254,6 +268,7 @@ LowerList = Annotated[tuple[str, ...], BeforeValidator(_parse_lower_list)]
 Domains = Annotated[tuple[str, ...], BeforeValidator(_parse_domains)]
 HostPatterns = Annotated[tuple[str, ...], BeforeValidator(_parse_host_patterns)]
 Upstream = Annotated[UpstreamUrl, BeforeValidator(parse_upstream)]
+HostName = Annotated[str, BeforeValidator(parse_host_name)]
 
 
 def setting(

@@ -152,15 +152,17 @@ def complete_headers(
 ) -> bytes:
     """Add the From, Date and Message-ID a message lacks, in front of its header block.
 
-    From is the envelope sender (or the sending mailbox when the envelope is null); Date is when
-    the relay accepted the message; Message-ID derives from the stored message id. Existing
-    fields and the rest of the message keep their exact bytes; a complete message comes back
-    unchanged (the same object).
+    From is the envelope sender (or the sending mailbox when the envelope is null), written only
+    when it is an RFC 5322 addr-spec (`header_address`): envelope text never reaches a header
+    unchecked, and without a From Exchange shows the sending mailbox. Date is when the relay
+    accepted the message; Message-ID derives from the stored message id. Existing fields and the
+    rest of the message keep their exact bytes; a complete message comes back unchanged (the
+    same object).
     """
     present = field_names(data)
     newline = b"\r\n" if b"\r\n" in data[: header_end(data) + 2] or not data else b"\n"
     added: list[bytes] = []
-    if "from" not in present and sender:
+    if "from" not in present and sender and header_address(sender):
         added.append(b"From: " + sender.encode("utf-8") + newline)
     if "date" not in present:
         added.append(b"Date: " + format_datetime(received_at).encode("ascii") + newline)
@@ -174,3 +176,20 @@ def complete_headers(
     if not data.startswith((b"\r\n", b"\n")) and not _FIELD_NAME.match(first_line):
         return b"".join(added) + newline + data  # no header block at all: body only
     return b"".join(added) + data
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+"
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+_QUOTED = r'"(?:[ !#-\[\]-~\u0080-\U0010ffff]|\\[ -~\u0080-\U0010ffff])*"'
+_ADDR_SPEC = re.compile(rf"(?:{_DOT_ATOM}|{_QUOTED})@(?:{_DOT_ATOM}|\[[!-Z^-~]*\])")
+
+
+def header_address(text: str) -> bool:
+    """Is `text` an addr-spec (RFC 5322 3.4.1, UTF-8 per RFC 6532) that can be written into a
+    header field as it is? No CR, LF or other control character, quoted or not, so it can
+    neither end the field nor add one (a bare CR in an envelope sender once became a Bcc:)."""
+    return (
+        len(text) <= 320
+        and _ADDR_SPEC.fullmatch(text) is not None
+        and all(c.isascii() or c.isprintable() for c in text)
+    )

@@ -1,7 +1,10 @@
 """SMTP AUTH credentials: a file of `user:bcrypt-hash` lines, checked off the event loop.
 
-bcrypt is slow on purpose (tens of milliseconds per check), so checks run in a worker thread; an
-unknown user costs the same as a wrong password, so timing does not reveal which users exist.
+bcrypt is slow on purpose (milliseconds to a second per check, by the hash's cost), so checks run
+on a small thread pool of their own: a burst of guesses queues there, not in the executor that
+builds messages and fetches Graph tokens. An unknown user is checked against a dummy hash of the
+users' own cost, so timing does not reveal which users exist. As with `htpasswd -B` (and every
+bcrypt implementation that does not refuse them), only a password's first 72 bytes count.
 """
 
 from __future__ import annotations
@@ -9,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+import collections
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import bcrypt
@@ -20,8 +26,18 @@ from mxrelay.smtp import replies
 Challenge = Callable[[str], Awaitable[str | None]]
 """Send a 334 prompt (base64), return the client's answer; None when the client cancelled."""
 
-# A hash of a random string, checked against when the user is unknown (equal cost, never matches).
-_DUMMY_HASH = b"$2b$12$LX2G1SPgTNR2h5aAMacVN.jIcOE55akvYtLHBCmN5dK62oTBKPAw."
+PASSWORD_BYTES = 72
+"""bcrypt's input limit: longer passwords are cut here, as htpasswd -B does (bcrypt 5 raises)."""
+
+CHECK_THREADS = 2
+"""Threads for bcrypt checks: two cores' worth; a wider pool only queues inside the CPU."""
+
+CHECK_BACKLOG = 32
+"""Checks waiting for a thread at most; past it, AUTH gets 454 4.7.0 at once (a few seconds of
+work at common costs), so a burst of guesses cannot make a legitimate login wait minutes."""
+
+_BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_LAST_CHAR = ".Oeu"  # the 22nd salt and 31st hash characters carry 2 and 4 unused bits: zero
 
 
 class UserTableError(ValueError):
@@ -31,6 +47,9 @@ class UserTableError(ValueError):
 class UserTable:
     def __init__(self, users: dict[str, bytes]) -> None:
         self._users = users
+        self._dummy = dummy_hash(users.values())
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending = 0
 
     @classmethod
     def load(cls, path: Path) -> UserTable:
@@ -41,7 +60,7 @@ class UserTable:
             if not line or line.startswith("#"):
                 continue
             user, sep, hashed = line.partition(":")
-            if not sep or not user or not hashed.startswith("$2"):
+            if not sep or not user or _cost(hashed.encode("ascii", "replace")) is None:
                 raise UserTableError(f"line {number} is not user:bcrypt-hash")
             users[user] = hashed.encode("ascii")
         return cls(users)
@@ -49,16 +68,63 @@ class UserTable:
     def __len__(self) -> int:
         return len(self._users)
 
-    async def verify(self, username: str, password: str) -> bool:
+    @property
+    def dummy(self) -> bytes:
+        """The hash an unknown user is checked against (same prefix and cost as the users')."""
+        return self._dummy
+
+    async def verify(self, username: str, password: str) -> bool | None:
+        """True or False; None when CHECK_BACKLOG checks are already waiting (try later)."""
+        if self._pending >= CHECK_BACKLOG:
+            return None
         hashed = self._users.get(username)
-        candidate = password.encode("utf-8")
-        matched = await asyncio.to_thread(bcrypt.checkpw, candidate, hashed or _DUMMY_HASH)
+        candidate = password.encode("utf-8")[:PASSWORD_BYTES]
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="mxrelay-auth")
+        self._pending += 1
+        try:
+            matched = await asyncio.get_running_loop().run_in_executor(
+                self._executor, bcrypt.checkpw, candidate, hashed or self._dummy
+            )
+        finally:
+            self._pending -= 1
         return hashed is not None and matched
+
+    def close(self) -> None:
+        """Stop the check threads (a later check starts new ones)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+def _cost(hashed: bytes) -> tuple[bytes, int] | None:
+    """(`$2b$`-style prefix, cost) of a bcrypt hash, or None if it is not one."""
+    if len(hashed) != 60 or hashed[:1] != b"$" or hashed[3:4] != b"$" or hashed[6:7] != b"$":
+        return None
+    prefix, cost = hashed[:4], hashed[4:6]
+    if prefix not in (b"$2a$", b"$2b$", b"$2y$") or not cost.isdigit():
+        return None
+    return prefix, int(cost)
+
+
+def dummy_hash(hashes: Iterable[bytes], default_cost: int = 12) -> bytes:
+    """A well-formed bcrypt hash that matches no password, with the prefix and cost most users
+    have (the cost is what a check's time depends on). Made from random characters: computing a
+    real one would cost a full bcrypt at start-up, which is a second or more at high costs."""
+    kinds = collections.Counter(kind for kind in map(_cost, hashes) if kind is not None)
+    prefix, cost = max(kinds, key=lambda k: (kinds[k], k[1])) if kinds else (b"$2b$", default_cost)
+
+    def chars(count: int) -> str:
+        text = "".join(secrets.choice(_BCRYPT_ALPHABET) for _ in range(count - 1))
+        return text + secrets.choice(_LAST_CHAR)
+
+    return prefix + b"%02d$" % cost + (chars(22) + chars(31)).encode("ascii")
 
 
 def hash_password(password: str, rounds: int = 12) -> str:
     """A bcrypt hash for a users file line (`mxrelay` does not need the plain password)."""
-    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
+    candidate = password.encode("utf-8")[:PASSWORD_BYTES]
+    return bcrypt.hashpw(candidate, bcrypt.gensalt(rounds)).decode("ascii")
 
 
 async def read_credentials(

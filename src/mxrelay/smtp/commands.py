@@ -15,7 +15,7 @@ from mxrelay.smtp import replies
 MailParams = tuple[tuple[str, str | None], ...]
 
 _ESMTP_KEYWORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
-_DOMAIN_LABEL = re.compile(r"^[^\s.@\[\]]+$")
+_DOMAIN_LABEL = re.compile(r'^[^\s.@\[\]<>()",;:\\]+$')
 
 
 def split_path_and_params(text: str) -> tuple[str, str] | None:
@@ -85,25 +85,70 @@ def parse_mail_params(
 
 
 def valid_reverse_path(path: str) -> bool:
-    """`<>` or `<[@route,...:]local@domain>` with a plausible domain or address literal."""
+    """`<>` or `<[@route,...:]local@domain>` (RFC 5321 4.1.2, with RFC 6531's UTF-8).
+
+    No control character passes, quoted or not (CR, LF, NUL, TAB, ESC, DEL, C1): the sender is
+    written into log lines, the store and, in Graph mode, a From header, and is sent to the next
+    hop, which must not see a different address, or a second line, than the client gave here.
+    """
     if path == "<>":
         return True
     if len(path) < 5 or len(path) > 258 or not (path.startswith("<") and path.endswith(">")):
         return False
     mailbox = path[1:-1]
     if mailbox.startswith("@"):
-        _route, colon, mailbox = mailbox.partition(":")
-        if not colon:
+        route, colon, mailbox = mailbox.partition(":")
+        if not colon or not all(_valid_domain(hop.lstrip("@")) for hop in route.split(",")):
             return False
     local, at, domain = mailbox.rpartition("@")
-    if not at or not local or not domain:
-        return False
-    if local.startswith('"'):
-        if not (local.endswith('"') and len(local) >= 2):
-            return False
-    elif any(c in local for c in ' "<>()[],;:\\') or ".." in local or local.startswith("."):
+    if not at or not _valid_local_part(local):
         return False
     if domain.startswith("[") and domain.endswith("]"):
-        return len(domain) > 2
-    labels = domain.split(".")
-    return all(_DOMAIN_LABEL.match(label) for label in labels)
+        return _ADDRESS_LITERAL.match(domain[1:-1]) is not None
+    return _valid_domain(domain)
+
+
+_ATEXT = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
+)
+_ADDRESS_LITERAL = re.compile(r"^[!-Z^-~]+$")  # dcontent: printable ASCII but [ \ ]
+
+
+def _utf8_text(char: str) -> bool:
+    """A non-ASCII character RFC 6531 allows in an address: printable, not a line separator."""
+    return not char.isascii() and char.isprintable()
+
+
+def _valid_local_part(local: str) -> bool:
+    if local.startswith('"'):
+        return _valid_quoted_string(local)
+    atoms = local.split(".")
+    return all(atoms) and all(c in _ATEXT or _utf8_text(c) for c in local if c != ".")
+
+
+def _valid_quoted_string(text: str) -> bool:
+    """DQUOTE *(qtextSMTP / quoted-pairSMTP) DQUOTE, nothing after the closing quote."""
+    if len(text) < 2 or not text.endswith('"'):
+        return False
+    index, end = 1, len(text) - 1
+    while index < end:
+        char = text[index]
+        if char == "\\":
+            if index + 1 >= end:
+                return False
+            char = text[index + 1]
+            if not (" " <= char <= "~" or _utf8_text(char)):
+                return False
+            index += 2
+        elif char == '"' or not (" " <= char <= "~" or _utf8_text(char)):
+            return False
+        else:
+            index += 1
+    return True
+
+
+def _valid_domain(domain: str) -> bool:
+    return bool(domain) and all(
+        _DOMAIN_LABEL.match(label) and all(c.isprintable() for c in label)
+        for label in domain.split(".")
+    )

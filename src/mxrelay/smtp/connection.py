@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 from mxrelay import log
@@ -20,12 +21,17 @@ from mxrelay.smtp import replies
 from mxrelay.smtp.auth import read_credentials
 from mxrelay.smtp.commands import parse_mail_params, split_path_and_params, valid_reverse_path
 from mxrelay.smtp.data import DataProblem, DataReader, DataResult, DataState
+from mxrelay.smtp.memory import DATA_BUDGET_STEP, DATA_FREE_BYTES
 from mxrelay.smtp.session import Envelope, Session
 
 if TYPE_CHECKING:
     from mxrelay.smtp.server import SmtpServer
 
 logger = logging.getLogger("mxrelay.smtp")
+
+
+INPUT_BUFFER_LIMIT = 256 * 1024
+"""Unhandled input a connection buffers before it stops reading from its socket."""
 
 
 class ShutdownRequested(Exception):
@@ -49,7 +55,7 @@ class SmtpConnection(asyncio.Protocol):
         self._closed = False
         self._paused = False
         self._task: asyncio.Task[None] | None = None
-        self._data_reader: DataReader | None = None
+        self._held = 0  # bytes drawn on the server's data memory budget by this transaction
         self._shutdown_requested = False
         self.session: Session | None = None
         self.envelope: Envelope | None = None
@@ -65,7 +71,10 @@ class SmtpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        if len(self._buffer) > 262_144 and not self._paused and self._data_reader is None:
+        # Stop reading once 256 KiB wait to be handled, in DATA too: the coroutine takes it all
+        # when it next runs and resumes reading, so a connection's input stays bounded however
+        # long the loop is busy elsewhere (message data is counted in the data budget instead).
+        if len(self._buffer) > INPUT_BUFFER_LIMIT and not self._paused:
             self._paused = True
             assert self._transport is not None
             self._transport.pause_reading()
@@ -106,8 +115,9 @@ class SmtpConnection(asyncio.Protocol):
             self._transport.write(b"".join(self._out))
         self._out.clear()
 
-    async def _wait(self, idle_limit: float) -> None:
-        """Flush pending replies, then wait for more input (or time out)."""
+    async def _wait(self, idle_limit: float, deadline: float) -> None:
+        """Flush pending replies, then wait for more input: at most `idle_limit` seconds, and
+        never past `deadline` (loop time), so a client that trickles bytes still times out."""
         self._flush()
         if self._closed:
             raise ConnectionClosed()
@@ -115,9 +125,12 @@ class SmtpConnection(asyncio.Protocol):
             self._paused = False
             self._transport.resume_reading()
         loop = asyncio.get_running_loop()
+        limit = min(idle_limit, deadline - loop.time())
+        if limit <= 0:
+            raise TimeoutError()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-        handle = loop.call_later(idle_limit, _expire, waiter)
+        handle = loop.call_later(limit, _expire, waiter)
         try:
             await waiter
         finally:
@@ -126,8 +139,10 @@ class SmtpConnection(asyncio.Protocol):
 
     async def _read_line(self) -> bytes | None:
         """The next command line without its CRLF; None for a line that was too long."""
-        limit = self.server.limits.line_length
+        limits = self.server.limits
+        limit = limits.line_length
         skipping = False
+        deadline = 0.0  # set when the line is first awaited (a buffered line needs none)
         while True:
             end = self._buffer.find(b"\n")
             if end >= 0:
@@ -139,7 +154,8 @@ class SmtpConnection(asyncio.Protocol):
             if len(self._buffer) > limit:
                 skipping = True
                 self._buffer.clear()
-            await self._wait(self.server.limits.command_timeout)
+            deadline = deadline or asyncio.get_running_loop().time() + limits.command_deadline
+            await self._wait(limits.command_timeout, deadline)
 
     # -- the session ----------------------------------------------------------------------------
 
@@ -225,9 +241,12 @@ class SmtpConnection(asyncio.Protocol):
             self._send(reply)
             if reply.code in _PROTOCOL_ERROR_CODES:
                 session.errors += 1
-                if session.errors >= server.limits.errors:
-                    self._send(replies.TOO_MANY_ERRORS)
-                    return "error_limit"
+            limits = server.limits
+            if session.errors >= limits.errors:
+                self._send(replies.TOO_MANY_ERRORS)
+                return "error_limit"
+            if session.errors > limits.soft_errors and limits.error_sleep > 0:
+                await asyncio.sleep(limits.error_sleep)  # the reply waits (Postfix's error sleep)
 
     async def _dispatch(self, session: Session, verb: bytes, arg: bytes) -> Reply | str | None:
         try:
@@ -243,6 +262,10 @@ class SmtpConnection(asyncio.Protocol):
             return await self._data(session, text)
         if verb in (b"EHLO", b"HELO"):
             return await self._helo(session, verb == b"EHLO", text)
+        if verb in _JUNK_VERBS:
+            session.junk_commands += 1
+            if session.junk_commands > self.server.limits.junk_commands:
+                session.errors += 1  # Postfix's smtpd_junk_command_limit
         if verb == b"RSET":
             if text:
                 return replies.NO_ARGUMENTS
@@ -320,6 +343,8 @@ class SmtpConnection(asyncio.Protocol):
             return replies.SMTPUTF8_REQUIRED_SENDER
         if size is not None and size > self.server.limits.max_message_size:
             return replies.SIZE_EXCEEDS_LIMIT
+        if size is not None and size > max(DATA_FREE_BYTES, self.server.data_budget.available()):
+            return replies.INSUFFICIENT_STORAGE  # RFC 1870 6.1: it would not fit just now
         mailbox = path[1:-1]
         if mailbox.startswith("@") and ":" in mailbox:
             mailbox = mailbox.split(":", 1)[1]  # a source route is accepted and ignored
@@ -333,6 +358,8 @@ class SmtpConnection(asyncio.Protocol):
         reply = await self.server.policy.on_mail(session, envelope)
         if reply.is_positive:
             self.envelope = envelope
+        else:
+            _count_refusal(session, reply)
         return reply
 
     async def _rcpt(self, session: Session, text: str) -> Reply:
@@ -347,12 +374,18 @@ class SmtpConnection(asyncio.Protocol):
         path, raw_params = split
         if raw_params:
             return replies.unsupported_parameter(raw_params.split()[0].split("=")[0].upper())
-        if len(envelope.accepted) >= self.server.limits.recipients:
+        limits = self.server.limits
+        if len(envelope.accepted) >= limits.recipients:
             self.server.metrics.smtp_recipients.labels(verdict="tempfail", reason="limit").inc()
+            envelope.excess_recipients += 1
+            if envelope.excess_recipients > limits.recipient_overshoot:
+                session.errors += 1
             return replies.TOO_MANY_RECIPIENTS
         outcome = await self.server.policy.on_rcpt(session, envelope, path, ())
         if outcome.reply.is_positive:
             envelope.accepted.append(outcome.mailbox)
+        else:
+            _count_refusal(session, outcome.reply)
         return outcome.reply
 
     async def _data(self, session: Session, text: str) -> Reply | str:
@@ -367,6 +400,14 @@ class SmtpConnection(asyncio.Protocol):
                 return replies.NO_VALID_RECIPIENTS
             return replies.NEED_RCPT
         self._send(replies.START_DATA)
+        try:
+            return await self._receive(session, envelope)
+        finally:
+            self.server.data_budget.give_back(self._held)
+            self._held = 0
+
+    async def _receive(self, session: Session, envelope: Envelope) -> Reply | str:
+        """The data phase after 354: read the message, hand it on, answer."""
         result = await self._read_data()
         server = self.server
         if result.state is DataState.ENDED_BARE:
@@ -381,6 +422,8 @@ class SmtpConnection(asyncio.Protocol):
         elif result.problem is DataProblem.BARE_NEWLINE:
             server.metrics.smtp_protocol_errors.labels(kind="bare_lf").inc()
             reply = replies.BARE_NEWLINE_IN_DATA
+        elif result.problem is DataProblem.NO_MEMORY:
+            reply = replies.INSUFFICIENT_STORAGE
         else:
             try:
                 reply = await server.policy.on_data(session, envelope, result.message)
@@ -396,24 +439,41 @@ class SmtpConnection(asyncio.Protocol):
         if reply.is_positive:
             server.metrics.smtp_message_bytes.inc(result.size)
             server.metrics.smtp_message_size.observe(result.size)
+            session.errors = session.junk_commands = 0  # counted "without delivering mail"
         await self._end_transaction(reply, result.size)
         return reply
 
     async def _read_data(self) -> DataResult:
-        reader = DataReader(self.server.limits.max_message_size)
-        self._data_reader = reader
-        try:
-            while True:
-                if self._buffer:
-                    result = reader.feed(self._buffer)  # the reader keeps its own copy
-                    self._buffer.clear()
-                    if result is not None:
-                        break
-                await self._wait(self.server.limits.data_timeout)
-        finally:
-            self._data_reader = None
+        limits = self.server.limits
+        reader = DataReader(limits.max_message_size)
+        deadline = asyncio.get_running_loop().time() + limits.data_deadline
+        while True:
+            if self._buffer:
+                result = reader.feed(self._buffer)  # the reader keeps its own copy
+                self._buffer.clear()
+                if result is not None:
+                    break
+                if reader.buffered > DATA_FREE_BYTES and not self._hold(reader.buffered):
+                    reader.discard()
+            await self._wait(limits.data_timeout, deadline)
         self._buffer += result.leftover
+        if result.problem is DataProblem.NONE and not self._hold(len(result.message)):
+            result = replace(result, problem=DataProblem.NO_MEMORY, message=b"")
         return result
+
+    def _hold(self, size: int) -> bool:
+        """Draw on the data memory budget for `size` bytes of this message (in steps of
+        DATA_BUDGET_STEP); False, holding nothing, when the budget cannot give that much."""
+        if size <= DATA_FREE_BYTES or size <= self._held:
+            return True
+        budget = self.server.data_budget
+        wanted = min(-(-size // DATA_BUDGET_STEP) * DATA_BUDGET_STEP, budget.limit)
+        if budget.take(wanted - self._held):
+            self._held = wanted
+            return True
+        budget.give_back(self._held)
+        self._held = 0
+        return False
 
     async def _end_transaction(self, outcome: Reply | None, size: int) -> None:
         """End the transaction in progress; `outcome` is the reply it ended with, if any."""
@@ -482,6 +542,11 @@ class SmtpConnection(asyncio.Protocol):
             return replies.ALREADY_AUTHENTICATED
         if self.envelope is not None:
             return replies.AUTH_NOT_IN_TRANSACTION
+        if not server.auth_failures.allows(self.peer.host):
+            session.errors += 1
+            server.metrics.smtp_protocol_errors.labels(kind="auth").inc()
+            server.auth_throttled_log.event(client=str(self.peer))
+            return replies.AUTH_THROTTLED
         mechanism, _, initial = text.partition(" ")
         try:
             credentials = await read_credentials(mechanism, initial, self._challenge)
@@ -491,10 +556,14 @@ class SmtpConnection(asyncio.Protocol):
         if not isinstance(credentials, tuple):
             return credentials
         username, password = credentials
-        if await server.policy.authenticate(username, password):
+        verdict = await server.policy.authenticate(username, password)
+        if verdict is None:
+            return replies.AUTH_BUSY
+        if verdict:
             session.username = username
             log.event(logger, "authenticated", client=str(self.peer), user=username)
             return replies.AUTH_SUCCEEDED
+        server.auth_failures.failed(self.peer.host)
         server.metrics.smtp_protocol_errors.labels(kind="auth").inc()
         log.event(
             logger, "authentication failed", logging.WARNING, client=str(self.peer), user=username
@@ -510,9 +579,21 @@ class SmtpConnection(asyncio.Protocol):
         return None if answer == "*" else answer
 
 
+_JUNK_VERBS = frozenset({b"NOOP", b"RSET", b"VRFY", b"HELP"})
+"""Commands that do nothing toward mail: past MXRELAY_SMTP_JUNK_COMMAND_LIMIT each is an error,
+so a session that never delivers cannot go on for ever."""
+
 _PROTOCOL_ERROR_CODES = frozenset({500, 501, 502, 503, 504, 535, 555})
-"""Replies counted against MXRELAY_SMTP_ERROR_LIMIT: a client's mistakes, not policy refusals
-(a relay for applications refuses recipients as a matter of course)."""
+"""Replies counted against MXRELAY_SMTP_ERROR_LIMIT whatever the command: a client's mistakes."""
+
+
+def _count_refusal(session: Session, reply: Reply) -> None:
+    """A refused sender or recipient is an error too, as Postfix counts every reject toward
+    smtpd_hard_error_limit: otherwise one client can have any number of recipients looked up,
+    logged and recorded. Accepted mail resets the count, so a client delivering mail with a
+    few bad recipients here and there is never cut off."""
+    if reply.code not in _PROTOCOL_ERROR_CODES:  # those are counted once, by the command loop
+        session.errors += 1
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

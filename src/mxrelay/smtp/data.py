@@ -25,6 +25,8 @@ class DataProblem(enum.Enum):
     NONE = "none"
     TOO_BIG = "too_big"
     BARE_NEWLINE = "bare_newline"
+    NO_MEMORY = "no_memory"
+    """The engine could not hold more (`discard()`): the data was read to its end and dropped."""
 
 
 class DataState(enum.Enum):
@@ -50,14 +52,24 @@ class DataResult:
 class DataReader:
     """Accumulates one message's DATA. Call `feed()` with each chunk until it returns a result."""
 
-    __slots__ = ("_buffer", "_dropped", "_limit", "_scan_from")
+    __slots__ = ("_buffer", "_discarding", "_dropped", "_limit", "_scan_from")
 
     def __init__(self, size_limit: int) -> None:
         # A virtual CRLF in front lets a message that is only ".\r\n" end like any other.
         self._buffer = bytearray(b"\r\n")
         self._limit = size_limit
         self._scan_from = 0
-        self._dropped = 0  # bytes discarded after the size limit was passed
+        self._dropped = 0  # bytes discarded after the size limit was passed (or discard())
+        self._discarding = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of message data held so far."""
+        return len(self._buffer)
+
+    def discard(self) -> None:
+        """Hold nothing more of this message: read on to its end, then report NO_MEMORY."""
+        self._discarding = True
 
     def feed(self, chunk: bytes | bytearray) -> DataResult | None:
         buffer = self._buffer
@@ -65,7 +77,7 @@ class DataReader:
         end = buffer.find(TERMINATOR, self._scan_from)
         if end < 0:
             self._scan_from = max(0, len(buffer) - len(TERMINATOR) + 1)
-            if self._too_big(len(buffer)) and len(buffer) > 64:
+            if (self._discarding or self._too_big(len(buffer))) and len(buffer) > 64:
                 # Keep only the tail: enough to see the terminator, not the message.
                 keep = 8
                 self._dropped += len(buffer) - keep
@@ -86,9 +98,15 @@ class DataReader:
 
     def _finish(self, state: DataState, end: int, leftover: bytes) -> DataResult:
         size = self._dropped + end - 2
-        if self._dropped or size > self._limit:
+        if size > self._limit:
             return DataResult(state, DataProblem.TOO_BIG, b"", size, leftover)
-        body = bytes(self._buffer[2:end])
+        if self._discarding:
+            return DataResult(state, DataProblem.NO_MEMORY, b"", size, leftover)
+        # One copy out of the buffer (a slice of a bytearray would be a second), then the buffer
+        # goes: a message is held about twice at this moment, never three times.
+        with memoryview(self._buffer) as view:
+            body = bytes(view[2:end])
+        self._buffer = bytearray()
         if has_bare_newline(body) or state is DataState.ENDED_BARE:
             return DataResult(state, DataProblem.BARE_NEWLINE, b"", size, leftover)
         return DataResult(state, DataProblem.NONE, unstuff(body), size, leftover)

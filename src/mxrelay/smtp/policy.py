@@ -29,6 +29,7 @@ from mxrelay.model import (
 )
 from mxrelay.smtp import replies
 from mxrelay.smtp.commands import MailParams
+from mxrelay.smtp.rates import ThrottledLog
 from mxrelay.smtp.server import RcptOutcome
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from mxrelay.smtp.session import Envelope, Session
 
 logger = logging.getLogger("mxrelay.smtp")
+
+DENIED_LOG_INTERVAL = 10.0
+"""Seconds between two "client denied" lines; denials in between are counted into the next."""
 
 RecipientCheck = Callable[[str, bool], Awaitable[RecipientVerdict]]
 """(forward-path as written in RCPT, including the angle brackets; smtputf8) → verdict."""
@@ -103,6 +107,7 @@ class RelayPolicy:
         auth_required: bool = False,
         sender_check: SenderCheck | None = None,
         message_check: MessageCheck | None = None,
+        refusal_log_limit: int = 100,
         now: Callable[[], datetime] = utc_now,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -114,8 +119,12 @@ class RelayPolicy:
         self.auth_required = auth_required
         self.sender_check = sender_check
         self.message_check = message_check
+        self.refusal_log_limit = refusal_log_limit
         self.now = now
         self.clock = clock
+        self._denied_log = ThrottledLog(
+            logger, "client denied", logging.WARNING, DENIED_LOG_INTERVAL, clock=clock
+        )
 
     async def on_connect(self, session: Session) -> Reply | None:
         try:
@@ -126,7 +135,7 @@ class RelayPolicy:
             address = address.ipv4_mapped
         if any(address in network for network in self.allowed_clients):
             return None
-        log.event(logger, "client denied", logging.WARNING, client=str(session.peer))
+        self._denied_log.event(client=str(session.peer))
         return replies.access_denied(session.peer.host)
 
     async def on_mail(self, session: Session, envelope: Envelope) -> Reply:
@@ -151,10 +160,13 @@ class RelayPolicy:
                 self.metrics.smtp_recipients.labels(verdict="accepted", reason=reason.value).inc()
                 return RcptOutcome(reply, verdict.mailbox)
             reason = Reason.UPSTREAM
-        refused = RefusedRecipient(verdict.mailbox or path.strip("<>"), reply, reason)
-        envelope.refused.append(refused)
         verdict_label = "tempfail" if reply.is_transient else "rejected"
         self.metrics.smtp_recipients.labels(verdict=verdict_label, reason=reason.value).inc()
+        if len(envelope.refused) >= self.refusal_log_limit:
+            envelope.refused_more += 1  # one transaction's record and log lines stay bounded
+            return RcptOutcome(reply)
+        refused = RefusedRecipient(verdict.mailbox or path.strip("<>"), reply, reason)
+        envelope.refused.append(refused)
         log.event(
             logger,
             "recipient refused",
@@ -192,7 +204,7 @@ class RelayPolicy:
         if envelope.sink is not None:
             await envelope.sink.abort()
 
-    async def authenticate(self, username: str, password: str) -> bool:
+    async def authenticate(self, username: str, password: str) -> bool | None:
         return self.users is not None and await self.users.verify(username, password)
 
     def transaction_ended(
@@ -211,6 +223,7 @@ class RelayPolicy:
                 {"recipient": r.address, "reply": str(r.reply), "reason": r.reason.value}
                 for r in envelope.refused
             ],
+            **({"refused_more": envelope.refused_more} if envelope.refused_more else {}),
             size=size,
             outcome=str(outcome) if outcome is not None else "aborted",
             duration_ms=round((self.clock() - envelope.started) * 1000, 1),

@@ -57,6 +57,7 @@ def bad_parameter(name: str) -> Reply:
 MESSAGE_TOO_BIG = Reply(552, "3.4", "Error: message file too big")
 SIZE_EXCEEDS_LIMIT = Reply(552, "3.4", "Message size exceeds fixed limit")
 TOO_MANY_RECIPIENTS = Reply(452, "5.3", "Error: too many recipients")
+INSUFFICIENT_STORAGE = Reply(452, "3.1", "Error: insufficient system storage, try again later")
 BARE_NEWLINE_IN_DATA = Reply(550, "5.2", "Error: bare <LF> or <CR> received in message data")
 
 # Positive
@@ -75,6 +76,8 @@ AUTH_NEEDS_TLS = Reply(538, "7.11", "Encryption required for requested authentic
 AUTH_NOT_ENABLED = Reply(503, "5.1", "Error: authentication not enabled")
 AUTH_SUCCEEDED = Reply(235, "7.0", "Authentication successful")
 AUTH_FAILED = Reply(535, "7.8", "Error: authentication failed")
+AUTH_THROTTLED = Reply(454, "7.0", "Temporary authentication failure: too many failures, try later")
+AUTH_BUSY = Reply(454, "7.0", "Temporary authentication failure, try again later")
 AUTH_CANCELLED = Reply(501, "7.0", "Authentication aborted")
 AUTH_BAD_MECHANISM = Reply(504, "5.4", "Unsupported authentication mechanism")
 AUTH_BAD_BASE64 = Reply(501, "5.2", "Cannot decode response")

@@ -14,6 +14,7 @@ are handled there, in one place.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from collections.abc import Callable
@@ -25,7 +26,17 @@ from mxrelay.metrics import Metrics
 from mxrelay.model import Reply
 from mxrelay.smtp import replies
 from mxrelay.smtp.connection import SmtpConnection
+from mxrelay.smtp.memory import DataBudget
+from mxrelay.smtp.rates import FailureBudget, ThrottledLog
 from mxrelay.smtp.session import Envelope, Session
+
+logger = logging.getLogger("mxrelay.smtp")
+
+AUTH_FAILURE_PERIOD = 60.0
+"""Seconds over which MXRELAY_SMTP_AUTH_FAILURE_LIMIT failures are allowed per client."""
+
+LOG_INTERVAL = 10.0
+"""Seconds between two lines of one throttled warning (a denied client, a throttled AUTH)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,25 +44,50 @@ class SmtpLimits:
     """Every limit of the SMTP side, filled from settings (Postfix-like defaults there)."""
 
     max_message_size: int
+    data_memory: int
+    """Bytes of message data all transactions over DATA_FREE_BYTES may hold at once."""
     connections: int
     connections_per_client: int
     command_timeout: float
+    """Idle seconds allowed while a command line is awaited (every byte restarts it)."""
     data_timeout: float
+    command_deadline: float
+    """Seconds one command line may take in total, from the moment it is awaited."""
+    data_deadline: float
+    """Seconds the message data may take in total, from 354 to the final dot."""
     recipients: int
+    recipient_overshoot: int
+    """RCPTs past `recipients` answered 452 before each further one counts as an error."""
     line_length: int
     errors: int
+    """Errors without an accepted message before 421 (Postfix smtpd_hard_error_limit)."""
+    soft_errors: int
+    """Errors past which every reply waits `error_sleep` seconds (smtpd_soft_error_limit)."""
+    error_sleep: float
+    junk_commands: int
+    """NOOP, RSET, VRFY and HELP allowed before each counts as an error (smtpd_junk_command_limit)."""
+    auth_failures: int
+    """Failed AUTH per client address per minute before AUTH is refused unchecked."""
 
     @classmethod
     def from_settings(cls, smtp: SmtpSettings, max_message_size: int | None = None) -> SmtpLimits:
         return cls(
             max_message_size=max_message_size or smtp.max_message_size,
+            data_memory=smtp.data_memory_limit,
             connections=smtp.connection_limit,
             connections_per_client=smtp.client_connection_limit,
             command_timeout=smtp.command_timeout.total_seconds(),
             data_timeout=smtp.data_timeout.total_seconds(),
+            command_deadline=smtp.command_deadline.total_seconds(),
+            data_deadline=smtp.data_deadline.total_seconds(),
             recipients=smtp.recipient_limit,
+            recipient_overshoot=smtp.recipient_overshoot_limit,
             line_length=smtp.line_length_limit,
             errors=smtp.error_limit,
+            soft_errors=smtp.soft_error_limit,
+            error_sleep=smtp.error_sleep_time.total_seconds(),
+            junk_commands=smtp.junk_command_limit,
+            auth_failures=smtp.auth_failure_limit,
         )
 
 
@@ -80,7 +116,9 @@ class SessionPolicy(Protocol):
 
     async def on_reset(self, session: Session, envelope: Envelope) -> None: ...
 
-    async def authenticate(self, username: str, password: str) -> bool: ...
+    async def authenticate(self, username: str, password: str) -> bool | None:
+        """Whether the credentials are right; None when they cannot be checked now (454)."""
+        ...
 
     def transaction_ended(
         self, session: Session, envelope: Envelope, outcome: Reply | None, size: int
@@ -110,6 +148,11 @@ class SmtpServer:
         self.auth_enabled = auth_enabled
         self.auth_allow_plaintext = auth_allow_plaintext
         self.clock = clock
+        self.data_budget = DataBudget(limits.data_memory, metrics)
+        self.auth_failures = FailureBudget(limits.auth_failures, AUTH_FAILURE_PERIOD, clock=clock)
+        self.auth_throttled_log = ThrottledLog(
+            logger, "authentication throttled", logging.WARNING, LOG_INTERVAL, clock=clock
+        )
         self.shutting_down = False
         self._server: asyncio.Server | None = None
         self._connections: set[SmtpConnection] = set()

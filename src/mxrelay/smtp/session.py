@@ -25,6 +25,9 @@ class Session:
     tls: TlsInfo | None = None
     username: str | None = None
     errors: int = 0
+    """Errors since the last accepted message (MXRELAY_SMTP_ERROR_LIMIT)."""
+    junk_commands: int = 0
+    """NOOP, RSET, VRFY and HELP since the last accepted message."""
 
     def info(self) -> SessionInfo:
         return SessionInfo(
@@ -45,3 +48,8 @@ class Envelope:
     accepted: list[str] = field(default_factory=list)
     """The mailboxes accepted at RCPT, in order."""
     refused: list[RefusedRecipient] = field(default_factory=list)
+    """The first refused recipients (MXRELAY_SMTP_REFUSAL_LOG_LIMIT), each recorded and logged."""
+    refused_more: int = 0
+    """Recipients refused past that limit: only counted."""
+    excess_recipients: int = 0
+    """RCPTs answered 452 because the recipient limit was reached."""

@@ -20,16 +20,16 @@ from tests.support.processes import run_mxrelay
         ({"MXRELAY_HOSTNAME": "relay_1.example"}, "MXRELAY_HOSTNAME: 'relay_1.example' is not"),
         (
             {"MXRELAY_SMTP_COMMAND_DEADLINE": "0s"},
-            "MXRELAY_SMTP_COMMAND_DEADLINE: '0s' is out of range; "
+            "MXRELAY_SMTP_COMMAND_DEADLINE: '0s' is below the minimum, 1s; "
             "expected a duration from 1s to 1h",
         ),
         (
             {"MXRELAY_SMTP_DATA_DEADLINE": "2d"},
-            "MXRELAY_SMTP_DATA_DEADLINE: '2d' is out of range",
+            "MXRELAY_SMTP_DATA_DEADLINE: '2d' is above the maximum, 1d",
         ),
         (
             {"MXRELAY_SMTP_ERROR_SLEEP_TIME": "5m"},
-            "MXRELAY_SMTP_ERROR_SLEEP_TIME: '5m' is out of range",
+            "MXRELAY_SMTP_ERROR_SLEEP_TIME: '5m' is above the maximum, 1m",
         ),
     ],
 )

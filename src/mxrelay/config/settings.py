@@ -90,17 +90,19 @@ class SmtpSettings(_Group):
         most="1h",
         help="Idle time allowed between chunks of message data (RFC 5321 4.5.3.2: 3 minutes).",
     )
-    command_deadline: Duration = setting(
+    command_deadline: Duration = duration_setting(
         "300s",
         env="MXRELAY_SMTP_COMMAND_DEADLINE",
-        form="a duration from 1s to 1h",
+        least="1s",
+        most="1h",
         help="Total time to receive one command line, however its bytes trickle in; past it, "
         "421 4.4.2 (Postfix smtpd_per_request_deadline).",
     )
-    data_deadline: Duration = setting(
+    data_deadline: Duration = duration_setting(
         "10m",
         env="MXRELAY_SMTP_DATA_DEADLINE",
-        form="a duration from 1s to 1d",
+        least="1s",
+        most="1d",
         help="Total time to receive a message's data, from 354 to the final dot; past it, 421 4.4.2.",
     )
     recipient_limit: int = setting(
@@ -147,10 +149,12 @@ class SmtpSettings(_Group):
         help="Errors past which every reply waits MXRELAY_SMTP_ERROR_SLEEP_TIME (Postfix "
         "smtpd_soft_error_limit).",
     )
-    error_sleep_time: Duration = setting(
+    error_sleep_time: Duration = duration_setting(
         "1s",
         env="MXRELAY_SMTP_ERROR_SLEEP_TIME",
-        form="a duration from 0s (no delay) to 1m",
+        least="0s",
+        most="1m",
+        note="0s: no delay",
         help="Delay of every reply to a client past the soft error limit (Postfix "
         "smtpd_error_sleep_time).",
     )

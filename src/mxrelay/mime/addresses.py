@@ -42,7 +42,8 @@ _SIMPLE = re.compile(
 )
 """Matched against the whole value, blanks stripped: every repetition in it is unambiguous, so a
 failed match costs linear time."""
-_LIST_ITEM = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^",])+')
+_LIST_ITEM = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^,])+')
+"""An item of a stored list: quoted strings (which may hold commas) and other characters."""
 _PARSER = email.policy.default
 
 

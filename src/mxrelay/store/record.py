@@ -16,7 +16,7 @@ import itertools
 import json
 import re
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from mxrelay.mime.addresses import ENTRY_LIMIT, parse_addresses
@@ -100,7 +100,10 @@ SUMMARY_FIELD_LIMIT = 4096
 """Characters kept of the subject and the Message-ID."""
 
 SUMMARY_ADDRESS_LIMIT = 1000
-"""Addresses kept of the From and To fields (the SMTP recipient limit's default)."""
+"""Addresses kept of the From and To fields (the SMTP recipient limit's default)..."""
+
+SUMMARY_ADDRESS_CHARACTERS = 32 * 1024
+"""...and characters of them: what is read of the To fields, and what is kept of each list."""
 
 SUMMARY_FIELDS_PER_NAME = 100
 """To fields read per message (a message has one; the rest of a flood of them is not read)."""
@@ -160,7 +163,25 @@ def address_tokens(value: str) -> list[str]:
 
 
 def _joined(addresses: Iterable[str]) -> str:
-    return ", ".join(itertools.islice(addresses, SUMMARY_ADDRESS_LIMIT))
+    """At most SUMMARY_ADDRESS_LIMIT addresses in SUMMARY_ADDRESS_CHARACTERS, comma-separated."""
+    kept: list[str] = []
+    length = 0
+    for address in itertools.islice(addresses, SUMMARY_ADDRESS_LIMIT):
+        length += len(address) + 2
+        if length > SUMMARY_ADDRESS_CHARACTERS:
+            break
+        kept.append(address)
+    return ", ".join(kept)
+
+
+def _recipients(values: Iterable[str]) -> Iterator[str]:
+    """The address tokens of the To fields, within SUMMARY_ADDRESS_CHARACTERS of their text."""
+    budget = SUMMARY_ADDRESS_CHARACTERS
+    for value in values:
+        if budget <= 0:
+            return
+        yield from address_tokens(value[:budget])
+        budget -= len(value)
 
 
 def _single_text(fields: dict[str, list[str]], body: bytes) -> str | None:
@@ -192,7 +213,7 @@ def summarise(data: bytes) -> Summary:
     return Summary(
         subject=_decode(_first(fields, "subject")),
         header_from=_joined(author.specs),
-        header_to=_joined(a for value in fields.get("to", ()) for a in address_tokens(value)),
+        header_to=_joined(_recipients(fields.get("to", ()))),
         message_id=_decode(_first(fields, "message-id")).strip("<>"),
         snippet=words[:SNIPPET_LENGTH],
         body_text=words[:SEARCH_TEXT_LIMIT],

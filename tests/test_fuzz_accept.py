@@ -37,7 +37,8 @@ from mxrelay.model import Peer, SessionInfo, Transaction
 from mxrelay.store.log import get_message, get_raw
 from mxrelay.web.api_v1 import message
 from tests.support.fuzzing import EXAMPLES, FUZZ, messages
-from tests.support.processes import ServeProcess, free_port
+from tests.support.hostile import hold_relay
+from tests.support.processes import ServeProcess
 
 EXAMPLE_BOUND = 10.0
 """Seconds one example may take, end to end (milliseconds are usual; the parsing bombs of
@@ -141,22 +142,8 @@ def smtp_safe(data: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServeProcess, int]]:
-    directory = tmp_path_factory.mktemp("fuzz-serve")
-    web_port = free_port()
-    env = {
-        "MXRELAY_DELIVERY": "hold",
-        "MXRELAY_DATABASE_URL": f"sqlite:///{directory / 'relay.db'}",
-        "MXRELAY_HTTP_LISTEN": f"127.0.0.1:{web_port}",
-        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org,example.net",
-        "MXRELAY_ICS_STRIP": "all",
-        "MXRELAY_LOG_LEVEL": "warning",
-        "MXRELAY_STORE_COMMIT_WINDOW": "0s",
-    }
-    process = ServeProcess(env, directory / "relay.log")
-    try:
-        yield process, web_port
-    finally:
-        process.close()
+    with hold_relay(tmp_path_factory.mktemp("fuzz-serve")) as running:
+        yield running
 
 
 @settings(FUZZ, max_examples=SMTP_EXAMPLES)

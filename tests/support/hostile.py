@@ -9,15 +9,16 @@ and reads the process's resident memory before and after (peak, from `/proc`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
 import httpx
 
-from tests.support.processes import ServeProcess
+from tests.support.processes import ServeProcess, free_port
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -94,6 +95,28 @@ BOMBS: dict[str, bytes] = {
     ),
     "sixty thousand header fields": message(*(b"X-A: a" for _ in range(60_000))),
 }
+
+
+@contextlib.contextmanager
+def hold_relay(directory: Path) -> Iterator[tuple[ServeProcess, int]]:
+    """`mxrelay serve` in hold mode on SQLite, calendar stripping on (so the transforms parse
+    every message too), recipients in example.org and example.net accepted without DNS; yields
+    the process and the port of its API."""
+    web_port = free_port()
+    env = {
+        "MXRELAY_DELIVERY": "hold",
+        "MXRELAY_DATABASE_URL": f"sqlite:///{directory / 'relay.db'}",
+        "MXRELAY_HTTP_LISTEN": f"127.0.0.1:{web_port}",
+        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org,example.net",
+        "MXRELAY_ICS_STRIP": "all",
+        "MXRELAY_LOG_LEVEL": "warning",
+        "MXRELAY_STORE_COMMIT_WINDOW": "0s",
+    }
+    process = ServeProcess(env, directory / "relay.log")
+    try:
+        yield process, web_port
+    finally:
+        process.close()
 
 
 def reset_peak(pid: int) -> None:

@@ -12,31 +12,16 @@ import aiosmtplib
 import httpx
 import pytest
 
-from tests.support.hostile import BOMBS, watch
-from tests.support.processes import ServeProcess, free_port
+from tests.support.hostile import BOMBS, hold_relay, watch
+from tests.support.processes import ServeProcess
 
 QUEUED_AS = re.compile(r"queued as (\w+)")
 
 
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServeProcess, int]]:
-    """A relay in hold mode (calendar stripping on, so the transforms parse too) and its API port."""
-    directory = tmp_path_factory.mktemp("hostile")
-    web_port = free_port()
-    env = {
-        "MXRELAY_DELIVERY": "hold",
-        "MXRELAY_DATABASE_URL": f"sqlite:///{directory / 'relay.db'}",
-        "MXRELAY_HTTP_LISTEN": f"127.0.0.1:{web_port}",
-        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
-        "MXRELAY_ICS_STRIP": "all",
-        "MXRELAY_LOG_LEVEL": "warning",
-        "MXRELAY_STORE_COMMIT_WINDOW": "0s",
-    }
-    process = ServeProcess(env, directory / "relay.log")
-    try:
-        yield process, web_port
-    finally:
-        process.close()
+    with hold_relay(tmp_path_factory.mktemp("hostile")) as running:
+        yield running
 
 
 async def send(port: int, data: bytes) -> str:

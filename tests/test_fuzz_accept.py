@@ -9,7 +9,7 @@ on it. Properties: no exception, a `250` (never a write failure), the stored byt
 message's, and bounded time (`EXAMPLE_BOUND` per example, far above what any example takes). One
 more test sends such messages through `mxrelay serve` over SMTP.
 
-The suite runs a few examples; `make fuzz` sets MXRELAY_FUZZ_EXAMPLES=200000.
+The suite runs a few examples; `make fuzz` sets MXRELAY_FUZZ_EXAMPLES=200000 (see ACCEPT_EXAMPLES).
 """
 
 from __future__ import annotations
@@ -47,7 +47,13 @@ earlier versions took from seconds to minutes)."""
 RECIPIENTS = ("bob@example.org", "carol@example.net")
 QUEUED_AS = re.compile(r"queued as (\w+)")
 
-pytestmark = pytest.mark.timeout(max(300, EXAMPLES // 20))
+ACCEPT_EXAMPLES = max(100, EXAMPLES // 10)
+SMTP_EXAMPLES = max(20, EXAMPLES // 100)
+"""An example costs tens of milliseconds here (a commit each; over SMTP, a session too), against
+a few for the transforms alone: a long run (`make fuzz`) takes a tenth and a hundredth of
+MXRELAY_FUZZ_EXAMPLES, about as long as the transform fuzzing."""
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(max(300, ACCEPT_EXAMPLES // 5))]
 
 _T = TypeVar("_T")
 
@@ -117,7 +123,7 @@ async def accept_and_read(stage: QueueStage, data: bytes) -> tuple[str, bytes | 
     return found.group(1), raw
 
 
-@FUZZ
+@settings(FUZZ, max_examples=ACCEPT_EXAMPLES)
 @given(messages)
 def test_fuzz_accept_path(accept_path: tuple[LoopThread, QueueStage], data: bytes) -> None:
     runner, stage = accept_path
@@ -127,9 +133,6 @@ def test_fuzz_accept_path(accept_path: tuple[LoopThread, QueueStage], data: byte
     read_author(data)
     reconcile_headers(data, RECIPIENTS)
     assert time.monotonic() - started < EXAMPLE_BOUND
-
-
-SMTP_EXAMPLES = max(20, EXAMPLES // 100)
 
 
 def smtp_safe(data: bytes) -> bytes:

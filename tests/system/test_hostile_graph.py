@@ -24,6 +24,7 @@ from tests.support.hostile import BOMBS, watch
 from tests.support.processes import ServeProcess
 
 FROM_BOMBS = ["encoded words in From (140 KiB)", "five thousand nested comments in From"]
+pytestmark = pytest.mark.slow
 QUEUED_AS = re.compile(r"queued as (\w+)")
 ATTEMPTS = 3
 """Delivery attempts watched: every one of them read the From again in earlier versions."""

@@ -15,6 +15,7 @@ import pytest
 from tests.support.hostile import BOMBS, hold_relay, watch
 from tests.support.processes import ServeProcess
 
+pytestmark = pytest.mark.slow
 QUEUED_AS = re.compile(r"queued as (\w+)")
 
 

@@ -139,14 +139,20 @@ class Author:
 _FROM = FieldFinder(["from"])
 
 
-def read_author(data: bytes) -> Author:
-    """The message's first From field; never raises. The header block is searched in C (this
-    runs at the end of DATA, on the event loop) and only within `HEADER_LIMIT` bytes."""
-    end, complete = header_region(data)
+def read_author(data: bytes, region: tuple[int, bool] | None = None) -> Author:
+    """The message's first From field; never raises. The header block (`region`, as
+    `parse.header_region` finds it) is searched in C (this runs at the end of DATA, on the event
+    loop) and only within `HEADER_LIMIT` bytes."""
+    end, complete = header_region(data) if region is None else region
     values = _FROM.values(data, end).get("from")
-    if not values:
+    return author_of(values[0] if values else None, complete=complete)
+
+
+def author_of(raw: bytes | None, *, complete: bool = True) -> Author:
+    """The Author of a raw From value (None: the message has no From field); `complete`: the
+    header block was read to its end."""
+    if raw is None:
         return Author(present=False, readable=complete)
-    raw = values[0]
     if len(raw) > ENTRY_LIMIT * 4:  # far beyond the bound: not even decoded
         return Author(present=True, readable=False)
     parsed = parse_addresses(raw.decode("utf-8", "surrogateescape"))

@@ -211,8 +211,11 @@ class FieldFinder:
             values = found.setdefault(match.group(1).decode("ascii").lower(), [])
             if len(values) >= per_name:
                 continue
-            stop = _FIELD_END.search(data, match.end(), end)
-            value_end = stop.start() if stop is not None else end
+            value_end = data.find(b"\n", match.end(), end)
+            if value_end != -1 and data[value_end + 1 : value_end + 2] in (b" ", b"\t"):
+                stop = _FIELD_END.search(data, value_end + 1, end)  # folded: find its end
+                value_end = stop.start() if stop is not None else -1
+            value_end = end if value_end == -1 else value_end
             values.append(data[match.end() : value_end].rstrip(b"\r\n"))
         return found
 

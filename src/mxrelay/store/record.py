@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from mxrelay.mime.addresses import ENTRY_LIMIT, parse_addresses
+from mxrelay.mime.addresses import author_of
 from mxrelay.mime.content import decode_body, message_content, strip_tags
 from mxrelay.mime.parse import FieldFinder, header_region
 from mxrelay.mime.text import decode_words
@@ -117,18 +117,24 @@ _SUMMARY_FIELDS = FieldFinder(
 _DELIMITERS = re.compile(r"[\s<>,;:\"()\[\]]+")
 
 
-def header_fields(data: bytes) -> dict[str, list[str]]:
-    """The fields the summary reads, by lower-case name, unfolded, in order; never raises.
+def header_fields(data: bytes, region: tuple[int, bool] | None = None) -> dict[str, list[str]]:
+    """The fields the summary reads, by lower-case name, unfolded, in order; never raises."""
+    end, _ = header_region(data) if region is None else region
+    return _unfolded(_raw_fields(data, end))
 
-    Found by one regular expression (`mime.parse.FieldFinder`) in the first `HEADER_LIMIT`
-    bytes, not by `email.parser`: the summary needs six fields, the standard parser costs
-    several times more per message on the accept path, and no object is made for other fields,
-    however many a message has."""
-    end, _ = header_region(data)
-    found = _SUMMARY_FIELDS.values(data, end, SUMMARY_FIELDS_PER_NAME)
+
+def _raw_fields(data: bytes, end: int) -> dict[str, list[bytes]]:
+    """Found by one regular expression (`mime.parse.FieldFinder`) in the first `HEADER_LIMIT`
+    bytes, not by `email.parser`: the summary needs six fields, the standard parser costs several
+    times more per message on the accept path, and no object is made for other fields, however
+    many a message has."""
+    return _SUMMARY_FIELDS.values(data, end, SUMMARY_FIELDS_PER_NAME)
+
+
+def _unfolded(raw: dict[str, list[bytes]]) -> dict[str, list[str]]:
     return {
         name: [collapse_spaces(v.decode("utf-8", "replace")) for v in values]
-        for name, values in found.items()
+        for name, values in raw.items()
     }
 
 
@@ -198,8 +204,9 @@ def _single_text(fields: dict[str, list[str]], body: bytes) -> str | None:
 def summarise(data: bytes) -> Summary:
     """Header fields and text body for listing and search; never raises, and reads a bounded
     part of any message (`HEADER_LIMIT` of header, `BODY_DECODE_LIMIT` of text, `MimeLimits`)."""
-    fields = header_fields(data)
     end, complete = header_region(data)
+    raw = _raw_fields(data, end)
+    fields = _unfolded(raw)
     separator = data.find(b"\n", end)
     body = data[separator + 1 :] if complete and separator != -1 else b""
     text = _single_text(fields, body)
@@ -209,10 +216,11 @@ def summarise(data: bytes) -> Summary:
         text = content.text or strip_tags(content.html)
         attachments = len(content.attachments)
     words = collapse_spaces(text)
-    author = parse_addresses(_first(fields, "from")[: ENTRY_LIMIT * 4])
+    # Read as the sender allow-list read it at the end of DATA (`read_author`).
+    author = author_of(raw["from"][0] if "from" in raw else None, complete=complete)
     return Summary(
         subject=_decode(_first(fields, "subject")),
-        header_from=_joined(author.specs),
+        header_from=_joined(author.addresses),
         header_to=_joined(_recipients(fields.get("to", ()))),
         message_id=_decode(_first(fields, "message-id")).strip("<>"),
         snippet=words[:SNIPPET_LENGTH],

@@ -28,8 +28,7 @@ from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph_message import (
     address_allowed,
     graph_size_limit,
-    header_from,
-    sender_allowed,
+    message_sender_allowed,
 )
 from mxrelay.delivery.passthrough import PassthroughSink, UpstreamPool, VariantPlan
 from mxrelay.delivery.proxy import ProxyProblem
@@ -383,7 +382,7 @@ def _sender_rules(settings: Settings) -> tuple[SenderCheck | None, MessageCheck 
         return None if not mail_from or address_allowed(mail_from, allowed) else SENDER_NOT_ALLOWED
 
     def message_allowed(mail_from: str, data: bytes) -> Reply | None:
-        return None if sender_allowed(mail_from, header_from(data), allowed) else SENDER_NOT_ALLOWED
+        return None if message_sender_allowed(mail_from, data, allowed) else SENDER_NOT_ALLOWED
 
     return envelope_allowed, message_allowed
 

@@ -133,6 +133,32 @@ async def test_sending_mailbox_follows_the_policy(
     assert [m.mailbox for m in standin.sent()] == [expected]
 
 
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        ("sales@contoso.example, other@contoso.example", "sales@contoso.example"),
+        ("", "bounces@contoso.example"),  # no readable From at accept time: the envelope's
+    ],
+)
+async def test_the_from_read_at_accept_time_decides(
+    standin: GraphStandIn, stored: str, expected: str
+) -> None:
+    standin.add_mailbox("sales@contoso.example")
+    standin.add_mailbox("bounces@contoso.example", send_as=("sales@contoso.example",))
+    data = message(sender="Sales <sales@contoso.example>")
+    async with graph_transport(standin) as transport:
+        await transport.deliver(job(data, mail_from="bounces@contoso.example", header_from=stored))
+    assert [m.mailbox for m in standin.sent()] == [expected]
+
+
+async def test_headers_too_large_to_check_are_never_sent(standin: GraphStandIn) -> None:
+    data = message(headers=tuple(f"X-Filler-{i}: {'x' * 100}" for i in range(3000)))
+    async with graph_transport(standin) as transport:
+        with pytest.raises(PermanentFailure, match="cannot be checked against the envelope"):
+            await transport.deliver(job(data))
+    assert standin.send_requests() == []
+
+
 async def test_fixed_mailbox_wins_and_is_url_encoded(standin: GraphStandIn) -> None:
     standin.add_mailbox("relay+app#1@contoso.example", send_as=("app@contoso.example",))
     environ = relay_environ(standin, MXRELAY_GRAPH_MAILBOX="relay+app#1@contoso.example")

@@ -22,8 +22,10 @@ from mxrelay.delivery.graph_message import (
     header_address,
     header_from,
     message_id_for,
+    message_sender_allowed,
     request_size,
     sender_allowed,
+    stored_author,
 )
 
 ACCEPTED = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
@@ -94,6 +96,30 @@ def test_header_from_reads_the_first_address() -> None:
     assert header_from(data) == "Sales@Contoso.example"
     assert header_from(b"To: a@b.example\r\n\r\nFrom: x@y.example\r\n") is None
     assert header_from(b"From: undisclosed:;\r\n\r\n") is None
+
+
+@pytest.mark.parametrize(
+    ("data", "allowed"),
+    [
+        (b"From: app@contoso.example\r\n\r\n", True),
+        (b"From: ceo@elsewhere.example\r\n\r\n", False),
+        (b"Subject: no From at all\r\n\r\n", True),  # the envelope sender alone decides
+        # A From beyond the parsing bounds is on no list (earlier versions: 1.5 GB, or a
+        # RecursionError and a 451, for these two).
+        (b"From: " + b"=?utf-8?q?a?= " * 10_000 + b"<app@contoso.example>\r\n\r\n", False),
+        (b"From: " + b"(" * 5000 + b")" * 5000 + b" app@contoso.example\r\n\r\n", False),
+    ],
+)
+def test_the_allow_list_at_the_end_of_data(data: bytes, allowed: bool) -> None:
+    entries = ("@contoso.example",)
+    assert message_sender_allowed("app@contoso.example", data, entries) is allowed
+    assert message_sender_allowed("app@contoso.example", data, ())  # no list: anyone
+
+
+def test_the_stored_author_is_the_first_stored_address() -> None:
+    assert stored_author("a@example.net, b@example.net") == "a@example.net"
+    assert stored_author('"x, y"@example.net, b@example.net') == '"x, y"@example.net'
+    assert stored_author("") is None
 
 
 def test_complete_message_comes_back_unchanged() -> None:

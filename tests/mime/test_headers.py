@@ -9,7 +9,15 @@ import email.policy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.mime.headers import HeaderPolicy, RecipientChange, reconcile_headers
+from mxrelay.mime.headers import (
+    ENTRY_COUNT_LIMIT,
+    LABEL_LENGTH,
+    REPORTED_CHANGES,
+    HeaderPolicy,
+    RecipientChange,
+    reconcile_headers,
+)
+from mxrelay.mime.parse import HEADER_LIMIT
 from mxrelay.model import Mailbox
 
 BODY = b"\r\nbody line\r\n"
@@ -197,3 +205,48 @@ def test_headers_name_exactly_the_envelope(fields: list[str], envelope: list[str
     assert not again.report.changes
     if _recipients(data) == _envelope(envelope):
         assert result.data == data
+
+
+def test_a_header_block_beyond_the_limit_cannot_be_checked() -> None:
+    data = (
+        b"To: a@example.com\r\n"
+        + b"X-A: a\r\n" * (HEADER_LIMIT // 8)
+        + b"To: x@evil.example\r\n"
+        + BODY
+    )
+    for policy in HeaderPolicy:
+        result = reconcile_headers(data, ["a@example.com"], policy)
+        assert result.refused
+        assert result.data == data
+        assert result.report.describe() == (
+            f"headers: not checked: the header block is larger than {HEADER_LIMIT} bytes"
+        )
+
+
+def test_entries_beyond_the_bounds_name_no_recipient() -> None:
+    deep = "(" * 40 + "x" + ")" * 40
+    long = "=?utf-8?q?a?= " * 200
+    data = f"To: {deep} a@example.com, {long}<a@example.com>, b@example.com\r\n".encode() + BODY
+    result = reconcile_headers(data, ["a@example.com", "b@example.com"])
+    assert _recipients(result.data) == _envelope(["a@example.com", "b@example.com"])
+    assert result.report.count(RecipientChange.REMOVED) == 2
+    assert result.report.count(RecipientChange.ADDED) == 1  # a@ again, in Bcc
+    labels = [change.entry for change in result.report.changes]
+    assert all(len(label) <= LABEL_LENGTH + 1 for label in labels)
+
+
+def test_only_so_many_entries_are_parsed() -> None:
+    wanted = [f"u{i}@example.com" for i in range(ENTRY_COUNT_LIMIT + 5)]
+    data = ("To: " + ", ".join(wanted) + "\r\n").encode() + BODY
+    result = reconcile_headers(data, wanted)
+    # The entries past the limit are not read: removed from To, and put back in Bcc.
+    assert result.report.count(RecipientChange.REMOVED) == 5
+    assert result.report.count(RecipientChange.ADDED) == 5
+    assert _recipients(result.data) == _envelope(wanted)
+
+
+def test_the_report_names_so_many_changes() -> None:
+    strangers = ", ".join(f"s{i}@evil.example" for i in range(REPORTED_CHANGES + 10))
+    result = reconcile_headers(f"To: {strangers}\r\n".encode() + BODY, ["a@example.com"])
+    assert len(result.report.changes) == REPORTED_CHANGES + 11
+    assert result.report.describe().endswith("; and 11 more")

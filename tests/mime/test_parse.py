@@ -7,9 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mxrelay.mime.parse import (
+    HEADER_LIMIT,
+    PARAMETER_FIELD_LIMIT,
+    PARAMETER_LIMIT,
+    FieldFinder,
     MimeLimits,
     MimeStructureError,
     find,
+    header_region,
     parse_message,
     scan_headers,
 )
@@ -137,3 +142,63 @@ def test_windowed_find_agrees_with_bytes_find(
 ) -> None:
     expected = data.find(needle, start) if end is None else data.find(needle, start, end)
     assert find(data, needle, start, end, window=window) == expected
+
+
+def test_header_and_field_bounds() -> None:
+    multipart = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n"
+    big_header = multipart + b"--x\r\n" + b"X-A: a\r\n" * (HEADER_LIMIT // 8 + 1) + b"\r\n--x--\r\n"
+    with pytest.raises(MimeStructureError, match="header block over"):
+        parse_message(big_header)
+    many = multipart + (b"--x\r\nA: 1\r\nB: 2\r\n\r\n") * 30 + b"--x--\r\n"
+    assert len(parse_message(many).children) == 30
+    with pytest.raises(MimeStructureError, match="more than 50 header fields"):
+        parse_message(many, limits=MimeLimits(max_fields=50))
+
+
+def test_parameters_beyond_the_bounds_are_not_parsed() -> None:
+    fine = b'Content-Type: text/plain; name="a.ics"; x="' + b";" * 10 + b'"\r\n\r\nx'
+    assert parse_message(fine).filenames == ("a.ics",)
+    many = b'Content-Type: text/plain; name="a.ics"; x="' + b";" * PARAMETER_LIMIT + b'"\r\n\r\nx'
+    assert parse_message(many).filenames == ()
+    assert parse_message(many).content_type == "text/plain"
+    long_name = b"Content-Type: text/calendar; name=" + b"a" * PARAMETER_FIELD_LIMIT + b"\r\n\r\nx"
+    entity = parse_message(long_name)
+    assert (entity.content_type, entity.filenames) == ("text/calendar", ())
+    long_boundary = b"Content-Type: multipart/mixed; boundary=x; a=" + b"a" * PARAMETER_FIELD_LIMIT
+    with pytest.raises(MimeStructureError, match="without a boundary"):
+        parse_message(long_boundary + b"\r\n\r\n--x\r\n\r\n--x--\r\n")
+
+
+def test_rfc_2231_charsets_are_text_charsets() -> None:
+    data = b"Content-Disposition: attachment; filename*=punycode''99999.ics\r\n\r\nx"
+    assert parse_message(data).filenames == ("99999.ics",)
+    data = b"Content-Disposition: attachment; filename*=iso-8859-1''f%FCr.ics\r\n\r\nx"
+    assert parse_message(data).filenames == ("für.ics",)
+
+
+def test_scan_headers_stops_at_the_limit() -> None:
+    data = b"A: 1\r\n" * 10 + b"B: 2\r\n"
+    block = scan_headers(data, limit=40)
+    assert not block.complete
+    assert [f.name for f in block.fields] == ["A"] * 6  # the seventh is cut by the limit
+    assert scan_headers(data + b"\r\nbody", limit=1000).complete
+    assert scan_headers(data, limit=len(data)).complete  # headers only, all within the limit
+
+
+def test_header_region_and_field_finder() -> None:
+    data = (
+        b"Subject: a\r\nX-To: no\r\nto : b@example.net,\r\n c@example.net\r\nTO: d\r\n\r\nTo: body"
+    )
+    end, complete = header_region(data)
+    assert (data[end : end + 2], complete) == (b"\r\n", True)
+    finder = FieldFinder(["to", "subject"])
+    assert finder.values(data, end, per_name=5) == {
+        "subject": [b" a"],
+        "to": [b" b@example.net,\r\n c@example.net", b" d"],
+    }
+    assert finder.values(data, end) == {
+        "subject": [b" a"],
+        "to": [b" b@example.net,\r\n c@example.net"],
+    }
+    assert header_region(b"\r\nbody") == (0, True)
+    assert header_region(b"A: b" * 100, limit=40) == (40, False)

@@ -14,9 +14,13 @@ from mxrelay.metrics import Metrics
 from mxrelay.mime.headers import HeaderPolicy, reconcile_headers
 from mxrelay.mime.ics import IcsAction, transform_calendar
 from mxrelay.mime.pipeline import (
+    INLINE_DASHES,
+    INLINE_LINES,
+    OFFLOAD_THRESHOLD,
     IcsPolicy,
     Variant,
     apply_transforms,
+    parse_in_thread,
     reconcile_headers_async,
     record_headers,
     record_variants,
@@ -151,3 +155,10 @@ def test_variants_can_be_rebuilt_from_transform_names(action: str) -> None:
     assert deep.transforms == ("ics:strip-deep",)
     with pytest.raises(ValueError, match="unknown message transform"):
         apply_transforms(INVITE, ["rot13"])
+
+
+def test_what_is_parsed_in_a_thread() -> None:
+    assert not parse_in_thread(b"Subject: x\r\n\r\n" + b"a line of text\r\n" * 100)
+    assert parse_in_thread(b"x" * OFFLOAD_THRESHOLD)
+    assert parse_in_thread(b"A: b\r\n" * (INLINE_LINES + 1))  # small, but one loop per line
+    assert parse_in_thread(b"--x" * (INLINE_DASHES + 1))  # small, but one loop per boundary

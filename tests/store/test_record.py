@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import zlib
@@ -11,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mxrelay.store.record import (
+    BODY_DECODE_LIMIT,
     COMPRESSION_LEVEL,
+    SEARCH_TEXT_LIMIT,
+    SUMMARY_ADDRESS_CHARACTERS,
+    SUMMARY_ADDRESS_LIMIT,
+    SUMMARY_FIELD_LIMIT,
+    address_tokens,
     collapse_spaces,
     compress_body,
     decompress,
@@ -103,3 +110,63 @@ def test_bodies_compress_as_well_with_a_window_sized_to_the_message(size: int) -
     packed = compress_body(data)
     assert zlib.decompress(packed) == data
     assert len(packed) <= len(zlib.compress(data, COMPRESSION_LEVEL)) + 8
+
+
+_OLD_ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]@]+@[^\s<>,;:\"()\[\]@]+")
+
+
+@given(st.text(alphabet=st.sampled_from('ab@ <>,;:"()[]\t.'), max_size=40))
+def test_address_tokens_find_what_the_old_pattern_found(value: str) -> None:
+    # The pattern took seconds on a long run without delimiters; the tokens take linear time.
+    assert address_tokens(value) == _OLD_ADDRESS.findall(value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # A charset that is no text charset is read as UTF-8 (punycode is quadratic).
+        (b"Content-Type: text/plain; charset=punycode\r\n\r\n99999\r\n", "99999"),
+        (b"Content-Type: text/plain; charset=utf-7\r\n\r\n+AGE-\r\n", "+AGE-"),
+        # Broken MIME has no text here (the message itself is kept as it is).
+        (b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\nunclosed\r\n", ""),
+        # Unknown transfer encodings are shown as they are.
+        (b"Content-Transfer-Encoding: x-unknown\r\n\r\nas is\r\n", "as is"),
+    ],
+)
+def test_summary_text_of_odd_messages(raw: bytes, expected: str) -> None:
+    assert summarise(raw).body_text == expected
+
+
+def test_summary_fields_are_bounded() -> None:
+    words = b"=?utf-8?q?a?= " * 5000
+    to = b", ".join(b"user%d@example.org" % i for i in range(SUMMARY_ADDRESS_LIMIT + 10))
+    summary = summarise(
+        b"Subject: "
+        + words
+        + b"\r\nFrom: "
+        + words
+        + b"<a@example.net>\r\nTo: "
+        + to
+        + b"\r\n\r\nx"
+    )
+    assert summary.subject.startswith("a" * 1000)  # decoded in part
+    assert len(summary.subject) <= SUMMARY_FIELD_LIMIT
+    assert (
+        summarise(b"Subject: " + b"x" * 10_000 + b"\r\n\r\n").subject == "x" * SUMMARY_FIELD_LIMIT
+    )
+    assert summary.header_from == ""  # beyond the address bounds: not read
+    listed = summary.header_to.split(", ")
+    assert listed[0] == "user0@example.org"
+    assert len(listed) <= SUMMARY_ADDRESS_LIMIT
+    assert len(summary.header_to) <= SUMMARY_ADDRESS_CHARACTERS
+    assert summarise(b"To: " + b"a" * 300_000 + b"@b\r\n\r\nx").header_to == ""  # read in part
+
+
+def test_the_body_is_read_up_to_its_limit() -> None:
+    tags = b"<i>" * (BODY_DECODE_LIMIT // 3 + 1)
+    html = b"Content-Type: text/html\r\n\r\n"
+    assert summarise(html + tags[:-300] + b"seen").body_text == "seen"
+    assert "unseen" not in summarise(html + tags + b"unseen").body_text
+    words = b"word " * (SEARCH_TEXT_LIMIT // 5 + 1000)
+    summary = summarise(b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(words))
+    assert summary.body_text == words.decode()[:SEARCH_TEXT_LIMIT]

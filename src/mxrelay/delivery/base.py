@@ -29,6 +29,10 @@ class DeliveryJob:
     received_at: datetime | None = None
     """When the relay accepted the message: a transport that must add a missing Date header
     derives it from this, so every attempt sends the same bytes."""
+    header_from: str | None = None
+    """The addresses of the message's From field as read at accept time (the store's summary,
+    comma-separated; empty when there were none or the field could not be read); None when not
+    known, and then a transport that needs it reads the message."""
 
 
 class RecipientStatus(enum.StrEnum):

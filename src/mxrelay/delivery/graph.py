@@ -46,6 +46,7 @@ from mxrelay.delivery.graph_message import (
     complete_headers,
     header_from,
     sender_allowed,
+    stored_author,
 )
 from mxrelay.delivery.graph_outcome import (
     CONFIGURATION_FAULTS,
@@ -203,13 +204,24 @@ class GraphTransport:
     async def _prepare(self, job: DeliveryJob) -> tuple[bytes, str, HeaderResult | None]:
         """The bytes Graph gets and the mailbox that sends them (same on every attempt)."""
         graph = self._graph
-        result = await reconcile_headers_async(job.data, job.recipients, self._header_policy)
+        result = await reconcile_headers_async(
+            job.data, job.recipients, self._header_policy, offload_above=0
+        )
+        if result.report.unreadable is not None:
+            raise PermanentFailure(
+                f"the headers cannot be checked against the envelope: {result.report.unreadable}"
+            )
         if result.refused:
             raise PermanentFailure(
                 "refused by MXRELAY_HEADER_RECIPIENTS=reject: the headers name recipients the "
                 f"relay did not accept ({result.report.describe()})"
             )
-        author = header_from(result.data)
+        # The From as read at accept time (reconciliation never changes it), else read now.
+        author = (
+            stored_author(job.header_from)
+            if job.header_from is not None
+            else header_from(result.data)
+        )
         mailbox = choose_mailbox(
             graph.mailbox, MailboxSource(graph.mailbox_from), job.mail_from, author
         )

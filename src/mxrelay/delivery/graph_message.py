@@ -3,7 +3,9 @@
 Pure functions, shared by the Graph transport (at delivery time) and the SMTP policy (at SMTP time,
 wired by app.py): which mailbox a message is sent from, whether its senders are allowed, how big a
 message the relay accepts in Graph mode, and the From/Date/Message-ID a message must carry before
-Exchange sees it. Completing headers is deterministic (the Message-ID comes from the stored
+Exchange sees it. The header From is read with bounded work (`mime.addresses`) at the end of DATA
+and kept in the store; delivery reuses the stored value (`stored_author`) rather than reading it
+again at every attempt. Completing headers is deterministic (the Message-ID comes from the stored
 message id, the Date from the time the relay accepted it) so that every attempt sends the same
 bytes. The rest of the message is never re-serialised: new fields are inserted as bytes in front
 of the existing header block.
@@ -11,19 +13,18 @@ of the existing header block.
 
 from __future__ import annotations
 
-import email.policy
 import enum
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from email.headerregistry import Address
-from email.parser import BytesHeaderParser
 from email.utils import format_datetime
 
 from mxrelay.config import Settings
+from mxrelay.mime.addresses import read_author, split_list
 from mxrelay.model import DeliveryMode, canonical_domain
 
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+_FIELD_NAMES = re.compile(rb"(?:^|(?<=\r))([!-9;-~]+)[ \t]*:", re.MULTILINE)
 
 
 class MailboxSource(enum.StrEnum):
@@ -110,27 +111,32 @@ def header_end(data: bytes) -> int:
 
 
 def field_names(data: bytes) -> set[str]:
-    """Lower-case names of the message's own header fields."""
-    names: set[str] = set()
-    for line in data[: header_end(data)].splitlines():
-        match = _FIELD_NAME.match(line)
-        if match:
-            names.add(match.group(1).decode("ascii").lower())
-    return names
+    """Lower-case names of the message's own header fields (one regular expression in C over
+    the header block, which may hold tens of thousands of fields)."""
+    found = _FIELD_NAMES.findall(data, 0, header_end(data))
+    return {name.decode("ascii").lower() for name in found}
 
 
 def header_from(data: bytes) -> str | None:
-    """The first address of the From header (what Exchange sends as), or None."""
-    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(data[: header_end(data)])
-    try:
-        value = headers["From"]
-        addresses = getattr(value, "addresses", ())
-    except (ValueError, IndexError, TypeError):  # the stdlib raises these on mangled fields
-        return None
-    for address in addresses:
-        if isinstance(address, Address) and address.addr_spec and "@" in address.addr_spec:
-            return str(address.addr_spec)
-    return None
+    """The first address of the From header (what Exchange sends as), or None; bounded work
+    (`mime.addresses.read_author`), never raises."""
+    return read_author(data).address
+
+
+def message_sender_allowed(mail_from: str, data: bytes, allowed: Sequence[str]) -> bool:
+    """The allow-list at the end of DATA: `sender_allowed` with the message's header From. A From
+    field the relay cannot read (beyond the parsing bounds) is not on any list: Exchange would
+    read something from it, and the relay cannot tell what."""
+    if not allowed:
+        return True
+    author = read_author(data)
+    return author.readable and sender_allowed(mail_from, author.address, allowed)
+
+
+def stored_author(header_from_summary: str) -> str | None:
+    """The sending identity recorded at accept time: the first address of the stored From."""
+    addresses = split_list(header_from_summary)
+    return addresses[0] if addresses else None
 
 
 def message_id_for(stored_id: str, hostname: str) -> str:

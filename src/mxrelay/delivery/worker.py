@@ -42,7 +42,7 @@ from mxrelay.delivery.settle import Attempt, settle_error, settle_outcome, settl
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
-from mxrelay.mime.pipeline import UnknownTransform
+from mxrelay.mime.pipeline import UnknownTransform, parse_in_thread
 from mxrelay.model import utc_now
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, QueueState, Settlement
@@ -268,7 +268,10 @@ class DeliveryWorker:
         if loaded is None or loaded.data is None or not loaded.recipients:
             return settle_unloadable(attempt, loaded, now=self._now())
         try:
-            job = self._job(loaded)
+            if loaded.transforms and parse_in_thread(loaded.data):
+                job = await asyncio.to_thread(self._job, loaded)  # the transforms parse the MIME
+            else:
+                job = self._job(loaded)
         except UnknownTransform as exc:
             return settle_error(attempt, loaded, exc, now=self._now(), duration=0.0)
         started = self._monotonic()
@@ -303,6 +306,7 @@ class DeliveryWorker:
             data=data,
             smtputf8=loaded.smtputf8,
             received_at=datetime.fromtimestamp(loaded.received_at, UTC),
+            header_from=loaded.header_from,
         )
 
     def _observe(

@@ -15,23 +15,37 @@ Addresses compare by local part (exact, quotes removed) and domain (case-insensi
 see `scope.Mailbox`. Fields that need no change keep their exact bytes; a changed field keeps the
 original text of every entry it keeps (display names, encoded words, comments, folding), joined by
 commas. Each entry's addresses are parsed by the stdlib's RFC 5322 parser (`email.headerregistry`:
-encoded words, quoted local parts, comments, groups, IDN); only the split of a field into entries
-is done here, because the stdlib parser reports no source positions to splice with.
+encoded words, quoted local parts, comments, groups, IDN) within the bounds of `addresses.py`; only
+the split of a field into entries is done here, because the stdlib parser reports no source
+positions to splice with.
+
+Hostile headers cost bounded work: only the first `ENTRY_COUNT_LIMIT` entries of To/Cc/Bcc are
+parsed, and an entry beyond that or beyond the bounds of `addresses.py` names no envelope
+recipient (removed, or refused). A header block larger than `parse.HEADER_LIMIT` (Exchange Online's
+own limit) cannot be checked at all: the message is refused (`HeaderReport.unreadable`).
 """
 
 from __future__ import annotations
 
-import email.errors
-import email.policy
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mxrelay.mime.parse import HeaderBlock, HeaderField, scan_headers
+from mxrelay.mime.addresses import parse_addresses
+from mxrelay.mime.parse import HEADER_LIMIT, HeaderBlock, HeaderField, scan_headers
 from mxrelay.mime.splice import Splice, apply_splices
 from mxrelay.model import Mailbox, canonical_domain
 
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
+
+ENTRY_COUNT_LIMIT = 1000
+"""To/Cc/Bcc entries parsed per message (twice Exchange's 500 recipients per message)."""
+
+REPORTED_CHANGES = 20
+"""Changes named one by one in `HeaderReport.describe`; the rest are counted."""
+
+LABEL_LENGTH = 200
+"""Characters of an entry's text quoted in a report."""
 
 
 class HeaderPolicy(enum.StrEnum):
@@ -62,19 +76,28 @@ class HeaderChange:
 class HeaderReport:
     policy: HeaderPolicy
     changes: tuple[HeaderChange, ...] = ()
+    unreadable: str | None = None
+    """Why the header block could not be checked at all (then nothing may be sent)."""
 
     @property
     def refused(self) -> bool:
-        """REJECT policy and a header recipient outside the envelope: do not send."""
-        return any(c.change is RecipientChange.REFUSED for c in self.changes)
+        """REJECT policy and a header recipient outside the envelope, or headers that cannot be
+        checked: do not send."""
+        return self.unreadable is not None or any(
+            c.change is RecipientChange.REFUSED for c in self.changes
+        )
 
     def count(self, change: RecipientChange) -> int:
         return sum(1 for c in self.changes if c.change is change)
 
     def describe(self) -> str:
+        if self.unreadable is not None:
+            return f"headers: not checked: {self.unreadable}"
         if not self.changes:
             return "headers: recipients agree with the envelope"
-        parts = [f"{c.change.value} {c.field}: {c.entry}" for c in self.changes]
+        parts = [f"{c.change.value} {c.field}: {c.entry}" for c in self.changes[:REPORTED_CHANGES]]
+        if len(self.changes) > REPORTED_CHANGES:
+            parts.append(f"and {len(self.changes) - REPORTED_CHANGES} more")
         return "headers: " + "; ".join(parts)
 
 
@@ -93,10 +116,14 @@ def reconcile_headers(
 ) -> HeaderResult:
     """Make To/Cc/Bcc of `data` name exactly `recipients` (the variant's accepted envelope)."""
     block = scan_headers(data)
+    if not block.complete:
+        reason = f"the header block is larger than {HEADER_LIMIT} bytes"
+        return HeaderResult(data, HeaderReport(policy, unreadable=reason))
     envelope = _envelope(recipients)
     wanted = {mailbox for mailbox, _ in envelope}
+    budget = _Budget(ENTRY_COUNT_LIMIT)
     plans = [
-        _FieldPlan(field, _entries(data, field, wanted))
+        _FieldPlan(field, _entries(data, field, wanted, budget))
         for field in block.fields
         if field.key in RECIPIENT_FIELDS and field.colon != -1
     ]
@@ -134,10 +161,11 @@ class _Entry:
 
     @property
     def label(self) -> str:
-        """How the entry is named in reports: its addresses, else its text unfolded."""
+        """How the entry is named in reports: its addresses, else its text unfolded (cut)."""
         if self.mailboxes:
             return ", ".join(str(m) for m in self.mailboxes)
-        return " ".join(self.text.split())
+        text = " ".join(self.text[: LABEL_LENGTH * 4].split())
+        return text if len(text) <= LABEL_LENGTH else text[:LABEL_LENGTH] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +189,16 @@ class _FieldPlan:
         return any(entry.removed for entry in self.entries)
 
 
-def _entries(data: bytes, field: HeaderField, wanted: set[Mailbox]) -> tuple[_Entry | _Group, ...]:
+@dataclass(slots=True)
+class _Budget:
+    """Entries still to be parsed in this message (ENTRY_COUNT_LIMIT)."""
+
+    left: int
+
+
+def _entries(
+    data: bytes, field: HeaderField, wanted: set[Mailbox], budget: _Budget
+) -> tuple[_Entry | _Group, ...]:
     raw = data[field.colon + 1 : field.end]
     value = raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
     items: list[_Entry | _Group] = []
@@ -176,8 +213,11 @@ def _entries(data: bytes, field: HeaderField, wanted: set[Mailbox]) -> tuple[_En
                 assert isinstance(head, _Group)
                 items[group_index] = _Group(head.head, closed=True)
             group_index = None
+        elif not text.strip():
+            items.append(_Entry(text, (), False, group_index))
         else:
-            mailboxes, valid = _parse_entry(text)
+            budget.left -= 1
+            mailboxes, valid = _parse_entry(text) if budget.left >= 0 else ((), False)
             keep = valid and bool(mailboxes) and all(m in wanted for m in mailboxes)
             items.append(_Entry(text, mailboxes, keep, group_index))
     return tuple(items)
@@ -239,27 +279,15 @@ def _split(value: str) -> list[tuple[str, str]]:
     return tokens
 
 
-_PARSER = email.policy.default
-
-
 def _parse_entry(text: str) -> tuple[tuple[Mailbox, ...], bool]:
     """The addresses in one entry, and whether it parsed cleanly as addresses with domains."""
     if not text.strip():
         return (), True
-    unfolded = text.replace("\r\n", "").replace("\n", "").replace("\r", "")
-    readable = unfolded.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    try:
-        header = _PARSER.header_factory("to", readable)
-        addresses = header.addresses
-        defects = header.defects
-    except (ValueError, IndexError, AttributeError, TypeError, email.errors.HeaderParseError):
-        # The stdlib's RFC 5322 parser has raised on some malformed input in past releases; such
-        # an entry is treated like any other that does not name an envelope recipient.
-        return (), False
-    mailboxes = tuple(Mailbox(str(a.username), canonical_domain(str(a.domain))) for a in addresses)
-    # A UTF-8 local part is fine (RFC 6532; the relay accepts SMTPUTF8), not a defect here.
-    serious = [d for d in defects if not isinstance(d, email.errors.NonASCIILocalPartDefect)]
-    valid = not serious and all(m.local and m.domain for m in mailboxes)
+    parsed = parse_addresses(text)
+    mailboxes = tuple(
+        Mailbox(local, canonical_domain(domain)) for local, domain, _ in parsed.addresses
+    )
+    valid = parsed.clean and all(m.local and m.domain for m in mailboxes)
     return mailboxes, valid
 
 

@@ -12,17 +12,21 @@ Both CRLF and bare-LF line ends are understood (messages from files or the API m
 part's own line-end style is reported so that inserted lines can match it.
 
 A structure that cannot be located exactly (a multipart without a boundary parameter, a boundary
-that never appears, a multipart that is not closed, nesting or part counts beyond `MimeLimits`)
-raises `MimeStructureError`; callers pass such a message through unchanged and say why.
+that never appears, a multipart that is not closed, nesting, part, header or field counts beyond
+`MimeLimits`) raises `MimeStructureError`; callers pass such a message through unchanged and say
+why. Every loop here is bounded by those limits, and nothing recurses deeper than `max_depth`.
 """
 
 from __future__ import annotations
 
 import email.errors
-import email.header
 import email.message
 import email.utils
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+
+from mxrelay.mime.text import decode_words, text_codec
 
 _LF = 0x0A
 _CR = 0x0D
@@ -33,17 +37,36 @@ class MimeStructureError(ValueError):
     """The message's MIME structure cannot be located exactly; `str()` says what is wrong."""
 
 
+HEADER_LIMIT = 256 * 1024
+"""Bytes of one header block that are read. Exchange Online refuses a message whose header is
+larger than 256 KB, and no mail software writes one that large; beyond it a header block is
+opaque: `scan_headers` says it is incomplete, `parse_message` calls the structure broken."""
+
+PARAMETER_FIELD_LIMIT = 8 * 1024
+"""Characters of a Content-Type or Content-Disposition value whose parameters are parsed."""
+
+PARAMETER_LIMIT = 64
+"""Parameters (`;`) of one such field that are parsed: the stdlib's parameter splitter
+(`email.message._parseparam`) rescans the value for quotes at every `;`, quadratic in their
+number. Beyond either bound only the type before the first `;` is read: no boundary (so a
+multipart is broken MIME), no file name."""
+
+
 @dataclass(frozen=True, slots=True)
 class MimeLimits:
     """Bounds on the work one message may cause.
 
     `max_depth` counts nested multiparts (and descended message/rfc822 parts); Postfix's
     `mime_nesting_limit` defaults to 100, but real mail rarely goes past 5, and a smaller bound keeps
-    the recursion shallow. `max_parts` bounds the number of entities scanned in one message.
+    the recursion shallow. `max_parts` bounds the number of entities scanned in one message,
+    `max_header_bytes` the size of each entity's header block and `max_fields` the header fields of
+    all entities together (each is an object in memory).
     """
 
     max_depth: int = 40
     max_parts: int = 10_000
+    max_header_bytes: int = HEADER_LIMIT
+    max_fields: int = 100_000
 
 
 DEFAULT_LIMITS = MimeLimits()
@@ -125,19 +148,76 @@ def parse_message(
 
 @dataclass(frozen=True, slots=True)
 class HeaderBlock:
-    """The top-level header fields of a message, without looking at its body."""
+    """The top-level header fields of a message, without looking at its body.
+
+    `complete` is False when the header block is larger than `HEADER_LIMIT`: `fields` then lists
+    only the fields within the limit, and `headers_end` is where reading stopped.
+    """
 
     fields: tuple[HeaderField, ...]
     headers_end: int
     body_start: int
     newline: bytes
+    complete: bool = True
 
 
-def scan_headers(data: bytes) -> HeaderBlock:
+def scan_headers(data: bytes, limit: int = HEADER_LIMIT) -> HeaderBlock:
     """Locate the message's own header fields (never raises; works on any bytes)."""
     scanner = _Scanner(data, DEFAULT_LIMITS, descend_messages=False)
-    fields, headers_end, body_start = scanner.header_block(0, len(data))
-    return HeaderBlock(fields, headers_end, body_start, scanner.newline_of(0, len(data)))
+    end = min(len(data), limit)
+    fields, headers_end, body_start = scanner.header_block(0, end)
+    complete = headers_end < end or end == len(data)
+    if not complete and fields and data[fields[-1].end - 1 : fields[-1].end] != b"\n":
+        fields = fields[:-1]  # the last field runs past the limit: not read at all
+        headers_end = body_start = fields[-1].end if fields else 0
+    return HeaderBlock(
+        fields, headers_end, body_start, scanner.newline_of(0, len(data)), complete=complete
+    )
+
+
+_FIELD_END = re.compile(rb"\n(?![ \t])")
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+def header_region(data: bytes, limit: int = HEADER_LIMIT) -> tuple[int, bool]:
+    """(end, complete): where the top-level header fields end (the blank line, or the end of the
+    data), looked for within `limit` bytes; `complete` is False when they go on past it."""
+    if data.startswith((b"\n", b"\r\n")):
+        return 0, True
+    found = _BLANK_LINE.search(data, 0, limit + 2)
+    if found is not None:
+        return found.start() + 1, True
+    return min(len(data), limit), len(data) <= limit
+
+
+class FieldFinder:
+    """The raw values of a few named header fields, found by one regular expression in C.
+
+    For callers that need some fields of any message cheaply (summaries, the sender check at the
+    end of DATA): no object is made for the other fields, however many there are.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        alternatives = b"|".join(re.escape(name.encode("ascii")) for name in names)
+        self._pattern = re.compile(
+            rb"^(" + alternatives + rb")[ \t]*:", re.IGNORECASE | re.MULTILINE
+        )
+
+    def values(self, data: bytes, end: int, per_name: int = 1) -> dict[str, list[bytes]]:
+        """Up to `per_name` raw values (folded, line end excluded) of each name, in order, in
+        `data[:end]`; names are lower-case."""
+        found: dict[str, list[bytes]] = {}
+        for match in self._pattern.finditer(data, 0, end):
+            values = found.setdefault(match.group(1).decode("ascii").lower(), [])
+            if len(values) >= per_name:
+                continue
+            value_end = data.find(b"\n", match.end(), end)
+            if value_end != -1 and data[value_end + 1 : value_end + 2] in (b" ", b"\t"):
+                stop = _FIELD_END.search(data, value_end + 1, end)  # folded: find its end
+                value_end = stop.start() if stop is not None else -1
+            value_end = end if value_end == -1 else value_end
+            values.append(data[match.end() : value_end].rstrip(b"\r\n"))
+        return found
 
 
 FIND_WINDOW = 1 << 20
@@ -185,22 +265,13 @@ def field_value(data: bytes, field: HeaderField) -> str:
     return unfold(data[field.colon + 1 : field.end]) if field.colon != -1 else ""
 
 
-def decode_words(text: str) -> str:
-    """Decode RFC 2047 encoded words (`=?utf-8?B?...?=`); text that is not encoded is kept."""
-    if "=?" not in text:
-        return text
-    try:
-        return str(email.header.make_header(email.header.decode_header(text)))
-    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
-        return text
-
-
 class _Scanner:
     def __init__(self, data: bytes, limits: MimeLimits, descend_messages: bool) -> None:
         self.data = data
         self.limits = limits
         self.descend_messages = descend_messages
         self.count = 0
+        self.fields = 0
 
     def entity(self, start: int, end: int, depth: int, default_type: str) -> Entity:
         self.count += 1
@@ -208,7 +279,14 @@ class _Scanner:
             raise MimeStructureError(f"more than {self.limits.max_parts} parts")
         if depth > self.limits.max_depth:
             raise MimeStructureError(f"nesting deeper than {self.limits.max_depth} levels")
-        fields, headers_end, body_start = self.header_block(start, end)
+        fields, headers_end, body_start = self.header_block(
+            start, min(end, start + self.limits.max_header_bytes)
+        )
+        if headers_end - start >= self.limits.max_header_bytes:
+            raise MimeStructureError(f"a header block over {self.limits.max_header_bytes} bytes")
+        self.fields += len(fields)
+        if self.fields > self.limits.max_fields:
+            raise MimeStructureError(f"more than {self.limits.max_fields} header fields")
         newline = self.newline_of(start, end)
         info = _describe(self.data, fields, default_type)
         base = Entity(
@@ -337,15 +415,21 @@ def _describe(data: bytes, fields: tuple[HeaderField, ...], default_type: str) -
     """Content type, disposition, file name, calendar method and boundary of one entity.
 
     The stdlib's compat32 `Message` parses the parameter syntax (quoting, RFC 2231); only the
-    two relevant fields are copied into it, unfolded, and each is parsed once.
+    two relevant fields are copied into it, unfolded and within the parameter bounds, and each is
+    parsed once.
     """
-    probe = email.message.Message()
-    probe.set_default_type(default_type)
+    values: dict[str, str] = {}
     for key in ("content-type", "content-disposition"):
         for field in fields:
             if field.key == key and field.colon != -1:
-                probe[key] = unfold(data[field.colon + 1 : field.end])
+                values[key] = _bounded_parameters(unfold(data[field.colon + 1 : field.end]))
                 break
+    if not values:
+        return _Info(default_type, None, (), None, None)
+    probe = email.message.Message()
+    probe.set_default_type(default_type)
+    for key, value in values.items():
+        probe[key] = value
     try:
         content_type = probe.get_content_type()
         type_params = _params(probe, "content-type")
@@ -367,14 +451,26 @@ def _describe(data: bytes, fields: tuple[HeaderField, ...], default_type: str) -
     )
 
 
+def _bounded_parameters(value: str) -> str:
+    """The value as parsed: whole within the parameter bounds, else only what precedes the
+    first `;` (see PARAMETER_FIELD_LIMIT and PARAMETER_LIMIT)."""
+    if len(value) <= PARAMETER_FIELD_LIMIT and value.count(";") <= PARAMETER_LIMIT:
+        return value
+    return value.partition(";")[0][:PARAMETER_FIELD_LIMIT]
+
+
 def _params(probe: email.message.Message, header: str) -> dict[str, str]:
     """A field's parameters by lower-case name, RFC 2231 joined and decoded, the value before
-    the first `;` under the empty name. The first occurrence of a name wins, as in the stdlib."""
+    the first `;` under the empty name. The first occurrence of a name wins, as in the stdlib.
+    An RFC 2231 charset that is not a text charset (`mime.text`) is read as UTF-8."""
     found: dict[str, str] = {}
-    for index, (name, value) in enumerate(probe.get_params([], header=header)):
+    for index, (name, text) in enumerate(probe.get_params([], header=header)):
         if index == 0:
             found[""] = name.strip()
             continue
+        value: str | tuple[str | None, str | None, str] = text  # a tuple when RFC 2231 encoded
+        if isinstance(value, tuple) and value[0]:
+            value = (text_codec(value[0]), value[1], value[2])
         found.setdefault(name.strip().lower(), email.utils.collapse_rfc2231_value(value))
     return found
 

@@ -9,9 +9,10 @@ store keeps the variants' recipient lists and rebuilds their bytes at each attem
 
 `reconcile_headers` (`headers.py`) is the Graph transport's last step, on each variant's bytes.
 
-Both are pure and CPU-bound; the `*_async` helpers run them in a worker thread above
-`OFFLOAD_THRESHOLD` bytes so that a 20 MB message does not stall the event loop, and inline below
-it, where a thread hop would cost more than the work. `record_*` turn reports into metrics.
+Both are pure and CPU-bound; the `*_async` helpers run them in a worker thread when
+`parse_in_thread` says parsing may take more than a few milliseconds (a 20 MB message, or a small
+one built to make the scanner loop: thousands of lines or boundaries), and inline otherwise, where
+a thread hop would cost more than the work. `record_*` turn reports into metrics.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ if TYPE_CHECKING:
 
 OFFLOAD_THRESHOLD = 256 * 1024
 """Messages at least this large are transformed in a worker thread (see bench/mime.py)."""
+
+INLINE_LINES = 512
+INLINE_DASHES = 128
+"""Messages with more lines or more `--` than this are parsed in a worker thread whatever their
+size. The Python-level loops of the parsers (`parse.py`, the summary, `content.py`) run once per
+header line, boundary candidate or part; everything else they do is bounded C code. At these
+counts the worst message costs a few milliseconds inline."""
 
 _T = TypeVar("_T")
 
@@ -137,8 +145,8 @@ async def split_variants_async(
     *,
     offload_above: int = OFFLOAD_THRESHOLD,
 ) -> tuple[Variant, ...]:
-    """`split_variants`, in a worker thread when `data` is at least `offload_above` bytes."""
-    return await _run(len(data), offload_above, split_variants, data, tuple(recipients), policy)
+    """`split_variants`, in a worker thread when `parse_in_thread(data, offload_above)`."""
+    return await _run(data, offload_above, split_variants, data, tuple(recipients), policy)
 
 
 async def reconcile_headers_async(
@@ -148,12 +156,21 @@ async def reconcile_headers_async(
     *,
     offload_above: int = OFFLOAD_THRESHOLD,
 ) -> HeaderResult:
-    """`reconcile_headers`, in a worker thread when `data` is at least `offload_above` bytes."""
-    return await _run(len(data), offload_above, reconcile_headers, data, tuple(recipients), policy)
+    """`reconcile_headers`, in a worker thread when `parse_in_thread(data, offload_above)`."""
+    return await _run(data, offload_above, reconcile_headers, data, tuple(recipients), policy)
 
 
-async def _run(size: int, threshold: int, fn: Callable[..., _T], *args: object) -> _T:
-    if size >= threshold:
+def parse_in_thread(data: bytes, threshold: int = OFFLOAD_THRESHOLD) -> bool:
+    """Whether parsing `data` may take long enough to stall the event loop (see INLINE_LINES)."""
+    return (
+        len(data) >= threshold
+        or data.count(b"\n") > INLINE_LINES
+        or data.count(b"--") > INLINE_DASHES
+    )
+
+
+async def _run(data: bytes, threshold: int, fn: Callable[..., _T], *args: object) -> _T:
+    if parse_in_thread(data, threshold):
         return await asyncio.to_thread(fn, *args)
     return fn(*args)
 

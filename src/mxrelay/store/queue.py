@@ -95,6 +95,8 @@ class LoadedEntry:
     recipients: tuple[str, ...]
     received_at: float = 0.0
     """When the message was accepted (epoch seconds)."""
+    header_from: str | None = None
+    """The From addresses read at accept time (`record.Summary.header_from`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ def _statements() -> tuple[Select[Any], Select[Any], Any]:
             b.c.encoding,
             b.c.raw,
             v.c.transforms,
+            m.c.header_from,
         )
         .select_from(q)
         .join(m, m.c.id == q.c.message_id)
@@ -303,7 +306,7 @@ class Queue(QueueAdmin):
         loaded: dict[int, LoadedEntry] = {}
         for row in rows:
             entry_id, accepted_at, mail_from, smtputf8, received = row[:5]
-            encoding, raw, transforms = row[5:]
+            encoding, raw, transforms, header_from = row[5:]
             entry = by_id[entry_id]
             loaded[entry_id] = LoadedEntry(
                 entry=entry,
@@ -314,6 +317,7 @@ class Queue(QueueAdmin):
                 transforms=tuple(_json_list(transforms)),
                 recipients=tuple(pending.get((entry.message_id, entry.variant), ())),
                 received_at=float(accepted_at),
+                header_from=header_from,
             )
         return loaded
 

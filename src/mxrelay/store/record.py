@@ -2,26 +2,27 @@
 
 `build_record()` computes everything that is written at accept time: the hash and the compressed
 bytes, the header fields worth listing and searching (subject, From, To, Message-ID, a snippet and the
-text body), the relay's `Received:` header (`trace.py`), and the delivery variants. The header and
-body parsing uses the standard library's `email` package with the lenient `compat32` policy: a
-malformed message is still accepted and stored byte for byte; only its summary fields stay empty.
+text body), the relay's `Received:` header (`trace.py`), and the delivery variants. Every parse is
+bounded (`mime.parse`, `mime.addresses`, `mime.text`, `mime.content`, and the limits below): a
+malformed or hostile message is still accepted and stored byte for byte; only its summary fields
+stay empty or short. The header From kept here is the one the Graph transport sends as: it is read
+once, at accept time.
 """
 
 from __future__ import annotations
 
-import binascii
-import email
-import email.errors
-import email.header
-import email.message
-import email.utils
 import hashlib
+import itertools
 import json
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from mxrelay.mime.addresses import author_of
+from mxrelay.mime.content import decode_body, message_content, strip_tags
+from mxrelay.mime.parse import FieldFinder, header_region
+from mxrelay.mime.text import decode_words
 from mxrelay.model import Transaction
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 from mxrelay.trace import received_header
@@ -95,45 +96,46 @@ class NewMessage:
         return json.dumps(sorted({t for v in self.variants for t in v.transforms}))
 
 
-def _decode(value: str | None) -> str:
-    if not value:
-        return ""
-    text = value
-    if "=?" in value:  # RFC 2047 encoded words; plain headers skip the decoder
-        try:
-            text = str(email.header.make_header(email.header.decode_header(value)))
-        except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
-            text = value
-    return collapse_spaces(text)
+SUMMARY_FIELD_LIMIT = 4096
+"""Characters kept of the subject and the Message-ID."""
+
+SUMMARY_ADDRESS_LIMIT = 1000
+"""Addresses kept of the From and To fields (the SMTP recipient limit's default)..."""
+
+SUMMARY_ADDRESS_CHARACTERS = 32 * 1024
+"""...and characters of them: what is read of the To fields, and what is kept of each list."""
+
+SUMMARY_FIELDS_PER_NAME = 100
+"""To fields read per message (a message has one; the rest of a flood of them is not read)."""
+
+BODY_DECODE_LIMIT = 256 * 1024
+"""Decoded bytes of the body read for the snippet and the search text."""
+
+_SUMMARY_FIELDS = FieldFinder(
+    ("subject", "from", "to", "message-id", "content-type", "content-transfer-encoding")
+)
+_DELIMITERS = re.compile(r"[\s<>,;:\"()\[\]]+")
 
 
-_ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]@]+@[^\s<>,;:\"()\[\]@]+")
-_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:[ \t]*(.*)$")
-_CHARSET = re.compile(r"""charset\s*=\s*"?([^";\s]+)""", re.IGNORECASE)
-_TAGS = re.compile(r"<[^>]*>")
+def header_fields(data: bytes, region: tuple[int, bool] | None = None) -> dict[str, list[str]]:
+    """The fields the summary reads, by lower-case name, unfolded, in order; never raises."""
+    end, _ = header_region(data) if region is None else region
+    return _unfolded(_raw_fields(data, end))
 
 
-def header_fields(block: bytes) -> dict[str, list[str]]:
-    """Header fields by lower-case name, unfolded, in order.
+def _raw_fields(data: bytes, end: int) -> dict[str, list[bytes]]:
+    """Found by one regular expression (`mime.parse.FieldFinder`) in the first `HEADER_LIMIT`
+    bytes, not by `email.parser`: the summary needs six fields, the standard parser costs several
+    times more per message on the accept path, and no object is made for other fields, however
+    many a message has."""
+    return _SUMMARY_FIELDS.values(data, end, SUMMARY_FIELDS_PER_NAME)
 
-    Hand-written rather than `email.parser`: the summary needs six fields, and the standard parser
-    costs several times more per message on the accept path; anything unusual in the body goes to
-    the standard parser below."""
-    fields: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in block.split(b"\n"):
-        line = line.rstrip(b"\r")
-        if line[:1] in (b" ", b"\t"):
-            if current:
-                current[-1] += " " + line.strip().decode("utf-8", "replace")
-            continue
-        match = _FIELD.match(line)
-        if match is None:
-            current = None
-            continue
-        current = fields.setdefault(match.group(1).decode("ascii").lower(), [])
-        current.append(match.group(2).decode("utf-8", "replace"))
-    return fields
+
+def _unfolded(raw: dict[str, list[bytes]]) -> dict[str, list[str]]:
+    return {
+        name: [collapse_spaces(v.decode("utf-8", "replace")) for v in values]
+        for name, values in raw.items()
+    }
 
 
 def _first(fields: dict[str, list[str]], name: str) -> str:
@@ -141,83 +143,85 @@ def _first(fields: dict[str, list[str]], name: str) -> str:
     return values[0] if values else ""
 
 
-def _addresses(fields: dict[str, list[str]], name: str) -> str:
-    """The addresses in a header, in order. A pattern, not `email.utils.getaddresses`: for a
-    listing and an index it is enough, it never raises, and it costs a fraction of the parser."""
-    return ", ".join(a for value in fields.get(name, ()) for a in _ADDRESS.findall(value))
+def _decode(value: str) -> str:
+    return collapse_spaces(decode_words(value))[:SUMMARY_FIELD_LIMIT]
 
 
-def _decode_body(body: bytes, charset: str | None) -> str:
-    try:
-        return body.decode(charset or "utf-8", "replace")
-    except LookupError:
-        return body.decode("utf-8", "replace")
+def address_tokens(value: str) -> list[str]:
+    """Things that look like addresses in a header, in order: `x@y` between delimiters (space,
+    angle brackets, commas, quotes...). Not an RFC 5322 parse: for a listing and an index it is
+    enough, it never raises, and it is linear (the pattern this replaces,
+    `[^delimiters@]+@[^delimiters@]+` over the whole value, took seconds on a long run of
+    non-delimiters)."""
+    found: list[str] = []
+    for token in _DELIMITERS.split(value):
+        if "@" not in token:
+            continue
+        parts = token.split("@")
+        index = 0
+        while index + 1 < len(parts):
+            if parts[index] and parts[index + 1]:
+                found.append(f"{parts[index]}@{parts[index + 1]}")
+                index += 2
+            else:
+                index += 1
+    return found
+
+
+def _joined(addresses: Iterable[str]) -> str:
+    """At most SUMMARY_ADDRESS_LIMIT addresses in SUMMARY_ADDRESS_CHARACTERS, comma-separated."""
+    kept: list[str] = []
+    length = 0
+    for address in itertools.islice(addresses, SUMMARY_ADDRESS_LIMIT):
+        length += len(address) + 2
+        if length > SUMMARY_ADDRESS_CHARACTERS:
+            break
+        kept.append(address)
+    return ", ".join(kept)
+
+
+def _recipients(values: Iterable[str]) -> Iterator[str]:
+    """The address tokens of the To fields, within SUMMARY_ADDRESS_CHARACTERS of their text."""
+    budget = SUMMARY_ADDRESS_CHARACTERS
+    for value in values:
+        if budget <= 0:
+            return
+        yield from address_tokens(value[:budget])
+        budget -= len(value)
 
 
 def _single_text(fields: dict[str, list[str]], body: bytes) -> str | None:
-    """The text of a message that is one text part, or None when the full parser is needed."""
+    """The text of a message that is one text part, or None when the MIME scanner is needed."""
     content_type = _first(fields, "content-type") or "text/plain"
     kind = content_type.split(";", 1)[0].strip().lower()
     if not kind.startswith("text/"):
         return None
-    encoding = (_first(fields, "content-transfer-encoding") or "7bit").strip().lower()
-    try:
-        if encoding == "quoted-printable":
-            body = binascii.a2b_qp(body)
-        elif encoding == "base64":
-            body = binascii.a2b_base64(body)
-        elif encoding not in ("7bit", "8bit", "binary"):
-            return None
-    except (binascii.Error, ValueError):
-        return None
-    charset = _CHARSET.search(content_type)
-    text = _decode_body(body, charset.group(1) if charset else None)
-    return _TAGS.sub(" ", text) if kind == "text/html" else text
-
-
-def _text_of(part: email.message.Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    return _decode_body(payload, part.get_content_charset())
-
-
-def _walk(data: bytes) -> tuple[str, int]:
-    """(text, attachments) of a multipart or encoded message, through the standard parser."""
-    try:
-        message = email.message_from_bytes(data)
-    except (email.errors.MessageError, ValueError, LookupError, UnicodeError):
-        return "", 0
-    text = html = ""
-    attachments = 0
-    for part in message.walk():
-        if part.is_multipart():
-            continue
-        disposition = (part.get("Content-Disposition") or "").lower()
-        content_type = part.get_content_type()
-        if "attachment" in disposition or part.get_filename():
-            attachments += 1
-        elif content_type == "text/plain" and not text:
-            text = _text_of(part)
-        elif content_type == "text/html" and not html:
-            html = _text_of(part)
-    return (text or _TAGS.sub(" ", html)), attachments
+    encoding = _first(fields, "content-transfer-encoding") or "7bit"
+    text = decode_body(body, content_type, encoding, BODY_DECODE_LIMIT)
+    return strip_tags(text) if kind == "text/html" else text
 
 
 def summarise(data: bytes) -> Summary:
-    """Header fields and text body for listing and search; never raises on malformed input."""
-    end = data.find(b"\r\n\r\n")
-    head, body = (data, b"") if end < 0 else (data[: end + 2], data[end + 4 :])
-    fields = header_fields(head)
+    """Header fields and text body for listing and search; never raises, and reads a bounded
+    part of any message (`HEADER_LIMIT` of header, `BODY_DECODE_LIMIT` of text, `MimeLimits`)."""
+    end, complete = header_region(data)
+    raw = _raw_fields(data, end)
+    fields = _unfolded(raw)
+    separator = data.find(b"\n", end)
+    body = data[separator + 1 :] if complete and separator != -1 else b""
     text = _single_text(fields, body)
     attachments = 0
     if text is None:
-        text, attachments = _walk(data)
+        content = message_content(data, BODY_DECODE_LIMIT)
+        text = content.text or strip_tags(content.html)
+        attachments = len(content.attachments)
     words = collapse_spaces(text)
+    # Read as the sender allow-list read it at the end of DATA (`read_author`).
+    author = author_of(raw["from"][0] if "from" in raw else None, complete=complete)
     return Summary(
         subject=_decode(_first(fields, "subject")),
-        header_from=_addresses(fields, "from"),
-        header_to=_addresses(fields, "to"),
+        header_from=_joined(author.addresses),
+        header_to=_joined(_recipients(fields.get("to", ()))),
         message_id=_decode(_first(fields, "message-id")).strip("<>"),
         snippet=words[:SNIPPET_LENGTH],
         body_text=words[:SEARCH_TEXT_LIMIT],

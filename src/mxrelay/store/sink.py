@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from ulid import ULID
 
 from mxrelay.log import event
+from mxrelay.mime.pipeline import parse_in_thread
 from mxrelay.model import RefusedRecipient, Reply, SessionInfo, Transaction, utc_now
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.log import Refusal, insert_messages, insert_refusals
@@ -37,7 +38,9 @@ STORE_FAILED = Reply(451, "3.0", "Error: queue file write error, try again later
 
 OFFLOAD_SIZE = 256 * 1024
 """Messages larger than this are hashed, compressed and parsed in a thread, off the event loop,
-and their rows are written on the store's thread (`GroupCommitter.submit(large=True)`)."""
+and their rows are written on the store's thread (`GroupCommitter.submit(large=True)`). Smaller
+messages whose parsing could still take long (`mime.pipeline.parse_in_thread`) are parsed in a
+thread too."""
 
 HOLD_MODE_REASON = "MXRELAY_DELIVERY=hold: kept until released"
 
@@ -138,7 +141,8 @@ class StoreSink:
             )
 
         large = len(transaction.data) > OFFLOAD_SIZE
-        record = await asyncio.to_thread(build) if large else build()
+        offload = large or parse_in_thread(transaction.data)
+        record = await asyncio.to_thread(build) if offload else build()
         slots = len(record.variants)
         lease = None
         if self.dispatcher is not None and self.hold_reason is None:
@@ -175,6 +179,7 @@ def _loaded(record: NewMessage, entries: Sequence[QueueEntry]) -> list[LoadedEnt
             transforms=plans[entry.variant].transforms,
             recipients=plans[entry.variant].recipients,
             received_at=record.received_at,
+            header_from=record.summary.header_from,
         )
         for entry in entries
     ]

@@ -9,13 +9,10 @@ deleting, tagging and releasing belong to the message-log capability still to co
 
 from __future__ import annotations
 
-import email
-import email.policy
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import getaddresses
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +20,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mxrelay import __version__
+from mxrelay.mime.addresses import split_list
+from mxrelay.mime.content import message_content
 from mxrelay.store.db import Database
 from mxrelay.store.log import AttemptView, MessageView, get_message, get_raw
 from mxrelay.store.search import MessageSummary, SearchQuery, count_messages, search_messages
@@ -37,12 +36,10 @@ def rfc3339(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def addresses(header_value: str) -> list[dict[str, str]]:
-    return [
-        {"Name": name, "Address": address}
-        for name, address in getaddresses([header_value])
-        if address
-    ]
+def addresses(stored: str) -> list[dict[str, str]]:
+    """Mailpit's address objects for a stored address list (addr-specs, comma-separated: the
+    summary kept no display names). Split by one regular expression, not parsed again."""
+    return [{"Name": "", "Address": address} for address in split_list(stored)]
 
 
 def sender(header_from: str, mail_from: str) -> dict[str, str]:
@@ -129,30 +126,22 @@ def deliveries(view: MessageView) -> dict[str, Any]:
     }
 
 
+VIEW_TEXT_LIMIT = 1024 * 1024
+"""Decoded bytes of the text and of the HTML body shown in the message view (the whole message
+is always at `/raw`)."""
+
+
 def bodies(raw: bytes | None) -> tuple[str, str, list[dict[str, Any]]]:
-    """Text body, HTML body and attachment list of a stored message (empty once pruned)."""
+    """Text body, HTML body and attachment list of a stored message (empty once pruned, or when
+    its MIME structure is broken); bounded work (`mime.content`), never raises."""
     if raw is None:
         return "", "", []
-    parsed = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(parsed, EmailMessage)
-    text = html = ""
-    for part, name in ((parsed.get_body(("plain",)), "text"), (parsed.get_body(("html",)), "html")):
-        if isinstance(part, EmailMessage):
-            try:
-                content = str(part.get_content())
-            except (LookupError, ValueError):
-                content = ""
-            text, html = (content, html) if name == "text" else (text, content)
+    content = message_content(raw, VIEW_TEXT_LIMIT)
     files = [
-        {
-            "FileName": part.get_filename() or "",
-            "ContentType": part.get_content_type(),
-            "Size": len(part.get_payload(decode=True) or b""),
-        }
-        for part in parsed.iter_attachments()
-        if isinstance(part, EmailMessage)
+        {"FileName": a.filename, "ContentType": a.content_type, "Size": a.size}
+        for a in content.attachments
     ]
-    return text, html, files
+    return content.text, content.html, files
 
 
 def message(view: MessageView, raw: bytes | None) -> dict[str, Any]:
@@ -269,7 +258,9 @@ def api_routes(
         view = await get_message(found[0], found[1]) if found else None
         if found is None or view is None:
             return NOT_FOUND
-        return JSONResponse(message(view, await get_raw(found[0], found[1])))
+        raw = await get_raw(found[0], found[1])
+        # Reading the bodies is CPU work proportional to the message: off the event loop.
+        return JSONResponse(await asyncio.to_thread(message, view, raw))
 
     async def raw(request: Request) -> Response:
         found = await resolve(request)

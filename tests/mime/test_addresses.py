@@ -1,0 +1,131 @@
+"""Addresses read with bounded work: the fast path agrees with the RFC 5322 parser, bounds make
+text unreadable instead of expensive, and the From of a message is found in C."""
+
+from __future__ import annotations
+
+import email.policy
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mxrelay.mime.addresses import (
+    _SIMPLE,
+    ENTRY_LIMIT,
+    NESTING_LIMIT,
+    nesting,
+    parse_addresses,
+    read_author,
+    split_list,
+)
+from mxrelay.mime.parse import HEADER_LIMIT
+
+
+def stdlib_specs(text: str) -> tuple[str, ...]:
+    header = email.policy.default.header_factory("to", text)
+    return tuple(str(a.addr_spec) for a in header.addresses if a.domain)
+
+
+@pytest.mark.parametrize(
+    ("text", "specs"),
+    [
+        ("jane@example.net", ("jane@example.net",)),
+        ("  Jane  Doe <jane@example.net> ", ("jane@example.net",)),
+        ('"Doe, Jane" <jane@example.net>', ("jane@example.net",)),
+        ('"a b"@example.net', ('"a b"@example.net',)),
+        ("=?utf-8?q?J=C3=A4ne?= <jane@example.net>", ("jane@example.net",)),
+        ("jane@example.net (Jane (the (first)))", ("jane@example.net",)),
+        ("Team: a@example.net, b@example.net;", ("a@example.net", "b@example.net")),
+        ("undisclosed-recipients:;", ()),
+        ("jürgen@bücher.example", ("jürgen@bücher.example",)),
+    ],
+)
+def test_addresses_as_the_rfc_5322_parser_reads_them(text: str, specs: tuple[str, ...]) -> None:
+    parsed = parse_addresses(text)
+    assert parsed.readable
+    assert parsed.specs == specs
+
+
+ATOM = st.text("abcxyzABC0189!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=6)
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,4}[a-z0-9])?", fullmatch=True)
+
+
+@st.composite
+def simple_forms(draw: st.DrawFn) -> str:
+    local = ".".join(draw(st.lists(ATOM, min_size=1, max_size=3)))
+    domain = ".".join(draw(st.lists(LABEL, min_size=1, max_size=3)))
+    spec = f"{local}@{domain}"
+    name = draw(
+        st.one_of(
+            st.none(),
+            st.lists(ATOM, min_size=1, max_size=3).map(" ".join),
+            st.text("ab ,.;:<>@()[]", max_size=8).map(lambda t: f'"{t}"'),
+        )
+    )
+    blank = draw(st.sampled_from(["", " ", "\t ", "  "]))
+    if name is None:
+        return blank + draw(st.sampled_from([spec, f"<{spec}>"])) + blank
+    return f"{blank}{name}{blank}<{spec}>{blank}"
+
+
+@given(simple_forms())
+def test_the_fast_path_reads_what_the_stdlib_reads(text: str) -> None:
+    if _SIMPLE.fullmatch(text.strip(" \t")) is None:
+        return  # a form the fast path leaves to the stdlib parser
+    assert parse_addresses(text).specs == stdlib_specs(text)
+
+
+def test_beyond_the_bounds_nothing_is_parsed() -> None:
+    deep = "(" * (NESTING_LIMIT + 1) + "x" + ")" * (NESTING_LIMIT + 1) + " a@example.net"
+    assert not parse_addresses(deep).readable
+    shallow = "(" * NESTING_LIMIT + "x" + ")" * NESTING_LIMIT + " a@example.net"
+    assert parse_addresses(shallow).specs == ("a@example.net",)
+    long = "=?utf-8?q?a?= " * (ENTRY_LIMIT // 14 + 1) + "<a@example.net>"
+    assert not parse_addresses(long).readable
+    assert nesting('"(((" (a (b) c) \\( x') == 2  # quotes and escapes do not count
+
+
+def test_read_author() -> None:
+    data = b'From: "Sales, Team" <Sales@Contoso.example>\r\nTo: a@b.example\r\n\r\nbody'
+    assert read_author(data).address == "Sales@Contoso.example"
+    assert read_author(b"To: a@b.example\r\n\r\nFrom: x@y.example\r\n").present is False
+    group = read_author(b"From: undisclosed:;\r\n\r\n")
+    assert (group.present, group.address, group.readable) == (True, None, True)
+    folded = read_author(b"Subject: x\r\nFrom: Jane\r\n <jane@example.net>\r\nTo: y\r\n\r\n")
+    assert folded.address == "jane@example.net"
+    assert read_author(b"from : a@example.net\r\n\r\n").address == "a@example.net"
+    assert read_author(b"X-From: a@example.net\r\n\r\n").present is False
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"From: " + b"=?utf-8?q?a?= " * 10_000 + b"<a@b.c>\r\n\r\n",  # 140 KB of encoded words
+        b"From: "
+        + b"(" * 5000
+        + b")" * 5000
+        + b" a@b.c\r\n\r\n",  # deeper than the recursion limit
+        b"X-Filler: " + b"x" * HEADER_LIMIT + b"\r\nFrom: a@b.c\r\n\r\n",  # past the header limit
+    ],
+)
+def test_an_author_beyond_the_bounds_is_unreadable(data: bytes) -> None:
+    author = read_author(data)
+    assert (author.present or not author.readable, author.address) == (True, None)
+    assert not author.readable
+
+
+def test_stored_lists_split_on_commas_outside_quotes() -> None:
+    assert split_list('a@example.net, "x, y"@example.net,b@example.net') == [
+        "a@example.net",
+        '"x, y"@example.net',
+        "b@example.net",
+    ]
+    assert split_list("") == []
+    assert split_list('"' + "a" * 10_000) == ['"' + "a" * 10_000]  # unbalanced: linear, kept
+
+
+def test_the_fast_path_pattern_has_no_nested_ambiguity() -> None:
+    # Every repetition of _SIMPLE is followed by something it cannot match itself; a pattern
+    # with two adjacent blank runs took quadratic time on a long run of blanks.
+    assert not re.search(r"\[ \\t\]\*\[ \\t\]", _SIMPLE.pattern)

@@ -50,7 +50,7 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "mime": LEAVES,
     "store": LEAVES | {"mime"},
     "delivery": LEAVES | {"store", "mime"},
-    "web": LEAVES | {"store"},
+    "web": LEAVES | {"store", "mime"},
     "app": LEAVES | {"smtp", "dns", "mime", "store", "delivery", "web"},
     "cli": LEAVES | {"app", "smtp", "dns", "mime", "store", "delivery", "web"},
     "__main__": frozenset({"cli"}),

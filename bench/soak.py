@@ -455,6 +455,11 @@ async def send(port: int, envelope: Envelope, outcome: Outcome, deferred_share: 
             for recipient in envelope.recipients:
                 code = await command(f"RCPT TO:<{recipient}>")
                 outcome.rcpt[code] += 1
+                if (
+                    code == 421
+                ):  # the relay ends the session (its error limit): stop as a client must
+                    outcome.result, outcome.reply = "RCPT 421", last
+                    return
                 if code == 250:
                     accepted.append(recipient)
             if not accepted:

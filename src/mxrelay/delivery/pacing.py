@@ -38,7 +38,7 @@ import bisect
 import enum
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -153,7 +153,7 @@ class SlidingWindow:
     up (an event counts a little longer, never shorter), so that a window's state stays small.
     """
 
-    __slots__ = ("_events", "buckets", "limit", "span", "total")
+    __slots__ = ("_times", "_weights", "buckets", "limit", "span", "total")
 
     def __init__(
         self,
@@ -166,8 +166,25 @@ class SlidingWindow:
         self.limit = limit
         self.span = span
         self.buckets = max(buckets, 1)
-        self._events: list[tuple[float, int]] = sorted(events)  # settled, by time
-        self.total = sum(weight for _, weight in self._events)
+        ordered = sorted(events)
+        self._times = [at for at, _ in ordered]  # settled, in order (two lists: cheap to load)
+        self._weights = [weight for _, weight in ordered]
+        self.total = sum(self._weights)
+
+    @classmethod
+    def load(
+        cls, limit: int, span: float, buckets: int, data: Sequence[Sequence[float]]
+    ) -> SlidingWindow:
+        """The window `dump()` wrote: its times and weights as two lists."""
+        window = cls(limit, span, buckets=buckets)
+        if len(data) == 2 and len(data[0]) == len(data[1]):
+            window._times = [float(at) for at in data[0]]
+            window._weights = [int(weight) for weight in data[1]]
+            window.total = sum(window._weights)
+        return window
+
+    def dump(self) -> list[Sequence[float]]:
+        return [self._times, self._weights]
 
     @property
     def enabled(self) -> bool:
@@ -175,14 +192,14 @@ class SlidingWindow:
 
     @property
     def events(self) -> list[tuple[float, int]]:
-        return list(self._events)
+        return list(zip(self._times, self._weights, strict=True))
 
     def _expire(self, now: float) -> None:
-        events = self._events
-        cut = bisect.bisect_right(events, (now - self.span + 1e-9, math.inf))  # float sums
+        cut = bisect.bisect_right(self._times, now - self.span + 1e-9)  # float sums
         if cut:
-            self.total -= sum(weight for _, weight in events[:cut])
-            del events[:cut]
+            self.total -= sum(self._weights[:cut])
+            del self._times[:cut]
+            del self._weights[:cut]
 
     def wait(self, now: float, weight: int, held: int = 0) -> float:
         """Seconds until `weight` more fits beside the `held` events in flight (0 if it fits
@@ -196,7 +213,7 @@ class SlidingWindow:
         excess = self.total + held + weight - self.limit
         if excess <= 0:
             return 0.0
-        for at, amount in self._events:
+        for at, amount in zip(self._times, self._weights, strict=True):
             excess -= amount
             if excess <= 0:
                 return max(at + self.span - now, 0.0)
@@ -206,9 +223,11 @@ class SlidingWindow:
         """An event held since its grant was answered at `at`: it counts from now on."""
         if not self.enabled or weight <= 0:
             return
-        bisect.insort(self._events, (at, weight))
+        index = bisect.bisect_right(self._times, at)
+        self._times.insert(index, at)
+        self._weights.insert(index, weight)
         self.total += weight
-        if len(self._events) > 2 * self.buckets:
+        if len(self._times) > 2 * self.buckets:
             self._coarsen(at)
 
     def _coarsen(self, now: float) -> None:
@@ -216,14 +235,15 @@ class SlidingWindow:
         self._expire(now)
         step = self.span / self.buckets
         merged: dict[float, int] = {}
-        for at, weight in self._events:  # in order, and rounding up keeps the order
+        for at, weight in zip(self._times, self._weights, strict=True):  # rounding keeps order
             stamp = math.ceil(at / step) * step
             merged[stamp] = merged.get(stamp, 0) + weight
-        self._events = list(merged.items())
+        self._times = list(merged)
+        self._weights = list(merged.values())
 
     def idle(self, now: float) -> bool:
         self._expire(now)
-        return not self._events
+        return not self._times
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,8 +307,7 @@ class LaneState:
         data = data or {}
 
         def window(name: str, limit: int, span: float, buckets: int) -> SlidingWindow:
-            events = ((float(at), int(weight)) for at, weight in data.get(name, ()))
-            return SlidingWindow(limit, span, buckets=buckets, events=events)
+            return SlidingWindow.load(limit, span, buckets, data.get(name, ()))
 
         return cls(
             sent=window("sent", limits.messages, limits.messages_window, MESSAGE_BUCKETS),
@@ -304,8 +323,8 @@ class LaneState:
     def dump(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for name, window in self.windows():
-            if window.events:
-                data[name] = [list(event) for event in window.events]
+            if window.total:
+                data[name] = window.dump()
         if math.isfinite(self.next_slot):
             data["next_slot"] = self.next_slot
         if math.isfinite(self.blocked_until):

@@ -12,9 +12,10 @@ are `delivery/pacing.py`'s, the encoding `delivery/lanes.py`'s):
 
 `LaneStore.update()` runs one change as one transaction: it locks the app row and then the lane's
 row (`INSERT … ON CONFLICT DO UPDATE`, which creates a missing row and locks an existing one on
-PostgreSQL; SQLite's `BEGIN IMMEDIATE` serialises writers anyway), reads the message's promise,
-lets the caller's pure function decide, and writes back only what changed: four to six
-statements per change, whatever the load. Every change takes the app row first, so replicas take
+PostgreSQL; SQLite's `BEGIN IMMEDIATE` serialises writers anyway) and reads the message's promise
+in the same statement, lets the caller's pure function decide, and writes back only what
+changed: on PostgreSQL five round trips per change (begin, `synchronous_commit` off, lock and
+read, write, commit), whatever the load. Every change takes the app row first, so replicas take
 turns and never deadlock. Idle lanes and promises nobody came back for are deleted now and then.
 """
 
@@ -27,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.engine import Connection
 
 from mxrelay.store.bulk import execute_many
-from mxrelay.store.db import Database
+from mxrelay.store.db import Database, Dialect
 
 T = TypeVar("T")
 
@@ -96,12 +97,22 @@ class LaneStore:
         sweep: bool,
     ) -> T:
         sql = self._sql
-        locked = conn.execute(sql["lanes_lock"], {"lane": lane, "now": now})
-        states: dict[str, str] = {str(row[0]): str(row[1]) for row in locked}
-        promise = None
-        if key is not None:
-            found = conn.execute(sql["lane_promise"], {"lane": lane, "message": key}).scalar()
-            promise = None if found is None else float(found)
+        states: dict[str, str] = {}
+        slots: list[float] = []
+        if key is None:
+            for name, state in conn.execute(sql["lanes_lock"], {"lane": lane, "now": now}):
+                states[name] = state
+        else:
+            where = {"lane": lane, "now": now, "message": key}
+            for name, state, slot in conn.execute(sql["lanes_lock_promise"], where):
+                if name is None:
+                    slots.append(float(slot))
+                else:
+                    states[name] = state
+            if self.db.dialect is Dialect.SQLITE:
+                found = conn.execute(sql["lane_promise"], where).scalar()
+                slots.extend(() if found is None else (float(found),))
+        promise = slots[0] if slots else None
         read = LaneRows(states.get(APP_LANE, ""), states.get(lane, ""), promise)
         write = change(read)
         changed = [

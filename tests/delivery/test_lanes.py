@@ -9,8 +9,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 
 import pytest
+from sqlalchemy.engine import Connection
 
-from mxrelay.delivery.lanes import Lanes, LocalLanes, SharedLanes
+from mxrelay.delivery.lanes import (
+    STORE_RETRY,
+    Lanes,
+    LanesUnavailable,
+    LocalLanes,
+    SharedLanes,
+)
 from mxrelay.delivery.pacing import (
     CONCURRENCY_RETRY,
     WINDOW_GUARD,
@@ -171,3 +178,23 @@ def _same(mine: Decision, theirs: Decision) -> bool:
     if isinstance(mine, Wait) and isinstance(theirs, Wait):
         return mine.limit is theirs.limit and mine.seconds == pytest.approx(theirs.seconds)
     return type(mine) is type(theirs)
+
+
+def break_the_lanes(conn: Connection) -> None:
+    conn.exec_driver_sql("DROP TABLE pacing_promises")
+    conn.exec_driver_sql("DROP TABLE pacing_lanes")
+
+
+async def test_a_failing_store_stops_grants_but_never_raises_after_one(database_url: str) -> None:
+    """Nothing is granted while the lanes cannot be read; what follows a grant (its release, a
+    Retry-After) is logged and dropped rather than raised over Graph's answer."""
+    async with open_store(database_url) as db:
+        lanes = SharedLanes(LaneStore(db), PacingLimits(0, 2, 0, 2, 0))
+        grant = await ask(lanes, "x@example.net", "m1")
+        assert isinstance(grant, Grant)
+        await db.write(break_the_lanes)
+        with pytest.raises(LanesUnavailable, match="pacing lanes cannot be updated"):
+            await ask(lanes, "x@example.net", "m2")
+        assert await lanes.request(grant, hold_for=HOLD) == Wait(STORE_RETRY, Limit.REQUESTS)
+        await lanes.block("x@example.net", 5.0)
+        await lanes.release(grant, sent=True)

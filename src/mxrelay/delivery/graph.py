@@ -58,7 +58,7 @@ from mxrelay.delivery.graph_outcome import (
     parse_retry_after,
     to_error,
 )
-from mxrelay.delivery.lanes import Lanes, LocalLanes, SharedLanes
+from mxrelay.delivery.lanes import STORE_RETRY, Lanes, LanesUnavailable, LocalLanes, SharedLanes
 from mxrelay.delivery.pacing import Grant, Limit, Never, Pacer, PacingLimits, Wait
 from mxrelay.health import Health
 from mxrelay.log import event
@@ -187,6 +187,7 @@ class GraphTransport:
         self._lanes = SharedLanes(
             store, limits_from(self._settings), clock=lambda: self._wall().timestamp()
         )
+        event(logger, "graph_pacing_shared", store=store.db.dialect.value)
 
     async def probe(self) -> None:
         """Raise `ConfigurationFault` while Graph delivery cannot work: a token must be issued
@@ -263,9 +264,15 @@ class GraphTransport:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHORT_WAIT
         while True:
-            decision = await self._lanes.acquire(
-                lane, key, recipients=len(job.recipients), size=size, hold_for=hold_for
-            )
+            try:
+                decision = await self._lanes.acquire(
+                    lane, key, recipients=len(job.recipients), size=size, hold_for=hold_for
+                )
+            except LanesUnavailable as exc:
+                raise ThrottledBeforeSending(
+                    f"paced: {exc}; waiting {STORE_RETRY:.0f}s in the queue",
+                    retry_after=timedelta(seconds=STORE_RETRY),
+                ) from None
             if isinstance(decision, Grant):
                 return decision
             if isinstance(decision, Never):

@@ -15,11 +15,17 @@ lane for a Retry-After. Two places keep the state, and both decide with the same
 
 `QueueStage` hands the transport the store's lanes (`SharesLanes.share_lanes`) when the store is
 PostgreSQL; until then, and always with SQLite, the transport paces in its own process.
+
+When the store fails, `acquire` raises `LanesUnavailable` (nothing is sent: the message waits in
+the queue), a retried request is told to wait, and a release or a Retry-After that cannot be
+written is logged and dropped: the lease lapses, and Graph repeats its Retry-After if needed. A
+failure of the lanes never hides what Graph answered.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -31,6 +37,7 @@ from mxrelay.delivery.pacing import (
     Decision,
     Grant,
     LaneState,
+    Limit,
     Pacer,
     PacingLimits,
     Wait,
@@ -39,7 +46,18 @@ from mxrelay.delivery.pacing import (
     block,
     release,
 )
+from mxrelay.log import event
+from mxrelay.store.db import StoreError
 from mxrelay.store.lanes import LaneRows, LaneStore, LaneWrite
+
+STORE_RETRY = 5.0
+"""Seconds a message or a retried request waits when the lanes cannot be read."""
+
+log = logging.getLogger(__name__)
+
+
+class LanesUnavailable(Exception):
+    """The shared lanes cannot be read or written (the store failed); nothing was sent."""
 
 
 class Lanes(Protocol):
@@ -118,7 +136,10 @@ class SharedLanes:
             decision, promised = admit(app, state, ask, self.limits, now)
             return LaneWrite(decision, _dump(app.dump()), _dump(state.dump()), promised)
 
-        return await self.store.update(lane, key, now, change)
+        try:
+            return await self.store.update(lane, key, now, change)
+        except StoreError as exc:
+            raise LanesUnavailable(str(exc)) from None
 
     async def request(self, grant: Grant, *, hold_for: float) -> Wait | None:
         now = self._clock()
@@ -128,7 +149,11 @@ class SharedLanes:
             wait = add_request(app, grant, state, now=now, expires=now + hold_for)
             return LaneWrite(wait, _dump(app.dump()), _dump(state.dump()))
 
-        return await self.store.update(grant.lane, None, now, change)
+        try:
+            return await self.store.update(grant.lane, None, now, change)
+        except StoreError as exc:
+            event(log, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
+            return Wait(STORE_RETRY, Limit.REQUESTS)
 
     async def release(self, grant: Grant, *, sent: bool) -> None:
         now = self._clock()
@@ -138,7 +163,10 @@ class SharedLanes:
             release(app, state, grant.ticket, sent=sent, now=now)
             return LaneWrite(None, _dump(app.dump()), _dump(state.dump()))
 
-        await self.store.update(grant.lane, None, now, change)
+        try:
+            await self.store.update(grant.lane, None, now, change)
+        except StoreError as exc:  # its lease lapses instead
+            event(log, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
 
     async def block(self, lane: str, seconds: float) -> None:
         now = self._clock()
@@ -148,7 +176,10 @@ class SharedLanes:
             block(state, seconds, now=now)
             return LaneWrite(None, _dump(app.dump()), _dump(state.dump()), void_promises=True)
 
-        await self.store.update(lane, None, now, change)
+        try:
+            await self.store.update(lane, None, now, change)
+        except StoreError as exc:  # Graph says Retry-After again if the mailbox still must wait
+            event(log, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
 
 
 def _load(rows: LaneRows, limits: PacingLimits) -> tuple[AppState, LaneState]:

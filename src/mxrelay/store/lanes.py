@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from mxrelay.store.bulk import execute_many
-from mxrelay.store.db import Database, Dialect
+from mxrelay.store.db import Database, Dialect, StoreError, describe_error
 
 T = TypeVar("T")
 
@@ -78,14 +79,18 @@ class LaneStore:
         self, lane: str, key: str | None, now: float, change: Callable[[LaneRows], LaneWrite[T]]
     ) -> T:
         """Run `change` on the state of `lane` (and the promise of message `key`) under the
-        lanes' lock, write what it returns, and return its result. Not waited onto the disk:
-        losing the last changes in a crash only paces a little less tightly for a moment."""
+        lanes' lock, write what it returns, and return its result; `StoreError` if the store
+        fails. Not waited onto the disk: losing the last changes in a crash only paces a little
+        less tightly for a moment."""
         if not lane:
             raise ValueError("a lane is a mailbox, never the empty string")
         sweep = now - self._last_sweep >= SWEEP_INTERVAL
         if sweep:
             self._last_sweep = now
-        return await self.db.write(self._update, lane, key, now, change, sweep, durable=False)
+        try:
+            return await self.db.write(self._update, lane, key, now, change, sweep, durable=False)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"the pacing lanes cannot be updated: {describe_error(exc)}") from None
 
     def _update(
         self,

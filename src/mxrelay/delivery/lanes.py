@@ -127,36 +127,35 @@ class SharedLanes:
     async def acquire(
         self, lane: str, key: str, *, recipients: int, size: int, hold_for: float
     ) -> Decision:
-        now = self._clock()
         ticket = self._new_ticket()
 
         def change(rows: LaneRows) -> LaneWrite[Decision]:
+            now = self._clock()  # the grant's time is when it is decided, under the lock
             app, state = _load(rows, self.limits)
             ask = Ask(lane, key, recipients, size, ticket, now + hold_for, rows.promise)
             decision, promised = admit(app, state, ask, self.limits, now)
             return LaneWrite(decision, _dump(app.dump()), _dump(state.dump()), promised)
 
         try:
-            return await self.store.update(lane, key, now, change)
+            return await self.store.update(lane, key, self._clock(), change)
         except StoreError as exc:
             raise LanesUnavailable(str(exc)) from None
 
     async def request(self, grant: Grant, *, hold_for: float) -> Wait | None:
-        now = self._clock()
-
         def change(rows: LaneRows) -> LaneWrite[Wait | None]:
+            now = self._clock()
             app, state = _load(rows, self.limits)
             wait = add_request(app, grant, state, now=now, expires=now + hold_for)
             return LaneWrite(wait, _dump(app.dump()), _dump(state.dump()))
 
         try:
-            return await self.store.update(grant.lane, None, now, change)
+            return await self.store.update(grant.lane, None, self._clock(), change)
         except StoreError as exc:
             event(log, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
             return Wait(STORE_RETRY, Limit.REQUESTS)
 
     async def release(self, grant: Grant, *, sent: bool) -> None:
-        now = self._clock()
+        now = self._clock()  # the answer has come: the latest its requests can have arrived
 
         def change(rows: LaneRows) -> LaneWrite[None]:
             app, state = _load(rows, self.limits)

@@ -21,6 +21,7 @@ turns and never deadlock. Idle lanes and promises nobody came back for are delet
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -74,6 +75,9 @@ class LaneStore:
         self.db = db
         self._sql = db.statements
         self._last_sweep = float("-inf")
+        self._turn = asyncio.Lock()
+        """Changes take turns in this process too: they would wait for the app row anyway, and
+        this way they hold one pooled connection at a time, never the accept path's."""
 
     async def update(
         self, lane: str, key: str | None, now: float, change: Callable[[LaneRows], LaneWrite[T]]
@@ -88,7 +92,10 @@ class LaneStore:
         if sweep:
             self._last_sweep = now
         try:
-            return await self.db.write(self._update, lane, key, now, change, sweep, durable=False)
+            async with self._turn:
+                return await self.db.write(
+                    self._update, lane, key, now, change, sweep, durable=False
+                )
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"the pacing lanes cannot be updated: {describe_error(exc)}") from None
 

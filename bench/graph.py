@@ -14,6 +14,12 @@ Two tables, three runs each, a fresh store per run:
    concurrency limits) and answering 429 beyond it. The achieved rate is compared with the
    configured one (target: within 2 %), and the 429s are counted (target: none).
 
+3. The same two runs with the store on PostgreSQL (a throw-away cluster, `tests/support/postgres.py`),
+   where replicas share the queue and so the pacing lanes: every message's grant and release is
+   a transaction in the database (`delivery/lanes.py`), which is what these runs price; and the
+   lanes alone, in this process and in the database: microseconds per message (a grant and its
+   release), one after another.
+
 The stand-in shares this process (and its GIL) with the relay; its TLS and MIME work is counted
 against the relay's rate, so the figures are a lower bound. The queue is polled every 20 ms
 (`MXRELAY_QUEUE_POLL_INTERVAL`); with the default 1 s a deferred message can go up to a second
@@ -23,8 +29,11 @@ after its slot, which moves single sends but not the rate over minutes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import aiosmtplib
@@ -32,11 +41,14 @@ from tests.support.dns_server import DnsServer
 from tests.support.graph_harness import job, message, relay_environ
 from tests.support.graph_relay import graph_relay_environ
 from tests.support.graph_standin import MAILBOX, GraphStandIn, MailboxLimits
+from tests.support.postgres import PostgresServer
 from tests.support.relay_app import running_relay
 
 from bench.figures import Row, format_facts, format_table, ratio_line
 from mxrelay.config import load_settings
 from mxrelay.delivery.graph import GraphTransport
+from mxrelay.delivery.pacing import Grant, Pacer, PacingLimits
+from mxrelay.store.db import open_store
 
 RUNS = 3
 MESSAGES = 400
@@ -47,6 +59,7 @@ RATE_PER_MINUTE = 1200
 PACED_MESSAGES = 300
 RECIPIENT = "alice@example.net"
 DRAIN_TIMEOUT = 120.0
+LANE_MESSAGES = 500
 
 
 def _dns() -> DnsServer:
@@ -93,8 +106,11 @@ async def _submit(port: int, count: int, sessions: int) -> None:
     await asyncio.gather(*(session(share, i) for i, share in enumerate(shares)))
 
 
-async def through_the_relay(directory: Path, count: int, *, paced: bool) -> tuple[float, int]:
-    """(messages/s at the stand-in, 429s) for `count` messages through the whole relay."""
+async def through_the_relay(
+    directory: Path, count: int, *, paced: bool, database_url: str | None = None
+) -> tuple[float, int]:
+    """(messages/s at the stand-in, 429s) for `count` messages through the whole relay, its
+    store SQLite in `directory` or the PostgreSQL database `database_url`."""
     limits = (
         MailboxLimits(
             messages=(RATE_PER_MINUTE, 60.0),
@@ -116,6 +132,8 @@ async def through_the_relay(directory: Path, count: int, *, paced: bool) -> tupl
         }
         if paced:
             extra["MXRELAY_GRAPH_MESSAGES_PER_MINUTE"] = str(RATE_PER_MINUTE)
+        if database_url is not None:
+            extra["MXRELAY_DATABASE_URL"] = database_url
         environ = graph_relay_environ(standin, dns, directory, **extra)
         async with running_relay(environ) as relay:
             await _submit(relay.smtp_port, count, SESSIONS)
@@ -123,13 +141,65 @@ async def through_the_relay(directory: Path, count: int, *, paced: bool) -> tupl
         return _rate(standin), standin.throttled
 
 
+@contextlib.contextmanager
+def postgres() -> Iterator[Callable[[], str]]:
+    """A throw-away PostgreSQL cluster; the function gives the URL of a new, empty database."""
+    server = PostgresServer()
+    names = itertools.count()
+    try:
+        server.start()
+
+        def fresh() -> str:
+            name = f"bench_graph_{next(names)}"
+            server.sql(f"CREATE DATABASE {name}")
+            return server.url(name)
+
+        yield fresh
+    finally:
+        server.close()
+
+
+async def lanes_alone(database_url: str) -> tuple[float, float | None]:
+    """Microseconds per message (a grant, then its release) for the lanes in this process and
+    for the lanes in the database (None where this version has none)."""
+    limits = PacingLimits(messages=0)  # every message is granted at once: the bookkeeping alone
+    pacer = Pacer(limits)
+    started = time.perf_counter()
+    for i in range(LANE_MESSAGES):
+        grant = pacer.acquire(MAILBOX, f"m{i}", recipients=1, size=1000, now=float(i))
+        assert isinstance(grant, Grant)
+        pacer.release(grant, sent=True, now=float(i))
+    local = (time.perf_counter() - started) / LANE_MESSAGES * 1e6
+    try:
+        from mxrelay.delivery.lanes import SharedLanes
+        from mxrelay.store.lanes import LaneStore
+    except ImportError:
+        return local, None
+    async with open_store(database_url) as db:
+        lanes = SharedLanes(LaneStore(db), limits)
+        started = time.perf_counter()
+        for i in range(LANE_MESSAGES):
+            shared = await lanes.acquire(MAILBOX, f"m{i}", recipients=1, size=1000, hold_for=60)
+            assert isinstance(shared, Grant)
+            await lanes.release(shared, sent=True)
+        return local, (time.perf_counter() - started) / LANE_MESSAGES * 1e6
+
+
 async def measure() -> None:
     ceiling: list[float] = []
     relay: list[float] = []
     paced: list[float] = []
     throttled: list[int] = []
+    relay_pg: list[float] = []
+    paced_pg: list[float] = []
+    throttled_pg: list[int] = []
+    lanes_local: list[float] = []
+    lanes_shared: list[float] = []
     for _ in range(RUNS):
-        with tempfile.TemporaryDirectory(prefix="mxrelay-bench-graph-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="mxrelay-bench-graph-") as tmp,
+            postgres() as database,
+        ):
             root = Path(tmp)
             ceiling.append(await transport_alone(root / "alone", MESSAGES))
             rate, _ = await through_the_relay(root / "relay", MESSAGES, paced=False)
@@ -137,6 +207,19 @@ async def measure() -> None:
             rate, answered_429 = await through_the_relay(root / "paced", PACED_MESSAGES, paced=True)
             paced.append(rate)
             throttled.append(answered_429)
+            rate, _ = await through_the_relay(
+                root / "relay-pg", MESSAGES, paced=False, database_url=database()
+            )
+            relay_pg.append(rate)
+            rate, answered_429 = await through_the_relay(
+                root / "paced-pg", PACED_MESSAGES, paced=True, database_url=database()
+            )
+            paced_pg.append(rate)
+            throttled_pg.append(answered_429)
+            local, shared = await lanes_alone(database())
+            lanes_local.append(local)
+            if shared is not None:
+                lanes_shared.append(shared)
     rows = [
         Row("relay: SMTP → queue → worker → Graph", tuple(relay)),
         Row("ceiling: transport alone, no queue", tuple(ceiling)),
@@ -152,11 +235,36 @@ async def measure() -> None:
     )
     print()
     print(paced_table(paced, throttled))
+    print()
+    pg = [Row("relay on PostgreSQL: SMTP → queue → worker → Graph", tuple(relay_pg)), rows[1]]
+    print(
+        format_table(
+            f"store on PostgreSQL, pacing off, {MESSAGES} messages, {CONCURRENCY} requests at once",
+            "messages/s",
+            pg,
+            [ratio_line("relay on PostgreSQL / transport alone", pg[0], pg[1])],
+        )
+    )
+    print()
+    print(paced_table(paced_pg, throttled_pg, label="relay on PostgreSQL, paced"))
+    lanes = [Row("lanes in this process", tuple(lanes_local))]
+    if lanes_shared:
+        lanes.append(Row("lanes in PostgreSQL", tuple(lanes_shared)))
+    print(
+        format_table(
+            f"pacing lanes alone, {LANE_MESSAGES} messages one after another, a grant and its "
+            "release each",
+            "microseconds per message",
+            lanes,
+        )
+    )
 
 
-def paced_table(rates: Sequence[float], throttled: Sequence[int]) -> str:
+def paced_table(
+    rates: Sequence[float], throttled: Sequence[int], *, label: str = "relay, paced"
+) -> str:
     configured = RATE_PER_MINUTE / 60
-    row = Row("relay, paced", tuple(rates))
+    row = Row(label, tuple(rates))
     deviation = (row.median - configured) / configured * 100
     within = abs(deviation) <= 2.0
     table = format_table(

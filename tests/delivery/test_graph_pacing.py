@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from mxrelay.delivery.base import DeliveryJob
+from mxrelay.delivery.base import DeliveryJob, RecipientStatus
 from mxrelay.delivery.errors import Throttled, ThrottledBeforeSending
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.pacing import Limit, Pacer, PacingLimits
 from mxrelay.metrics import GRAPH_PACING_LIMITS, Metrics
+from mxrelay.store.db import open_store
+from mxrelay.store.lanes import LaneStore
+from tests.delivery.test_lanes import break_the_lanes
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_standin import GraphStandIn, MailboxLimits
 
@@ -150,3 +153,26 @@ async def test_upload_budget_makes_messages_wait(enforcing: GraphStandIn) -> Non
 
 def test_pacing_limit_labels_match_the_metric_labels() -> None:
     assert tuple(limit.value for limit in Limit) == GRAPH_PACING_LIMITS
+
+
+async def test_with_shared_lanes_a_store_failure_never_hides_graphs_answer(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The store breaks while the request is on its way: the message was accepted, and the
+    transport says so (a failed release must not turn a 202 into a retry, which would send it
+    twice); the next message waits in the queue, unsent."""
+    with GraphStandIn.running(tmp_path, latency=0.5) as standin:
+        environ = relay_environ(standin, MXRELAY_GRAPH_CONCURRENCY="4")
+        async with (
+            open_store(database_url) as db,
+            graph_transport(standin, environ=environ) as transport,
+        ):
+            transport.share_lanes(LaneStore(db))
+            sending = asyncio.create_task(transport.deliver(job(message())))
+            await asyncio.to_thread(standin.wait_for, lambda: len(standin.requests) >= 3, 10.0)
+            await db.write(break_the_lanes)
+            outcome = await sending
+            assert [r.status for r in outcome.recipients] == [RecipientStatus.DELIVERED]
+            with pytest.raises(ThrottledBeforeSending, match="pacing lanes cannot be updated"):
+                await transport.deliver(job(message(subject="next")))
+    assert len(standin.sent()) == 1

@@ -220,21 +220,33 @@ def test_idle_lanes_are_forgotten() -> None:
 
 
 def test_sliding_window_waits_until_enough_has_expired() -> None:
-    window = SlidingWindow(10, 5.0)
-    for _ in range(3):
-        window.hold(4)
+    window = SlidingWindow(10, 5.0, buckets=5)  # a grid of whole seconds
     window.settle(1.0, 4)  # answered at 1
     window.settle(0.0, 4)  # answered at 0 (answers need not come in order)
-    assert window.wait(2.0, 2) == 3.0  # the one in flight counts too
-    window.settle(2.0, 4, keep=False)  # a refund
-    assert window.wait(2.0, 2) == 0.0
+    assert window.wait(2.0, 2, held=4) == 3.0  # the one in flight counts too
+    assert window.wait(2.0, 2) == 0.0  # (refunded: not settled)
     assert window.wait(2.0, 3) == 3.0  # the event answered at 0 leaves the window at 5
     assert window.wait(2.0, 7) == 4.0  # both must leave
     assert window.wait(2.0, 11) == math.inf
     assert not window.idle(5.5)
     assert window.idle(6.0)
-    window.hold(10)  # in flight alone fill it: once answered they count for a whole span
-    assert window.wait(6.0, 1) == 5.0
+    assert window.wait(6.0, 1, held=10) == 5.0  # in flight alone fill it: a whole span
+
+
+def test_a_crowded_sliding_window_rounds_answers_up_to_its_grid() -> None:
+    """A few answers keep their exact times; a crowd of them is kept at 1/buckets of the span,
+    later rather than sooner: the state stays small, and no event leaves the window early."""
+    window = SlidingWindow(1000, 60.0, buckets=60)
+    window.settle(0.25, 1)
+    window.settle(0.5, 1)
+    assert window.events == [(0.25, 1), (0.5, 1)]
+    for i in range(1, 499):
+        window.settle(0.5 + i * 0.1, 1)  # 50 seconds of answers, ten a second
+    assert len(window.events) <= 2 * 60
+    assert window.events[0] == (1.0, 7)  # 0.25, 0.5, 0.6 … 1.0, rounded up
+    assert window.wait(59.95, 500) == 0.0
+    assert window.wait(59.95, 501) == pytest.approx(1.05)  # the first seven leave at 61
+    assert window.wait(61.0, 501) == 0.0
 
 
 # --- property: no limit is ever exceeded, whatever the sequence ------------------------------

@@ -8,7 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mxrelay.config import load_settings
-from mxrelay.delivery.retry import Failure, RetryPolicy, Verdict, backoff, next_attempt
+from mxrelay.delivery.retry import (
+    THROTTLE_FLOOR,
+    Failure,
+    RetryPolicy,
+    Verdict,
+    backoff,
+    next_attempt,
+)
 
 DEFAULT = RetryPolicy()
 T0 = 1_800_000_000.0
@@ -113,3 +120,45 @@ def test_a_throttle_before_sending_never_kills_mail(age: float, wait: float) -> 
     )
     assert decision.verdict is Verdict.RETRY
     assert decision.at == T0 + age + wait
+
+
+@given(
+    policy=policies,
+    attempts=st.integers(min_value=0, max_value=10_000),
+    age=st.floats(min_value=0, max_value=60 * 86400),
+    wait=st.none() | st.floats(min_value=0, max_value=86400),
+)
+def test_a_throttle_retries_exactly_when_asked_until_the_lifetime_ends(
+    policy: RetryPolicy, attempts: int, age: float, wait: float | None
+) -> None:
+    """429 and 503 with Retry-After: neither the backoff nor the attempts so far change the
+    time; the lifetime still ends it."""
+    now = T0 + age
+    decision = next_attempt(
+        Failure.THROTTLED,
+        attempts=attempts,
+        queued_at=T0,
+        now=now,
+        policy=policy,
+        rng=lambda: 0.99,
+        retry_after=wait,
+    )
+    if now >= T0 + policy.lifetime.total_seconds():
+        assert decision.verdict is Verdict.DEAD
+        assert decision.reason.startswith("still throttled after")
+    else:
+        assert decision.verdict is Verdict.RETRY
+        assert decision.at == now + max(wait or 0.0, THROTTLE_FLOOR)
+
+
+def test_a_throttle_of_two_seconds_is_two_seconds_with_the_default_backoff() -> None:
+    decision = next_attempt(
+        Failure.THROTTLED,
+        attempts=7,
+        queued_at=T0,
+        now=T0,
+        policy=DEFAULT,
+        rng=lambda: 0.5,
+        retry_after=2.0,
+    )
+    assert decision.at == T0 + 2.0  # not MXRELAY_RETRY_INITIAL (1 minute), not the 7th step

@@ -15,6 +15,7 @@ from mxrelay.delivery.base import DeliveryJob, DeliveryOutcome, RecipientOutcome
 from mxrelay.delivery.errors import (
     ConfigurationFault,
     PermanentFailure,
+    Throttled,
     ThrottledBeforeSending,
 )
 from mxrelay.delivery.passthrough import UpstreamPool
@@ -23,6 +24,7 @@ from mxrelay.delivery.smtp import SmarthostTransport
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
+from mxrelay.model import utc_now
 from mxrelay.store import log
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.db import Database, open_store
@@ -296,6 +298,48 @@ async def test_throttle_before_sending_is_not_an_attempt(rig: Rig) -> None:
         await rig.wait_states({"delivered": 1})
     finally:
         await worker.stop(5.0)
+
+
+async def test_a_throttle_waits_its_retry_after_exactly_and_is_not_counted(rig: Rig) -> None:
+    """Graph's 429 with Retry-After: the entry goes again when asked (the worker wakes for it;
+    the poll is half a minute), and only the attempt that delivered counts."""
+    answered: list[float] = []
+
+    def throttled(job: DeliveryJob) -> Awaitable[DeliveryOutcome]:
+        answered.append(asyncio.get_running_loop().time())
+        return raising(Throttled("429 throttled", retry_after=timedelta(seconds=1.2), code=429))(
+            job
+        )
+
+    async def accepted(job: DeliveryJob) -> DeliveryOutcome:
+        answered.append(asyncio.get_running_loop().time())
+        return await ok(job)
+
+    transport = Scripted(throttled, throttled, accepted)
+    rig.clock.now = utc_now()  # the worker runs on the wall clock: its timers are real
+    [message_id] = await rig.send()
+    worker = rig.worker(transport, clock=utc_now, poll_interval=30.0)
+    await worker.start()
+    try:
+        await rig.wait_states({"delivered": 1}, within=5.0)
+    finally:
+        await worker.stop(5.0)
+    first, second, third = answered
+    assert 1.2 <= second - first < 1.7
+    assert 1.2 <= third - second < 1.7
+    entry = await rig.queue.get(message_id)
+    assert entry is not None
+    assert entry.attempts == 1
+    view = await log.get_message(rig.db, message_id)
+    assert view is not None
+    assert [(a.outcome, a.code) for a in view.attempts] == [
+        ("throttled", 429),
+        ("throttled", 429),
+        ("delivered", 202),
+    ]
+    assert [r.attempts for r in view.recipients] == [1]
+    throttles = rig.metrics.deliveries.labels(transport="smtp", outcome="throttled")
+    assert throttles._value.get() == 2
 
 
 async def test_permanent_failure_is_never_retried(rig: Rig) -> None:

@@ -6,7 +6,8 @@ envelope), a missing From, Date or Message-ID is added deterministically, and th
 base64-encoded as Graph's MIME `sendMail` wants. So a retry sends exactly the same bytes as the
 first attempt, and Exchange delivers to exactly the recipients mxrelay accepted.
 
-Before any request the pacer is asked (per sending mailbox, see pacing.py); "not now" becomes
+Before any request the pacing lanes are asked (per sending mailbox, see pacing.py; kept in this
+process, or in the store when replicas share it, see lanes.py); "not now" becomes
 `Throttled(retry_after)` and costs no HTTP request. The answer is classified by graph_outcome.py;
 a 401 refreshes the token once and retries at once; 429 and 5xx-with-Retry-After close the whole
 mailbox lane; configuration faults (AADSTS errors, 403 ErrorAccessDenied) set a metric and the
@@ -59,6 +60,7 @@ from mxrelay.delivery.graph_outcome import (
     parse_retry_after,
     to_error,
 )
+from mxrelay.delivery.lanes import STORE_RETRY, Lanes, LanesUnavailable, LocalLanes, SharedLanes
 from mxrelay.delivery.pacing import Grant, Limit, Never, Pacer, PacingLimits, Wait
 from mxrelay.delivery.proxy import OutboundProxy
 from mxrelay.health import Health
@@ -67,6 +69,7 @@ from mxrelay.metrics import GRAPH_ERROR_CODES, Metrics
 from mxrelay.mime.headers import HeaderPolicy, HeaderResult
 from mxrelay.mime.pipeline import reconcile_headers_async, record_headers
 from mxrelay.model import utc_now
+from mxrelay.store.lanes import LaneStore
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,9 @@ SHORT_WAIT = 0.25
 """Pacing waits that end within this many seconds are waited out here instead of going back
 to the queue (a trip through the queue costs more than that)."""
 MIB = 1024 * 1024
+LEASE_SLACK = 30.0
+"""Seconds a pacing grant's lease outlasts the longest its request may take: it lapses (its
+concurrency slot freed, its request counted as answered) only when this relay is gone."""
 
 
 class GraphTransport:
@@ -106,7 +112,7 @@ class GraphTransport:
         self._clock = clock
         self._wall = wall
         self._new_request_id = new_request_id
-        self._pacer = pacer or Pacer(limits_from(settings))
+        self._lanes: Lanes = LocalLanes(pacer or Pacer(limits_from(settings)), clock)
         self._header_policy = HeaderPolicy(settings.mime.header_recipients)
         self._faults: set[Fault] = set()
         self._released = asyncio.Condition()
@@ -157,25 +163,38 @@ class GraphTransport:
         # The token first: fetching one takes a round trip the pacer must not count as part of
         # the request's way (Exchange counts requests when they arrive).
         token = await self._token()
-        grant = await self._admit(lane, job, len(body))
+        hold_for = self._request_time(len(body)) + LEASE_SLACK
+        grant = await self._admit(lane, job, len(body), hold_for)
         sent = True  # unless Graph answers otherwise: a lost answer may hide an accepted send
         try:
             answer = await self._request(mailbox, body, token)
             if answer.status == 401:
                 await self._tokens.invalidate(token)
                 token = await self._token()
-                extra = self._pacer.request(grant, now=self._clock())
+                extra = await self._lanes.request(grant, hold_for=hold_for)
                 if extra is not None:
                     raise self._paced(extra, mailbox, attempted=True)
                 answer = await self._request(mailbox, body, token)
             sent = not 400 <= answer.status < 500  # a 4xx was surely not sent; a 5xx may have been
             if changes is not None and self._metrics is not None:
                 record_headers(self._metrics, changes)
-            return self._outcome(job, mailbox, answer)
+            try:
+                return self._outcome(job, mailbox, answer)
+            except Throttled as throttled:  # Retry-After: the whole mailbox waits
+                await self._lanes.block(lane, throttled.retry_after.total_seconds())
+                raise
         finally:
-            self._pacer.release(grant, sent=sent, now=self._clock())
+            await self._lanes.release(grant, sent=sent)
             async with self._released:
                 self._released.notify_all()
+
+    def share_lanes(self, store: LaneStore) -> None:
+        """Pace through the store's lanes from now on, together with the other replicas of the
+        queue (`SharesLanes`); their clock is the wall clock, which the queue already uses."""
+        self._lanes = SharedLanes(
+            store, limits_from(self._settings), clock=lambda: self._wall().timestamp()
+        )
+        event(logger, "graph_pacing_shared", store=store.db.dialect.value)
 
     async def probe(self) -> None:
         """Raise `ConfigurationFault` while Graph delivery cannot work: a token must be issued
@@ -256,16 +275,22 @@ class GraphTransport:
         except ValueError:
             return self._wall()
 
-    async def _admit(self, lane: str, job: DeliveryJob, size: int) -> Grant:
+    async def _admit(self, lane: str, job: DeliveryJob, size: int, hold_for: float) -> Grant:
         """A pacing grant; a wait shorter than a trip through the queue (a slot about to free
         up, a promised slot a moment away) is waited out here, anything longer is `Throttled`."""
         key = f"{job.message_id}:{job.variant}"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHORT_WAIT
         while True:
-            decision = self._pacer.acquire(
-                lane, key, recipients=len(job.recipients), size=size, now=self._clock()
-            )
+            try:
+                decision = await self._lanes.acquire(
+                    lane, key, recipients=len(job.recipients), size=size, hold_for=hold_for
+                )
+            except LanesUnavailable as exc:
+                raise ThrottledBeforeSending(
+                    f"paced: {exc}; waiting {STORE_RETRY:.0f}s in the queue",
+                    retry_after=timedelta(seconds=STORE_RETRY),
+                ) from None
             if isinstance(decision, Grant):
                 return decision
             if isinstance(decision, Never):
@@ -301,11 +326,14 @@ class GraphTransport:
             self._record_fault(fault)
             raise
 
+    def _request_time(self, size: int) -> float:
+        """The longest a sendMail request of `size` bytes may take."""
+        graph = self._graph
+        return graph.timeout.total_seconds() + graph.timeout_per_mib.total_seconds() * size / MIB
+
     async def _request(self, mailbox: str, body: bytes, token: AccessToken) -> GraphAnswer:
         graph = self._graph
-        total = (
-            graph.timeout.total_seconds() + graph.timeout_per_mib.total_seconds() * len(body) / MIB
-        )
+        total = self._request_time(len(body))
         url = f"{self._base}/v1.0/users/{quote(mailbox, safe='@')}/sendMail"
         headers = {
             "Authorization": f"Bearer {token.value}",
@@ -367,7 +395,6 @@ class GraphTransport:
         error = to_error(classification, answer)
         if classification.verdict is Verdict.THROTTLED:
             assert isinstance(error, Throttled)
-            self._pacer.block(mailbox.lower(), error.retry_after.total_seconds(), now=self._clock())
             if self._metrics is not None:
                 self._metrics.graph_throttled.inc()
             event(

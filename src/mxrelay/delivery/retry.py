@@ -8,8 +8,12 @@ full jitter (a random delay between `MXRELAY_RETRY_INITIAL` and the doubled ceil
 transport's Retry-After, and a dead letter once the entry has been in the queue for
 `MXRELAY_QUEUE_LIFETIME`. The last retry is scheduled at the end of the lifetime, not after it.
 
-A throttle that stopped the attempt before anything was sent (a closed pacing lane) is not an attempt:
-it is rescheduled for the Retry-After time and never turns into a dead letter.
+A throttle is not a failure. When the remote side asked to wait (Graph's 429, or a 503 with
+Retry-After), the entry goes again exactly when it was asked to, as Microsoft's guidance says, and
+the answer does not count for the backoff: a later real failure backs off as if it had not
+happened. Only the queue lifetime bounds it. A throttle that stopped the attempt before anything
+was sent (a closed pacing lane) is not an attempt at all: it is rescheduled for the Retry-After
+time and never turns into a dead letter.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from mxrelay.config import QueueSettings, format_duration
+
+THROTTLE_FLOOR = 1.0
+"""Shortest wait after a throttle (seconds): a `Retry-After: 0` must not turn into a hot loop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,9 @@ class Failure(enum.StrEnum):
     """The attempt failed for now (4xx, connection trouble, throttling by the remote side)."""
     PERMANENT = "permanent"
     """The remote side refused for good (5xx): dead letter at once."""
+    THROTTLED = "throttled"
+    """The remote side asked to wait (429, 503 with Retry-After): retried when it said, not
+    counted for the backoff; a dead letter only once the lifetime is over."""
     NOT_ATTEMPTED = "not_attempted"
     """Stopped before sending (pacing); not counted against the lifetime."""
 
@@ -89,6 +99,9 @@ def next_attempt(
     deadline = queued_at + policy.lifetime.total_seconds()
     if now >= deadline:
         lifetime = format_duration(policy.lifetime)
-        return RetryDecision(Verdict.DEAD, None, f"still failing after {lifetime} in the queue")
+        still = "throttled" if failure is Failure.THROTTLED else "failing"
+        return RetryDecision(Verdict.DEAD, None, f"still {still} after {lifetime} in the queue")
+    if failure is Failure.THROTTLED:
+        return RetryDecision(Verdict.RETRY, now + max(wait, THROTTLE_FLOOR), "throttled")
     at = min(now + backoff(attempts, policy, rng), deadline)
     return RetryDecision(Verdict.RETRY, max(at, now + wait))

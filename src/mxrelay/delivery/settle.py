@@ -7,6 +7,9 @@ A transport reports per-recipient outcomes, or raises for the whole attempt; thi
   over; those recipients then fail with the reason);
 - `PermanentFailure` → `dead` at once, never retried by a restart;
 - `ConfigurationFault` → `held` (kind `fault`, released by a successful probe); no attempt counted;
+- `Throttled` after an answer (Graph's 429, a 503 with Retry-After) → `deferred` to exactly the
+  Retry-After, with an attempt row (outcome `throttled`) but not counted: the backoff of a later
+  failure is as if the throttle had not happened; `dead` only once the lifetime is over;
 - `Throttled` raised before anything was sent → `deferred` until its Retry-After, not counted, no
   attempt row; a reason is kept in `last_error` so `mxrelay queue list` shows it.
 """
@@ -222,6 +225,7 @@ def settle_error(
             now=now,
             last_error=f"{decision.reason}: {detail}",
         )
+    throttled = isinstance(error, Throttled)
     if isinstance(error, ConfigurationFault | ValueError):
         status, state, counted = RecipientStatus.HELD, QueueState.HELD, False
         kind = HoldKind.FAULT if isinstance(error, ConfigurationFault) else HoldKind.OPERATOR
@@ -240,7 +244,7 @@ def settle_error(
         next_at, last_error = now, detail
     else:
         decision = attempt.next_attempt(
-            Failure.TEMPORARY,
+            Failure.THROTTLED if throttled else Failure.TEMPORARY,
             now=now,
             retry_after=error.retry_after if isinstance(error, Throttled) else None,
         )
@@ -253,6 +257,7 @@ def settle_error(
                 decision.at,
                 detail,
             )
+            counted = not throttled  # a throttle is not a failed attempt
         else:
             status, state, next_at = RecipientStatus.FAILED, QueueState.DEAD, now
             last_error = detail = f"{decision.reason}: {detail}"
@@ -261,7 +266,7 @@ def settle_error(
         RecipientOutcome(address, status, code, enhanced, detail) for address in loaded.recipients
     )
     label = {
-        QueueState.DEFERRED: "deferred",
+        QueueState.DEFERRED: "throttled" if throttled else "deferred",
         QueueState.DEAD: "failed",
         QueueState.HELD: "held",
     }[state]

@@ -6,6 +6,8 @@ is given (not in `hold` mode), the delivery worker with its start-up recovery (a
 dispatcher: new mail goes to it straight from memory while it has room), or, in `smtp` mode, the
 delivery process that runs that worker beside this one (`process.py`); plus two background
 loops: queue gauges every few seconds and retention pruning every `MXRELAY_STORE_PRUNE_INTERVAL`.
+With PostgreSQL, where replicas share the queue, a transport that paces (Graph) is handed the
+store's pacing lanes, so that the replicas pace each mailbox together.
 `aclose(grace)` undoes it in reverse: the worker finishes or hands back its leases within the grace
 period, pending commits are written, the store closes. On SIGTERM the relay calls
 `stop_delivering` first, alongside the SMTP drain, so both fit in one shutdown deadline.
@@ -29,6 +31,7 @@ from datetime import datetime
 
 from mxrelay.config import Settings
 from mxrelay.delivery.base import Transport
+from mxrelay.delivery.lanes import SharesLanes
 from mxrelay.delivery.passthrough import UpstreamPool
 from mxrelay.delivery.process import DeliveryProcess
 from mxrelay.delivery.retry import RetryPolicy
@@ -40,7 +43,8 @@ from mxrelay.metrics import QUEUE_STATES, Metrics
 from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
 from mxrelay.model import DeliveryMode, ScopeKind, utc_now
 from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.db import Database, open_store
+from mxrelay.store.db import Database, Dialect, open_store
+from mxrelay.store.lanes import LaneStore
 from mxrelay.store.queue import Queue
 from mxrelay.store.retention import Pruner, RetentionPolicy
 from mxrelay.store.sink import StoreSink
@@ -185,6 +189,9 @@ class QueueStage:
         )
         self.health.set("store", True, store_kind(self.db))
         self.queue = Queue(self.db)
+        transport: object = self.transport  # a Transport that may also be SharesLanes
+        if self.db.dialect is Dialect.POSTGRESQL and isinstance(transport, SharesLanes):
+            transport.share_lanes(LaneStore(self.db))
         policy = IcsPolicy.from_settings(settings.mime)
         plan, render = calendar_variants(policy, self.metrics)
         self._sink = StoreSink(

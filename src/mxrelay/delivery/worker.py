@@ -10,7 +10,9 @@ does.
   third of their time. New mail arrives straight from the sink when a slot is free (`reserve()`,
   `hand_over()`: committed already leased, delivered from memory); otherwise the sink wakes the
   loop (`wake()`), which claims due entries (a batch is loaded in one read), and the loop also
-  looks at the queue every poll interval for retries that have come due.
+  looks at the queue every poll interval for retries that have come due. An entry this worker
+  deferred wakes it when it comes due (a timer on the earliest such time), so a two-second
+  Retry-After or a pacing slot costs two seconds, not two seconds plus a poll.
 - A `ConfigurationFault` holds the entry (no attempt counted), turns the "delivery" status
   condition false (/healthz; never readiness), and starts probing the transport every probe
   interval; once a probe succeeds, the entries held for that reason are released.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import random
 import time
@@ -54,6 +57,12 @@ HEALTH_CONDITION = "delivery"
 CLAIM_COALESCE = 0.005
 """Shortest time between two claims: under load one claim takes the entries of several commits,
 and new mail waits at most this long for its first attempt."""
+
+DUE_MARGIN = 0.002
+"""Seconds a due-time wake-up comes after the time itself, so that the claim finds the entry due."""
+
+DUE_TIMES_LIMIT = 10_000
+"""Due times of deferred entries remembered for wake-ups; beyond it the poll finds them."""
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +115,10 @@ class DeliveryWorker:
         self._reserved = 0
         self._backlog = False
         """The last claim filled every free slot: more may be due as soon as one frees up."""
+        self._due: list[float] = []
+        """When entries this worker deferred come due (a heap of epoch seconds)."""
+        self._due_timer: asyncio.TimerHandle | None = None
+        self._due_timer_at = 0.0
 
     def _now(self) -> float:
         return self._clock().timestamp()
@@ -159,6 +172,9 @@ class DeliveryWorker:
         timeout), then cancel the rest and hand their leases back."""
         self._stopping = True
         self._wakeup.set()
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
         await cancel_and_wait((self._loop_task, self._probe_task, self._renew_task))
         if self._active:
             await asyncio.wait(list(self._active), timeout=grace)
@@ -241,6 +257,38 @@ class DeliveryWorker:
         except StoreUnavailable as exc:
             # The lease runs out and the entry is delivered again: at least once, never lost.
             event(log, "delivery.record_failed", logging.ERROR, id=entry.key, error=str(exc))
+            return
+        if settlement.state is QueueState.DEFERRED:
+            self._remember_due(settlement.next_attempt_at)
+
+    # --- waking up when deferred entries come due --------------------------------------------
+
+    def _remember_due(self, at: float) -> None:
+        if self._stopping or len(self._due) >= DUE_TIMES_LIMIT:
+            return
+        heapq.heappush(self._due, at)
+        self._arm_due_timer()
+
+    def _arm_due_timer(self) -> None:
+        """One timer, for the earliest remembered due time."""
+        if not self._due or self._stopping:
+            return
+        at = self._due[0]
+        if self._due_timer is not None:
+            if self._due_timer_at <= at:
+                return
+            self._due_timer.cancel()
+        delay = max(at - self._now(), 0.0) + DUE_MARGIN
+        self._due_timer = asyncio.get_running_loop().call_later(delay, self._came_due)
+        self._due_timer_at = at
+
+    def _came_due(self) -> None:
+        self._due_timer = None
+        now = self._now()
+        while self._due and self._due[0] <= now:
+            heapq.heappop(self._due)
+        self.wake()
+        self._arm_due_timer()
 
     async def _renew(self) -> None:
         """Every third of the lease time, extend the leases of the deliveries in progress."""

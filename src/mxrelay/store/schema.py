@@ -18,6 +18,9 @@ dialects); queries use these tables, or the named statements in `sql/`. Layout, 
 - `attempts`: every delivery attempt with its timing, transport, outcome and remote reply.
 - `refusals`: every recipient refused at RCPT, with the client, the sender and the reply.
 - `message_tags`: tags for the Mailpit-compatible API.
+- `pacing_lanes`, `pacing_promises`: Graph's per-mailbox pacing state, shared by the replicas of
+  one queue (`store/lanes.py`): a JSON state per sending mailbox plus the app-wide row `''`, and
+  the slots promised to messages waiting in the queue.
 - `message_search` (created by the migration, not here): the full-text index over subject, addresses
   and text body: an FTS5 table on SQLite, a `tsvector` column with a GIN index on PostgreSQL.
 
@@ -210,4 +213,23 @@ message_tags = Table(
     Column("tag", String(255), nullable=False),
     PrimaryKeyConstraint("message_id", "tag"),
     Index("ix_message_tags_tag", "tag"),
+)
+
+pacing_lanes = Table(
+    "pacing_lanes",
+    metadata,
+    Column("lane", String(ADDRESS_LENGTH), primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("updated_at", Time, nullable=False),
+    Index("ix_pacing_lanes_updated_at", "updated_at"),
+)
+
+pacing_promises = Table(
+    "pacing_promises",
+    metadata,
+    Column("lane", String(ADDRESS_LENGTH), nullable=False),
+    Column("message", String(64), nullable=False),
+    Column("slot", Time, nullable=False),
+    PrimaryKeyConstraint("lane", "message"),
+    Index("ix_pacing_promises_slot", "slot"),
 )

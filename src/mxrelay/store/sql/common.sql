@@ -166,3 +166,38 @@ DELETE FROM refusals WHERE id IN (
 
 -- name: body_totals
 SELECT COALESCE(SUM(stored_size), 0), MIN(received_at) FROM message_bodies
+
+-- Pacing lanes shared by the replicas of one queue (store/lanes.py). The app-wide row is lane ''.
+
+-- name: lanes_lock
+-- Lock the app-wide row, then the lane's (each created when missing), and read their states:
+-- every change to the lanes begins here, so replicas take turns, always in this order.
+INSERT INTO pacing_lanes (lane, state, updated_at) VALUES ('', '', :now), (:lane, '', :now)
+ON CONFLICT (lane) DO UPDATE SET updated_at = excluded.updated_at
+RETURNING lane, state
+
+-- name: lane_save
+UPDATE pacing_lanes SET state = :state WHERE lane = :lane
+
+-- name: lane_promise
+SELECT slot FROM pacing_promises WHERE lane = :lane AND message = :message
+
+-- name: lane_promise_set
+INSERT INTO pacing_promises (lane, message, slot) VALUES (:lane, :message, :slot)
+ON CONFLICT (lane, message) DO UPDATE SET slot = excluded.slot
+
+-- name: lane_promise_drop
+DELETE FROM pacing_promises WHERE lane = :lane AND message = :message
+
+-- name: lane_promises_void
+-- A Retry-After closed the lane: the slots promised before it are void.
+DELETE FROM pacing_promises WHERE lane = :lane
+
+-- name: lanes_forget
+DELETE FROM pacing_lanes WHERE lane <> '' AND updated_at < :before
+
+-- name: lane_promises_forget
+DELETE FROM pacing_promises WHERE slot < :before
+
+-- name: lanes_all
+SELECT lane, state FROM pacing_lanes ORDER BY lane

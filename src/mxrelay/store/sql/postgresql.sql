@@ -21,3 +21,15 @@ UPDATE message_search SET body = '' WHERE message_id = :message_id
 
 -- name: search_delete
 DELETE FROM message_search WHERE message_id = :message_id
+
+-- name: lanes_lock_promise
+-- lanes_lock and lane_promise in one round trip (rows with a lane: states; without: the slot).
+-- The promise is read as of the statement's start: only the message's own deliveries change it.
+WITH locked AS (
+    INSERT INTO pacing_lanes (lane, state, updated_at) VALUES ('', '', :now), (:lane, '', :now)
+    ON CONFLICT (lane) DO UPDATE SET updated_at = excluded.updated_at
+    RETURNING lane, state
+)
+SELECT lane, state, CAST(NULL AS DOUBLE PRECISION) AS slot FROM locked
+UNION ALL
+SELECT NULL, NULL, slot FROM pacing_promises WHERE lane = :lane AND message = :message

@@ -21,3 +21,10 @@ UPDATE message_search SET body = '' WHERE message_search MATCH :match
 
 -- name: search_delete
 DELETE FROM message_search WHERE message_search MATCH :match
+
+-- name: lanes_lock_promise
+-- SQLite has no INSERT inside WITH: the lock alone (store/lanes.py then reads the promise with
+-- lane_promise; the transaction is BEGIN IMMEDIATE, so nothing changes in between).
+INSERT INTO pacing_lanes (lane, state, updated_at) VALUES ('', '', :now), (:lane, '', :now)
+ON CONFLICT (lane) DO UPDATE SET updated_at = excluded.updated_at
+RETURNING lane, state, NULL AS slot

@@ -126,6 +126,13 @@ def resolve_port(port: int | str, ports: Mapping[str, int]) -> int:
     return ports[port]
 
 
+# What a Secret another controller creates holds, in the form it documents: CloudNativePG's
+# `<cluster>-app` Secret has the application's connection URI under `uri`.
+OPERATOR_SECRET_STAND_INS = {
+    "uri": "postgresql://app:generated@email-relay-db-rw.email-relay.svc:5432/app",
+}
+
+
 @dataclass(frozen=True)
 class EnvValue:
     """One environment variable of a container, with where its value comes from."""
@@ -164,7 +171,11 @@ def container_env(item: Manifest, objects: list[Manifest]) -> dict[str, EnvValue
         elif "secretKeyRef" in ref:
             key_ref = ref["secretKeyRef"]
             secrets = named(objects, "Secret", key_ref["name"])
-            value = secret_values(secrets[0])[key_ref["key"]] if secrets else "generated"
+            value = (
+                secret_values(secrets[0])[key_ref["key"]]
+                if secrets
+                else OPERATOR_SECRET_STAND_INS.get(key_ref["key"], "generated")
+            )
             env[name] = EnvValue(name, value, "secret")
         else:
             raise AssertionError(f"unsupported valueFrom for {name}: {ref}")

@@ -90,9 +90,9 @@ def test_ha_runs_replicas_on_one_postgresql_database(
     assert replicas >= 2
     strategy = deployment["spec"]["strategy"]
     assert strategy["type"] == "RollingUpdate"
-    # One pod at a time and none extra: the other replica serves, and the pacing split between
-    # the replicas holds (test_consistency.py).
-    assert strategy["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    # A new pod before an old one stops: every replica serves throughout an upgrade, and the extra
+    # pod paces Graph with the others through the shared store (test_consistency.py).
+    assert strategy["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     env = container_env(mxrelay, objects)
     assert env["MXRELAY_DELIVERY"].value == "graph"
     assert env["MXRELAY_DATABASE_URL"].source == "secret"

@@ -40,8 +40,10 @@ from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, Variant, record_variants, split_variants_async
 from mxrelay.model import DeliveryMode, Reply, ScopeKind, Transaction
 from mxrelay.smtp.auth import UserTable
-from mxrelay.smtp.policy import MessageCheck, RelayPolicy, SenderCheck, Sink
-from mxrelay.smtp.server import SmtpLimits, SmtpServer
+from mxrelay.smtp.hooks import SmtpLimits
+from mxrelay.smtp.policy import RelayPolicy
+from mxrelay.smtp.server import SmtpServer
+from mxrelay.smtp.sink import MessageCheck, SenderCheck, Sink
 from mxrelay.store.db import Database, StoreError
 from mxrelay.tasks import cancel_and_wait
 from mxrelay.web.asgi import AllowedHosts, web_app

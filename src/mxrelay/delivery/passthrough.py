@@ -28,12 +28,10 @@ from mxrelay import log
 from mxrelay.config import UpstreamSettings, UpstreamUrl
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import Variant
-from mxrelay.model import RefusedRecipient, Reply, SessionInfo, Transaction
+from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction
 from mxrelay.trace import received_header
 
 logger = logging.getLogger("mxrelay.passthrough")
-
-MailParams = tuple[tuple[str, str | None], ...]
 
 UPSTREAM_UNAVAILABLE = Reply(451, "4.1", "Error: upstream server unavailable, try again later")
 UPSTREAM_NO_SMTPUTF8 = Reply(553, "6.7", "Upstream server does not support SMTPUTF8")

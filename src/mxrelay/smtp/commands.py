@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import re
 
-from mxrelay.model import Reply
+from mxrelay.model import MailParams, Reply
 from mxrelay.smtp import replies
-
-MailParams = tuple[tuple[str, str | None], ...]
 
 _ESMTP_KEYWORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _DOMAIN_LABEL = re.compile(r'^[^\s.@\[\]<>()",;:\\]+$')

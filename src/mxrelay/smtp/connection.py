@@ -3,8 +3,8 @@
 An `asyncio.Protocol` that runs its session in one coroutine: `data_received` only appends to a
 buffer and wakes the coroutine, which parses complete lines, asks the `SessionPolicy` for each
 decision and queues replies; replies are written in one batch whenever the coroutine has to wait for
-input, so a pipelining client gets one packet per batch of commands. The listener, the limits and the
-policy protocol live in `server.py`.
+input, so a pipelining client gets one packet per batch of commands. The listener lives in
+`server.py`; the limits and the policy protocol in `hooks.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import logging
 import ssl
 from dataclasses import replace
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from mxrelay import log
 from mxrelay.model import Peer, Reply, TlsInfo
@@ -21,11 +21,9 @@ from mxrelay.smtp import replies
 from mxrelay.smtp.auth import read_credentials
 from mxrelay.smtp.commands import parse_mail_params, split_path_and_params, valid_reverse_path
 from mxrelay.smtp.data import DataProblem, DataReader, DataResult, DataState
+from mxrelay.smtp.hooks import ConnectionHost
 from mxrelay.smtp.memory import DATA_BUDGET_STEP, DATA_FREE_BYTES
 from mxrelay.smtp.session import Envelope, Session
-
-if TYPE_CHECKING:
-    from mxrelay.smtp.server import SmtpServer
 
 logger = logging.getLogger("mxrelay.smtp")
 
@@ -45,7 +43,7 @@ class ConnectionClosed(Exception):
 class SmtpConnection(asyncio.Protocol):
     """One client connection: buffers input and runs the command loop in its own task."""
 
-    def __init__(self, server: SmtpServer) -> None:
+    def __init__(self, server: ConnectionHost) -> None:
         self.server = server
         self.peer = Peer("", 0)
         self._transport: asyncio.Transport | None = None

@@ -26,7 +26,7 @@ from ulid import ULID
 
 from mxrelay.log import event
 from mxrelay.mime.pipeline import parse_in_thread
-from mxrelay.model import RefusedRecipient, Reply, SessionInfo, Transaction, utc_now
+from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction, utc_now
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.log import Refusal, insert_messages, insert_refusals
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry
@@ -43,8 +43,6 @@ messages whose parsing could still take long (`mime.pipeline.parse_in_thread`) a
 thread too."""
 
 HOLD_MODE_REASON = "MXRELAY_DELIVERY=hold: kept until released"
-
-MailParams = tuple[tuple[str, str | None], ...]
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import time
 import aiosmtplib
 import pytest
 
-from mxrelay.delivery.passthrough import reply_from_upstream
 from mxrelay.model import Reply
+from mxrelay.sinks.passthrough import reply_from_upstream
 from tests.support.dns_server import DnsServer, Fault, dns_server
 from tests.support.processes import free_port
 from tests.support.relay_app import running_relay

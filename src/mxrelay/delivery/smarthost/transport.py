@@ -1,6 +1,6 @@
 """The SMTP smarthost transport (`MXRELAY_DELIVERY=smtp`): queued messages to `MXRELAY_UPSTREAM`.
 
-One attempt is one SMTP transaction with aiosmtplib on a pooled connection (`passthrough.UpstreamPool`
+One attempt is one SMTP transaction with aiosmtplib on a pooled connection (`upstream.pool.UpstreamPool`
 opens them with the configured TLS, credentials and timeouts, and keeps idle ones for reuse). The
 transport reports per recipient, as Postfix's smtp client does for its queue manager:
 
@@ -22,7 +22,7 @@ import aiosmtplib
 
 from mxrelay.delivery.base import DeliveryJob, DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.delivery.errors import PermanentFailure, UpstreamUnavailable
-from mxrelay.delivery.passthrough import UpstreamError, UpstreamPool
+from mxrelay.upstream.pool import UpstreamError, UpstreamPool
 
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\s+")
 _QUEUED_AS = re.compile(r"queued as\s+<?([A-Za-z0-9._@:+/=-]+)>?", re.IGNORECASE)

@@ -16,11 +16,11 @@ from sqlalchemy.engine import Connection
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.model import Reason, RefusedRecipient, Reply
+from mxrelay.sinks.queued import StoreSink
 from mxrelay.store import log, schema
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.db import Database, open_store
 from mxrelay.store.queue import Queue
-from mxrelay.store.sink import StoreSink
 from tests.store.helpers import transaction
 from tests.support.postgres import PostgresServer, build_template, clone
 from tests.support.relay_app import running_relay, send_mail, transaction_lines
@@ -44,9 +44,13 @@ class Accepting:
 
 
 @pytest.fixture
-async def accepting(db: Database) -> AsyncIterator[Accepting]:
+async def accepting(database_url: str) -> AsyncIterator[Accepting]:
+    """On SQLite and on PostgreSQL (`database_url`)."""
     health, metrics = Health(), Metrics()
-    async with GroupCommitter(db, window=0.002, metrics=metrics, health=health) as committer:
+    async with (
+        open_store(database_url) as db,
+        GroupCommitter(db, window=0.002, metrics=metrics, health=health) as committer,
+    ):
         yield Accepting(db, committer, health, metrics)
 
 

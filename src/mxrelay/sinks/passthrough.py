@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -26,30 +25,25 @@ from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import Variant
 from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction
 from mxrelay.trace import received_header
-from mxrelay.upstream.pool import UpstreamError, UpstreamPool, describe
+from mxrelay.upstream.errors import UpstreamError, map_upstream_errors
+from mxrelay.upstream.pool import UpstreamPool
+from mxrelay.upstream.replies import UpstreamReply, parse_reply, send_data
 
 logger = logging.getLogger("mxrelay.passthrough")
 
 UPSTREAM_UNAVAILABLE = Reply(451, "4.1", "Error: upstream server unavailable, try again later")
 UPSTREAM_NO_SMTPUTF8 = Reply(553, "6.7", "Upstream server does not support SMTPUTF8")
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3}\.\d{1,3})\s+")
 
 VariantPlan = Callable[[Transaction], Awaitable[Sequence[Variant]]]
 """Splits a transaction into variants (the ICS transform); without one, the message goes
 unchanged to every recipient."""
 
 
-def reply_from_upstream(code: int, message: str) -> Reply:
-    """The upstream's reply as ours: same code, same enhanced status (class fixed), same text."""
-    text = " ".join(message.split("\n")).strip() or "(no text)"
-    match = _ENHANCED.match(text)
-    if match:
-        status, text = match.group(2), text[match.end() :] or "(no text)"
-    else:
-        status = "0.0"
-    if not 200 <= code <= 599:
+def reply_from_upstream(reply: UpstreamReply) -> Reply:
+    """The upstream's reply as ours: same code, same enhanced status, same text."""
+    if not 200 <= reply.code <= 599:
         return UPSTREAM_UNAVAILABLE
-    return Reply(code, status, text.replace("\r", " "))
+    return Reply(reply.code, reply.enhanced[2:] or "0.0", reply.text or "(no text)")
 
 
 class PassthroughSink:
@@ -99,15 +93,16 @@ class PassthroughTransaction:
         assert self.client is not None
         started = self.sink.clock()
         try:
-            response = await self.client.execute_command(verb, *arguments)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            self._broken(exc)
+            with map_upstream_errors():
+                response = await self.client.execute_command(verb, *arguments)
+        except UpstreamError as exc:
+            self._broken(str(exc))
             return UPSTREAM_UNAVAILABLE
         self.sink.metrics.upstream_latency.labels(command=name).observe(self.sink.clock() - started)
-        return reply_from_upstream(response.code, response.message)
+        return reply_from_upstream(parse_reply(response.code, response.message))
 
-    def _broken(self, exc: BaseException) -> None:
-        log.event(logger, "upstream failed", logging.WARNING, error=describe(exc))
+    def _broken(self, error: str) -> None:
+        log.event(logger, "upstream failed", logging.WARNING, error=error)
         self.failed = True
         if self.client is not None:
             self.client.close()
@@ -140,7 +135,7 @@ class PassthroughTransaction:
             return argument
         reply = await self._command("mail", b"MAIL", argument)
         if reply.code == 421:
-            self._broken(ConnectionError("upstream closed the connection"))
+            self._broken("ConnectionError: upstream closed the connection")
         return reply
 
     async def add_recipient(self, mailbox: str, params: MailParams) -> Reply:
@@ -230,16 +225,15 @@ class PassthroughTransaction:
             return UPSTREAM_UNAVAILABLE
         started = self.sink.clock()
         try:
-            response = await self.client.data(message)
-        except aiosmtplib.SMTPDataError as exc:
-            return reply_from_upstream(exc.code, exc.message)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            self._broken(exc)
+            with map_upstream_errors():
+                reply = await send_data(self.client, message)
+        except UpstreamError as exc:
+            self._broken(str(exc))
             return UPSTREAM_UNAVAILABLE
         self.sink.metrics.upstream_latency.labels(command="data").observe(
             self.sink.clock() - started
         )
-        return reply_from_upstream(response.code, response.message)
+        return reply_from_upstream(reply)
 
     async def abort(self) -> None:
         if self.client is None:
@@ -248,9 +242,10 @@ class PassthroughTransaction:
         reusable = False
         if not self.failed:
             try:
-                response = await client.execute_command(b"RSET", timeout=5)
+                with map_upstream_errors():
+                    response = await client.execute_command(b"RSET", timeout=5)
                 reusable = response.code == 250
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            except UpstreamError:
                 reusable = False
         self.sink.pool.release(client, reusable=reusable)
 

@@ -20,6 +20,7 @@ import aiosmtplib
 from mxrelay import log
 from mxrelay.config import UpstreamSettings, UpstreamUrl
 from mxrelay.metrics import Metrics
+from mxrelay.upstream.errors import UpstreamError, map_upstream_errors
 
 logger = logging.getLogger("mxrelay.passthrough")  # the name log filters know from before
 
@@ -53,6 +54,7 @@ class UpstreamPool:
         self._closing: set[asyncio.Task[None]] = set()
 
     async def acquire(self) -> aiosmtplib.SMTP:
+        """An idle connection still fresh, or a new one; `UpstreamError` when none can be opened."""
         now = self.clock()
         idle_limit = self.settings.idle_timeout.total_seconds()
         while self._idle:
@@ -79,17 +81,18 @@ class UpstreamPool:
         )
         started = self.clock()
         try:
-            await client.connect(timeout=self.settings.connect_timeout.total_seconds())
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            with map_upstream_errors():
+                await client.connect(timeout=self.settings.connect_timeout.total_seconds())
+        except UpstreamError as exc:
             self.metrics.upstream_connections.labels(result="failed").inc()
             log.event(
                 logger,
                 "upstream connection failed",
                 logging.WARNING,
                 upstream=f"{url.host}:{url.port}",
-                error=describe(exc),
+                error=str(exc),
             )
-            raise UpstreamError(describe(exc)) from None
+            raise
         self.metrics.upstream_latency.labels(command="connect").observe(self.clock() - started)
         self.metrics.upstream_connections.labels(result="opened").inc()
         return client
@@ -116,14 +119,7 @@ class UpstreamPool:
 
 async def _quit(client: aiosmtplib.SMTP) -> None:
     try:
-        await client.quit(timeout=2)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        with map_upstream_errors():
+            await client.quit(timeout=2)
+    except UpstreamError:
         client.close()
-
-
-class UpstreamError(Exception):
-    pass
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]

@@ -1,8 +1,9 @@
 """The SMTP smarthost transport (`MXRELAY_DELIVERY=smtp`): queued messages to `MXRELAY_UPSTREAM`.
 
-One attempt is one SMTP transaction with aiosmtplib on a pooled connection (`upstream.pool.UpstreamPool`
-opens them with the configured TLS, credentials and timeouts, and keeps idle ones for reuse). The
-transport reports per recipient, as Postfix's smtp client does for its queue manager:
+One attempt is one SMTP transaction with aiosmtplib on a connection from the upstream pool
+(`mxrelay.upstream`: configured TLS, credentials and timeouts, idle connections reused), whose
+replies and errors it reads through `upstream.replies` and `upstream.errors`. The transport
+reports per recipient, as Postfix's smtp client does for its queue manager:
 
 - a recipient refused at RCPT with 4xx is deferred, with 5xx failed; the others go on;
 - the reply to the end of DATA settles every recipient that RCPT accepted: 2xx delivered (the
@@ -16,32 +17,20 @@ transport reports per recipient, as Postfix's smtp client does for its queue man
 from __future__ import annotations
 
 import asyncio
-import re
 
 import aiosmtplib
 
 from mxrelay.delivery.base import DeliveryJob, DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.delivery.errors import PermanentFailure, UpstreamUnavailable
-from mxrelay.upstream.pool import UpstreamError, UpstreamPool
-
-_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\s+")
-_QUEUED_AS = re.compile(r"queued as\s+<?([A-Za-z0-9._@:+/=-]+)>?", re.IGNORECASE)
-_LOST = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError)
-
-
-def remote_id(text: str) -> str | None:
-    """The smarthost's queue id from its final reply ("250 2.0.0 Ok: queued as 4XyZ12")."""
-    match = _QUEUED_AS.search(text)
-    return match.group(1) if match else None
-
-
-def _split(code: int, message: str) -> tuple[str, str]:
-    """(enhanced status, text) of a reply."""
-    text = " ".join(message.split())
-    match = _ENHANCED.match(text)
-    if match and match.group(1)[0] == str(code)[0]:
-        return match.group(1), text[match.end() :]
-    return "", text
+from mxrelay.upstream.errors import (
+    UpstreamClosed,
+    UpstreamError,
+    UpstreamLost,
+    UpstreamReplied,
+    map_upstream_errors,
+)
+from mxrelay.upstream.pool import UpstreamPool
+from mxrelay.upstream.replies import UpstreamReply, parse_reply, remote_id, send_data
 
 
 def _status(code: int) -> RecipientStatus:
@@ -50,9 +39,8 @@ def _status(code: int) -> RecipientStatus:
     return RecipientStatus.FAILED if code >= 500 else RecipientStatus.DEFERRED
 
 
-def _outcome(recipient: str, code: int, message: str) -> RecipientOutcome:
-    enhanced, text = _split(code, message)
-    return RecipientOutcome(recipient, _status(code), code, enhanced, text)
+def _outcome(recipient: str, reply: UpstreamReply) -> RecipientOutcome:
+    return RecipientOutcome(recipient, _status(reply.code), reply.code, reply.enhanced, reply.text)
 
 
 class _Stale(Exception):
@@ -104,67 +92,36 @@ class SmarthostTransport:
         return options
 
     async def _transaction(self, client: aiosmtplib.SMTP, job: DeliveryJob) -> DeliveryOutcome:
-        # MAIL and RCPT are sent with execute_command: the envelope addresses were checked when
-        # they were accepted, and aiosmtplib's own mail()/rcpt() would re-parse each one with
-        # email.utils (a large share of the CPU time of a delivery).
         reusable = False
         stage = "MAIL"
-        encoding = "utf-8" if job.smtputf8 else "ascii"
         try:
-            try:
-                if client.is_ehlo_or_helo_needed:
-                    await client.ehlo()
-                options = [o.encode("ascii") for o in self._mail_options(client, job)]
-                sender = b"FROM:<" + job.mail_from.encode(encoding) + b">"
-                reply = await client.execute_command(b"MAIL", sender, *options)
-            except aiosmtplib.SMTPServerDisconnected:
-                raise _Stale() from None
-            if reply.code != 250:
-                reusable = await _reset(client)
-                refused = _outcome("", reply.code, reply.message)
+            with map_upstream_errors():
+                mail = await self._mail(client, job)
+                if mail.code != 250:
+                    reusable = await _reset(client)
+                    return _refused_at_mail(job, mail)
+                stage = "RCPT"
+                results, accepted = await self._rcpt(client, job)
+                if not accepted:
+                    reusable = await _reset(client)
+                    return DeliveryOutcome(tuple(results[r] for r in job.recipients))
+                stage = "DATA"
+                reply = await send_data(client, job.data)
+                reusable = True
+                for recipient in accepted:
+                    results[recipient] = _outcome(recipient, reply)
                 return DeliveryOutcome(
-                    tuple(
-                        RecipientOutcome(
-                            r, refused.status, reply.code, refused.enhanced, refused.text
-                        )
-                        for r in job.recipients
-                    ),
-                    detail=f"MAIL refused: {reply.code} {refused.text}",
+                    tuple(results[r] for r in job.recipients),
+                    remote_id=remote_id(reply.text) if reply.code < 300 else None,
+                    detail=f"{reply.code} {reply.text}",
                 )
-            stage = "RCPT"
-            results: dict[str, RecipientOutcome] = {}
-            accepted: list[str] = []
-            for recipient in job.recipients:
-                reply = await client.execute_command(
-                    b"RCPT", b"TO:<" + recipient.encode(encoding) + b">"
-                )
-                if reply.code in (250, 251):
-                    accepted.append(recipient)
-                else:
-                    results[recipient] = _outcome(recipient, reply.code, reply.message)
-            if not accepted:
-                reusable = await _reset(client)
-                return DeliveryOutcome(tuple(results[r] for r in job.recipients))
-            stage = "DATA"
-            try:
-                response = await client.data(job.data)
-                code, message = response.code, response.message
-            except aiosmtplib.SMTPDataError as exc:
-                code, message = exc.code, exc.message
-            reusable = True
-            for recipient in accepted:
-                results[recipient] = _outcome(recipient, code, message)
-            _, text = _split(code, message)
-            return DeliveryOutcome(
-                tuple(results[r] for r in job.recipients),
-                remote_id=remote_id(message) if code < 300 else None,
-                detail=f"{code} {text}",
-            )
-        except _LOST as exc:
+        except UpstreamLost as exc:
+            if stage == "MAIL" and isinstance(exc, UpstreamClosed):
+                raise _Stale() from None
             raise UpstreamUnavailable(
-                f"smarthost connection lost during {stage}: {type(exc).__name__}"
+                f"smarthost connection lost during {stage}: {exc.kind}"
             ) from None
-        except aiosmtplib.SMTPResponseException as exc:
+        except UpstreamReplied as exc:
             # An unexpected reply where none of the above applies (EHLO, RSET): defer all.
             raise UpstreamUnavailable(f"smarthost replied {exc.code} during {stage}") from None
         except asyncio.CancelledError:
@@ -176,11 +133,54 @@ class SmarthostTransport:
         finally:
             self.pool.release(client, reusable=reusable)
 
+    async def _mail(self, client: aiosmtplib.SMTP, job: DeliveryJob) -> UpstreamReply:
+        # MAIL and RCPT are sent with execute_command: the envelope addresses were checked when
+        # they were accepted, and aiosmtplib's own mail()/rcpt() would re-parse each one with
+        # email.utils (a large share of the CPU time of a delivery).
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()
+        options = [o.encode("ascii") for o in self._mail_options(client, job)]
+        sender = b"FROM:<" + job.mail_from.encode(_encoding(job)) + b">"
+        response = await client.execute_command(b"MAIL", sender, *options)
+        return parse_reply(response.code, response.message)
+
+    async def _rcpt(
+        self, client: aiosmtplib.SMTP, job: DeliveryJob
+    ) -> tuple[dict[str, RecipientOutcome], list[str]]:
+        """RCPT for each recipient: the outcomes of those refused, and those accepted."""
+        refused: dict[str, RecipientOutcome] = {}
+        accepted: list[str] = []
+        encoding = _encoding(job)
+        for recipient in job.recipients:
+            response = await client.execute_command(
+                b"RCPT", b"TO:<" + recipient.encode(encoding) + b">"
+            )
+            if response.code in (250, 251):
+                accepted.append(recipient)
+            else:
+                refused[recipient] = _outcome(
+                    recipient, parse_reply(response.code, response.message)
+                )
+        return refused, accepted
+
+
+def _encoding(job: DeliveryJob) -> str:
+    return "utf-8" if job.smtputf8 else "ascii"
+
+
+def _refused_at_mail(job: DeliveryJob, reply: UpstreamReply) -> DeliveryOutcome:
+    """MAIL refused: every recipient takes the reply."""
+    return DeliveryOutcome(
+        tuple(_outcome(r, reply) for r in job.recipients),
+        detail=f"MAIL refused: {reply.code} {reply.text}",
+    )
+
 
 async def _reset(client: aiosmtplib.SMTP) -> bool:
     """RSET after a refused transaction; True if the connection can be reused."""
     try:
-        await client.rset()
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        with map_upstream_errors():
+            await client.rset()
+    except UpstreamError:
         return False
     return True

@@ -78,7 +78,7 @@ async def test_calendar_variants_are_stored_and_delivered(
             render=render,
             poll_interval=0.05,
         )
-        sink.on_commit = worker.wake
+        sink.waker = worker
         await worker.start()
         try:
             received = await smarthost.wait_for(2)

@@ -76,7 +76,7 @@ class Rig:
         }
         options.update(kwargs)
         worker = DeliveryWorker(self.queue, transport, self.committer, POLICY, **options)  # type: ignore[arg-type]
-        self.sink.dispatcher = worker  # new mail goes straight to it, as in the relay
+        self.sink.waker = self.sink.direct = worker  # new mail goes straight to it, as in the relay
         return worker
 
     async def send(

@@ -211,7 +211,7 @@ class QueueStage:
                 clock=self.clock,
                 keep_fds=self.db.child_fds,
             )
-            self._sink.dispatcher = self.delivery
+            self._sink.waker = self.delivery
             await self.delivery.start()
         elif self.transport is not None:
             self.worker = build_worker(
@@ -226,7 +226,7 @@ class QueueStage:
                 monotonic=self.monotonic,
                 render=render,
             )
-            self._sink.dispatcher = self.worker
+            self._sink.waker = self._sink.direct = self.worker
             await self.worker.start()
         pruner = Pruner(self.db, RetentionPolicy.from_settings(store), metrics=self.metrics)
         self._tasks = [

@@ -42,6 +42,7 @@ from mxrelay.sinks.passthrough import PassthroughSink, VariantPlan
 from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.hooks import SmtpLimits
 from mxrelay.smtp.policy import RelayPolicy
+from mxrelay.smtp.replies import SENDER_NOT_ALLOWED
 from mxrelay.smtp.server import SmtpServer
 from mxrelay.smtp.sink import MessageCheck, SenderCheck, Sink
 from mxrelay.store.db import Database, StoreError
@@ -367,11 +368,6 @@ class Relay:
     def web_port(self) -> int:
         assert self.web is not None
         return self.web.port
-
-
-SENDER_NOT_ALLOWED = Reply(
-    550, "7.1", "Sender address rejected: not allowed to send through this relay"
-)
 
 
 def _sender_rules(settings: Settings) -> tuple[SenderCheck | None, MessageCheck | None]:

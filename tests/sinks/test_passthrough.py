@@ -16,7 +16,8 @@ import aiosmtplib
 import pytest
 
 from mxrelay.model import Reply
-from mxrelay.sinks.passthrough import UPSTREAM_UNAVAILABLE, reply_from_upstream
+from mxrelay.sinks.passthrough import reply_from_upstream
+from mxrelay.smtp import replies
 from mxrelay.upstream.replies import parse_reply
 from tests.support.dns_server import DnsServer, Fault, dns_server
 from tests.support.processes import free_port
@@ -238,4 +239,4 @@ def test_reply_mapping_keeps_the_enhanced_status_whole() -> None:
 
 
 def test_a_reply_code_out_of_range_is_an_unavailable_upstream() -> None:
-    assert reply_from_upstream(parse_reply(-1, "connection lost")) is UPSTREAM_UNAVAILABLE
+    assert reply_from_upstream(parse_reply(-1, "connection lost")) is replies.UPSTREAM_UNAVAILABLE

@@ -24,6 +24,7 @@ from mxrelay import log
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import Variant
 from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction
+from mxrelay.smtp import replies
 from mxrelay.trace import received_header
 from mxrelay.upstream.errors import UpstreamError, map_upstream_errors
 from mxrelay.upstream.pool import UpstreamPool
@@ -31,8 +32,6 @@ from mxrelay.upstream.replies import UpstreamReply, parse_reply, send_data
 
 logger = logging.getLogger("mxrelay.passthrough")
 
-UPSTREAM_UNAVAILABLE = Reply(451, "4.1", "Error: upstream server unavailable, try again later")
-UPSTREAM_NO_SMTPUTF8 = Reply(553, "6.7", "Upstream server does not support SMTPUTF8")
 
 VariantPlan = Callable[[Transaction], Awaitable[Sequence[Variant]]]
 """Splits a transaction into variants (the ICS transform); without one, the message goes
@@ -42,7 +41,7 @@ unchanged to every recipient."""
 def reply_from_upstream(reply: UpstreamReply) -> Reply:
     """The upstream's reply as ours: same code, same enhanced status, same text."""
     if not 200 <= reply.code <= 599:
-        return UPSTREAM_UNAVAILABLE
+        return replies.UPSTREAM_UNAVAILABLE
     return Reply(reply.code, reply.enhanced[2:] or "0.0", reply.text or "(no text)")
 
 
@@ -97,7 +96,7 @@ class PassthroughTransaction:
                 response = await self.client.execute_command(verb, *arguments)
         except UpstreamError as exc:
             self._broken(str(exc))
-            return UPSTREAM_UNAVAILABLE
+            return replies.UPSTREAM_UNAVAILABLE
         self.sink.metrics.upstream_latency.labels(command=name).observe(self.sink.clock() - started)
         return reply_from_upstream(parse_reply(response.code, response.message))
 
@@ -114,7 +113,7 @@ class PassthroughTransaction:
         for keyword, value in self.params:
             if keyword == "SMTPUTF8":
                 if not client.supports_extension("smtputf8"):
-                    return UPSTREAM_NO_SMTPUTF8
+                    return replies.UPSTREAM_NO_SMTPUTF8
                 options.append("SMTPUTF8")
             elif keyword == "BODY" and client.supports_extension("8bitmime"):
                 options.append(f"BODY={value}")
@@ -129,7 +128,7 @@ class PassthroughTransaction:
             self.client = await self.sink.pool.acquire()
         except UpstreamError:
             self.failed = True
-            return UPSTREAM_UNAVAILABLE
+            return replies.UPSTREAM_UNAVAILABLE
         argument = self._mail_argument(self.client)
         if isinstance(argument, Reply):
             return argument
@@ -140,7 +139,7 @@ class PassthroughTransaction:
 
     async def add_recipient(self, mailbox: str, params: MailParams) -> Reply:
         if self.failed:
-            return UPSTREAM_UNAVAILABLE
+            return replies.UPSTREAM_UNAVAILABLE
         if self.mail_reply is None:
             self.mail_reply = await self._open()
         if not self.mail_reply.is_positive:
@@ -154,30 +153,30 @@ class PassthroughTransaction:
         metrics = self.sink.metrics
         if self.client is None or self.failed:
             metrics.passthrough_transactions.labels(result="unavailable").inc()
-            return UPSTREAM_UNAVAILABLE
+            return replies.UPSTREAM_UNAVAILABLE
         queue_id = self.queue_id = secrets.token_hex(6).upper()
         variants = await self._variants(transaction)
-        replies: list[Reply] = []
+        answers: list[Reply] = []
         for index, (recipients, data) in enumerate(variants):
             if index > 0 or len(variants) > 1:
                 reply = await self._restart(recipients)
                 if not reply.is_positive:
-                    replies.append(reply)
+                    answers.append(reply)
                     break
             header = received_header(
                 dataclasses.replace(transaction, recipients=recipients),
                 hostname=self.sink.hostname,
                 queue_id=queue_id,
             )
-            replies.append(await self._data(header + data))
-            if not replies[-1].is_positive:
+            answers.append(await self._data(header + data))
+            if not answers[-1].is_positive:
                 break
-        final = _combine(replies)
+        final = _combine(answers)
         result = (
             "accepted"
             if final.is_positive
             else "unavailable"
-            if final is UPSTREAM_UNAVAILABLE
+            if final is replies.UPSTREAM_UNAVAILABLE
             else "tempfail"
             if final.is_transient
             else "permfail"
@@ -222,14 +221,14 @@ class PassthroughTransaction:
 
     async def _data(self, message: bytes) -> Reply:
         if self.client is None:
-            return UPSTREAM_UNAVAILABLE
+            return replies.UPSTREAM_UNAVAILABLE
         started = self.sink.clock()
         try:
             with map_upstream_errors():
                 reply = await send_data(self.client, message)
         except UpstreamError as exc:
             self._broken(str(exc))
-            return UPSTREAM_UNAVAILABLE
+            return replies.UPSTREAM_UNAVAILABLE
         self.sink.metrics.upstream_latency.labels(command="data").observe(
             self.sink.clock() - started
         )
@@ -250,16 +249,16 @@ class PassthroughTransaction:
         self.sink.pool.release(client, reusable=reusable)
 
 
-def _combine(replies: list[Reply]) -> Reply:
+def _combine(answers: list[Reply]) -> Reply:
     """One reply for several upstream transactions: 250 only if every variant was accepted.
 
     When a later variant fails after an earlier one was accepted, the failure is made temporary:
     a retry by the client duplicates the accepted variant, a permanent refusal would lose the rest.
     """
-    failures = [reply for reply in replies if not reply.is_positive]
+    failures = [reply for reply in answers if not reply.is_positive]
     if not failures:
-        return replies[-1]
+        return answers[-1]
     failure = failures[0]
-    if len(replies) > 1 and any(reply.is_positive for reply in replies) and failure.is_permanent:
+    if len(answers) > 1 and any(reply.is_positive for reply in answers) and failure.is_permanent:
         return failure.with_code(451)
     return failure

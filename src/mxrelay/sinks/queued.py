@@ -27,14 +27,12 @@ from ulid import ULID
 from mxrelay.log import event
 from mxrelay.mime.pipeline import parse_in_thread
 from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction, utc_now
+from mxrelay.smtp import replies
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.log import Refusal, insert_messages, insert_refusals
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry
 from mxrelay.store.record import NewMessage, build_record
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
-
-RECIPIENT_OK = Reply(250, "1.5", "Ok")
-STORE_FAILED = Reply(451, "3.0", "Error: queue file write error, try again later")
 
 OFFLOAD_SIZE = 256 * 1024
 """Messages larger than this are hashed, compressed and parsed in a thread, off the event loop,
@@ -156,12 +154,12 @@ class StoreSink:
             if direct is not None and lease is not None:
                 direct.cancel(slots)
             event(logger, "store.accept_failed", logging.ERROR, error=str(exc))
-            return STORE_FAILED, None
+            return replies.STORE_FAILED, None
         if direct is not None and lease is not None:
             direct.hand_over(_loaded(record, leased))
         elif self.waker is not None and self.hold_reason is None:
             self.waker.wake()
-        return Reply(250, "0.0", f"Ok: queued as {message_id}"), record
+        return replies.queued_as(message_id), record
 
 
 def _loaded(record: NewMessage, entries: Sequence[QueueEntry]) -> list[LoadedEntry]:
@@ -197,7 +195,7 @@ class StoreTransaction:
         self.record: NewMessage | None = None
 
     async def add_recipient(self, mailbox: str, params: MailParams) -> Reply:
-        return RECIPIENT_OK
+        return replies.RECIPIENT_OK
 
     async def finish(self, transaction: Transaction) -> Reply:
         reply, self.record = await self.sink.store(transaction)

@@ -180,7 +180,7 @@ class SmtpConnection(asyncio.Protocol):
                 end = "denied"
                 return
             metrics.smtp_connections.labels(result="accepted").inc()
-            self._send(greeting or Reply(220, "", f"{server.hostname} ESMTP mxrelay"))
+            self._send(greeting or replies.greeting(server.hostname))
             end = await self._command_loop(session)
         except ConnectionClosed:
             end = "disconnect"
@@ -237,7 +237,7 @@ class SmtpConnection(asyncio.Protocol):
             if reply is None:
                 continue
             self._send(reply)
-            if reply.code in _PROTOCOL_ERROR_CODES:
+            if reply.code in replies.PROTOCOL_ERROR_CODES:
                 session.errors += 1
             limits = server.limits
             if session.errors >= limits.errors:
@@ -297,7 +297,7 @@ class SmtpConnection(asyncio.Protocol):
         session.esmtp = esmtp
         server = self.server
         if not esmtp:
-            return Reply(250, "", server.hostname)
+            return replies.helo(server.hostname)
         lines = [
             server.hostname,
             "PIPELINING",
@@ -495,7 +495,7 @@ class SmtpConnection(asyncio.Protocol):
         if session.tls is not None:
             return replies.ALREADY_TLS
         if self.envelope is not None:
-            return replies.AUTH_NOT_IN_TRANSACTION
+            return replies.TRANSACTION_IN_PROGRESS
         # Anything the client pipelined after STARTTLS arrived in plaintext: drop it (CVE-2011-0411).
         self._buffer.clear()
         self._send(replies.READY_FOR_TLS)
@@ -539,7 +539,7 @@ class SmtpConnection(asyncio.Protocol):
         if session.username is not None:
             return replies.ALREADY_AUTHENTICATED
         if self.envelope is not None:
-            return replies.AUTH_NOT_IN_TRANSACTION
+            return replies.TRANSACTION_IN_PROGRESS
         if not server.auth_failures.allows(self.peer.host):
             session.errors += 1
             server.metrics.smtp_protocol_errors.labels(kind="auth").inc()
@@ -581,16 +581,15 @@ _JUNK_VERBS = frozenset({b"NOOP", b"RSET", b"VRFY", b"HELP"})
 """Commands that do nothing toward mail: past MXRELAY_SMTP_JUNK_COMMAND_LIMIT each is an error,
 so a session that never delivers cannot go on for ever."""
 
-_PROTOCOL_ERROR_CODES = frozenset({500, 501, 502, 503, 504, 535, 555})
-"""Replies counted against MXRELAY_SMTP_ERROR_LIMIT whatever the command: a client's mistakes."""
-
 
 def _count_refusal(session: Session, reply: Reply) -> None:
     """A refused sender or recipient is an error too, as Postfix counts every reject toward
     smtpd_hard_error_limit: otherwise one client can have any number of recipients looked up,
     logged and recorded. Accepted mail resets the count, so a client delivering mail with a
     few bad recipients here and there is never cut off."""
-    if reply.code not in _PROTOCOL_ERROR_CODES:  # those are counted once, by the command loop
+    if (
+        reply.code not in replies.PROTOCOL_ERROR_CODES
+    ):  # those are counted once, by the command loop
         session.errors += 1
 
 

@@ -2,8 +2,8 @@
 
 `SessionPolicy` is what the engine asks at each step (policy.py's `RelayPolicy` is the relay's
 answer); `SmtpLimits` is every limit it enforces; `ConnectionHost` is the little of the listener a
-connection uses (the limits, the policy, the shared budgets, admission), so a connection never
-holds the server itself. Both the engine and the policy import this module; it imports neither.
+connection uses (the limits, the policy, the shared budgets, AUTH's rules, admission), so a
+connection never holds the server itself. Both the engine and the policy import this module; it imports neither.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Protocol
 from mxrelay.config import SmtpSettings
 from mxrelay.metrics import Metrics
 from mxrelay.model import MailParams, Peer, Reply
+from mxrelay.smtp.auth import SmtpAuth
 from mxrelay.smtp.memory import DataBudget
-from mxrelay.smtp.rates import FailureBudget, ThrottledLog
 from mxrelay.smtp.session import Envelope, Session
 
 
@@ -126,12 +126,9 @@ class ConnectionHost(Protocol):
     policy: SessionPolicy
     metrics: Metrics
     tls_context: ssl.SSLContext | None
-    auth_enabled: bool
-    auth_allow_plaintext: bool
     clock: Callable[[], float]
     data_budget: DataBudget
-    auth_failures: FailureBudget
-    auth_throttled_log: ThrottledLog
+    auth: SmtpAuth
     shutting_down: bool
 
     def admit(self, connection: ClientConnection) -> Reply | None:

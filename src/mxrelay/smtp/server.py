@@ -12,26 +12,19 @@ flaw (CVE-2011-0411) are handled there, in one place.
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from mxrelay.metrics import Metrics
 from mxrelay.model import Reply
 from mxrelay.smtp import replies
+from mxrelay.smtp.auth import SmtpAuth
+from mxrelay.smtp.channel import LineChannel
 from mxrelay.smtp.connection import SmtpConnection
 from mxrelay.smtp.hooks import ClientConnection, SessionPolicy, SmtpLimits
 from mxrelay.smtp.memory import DataBudget
-from mxrelay.smtp.rates import FailureBudget, ThrottledLog
-
-logger = logging.getLogger("mxrelay.smtp")
-
-AUTH_FAILURE_PERIOD = 60.0
-"""Seconds over which MXRELAY_SMTP_AUTH_FAILURE_LIMIT failures are allowed per client."""
-
-LOG_INTERVAL = 10.0
-"""Seconds between two lines of one throttled warning (a denied client, a throttled AUTH)."""
 
 
 class SmtpServer:
@@ -54,13 +47,15 @@ class SmtpServer:
         self.policy = policy
         self.metrics = metrics
         self.tls_context = tls_context
-        self.auth_enabled = auth_enabled
-        self.auth_allow_plaintext = auth_allow_plaintext
         self.clock = clock
         self.data_budget = DataBudget(limits.data_memory, metrics)
-        self.auth_failures = FailureBudget(limits.auth_failures, AUTH_FAILURE_PERIOD, clock=clock)
-        self.auth_throttled_log = ThrottledLog(
-            logger, "authentication throttled", logging.WARNING, LOG_INTERVAL, clock=clock
+        self.auth = SmtpAuth(
+            enabled=auth_enabled,
+            allow_plaintext=auth_allow_plaintext,
+            failure_limit=limits.auth_failures,
+            verify=policy.authenticate,
+            metrics=metrics,
+            clock=clock,
         )
         self.shutting_down = False
         self._server: asyncio.Server | None = None
@@ -72,8 +67,12 @@ class SmtpServer:
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SmtpConnection(self), host, port, reuse_address=True, backlog=1024
+            lambda: LineChannel(self._session), host, port, reuse_address=True, backlog=1024
         )
+
+    def _session(self, channel: LineChannel) -> Coroutine[Any, Any, None]:
+        """The coroutine that runs a new connection's session."""
+        return SmtpConnection(self, channel).run()
 
     @property
     def sockets(self) -> list[tuple[str, int]]:

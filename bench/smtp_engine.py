@@ -24,6 +24,7 @@ from bench.rig import LOOPBACK, RigError, SourceLoad, require_programs
 from mxrelay.config import load_settings
 from mxrelay.metrics import Metrics
 from mxrelay.model import (
+    MailParams,
     Reason,
     RecipientVerdict,
     RefusedRecipient,
@@ -32,9 +33,10 @@ from mxrelay.model import (
     Transaction,
 )
 from mxrelay.smtp import replies
-from mxrelay.smtp.commands import MailParams
-from mxrelay.smtp.policy import RelayPolicy, SinkTransaction
-from mxrelay.smtp.server import SmtpLimits, SmtpServer
+from mxrelay.smtp.hooks import SmtpLimits
+from mxrelay.smtp.policy import RelayPolicy
+from mxrelay.smtp.server import SmtpServer
+from mxrelay.smtp.sink import SinkTransaction
 
 MESSAGES = 10_000
 SESSIONS = 20

@@ -30,7 +30,6 @@ from mxrelay.delivery.graph_message import (
     graph_size_limit,
     message_sender_allowed,
 )
-from mxrelay.delivery.passthrough import PassthroughSink, UpstreamPool, VariantPlan
 from mxrelay.delivery.proxy import ProxyProblem
 from mxrelay.delivery.stage import QueueStage, smarthost_transport
 from mxrelay.dns.answer import Query, RdType
@@ -39,11 +38,16 @@ from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, Variant, record_variants, split_variants_async
 from mxrelay.model import DeliveryMode, Reply, ScopeKind, Transaction
+from mxrelay.sinks.passthrough import PassthroughSink, VariantPlan
 from mxrelay.smtp.auth import UserTable
-from mxrelay.smtp.policy import MessageCheck, RelayPolicy, SenderCheck, Sink
-from mxrelay.smtp.server import SmtpLimits, SmtpServer
+from mxrelay.smtp.hooks import SmtpLimits
+from mxrelay.smtp.policy import RelayPolicy
+from mxrelay.smtp.replies import SENDER_NOT_ALLOWED
+from mxrelay.smtp.server import SmtpServer
+from mxrelay.smtp.sink import MessageCheck, SenderCheck, Sink
 from mxrelay.store.db import Database, StoreError
 from mxrelay.tasks import cancel_and_wait
+from mxrelay.upstream.pool import UpstreamPool
 from mxrelay.web.asgi import AllowedHosts, web_app
 from mxrelay.web.health import metrics_app
 from mxrelay.web.server import HttpLimits, HttpServer
@@ -364,11 +368,6 @@ class Relay:
     def web_port(self) -> int:
         assert self.web is not None
         return self.web.port
-
-
-SENDER_NOT_ALLOWED = Reply(
-    550, "7.1", "Sender address rejected: not allowed to send through this relay"
-)
 
 
 def _sender_rules(settings: Settings) -> tuple[SenderCheck | None, MessageCheck | None]:

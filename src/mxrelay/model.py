@@ -151,6 +151,10 @@ class RefusedRecipient:
     reason: Reason
 
 
+MailParams = tuple[tuple[str, str | None], ...]
+"""The ESMTP parameters of MAIL FROM as given, keyword upper-cased: `(("BODY", "8BITMIME"),)`."""
+
+
 @dataclass(frozen=True, slots=True)
 class Transaction:
     """One accepted SMTP transaction, handed from the SMTP layer to the sink after DATA.
@@ -164,7 +168,7 @@ class Transaction:
     recipients: tuple[str, ...]
     data: bytes
     received_at: datetime
-    mail_params: tuple[tuple[str, str | None], ...] = ()
+    mail_params: MailParams = ()
     refused: tuple[RefusedRecipient, ...] = ()
     smtputf8: bool = False
     body_8bitmime: bool = False

@@ -9,18 +9,18 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mxrelay.config import load_settings
-from mxrelay.delivery.passthrough import UpstreamPool
 from mxrelay.delivery.retry import RetryPolicy
-from mxrelay.delivery.smtp import SmarthostTransport
+from mxrelay.delivery.smarthost import SmarthostTransport
 from mxrelay.delivery.stage import calendar_variants
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, UnknownTransform
+from mxrelay.sinks.queued import StoreSink
 from mxrelay.store import log
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.db import open_store
 from mxrelay.store.queue import Queue
-from mxrelay.store.sink import StoreSink
+from mxrelay.upstream.pool import UpstreamPool
 from tests.store.helpers import transaction
 from tests.support import smarthost as smarthost_support
 from tests.support.smarthost import Smarthost
@@ -78,7 +78,7 @@ async def test_calendar_variants_are_stored_and_delivered(
             render=render,
             poll_interval=0.05,
         )
-        sink.on_commit = worker.wake
+        sink.waker = worker
         await worker.start()
         try:
             received = await smarthost.wait_for(2)

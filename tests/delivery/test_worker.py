@@ -18,18 +18,18 @@ from mxrelay.delivery.errors import (
     Throttled,
     ThrottledBeforeSending,
 )
-from mxrelay.delivery.passthrough import UpstreamPool
 from mxrelay.delivery.retry import RetryPolicy
-from mxrelay.delivery.smtp import SmarthostTransport
+from mxrelay.delivery.smarthost import SmarthostTransport
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.model import utc_now
+from mxrelay.sinks.queued import StoreSink
 from mxrelay.store import log
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.db import Database, open_store
 from mxrelay.store.queue import Queue, QueueEntry, QueueFilter
-from mxrelay.store.sink import StoreSink
+from mxrelay.upstream.pool import UpstreamPool
 from tests.store.helpers import message_bytes, transaction
 from tests.support import smarthost as smarthost_support
 from tests.support.smarthost import Smarthost
@@ -76,7 +76,7 @@ class Rig:
         }
         options.update(kwargs)
         worker = DeliveryWorker(self.queue, transport, self.committer, POLICY, **options)  # type: ignore[arg-type]
-        self.sink.dispatcher = worker  # new mail goes straight to it, as in the relay
+        self.sink.waker = self.sink.direct = worker  # new mail goes straight to it, as in the relay
         return worker
 
     async def send(

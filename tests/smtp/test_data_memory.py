@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mxrelay.model import Reply, SessionInfo, Transaction
-from mxrelay.smtp.commands import MailParams
-from mxrelay.smtp.policy import SinkTransaction
+from mxrelay.model import MailParams, Reply, SessionInfo, Transaction
+from mxrelay.smtp.sink import SinkTransaction
 from tests.smtp.conftest import RelayFactory
 from tests.smtp.test_dialogue import Wire
 from tests.support.processes import ServeProcess

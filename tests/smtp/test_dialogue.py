@@ -197,6 +197,24 @@ SEQUENCE_CASES = [
         id="other-commands",
     ),
     pytest.param([("QUIT", "221 2.0.0 Bye")], id="quit"),
+    pytest.param(
+        [
+            ("noop", "250 2.0.0 Ok"),
+            ("VRFY", "501 5.5.4 Syntax: VRFY address"),
+            ("TURN", "502 5.5.1 Error: command not implemented"),
+            ("ETRN example.org", "502 5.5.1 Error: command not implemented"),
+            ("STARTTLS", "502 5.5.1 Error: command not implemented"),  # no certificate configured
+            ("AUTH PLAIN", "503 5.5.1 Error: authentication not enabled"),
+            ("ehlo c.example", "250 "),
+            ("MAIL <a@example.org>", "501 5.5.4 Syntax: MAIL FROM:<address>"),
+            ("mail from:<a@example.org>", "250 2.1.0"),
+            ("RCPT <b@example.net>", "501 5.5.4 Syntax: RCPT TO:<address>"),
+            ("RCPT TO:<b@example.net> NOTIFY=NEVER", "555 5.5.4 Unsupported option: NOTIFY"),
+            ("rcpt to: <b@example.net>", "250 2.1.5"),
+            ("Data x", "501 5.5.4 Syntax error: no arguments allowed"),
+        ],
+        id="verbs-in-any-case-and-their-arguments",
+    ),
 ]
 
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from mxrelay.model import Peer, SessionInfo, Transaction
+from mxrelay.sinks.queued import new_message_id, write_accepted
 from mxrelay.store.db import Database
 from mxrelay.store.record import NewMessage, build_record
-from mxrelay.store.sink import new_message_id, write_accepted
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 _sequence = itertools.count()

@@ -20,6 +20,7 @@ import uvloop
 from mxrelay.config import SmtpSettings
 from mxrelay.metrics import Metrics
 from mxrelay.model import (
+    MailParams,
     Reason,
     RecipientVerdict,
     RefusedRecipient,
@@ -28,9 +29,10 @@ from mxrelay.model import (
     Transaction,
 )
 from mxrelay.smtp.auth import UserTable
-from mxrelay.smtp.commands import MailParams
-from mxrelay.smtp.policy import RelayPolicy, Sink, SinkTransaction
-from mxrelay.smtp.server import SmtpLimits, SmtpServer
+from mxrelay.smtp.hooks import SmtpLimits
+from mxrelay.smtp.policy import RelayPolicy
+from mxrelay.smtp.server import SmtpServer
+from mxrelay.smtp.sink import Sink, SinkTransaction
 
 T = TypeVar("T")
 

@@ -13,8 +13,8 @@ wake-up after new mail, the order to stop, and what the child reports for `/metr
 - `start()` starts the child and waits until it is ready (its start-up recovery done); a child
   that cannot start is logged, the `delivery_process` condition goes false (status: the relay stays
   ready), the mail is still accepted and queued, and another start is tried every `restart_delay`.
-- As the sink's `Dispatcher`, this object never takes new mail from memory (`reserve` says no):
-  the mail is committed queued, and `wake()` tells the child to claim it.
+- It is the sink's `Waker` only, never its `DirectDispatch`: new mail is committed queued, and
+  `wake()` tells the child to claim it.
 - A child that dies unasked is logged and counted (`mxrelay_delivery_process_exits_total`), its
   leases are handed back at once (`Queue.requeue_owner`: what it was sending is sent again; at
   least once, never lost), and another child is started.
@@ -42,7 +42,7 @@ from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
 from mxrelay.model import utc_now
-from mxrelay.store.queue import LoadedEntry, Queue
+from mxrelay.store.queue import Queue
 from mxrelay.tasks import cancel_and_wait
 
 HEALTH_CONDITION = "delivery_process"
@@ -143,16 +143,7 @@ class DeliveryProcess:
             await self._reap(child, grace + self._stop_margin if within is None else within)
             await self._hand_back(child)
 
-    # --- the sink's Dispatcher -------------------------------------------------------------
-
-    def reserve(self, slots: int) -> tuple[str, float] | None:
-        return None  # the child claims everything from the store
-
-    def cancel(self, slots: int) -> None:
-        return None
-
-    def hand_over(self, loaded: Sequence[LoadedEntry]) -> None:
-        return None  # never reserved, so never called
+    # --- the sink's Waker -----------------------------------------------------------------
 
     def wake(self) -> None:
         """New mail was committed: tell the child, once per turn of the event loop."""

@@ -32,24 +32,24 @@ from datetime import datetime
 from mxrelay.config import Settings
 from mxrelay.delivery.base import Transport
 from mxrelay.delivery.lanes import SharesLanes
-from mxrelay.delivery.passthrough import UpstreamPool
 from mxrelay.delivery.process import DeliveryProcess
 from mxrelay.delivery.retry import RetryPolicy
-from mxrelay.delivery.smtp import SmarthostTransport
+from mxrelay.delivery.smarthost import SmarthostTransport
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import QUEUE_STATES, Metrics
 from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
 from mxrelay.model import DeliveryMode, ScopeKind, utc_now
+from mxrelay.sinks.queued import StoreSink
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.db import Database, Dialect, open_store
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.queue import Queue
 from mxrelay.store.retention import Pruner, RetentionPolicy
-from mxrelay.store.sink import StoreSink
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 from mxrelay.tasks import cancel_and_wait
+from mxrelay.upstream.pool import UpstreamPool
 
 STATS_INTERVAL = 5.0
 """Seconds between refreshes of the queue gauges (entries by state, oldest age)."""
@@ -211,7 +211,7 @@ class QueueStage:
                 clock=self.clock,
                 keep_fds=self.db.child_fds,
             )
-            self._sink.dispatcher = self.delivery
+            self._sink.waker = self.delivery
             await self.delivery.start()
         elif self.transport is not None:
             self.worker = build_worker(
@@ -226,7 +226,7 @@ class QueueStage:
                 monotonic=self.monotonic,
                 render=render,
             )
-            self._sink.dispatcher = self.worker
+            self._sink.waker = self._sink.direct = self.worker
             await self.worker.start()
         pruner = Pruner(self.db, RetentionPolicy.from_settings(store), metrics=self.metrics)
         self._tasks = [

@@ -132,7 +132,7 @@ class DeliveryWorker:
     def active(self) -> int:
         return len(self._active)
 
-    # --- new mail straight from the sink (store.sink.Dispatcher) ---------------------------
+    # --- new mail straight from the sink (sinks.queued.DirectDispatch) ---------------------
 
     def reserve(self, slots: int) -> tuple[str, float] | None:
         """Slots for mail about to be committed leased to this worker; None when busy, stopping

@@ -1,6 +1,8 @@
-"""SMTP AUTH credentials: a file of `user:bcrypt-hash` lines, checked off the event loop.
+"""SMTP AUTH: the command's rules, the PLAIN/LOGIN exchange, and the users file it checks against.
 
-bcrypt is slow on purpose (milliseconds to a second per check, by the hash's cost), so checks run
+`SmtpAuth` decides when AUTH is offered (`MXRELAY_SMTP_AUTH_*`), throttles a client that keeps
+failing, and answers the command. Credentials are a file of `user:bcrypt-hash` lines, checked off
+the event loop. bcrypt is slow on purpose (milliseconds to a second per check, by the hash's cost), so checks run
 on a small thread pool of their own: a burst of guesses queues there, not in the executor that
 builds messages and fetches Graph tokens. An unknown user is checked against a dummy hash of the
 users' own cost, so timing does not reveal which users exist. As with `htpasswd -B` (and every
@@ -13,18 +15,35 @@ import asyncio
 import base64
 import binascii
 import collections
+import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import bcrypt
 
+from mxrelay import log
+from mxrelay.metrics import Metrics
 from mxrelay.model import Reply
 from mxrelay.smtp import replies
+from mxrelay.smtp.rates import FailureBudget, ThrottledLog
+from mxrelay.smtp.session import Session
+
+logger = logging.getLogger("mxrelay.smtp")
 
 Challenge = Callable[[str], Awaitable[str | None]]
 """Send a 334 prompt (base64), return the client's answer; None when the client cancelled."""
+
+Verify = Callable[[str, str], Awaitable[bool | None]]
+"""(user, password) → whether they match; None when they cannot be checked now (454)."""
+
+FAILURE_PERIOD = 60.0
+"""Seconds over which MXRELAY_SMTP_AUTH_FAILURE_LIMIT failures are allowed per client."""
+
+THROTTLED_LOG_INTERVAL = 10.0
+"""Seconds between two "authentication throttled" lines; the ones between are counted."""
 
 PASSWORD_BYTES = 72
 """bcrypt's input limit: longer passwords are cut here, as htpasswd -B does (bcrypt 5 raises)."""
@@ -38,6 +57,75 @@ work at common costs), so a burst of guesses cannot make a legitimate login wait
 
 _BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _LAST_CHAR = ".Oeu"  # the 22nd salt and 31st hash characters carry 2 and 4 unused bits: zero
+
+
+class SmtpAuth:
+    """When AUTH is offered, and what the AUTH command answers."""
+
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        allow_plaintext: bool,
+        failure_limit: int,
+        verify: Verify,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.enabled = enabled
+        self.allow_plaintext = allow_plaintext
+        self.verify = verify
+        self.metrics = metrics
+        self.failures = FailureBudget(failure_limit, FAILURE_PERIOD, clock=clock)
+        self.throttled_log = ThrottledLog(
+            logger, "authentication throttled", logging.WARNING, THROTTLED_LOG_INTERVAL, clock=clock
+        )
+
+    def offered(self, session: Session) -> bool:
+        return self.enabled and (session.tls is not None or self.allow_plaintext)
+
+    async def command(
+        self, session: Session, text: str, challenge: Challenge, *, in_transaction: bool
+    ) -> Reply:
+        """AUTH with `text` (mechanism and initial response): run the exchange, check, answer."""
+        if not self.enabled:
+            return replies.AUTH_NOT_ENABLED
+        if not session.helo:
+            return replies.NEED_HELO
+        if not self.offered(session):
+            return replies.AUTH_NEEDS_TLS
+        if session.username is not None:
+            return replies.ALREADY_AUTHENTICATED
+        if in_transaction:
+            return replies.TRANSACTION_IN_PROGRESS
+        client = session.peer
+        if not self.failures.allows(client.host):
+            session.errors += 1
+            self.metrics.smtp_protocol_errors.labels(kind="auth").inc()
+            self.throttled_log.event(client=str(client))
+            return replies.AUTH_THROTTLED
+        mechanism, _, initial = text.partition(" ")
+        try:
+            credentials = await read_credentials(mechanism, initial, challenge)
+        except ValueError:
+            self.metrics.smtp_protocol_errors.labels(kind="auth").inc()
+            return replies.AUTH_BAD_BASE64
+        if not isinstance(credentials, tuple):
+            return credentials
+        username, password = credentials
+        verdict = await self.verify(username, password)
+        if verdict is None:
+            return replies.AUTH_BUSY
+        if verdict:
+            session.username = username
+            log.event(logger, "authenticated", client=str(client), user=username)
+            return replies.AUTH_SUCCEEDED
+        self.failures.failed(client.host)
+        self.metrics.smtp_protocol_errors.labels(kind="auth").inc()
+        log.event(
+            logger, "authentication failed", logging.WARNING, client=str(client), user=username
+        )
+        return replies.AUTH_FAILED
 
 
 class UserTableError(ValueError):

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import re
 
-from mxrelay.model import Reply
+from mxrelay.model import MailParams, Reply
 from mxrelay.smtp import replies
-
-MailParams = tuple[tuple[str, str | None], ...]
 
 _ESMTP_KEYWORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _DOMAIN_LABEL = re.compile(r'^[^\s.@\[\]<>()",;:\\]+$')
+
+
+def path_argument(text: str, keyword: str) -> tuple[str, str] | None:
+    """`FROM:<path> PARAMS` (MAIL) or `TO:<path> PARAMS` (RCPT), the keyword in any case, into the
+    bracketed path and the rest; None when the keyword or the path is missing or malformed."""
+    if text[: len(keyword)].upper() != keyword:
+        return None
+    return split_path_and_params(text[len(keyword) :])
 
 
 def split_path_and_params(text: str) -> tuple[str, str] | None:

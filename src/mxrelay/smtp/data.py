@@ -123,10 +123,3 @@ def unstuff(body: bytes) -> bytes:
     if body.startswith(b"."):
         body = body[1:]
     return body.replace(b"\r\n.", b"\r\n")
-
-
-def stuff(body: bytes) -> bytes:
-    """Apply dot-stuffing for sending `body` (CRLF line ends) as DATA."""
-    if body.startswith(b"."):
-        body = b"." + body
-    return body.replace(b"\r\n.", b"\r\n..")

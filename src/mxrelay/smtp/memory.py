@@ -5,7 +5,8 @@ what the deployment has. Admission rather than spooling to disk: after DATA the 
 through the transforms, the store's compression or passthrough's relay, all of which want it in
 memory, so a spool file would only move the peak while adding a write and a read to every
 message. Counting costs a few integer operations per megabyte, and nothing at all for the small
-messages that make up most mail.
+messages that make up most mail. `DataBudget` is the listener's, shared; `DataHold` is what one
+transaction holds of it.
 """
 
 from __future__ import annotations
@@ -43,3 +44,30 @@ class DataBudget:
     def give_back(self, size: int) -> None:
         self.used -= size
         self._gauge.set(self.used)
+
+
+class DataHold:
+    """What one transaction holds of the budget, from DATA until its reply."""
+
+    __slots__ = ("_budget", "held")
+
+    def __init__(self, budget: DataBudget) -> None:
+        self._budget = budget
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Hold `size` bytes of this message (drawn in steps of DATA_BUDGET_STEP past
+        DATA_FREE_BYTES); False, holding nothing, when the budget cannot give that much."""
+        if size <= DATA_FREE_BYTES or size <= self.held:
+            return True
+        budget = self._budget
+        wanted = min(-(-size // DATA_BUDGET_STEP) * DATA_BUDGET_STEP, budget.limit)
+        if budget.take(wanted - self.held):
+            self.held = wanted
+            return True
+        self.release()
+        return False
+
+    def release(self) -> None:
+        self._budget.give_back(self.held)
+        self.held = 0

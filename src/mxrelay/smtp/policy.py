@@ -2,8 +2,9 @@
 
 `RelayPolicy` implements the engine's `SessionPolicy` hooks: the client allow-list at connect,
 AUTH requirements at MAIL, the recipient check at RCPT, the sink at DATA, and the transaction log
-line. The recipient check and the message sink arrive as a callable and a protocol typed here, so
-the SMTP package never imports DNS, MIME or storage code: `app.py` wires the real ones in.
+line. The recipient check and the message sink arrive as a callable and a protocol typed in
+`sink.py`, so the SMTP package never imports DNS, MIME or storage code: `app.py` wires the real
+ones in.
 """
 
 from __future__ import annotations
@@ -11,86 +12,30 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mxrelay import log
 from mxrelay.config import IPNetwork
 from mxrelay.metrics import Metrics
-from mxrelay.model import (
-    Reason,
-    RecipientVerdict,
-    RefusedRecipient,
-    Reply,
-    SessionInfo,
-    Transaction,
-    utc_now,
-)
+from mxrelay.model import MailParams, Reason, RefusedRecipient, Reply, Transaction, utc_now
 from mxrelay.smtp import replies
-from mxrelay.smtp.commands import MailParams
+from mxrelay.smtp.auth import UserTable
+from mxrelay.smtp.hooks import RcptOutcome
 from mxrelay.smtp.rates import ThrottledLog
-from mxrelay.smtp.server import RcptOutcome
-
-if TYPE_CHECKING:
-    from mxrelay.smtp.auth import UserTable
-    from mxrelay.smtp.session import Envelope, Session
+from mxrelay.smtp.session import Envelope, Session
+from mxrelay.smtp.sink import (
+    DescribedTransaction,
+    MessageCheck,
+    RecipientCheck,
+    SenderCheck,
+    Sink,
+)
 
 logger = logging.getLogger("mxrelay.smtp")
 
 DENIED_LOG_INTERVAL = 10.0
 """Seconds between two "client denied" lines; denials in between are counted into the next."""
-
-RecipientCheck = Callable[[str, bool], Awaitable[RecipientVerdict]]
-"""(forward-path as written in RCPT, including the angle brackets; smtputf8) → verdict."""
-
-SenderCheck = Callable[[str, "Session"], Reply | None]
-"""(envelope sender, session) → a refusal, or None to accept. Mode-specific sender rules."""
-
-MessageCheck = Callable[[str, bytes], Reply | None]
-"""(envelope sender, message) → a refusal, or None to accept; runs at the end of DATA, before
-the sink sees the message (e.g. the header From against Graph's sender allow-list)."""
-
-
-class SinkTransaction(Protocol):
-    """One SMTP transaction as the sink sees it: opened at MAIL, fed recipients, then finished.
-
-    Passthrough forwards each step to the upstream while the client waits (a before-queue proxy);
-    the store accepts recipients at once and commits the message durably in `finish`.
-    """
-
-    async def add_recipient(self, mailbox: str, params: MailParams) -> Reply:
-        """Called for a recipient the check accepted; the reply is what the client gets."""
-        ...
-
-    async def finish(self, transaction: Transaction) -> Reply:
-        """Called after DATA with the whole message; 2xx only once it is safe with someone."""
-        ...
-
-    async def abort(self) -> None:
-        """The transaction ended without a message (RSET, QUIT, disconnect, refused DATA)."""
-        ...
-
-
-@runtime_checkable
-class DescribedTransaction(Protocol):
-    """A sink transaction that adds fields to the transaction log line (queue id, transforms)."""
-
-    def log_fields(self) -> Mapping[str, object]: ...
-
-
-class Sink(Protocol):
-    """Where accepted transactions go (passthrough upstream, or the store and queue)."""
-
-    def begin(
-        self, session: SessionInfo, mail_from: str, params: MailParams
-    ) -> SinkTransaction: ...
-
-    async def record_refusal(
-        self, session: SessionInfo, mail_from: str, refused: RefusedRecipient
-    ) -> None:
-        """Keep a record of a refused recipient (the store logs it; passthrough only logs)."""
-        ...
 
 
 class RelayPolicy:
@@ -142,7 +87,7 @@ class RelayPolicy:
         if self.auth_required and session.username is None:
             return replies.AUTH_REQUIRED
         if self.sender_check is not None:
-            refusal = self.sender_check(envelope.mail_from, session)
+            refusal = self.sender_check(envelope.mail_from, session.info())
             if refusal is not None:
                 return refusal
         return replies.SENDER_OK

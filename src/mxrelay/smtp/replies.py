@@ -1,6 +1,7 @@
-"""Named SMTP replies used by the engine and the relay policy (texts in Postfix's style).
+"""Named SMTP replies used by the engine, the relay policy and the sinks (texts in Postfix's style).
 
-Replies that depend on the address or a number are functions; the rest are constants. Wording that
+Every reply the relay gives of its own lives here (the recipient check's verdicts carry theirs);
+replies that depend on a name or a number are functions, the rest are constants. Wording that
 DESIGN.md pins is spelled out literally in the tests, so editing a constant here cannot pass unseen.
 """
 
@@ -16,6 +17,10 @@ TOO_MANY_ERRORS = Reply(421, "7.0", "Error: too many errors")
 TIMEOUT = Reply(421, "4.2", "Error: timeout exceeded")
 LOCAL_ERROR = Reply(451, "3.0", "Error: local error in processing, try again later")
 BYE = Reply(221, "0.0", "Bye")
+
+
+def greeting(hostname: str) -> Reply:
+    return Reply(220, "", f"{hostname} ESMTP mxrelay")
 
 
 def access_denied(client: str) -> Reply:
@@ -34,7 +39,7 @@ NEED_RCPT = Reply(503, "5.1", "Error: need RCPT command")
 NO_VALID_RECIPIENTS = Reply(554, "5.1", "Error: no valid recipients")
 ALREADY_TLS = Reply(503, "5.1", "Error: TLS already active")
 ALREADY_AUTHENTICATED = Reply(503, "5.1", "Error: already authenticated")
-AUTH_NOT_IN_TRANSACTION = Reply(503, "5.1", "Error: MAIL transaction in progress")
+TRANSACTION_IN_PROGRESS = Reply(503, "5.1", "Error: MAIL transaction in progress")
 HELO_SYNTAX = Reply(501, "5.4", "Syntax: HELO hostname")
 EHLO_SYNTAX = Reply(501, "5.4", "Syntax: EHLO hostname")
 MAIL_SYNTAX = Reply(501, "5.4", "Syntax: MAIL FROM:<address>")
@@ -60,6 +65,24 @@ TOO_MANY_RECIPIENTS = Reply(452, "5.3", "Error: too many recipients")
 INSUFFICIENT_STORAGE = Reply(452, "3.1", "Error: insufficient system storage, try again later")
 BARE_NEWLINE_IN_DATA = Reply(550, "5.2", "Error: bare <LF> or <CR> received in message data")
 
+PROTOCOL_ERROR_CODES = frozenset({500, 501, 502, 503, 504, 535, 555})
+"""Replies counted against MXRELAY_SMTP_ERROR_LIMIT whatever the command: a client's mistakes."""
+
+# Senders
+SENDER_NOT_ALLOWED = Reply(
+    550, "7.1", "Sender address rejected: not allowed to send through this relay"
+)
+
+# After DATA: the store, or the upstream in passthrough mode
+STORE_FAILED = Reply(451, "3.0", "Error: queue file write error, try again later")
+UPSTREAM_UNAVAILABLE = Reply(451, "4.1", "Error: upstream server unavailable, try again later")
+UPSTREAM_NO_SMTPUTF8 = Reply(553, "6.7", "Upstream server does not support SMTPUTF8")
+
+
+def queued_as(queue_id: str) -> Reply:
+    return Reply(250, "0.0", f"Ok: queued as {queue_id}")
+
+
 # Positive
 OK = Reply(250, "0.0", "Ok")
 SENDER_OK = Reply(250, "1.0", "Ok")
@@ -69,8 +92,12 @@ READY_FOR_TLS = Reply(220, "0.0", "Ready to start TLS")
 CANNOT_VRFY = Reply(252, "0.0", "Cannot VRFY user, but will accept message and attempt delivery")
 HELP = Reply(214, "0.0", "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY")
 
+
+def helo(hostname: str) -> Reply:
+    return Reply(250, "", hostname)
+
+
 # TLS and AUTH
-TLS_NOT_AVAILABLE = Reply(454, "7.0", "TLS not available due to local problem")
 AUTH_REQUIRED = Reply(530, "7.0", "Authentication required")
 AUTH_NEEDS_TLS = Reply(538, "7.11", "Encryption required for requested authentication mechanism")
 AUTH_NOT_ENABLED = Reply(503, "5.1", "Error: authentication not enabled")

@@ -2,19 +2,16 @@
 
 `Session` lives as long as the connection; `Envelope` is replaced after RSET, after DATA and after a
 new HELO/EHLO. Both are plain mutable records owned by one connection's task; what crosses into the
-rest of the relay is the frozen `SessionInfo`/`Transaction` built from them.
+rest of the relay is the frozen `SessionInfo`/`Transaction` built from them. The envelope carries
+the sink's transaction (`sink.py`), opened at the first accepted recipient.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from mxrelay.model import Peer, RefusedRecipient, SessionInfo, TlsInfo
-from mxrelay.smtp.commands import MailParams
-
-if TYPE_CHECKING:
-    from mxrelay.smtp.policy import SinkTransaction
+from mxrelay.model import MailParams, Peer, RefusedRecipient, SessionInfo, TlsInfo
+from mxrelay.smtp.sink import SinkTransaction
 
 
 @dataclass(slots=True)

@@ -89,7 +89,7 @@ class NewMessage:
     """Set in `hold` mode: the queue entries are created held, with this reason."""
     lease: tuple[str, float] | None = None
     """(owner, expiry): the entries are created leased to this process's worker, which delivers
-    them straight from memory (no claim, no read); see `sink.Dispatcher`."""
+    them straight from memory (no claim, no read); see `sinks.queued.DirectDispatch`."""
 
     @property
     def transforms(self) -> str:

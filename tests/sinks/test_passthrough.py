@@ -15,8 +15,10 @@ import time
 import aiosmtplib
 import pytest
 
-from mxrelay.delivery.passthrough import reply_from_upstream
 from mxrelay.model import Reply
+from mxrelay.sinks.passthrough import reply_from_upstream
+from mxrelay.smtp import replies
+from mxrelay.upstream.replies import parse_reply
 from tests.support.dns_server import DnsServer, Fault, dns_server
 from tests.support.processes import free_port
 from tests.support.relay_app import running_relay
@@ -215,11 +217,26 @@ async def test_smtputf8_passes_through(zones: DnsServer, smarthost: Smarthost) -
     assert b"with UTF8SMTP id" in received.data
 
 
-def test_reply_mapping_keeps_class_and_text() -> None:
-    assert reply_from_upstream(250, "2.0.0 Ok: queued as ABC") == Reply(
-        250, "0.0", "Ok: queued as ABC"
-    )
-    assert reply_from_upstream(550, "5.1.1 User unknown\nsecond line") == Reply(
-        550, "1.1", "User unknown second line"
-    )
-    assert str(reply_from_upstream(452, "4.5.3 Too many")) == "452 4.5.3 Too many"
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        (250, "2.0.0 Ok: queued as ABC", Reply(250, "0.0", "Ok: queued as ABC")),
+        (550, "5.1.1 User unknown\nsecond line", Reply(550, "1.1", "User unknown second line")),
+        (553, "no enhanced code here", Reply(553, "0.0", "no enhanced code here")),
+        (421, "4.4.2 closing\r\n", Reply(421, "4.2", "closing")),
+        (250, "", Reply(250, "0.0", "(no text)")),
+        # An enhanced status of another class than the code is part of the text (Postfix's reading).
+        (550, "4.1.1 Mailbox busy", Reply(550, "0.0", "4.1.1 Mailbox busy")),
+        (250, "2.0.0  Ok:\tqueued", Reply(250, "0.0", "Ok: queued")),
+    ],
+)
+def test_reply_mapping_keeps_code_status_and_text(code: int, message: str, expected: Reply) -> None:
+    assert reply_from_upstream(parse_reply(code, message)) == expected
+
+
+def test_reply_mapping_keeps_the_enhanced_status_whole() -> None:
+    assert str(reply_from_upstream(parse_reply(452, "4.5.3 Too many"))) == "452 4.5.3 Too many"
+
+
+def test_a_reply_code_out_of_range_is_an_unavailable_upstream() -> None:
+    assert reply_from_upstream(parse_reply(-1, "connection lost")) is replies.UPSTREAM_UNAVAILABLE

@@ -1,12 +1,12 @@
 """The `Sink` of the `graph`, `smtp` and `hold` modes: accept into the store, answer once it is on disk.
 
-`StoreSink` implements `smtp.policy.Sink`. A recipient the check accepted is answered `250 2.1.5` at
+`StoreSink` implements `smtp.sink.Sink`. A recipient the check accepted is answered `250 2.1.5` at
 once (nothing is forwarded while the client waits). At the end of DATA, `finish()` builds the rows
 (`record.build_record`), hands them to the group committer and answers `250 2.0.0 Ok: queued as <id>`
 only after the transaction that holds the message, its variants, recipients and queue entries is
 committed; if the store fails, the answer is `451 4.3.0` and the client keeps the message. After a
-commit the message goes straight to the delivery worker when it has a free slot (`Dispatcher`), or
-the worker is woken to claim it.
+commit the message goes straight to an in-process delivery worker when it has a free slot
+(`DirectDispatch`), or whoever delivers is woken to claim it (`Waker`).
 
 Refused recipients are logged through the same committer without making the session wait. The
 transaction log line gets the queue id and the transform reports (`StoreTransaction.log_fields`).
@@ -26,15 +26,13 @@ from ulid import ULID
 
 from mxrelay.log import event
 from mxrelay.mime.pipeline import parse_in_thread
-from mxrelay.model import RefusedRecipient, Reply, SessionInfo, Transaction, utc_now
+from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction, utc_now
+from mxrelay.smtp import replies
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.log import Refusal, insert_messages, insert_refusals
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry
 from mxrelay.store.record import NewMessage, build_record
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
-
-RECIPIENT_OK = Reply(250, "1.5", "Ok")
-STORE_FAILED = Reply(451, "3.0", "Error: queue file write error, try again later")
 
 OFFLOAD_SIZE = 256 * 1024
 """Messages larger than this are hashed, compressed and parsed in a thread, off the event loop,
@@ -44,9 +42,7 @@ thread too."""
 
 HOLD_MODE_REASON = "MXRELAY_DELIVERY=hold: kept until released"
 
-MailParams = tuple[tuple[str, str | None], ...]
-
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def new_message_id(received_at: datetime) -> str:
@@ -56,18 +52,26 @@ def new_message_id(received_at: datetime) -> str:
 
 def write_accepted(conn: Connection, items: Sequence[NewMessage]) -> list[tuple[QueueEntry, ...]]:
     """Group-committer writer: the log rows and the queue entries of accepted messages; per
-    message, the entries created leased to this process (see `Dispatcher`)."""
+    message, the entries created leased to this process (see `DirectDispatch`)."""
     insert_messages(conn, items)
     return Queue.enqueue(conn, items)
 
 
-class Dispatcher(Protocol):
-    """The delivery worker as the sink sees it: new mail can go to it straight from memory.
+class Waker(Protocol):
+    """Whoever delivers from the queue (a worker here, or the delivery process), told of new mail."""
+
+    def wake(self) -> None:
+        """Queued mail was committed: claim it now."""
+        ...
+
+
+class DirectDispatch(Protocol):
+    """A delivery worker in this process, to which new mail can go straight from memory.
 
     Before committing, the sink asks for free delivery slots; if it gets them, the message's
     entries are committed already leased to this process, and after the commit they are handed
     over with everything needed to send them, so a fresh message costs no claim and no read. If
-    the worker is busy, the entries are committed queued and the worker is woken instead.
+    the worker is busy, the entries are committed queued and the `Waker` is woken instead.
     """
 
     def reserve(self, slots: int) -> tuple[str, float] | None:
@@ -82,10 +86,6 @@ class Dispatcher(Protocol):
         """Deliver committed, leased entries."""
         ...
 
-    def wake(self) -> None:
-        """Queued mail was committed: claim it now."""
-        ...
-
 
 class StoreSink:
     """Accepts transactions into the store and queue."""
@@ -96,8 +96,8 @@ class StoreSink:
         *,
         hostname: str,
         hold: bool = False,
-        on_commit: Callable[[], None] | None = None,
-        dispatcher: Dispatcher | None = None,
+        waker: Waker | None = None,
+        direct: DirectDispatch | None = None,
         clock: Callable[[], datetime] = utc_now,
         message_id: Callable[[datetime], str] = new_message_id,
         plan: Callable[[bytes, tuple[str, ...]], tuple[VariantPlan, ...]] = plan_variants,
@@ -106,8 +106,8 @@ class StoreSink:
         self.committer = committer
         self.hostname = hostname
         self.hold_reason = HOLD_MODE_REASON if hold else None
-        self.on_commit = on_commit
-        self.dispatcher = dispatcher
+        self.waker = waker
+        self.direct = direct
         self.clock = clock
         self.message_id = message_id
         self.plan = plan
@@ -144,25 +144,22 @@ class StoreSink:
         offload = large or parse_in_thread(transaction.data)
         record = await asyncio.to_thread(build) if offload else build()
         slots = len(record.variants)
-        lease = None
-        if self.dispatcher is not None and self.hold_reason is None:
-            lease = self.dispatcher.reserve(slots)
-            if lease is not None:
-                record = dataclasses.replace(record, lease=lease)
+        direct = self.direct if self.hold_reason is None else None
+        lease = direct.reserve(slots) if direct is not None else None
+        if lease is not None:
+            record = dataclasses.replace(record, lease=lease)
         try:
             leased = await self.committer.submit(write_accepted, record, large=large)
         except StoreUnavailable as exc:
-            if lease is not None and self.dispatcher is not None:
-                self.dispatcher.cancel(slots)
-            event(log, "store.accept_failed", logging.ERROR, error=str(exc))
-            return STORE_FAILED, None
-        if lease is not None and self.dispatcher is not None:
-            self.dispatcher.hand_over(_loaded(record, leased))
-        elif self.dispatcher is not None and self.hold_reason is None:
-            self.dispatcher.wake()
-        if self.on_commit is not None:
-            self.on_commit()
-        return Reply(250, "0.0", f"Ok: queued as {message_id}"), record
+            if direct is not None and lease is not None:
+                direct.cancel(slots)
+            event(logger, "store.accept_failed", logging.ERROR, error=str(exc))
+            return replies.STORE_FAILED, None
+        if direct is not None and lease is not None:
+            direct.hand_over(_loaded(record, leased))
+        elif self.waker is not None and self.hold_reason is None:
+            self.waker.wake()
+        return replies.queued_as(message_id), record
 
 
 def _loaded(record: NewMessage, entries: Sequence[QueueEntry]) -> list[LoadedEntry]:
@@ -187,7 +184,7 @@ def _loaded(record: NewMessage, entries: Sequence[QueueEntry]) -> list[LoadedEnt
 
 def _log_refusal_failure(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
-        event(log, "store.refusal_not_logged", logging.WARNING, error=str(future.exception()))
+        event(logger, "store.refusal_not_logged", logging.WARNING, error=str(future.exception()))
 
 
 class StoreTransaction:
@@ -198,7 +195,7 @@ class StoreTransaction:
         self.record: NewMessage | None = None
 
     async def add_recipient(self, mailbox: str, params: MailParams) -> Reply:
-        return RECIPIENT_OK
+        return replies.RECIPIENT_OK
 
     async def finish(self, transaction: Transaction) -> Reply:
         reply, self.record = await self.sink.store(transaction)

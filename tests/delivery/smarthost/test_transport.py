@@ -9,9 +9,9 @@ import pytest
 from mxrelay.config import load_settings
 from mxrelay.delivery.base import DeliveryJob, RecipientStatus
 from mxrelay.delivery.errors import UpstreamUnavailable
-from mxrelay.delivery.passthrough import UpstreamPool
-from mxrelay.delivery.smtp import SmarthostTransport, remote_id
+from mxrelay.delivery.smarthost import SmarthostTransport
 from mxrelay.metrics import Metrics
+from mxrelay.upstream.pool import UpstreamPool
 from tests.support import smarthost as smarthost_support
 from tests.support.smarthost import Smarthost
 
@@ -118,13 +118,30 @@ async def test_a_connection_closed_while_idle_is_replaced(
     assert smarthost.delivered_to() == ["b@example.org", "c@example.org"]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2.0.0 Ok: queued as 4XyZ12", "4XyZ12"),
-        ("OK queued as <abc.def@host>", "abc.def@host"),
-        ("2.6.0 Message accepted", None),
-    ],
-)
-def test_remote_id(text: str, expected: str | None) -> None:
-    assert remote_id(text) == expected
+async def test_a_smarthost_silent_after_the_data_is_unavailable_naming_the_stage(
+    smarthost: Smarthost,
+) -> None:
+    smarthost.script.hang_data = True
+    settings = load_settings(
+        {"MXRELAY_UPSTREAM": smarthost.url, "MXRELAY_UPSTREAM_COMMAND_TIMEOUT": "0.3s"}
+    )
+    pool = UpstreamPool(settings.upstream, local_hostname="relay.example.net", metrics=Metrics())
+    transport = SmarthostTransport(pool)
+    try:
+        with pytest.raises(UpstreamUnavailable) as raised:
+            await transport.deliver(job("b@example.org"))
+    finally:
+        await transport.aclose()
+    assert str(raised.value) == "smarthost connection lost during DATA: SMTPReadTimeoutError"
+
+
+async def test_mail_refused_settles_every_recipient_with_that_reply(
+    smarthost: Smarthost, transport: SmarthostTransport
+) -> None:
+    smarthost.script.mail = "451 4.3.0 Try again"
+    outcome = await transport.deliver(job("b@example.org", "c@example.org"))
+    assert [(r.status, r.code, r.enhanced, r.text) for r in outcome.recipients] == [
+        (RecipientStatus.DEFERRED, 451, "4.3.0", "Try again")
+    ] * 2
+    assert outcome.detail == "MAIL refused: 451 Try again"
+    assert smarthost.received == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -16,11 +16,11 @@ from sqlalchemy.engine import Connection
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.model import Reason, RefusedRecipient, Reply
+from mxrelay.sinks.queued import StoreSink
 from mxrelay.store import log, schema
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.db import Database, open_store
-from mxrelay.store.queue import Queue
-from mxrelay.store.sink import StoreSink
+from mxrelay.store.queue import LoadedEntry, Queue
 from tests.store.helpers import transaction
 from tests.support.postgres import PostgresServer, build_template, clone
 from tests.support.relay_app import running_relay, send_mail, transaction_lines
@@ -33,9 +33,10 @@ class Accepting:
         self.health = health
         self.metrics = metrics
         self.commits = 0
-        self.sink = StoreSink(committer, hostname="relay.example.net", on_commit=self._woken)
+        self.sink = StoreSink(committer, hostname="relay.example.net", waker=self)
 
-    def _woken(self) -> None:
+    def wake(self) -> None:
+        """The sink's `Waker`: told after each commit of queued mail."""
         self.commits += 1
 
     async def send(self) -> Reply:
@@ -44,9 +45,13 @@ class Accepting:
 
 
 @pytest.fixture
-async def accepting(db: Database) -> AsyncIterator[Accepting]:
+async def accepting(database_url: str) -> AsyncIterator[Accepting]:
+    """On SQLite and on PostgreSQL (`database_url`)."""
     health, metrics = Health(), Metrics()
-    async with GroupCommitter(db, window=0.002, metrics=metrics, health=health) as committer:
+    async with (
+        open_store(database_url) as db,
+        GroupCommitter(db, window=0.002, metrics=metrics, health=health) as committer,
+    ):
         yield Accepting(db, committer, health, metrics)
 
 
@@ -61,6 +66,75 @@ async def test_250_names_the_committed_message(accepting: Accepting) -> None:
     assert (await Queue(accepting.db).stats()).counts == {"queued": 1}
     assert accepting.commits == 1
     assert accepting.health.ready
+
+
+class Dispatch:
+    """A delivery worker as the sink sees it, recording what it is asked."""
+
+    def __init__(self, *, free: bool) -> None:
+        self.free = free
+        self.calls: list[tuple[str, int]] = []
+
+    def reserve(self, slots: int) -> tuple[str, float] | None:
+        self.calls.append(("reserve", slots))
+        return ("test", 4e9) if self.free else None
+
+    def cancel(self, slots: int) -> None:
+        self.calls.append(("cancel", slots))
+
+    def hand_over(self, loaded: Sequence[LoadedEntry]) -> None:
+        self.calls.append(("hand_over", len(loaded)))
+
+    def wake(self) -> None:
+        self.calls.append(("wake", 0))
+
+
+@pytest.mark.parametrize(
+    ("free", "direct", "hold", "calls", "state"),
+    [
+        (True, True, False, [("reserve", 1), ("hand_over", 1)], "active"),
+        (False, True, False, [("reserve", 1), ("wake", 0)], "queued"),
+        (True, False, False, [("wake", 0)], "queued"),  # the delivery process: woken only
+        (True, True, True, [], "held"),  # hold mode delivers nothing
+    ],
+)
+async def test_new_mail_goes_straight_to_a_free_worker_or_the_queue_wakes(
+    database_url: str,
+    free: bool,
+    direct: bool,
+    hold: bool,
+    calls: list[tuple[str, int]],
+    state: str,
+) -> None:
+    dispatch = Dispatch(free=free)
+    async with (
+        open_store(database_url) as db,
+        GroupCommitter(db, window=0.0, metrics=Metrics(), health=Health()) as committer,
+    ):
+        sink = StoreSink(
+            committer,
+            hostname="relay.example.net",
+            hold=hold,
+            waker=dispatch,
+            direct=dispatch if direct else None,
+        )
+        txn = transaction()
+        assert (await sink.begin(txn.session, txn.mail_from, ()).finish(txn)).code == 250
+        assert dispatch.calls == calls
+        assert (await Queue(db).stats()).counts == {state: 1}
+
+
+async def test_a_failed_commit_gives_the_reserved_slots_back(tmp_path: Path) -> None:
+    dispatch = Dispatch(free=True)
+    async with (
+        open_store(f"sqlite:///{tmp_path / 'full.db'}") as db,
+        GroupCommitter(db, window=0.0, metrics=Metrics(), health=Health()) as committer,
+    ):
+        sink = StoreSink(committer, hostname="relay.example.net", waker=dispatch, direct=dispatch)
+        await db.write(_limit_pages, None)
+        replies = [await sink.accept(transaction()) for _ in range(20)]
+    assert replies[-1].code == 451
+    assert dispatch.calls[-2:] == [("reserve", 1), ("cancel", 1)]
 
 
 async def test_concurrent_sessions_share_commits(accepting: Accepting) -> None:

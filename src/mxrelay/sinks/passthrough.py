@@ -5,161 +5,44 @@ upstream sees MAIL at the first accepted recipient, each RCPT as the client send
 at the end, so the client never gets a 250 the upstream did not give. An upstream 4xx stays 4xx, a
 5xx stays 5xx, and an unreachable or silent upstream is `451 4.4.1`. Nothing is stored.
 
-Upstream connections come from a small pool and are reused between transactions (Postfix's
-connection cache), which halves the upstream round trips for applications that send one message
-per connection.
+Upstream connections come from the shared pool (`mxrelay.upstream`) and are reused between
+transactions (Postfix's connection cache), which halves the upstream round trips for applications
+that send one message per connection.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import re
 import secrets
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import aiosmtplib
 
 from mxrelay import log
-from mxrelay.config import UpstreamSettings, UpstreamUrl
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import Variant
-from mxrelay.model import RefusedRecipient, Reply, SessionInfo, Transaction
+from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction
+from mxrelay.smtp import replies
 from mxrelay.trace import received_header
+from mxrelay.upstream.errors import UpstreamError, map_upstream_errors
+from mxrelay.upstream.pool import UpstreamPool
+from mxrelay.upstream.replies import UpstreamReply, parse_reply, send_data
 
 logger = logging.getLogger("mxrelay.passthrough")
 
-MailParams = tuple[tuple[str, str | None], ...]
-
-UPSTREAM_UNAVAILABLE = Reply(451, "4.1", "Error: upstream server unavailable, try again later")
-UPSTREAM_NO_SMTPUTF8 = Reply(553, "6.7", "Upstream server does not support SMTPUTF8")
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3}\.\d{1,3})\s+")
 
 VariantPlan = Callable[[Transaction], Awaitable[Sequence[Variant]]]
 """Splits a transaction into variants (the ICS transform); without one, the message goes
 unchanged to every recipient."""
 
 
-def reply_from_upstream(code: int, message: str) -> Reply:
-    """The upstream's reply as ours: same code, same enhanced status (class fixed), same text."""
-    text = " ".join(message.split("\n")).strip() or "(no text)"
-    match = _ENHANCED.match(text)
-    if match:
-        status, text = match.group(2), text[match.end() :] or "(no text)"
-    else:
-        status = "0.0"
-    if not 200 <= code <= 599:
-        return UPSTREAM_UNAVAILABLE
-    return Reply(code, status, text.replace("\r", " "))
-
-
-@dataclass(slots=True)
-class _Pooled:
-    client: aiosmtplib.SMTP
-    idle_since: float
-
-
-class UpstreamPool:
-    """Open, reuse and close connections to one upstream SMTP server."""
-
-    def __init__(
-        self,
-        settings: UpstreamSettings,
-        *,
-        local_hostname: str,
-        metrics: Metrics,
-        clock: Callable[[], float] = time.monotonic,
-        tls_context: ssl.SSLContext | None = None,
-    ) -> None:
-        assert settings.url is not None
-        self.url: UpstreamUrl = settings.url
-        self.settings = settings
-        self.local_hostname = local_hostname
-        self.metrics = metrics
-        self.clock = clock
-        self.tls_context = tls_context or ssl.create_default_context()
-        self._idle: list[_Pooled] = []
-        self._closing: set[asyncio.Task[None]] = set()
-
-    async def acquire(self) -> aiosmtplib.SMTP:
-        now = self.clock()
-        idle_limit = self.settings.idle_timeout.total_seconds()
-        while self._idle:
-            pooled = self._idle.pop()
-            if now - pooled.idle_since <= idle_limit and pooled.client.is_connected:
-                self.metrics.upstream_connections.labels(result="reused").inc()
-                return pooled.client
-            self._discard(pooled.client)
-        return await self._connect()
-
-    async def _connect(self) -> aiosmtplib.SMTP:
-        url = self.url
-        password = self.settings.password.get_secret_value() if self.settings.password else None
-        client = aiosmtplib.SMTP(
-            hostname=url.host,
-            port=url.port,
-            local_hostname=self.local_hostname,
-            timeout=self.settings.command_timeout.total_seconds(),
-            use_tls=url.scheme == "smtps",
-            start_tls={"opportunistic": None, "required": True, "off": False}[url.starttls],
-            tls_context=self.tls_context,
-            username=self.settings.username,
-            password=password,
-        )
-        started = self.clock()
-        try:
-            await client.connect(timeout=self.settings.connect_timeout.total_seconds())
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            self.metrics.upstream_connections.labels(result="failed").inc()
-            log.event(
-                logger,
-                "upstream connection failed",
-                logging.WARNING,
-                upstream=f"{url.host}:{url.port}",
-                error=_describe(exc),
-            )
-            raise UpstreamError(_describe(exc)) from None
-        self.metrics.upstream_latency.labels(command="connect").observe(self.clock() - started)
-        self.metrics.upstream_connections.labels(result="opened").inc()
-        return client
-
-    def release(self, client: aiosmtplib.SMTP, *, reusable: bool) -> None:
-        if reusable and client.is_connected and len(self._idle) < self.settings.idle_connections:
-            self._idle.append(_Pooled(client, self.clock()))
-        else:
-            self._discard(client)
-
-    def _discard(self, client: aiosmtplib.SMTP) -> None:
-        if not client.is_connected:
-            return
-        task = asyncio.get_running_loop().create_task(_quit(client))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    async def aclose(self) -> None:
-        while self._idle:
-            self._discard(self._idle.pop().client)
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
-
-
-async def _quit(client: aiosmtplib.SMTP) -> None:
-    try:
-        await client.quit(timeout=2)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
-        client.close()
-
-
-class UpstreamError(Exception):
-    pass
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+def reply_from_upstream(reply: UpstreamReply) -> Reply:
+    """The upstream's reply as ours: same code, same enhanced status, same text."""
+    if not 200 <= reply.code <= 599:
+        return replies.UPSTREAM_UNAVAILABLE
+    return Reply(reply.code, reply.enhanced[2:] or "0.0", reply.text or "(no text)")
 
 
 class PassthroughSink:
@@ -209,15 +92,16 @@ class PassthroughTransaction:
         assert self.client is not None
         started = self.sink.clock()
         try:
-            response = await self.client.execute_command(verb, *arguments)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            self._broken(exc)
-            return UPSTREAM_UNAVAILABLE
+            with map_upstream_errors():
+                response = await self.client.execute_command(verb, *arguments)
+        except UpstreamError as exc:
+            self._broken(str(exc))
+            return replies.UPSTREAM_UNAVAILABLE
         self.sink.metrics.upstream_latency.labels(command=name).observe(self.sink.clock() - started)
-        return reply_from_upstream(response.code, response.message)
+        return reply_from_upstream(parse_reply(response.code, response.message))
 
-    def _broken(self, exc: BaseException) -> None:
-        log.event(logger, "upstream failed", logging.WARNING, error=_describe(exc))
+    def _broken(self, error: str) -> None:
+        log.event(logger, "upstream failed", logging.WARNING, error=error)
         self.failed = True
         if self.client is not None:
             self.client.close()
@@ -229,7 +113,7 @@ class PassthroughTransaction:
         for keyword, value in self.params:
             if keyword == "SMTPUTF8":
                 if not client.supports_extension("smtputf8"):
-                    return UPSTREAM_NO_SMTPUTF8
+                    return replies.UPSTREAM_NO_SMTPUTF8
                 options.append("SMTPUTF8")
             elif keyword == "BODY" and client.supports_extension("8bitmime"):
                 options.append(f"BODY={value}")
@@ -244,18 +128,18 @@ class PassthroughTransaction:
             self.client = await self.sink.pool.acquire()
         except UpstreamError:
             self.failed = True
-            return UPSTREAM_UNAVAILABLE
+            return replies.UPSTREAM_UNAVAILABLE
         argument = self._mail_argument(self.client)
         if isinstance(argument, Reply):
             return argument
         reply = await self._command("mail", b"MAIL", argument)
         if reply.code == 421:
-            self._broken(ConnectionError("upstream closed the connection"))
+            self._broken("ConnectionError: upstream closed the connection")
         return reply
 
     async def add_recipient(self, mailbox: str, params: MailParams) -> Reply:
         if self.failed:
-            return UPSTREAM_UNAVAILABLE
+            return replies.UPSTREAM_UNAVAILABLE
         if self.mail_reply is None:
             self.mail_reply = await self._open()
         if not self.mail_reply.is_positive:
@@ -269,30 +153,30 @@ class PassthroughTransaction:
         metrics = self.sink.metrics
         if self.client is None or self.failed:
             metrics.passthrough_transactions.labels(result="unavailable").inc()
-            return UPSTREAM_UNAVAILABLE
+            return replies.UPSTREAM_UNAVAILABLE
         queue_id = self.queue_id = secrets.token_hex(6).upper()
         variants = await self._variants(transaction)
-        replies: list[Reply] = []
+        answers: list[Reply] = []
         for index, (recipients, data) in enumerate(variants):
             if index > 0 or len(variants) > 1:
                 reply = await self._restart(recipients)
                 if not reply.is_positive:
-                    replies.append(reply)
+                    answers.append(reply)
                     break
             header = received_header(
                 dataclasses.replace(transaction, recipients=recipients),
                 hostname=self.sink.hostname,
                 queue_id=queue_id,
             )
-            replies.append(await self._data(header + data))
-            if not replies[-1].is_positive:
+            answers.append(await self._data(header + data))
+            if not answers[-1].is_positive:
                 break
-        final = _combine(replies)
+        final = _combine(answers)
         result = (
             "accepted"
             if final.is_positive
             else "unavailable"
-            if final is UPSTREAM_UNAVAILABLE
+            if final is replies.UPSTREAM_UNAVAILABLE
             else "tempfail"
             if final.is_transient
             else "permfail"
@@ -337,19 +221,18 @@ class PassthroughTransaction:
 
     async def _data(self, message: bytes) -> Reply:
         if self.client is None:
-            return UPSTREAM_UNAVAILABLE
+            return replies.UPSTREAM_UNAVAILABLE
         started = self.sink.clock()
         try:
-            response = await self.client.data(message)
-        except aiosmtplib.SMTPDataError as exc:
-            return reply_from_upstream(exc.code, exc.message)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            self._broken(exc)
-            return UPSTREAM_UNAVAILABLE
+            with map_upstream_errors():
+                reply = await send_data(self.client, message)
+        except UpstreamError as exc:
+            self._broken(str(exc))
+            return replies.UPSTREAM_UNAVAILABLE
         self.sink.metrics.upstream_latency.labels(command="data").observe(
             self.sink.clock() - started
         )
-        return reply_from_upstream(response.code, response.message)
+        return reply_from_upstream(reply)
 
     async def abort(self) -> None:
         if self.client is None:
@@ -358,23 +241,24 @@ class PassthroughTransaction:
         reusable = False
         if not self.failed:
             try:
-                response = await client.execute_command(b"RSET", timeout=5)
+                with map_upstream_errors():
+                    response = await client.execute_command(b"RSET", timeout=5)
                 reusable = response.code == 250
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            except UpstreamError:
                 reusable = False
         self.sink.pool.release(client, reusable=reusable)
 
 
-def _combine(replies: list[Reply]) -> Reply:
+def _combine(answers: list[Reply]) -> Reply:
     """One reply for several upstream transactions: 250 only if every variant was accepted.
 
     When a later variant fails after an earlier one was accepted, the failure is made temporary:
     a retry by the client duplicates the accepted variant, a permanent refusal would lose the rest.
     """
-    failures = [reply for reply in replies if not reply.is_positive]
+    failures = [reply for reply in answers if not reply.is_positive]
     if not failures:
-        return replies[-1]
+        return answers[-1]
     failure = failures[0]
-    if len(replies) > 1 and any(reply.is_positive for reply in replies) and failure.is_permanent:
+    if len(answers) > 1 and any(reply.is_positive for reply in answers) and failure.is_permanent:
         return failure.with_code(451)
     return failure

@@ -47,7 +47,7 @@ from tests.support.relay_app import running_relay
 from bench.figures import Row, format_facts, format_table, ratio_line
 from mxrelay.config import load_settings
 from mxrelay.delivery.graph import GraphTransport
-from mxrelay.delivery.pacing import Grant, Pacer, PacingLimits
+from mxrelay.delivery.graph.pacing import Grant, Pacer, PacingLimits
 from mxrelay.store.db import open_store
 
 RUNS = 3
@@ -171,7 +171,7 @@ async def lanes_alone(database_url: str) -> tuple[float, float | None]:
         pacer.release(grant, sent=True, now=float(i))
     local = (time.perf_counter() - started) / LANE_MESSAGES * 1e6
     try:
-        from mxrelay.delivery.lanes import SharedLanes
+        from mxrelay.delivery.graph.lanes import SharedLanes
         from mxrelay.store.lanes import LaneStore
     except ImportError:
         return local, None

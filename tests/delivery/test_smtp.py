@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mxrelay.config import load_settings
-from mxrelay.delivery.base import DeliveryJob, RecipientStatus
 from mxrelay.delivery.errors import UpstreamUnavailable
 from mxrelay.delivery.passthrough import UpstreamPool
 from mxrelay.delivery.smtp import SmarthostTransport, remote_id
+from mxrelay.delivery.transport import DeliveryJob, RecipientStatus
 from mxrelay.metrics import Metrics
 from tests.support import smarthost as smarthost_support
 from tests.support.smarthost import Smarthost

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from mxrelay.delivery.base import DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.delivery.errors import (
     ConfigurationFault,
     DeliveryError,
@@ -28,6 +27,7 @@ from mxrelay.delivery.errors import (
     Throttled,
 )
 from mxrelay.delivery.retry import Failure, RetryDecision, RetryPolicy, Verdict, next_attempt
+from mxrelay.delivery.transport import DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.store.log import AttemptRecord, RecipientResult
 from mxrelay.store.queue import (
     HoldKind,

@@ -20,9 +20,14 @@ import re
 
 import aiosmtplib
 
-from mxrelay.delivery.base import DeliveryJob, DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.delivery.errors import PermanentFailure, UpstreamUnavailable
 from mxrelay.delivery.passthrough import UpstreamError, UpstreamPool
+from mxrelay.delivery.transport import (
+    DeliveryJob,
+    DeliveryOutcome,
+    RecipientOutcome,
+    RecipientStatus,
+)
 
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\s+")
 _QUEUED_AS = re.compile(r"queued as\s+<?([A-Za-z0-9._@:+/=-]+)>?", re.IGNORECASE)

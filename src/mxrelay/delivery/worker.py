@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from mxrelay.delivery.base import DeliveryJob, Transport
 from mxrelay.delivery.errors import (
     ConfigurationFault,
     DeliveryError,
@@ -42,6 +41,7 @@ from mxrelay.delivery.errors import (
 )
 from mxrelay.delivery.retry import RetryPolicy
 from mxrelay.delivery.settle import Attempt, settle_error, settle_outcome, settle_unloadable
+from mxrelay.delivery.transport import DeliveryJob, Transport
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics

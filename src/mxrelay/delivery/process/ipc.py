@@ -1,4 +1,4 @@
-"""What the relay and its delivery process say to each other (`process.py` ↔ `child.py`).
+"""What the relay and its delivery process say to each other (`supervisor.py` ↔ `child.py`).
 
 One connected UNIX socket pair; each message is a frame: a 4-byte big-endian length and a pickle
 (both ends are this program; the socket pair is private to them). Messages:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from mxrelay.delivery.pacing import (
+from mxrelay.delivery.graph.pacing import (
     AppState,
     Ask,
     Decision,

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mxrelay.config import load_settings
-from mxrelay.delivery.graph_message import (
+from mxrelay.delivery.graph.prepare import (
     MailboxSource,
     address_allowed,
     choose_mailbox,

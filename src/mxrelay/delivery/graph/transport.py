@@ -8,7 +8,7 @@ first attempt, and Exchange delivers to exactly the recipients mxrelay accepted.
 
 Before any request the pacing lanes are asked (per sending mailbox, see pacing.py; kept in this
 process, or in the store when replicas share it, see lanes.py); "not now" becomes
-`Throttled(retry_after)` and costs no HTTP request. The answer is classified by graph_outcome.py;
+`Throttled(retry_after)` and costs no HTTP request. The answer is classified by outcome.py;
 a 401 refreshes the token once and retries at once; 429 and 5xx-with-Retry-After close the whole
 mailbox lane; configuration faults (AADSTS errors, 403 ErrorAccessDenied) set a metric and the
 "graph" status condition (/healthz, never readiness: mail is held) and are logged in words, until
@@ -32,24 +32,22 @@ import httpx
 from ulid import ULID
 
 from mxrelay.config import Settings
-from mxrelay.delivery.base import DeliveryJob, DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.delivery.errors import (
     PermanentFailure,
     Throttled,
     ThrottledBeforeSending,
     UpstreamUnavailable,
 )
-from mxrelay.delivery.graph_auth import AccessToken, MsalTokenSource, TokenSource
-from mxrelay.delivery.graph_credentials import TlsTrust
-from mxrelay.delivery.graph_message import (
-    MailboxSource,
-    choose_mailbox,
-    complete_headers,
-    header_from,
-    sender_allowed,
-    stored_author,
+from mxrelay.delivery.graph.auth import AccessToken, MsalTokenSource, TokenSource
+from mxrelay.delivery.graph.credentials import TlsTrust
+from mxrelay.delivery.graph.lanes import (
+    STORE_RETRY,
+    Lanes,
+    LanesUnavailable,
+    LocalLanes,
+    SharedLanes,
 )
-from mxrelay.delivery.graph_outcome import (
+from mxrelay.delivery.graph.outcome import (
     CONFIGURATION_FAULTS,
     Fault,
     GraphAnswer,
@@ -60,9 +58,22 @@ from mxrelay.delivery.graph_outcome import (
     parse_retry_after,
     to_error,
 )
-from mxrelay.delivery.lanes import STORE_RETRY, Lanes, LanesUnavailable, LocalLanes, SharedLanes
-from mxrelay.delivery.pacing import Grant, Limit, Never, Pacer, PacingLimits, Wait
-from mxrelay.delivery.proxy import OutboundProxy
+from mxrelay.delivery.graph.pacing import Grant, Limit, Never, Pacer, PacingLimits, Wait
+from mxrelay.delivery.graph.prepare import (
+    MailboxSource,
+    choose_mailbox,
+    complete_headers,
+    header_from,
+    sender_allowed,
+    stored_author,
+)
+from mxrelay.delivery.graph.proxy import OutboundProxy
+from mxrelay.delivery.transport import (
+    DeliveryJob,
+    DeliveryOutcome,
+    RecipientOutcome,
+    RecipientStatus,
+)
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import GRAPH_ERROR_CODES, Metrics

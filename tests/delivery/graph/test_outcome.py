@@ -17,7 +17,7 @@ from mxrelay.delivery.errors import (
     Throttled,
     UpstreamUnavailable,
 )
-from mxrelay.delivery.graph_outcome import (
+from mxrelay.delivery.graph.outcome import (
     CONFIGURATION_FAULTS,
     DEFAULT_THROTTLE,
     MAX_RETRY_AFTER,

@@ -7,7 +7,7 @@ import asyncio
 import socket
 from typing import Any
 
-from mxrelay.delivery.wire import FrameProtocol, MetricRecorder, apply_updates
+from mxrelay.delivery.process.ipc import FrameProtocol, MetricRecorder, apply_updates
 from mxrelay.metrics import Metrics
 
 

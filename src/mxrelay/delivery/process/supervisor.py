@@ -8,7 +8,7 @@ SQLite lock (which belongs to this relay, and admits its own child) and leases w
 under its own owner name. It also inherits the descriptor of the SQLite lock (`keep_fds`), so
 the file stays locked until both processes are gone. The socket between them carries only a
 wake-up after new mail, the order to stop, and what the child reports for `/metrics` and
-`/healthz` (`wire.py`).
+`/healthz` (`ipc.py`).
 
 - `start()` starts the child and waits until it is ready (its start-up recovery done); a child
   that cannot start is logged, the `delivery_process` condition goes false (status: the relay stays
@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from mxrelay.config import Settings
-from mxrelay.delivery.wire import FrameProtocol, apply_updates
+from mxrelay.delivery.process.ipc import FrameProtocol, apply_updates
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
@@ -50,7 +50,7 @@ START_TIMEOUT = 60.0
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 60.0
 STOP_MARGIN = 10.0
-CHILD_COMMAND = (sys.executable, "-m", "mxrelay.delivery.child")
+CHILD_COMMAND = (sys.executable, "-m", "mxrelay.delivery.process.child")
 
 log = logging.getLogger(__name__)
 

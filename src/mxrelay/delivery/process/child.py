@@ -1,7 +1,7 @@
 """The delivery process itself: the queue's delivery worker, in a child process of `mxrelay serve`.
 
-Started by `process.py` as `python -m mxrelay.delivery.child FD`, FD being its end of a UNIX
-socket pair (`wire.py`). Given the relay's settings, it opens the store as the `mxrelay queue`
+Started by `supervisor.py` as `python -m mxrelay.delivery.process.child FD`, FD being its end of
+a UNIX socket pair (`ipc.py`). Given the relay's settings, it opens the store as the `mxrelay queue`
 command does (no migrations, not the SQLite lock, which is its parent's), with a group committer
 of its own, and runs the same `DeliveryWorker` as a single-process relay, under a lease owner of
 its own: it claims due entries (woken by the relay after new mail), delivers them to the
@@ -29,13 +29,13 @@ from typing import Any
 
 from mxrelay import log
 from mxrelay.config import Settings
+from mxrelay.delivery.process.ipc import FrameProtocol, MetricRecorder
 from mxrelay.delivery.stage import (
     build_worker,
     calendar_variants,
     replica_name,
     smarthost_transport,
 )
-from mxrelay.delivery.wire import FrameProtocol, MetricRecorder
 from mxrelay.health import Health
 from mxrelay.mime.pipeline import IcsPolicy
 from mxrelay.store.commit import GroupCommitter
@@ -47,7 +47,7 @@ FLUSH_DELAY = 0.02
 
 EXIT_STORE = 3
 
-logger = logging.getLogger("mxrelay.delivery.child")
+logger = logging.getLogger("mxrelay.delivery.process.child")
 
 
 class ReportedHealth(Health):
@@ -165,7 +165,9 @@ async def serve(sock: socket.socket) -> int:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].isdigit():
-        sys.stderr.write("usage: python -m mxrelay.delivery.child FD (started by mxrelay serve)\n")
+        sys.stderr.write(
+            "usage: python -m mxrelay.delivery.process.child FD (started by mxrelay serve)\n"
+        )
         return 2
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)

@@ -1,0 +1,13 @@
+"""Delivery through Microsoft Graph `sendMail`: the transport and what only it needs.
+
+`transport.py` orchestrates one attempt (prepare, pace, token, request, classify); `prepare.py`
+builds the bytes and picks the sending mailbox, `outcome.py` reads Graph's answer, `auth.py` and
+`credentials.py` get tokens through MSAL, `proxy.py` picks the outbound proxy, `pacing.py` and
+`lanes.py` keep Exchange's limits (in this process or in the shared store).
+"""
+
+from __future__ import annotations
+
+from mxrelay.delivery.graph.transport import GraphTransport
+
+__all__ = ["GraphTransport"]

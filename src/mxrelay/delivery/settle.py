@@ -26,7 +26,7 @@ from mxrelay.delivery.errors import (
     PermanentFailure,
     Throttled,
 )
-from mxrelay.delivery.retry import Failure, RetryDecision, RetryPolicy, Verdict, next_attempt
+from mxrelay.delivery.retry import Failure, RetryDecision, RetryPolicy, RetryVerdict, next_attempt
 from mxrelay.delivery.transport import DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.store.log import AttemptRecord, RecipientResult
 from mxrelay.store.queue import (
@@ -139,7 +139,7 @@ def settle_outcome(
     hold_kind = hold_reason = None
     if deferred:
         decision = attempt.next_attempt(Failure.TEMPORARY, now=now, retry_after=outcome.retry_after)
-        if decision.verdict is Verdict.RETRY and decision.at is not None:
+        if decision.verdict is RetryVerdict.RETRY and decision.at is not None:
             state, next_at = QueueState.DEFERRED, decision.at
         else:
             last_error = f"{decision.reason}: {last_error}"
@@ -250,7 +250,7 @@ def settle_error(
         )
         kind = reason = None
         counted = True
-        if decision.verdict is Verdict.RETRY and decision.at is not None:
+        if decision.verdict is RetryVerdict.RETRY and decision.at is not None:
             status, state, next_at, last_error = (
                 RecipientStatus.DEFERRED,
                 QueueState.DEFERRED,

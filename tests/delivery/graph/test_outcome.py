@@ -23,7 +23,7 @@ from mxrelay.delivery.graph.outcome import (
     MAX_RETRY_AFTER,
     Fault,
     GraphAnswer,
-    Verdict,
+    GraphVerdict,
     classify,
     parse_error_body,
     parse_retry_after,
@@ -37,28 +37,28 @@ NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("status", "code", "retry_after", "verdict"),
     [
-        (202, None, None, Verdict.DELIVERED),
-        (400, "ErrorMimeContentInvalidBase64String", None, Verdict.PERMANENT),
-        (400, "ErrorInvalidRecipients", None, Verdict.PERMANENT),
-        (400, "ErrorMessageSizeExceeded", None, Verdict.PERMANENT),
-        (413, None, None, Verdict.PERMANENT),
-        (401, "InvalidAuthenticationToken", None, Verdict.REFRESH_TOKEN),
-        (403, "ErrorAccessDenied", None, Verdict.CONFIGURATION),
-        (403, "ErrorSendAsDenied", None, Verdict.PERMANENT),
-        (429, "ApplicationThrottled", timedelta(seconds=5), Verdict.THROTTLED),
-        (429, None, None, Verdict.THROTTLED),
-        (500, None, None, Verdict.TEMPORARY),
-        (502, None, None, Verdict.TEMPORARY),
-        (503, None, None, Verdict.TEMPORARY),
-        (503, None, timedelta(seconds=3), Verdict.THROTTLED),
-        (504, None, timedelta(seconds=3), Verdict.THROTTLED),
-        (408, None, None, Verdict.TEMPORARY),
-        (404, "ErrorInvalidUser", None, Verdict.PERMANENT),
-        (422, None, None, Verdict.PERMANENT),
+        (202, None, None, GraphVerdict.DELIVERED),
+        (400, "ErrorMimeContentInvalidBase64String", None, GraphVerdict.PERMANENT),
+        (400, "ErrorInvalidRecipients", None, GraphVerdict.PERMANENT),
+        (400, "ErrorMessageSizeExceeded", None, GraphVerdict.PERMANENT),
+        (413, None, None, GraphVerdict.PERMANENT),
+        (401, "InvalidAuthenticationToken", None, GraphVerdict.REFRESH_TOKEN),
+        (403, "ErrorAccessDenied", None, GraphVerdict.CONFIGURATION),
+        (403, "ErrorSendAsDenied", None, GraphVerdict.PERMANENT),
+        (429, "ApplicationThrottled", timedelta(seconds=5), GraphVerdict.THROTTLED),
+        (429, None, None, GraphVerdict.THROTTLED),
+        (500, None, None, GraphVerdict.TEMPORARY),
+        (502, None, None, GraphVerdict.TEMPORARY),
+        (503, None, None, GraphVerdict.TEMPORARY),
+        (503, None, timedelta(seconds=3), GraphVerdict.THROTTLED),
+        (504, None, timedelta(seconds=3), GraphVerdict.THROTTLED),
+        (408, None, None, GraphVerdict.TEMPORARY),
+        (404, "ErrorInvalidUser", None, GraphVerdict.PERMANENT),
+        (422, None, None, GraphVerdict.PERMANENT),
     ],
 )
 def test_error_table(
-    status: int, code: str | None, retry_after: timedelta | None, verdict: Verdict
+    status: int, code: str | None, retry_after: timedelta | None, verdict: GraphVerdict
 ) -> None:
     answer = GraphAnswer(status, code, "", "req-1", retry_after)
     assert classify(answer, fixed_mailbox=False).verdict is verdict
@@ -66,7 +66,7 @@ def test_error_table(
 
 def test_unknown_fixed_mailbox_is_configuration() -> None:
     result = classify(GraphAnswer(404, "ErrorInvalidUser"), fixed_mailbox=True)
-    assert result.verdict is Verdict.CONFIGURATION
+    assert result.verdict is GraphVerdict.CONFIGURATION
     assert result.fault is Fault.MAILBOX
 
 

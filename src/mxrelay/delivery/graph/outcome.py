@@ -35,7 +35,7 @@ _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
 _MESSAGE_LIMIT = 300
 
 
-class Verdict(enum.StrEnum):
+class GraphVerdict(enum.StrEnum):
     DELIVERED = "delivered"
     REFRESH_TOKEN = "refresh_token"
     THROTTLED = "throttled"
@@ -79,7 +79,7 @@ class GraphAnswer:
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    verdict: Verdict
+    verdict: GraphVerdict
     detail: str
     fault: Fault | None = None
 
@@ -126,23 +126,25 @@ def classify(answer: GraphAnswer, *, fixed_mailbox: bool) -> Classification:
     status, code = answer.status, answer.error_code or ""
     said = f" (Graph: {answer.message})" if answer.message else ""
     if 200 <= status < 300:
-        return Classification(Verdict.DELIVERED, "accepted by Microsoft Graph")
+        return Classification(GraphVerdict.DELIVERED, "accepted by Microsoft Graph")
     if status == 401:
-        return Classification(Verdict.REFRESH_TOKEN, f"Graph did not accept the access token{said}")
+        return Classification(
+            GraphVerdict.REFRESH_TOKEN, f"Graph did not accept the access token{said}"
+        )
     if status == 429 or (status >= 500 and answer.retry_after is not None):
         return Classification(
-            Verdict.THROTTLED, f"Graph asked to slow down ({status} {code or 'throttled'})"
+            GraphVerdict.THROTTLED, f"Graph asked to slow down ({status} {code or 'throttled'})"
         )
     if status == 403 and code == "ErrorSendAsDenied":
         return Classification(
-            Verdict.PERMANENT,
+            GraphVerdict.PERMANENT,
             "the sending mailbox may not send as this message's From address "
             "(ErrorSendAsDenied): grant it Send As or Send on Behalf for that address, or send "
             f"from the From address itself{said}",
         )
     if status == 403:
         return Classification(
-            Verdict.CONFIGURATION,
+            GraphVerdict.CONFIGURATION,
             f"Graph denied access ({code or 'Forbidden'}): the app lacks the Mail.Send "
             "application permission with admin consent, or the sending mailbox is outside the "
             "app's RBAC for Applications scope or application access policy (changes take up "
@@ -156,31 +158,33 @@ def classify(answer: GraphAnswer, *, fixed_mailbox: bool) -> Classification:
         )
         if fixed_mailbox:
             return Classification(
-                Verdict.CONFIGURATION, f"{words}: check MXRELAY_GRAPH_MAILBOX", Fault.MAILBOX
+                GraphVerdict.CONFIGURATION, f"{words}: check MXRELAY_GRAPH_MAILBOX", Fault.MAILBOX
             )
-        return Classification(Verdict.PERMANENT, words)
+        return Classification(GraphVerdict.PERMANENT, words)
     if status == 413 or code == "ErrorMessageSizeExceeded":
         return Classification(
-            Verdict.PERMANENT,
+            GraphVerdict.PERMANENT,
             f"the message is too large for Graph's sendMail ({code or '413'}); lower "
             f"MXRELAY_GRAPH_MAX_MESSAGE_SIZE so such messages are refused at SMTP time{said}",
         )
     if code == "ErrorInvalidRecipients":
         return Classification(
-            Verdict.PERMANENT, f"Exchange found no valid recipient in the message{said}"
+            GraphVerdict.PERMANENT, f"Exchange found no valid recipient in the message{said}"
         )
     if code == "ErrorMimeContentInvalidBase64String":
         return Classification(
-            Verdict.PERMANENT, f"Graph could not decode the submitted message{said}"
+            GraphVerdict.PERMANENT, f"Graph could not decode the submitted message{said}"
         )
     if status in (408, 409, 423, 425):
-        return Classification(Verdict.TEMPORARY, f"Graph answered {status} {code}{said}".strip())
+        return Classification(
+            GraphVerdict.TEMPORARY, f"Graph answered {status} {code}{said}".strip()
+        )
     if 400 <= status < 500:
         return Classification(
-            Verdict.PERMANENT, f"Graph refused the message ({status} {code or 'error'}){said}"
+            GraphVerdict.PERMANENT, f"Graph refused the message ({status} {code or 'error'}){said}"
         )
     return Classification(
-        Verdict.TEMPORARY, f"Graph answered {status} {code or 'error'}{said}".strip()
+        GraphVerdict.TEMPORARY, f"Graph answered {status} {code or 'error'}{said}".strip()
     )
 
 
@@ -193,15 +197,15 @@ def to_error(classification: Classification, answer: GraphAnswer) -> DeliveryErr
     }
     detail = classification.detail
     verdict = classification.verdict
-    if verdict is Verdict.THROTTLED:
+    if verdict is GraphVerdict.THROTTLED:
         return Throttled(detail, retry_after=answer.retry_after or DEFAULT_THROTTLE, **common)
-    if verdict is Verdict.PERMANENT:
+    if verdict is GraphVerdict.PERMANENT:
         return PermanentFailure(detail, **common)  # type: ignore[arg-type]
-    if verdict is Verdict.CONFIGURATION:
+    if verdict is GraphVerdict.CONFIGURATION:
         return GraphConfigurationFault(
             detail, fault=classification.fault or Fault.ACCESS_DENIED, **common
         )
-    if verdict is Verdict.REFRESH_TOKEN:
+    if verdict is GraphVerdict.REFRESH_TOKEN:
         return GraphConfigurationFault(
             f"{detail}; a freshly issued token was refused too: check that "
             "MXRELAY_GRAPH_AUTHORITY and MXRELAY_GRAPH_ENDPOINT belong to the same cloud",

@@ -52,7 +52,7 @@ from mxrelay.delivery.graph.outcome import (
     Fault,
     GraphAnswer,
     GraphConfigurationFault,
-    Verdict,
+    GraphVerdict,
     classify,
     parse_error_body,
     parse_retry_after,
@@ -391,7 +391,7 @@ class GraphTransport:
         if answer.error_code is not None and self._metrics is not None:
             label = answer.error_code if answer.error_code in GRAPH_ERROR_CODES else "other"
             self._metrics.graph_errors.labels(code=label).inc()
-        if classification.verdict is Verdict.DELIVERED:
+        if classification.verdict is GraphVerdict.DELIVERED:
             self._recovered()
             text = f"accepted by Microsoft Graph from {mailbox}"
             return DeliveryOutcome(
@@ -404,7 +404,7 @@ class GraphTransport:
                 http_status=answer.status,
             )
         error = to_error(classification, answer)
-        if classification.verdict is Verdict.THROTTLED:
+        if classification.verdict is GraphVerdict.THROTTLED:
             assert isinstance(error, Throttled)
             if self._metrics is not None:
                 self._metrics.graph_throttled.inc()

@@ -40,7 +40,13 @@ from mxrelay.delivery.errors import (
     Throttled,
 )
 from mxrelay.delivery.retry import RetryPolicy
-from mxrelay.delivery.settle import Attempt, settle_error, settle_outcome, settle_unloadable
+from mxrelay.delivery.settle import (
+    Attempt,
+    AttemptOutcome,
+    settle_error,
+    settle_outcome,
+    settle_unloadable,
+)
 from mxrelay.delivery.transport import DeliveryJob, Transport
 from mxrelay.health import Health
 from mxrelay.log import event
@@ -365,7 +371,7 @@ class DeliveryWorker:
         duration: float,
     ) -> None:
         record = settlement.attempt
-        outcome = record.outcome if record is not None else "throttled"
+        outcome = record.outcome if record is not None else AttemptOutcome.THROTTLED.value
         if self.metrics is not None:
             name = self.transport.name
             self.metrics.deliveries.labels(transport=name, outcome=outcome).inc()

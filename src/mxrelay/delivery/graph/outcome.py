@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import TypedDict
 
 from mxrelay.delivery.errors import (
     ConfigurationFault,
@@ -61,9 +62,25 @@ CONFIGURATION_FAULTS = tuple(fault for fault in Fault if fault is not Fault.UNRE
 class GraphConfigurationFault(ConfigurationFault):
     """A configuration fault that says which kind it is (for the gauge and for graph-test)."""
 
-    def __init__(self, detail: str, *, fault: Fault, **kwargs: object) -> None:
-        super().__init__(detail, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        detail: str,
+        *,
+        fault: Fault,
+        code: int | None = None,
+        error_code: str | None = None,
+        remote_id: str | None = None,
+    ) -> None:
+        super().__init__(detail, code=code, error_code=error_code, remote_id=remote_id)
         self.fault = fault
+
+
+class Said(TypedDict):
+    """What every error from an answer carries: status, Graph's error code and request-id."""
+
+    code: int | None
+    error_code: str | None
+    remote_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,17 +207,13 @@ def classify(answer: GraphAnswer, *, fixed_mailbox: bool) -> Classification:
 
 def to_error(classification: Classification, answer: GraphAnswer) -> DeliveryError:
     """The exception the worker understands, carrying status, error code and request-id."""
-    common: dict[str, object] = {
-        "code": answer.status,
-        "error_code": answer.error_code,
-        "remote_id": answer.request_id,
-    }
+    common = Said(code=answer.status, error_code=answer.error_code, remote_id=answer.request_id)
     detail = classification.detail
     verdict = classification.verdict
     if verdict is GraphVerdict.THROTTLED:
         return Throttled(detail, retry_after=answer.retry_after or DEFAULT_THROTTLE, **common)
     if verdict is GraphVerdict.PERMANENT:
-        return PermanentFailure(detail, **common)  # type: ignore[arg-type]
+        return PermanentFailure(detail, **common)
     if verdict is GraphVerdict.CONFIGURATION:
         return GraphConfigurationFault(
             detail, fault=classification.fault or Fault.ACCESS_DENIED, **common
@@ -213,5 +226,5 @@ def to_error(classification: Classification, answer: GraphAnswer) -> DeliveryErr
             **common,
         )
     if answer.status >= 500:
-        return UpstreamUnavailable(detail, **common)  # type: ignore[arg-type]
-    return TemporaryFailure(detail, **common)  # type: ignore[arg-type]
+        return UpstreamUnavailable(detail, **common)
+    return TemporaryFailure(detail, **common)

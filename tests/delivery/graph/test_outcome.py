@@ -1,4 +1,4 @@
-"""The error table as a pure function, and Retry-After parsing."""
+"""The error table as data: every row reached and its neighbours not, its words, Retry-After."""
 
 from __future__ import annotations
 
@@ -21,9 +21,12 @@ from mxrelay.delivery.graph.outcome import (
     CONFIGURATION_FAULTS,
     DEFAULT_THROTTLE,
     MAX_RETRY_AFTER,
+    ROWS,
+    Classification,
     Fault,
     GraphAnswer,
     GraphVerdict,
+    Row,
     classify,
     parse_error_body,
     parse_retry_after,
@@ -32,6 +35,70 @@ from mxrelay.delivery.graph.outcome import (
 from mxrelay.metrics import GRAPH_FAULTS
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+STATUSES = range(100, 1000)
+WAIT = timedelta(seconds=3)
+
+
+def first_row(answer: GraphAnswer, fixed_mailbox: bool) -> Row:
+    return next(row for row in ROWS if row.matches(answer, fixed_mailbox=fixed_mailbox))
+
+
+def reaching(row: Row) -> GraphAnswer:
+    """An answer built from the row's own conditions that this row is the first to match."""
+    for status in sorted(row.status if row.status is not None else STATUSES):
+        answer = GraphAnswer(status, row.code, "Said.", "req-1", WAIT if row.retry_after else None)
+        if first_row(answer, row.fixed_mailbox) is row:
+            return answer
+    raise AssertionError(f"no answer reaches {row} (an earlier row covers it)")
+
+
+def near_misses(row: Row) -> list[tuple[GraphAnswer, bool]]:
+    """Answers one condition away from the row's, which it must not match."""
+    answer = reaching(row)
+    misses = []
+    if row.retry_after:
+        misses.append((GraphAnswer(answer.status, answer.error_code), row.fixed_mailbox))
+    if row.fixed_mailbox:
+        misses.append((answer, False))
+    if row.code is not None:
+        misses.append((GraphAnswer(answer.status, "ErrorSomethingElse", retry_after=WAIT), True))
+    if row.status is not None:
+        outside = [s for s in STATUSES if s not in row.status]
+        below = [s for s in outside if s < min(row.status)][-1:]
+        above = [s for s in outside if s > max(row.status)][:1]
+        misses += [(GraphAnswer(s, row.code, retry_after=WAIT), True) for s in below + above]
+    return misses
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda row: f"{row.verdict}-{row.code or row.status}")
+def test_every_row_is_reached_and_classifies_in_its_own_words(row: Row) -> None:
+    answer = reaching(row)
+    got = classify(answer, fixed_mailbox=row.fixed_mailbox)
+    assert got == Classification(row.verdict, got.detail, row.fault)
+    assert got == row.classification(answer)
+    assert "{" not in got.detail  # every placeholder filled
+
+
+@pytest.mark.parametrize(
+    ("row", "answer", "fixed"),
+    [(row, answer, fixed) for row in ROWS for answer, fixed in near_misses(row)],
+    ids=lambda value: f"{value.verdict}-{value.code or value.status}" if isinstance(value, Row)
+    else str(value.status) if isinstance(value, GraphAnswer) else str(value),
+)  # fmt: skip
+def test_no_row_matches_an_answer_outside_its_conditions(
+    row: Row, answer: GraphAnswer, fixed: bool
+) -> None:
+    assert not row.matches(answer, fixed_mailbox=fixed)
+
+
+def test_the_last_row_takes_every_other_answer() -> None:
+    last = ROWS[-1]
+    assert (last.status, last.code, last.retry_after, last.fixed_mailbox) == (
+        None,
+        None,
+        False,
+        False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,3 +209,77 @@ def test_error_body_parsing_is_tolerant() -> None:
 
 def test_fault_labels_match_the_metric_labels() -> None:
     assert tuple(fault.value for fault in CONFIGURATION_FAULTS) == GRAPH_FAULTS
+
+
+SAID = " (Graph: Something happened.)"
+ACCESS = (
+    "the app lacks the Mail.Send application permission with admin consent, or the sending "
+    "mailbox is outside the app's RBAC for Applications scope or application access policy "
+    "(changes take up to 2 hours to apply)"
+)
+NO_MAILBOX = "the sending mailbox does not exist or has no Exchange Online mailbox"
+TOO_BIG = (
+    "the message is too large for Graph's sendMail ({}); lower MXRELAY_GRAPH_MAX_MESSAGE_SIZE so "
+    "such messages are refused at SMTP time"
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "fixed", "verdict", "fault", "detail"),
+    [
+        (GraphAnswer(202), False, GraphVerdict.DELIVERED, None, "accepted by Microsoft Graph"),
+        (GraphAnswer(401, "InvalidAuthenticationToken", "Something happened."), False,
+         GraphVerdict.REFRESH_TOKEN, None, f"Graph did not accept the access token{SAID}"),
+        (GraphAnswer(401), False, GraphVerdict.REFRESH_TOKEN, None,
+         "Graph did not accept the access token"),
+        (GraphAnswer(429, "ApplicationThrottled", "Something happened."), False,
+         GraphVerdict.THROTTLED, None, "Graph asked to slow down (429 ApplicationThrottled)"),
+        (GraphAnswer(429), False, GraphVerdict.THROTTLED, None,
+         "Graph asked to slow down (429 throttled)"),
+        (GraphAnswer(503, retry_after=timedelta(seconds=1)), False, GraphVerdict.THROTTLED, None,
+         "Graph asked to slow down (503 throttled)"),
+        (GraphAnswer(403, "ErrorSendAsDenied", "Something happened."), False,
+         GraphVerdict.PERMANENT, None,
+         "the sending mailbox may not send as this message's From address (ErrorSendAsDenied): "
+         "grant it Send As or Send on Behalf for that address, or send from the From address "
+         f"itself{SAID}"),
+        (GraphAnswer(403, "ErrorAccessDenied", "Something happened."), False,
+         GraphVerdict.CONFIGURATION, Fault.ACCESS_DENIED,
+         f"Graph denied access (ErrorAccessDenied): {ACCESS}{SAID}"),
+        (GraphAnswer(403), True, GraphVerdict.CONFIGURATION, Fault.ACCESS_DENIED,
+         f"Graph denied access (Forbidden): {ACCESS}"),
+        (GraphAnswer(404, "ErrorInvalidUser", "Something happened."), True,
+         GraphVerdict.CONFIGURATION, Fault.MAILBOX,
+         f"{NO_MAILBOX} (ErrorInvalidUser){SAID}: check MXRELAY_GRAPH_MAILBOX"),
+        (GraphAnswer(404), False, GraphVerdict.PERMANENT, None, f"{NO_MAILBOX} (NotFound)"),
+        (GraphAnswer(413, message="Something happened."), False, GraphVerdict.PERMANENT, None,
+         TOO_BIG.format("413") + SAID),
+        (GraphAnswer(400, "ErrorMessageSizeExceeded"), False, GraphVerdict.PERMANENT, None,
+         TOO_BIG.format("ErrorMessageSizeExceeded")),
+        (GraphAnswer(500, "ErrorMessageSizeExceeded"), False, GraphVerdict.PERMANENT, None,
+         TOO_BIG.format("ErrorMessageSizeExceeded")),
+        (GraphAnswer(400, "ErrorInvalidRecipients", "Something happened."), False,
+         GraphVerdict.PERMANENT, None, f"Exchange found no valid recipient in the message{SAID}"),
+        (GraphAnswer(400, "ErrorMimeContentInvalidBase64String"), False, GraphVerdict.PERMANENT,
+         None, "Graph could not decode the submitted message"),
+        (GraphAnswer(408), False, GraphVerdict.TEMPORARY, None, "Graph answered 408"),
+        (GraphAnswer(409, "Conflict", "Something happened."), False, GraphVerdict.TEMPORARY, None,
+         f"Graph answered 409 Conflict{SAID}"),
+        (GraphAnswer(423, message="Something happened."), False, GraphVerdict.TEMPORARY, None,
+         f"Graph answered 423 {SAID}"),
+        (GraphAnswer(425, "TooEarly"), False, GraphVerdict.TEMPORARY, None,
+         "Graph answered 425 TooEarly"),
+        (GraphAnswer(400, "ErrorInvalidRequest", "Something happened."), False,
+         GraphVerdict.PERMANENT, None,
+         f"Graph refused the message (400 ErrorInvalidRequest){SAID}"),
+        (GraphAnswer(410), False, GraphVerdict.PERMANENT, None,
+         "Graph refused the message (410 error)"),
+        (GraphAnswer(503, message="Something happened."), False, GraphVerdict.TEMPORARY, None,
+         f"Graph answered 503 error{SAID}"),
+        (GraphAnswer(302, "Moved"), False, GraphVerdict.TEMPORARY, None, "Graph answered 302 Moved"),
+    ],
+)  # fmt: skip
+def test_each_answer_reads_in_words(
+    answer: GraphAnswer, fixed: bool, verdict: GraphVerdict, fault: Fault | None, detail: str
+) -> None:
+    assert classify(answer, fixed_mailbox=fixed) == Classification(verdict, detail, fault)

@@ -1,10 +1,11 @@
-"""What an answer from Microsoft Graph means for the message: the error table as code.
+"""What an answer from Microsoft Graph means for the message: the error table as data.
 
-`graph-delivery.md` lists what each `sendMail` answer means; this module turns one answer (status,
-Graph's error code, Retry-After) into a `Classification` and then into the `delivery.errors` value
-the worker understands. It is pure: no HTTP, no clock (the caller passes `now`), so every row of the
-table is a one-line test. The words in `detail` are written for the operator who reads the queue or
-the log: what happened and what to do, never a token or a secret.
+`graph-delivery.md` lists what each `sendMail` answer means; `ROWS` is that table, evaluated in
+order, turning one answer (status, Graph's error code, Retry-After) into a `Classification` and
+then into the `delivery.errors` value the worker understands. It is pure: no HTTP, no clock (the
+caller passes `now`), and the tests are parametrised from the rows. The words in `detail` are
+written for the operator who reads the queue or the log: what happened and what to do, never a
+token or a secret.
 """
 
 from __future__ import annotations
@@ -53,10 +54,9 @@ class Fault(enum.StrEnum):
     ACCESS_DENIED = "access_denied"  # mailbox outside the app's RBAC scope or access policy
     MAILBOX = "mailbox"  # the fixed sending mailbox does not exist or has no Exchange mailbox
     TOKEN_REJECTED = "token_rejected"  # Graph refuses tokens the authority just issued
-    UNREACHABLE = "unreachable"  # not a fault of configuration: listed so the gauge has no holes
 
 
-CONFIGURATION_FAULTS = tuple(fault for fault in Fault if fault is not Fault.UNREACHABLE)
+CONFIGURATION_FAULTS = tuple(Fault)
 
 
 class GraphConfigurationFault(ConfigurationFault):
@@ -138,93 +138,118 @@ def parse_error_body(body: bytes) -> tuple[str | None, str]:
     )
 
 
+SUCCESS = range(200, 300)
+CLIENT_ERROR = range(400, 500)
+SERVER_ERROR = range(500, 1000)  # a status line has three digits
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row of the error table: the answers it matches, and what they mean.
+
+    A row matches an answer whose status is in `status` (any if None) and whose error code is
+    `code` (any if None); `retry_after` and `fixed_mailbox` narrow it to answers with a Retry-After
+    and to a fixed sending mailbox. `text` is the detail, with `{status}`, `{code}` (Graph's error
+    code, or `unnamed` when it named none) and `{said}` (Graph's own message, if any).
+    """
+
+    status: range | frozenset[int] | None
+    code: str | None
+    verdict: GraphVerdict
+    text: str
+    unnamed: str = ""
+    fault: Fault | None = None
+    retry_after: bool = False
+    fixed_mailbox: bool = False
+
+    def matches(self, answer: GraphAnswer, *, fixed_mailbox: bool) -> bool:
+        return (
+            (self.status is None or answer.status in self.status)
+            and (self.code is None or answer.error_code == self.code)
+            and (not self.retry_after or answer.retry_after is not None)
+            and (not self.fixed_mailbox or fixed_mailbox)
+        )
+
+    def classification(self, answer: GraphAnswer) -> Classification:
+        said = f" (Graph: {answer.message})" if answer.message else ""
+        code = answer.error_code or self.unnamed
+        text = self.text.format(status=answer.status, code=code, said=said)
+        return Classification(self.verdict, text.strip(), self.fault)
+
+
+_ACCEPTED = "accepted by Microsoft Graph"
+_TOKEN_REFUSED = "Graph did not accept the access token{said}"
+_SLOW_DOWN = "Graph asked to slow down ({status} {code})"
+_SEND_AS_DENIED = (
+    "the sending mailbox may not send as this message's From address (ErrorSendAsDenied): grant "
+    "it Send As or Send on Behalf for that address, or send from the From address itself{said}"
+)
+_ACCESS_DENIED = (
+    "Graph denied access ({code}): the app lacks the Mail.Send application permission with admin "
+    "consent, or the sending mailbox is outside the app's RBAC for Applications scope or "
+    "application access policy (changes take up to 2 hours to apply){said}"
+)
+_NO_MAILBOX = "the sending mailbox does not exist or has no Exchange Online mailbox ({code}){said}"
+_NO_FIXED_MAILBOX = _NO_MAILBOX + ": check MXRELAY_GRAPH_MAILBOX"
+_TOO_LARGE = (
+    "the message is too large for Graph's sendMail ({code}); lower MXRELAY_GRAPH_MAX_MESSAGE_SIZE "
+    "so such messages are refused at SMTP time{said}"
+)
+_NO_RECIPIENT = "Exchange found no valid recipient in the message{said}"
+_UNDECODABLE = "Graph could not decode the submitted message{said}"
+_REFUSED = "Graph refused the message ({status} {code}){said}"
+_ANSWERED = "Graph answered {status} {code}{said}"
+
+ROWS: tuple[Row, ...] = (
+    Row(SUCCESS, None, GraphVerdict.DELIVERED, _ACCEPTED),
+    Row(frozenset({401}), None, GraphVerdict.REFRESH_TOKEN, _TOKEN_REFUSED),
+    Row(frozenset({429}), None, GraphVerdict.THROTTLED, _SLOW_DOWN, unnamed="throttled"),
+    Row(SERVER_ERROR, None, GraphVerdict.THROTTLED, _SLOW_DOWN, unnamed="throttled",
+        retry_after=True),
+    Row(frozenset({403}), "ErrorSendAsDenied", GraphVerdict.PERMANENT, _SEND_AS_DENIED),
+    Row(frozenset({403}), None, GraphVerdict.CONFIGURATION, _ACCESS_DENIED, unnamed="Forbidden",
+        fault=Fault.ACCESS_DENIED),
+    Row(frozenset({404}), None, GraphVerdict.CONFIGURATION, _NO_FIXED_MAILBOX, unnamed="NotFound",
+        fault=Fault.MAILBOX, fixed_mailbox=True),
+    Row(frozenset({404}), None, GraphVerdict.PERMANENT, _NO_MAILBOX, unnamed="NotFound"),
+    Row(frozenset({413}), None, GraphVerdict.PERMANENT, _TOO_LARGE, unnamed="413"),
+    Row(None, "ErrorMessageSizeExceeded", GraphVerdict.PERMANENT, _TOO_LARGE),
+    Row(None, "ErrorInvalidRecipients", GraphVerdict.PERMANENT, _NO_RECIPIENT),
+    Row(None, "ErrorMimeContentInvalidBase64String", GraphVerdict.PERMANENT, _UNDECODABLE),
+    Row(frozenset({408, 409, 423, 425}), None, GraphVerdict.TEMPORARY, _ANSWERED),
+    Row(CLIENT_ERROR, None, GraphVerdict.PERMANENT, _REFUSED, unnamed="error"),
+    Row(None, None, GraphVerdict.TEMPORARY, _ANSWERED, unnamed="error"),
+)  # fmt: skip
+"""The error table of graph-delivery.md ("Errors and what they mean"), evaluated in order: the first
+row that matches an answer classifies it; the last matches every answer."""
+
+
 def classify(answer: GraphAnswer, *, fixed_mailbox: bool) -> Classification:
-    """One row of the error table in graph-delivery.md."""
-    status, code = answer.status, answer.error_code or ""
-    said = f" (Graph: {answer.message})" if answer.message else ""
-    if 200 <= status < 300:
-        return Classification(GraphVerdict.DELIVERED, "accepted by Microsoft Graph")
-    if status == 401:
-        return Classification(
-            GraphVerdict.REFRESH_TOKEN, f"Graph did not accept the access token{said}"
-        )
-    if status == 429 or (status >= 500 and answer.retry_after is not None):
-        return Classification(
-            GraphVerdict.THROTTLED, f"Graph asked to slow down ({status} {code or 'throttled'})"
-        )
-    if status == 403 and code == "ErrorSendAsDenied":
-        return Classification(
-            GraphVerdict.PERMANENT,
-            "the sending mailbox may not send as this message's From address "
-            "(ErrorSendAsDenied): grant it Send As or Send on Behalf for that address, or send "
-            f"from the From address itself{said}",
-        )
-    if status == 403:
-        return Classification(
-            GraphVerdict.CONFIGURATION,
-            f"Graph denied access ({code or 'Forbidden'}): the app lacks the Mail.Send "
-            "application permission with admin consent, or the sending mailbox is outside the "
-            "app's RBAC for Applications scope or application access policy (changes take up "
-            f"to 2 hours to apply){said}",
-            Fault.ACCESS_DENIED,
-        )
-    if status == 404:
-        words = (
-            f"the sending mailbox does not exist or has no Exchange Online mailbox "
-            f"({code or 'NotFound'}){said}"
-        )
-        if fixed_mailbox:
-            return Classification(
-                GraphVerdict.CONFIGURATION, f"{words}: check MXRELAY_GRAPH_MAILBOX", Fault.MAILBOX
-            )
-        return Classification(GraphVerdict.PERMANENT, words)
-    if status == 413 or code == "ErrorMessageSizeExceeded":
-        return Classification(
-            GraphVerdict.PERMANENT,
-            f"the message is too large for Graph's sendMail ({code or '413'}); lower "
-            f"MXRELAY_GRAPH_MAX_MESSAGE_SIZE so such messages are refused at SMTP time{said}",
-        )
-    if code == "ErrorInvalidRecipients":
-        return Classification(
-            GraphVerdict.PERMANENT, f"Exchange found no valid recipient in the message{said}"
-        )
-    if code == "ErrorMimeContentInvalidBase64String":
-        return Classification(
-            GraphVerdict.PERMANENT, f"Graph could not decode the submitted message{said}"
-        )
-    if status in (408, 409, 423, 425):
-        return Classification(
-            GraphVerdict.TEMPORARY, f"Graph answered {status} {code}{said}".strip()
-        )
-    if 400 <= status < 500:
-        return Classification(
-            GraphVerdict.PERMANENT, f"Graph refused the message ({status} {code or 'error'}){said}"
-        )
-    return Classification(
-        GraphVerdict.TEMPORARY, f"Graph answered {status} {code or 'error'}{said}".strip()
-    )
+    """The first row of the error table that matches the answer."""
+    row = next(row for row in ROWS if row.matches(answer, fixed_mailbox=fixed_mailbox))
+    return row.classification(answer)
 
 
 def to_error(classification: Classification, answer: GraphAnswer) -> DeliveryError:
     """The exception the worker understands, carrying status, error code and request-id."""
     common = Said(code=answer.status, error_code=answer.error_code, remote_id=answer.request_id)
     detail = classification.detail
-    verdict = classification.verdict
-    if verdict is GraphVerdict.THROTTLED:
-        return Throttled(detail, retry_after=answer.retry_after or DEFAULT_THROTTLE, **common)
-    if verdict is GraphVerdict.PERMANENT:
-        return PermanentFailure(detail, **common)
-    if verdict is GraphVerdict.CONFIGURATION:
-        return GraphConfigurationFault(
-            detail, fault=classification.fault or Fault.ACCESS_DENIED, **common
-        )
-    if verdict is GraphVerdict.REFRESH_TOKEN:
-        return GraphConfigurationFault(
-            f"{detail}; a freshly issued token was refused too: check that "
-            "MXRELAY_GRAPH_AUTHORITY and MXRELAY_GRAPH_ENDPOINT belong to the same cloud",
-            fault=Fault.TOKEN_REJECTED,
-            **common,
-        )
-    if answer.status >= 500:
-        return UpstreamUnavailable(detail, **common)
-    return TemporaryFailure(detail, **common)
+    match classification.verdict:
+        case GraphVerdict.THROTTLED:
+            return Throttled(detail, retry_after=answer.retry_after or DEFAULT_THROTTLE, **common)
+        case GraphVerdict.PERMANENT:
+            return PermanentFailure(detail, **common)
+        case GraphVerdict.CONFIGURATION:
+            fault = classification.fault or Fault.ACCESS_DENIED
+            return GraphConfigurationFault(detail, fault=fault, **common)
+        case GraphVerdict.REFRESH_TOKEN:
+            return GraphConfigurationFault(
+                f"{detail}; a freshly issued token was refused too: check that "
+                "MXRELAY_GRAPH_AUTHORITY and MXRELAY_GRAPH_ENDPOINT belong to the same cloud",
+                fault=Fault.TOKEN_REJECTED,
+                **common,
+            )
+        case _ if answer.status >= 500:
+            return UpstreamUnavailable(detail, **common)
+        case _:
+            return TemporaryFailure(detail, **common)

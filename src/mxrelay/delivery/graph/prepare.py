@@ -95,11 +95,6 @@ def graph_size_limit(settings: Settings) -> int:
     return general
 
 
-def request_size(message_size: int) -> int:
-    """Bytes of the sendMail request body for a message of `message_size` bytes (base64)."""
-    return 4 * ((message_size + 2) // 3)
-
-
 def header_end(data: bytes) -> int:
     """Offset of the blank line that ends the header block (len(data) if there is none)."""
     crlf = data.find(b"\r\n\r\n")

@@ -8,7 +8,7 @@ its own: it claims due entries (woken by the relay after new mail), delivers the
 smarthost and writes each result. Its metric updates and conditions go to the relay, which
 shows them (as status, under `delivery_process:`); its log lines go to the same stderr.
 
-It ignores SIGINT and SIGTERM: the relay decides when it stops, with `("stop", grace)`: the
+It ignores SIGINT and SIGTERM: the relay decides when it stops, with `Stop(grace)`: the
 worker finishes or hands back its deliveries within the grace period, the store is closed and the
 process exits. If the relay dies, the socket closes and the process stops at once (grace 0): what
 it was delivering is handed back, to be sent again by the next relay. It holds the SQLite lock's
@@ -29,7 +29,17 @@ from typing import Any
 
 from mxrelay import log
 from mxrelay.config import Settings
-from mxrelay.delivery.process.ipc import FrameProtocol, MetricRecorder
+from mxrelay.delivery.process.ipc import (
+    Frame,
+    FrameProtocol,
+    HealthChange,
+    MetricRecorder,
+    MetricUpdates,
+    Ready,
+    Start,
+    Stop,
+    Wake,
+)
 from mxrelay.delivery.stage import (
     build_worker,
     calendar_variants,
@@ -61,7 +71,7 @@ class ReportedHealth(Health):
         before = self.snapshot().get(name)
         super().set(name, ok, detail)
         if before is None or (before.ok, before.detail) != (ok, detail):
-            self._protocol.send(("health", name, ok, detail))
+            self._protocol.send(HealthChange(name, ok, detail))
 
 
 class Child:
@@ -76,14 +86,16 @@ class Child:
         self.on_wake: Callable[[], None] = lambda: None
         self._flush: asyncio.TimerHandle | None = None
 
-    def on_frame(self, frame: Any) -> None:
-        kind = frame[0]
-        if kind == "start" and not self.settings.done():
-            self.settings.set_result(frame[1])
-        elif kind == "wake":
-            self.on_wake()
-        elif kind == "stop" and not self.stopping.done():
-            self.stopping.set_result(float(frame[1]))
+    def on_frame(self, frame: Frame) -> None:
+        match frame:
+            case Start(settings) if not self.settings.done():
+                self.settings.set_result(settings)
+            case Wake():
+                self.on_wake()
+            case Stop(grace) if not self.stopping.done():
+                self.stopping.set_result(float(grace))
+            case _:
+                pass  # reports go the other way
 
     def on_lost(self, exc: Exception | None) -> None:
         if not self.stopping.done():
@@ -97,7 +109,7 @@ class Child:
         self._flush = None
         updates = self.recorder.take()
         if updates:
-            self.protocol.send(("metrics", updates))
+            self.protocol.send(MetricUpdates(updates))
 
 
 async def deliver(child: Child, settings: Settings) -> None:
@@ -136,7 +148,7 @@ async def deliver(child: Child, settings: Settings) -> None:
         try:
             await worker.start()
             child.on_wake = worker.wake
-            child.protocol.send(("ready", os.getpid(), worker.owner))
+            child.protocol.send(Ready(os.getpid(), worker.owner))
             await worker.stop(await child.stopping)
         finally:
             await transport.aclose()

@@ -34,10 +34,19 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 from mxrelay.config import Settings
-from mxrelay.delivery.process.ipc import FrameProtocol, apply_updates
+from mxrelay.delivery.process.ipc import (
+    Frame,
+    FrameProtocol,
+    HealthChange,
+    MetricUpdates,
+    Ready,
+    Start,
+    Stop,
+    Wake,
+    apply_updates,
+)
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
@@ -70,18 +79,19 @@ class _Child:
         self.gone: asyncio.Future[None] = loop.create_future()
         self.protocol = FrameProtocol(self.on_frame, self.on_lost)
 
-    def on_frame(self, frame: Any) -> None:
-        kind = frame[0]
-        if kind == "metrics":
-            apply_updates(self.metrics, frame[1])
-        elif kind == "health":
-            _, name, ok, detail = frame
-            # Under a name of its own: the child's store and worker conditions are about
-            # delivery (status), never the relay's own readiness conditions of the same name.
-            self.health.set(f"{HEALTH_CONDITION}:{name}", ok, detail)
-        elif kind == "ready" and not self.ready.done():
-            self.owner = frame[2]
-            self.ready.set_result(None)
+    def on_frame(self, frame: Frame) -> None:
+        match frame:
+            case MetricUpdates(updates):
+                apply_updates(self.metrics, updates)
+            case HealthChange(name, ok, detail):
+                # Under a name of its own: the child's store and worker conditions are about
+                # delivery (status), never the relay's own readiness conditions of the same name.
+                self.health.set(f"{HEALTH_CONDITION}:{name}", ok, detail)
+            case Ready(owner=owner) if not self.ready.done():
+                self.owner = owner
+                self.ready.set_result(None)
+            case _:
+                pass  # orders go the other way
 
     def on_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
@@ -139,7 +149,7 @@ class DeliveryProcess:
         await cancel_and_wait((self._supervisor,))
         child, self._child = self._child, None
         if child is not None:
-            child.protocol.send(("stop", grace))
+            child.protocol.send(Stop(grace))
             await self._reap(child, grace + self._stop_margin if within is None else within)
             await self._hand_back(child)
 
@@ -163,7 +173,7 @@ class DeliveryProcess:
     def _send_wake(self) -> None:
         self._wake_pending = False
         if self._child is not None:
-            self._child.protocol.send(("wake",))
+            self._child.protocol.send(Wake())
 
     # --- the child -------------------------------------------------------------------------
 
@@ -190,7 +200,7 @@ class DeliveryProcess:
         self._child = child
         loop = asyncio.get_running_loop()
         await loop.connect_accepted_socket(lambda: child.protocol, ours)
-        child.protocol.send(("start", self.settings))
+        child.protocol.send(Start(self.settings))
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 await child.ready

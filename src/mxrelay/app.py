@@ -23,6 +23,7 @@ from typing import Any
 
 from mxrelay import __version__, log
 from mxrelay.config import Settings, redact_url
+from mxrelay.delivery import Transport
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph.prepare import (
     address_allowed,
@@ -32,7 +33,6 @@ from mxrelay.delivery.graph.prepare import (
 from mxrelay.delivery.graph.proxy import ProxyProblem
 from mxrelay.delivery.passthrough import PassthroughSink, UpstreamPool, VariantPlan
 from mxrelay.delivery.stage import QueueStage, smarthost_transport
-from mxrelay.delivery.transport import Transport
 from mxrelay.dns.answer import Query, RdType
 from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import Health

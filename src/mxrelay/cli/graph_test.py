@@ -23,7 +23,7 @@ from ulid import ULID
 
 from mxrelay.cli.common import EXIT_CONFIG, load_or_exit
 from mxrelay.config import Settings, graph_settings_problem
-from mxrelay.delivery.errors import DeliveryError, UpstreamUnavailable
+from mxrelay.delivery import DeliveryError, DeliveryJob, UpstreamUnavailable
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph.auth import MsalTokenSource, authority_url
 from mxrelay.delivery.graph.credentials import TlsTrust, load_credential
@@ -31,7 +31,6 @@ from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
 from mxrelay.delivery.graph.pacing import Pacer, PacingLimits
 from mxrelay.delivery.graph.prepare import message_id_for
 from mxrelay.delivery.graph.proxy import OutboundProxy, ProxyProblem
-from mxrelay.delivery.transport import DeliveryJob
 from mxrelay.log import printable
 
 EXIT_FAILED = 1

@@ -30,12 +30,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from mxrelay.config import Settings
-from mxrelay.delivery.graph.lanes import SharesLanes
 from mxrelay.delivery.passthrough import UpstreamPool
 from mxrelay.delivery.process.supervisor import DeliveryProcess
 from mxrelay.delivery.retry import RetryPolicy
 from mxrelay.delivery.smtp import SmarthostTransport
-from mxrelay.delivery.transport import Transport
+from mxrelay.delivery.transport import SharesLanes, Transport
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.log import event

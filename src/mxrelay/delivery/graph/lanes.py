@@ -13,7 +13,7 @@ lane for a Retry-After. Two places keep the state, and both decide with the same
   pauses, the daily recipient budget) as one relay would. A replica that dies holds its
   concurrency slots only until their leases lapse.
 
-`QueueStage` hands the transport the store's lanes (`SharesLanes.share_lanes`) when the store is
+`QueueStage` hands the transport the store's lanes (`transport.SharesLanes`) when the store is
 PostgreSQL; until then, and always with SQLite, the transport paces in its own process. `PacedLanes`
 is how the transport asks: a wait shorter than a trip through the queue is waited out, a longer one
 becomes `Throttled` (before sending: not an attempt).
@@ -34,7 +34,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from mxrelay.config import Settings
 from mxrelay.delivery.errors import PermanentFailure, Throttled, ThrottledBeforeSending
@@ -86,13 +86,6 @@ class Lanes(Protocol):
     async def release(self, grant: Grant, *, sent: bool) -> None: ...
 
     async def block(self, lane: str, seconds: float) -> None: ...
-
-
-@runtime_checkable
-class SharesLanes(Protocol):
-    """A transport that can pace through the store's lanes (replicas sharing a queue)."""
-
-    def share_lanes(self, store: LaneStore) -> None: ...
 
 
 class LocalLanes:

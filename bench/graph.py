@@ -16,9 +16,9 @@ Two tables, three runs each, a fresh store per run:
 
 3. The same two runs with the store on PostgreSQL (a throw-away cluster, `tests/support/postgres.py`),
    where replicas share the queue and so the pacing lanes: every message's grant and release is
-   a transaction in the database (`delivery/lanes.py`), which is what these runs price; and the
-   lanes alone, in this process and in the database: microseconds per message (a grant and its
-   release), one after another.
+   a transaction in the database (`delivery/graph/lanes.py`), which is what these runs price; and
+   the lanes alone, in this process and in the database: microseconds per message (a grant and
+   its release), one after another.
 
 The stand-in shares this process (and its GIL) with the relay; its TLS and MIME work is counted
 against the relay's rate, so the figures are a lower bound. The queue is polled every 20 ms

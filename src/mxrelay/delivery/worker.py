@@ -7,10 +7,10 @@ group committer (one fsync for many deliveries). The worker never builds SQL; `s
 does.
 
 - Up to `concurrency` deliveries run at once under leases that a `LeaseKeeper` renews every third
-  of their time (`leases.py`). New mail arrives straight from the sink when a slot is free (`reserve()`,
-  `hand_over()`: committed already leased, delivered from memory); otherwise the sink wakes the
-  loop (`wake()`), which claims due entries (a batch is loaded in one read), and the loop also
-  looks at the queue every poll interval for retries that have come due. An entry this worker
+  of their time (`leases.py`). New mail arrives straight from the sink when a slot is free
+  (`reserve()`, `hand_over()`: committed already leased, delivered from memory); otherwise the
+  sink wakes the loop (`wake()`), which claims due entries (a batch is loaded in one read), and the
+  loop also looks at the queue every poll interval for retries that have come due. An entry this worker
   deferred wakes it when it comes due (a timer on the earliest such time), so a two-second
   Retry-After or a pacing slot costs two seconds, not two seconds plus a poll.
 - A `ConfigurationFault` holds the entry (no attempt counted) and goes to the `FaultProbe`: the
@@ -68,7 +68,7 @@ DUE_MARGIN = 0.002
 DUE_TIMES_LIMIT = 10_000
 """Due times of deferred entries remembered for wake-ups; beyond it the poll finds them."""
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class DeliveryWorker:
@@ -172,7 +172,7 @@ class DeliveryWorker:
         """Recover leases left by a crash, then start claiming."""
         recovered = await self.queue.recover(self._now())
         if recovered:
-            event(log, "queue.recovered", entries=recovered)
+            event(logger, "queue.recovered", entries=recovered)
         self._probe.start()
         self._loop_task = asyncio.create_task(self._run(), name="delivery-worker")
         self._leases.start()
@@ -216,7 +216,7 @@ class DeliveryWorker:
                 try:
                     self._backlog = await self._claim(free) == free
                 except Exception as exc:  # store trouble must not end the loop; retry next poll
-                    event(log, "queue.claim_failed", logging.WARNING, error=type(exc).__name__)
+                    event(logger, "queue.claim_failed", logging.WARNING, error=type(exc).__name__)
             # Sleep until new mail, the poll interval, or (with a backlog) a free slot; a slot
             # freed while nothing else is due does not cost a claim.
             with contextlib.suppress(TimeoutError):
@@ -233,7 +233,7 @@ class DeliveryWorker:
             self._last_expiry_check = now
             requeued = await self.queue.requeue_expired(now)
             if requeued:
-                event(log, "queue.leases_expired", logging.WARNING, entries=requeued)
+                event(logger, "queue.leases_expired", logging.WARNING, entries=requeued)
         entries = await self.queue.claim(self.owner, free, now, self._lease)
         try:
             loaded = await self.queue.load_many(entries)
@@ -252,7 +252,7 @@ class DeliveryWorker:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._active.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
-            log.error("delivery task failed", exc_info=task.exception())
+            logger.error("delivery task failed", exc_info=task.exception())
         if self._backlog:
             self._wakeup.set()
 
@@ -268,7 +268,7 @@ class DeliveryWorker:
             await self.committer.submit(self.queue.settle_batch, settlement, durable=durable)
         except StoreUnavailable as exc:
             # The lease runs out and the entry is delivered again: at least once, never lost.
-            event(log, "delivery.record_failed", logging.ERROR, id=entry.key, error=str(exc))
+            event(logger, "delivery.record_failed", logging.ERROR, id=entry.key, error=str(exc))
             return
         if settlement.state is QueueState.DEFERRED:
             self._remember_due(settlement.next_attempt_at)
@@ -327,7 +327,7 @@ class DeliveryWorker:
         except DeliveryError as exc:
             error = exc
         except Exception as exc:  # the per-entry guard: an unexpected error defers, never drops
-            log.exception("transport %s failed unexpectedly", self.transport.name)
+            logger.exception("transport %s failed unexpectedly", self.transport.name)
             error = TemporaryFailure(f"internal error: {type(exc).__name__}")
         duration = self._monotonic() - started
         now = self._now()
@@ -370,7 +370,7 @@ class DeliveryWorker:
             if record is not None:
                 self.metrics.delivery_latency.labels(transport=name).observe(duration)
         event(
-            log,
+            logger,
             "delivery.attempt",
             logging.WARNING
             if error is not None and not isinstance(error, Throttled)

@@ -66,7 +66,7 @@ SHORT_WAIT = 0.25
 """Pacing waits that end within this many seconds are waited out here instead of going back
 to the queue (a trip through the queue costs more than that)."""
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class LanesUnavailable(Exception):
@@ -157,7 +157,7 @@ class SharedLanes:
         try:
             return await self.store.update(grant.lane, None, self._clock(), change)
         except StoreError as exc:
-            event(log, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
+            event(logger, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
             return Wait(STORE_RETRY, Limit.REQUESTS)
 
     async def release(self, grant: Grant, *, sent: bool) -> None:
@@ -171,7 +171,7 @@ class SharedLanes:
         try:
             await self.store.update(grant.lane, None, now, change)
         except StoreError as exc:  # its lease lapses instead
-            event(log, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
+            event(logger, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
 
     async def block(self, lane: str, seconds: float) -> None:
         now = self._clock()
@@ -184,7 +184,7 @@ class SharedLanes:
         try:
             await self.store.update(lane, None, now, change)
         except StoreError as exc:  # Graph says Retry-After again if the mailbox still must wait
-            event(log, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
+            event(logger, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
 
 
 class PacedLanes:

@@ -61,7 +61,7 @@ MAX_RESTART_DELAY = 60.0
 STOP_MARGIN = 10.0
 CHILD_COMMAND = (sys.executable, "-m", "mxrelay.delivery.process.child")
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class _Child:
@@ -213,7 +213,7 @@ class DeliveryProcess:
             )
             return None
         self.health.set(HEALTH_CONDITION, True, f"pid {process.pid}")
-        event(log, "delivery.process_started", pid=process.pid)
+        event(logger, "delivery.process_started", pid=process.pid)
         return child
 
     async def _supervise(self, child: _Child | None) -> None:
@@ -225,7 +225,7 @@ class DeliveryProcess:
                 delay = self._restart_delay
                 await child.gone
                 status = await self._reap(child, self._stop_margin)
-                event(log, "delivery.process_exited", logging.ERROR, pid=child.process.pid,
+                event(logger, "delivery.process_exited", logging.ERROR, pid=child.process.pid,
                       status=status)  # fmt: skip
                 self.metrics.delivery_process_exits.inc()
                 self.health.set(HEALTH_CONDITION, False, f"exited with status {status}")
@@ -254,11 +254,11 @@ class DeliveryProcess:
         try:
             count = await self.queue.requeue_owner(child.owner, self._clock().timestamp())
         except Exception as exc:  # the store may be why we stop; leases expire anyway
-            event(log, "delivery.process_leases_kept", logging.WARNING, error=type(exc).__name__)
+            event(logger, "delivery.process_leases_kept", logging.WARNING, error=type(exc).__name__)
             return
         if count:
-            event(log, "delivery.process_leases_requeued", logging.WARNING, entries=count)
+            event(logger, "delivery.process_leases_requeued", logging.WARNING, entries=count)
 
     def _failed(self, detail: str) -> None:
-        event(log, "delivery.process_failed", logging.ERROR, error=detail)
+        event(logger, "delivery.process_failed", logging.ERROR, error=detail)
         self.health.set(HEALTH_CONDITION, False, detail)

@@ -74,7 +74,7 @@ class ReportedHealth(Health):
             self._protocol.send(HealthChange(name, ok, detail))
 
 
-class Child:
+class RelayLink:
     """The relay's orders, and the metric updates sent back in small bundles."""
 
     def __init__(self) -> None:
@@ -112,11 +112,11 @@ class Child:
             self.protocol.send(MetricUpdates(updates))
 
 
-async def deliver(child: Child, settings: Settings) -> None:
+async def deliver(relay: RelayLink, settings: Settings) -> None:
     """Run the delivery worker until the relay says stop (or is gone)."""
     store = settings.store
-    metrics = child.recorder.as_metrics()
-    health = ReportedHealth(child.protocol)
+    metrics = relay.recorder.as_metrics()
+    health = ReportedHealth(relay.protocol)
     async with (
         open_store(
             store.database_url,
@@ -147,31 +147,31 @@ async def deliver(child: Child, settings: Settings) -> None:
         )
         try:
             await worker.start()
-            child.on_wake = worker.wake
-            child.protocol.send(Ready(os.getpid(), worker.owner))
-            await worker.stop(await child.stopping)
+            relay.on_wake = worker.wake
+            relay.protocol.send(Ready(os.getpid(), worker.owner))
+            await worker.stop(await relay.stopping)
         finally:
             await transport.aclose()
 
 
 async def serve(sock: socket.socket) -> int:
-    child = Child()
-    await asyncio.get_running_loop().connect_accepted_socket(lambda: child.protocol, sock)
-    orders: list[asyncio.Future[Any]] = [child.settings, child.stopping]
+    relay = RelayLink()
+    await asyncio.get_running_loop().connect_accepted_socket(lambda: relay.protocol, sock)
+    orders: list[asyncio.Future[Any]] = [relay.settings, relay.stopping]
     await asyncio.wait(orders, return_when=asyncio.FIRST_COMPLETED)
-    if not child.settings.done():
+    if not relay.settings.done():
         return 0  # stopped before it began
-    settings = child.settings.result()
+    settings = relay.settings.result()
     log.configure(settings.service.log_format, settings.service.log_level)
     try:
-        await deliver(child, settings)
+        await deliver(relay, settings)
     except StoreError as exc:
         logger.error("the delivery process cannot open the store: %s", exc)
         return EXIT_STORE
     finally:
-        child.flush()
+        relay.flush()
         with contextlib.suppress(Exception):
-            child.protocol.close()
+            relay.protocol.close()
     return 0
 
 

@@ -64,7 +64,7 @@ CHILD_COMMAND = (sys.executable, "-m", "mxrelay.delivery.process.child")
 logger = logging.getLogger(__name__)
 
 
-class _Child:
+class _RunningChild:
     """One delivery process: its pid, lease owner, socket, and whether it is ready or gone."""
 
     def __init__(
@@ -126,7 +126,7 @@ class DeliveryProcess:
         self._command = tuple(command)
         self._restart_delay = restart_delay
         self._stop_margin = stop_margin
-        self._child: _Child | None = None
+        self._child: _RunningChild | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake_pending = False
@@ -177,7 +177,7 @@ class DeliveryProcess:
 
     # --- the child -------------------------------------------------------------------------
 
-    async def _start_one(self) -> _Child | None:
+    async def _start_one(self) -> _RunningChild | None:
         """A ready child, or None (logged, its condition false) if it could not start."""
         ours, theirs = socket.socketpair()
         try:
@@ -196,7 +196,7 @@ class DeliveryProcess:
             raise
         finally:
             theirs.close()
-        child = _Child(process, self.metrics, self.health)
+        child = _RunningChild(process, self.metrics, self.health)
         self._child = child
         loop = asyncio.get_running_loop()
         await loop.connect_accepted_socket(lambda: child.protocol, ours)
@@ -216,7 +216,7 @@ class DeliveryProcess:
         event(logger, "delivery.process_started", pid=process.pid)
         return child
 
-    async def _supervise(self, child: _Child | None) -> None:
+    async def _supervise(self, child: _RunningChild | None) -> None:
         """Start another child whenever the current one is gone: after `restart_delay`, doubled
         after each start that fails (up to `MAX_RESTART_DELAY`)."""
         delay = self._restart_delay
@@ -235,7 +235,7 @@ class DeliveryProcess:
             await asyncio.sleep(delay)
             child = await self._start_one()
 
-    async def _reap(self, child: _Child, within: float) -> int | None:
+    async def _reap(self, child: _RunningChild, within: float) -> int | None:
         """Wait for the child to exit, killing it if it takes longer than `within` seconds."""
         try:
             async with asyncio.timeout(within):
@@ -247,7 +247,7 @@ class DeliveryProcess:
         finally:
             child.protocol.close()
 
-    async def _hand_back(self, child: _Child) -> None:
+    async def _hand_back(self, child: _RunningChild) -> None:
         """Give back what a child that is gone still held (nothing, if it stopped in order)."""
         if child.owner is None:
             return

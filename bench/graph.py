@@ -16,9 +16,9 @@ Two tables, three runs each, a fresh store per run:
 
 3. The same two runs with the store on PostgreSQL (a throw-away cluster, `tests/support/postgres.py`),
    where replicas share the queue and so the pacing lanes: every message's grant and release is
-   a transaction in the database (`delivery/lanes.py`), which is what these runs price; and the
-   lanes alone, in this process and in the database: microseconds per message (a grant and its
-   release), one after another.
+   a transaction in the database (`delivery/graph/lanes.py`), which is what these runs price; and
+   the lanes alone, in this process and in the database: microseconds per message (a grant and
+   its release), one after another.
 
 The stand-in shares this process (and its GIL) with the relay; its TLS and MIME work is counted
 against the relay's rate, so the figures are a lower bound. The queue is polled every 20 ms
@@ -47,7 +47,7 @@ from tests.support.relay_app import running_relay
 from bench.figures import Row, format_facts, format_table, ratio_line
 from mxrelay.config import load_settings
 from mxrelay.delivery.graph import GraphTransport
-from mxrelay.delivery.pacing import Grant, Pacer, PacingLimits
+from mxrelay.delivery.graph.pacing import Grant, Pacer, PacingLimits
 from mxrelay.store.db import open_store
 
 RUNS = 3
@@ -171,7 +171,7 @@ async def lanes_alone(database_url: str) -> tuple[float, float | None]:
         pacer.release(grant, sent=True, now=float(i))
     local = (time.perf_counter() - started) / LANE_MESSAGES * 1e6
     try:
-        from mxrelay.delivery.lanes import SharedLanes
+        from mxrelay.delivery.graph.lanes import SharedLanes
         from mxrelay.store.lanes import LaneStore
     except ImportError:
         return local, None

@@ -23,14 +23,14 @@ from typing import Any
 
 from mxrelay import __version__, log
 from mxrelay.config import Settings, redact_url
-from mxrelay.delivery.base import Transport
+from mxrelay.delivery import Transport
 from mxrelay.delivery.graph import GraphTransport
-from mxrelay.delivery.graph_message import (
+from mxrelay.delivery.graph.prepare import (
     address_allowed,
     graph_size_limit,
     message_sender_allowed,
 )
-from mxrelay.delivery.proxy import ProxyProblem
+from mxrelay.delivery.graph.proxy import ProxyProblem
 from mxrelay.delivery.stage import QueueStage, smarthost_transport
 from mxrelay.dns.answer import Query, RdType
 from mxrelay.dns.check import RecipientChecker

@@ -12,7 +12,7 @@ from mxrelay.delivery.retry import (
     THROTTLE_FLOOR,
     Failure,
     RetryPolicy,
-    Verdict,
+    RetryVerdict,
     backoff,
     next_attempt,
 )
@@ -55,9 +55,9 @@ def test_temporary_failure_schedule_stays_in_bounds(
     )
     deadline = T0 + policy.lifetime.total_seconds()
     if now >= deadline:
-        assert decision.verdict is Verdict.DEAD
+        assert decision.verdict is RetryVerdict.DEAD
         return
-    assert decision.verdict is Verdict.RETRY
+    assert decision.verdict is RetryVerdict.RETRY
     assert decision.at is not None
     assert decision.at > now  # never in the past, never "now" (no hot loop)
     wait = retry_after or 0.0
@@ -104,7 +104,7 @@ def test_permanent_failure_is_a_dead_letter_at_once() -> None:
     decision = next_attempt(
         Failure.PERMANENT, attempts=1, queued_at=T0, now=T0, policy=DEFAULT, rng=lambda: 0.5
     )
-    assert decision.verdict is Verdict.DEAD
+    assert decision.verdict is RetryVerdict.DEAD
 
 
 @given(age=st.floats(min_value=0, max_value=365 * 86400), wait=st.floats(0, 86400))
@@ -118,7 +118,7 @@ def test_a_throttle_before_sending_never_kills_mail(age: float, wait: float) -> 
         rng=lambda: 0.5,
         retry_after=wait,
     )
-    assert decision.verdict is Verdict.RETRY
+    assert decision.verdict is RetryVerdict.RETRY
     assert decision.at == T0 + age + wait
 
 
@@ -144,10 +144,10 @@ def test_a_throttle_retries_exactly_when_asked_until_the_lifetime_ends(
         retry_after=wait,
     )
     if now >= T0 + policy.lifetime.total_seconds():
-        assert decision.verdict is Verdict.DEAD
+        assert decision.verdict is RetryVerdict.DEAD
         assert decision.reason.startswith("still throttled after")
     else:
-        assert decision.verdict is Verdict.RETRY
+        assert decision.verdict is RetryVerdict.RETRY
         assert decision.at == now + max(wait or 0.0, THROTTLE_FLOOR)
 
 

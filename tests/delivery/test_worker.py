@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mxrelay.config import load_settings
-from mxrelay.delivery.base import DeliveryJob, DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.delivery.errors import (
     ConfigurationFault,
     PermanentFailure,
@@ -20,6 +19,12 @@ from mxrelay.delivery.errors import (
 )
 from mxrelay.delivery.retry import RetryPolicy
 from mxrelay.delivery.smarthost import SmarthostTransport
+from mxrelay.delivery.transport import (
+    DeliveryJob,
+    DeliveryOutcome,
+    RecipientOutcome,
+    RecipientStatus,
+)
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics

@@ -9,8 +9,8 @@ from typing import Any
 from ulid import ULID
 
 from mxrelay.config import load_settings
-from mxrelay.delivery.base import DeliveryJob
 from mxrelay.delivery.graph import GraphTransport
+from mxrelay.delivery.transport import DeliveryJob
 from tests.support.graph_standin import MAILBOX, GraphStandIn
 
 

@@ -20,8 +20,9 @@ import pytest
 
 from mxrelay.app import Relay
 from mxrelay.config import Settings
-from mxrelay.delivery import graph
-from mxrelay.delivery.pacing import PacingLimits
+from mxrelay.delivery.graph import lanes
+from mxrelay.delivery.graph import transport as graph_transport
+from mxrelay.delivery.graph.pacing import PacingLimits
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_relay import graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn, MailboxLimits, throttle
@@ -94,7 +95,7 @@ async def test_two_relays_keep_the_mailbox_rate_together(
     """20 messages per (shortened) minute configured on each relay; the stand-in allows 20 per
     1.96 s, a window 2 % short of the relays' to absorb loopback jitter. Apart, the two relays
     would send twice that and collect 429s at once."""
-    monkeypatch.setattr(graph, "limits_from", shortened(graph.limits_from))
+    monkeypatch.setattr(graph_transport, "limits_from", shortened(lanes.limits_from))
     per_second = 20 / (60.0 / SCALE)
     limits = MailboxLimits(messages=(20, 1.96), requests=None, upload_bytes=None, concurrency=4)
     with GraphStandIn.running(tmp_path / "standin", limits=limits) as standin:

@@ -1,8 +1,8 @@
 """`mxrelay config`: print the effective configuration, secrets redacted.
 
 After the settings, as comment lines (which an env file ignores), the proxy outbound HTTPS takes
-to the identity platform and to Graph: the decision both clients make (delivery/proxy.py), from
-HTTPS_PROXY, ALL_PROXY and NO_PROXY, shown in Graph mode or whenever one of those is set.
+to the identity platform and to Graph: the decision both clients make (delivery/graph/proxy.py),
+from HTTPS_PROXY, ALL_PROXY and NO_PROXY, shown in Graph mode or whenever one of those is set.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from mxrelay.cli.common import EXIT_CONFIG, load_or_exit
 from mxrelay.config import Settings, effective, options, render_value
-from mxrelay.delivery.proxy import NO_PROXY, PROXY_VARIABLES, OutboundProxy, ProxyProblem
+from mxrelay.delivery.graph.proxy import NO_PROXY, PROXY_VARIABLES, OutboundProxy, ProxyProblem
 from mxrelay.model import DeliveryMode
 
 

@@ -23,15 +23,14 @@ from ulid import ULID
 
 from mxrelay.cli.common import EXIT_CONFIG, load_or_exit
 from mxrelay.config import Settings, graph_settings_problem
-from mxrelay.delivery.base import DeliveryJob
-from mxrelay.delivery.errors import DeliveryError, UpstreamUnavailable
+from mxrelay.delivery import DeliveryError, DeliveryJob, UpstreamUnavailable
 from mxrelay.delivery.graph import GraphTransport
-from mxrelay.delivery.graph_auth import MsalTokenSource, authority_url
-from mxrelay.delivery.graph_credentials import TlsTrust, load_credential
-from mxrelay.delivery.graph_message import message_id_for
-from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
-from mxrelay.delivery.pacing import Pacer, PacingLimits
-from mxrelay.delivery.proxy import OutboundProxy, ProxyProblem
+from mxrelay.delivery.graph.auth import MsalTokenSource, authority_url
+from mxrelay.delivery.graph.credentials import TlsTrust, load_credential
+from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.pacing import Pacer, PacingLimits
+from mxrelay.delivery.graph.prepare import message_id_for
+from mxrelay.delivery.graph.proxy import OutboundProxy, ProxyProblem
 from mxrelay.log import printable
 
 EXIT_FAILED = 1

@@ -35,8 +35,16 @@ class TemporaryFailure(DeliveryError):
 
 
 class Throttled(TemporaryFailure):
-    def __init__(self, detail: str, *, retry_after: timedelta, **kwargs: object) -> None:
-        super().__init__(detail, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: timedelta,
+        code: int | None = None,
+        error_code: str | None = None,
+        remote_id: str | None = None,
+    ) -> None:
+        super().__init__(detail, code=code, error_code=error_code, remote_id=remote_id)
         self.retry_after = retry_after
 
     @property

@@ -52,14 +52,14 @@ class Failure(enum.StrEnum):
     """Stopped before sending (pacing); not counted against the lifetime."""
 
 
-class Verdict(enum.StrEnum):
+class RetryVerdict(enum.StrEnum):
     RETRY = "retry"
     DEAD = "dead"
 
 
 @dataclass(frozen=True, slots=True)
 class RetryDecision:
-    verdict: Verdict
+    verdict: RetryVerdict
     at: float | None
     """Epoch seconds of the next attempt (RETRY only)."""
     reason: str = ""
@@ -93,15 +93,17 @@ def next_attempt(
     """
     wait = max(retry_after or 0.0, 0.0)
     if failure is Failure.NOT_ATTEMPTED:
-        return RetryDecision(Verdict.RETRY, now + wait, "throttled before sending")
+        return RetryDecision(RetryVerdict.RETRY, now + wait, "throttled before sending")
     if failure is Failure.PERMANENT:
-        return RetryDecision(Verdict.DEAD, None, "refused permanently")
+        return RetryDecision(RetryVerdict.DEAD, None, "refused permanently")
     deadline = queued_at + policy.lifetime.total_seconds()
     if now >= deadline:
         lifetime = format_duration(policy.lifetime)
         still = "throttled" if failure is Failure.THROTTLED else "failing"
-        return RetryDecision(Verdict.DEAD, None, f"still {still} after {lifetime} in the queue")
+        return RetryDecision(
+            RetryVerdict.DEAD, None, f"still {still} after {lifetime} in the queue"
+        )
     if failure is Failure.THROTTLED:
-        return RetryDecision(Verdict.RETRY, now + max(wait, THROTTLE_FLOOR), "throttled")
+        return RetryDecision(RetryVerdict.RETRY, now + max(wait, THROTTLE_FLOOR), "throttled")
     at = min(now + backoff(attempts, policy, rng), deadline)
-    return RetryDecision(Verdict.RETRY, max(at, now + wait))
+    return RetryDecision(RetryVerdict.RETRY, max(at, now + wait))

@@ -1,33 +1,29 @@
 """From an attempt's result to the entry's next state (pure: values in, a `Settlement` out).
 
-A transport reports per-recipient outcomes, or raises for the whole attempt; this module decides:
-
-- every recipient delivered or failed → the entry is done (`delivered`, or `dead` if none arrived);
-- any recipient deferred → `deferred` at `retry.next_attempt()` (or `dead` once the lifetime is
-  over; those recipients then fail with the reason);
-- `PermanentFailure` → `dead` at once, never retried by a restart;
-- `ConfigurationFault` → `held` (kind `fault`, released by a successful probe); no attempt counted;
-- `Throttled` after an answer (Graph's 429, a 503 with Retry-After) → `deferred` to exactly the
-  Retry-After, with an attempt row (outcome `throttled`) but not counted: the backoff of a later
-  failure is as if the throttle had not happened; `dead` only once the lifetime is over;
-- `Throttled` raised before anything was sent → `deferred` until its Retry-After, not counted, no
-  attempt row; a reason is kept in `last_error` so `mxrelay queue list` shows it.
+A transport reports per-recipient outcomes or raises for the whole attempt; each case resolves to a
+`Resolution` (state, next attempt, counted or not, hold, last error) in one small function, and one
+builder makes the `Settlement` the store writes. Deferred recipients defer the entry (and fail once
+the lifetime is over), a held one holds it (fault); `PermanentFailure` is a dead letter at once;
+`ConfigurationFault` holds without counting (a probe releases it), as does a transform the relay
+cannot apply (for the operator); a throttle goes again exactly at its Retry-After without counting,
+and one raised before anything was sent leaves no attempt row. The schedule itself is `retry.py`'s.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from mxrelay.delivery.base import DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.delivery.errors import (
     ConfigurationFault,
     DeliveryError,
     PermanentFailure,
     Throttled,
 )
-from mxrelay.delivery.retry import Failure, RetryDecision, RetryPolicy, Verdict, next_attempt
+from mxrelay.delivery.retry import Failure, RetryDecision, RetryPolicy, RetryVerdict, next_attempt
+from mxrelay.delivery.transport import DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.store.log import AttemptRecord, RecipientResult
 from mxrelay.store.queue import (
     HoldKind,
@@ -37,6 +33,21 @@ from mxrelay.store.queue import (
     RecipientUpdate,
     Settlement,
 )
+
+NO_RESULT = "no result reported"
+MISSING = "the stored message is missing"
+
+
+class AttemptOutcome(enum.StrEnum):
+    """What one attempt came to: the `attempts.outcome` column and the deliveries metric label."""
+
+    DELIVERED = "delivered"
+    PARTIAL = "partial"
+    """Some recipients delivered, the others deferred."""
+    DEFERRED = "deferred"
+    THROTTLED = "throttled"
+    HELD = "held"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,14 +76,280 @@ class Attempt:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    kind: HoldKind
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Where an attempt leaves its entry, before the recipients and the attempt row are added."""
+
+    state: QueueState
+    next_at: float
+    counted: bool
+    """Whether the attempt counts (for the backoff and the entry's attempts)."""
+    hold: Hold | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResolution:
+    """A whole attempt's error resolved: the entry's fate, and what every recipient gets."""
+
+    resolution: Resolution
+    status: RecipientStatus
+    outcome: AttemptOutcome
+    detail: str
+
+
+# --- per-recipient outcomes ----------------------------------------------------------------------
+
+
+def settle_outcome(
+    attempt: Attempt,
+    loaded: LoadedEntry,
+    outcome: DeliveryOutcome,
+    *,
+    now: float,
+    duration: float,
+) -> Settlement:
+    """The transport reached the remote side and reported per recipient."""
+    reported = {r.recipient: r for r in outcome.recipients}
+    results = tuple(
+        reported.get(address) or RecipientOutcome(address, RecipientStatus.DEFERRED, text=NO_RESULT)
+        for address in loaded.recipients
+    )
+    resolution, updates = _resolve_outcome(
+        attempt, results, now=now, retry_after=outcome.retry_after
+    )
+    delivered = any(r.status is RecipientStatus.DELIVERED for r in results)
+    problem = _first_problem(results)
+    main = problem or next(iter(results), None)
+    record = _record(
+        attempt,
+        _outcome_label(resolution.state, delivered=delivered),
+        results,
+        duration=duration,
+        code=main.code if main else None,
+        enhanced=main.enhanced if main else "",
+        text=(main.text if main else "") or outcome.detail,
+        remote_id=outcome.remote_id,
+        http_status=outcome.http_status,
+        error_code=outcome.error_code,
+    )
+    return _settlement(attempt, resolution, now=now, recipients=updates, record=record)
+
+
+def _resolve_outcome(
+    attempt: Attempt,
+    results: tuple[RecipientOutcome, ...],
+    *,
+    now: float,
+    retry_after: timedelta | None,
+) -> tuple[Resolution, tuple[RecipientUpdate, ...]]:
+    """Deferred recipients defer the entry (or fail once the lifetime is over); otherwise a held
+    one holds it; otherwise it is done."""
+    updates = tuple(_update(r, r.status, r.text) for r in results)
+    problem = _first_problem(results)
+    last_error = _describe(problem) if problem is not None else None
+    statuses = {r.status for r in results}
+    done = QueueState.DELIVERED if RecipientStatus.DELIVERED in statuses else QueueState.DEAD
+    if RecipientStatus.DEFERRED in statuses:
+        decision = attempt.next_attempt(Failure.TEMPORARY, now=now, retry_after=retry_after)
+        if decision.verdict is RetryVerdict.RETRY and decision.at is not None:
+            deferred = Resolution(QueueState.DEFERRED, decision.at, True, last_error=last_error)
+            return deferred, updates
+        expired = tuple(_expire(result, decision.reason) for result in results)
+        return Resolution(done, now, True, last_error=f"{decision.reason}: {last_error}"), expired
+    held = next((r for r in results if r.status is RecipientStatus.HELD), None)
+    if held is not None:
+        hold = Hold(HoldKind.FAULT, f"configuration fault: {_describe(held)}")
+        return Resolution(QueueState.HELD, now, True, hold, last_error), updates
+    return Resolution(done, now, True, last_error=last_error), updates
+
+
+def _expire(result: RecipientOutcome, reason: str) -> RecipientUpdate:
+    """A deferred recipient at the end of the lifetime fails, keeping its last reply."""
+    if result.status is not RecipientStatus.DEFERRED:
+        return _update(result, result.status, result.text)
+    return _update(result, RecipientStatus.FAILED, f"{reason}; last reply: {result.text}")
+
+
+def _outcome_label(state: QueueState, *, delivered: bool) -> AttemptOutcome:
+    match state:
+        case QueueState.DELIVERED:
+            return AttemptOutcome.DELIVERED
+        case QueueState.DEFERRED:
+            return AttemptOutcome.PARTIAL if delivered else AttemptOutcome.DEFERRED
+        case QueueState.HELD:
+            return AttemptOutcome.HELD
+        case _:
+            return AttemptOutcome.FAILED
+
+
+def _first_problem(results: tuple[RecipientOutcome, ...]) -> RecipientOutcome | None:
+    return next((r for r in results if r.status is not RecipientStatus.DELIVERED), None)
+
+
 def _describe(outcome: RecipientOutcome) -> str:
     parts = [str(outcome.code) if outcome.code else "", outcome.enhanced, outcome.text]
     return " ".join(p for p in parts if p) or outcome.status.value
 
 
+def _update(result: RecipientOutcome, status: RecipientStatus, text: str) -> RecipientUpdate:
+    return RecipientUpdate(
+        address=result.recipient,
+        state=status.value,
+        code=result.code,
+        enhanced=result.enhanced,
+        text=text,
+    )
+
+
+# --- errors for the whole attempt ----------------------------------------------------------------
+
+
+def settle_error(
+    attempt: Attempt,
+    loaded: LoadedEntry,
+    error: DeliveryError | ValueError,
+    *,
+    now: float,
+    duration: float,
+) -> Settlement:
+    """The whole attempt failed with `error` (no per-recipient results)."""
+    if isinstance(error, Throttled) and not error.attempted:
+        return _settlement(attempt, _not_attempted(attempt, error, now=now), now=now)
+    resolved = _resolve_error(attempt, error, now=now)
+    code, remote_id, error_code = (
+        (error.code, error.remote_id, error.error_code)
+        if isinstance(error, DeliveryError)
+        else (None, None, None)
+    )
+    results = tuple(
+        RecipientOutcome(address, resolved.status, code, "", resolved.detail)
+        for address in loaded.recipients
+    )
+    record = _record(
+        attempt,
+        resolved.outcome,
+        results,
+        duration=duration,
+        code=code,
+        text=resolved.detail,
+        remote_id=remote_id,
+        error_code=error_code,
+    )
+    counted = resolved.resolution.counted
+    updates = tuple(
+        RecipientUpdate(
+            address=r.recipient, state=r.status.value, code=r.code, text=r.text, counted=counted
+        )
+        for r in results
+    )
+    return _settlement(attempt, resolved.resolution, now=now, recipients=updates, record=record)
+
+
+def _not_attempted(attempt: Attempt, error: Throttled, *, now: float) -> Resolution:
+    """A throttle before anything was sent: back at its Retry-After, never a dead letter."""
+    decision = attempt.next_attempt(Failure.NOT_ATTEMPTED, now=now, retry_after=error.retry_after)
+    assert decision.at is not None  # never a dead letter
+    return Resolution(
+        QueueState.DEFERRED, decision.at, False, last_error=f"{decision.reason}: {error.detail}"
+    )
+
+
+def _resolve_error(
+    attempt: Attempt, error: DeliveryError | ValueError, *, now: float
+) -> ErrorResolution:
+    """One small resolution per error class (a throttle before sending is `_not_attempted`)."""
+    match error:
+        case ConfigurationFault():
+            return _held(HoldKind.FAULT, "configuration fault", error.detail, now=now)
+        case ValueError():  # a stored transform this relay cannot apply
+            return _held(HoldKind.OPERATOR, "cannot deliver", str(error), now=now)
+        case PermanentFailure():
+            return _refused(error.detail, now=now)
+        case Throttled():
+            return _retried(attempt, error.detail, error.retry_after, now=now)
+        case _:
+            return _retried(attempt, error.detail, None, now=now)
+
+
+def _held(kind: HoldKind, why: str, detail: str, *, now: float) -> ErrorResolution:
+    """Held without counting the attempt: a probe (fault) or the operator (the rest) releases it."""
+    reason = f"{why}: {detail}"
+    resolution = Resolution(QueueState.HELD, now, False, Hold(kind, reason), reason)
+    return ErrorResolution(resolution, RecipientStatus.HELD, AttemptOutcome.HELD, detail)
+
+
+def _refused(detail: str, *, now: float) -> ErrorResolution:
+    resolution = Resolution(QueueState.DEAD, now, True, last_error=detail)
+    return ErrorResolution(resolution, RecipientStatus.FAILED, AttemptOutcome.FAILED, detail)
+
+
+def _retried(
+    attempt: Attempt, detail: str, throttle: timedelta | None, *, now: float
+) -> ErrorResolution:
+    """Deferred with backoff, or to exactly the Retry-After of a throttle (`throttle`, which does
+    not count); a dead letter once the lifetime is over."""
+    throttled = throttle is not None
+    failure = Failure.THROTTLED if throttled else Failure.TEMPORARY
+    decision = attempt.next_attempt(failure, now=now, retry_after=throttle)
+    if decision.verdict is RetryVerdict.RETRY and decision.at is not None:
+        resolution = Resolution(QueueState.DEFERRED, decision.at, not throttled, last_error=detail)
+        outcome = AttemptOutcome.THROTTLED if throttled else AttemptOutcome.DEFERRED
+        return ErrorResolution(resolution, RecipientStatus.DEFERRED, outcome, detail)
+    return _refused(f"{decision.reason}: {detail}", now=now)
+
+
+# --- nothing to send -----------------------------------------------------------------------------
+
+
+def settle_unloadable(attempt: Attempt, loaded: LoadedEntry | None, *, now: float) -> Settlement:
+    """Nothing to send: the body is gone (dead letter) or no recipient is pending (done)."""
+    if loaded is not None and loaded.data is not None and not loaded.recipients:
+        return _settlement(attempt, Resolution(QueueState.DELIVERED, now, False), now=now)
+    updates = tuple(
+        RecipientUpdate(address=a, state=RecipientStatus.FAILED.value, text=MISSING)
+        for a in (loaded.recipients if loaded is not None else ())
+    )
+    resolution = Resolution(QueueState.DEAD, now, False, last_error=MISSING)
+    return _settlement(attempt, resolution, now=now, recipients=updates)
+
+
+# --- the values the store writes -----------------------------------------------------------------
+
+
+def _settlement(
+    attempt: Attempt,
+    resolution: Resolution,
+    *,
+    now: float,
+    recipients: tuple[RecipientUpdate, ...] = (),
+    record: AttemptRecord | None = None,
+) -> Settlement:
+    entry, hold = attempt.entry, resolution.hold
+    return Settlement(
+        entry=entry,
+        owner=attempt.owner,
+        state=resolution.state,
+        next_attempt_at=resolution.next_at,
+        attempts=entry.attempts + (1 if resolution.counted else 0),
+        now=now,
+        last_error=resolution.last_error,
+        hold_kind=hold.kind.value if hold is not None else None,
+        hold_reason=hold.reason if hold is not None else None,
+        recipients=recipients,
+        attempt=record,
+    )
+
+
 def _record(
     attempt: Attempt,
-    outcome: str,
+    outcome: AttemptOutcome,
     results: tuple[RecipientOutcome, ...],
     *,
     duration: float,
@@ -91,7 +368,7 @@ def _record(
         duration=duration,
         transport=attempt.transport,
         owner=attempt.owner,
-        outcome=outcome,
+        outcome=outcome.value,
         code=code,
         enhanced=enhanced,
         text=text,
@@ -101,228 +378,5 @@ def _record(
         recipients=tuple(
             RecipientResult(r.recipient, r.status.value, r.code, r.enhanced, r.text)
             for r in results
-        ),
-    )
-
-
-def settle_outcome(
-    attempt: Attempt,
-    loaded: LoadedEntry,
-    outcome: DeliveryOutcome,
-    *,
-    now: float,
-    duration: float,
-) -> Settlement:
-    """The transport reached the remote side and reported per recipient."""
-    reported = {r.recipient: r for r in outcome.recipients}
-    results = tuple(
-        reported.get(address)
-        or RecipientOutcome(address, RecipientStatus.DEFERRED, text="no result reported")
-        for address in loaded.recipients
-    )
-    by_status = {s: [r for r in results if r.status is s] for s in RecipientStatus}
-    delivered = by_status[RecipientStatus.DELIVERED]
-    deferred = by_status[RecipientStatus.DEFERRED]
-    held = by_status[RecipientStatus.HELD]
-    entry = attempt.entry
-    attempts = entry.attempts + 1
-    first_problem = next((r for r in results if r.status is not RecipientStatus.DELIVERED), None)
-    last_error = _describe(first_problem) if first_problem is not None else None
-    updates = [
-        RecipientUpdate(
-            address=r.recipient, state=r.status.value, code=r.code, enhanced=r.enhanced, text=r.text
-        )
-        for r in results
-    ]
-    state = QueueState.DELIVERED if delivered else QueueState.DEAD
-    next_at = now
-    hold_kind = hold_reason = None
-    if deferred:
-        decision = attempt.next_attempt(Failure.TEMPORARY, now=now, retry_after=outcome.retry_after)
-        if decision.verdict is Verdict.RETRY and decision.at is not None:
-            state, next_at = QueueState.DEFERRED, decision.at
-        else:
-            last_error = f"{decision.reason}: {last_error}"
-            updates = [
-                RecipientUpdate(
-                    address=u.address,
-                    state="failed",
-                    code=u.code,
-                    enhanced=u.enhanced,
-                    text=f"{decision.reason}; last reply: {u.text}",
-                )
-                if u.state == RecipientStatus.DEFERRED.value
-                else u
-                for u in updates
-            ]
-            state = QueueState.DELIVERED if delivered else QueueState.DEAD
-    elif held:
-        state, hold_kind = QueueState.HELD, HoldKind.FAULT.value
-        hold_reason = f"configuration fault: {_describe(held[0])}"
-    label = _label(state, delivered=bool(delivered), total=len(results))
-    main = first_problem if first_problem is not None else (delivered[0] if delivered else None)
-    record = _record(
-        attempt,
-        label,
-        results,
-        duration=duration,
-        code=main.code if main else None,
-        enhanced=main.enhanced if main else "",
-        text=(main.text if main else "") or outcome.detail,
-        remote_id=outcome.remote_id,
-        http_status=outcome.http_status,
-        error_code=outcome.error_code,
-    )
-    return Settlement(
-        entry=entry,
-        owner=attempt.owner,
-        state=state,
-        next_attempt_at=next_at,
-        attempts=attempts,
-        now=now,
-        last_error=last_error,
-        hold_kind=hold_kind,
-        hold_reason=hold_reason,
-        recipients=tuple(updates),
-        attempt=record,
-    )
-
-
-def _label(state: QueueState, *, delivered: bool, total: int) -> str:
-    """The attempt's outcome (metric label and `attempts.outcome`)."""
-    if state is QueueState.DELIVERED:
-        return "delivered" if delivered and total else "partial"
-    if state is QueueState.DEFERRED:
-        return "partial" if delivered else "deferred"
-    if state is QueueState.HELD:
-        return "held"
-    return "partial" if delivered else "failed"
-
-
-def settle_error(
-    attempt: Attempt,
-    loaded: LoadedEntry,
-    error: DeliveryError | ValueError,
-    *,
-    now: float,
-    duration: float,
-) -> Settlement:
-    """The whole attempt failed with `error` (no per-recipient results)."""
-    entry = attempt.entry
-    detail = error.detail if isinstance(error, DeliveryError) else str(error)
-    code = error.code if isinstance(error, DeliveryError) else None
-    if isinstance(error, Throttled) and not error.attempted:
-        decision = attempt.next_attempt(
-            Failure.NOT_ATTEMPTED, now=now, retry_after=error.retry_after
-        )
-        assert decision.at is not None  # never a dead letter
-        return Settlement(
-            entry=entry,
-            owner=attempt.owner,
-            state=QueueState.DEFERRED,
-            next_attempt_at=decision.at,
-            attempts=entry.attempts,
-            now=now,
-            last_error=f"{decision.reason}: {detail}",
-        )
-    throttled = isinstance(error, Throttled)
-    if isinstance(error, ConfigurationFault | ValueError):
-        status, state, counted = RecipientStatus.HELD, QueueState.HELD, False
-        kind = HoldKind.FAULT if isinstance(error, ConfigurationFault) else HoldKind.OPERATOR
-        reason = (
-            "configuration fault: " if kind is HoldKind.FAULT else "cannot deliver: "
-        ) + detail
-        next_at, last_error = now, reason
-    elif isinstance(error, PermanentFailure):
-        status, state, counted, kind, reason = (
-            RecipientStatus.FAILED,
-            QueueState.DEAD,
-            True,
-            None,
-            None,
-        )
-        next_at, last_error = now, detail
-    else:
-        decision = attempt.next_attempt(
-            Failure.THROTTLED if throttled else Failure.TEMPORARY,
-            now=now,
-            retry_after=error.retry_after if isinstance(error, Throttled) else None,
-        )
-        kind = reason = None
-        counted = True
-        if decision.verdict is Verdict.RETRY and decision.at is not None:
-            status, state, next_at, last_error = (
-                RecipientStatus.DEFERRED,
-                QueueState.DEFERRED,
-                decision.at,
-                detail,
-            )
-            counted = not throttled  # a throttle is not a failed attempt
-        else:
-            status, state, next_at = RecipientStatus.FAILED, QueueState.DEAD, now
-            last_error = detail = f"{decision.reason}: {detail}"
-    enhanced = ""
-    results = tuple(
-        RecipientOutcome(address, status, code, enhanced, detail) for address in loaded.recipients
-    )
-    label = {
-        QueueState.DEFERRED: "throttled" if throttled else "deferred",
-        QueueState.DEAD: "failed",
-        QueueState.HELD: "held",
-    }[state]
-    record = _record(
-        attempt,
-        label,
-        results,
-        duration=duration,
-        code=code,
-        text=detail,
-        remote_id=error.remote_id if isinstance(error, DeliveryError) else None,
-        error_code=error.error_code if isinstance(error, DeliveryError) else None,
-    )
-    return Settlement(
-        entry=entry,
-        owner=attempt.owner,
-        state=state,
-        next_attempt_at=next_at,
-        attempts=entry.attempts + (1 if counted else 0),
-        now=now,
-        last_error=last_error,
-        hold_kind=kind.value if kind is not None else None,
-        hold_reason=reason,
-        recipients=tuple(
-            RecipientUpdate(
-                address=r.recipient, state=r.status.value, code=code, text=detail, counted=counted
-            )
-            for r in results
-        ),
-        attempt=record,
-    )
-
-
-def settle_unloadable(attempt: Attempt, loaded: LoadedEntry | None, *, now: float) -> Settlement:
-    """Nothing to send: the body is gone (dead letter) or no recipient is pending (done)."""
-    entry = attempt.entry
-    if loaded is not None and loaded.data is not None and not loaded.recipients:
-        return Settlement(
-            entry=entry,
-            owner=attempt.owner,
-            state=QueueState.DELIVERED,
-            next_attempt_at=now,
-            attempts=entry.attempts,
-            now=now,
-        )
-    reason = "the stored message is missing"
-    return Settlement(
-        entry=entry,
-        owner=attempt.owner,
-        state=QueueState.DEAD,
-        next_attempt_at=now,
-        attempts=entry.attempts,
-        now=now,
-        last_error=reason,
-        recipients=tuple(
-            RecipientUpdate(address=a, state="failed", text=reason)
-            for a in (loaded.recipients if loaded is not None else ())
         ),
     )

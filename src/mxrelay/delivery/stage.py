@@ -4,7 +4,7 @@
 group committer, the `StoreSink` the SMTP policy hands accepted transactions to, and, when a transport
 is given (not in `hold` mode), the delivery worker with its start-up recovery (and the sink's
 dispatcher: new mail goes to it straight from memory while it has room), or, in `smtp` mode, the
-delivery process that runs that worker beside this one (`process.py`); plus two background
+delivery process that runs that worker beside this one (`process/`); plus two background
 loops: queue gauges every few seconds and retention pruning every `MXRELAY_STORE_PRUNE_INTERVAL`.
 With PostgreSQL, where replicas share the queue, a transport that paces (Graph) is handed the
 store's pacing lanes, so that the replicas pace each mailbox together.
@@ -30,11 +30,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from mxrelay.config import Settings
-from mxrelay.delivery.base import Transport
-from mxrelay.delivery.lanes import SharesLanes
-from mxrelay.delivery.process import DeliveryProcess
+from mxrelay.delivery.process.supervisor import DeliveryProcess
 from mxrelay.delivery.retry import RetryPolicy
 from mxrelay.delivery.smarthost import SmarthostTransport
+from mxrelay.delivery.transport import SharesLanes, Transport
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.log import event

@@ -6,15 +6,15 @@ the entry's next state with the pure `retry.next_attempt()`, and the result is w
 group committer (one fsync for many deliveries). The worker never builds SQL; `store.queue.Queue`
 does.
 
-- Up to `concurrency` deliveries run at once under leases that one background task renews every
-  third of their time. New mail arrives straight from the sink when a slot is free (`reserve()`,
-  `hand_over()`: committed already leased, delivered from memory); otherwise the sink wakes the
-  loop (`wake()`), which claims due entries (a batch is loaded in one read), and the loop also
-  looks at the queue every poll interval for retries that have come due. An entry this worker
+- Up to `concurrency` deliveries run at once under leases that a `LeaseKeeper` renews every third
+  of their time (`leases.py`). New mail arrives straight from the sink when a slot is free
+  (`reserve()`, `hand_over()`: committed already leased, delivered from memory); otherwise the
+  sink wakes the loop (`wake()`), which claims due entries (a batch is loaded in one read), and the
+  loop also looks at the queue every poll interval for retries that have come due. An entry this worker
   deferred wakes it when it comes due (a timer on the earliest such time), so a two-second
   Retry-After or a pacing slot costs two seconds, not two seconds plus a poll.
-- A `ConfigurationFault` holds the entry (no attempt counted), turns the "delivery" status
-  condition false (/healthz; never readiness), and starts probing the transport every probe
+- A `ConfigurationFault` holds the entry (no attempt counted) and goes to the `FaultProbe`: the
+  "delivery" status condition false (/healthz; never readiness), the transport probed every probe
   interval; once a probe succeeds, the entries held for that reason are released.
 - `stop(grace)` stops claiming, lets deliveries in progress finish within the timeout, then
   cancels the rest and hands their leases back. A crash leaves leases to expire (PostgreSQL) or to
@@ -32,16 +32,22 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from mxrelay.delivery.base import DeliveryJob, Transport
 from mxrelay.delivery.errors import (
     ConfigurationFault,
     DeliveryError,
-    PermanentFailure,
     TemporaryFailure,
     Throttled,
 )
+from mxrelay.delivery.leases import FaultProbe, LeaseKeeper
 from mxrelay.delivery.retry import RetryPolicy
-from mxrelay.delivery.settle import Attempt, settle_error, settle_outcome, settle_unloadable
+from mxrelay.delivery.settle import (
+    Attempt,
+    AttemptOutcome,
+    settle_error,
+    settle_outcome,
+    settle_unloadable,
+)
+from mxrelay.delivery.transport import DeliveryJob, Transport
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
@@ -51,8 +57,6 @@ from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, QueueState, Settlement
 from mxrelay.store.variants import render_variant
 from mxrelay.tasks import cancel_and_wait
-
-HEALTH_CONDITION = "delivery"
 
 CLAIM_COALESCE = 0.005
 """Shortest time between two claims: under load one claim takes the entries of several commits,
@@ -64,7 +68,7 @@ DUE_MARGIN = 0.002
 DUE_TIMES_LIMIT = 10_000
 """Due times of deferred entries remembered for wake-ups; beyond it the poll finds them."""
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class DeliveryWorker:
@@ -95,21 +99,28 @@ class DeliveryWorker:
         self.policy = policy
         self.owner = owner
         self.metrics = metrics
-        self.health = health
         self._clock = clock
         self._rng = rng
         self._monotonic = monotonic
         self._concurrency = concurrency
         self._lease = lease_time
         self._poll = poll_interval
-        self._probe_interval = probe_interval
         self._render = render
         self._active: dict[asyncio.Task[None], QueueEntry] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
-        self._probe_task: asyncio.Task[None] | None = None
-        self._renew_task: asyncio.Task[None] | None = None
+        self._leases = LeaseKeeper(
+            queue, owner, lease_time=lease_time, now=self._now, entries=self._active.values
+        )
+        self._probe = FaultProbe(
+            transport,
+            queue,
+            interval=probe_interval,
+            now=self._now,
+            on_recovered=self.wake,
+            health=health,
+        )
         self._last_expiry_check = 0.0
         self._new_mail = True
         self._reserved = 0
@@ -137,7 +148,7 @@ class DeliveryWorker:
     def reserve(self, slots: int) -> tuple[str, float] | None:
         """Slots for mail about to be committed leased to this worker; None when busy, stopping
         or held up by a configuration fault (the mail is then queued and claimed as usual)."""
-        faulted = self._probe_task is not None and not self._probe_task.done()
+        faulted = self._probe.probing
         # Only a lightly loaded worker takes mail straight away: under load, deliveries come in
         # claimed batches, which leaves the SMTP side more of the (single) interpreter.
         busy = len(self._active) + self._reserved + slots > max(self._concurrency // 4, 1)
@@ -161,11 +172,10 @@ class DeliveryWorker:
         """Recover leases left by a crash, then start claiming."""
         recovered = await self.queue.recover(self._now())
         if recovered:
-            event(log, "queue.recovered", entries=recovered)
-        if self.health is not None:
-            self.health.set(HEALTH_CONDITION, True)
+            event(logger, "queue.recovered", entries=recovered)
+        self._probe.start()
         self._loop_task = asyncio.create_task(self._run(), name="delivery-worker")
-        self._renew_task = asyncio.create_task(self._renew(), name="lease-renewal")
+        self._leases.start()
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; wait up to `grace` seconds for deliveries in progress (the shutdown
@@ -175,7 +185,9 @@ class DeliveryWorker:
         if self._due_timer is not None:
             self._due_timer.cancel()
             self._due_timer = None
-        await cancel_and_wait((self._loop_task, self._probe_task, self._renew_task))
+        await cancel_and_wait((self._loop_task,))
+        await self._probe.stop()
+        await self._leases.stop()
         if self._active:
             await asyncio.wait(list(self._active), timeout=grace)
         leftovers = dict(self._active)
@@ -204,7 +216,7 @@ class DeliveryWorker:
                 try:
                     self._backlog = await self._claim(free) == free
                 except Exception as exc:  # store trouble must not end the loop; retry next poll
-                    event(log, "queue.claim_failed", logging.WARNING, error=type(exc).__name__)
+                    event(logger, "queue.claim_failed", logging.WARNING, error=type(exc).__name__)
             # Sleep until new mail, the poll interval, or (with a backlog) a free slot; a slot
             # freed while nothing else is due does not cost a claim.
             with contextlib.suppress(TimeoutError):
@@ -221,7 +233,7 @@ class DeliveryWorker:
             self._last_expiry_check = now
             requeued = await self.queue.requeue_expired(now)
             if requeued:
-                event(log, "queue.leases_expired", logging.WARNING, entries=requeued)
+                event(logger, "queue.leases_expired", logging.WARNING, entries=requeued)
         entries = await self.queue.claim(self.owner, free, now, self._lease)
         try:
             loaded = await self.queue.load_many(entries)
@@ -240,7 +252,7 @@ class DeliveryWorker:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._active.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
-            log.error("delivery task failed", exc_info=task.exception())
+            logger.error("delivery task failed", exc_info=task.exception())
         if self._backlog:
             self._wakeup.set()
 
@@ -256,7 +268,7 @@ class DeliveryWorker:
             await self.committer.submit(self.queue.settle_batch, settlement, durable=durable)
         except StoreUnavailable as exc:
             # The lease runs out and the entry is delivered again: at least once, never lost.
-            event(log, "delivery.record_failed", logging.ERROR, id=entry.key, error=str(exc))
+            event(logger, "delivery.record_failed", logging.ERROR, id=entry.key, error=str(exc))
             return
         if settlement.state is QueueState.DEFERRED:
             self._remember_due(settlement.next_attempt_at)
@@ -290,20 +302,6 @@ class DeliveryWorker:
         self.wake()
         self._arm_due_timer()
 
-    async def _renew(self) -> None:
-        """Every third of the lease time, extend the leases of the deliveries in progress."""
-        while True:
-            await asyncio.sleep(self._lease / 3)
-            entries = list(self._active.values())
-            try:
-                kept = await self.queue.renew_many(entries, self.owner, self._now(), self._lease)
-            except Exception as exc:  # the store may be down for a moment; keep trying
-                event(log, "queue.renew_failed", logging.WARNING, error=type(exc).__name__)
-                continue
-            for entry in entries:
-                if entry.id not in kept:
-                    event(log, "queue.lease_lost", logging.WARNING, id=entry.key)
-
     async def _attempt(self, entry: QueueEntry, loaded: LoadedEntry | None) -> Settlement:
         attempt = Attempt(
             entry=entry,
@@ -329,7 +327,7 @@ class DeliveryWorker:
         except DeliveryError as exc:
             error = exc
         except Exception as exc:  # the per-entry guard: an unexpected error defers, never drops
-            log.exception("transport %s failed unexpectedly", self.transport.name)
+            logger.exception("transport %s failed unexpectedly", self.transport.name)
             error = TemporaryFailure(f"internal error: {type(exc).__name__}")
         duration = self._monotonic() - started
         now = self._now()
@@ -338,7 +336,7 @@ class DeliveryWorker:
         else:
             settlement = settle_error(attempt, loaded, error, now=now, duration=duration)
             if isinstance(error, ConfigurationFault):
-                self._configuration_fault(error)
+                self._probe.fault(error)
         self._observe(entry, settlement, error, duration)
         return settlement
 
@@ -365,14 +363,14 @@ class DeliveryWorker:
         duration: float,
     ) -> None:
         record = settlement.attempt
-        outcome = record.outcome if record is not None else "throttled"
+        outcome = record.outcome if record is not None else AttemptOutcome.THROTTLED.value
         if self.metrics is not None:
             name = self.transport.name
             self.metrics.deliveries.labels(transport=name, outcome=outcome).inc()
             if record is not None:
                 self.metrics.delivery_latency.labels(transport=name).observe(duration)
         event(
-            log,
+            logger,
             "delivery.attempt",
             logging.WARNING
             if error is not None and not isinstance(error, Throttled)
@@ -388,26 +386,3 @@ class DeliveryWorker:
             remote_id=record.remote_id if record is not None else None,
             detail=settlement.last_error,
         )
-
-    # --- configuration faults --------------------------------------------------------------
-
-    def _configuration_fault(self, error: ConfigurationFault) -> None:
-        if self.health is not None:
-            self.health.set(HEALTH_CONDITION, False, f"configuration fault: {error.detail}"[:200])
-        if self._probe_task is None or self._probe_task.done():
-            self._probe_task = asyncio.create_task(self._probe(), name="delivery-probe")
-
-    async def _probe(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(self._probe_interval)
-            try:
-                await self.transport.probe()
-            except (ConfigurationFault, TemporaryFailure, PermanentFailure) as exc:
-                event(log, "delivery.probe_failed", logging.WARNING, detail=exc.detail)
-                continue
-            released = await self.queue.release_faults(self._now())
-            event(log, "delivery.probe_ok", released=released)
-            if self.health is not None:
-                self.health.set(HEALTH_CONDITION, True)
-            self.wake()
-            return

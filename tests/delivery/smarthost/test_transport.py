@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mxrelay.config import load_settings
-from mxrelay.delivery.base import DeliveryJob, RecipientStatus
 from mxrelay.delivery.errors import UpstreamUnavailable
 from mxrelay.delivery.smarthost import SmarthostTransport
+from mxrelay.delivery.transport import (
+    DeliveryJob,
+    RecipientStatus,
+)
 from mxrelay.metrics import Metrics
 from mxrelay.upstream.pool import UpstreamPool
 from tests.support import smarthost as smarthost_support

@@ -20,8 +20,13 @@ import asyncio
 
 import aiosmtplib
 
-from mxrelay.delivery.base import DeliveryJob, DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.delivery.errors import PermanentFailure, UpstreamUnavailable
+from mxrelay.delivery.transport import (
+    DeliveryJob,
+    DeliveryOutcome,
+    RecipientOutcome,
+    RecipientStatus,
+)
 from mxrelay.upstream.errors import (
     UpstreamClosed,
     UpstreamError,

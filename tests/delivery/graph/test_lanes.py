@@ -11,14 +11,14 @@ from contextlib import AsyncExitStack
 import pytest
 from sqlalchemy.engine import Connection
 
-from mxrelay.delivery.lanes import (
+from mxrelay.delivery.graph.lanes import (
     STORE_RETRY,
     Lanes,
     LanesUnavailable,
     LocalLanes,
     SharedLanes,
 )
-from mxrelay.delivery.pacing import (
+from mxrelay.delivery.graph.pacing import (
     CONCURRENCY_RETRY,
     WINDOW_GUARD,
     Decision,

@@ -1,10 +1,10 @@
-"""What the relay and its delivery process say to each other (`process.py` ↔ `child.py`).
+"""What the relay and its delivery process say to each other (`supervisor.py` ↔ `child.py`).
 
-One connected UNIX socket pair; each message is a frame: a 4-byte big-endian length and a pickle
-(both ends are this program; the socket pair is private to them). Messages:
+One connected UNIX socket pair; each frame is a 4-byte big-endian length and a pickle of one of
+the frozen frame values below (both ends are this program; the socket pair is private to them):
 
-    relay → process:  ("start", settings)  ("wake",)  ("stop", grace seconds)
-    process → relay:  ("ready", pid, lease owner)  ("metrics", updates)  ("health", name, ok, detail)
+    relay → process:  Start(settings)  Wake()  Stop(grace)
+    process → relay:  Ready(pid, owner)  MetricUpdates(updates)  HealthChange(name, ok, detail)
 
 The process delivers from the store itself; what it tells the relay is only what the relay shows
 (metrics on `/metrics`, conditions on `/healthz`). `MetricRecorder` stands in for `Metrics` in the
@@ -16,28 +16,89 @@ from __future__ import annotations
 import asyncio
 import pickle
 import struct
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, cast, get_args
 
 from prometheus_client.metrics import MetricWrapperBase
 
+from mxrelay.config import Settings
 from mxrelay.metrics import Metrics
 
 HEADER = struct.Struct("!I")
 MAX_FRAME = 1 << 24
 """Frames are small (settings, metric updates); a longer one means a broken stream."""
 
-Update = tuple[str, tuple[tuple[str, str], ...], str, float]
-"""(attribute of `Metrics`, labels, operation, value)."""
 
-OPERATIONS = frozenset({"inc", "dec", "set", "observe"})
+# --- the frames ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Deliver with these settings (the relay's own)."""
+
+    settings: Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """New mail was committed: claim now rather than at the next poll."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Finish or hand back the deliveries in progress within `grace` seconds, then exit."""
+
+    grace: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Start-up recovery is done; the process leases what it delivers as `owner`."""
+
+    pid: int
+    owner: str
+
+
+Operation = Literal["inc", "dec", "set", "observe"]
+OPERATIONS: frozenset[str] = frozenset(get_args(Operation))
+
+
+class MetricUpdate(NamedTuple):
+    """One recorded call: `metrics.<metric>.labels(**labels).<operation>(value)`."""
+
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    operation: Operation
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetricUpdates:
+    updates: tuple[MetricUpdate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChange:
+    """A condition of the process changed (it shows on the relay as `delivery_process:<name>`)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+ToProcess = Start | Wake | Stop
+ToRelay = Ready | MetricUpdates | HealthChange
+Frame = ToProcess | ToRelay
+FRAMES = (Start, Wake, Stop, Ready, MetricUpdates, HealthChange)
 
 
 class FrameProtocol(asyncio.Protocol):
-    """Frames in and out of one socket; each frame read is handed to `on_frame` in order."""
+    """Frames in and out of one socket; each frame read is handed to `on_frame` in order (a value
+    that is no frame is dropped)."""
 
     def __init__(
-        self, on_frame: Callable[[Any], None], on_lost: Callable[[Exception | None], None]
+        self, on_frame: Callable[[Frame], None], on_lost: Callable[[Exception | None], None]
     ) -> None:
         self._on_frame = on_frame
         self._on_lost = on_lost
@@ -61,14 +122,15 @@ class FrameProtocol(asyncio.Protocol):
                 break
             value = pickle.loads(buffer[start + HEADER.size : end])
             start = end
-            self._on_frame(value)
+            if isinstance(value, FRAMES):
+                self._on_frame(value)
         del buffer[:start]
 
-    def send(self, value: Any) -> bool:
+    def send(self, frame: Frame) -> bool:
         """Send a frame; False if the connection is gone (the other side is then stopping)."""
         if self._transport is None or self._transport.is_closing():
             return False
-        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
         self._transport.writelines((HEADER.pack(len(payload)), payload))
         return True
 
@@ -83,11 +145,14 @@ class FrameProtocol(asyncio.Protocol):
         self._on_lost(exc)
 
 
+# --- metrics across the pipe -------------------------------------------------------------------
+
+
 class _Recorded:
     def __init__(
         self,
         name: str,
-        record: Callable[[Update], None],
+        record: Callable[[MetricUpdate], None],
         labels: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self._name = name
@@ -98,25 +163,28 @@ class _Recorded:
         return _Recorded(self._name, self._record, tuple(sorted(labels.items())))
 
     def inc(self, amount: float = 1.0) -> None:
-        self._record((self._name, self._labels, "inc", amount))
+        self._record(MetricUpdate(self._name, self._labels, "inc", amount))
 
     def dec(self, amount: float = 1.0) -> None:
-        self._record((self._name, self._labels, "dec", amount))
+        self._record(MetricUpdate(self._name, self._labels, "dec", amount))
 
     def set(self, value: float) -> None:
-        self._record((self._name, self._labels, "set", value))
+        self._record(MetricUpdate(self._name, self._labels, "set", value))
 
     def observe(self, value: float) -> None:
-        self._record((self._name, self._labels, "observe", value))
+        self._record(MetricUpdate(self._name, self._labels, "observe", value))
 
 
 class MetricRecorder:
     """Stands in for `Metrics` in the delivery process: `recorder.deliveries.labels(...).inc()`
     records the update instead of counting it; `take()` hands the updates over for the relay to
-    apply. `on_record` is called after each update (to schedule sending them)."""
+    apply. `on_record` is called after each update (to schedule sending them).
+
+    The process's stages (committer, worker, smarthost pool) take `Metrics`; `as_metrics()` is
+    the one place this recorder is passed off as one (it answers to every attribute name)."""
 
     def __init__(self, on_record: Callable[[], None] = lambda: None) -> None:
-        self._updates: list[Update] = []
+        self._updates: list[MetricUpdate] = []
         self._on_record = on_record
 
     def __getattr__(self, name: str) -> _Recorded:
@@ -124,20 +192,20 @@ class MetricRecorder:
             raise AttributeError(name)
         return _Recorded(name, self._record)
 
-    def _record(self, update: Update) -> None:
+    def _record(self, update: MetricUpdate) -> None:
         self._updates.append(update)
         self._on_record()
 
-    def take(self) -> list[Update]:
+    def take(self) -> tuple[MetricUpdate, ...]:
         updates, self._updates = self._updates, []
-        return updates
+        return tuple(updates)
 
     def as_metrics(self) -> Metrics:
-        """This recorder where code expects `Metrics` (it answers to the same attribute names)."""
+        """This recorder where code expects `Metrics`."""
         return cast(Metrics, self)
 
 
-def apply_updates(metrics: Metrics, updates: list[Update]) -> int:
+def apply_updates(metrics: Metrics, updates: Iterable[MetricUpdate]) -> int:
     """Apply the delivery process's metric updates; returns how many were not applicable (an
     unknown metric, label or operation), which are skipped."""
     skipped = 0

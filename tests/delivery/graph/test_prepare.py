@@ -1,4 +1,4 @@
-"""Sending mailbox, sender allow-list, size limit and completed headers (pure functions)."""
+"""Sending mailbox, sender allow-list, size limit, completed headers and a job prepared (pure)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ulid import ULID
 
 from mxrelay.config import load_settings
-from mxrelay.delivery.graph_message import (
+from mxrelay.delivery.errors import PermanentFailure
+from mxrelay.delivery.graph.prepare import (
     MailboxSource,
     address_allowed,
     choose_mailbox,
@@ -23,10 +25,13 @@ from mxrelay.delivery.graph_message import (
     header_from,
     message_id_for,
     message_sender_allowed,
-    request_size,
+    prepare,
+    received_at,
     sender_allowed,
     stored_author,
 )
+from mxrelay.delivery.transport import DeliveryJob
+from mxrelay.mime.headers import HeaderPolicy, reconcile_headers
 
 ACCEPTED = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 
@@ -88,7 +93,6 @@ def test_graph_size_limit_applies_only_in_graph_mode() -> None:
     assert graph_size_limit(graph) == 3 * 1024 * 1024
     hold = load_settings({"MXRELAY_DELIVERY": "hold"})
     assert graph_size_limit(hold) == hold.smtp.max_message_size
-    assert request_size(3 * 1024 * 1024) == 4 * 1024 * 1024
 
 
 def test_header_from_reads_the_first_address() -> None:
@@ -249,3 +253,40 @@ def test_completion_is_idempotent_and_keeps_the_original_bytes(
         once, stored_id="other", hostname="x", received_at=datetime.now(UTC), sender="t@b.example"
     )
     assert twice == once
+
+
+GRAPH = {"MXRELAY_HOSTNAME": "relay.test"}  # the Graph settings whatever the mode
+PLAIN = b"Subject: hi\r\nTo: a@c.example\r\n\r\nbody\r\n"
+
+
+def prepared_job(job: DeliveryJob, **environ: str) -> tuple[bytes, str]:
+    settings = load_settings({**GRAPH, **environ})
+    reconciled = reconcile_headers(job.data, job.recipients, HeaderPolicy.STRIP)
+    result = prepare(job, reconciled, settings, now=ACCEPTED)
+    return result.data, result.mailbox
+
+
+def test_a_job_gets_its_mailbox_and_missing_headers_the_same_way_every_time() -> None:
+    job = DeliveryJob(
+        "01JTEST", 0, "<app@c.example>", ("a@c.example",), PLAIN, received_at=ACCEPTED
+    )
+    data, mailbox = prepared_job(job)
+    assert mailbox == "app@c.example"
+    assert data.startswith(b"From: app@c.example\r\nDate: Fri, 27 Nov 2026 09:30:00 +0000\r\n")
+    assert data.endswith(PLAIN)
+    assert prepared_job(job) == (data, mailbox)
+
+
+def test_a_job_without_any_sender_has_no_mailbox() -> None:
+    job = DeliveryJob("01JTEST", 0, "<>", ("a@c.example",), PLAIN)
+    with pytest.raises(PermanentFailure, match="no sending mailbox"):
+        prepared_job(job)
+
+
+def test_the_acceptance_time_comes_from_the_job_else_the_ulid_else_now() -> None:
+    ulid = ULID.from_datetime(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    job = DeliveryJob(str(ulid), 0, "", (), b"", received_at=ACCEPTED)
+    assert received_at(job, now=ACCEPTED) == ACCEPTED
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    assert received_at(DeliveryJob(str(ulid), 0, "", (), b""), later) == ulid.datetime
+    assert received_at(DeliveryJob("not-a-ulid", 0, "", (), b""), later) == later

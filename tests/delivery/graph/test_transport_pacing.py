@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from mxrelay.delivery.base import DeliveryJob, RecipientStatus
 from mxrelay.delivery.errors import Throttled, ThrottledBeforeSending
 from mxrelay.delivery.graph import GraphTransport
-from mxrelay.delivery.pacing import Limit, Pacer, PacingLimits
+from mxrelay.delivery.graph.pacing import Limit, Pacer, PacingLimits
+from mxrelay.delivery.transport import DeliveryJob, RecipientStatus
 from mxrelay.metrics import GRAPH_PACING_LIMITS, Metrics
 from mxrelay.store.db import open_store
 from mxrelay.store.lanes import LaneStore
-from tests.delivery.test_lanes import break_the_lanes
+from tests.delivery.graph.test_lanes import break_the_lanes
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_standin import GraphStandIn, MailboxLimits
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mxrelay.delivery.base import RecipientStatus
 from mxrelay.delivery.errors import PermanentFailure, UpstreamUnavailable
+from mxrelay.delivery.transport import RecipientStatus
 from mxrelay.metrics import Metrics
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_standin import MAILBOX, SECRET, GraphStandIn, unavailable

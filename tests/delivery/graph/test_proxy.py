@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from mxrelay.app import StartupError
-from mxrelay.delivery.base import RecipientStatus
 from mxrelay.delivery.errors import UpstreamUnavailable
-from mxrelay.delivery.proxy import OutboundProxy, ProxyProblem
+from mxrelay.delivery.graph.proxy import OutboundProxy, ProxyProblem
+from mxrelay.delivery.transport import RecipientStatus
 from mxrelay.store.entries import QueueState
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.dns_server import DnsServer, dns_server

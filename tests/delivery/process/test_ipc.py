@@ -1,34 +1,70 @@
 """The relay ↔ delivery process wire: frames over a real socket pair arrive whole and in order,
-and metric updates recorded in the child land in the relay's registry."""
+anything else is dropped, and metric updates recorded in the child land in the relay's registry."""
 
 from __future__ import annotations
 
 import asyncio
+import pickle
 import socket
-from typing import Any
 
-from mxrelay.delivery.wire import FrameProtocol, MetricRecorder, apply_updates
+from mxrelay.config import load_settings
+from mxrelay.delivery.process.ipc import (
+    HEADER,
+    Frame,
+    FrameProtocol,
+    HealthChange,
+    MetricRecorder,
+    MetricUpdate,
+    MetricUpdates,
+    Ready,
+    Start,
+    Stop,
+    Wake,
+    apply_updates,
+)
 from mxrelay.metrics import Metrics
 
 
 async def test_frames_arrive_whole_and_in_order() -> None:
     loop = asyncio.get_running_loop()
     left, right = socket.socketpair()
-    got: list[Any] = []
+    got: list[Frame] = []
     lost = loop.create_future()
     sender = FrameProtocol(lambda frame: None, lambda exc: None)
     receiver = FrameProtocol(got.append, lambda exc: lost.set_result(exc))
     await loop.connect_accepted_socket(lambda: sender, left)
     await loop.connect_accepted_socket(lambda: receiver, right)
-    big = b"x" * 1_000_000  # many reads for one frame
-    frames = [("start", {"a": 1}), ("wake",), ("metrics", [big]), ("stop", 2.5)]
+    big = "x" * 1_000_000  # many reads for one frame
+    frames: list[Frame] = [
+        Start(load_settings({})),
+        Wake(),
+        HealthChange("store", False, big),
+        MetricUpdates((MetricUpdate("deliveries", (("outcome", "delivered"),), "inc", 1.0),)),
+        Ready(4242, "relay:4242:abc"),
+        Stop(2.5),
+    ]
     for frame in frames:
         assert sender.send(frame)
     sender.close()
     async with asyncio.timeout(10):
         assert await lost is None
     assert got == frames
-    assert not sender.send(("wake",))  # closed: nothing is sent
+    assert not sender.send(Wake())  # closed: nothing is sent
+
+
+async def test_a_value_that_is_no_frame_is_dropped() -> None:
+    loop = asyncio.get_running_loop()
+    left, right = socket.socketpair()
+    first: asyncio.Future[Frame] = loop.create_future()
+    receiver = FrameProtocol(first.set_result, lambda exc: None)
+    await loop.connect_accepted_socket(lambda: receiver, right)
+    for value in (("wake",), Wake()):  # the old tuple form, then a frame
+        payload = pickle.dumps(value)
+        left.sendall(HEADER.pack(len(payload)) + payload)
+    async with asyncio.timeout(10):
+        assert await first == Wake()
+    left.close()
+    receiver.close()
 
 
 def test_recorded_metric_updates_apply_to_the_relay() -> None:
@@ -43,7 +79,7 @@ def test_recorded_metric_updates_apply_to_the_relay() -> None:
     child.deliveries.labels(nonsense="x").inc()  # wrong labels
     updates = recorder.take()
     assert len(recorded) == 6
-    assert recorder.take() == []
+    assert recorder.take() == ()
     metrics = Metrics()
     assert apply_updates(metrics, updates) == 2
     registry = metrics.registry

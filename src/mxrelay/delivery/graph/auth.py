@@ -38,9 +38,9 @@ from msal.exceptions import MsalError
 
 from mxrelay.config import GraphSettings
 from mxrelay.delivery.errors import UpstreamUnavailable
-from mxrelay.delivery.graph_credentials import MsalHttpClient, TlsTrust, load_credential
-from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
-from mxrelay.delivery.proxy import OutboundProxy
+from mxrelay.delivery.graph.credentials import MsalHttpClient, TlsTrust, load_credential
+from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.proxy import OutboundProxy
 from mxrelay.metrics import Metrics
 
 CREDENTIAL_RECHECK = 300.0

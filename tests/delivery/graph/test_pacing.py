@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mxrelay.delivery.pacing import (
+from mxrelay.delivery.graph.pacing import (
     CONCURRENCY_RETRY,
     WINDOW_GUARD,
     Grant,

@@ -1,8 +1,9 @@
 """The message as Graph will see it: sending mailbox, sender allow-list, size limit, missing headers.
 
-Pure functions, shared by the Graph transport (at delivery time) and the SMTP policy (at SMTP time,
-wired by app.py): which mailbox a message is sent from, whether its senders are allowed, how big a
-message the relay accepts in Graph mode, and the From/Date/Message-ID a message must carry before
+Pure functions, shared by the Graph transport (at delivery time: `prepare` gives the bytes and the
+sending mailbox of one job, or a `PermanentFailure`) and the SMTP policy (at SMTP time, wired by
+app.py): which mailbox a message is sent from, whether its senders are allowed, how big a message
+the relay accepts in Graph mode, and the From/Date/Message-ID a message must carry before
 Exchange sees it. The header From is read with bounded work (`mime.addresses`) at the end of DATA
 and kept in the store; delivery reuses the stored value (`stored_author`) rather than reading it
 again at every attempt. Completing headers is deterministic (the Message-ID comes from the stored
@@ -16,11 +17,17 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
+from ulid import ULID
+
 from mxrelay.config import Settings
+from mxrelay.delivery.errors import PermanentFailure
+from mxrelay.delivery.transport import DeliveryJob
 from mxrelay.mime.addresses import read_author, split_list
+from mxrelay.mime.headers import HeaderResult
 from mxrelay.model import DeliveryMode, canonical_domain
 
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
@@ -93,11 +100,6 @@ def graph_size_limit(settings: Settings) -> int:
             else settings.graph.max_message_size
         )
     return general
-
-
-def request_size(message_size: int) -> int:
-    """Bytes of the sendMail request body for a message of `message_size` bytes (base64)."""
-    return 4 * ((message_size + 2) // 3)
 
 
 def header_end(data: bytes) -> int:
@@ -199,3 +201,71 @@ def header_address(text: str) -> bool:
         and _ADDR_SPEC.fullmatch(text) is not None
         and all(c.isascii() or c.isprintable() for c in text)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What one attempt sends: the same bytes and the same mailbox on every attempt."""
+
+    data: bytes
+    mailbox: str
+    changes: HeaderResult | None
+    """The To/Cc/Bcc reconciliation, when it changed anything (for the metrics)."""
+
+
+def prepare(
+    job: DeliveryJob, reconciled: HeaderResult, settings: Settings, *, now: datetime
+) -> Prepared:
+    """The bytes Graph gets and the mailbox that sends them, from the job and its headers made to
+    agree with the envelope (`mime.headers.reconcile_headers`); `PermanentFailure` when the message
+    can never go. `now` dates a message whose acceptance time is unknown."""
+    graph = settings.graph
+    if reconciled.report.unreadable is not None:
+        raise PermanentFailure(
+            f"the headers cannot be checked against the envelope: {reconciled.report.unreadable}"
+        )
+    if reconciled.refused:
+        raise PermanentFailure(
+            "refused by MXRELAY_HEADER_RECIPIENTS=reject: the headers name recipients the "
+            f"relay did not accept ({reconciled.report.describe()})"
+        )
+    # The From as read at accept time (reconciliation never changes it), else read now.
+    author = (
+        stored_author(job.header_from)
+        if job.header_from is not None
+        else header_from(reconciled.data)
+    )
+    mailbox = choose_mailbox(
+        graph.mailbox, MailboxSource(graph.mailbox_from), job.mail_from, author
+    )
+    if mailbox is None:
+        raise PermanentFailure(
+            "no sending mailbox: the message has neither a From address nor an envelope "
+            "sender; set MXRELAY_GRAPH_MAILBOX"
+        )
+    if not sender_allowed(job.mail_from, author or mailbox, graph.allowed_senders):
+        raise PermanentFailure("the sender is not in MXRELAY_GRAPH_ALLOWED_SENDERS")
+    data = complete_headers(
+        reconciled.data,
+        stored_id=job.message_id,
+        hostname=settings.service.hostname,
+        received_at=received_at(job, now),
+        sender=job.mail_from.strip("<> ") or mailbox,
+    )
+    limit = graph.max_message_size
+    if limit and len(data) > limit:
+        raise PermanentFailure(
+            f"the message ({len(data)} bytes) is larger than "
+            f"MXRELAY_GRAPH_MAX_MESSAGE_SIZE ({limit} bytes)"
+        )
+    return Prepared(data, mailbox, reconciled if reconciled.report.changes else None)
+
+
+def received_at(job: DeliveryJob, now: datetime) -> datetime:
+    """When the relay accepted the message: recorded, else the time in its ULID, else `now`."""
+    if job.received_at is not None:
+        return job.received_at
+    try:  # the store's ids are ULIDs, which carry the time they were made
+        return ULID.from_str(job.message_id).datetime
+    except ValueError:
+        return now

@@ -9,7 +9,7 @@ now", leaves the message in the queue with the time to come back (`Wait`).
 This module owns the state and the rules only: plain values (`LaneState` per mailbox, `AppState`
 for the requests in flight, as leases) and functions of them that do no I/O and read no clock
 (every call takes `now`, in seconds). Where the state lives is not its concern: `Pacer` keeps it
-in this process (one relay per SQLite file), `delivery/lanes.py` keeps it in the store when
+in this process (one relay per SQLite file), `lanes.py` keeps it in the store when
 replicas share a PostgreSQL queue, so that together they pace each mailbox as one relay would;
 both apply these same rules. The Graph transport turns a `Wait` into `Throttled(retry_after)` and
 reports Retry-After answers back with `block`.

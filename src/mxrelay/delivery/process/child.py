@@ -1,14 +1,14 @@
 """The delivery process itself: the queue's delivery worker, in a child process of `mxrelay serve`.
 
-Started by `process.py` as `python -m mxrelay.delivery.child FD`, FD being its end of a UNIX
-socket pair (`wire.py`). Given the relay's settings, it opens the store as the `mxrelay queue`
+Started by `supervisor.py` as `python -m mxrelay.delivery.process.child FD`, FD being its end of
+a UNIX socket pair (`ipc.py`). Given the relay's settings, it opens the store as the `mxrelay queue`
 command does (no migrations, not the SQLite lock, which is its parent's), with a group committer
 of its own, and runs the same `DeliveryWorker` as a single-process relay, under a lease owner of
 its own: it claims due entries (woken by the relay after new mail), delivers them to the
 smarthost and writes each result. Its metric updates and conditions go to the relay, which
 shows them (as status, under `delivery_process:`); its log lines go to the same stderr.
 
-It ignores SIGINT and SIGTERM: the relay decides when it stops, with `("stop", grace)`: the
+It ignores SIGINT and SIGTERM: the relay decides when it stops, with `Stop(grace)`: the
 worker finishes or hands back its deliveries within the grace period, the store is closed and the
 process exits. If the relay dies, the socket closes and the process stops at once (grace 0): what
 it was delivering is handed back, to be sent again by the next relay. It holds the SQLite lock's
@@ -29,13 +29,23 @@ from typing import Any
 
 from mxrelay import log
 from mxrelay.config import Settings
+from mxrelay.delivery.process.ipc import (
+    Frame,
+    FrameProtocol,
+    HealthChange,
+    MetricRecorder,
+    MetricUpdates,
+    Ready,
+    Start,
+    Stop,
+    Wake,
+)
 from mxrelay.delivery.stage import (
     build_worker,
     calendar_variants,
     replica_name,
     smarthost_transport,
 )
-from mxrelay.delivery.wire import FrameProtocol, MetricRecorder
 from mxrelay.health import Health
 from mxrelay.mime.pipeline import IcsPolicy
 from mxrelay.store.commit import GroupCommitter
@@ -47,7 +57,7 @@ FLUSH_DELAY = 0.02
 
 EXIT_STORE = 3
 
-logger = logging.getLogger("mxrelay.delivery.child")
+logger = logging.getLogger("mxrelay.delivery.process.child")
 
 
 class ReportedHealth(Health):
@@ -61,10 +71,10 @@ class ReportedHealth(Health):
         before = self.snapshot().get(name)
         super().set(name, ok, detail)
         if before is None or (before.ok, before.detail) != (ok, detail):
-            self._protocol.send(("health", name, ok, detail))
+            self._protocol.send(HealthChange(name, ok, detail))
 
 
-class Child:
+class RelayLink:
     """The relay's orders, and the metric updates sent back in small bundles."""
 
     def __init__(self) -> None:
@@ -76,14 +86,16 @@ class Child:
         self.on_wake: Callable[[], None] = lambda: None
         self._flush: asyncio.TimerHandle | None = None
 
-    def on_frame(self, frame: Any) -> None:
-        kind = frame[0]
-        if kind == "start" and not self.settings.done():
-            self.settings.set_result(frame[1])
-        elif kind == "wake":
-            self.on_wake()
-        elif kind == "stop" and not self.stopping.done():
-            self.stopping.set_result(float(frame[1]))
+    def on_frame(self, frame: Frame) -> None:
+        match frame:
+            case Start(settings) if not self.settings.done():
+                self.settings.set_result(settings)
+            case Wake():
+                self.on_wake()
+            case Stop(grace) if not self.stopping.done():
+                self.stopping.set_result(float(grace))
+            case _:
+                pass  # reports go the other way
 
     def on_lost(self, exc: Exception | None) -> None:
         if not self.stopping.done():
@@ -97,14 +109,14 @@ class Child:
         self._flush = None
         updates = self.recorder.take()
         if updates:
-            self.protocol.send(("metrics", updates))
+            self.protocol.send(MetricUpdates(updates))
 
 
-async def deliver(child: Child, settings: Settings) -> None:
+async def deliver(relay: RelayLink, settings: Settings) -> None:
     """Run the delivery worker until the relay says stop (or is gone)."""
     store = settings.store
-    metrics = child.recorder.as_metrics()
-    health = ReportedHealth(child.protocol)
+    metrics = relay.recorder.as_metrics()
+    health = ReportedHealth(relay.protocol)
     async with (
         open_store(
             store.database_url,
@@ -135,37 +147,39 @@ async def deliver(child: Child, settings: Settings) -> None:
         )
         try:
             await worker.start()
-            child.on_wake = worker.wake
-            child.protocol.send(("ready", os.getpid(), worker.owner))
-            await worker.stop(await child.stopping)
+            relay.on_wake = worker.wake
+            relay.protocol.send(Ready(os.getpid(), worker.owner))
+            await worker.stop(await relay.stopping)
         finally:
             await transport.aclose()
 
 
 async def serve(sock: socket.socket) -> int:
-    child = Child()
-    await asyncio.get_running_loop().connect_accepted_socket(lambda: child.protocol, sock)
-    orders: list[asyncio.Future[Any]] = [child.settings, child.stopping]
+    relay = RelayLink()
+    await asyncio.get_running_loop().connect_accepted_socket(lambda: relay.protocol, sock)
+    orders: list[asyncio.Future[Any]] = [relay.settings, relay.stopping]
     await asyncio.wait(orders, return_when=asyncio.FIRST_COMPLETED)
-    if not child.settings.done():
+    if not relay.settings.done():
         return 0  # stopped before it began
-    settings = child.settings.result()
+    settings = relay.settings.result()
     log.configure(settings.service.log_format, settings.service.log_level)
     try:
-        await deliver(child, settings)
+        await deliver(relay, settings)
     except StoreError as exc:
         logger.error("the delivery process cannot open the store: %s", exc)
         return EXIT_STORE
     finally:
-        child.flush()
+        relay.flush()
         with contextlib.suppress(Exception):
-            child.protocol.close()
+            relay.protocol.close()
     return 0
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].isdigit():
-        sys.stderr.write("usage: python -m mxrelay.delivery.child FD (started by mxrelay serve)\n")
+        sys.stderr.write(
+            "usage: python -m mxrelay.delivery.process.child FD (started by mxrelay serve)\n"
+        )
         return 2
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)

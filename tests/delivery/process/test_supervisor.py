@@ -16,7 +16,7 @@ import pytest
 
 from mxrelay.app import Relay
 from mxrelay.config import load_settings
-from mxrelay.delivery.process import HEALTH_CONDITION, DeliveryProcess
+from mxrelay.delivery.process.supervisor import HEALTH_CONDITION, DeliveryProcess
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.db import open_store

@@ -8,7 +8,7 @@ SQLite lock (which belongs to this relay, and admits its own child) and leases w
 under its own owner name. It also inherits the descriptor of the SQLite lock (`keep_fds`), so
 the file stays locked until both processes are gone. The socket between them carries only a
 wake-up after new mail, the order to stop, and what the child reports for `/metrics` and
-`/healthz` (`wire.py`).
+`/healthz` (`ipc.py`).
 
 - `start()` starts the child and waits until it is ready (its start-up recovery done); a child
   that cannot start is logged, the `delivery_process` condition goes false (status: the relay stays
@@ -34,10 +34,19 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 from mxrelay.config import Settings
-from mxrelay.delivery.wire import FrameProtocol, apply_updates
+from mxrelay.delivery.process.ipc import (
+    Frame,
+    FrameProtocol,
+    HealthChange,
+    MetricUpdates,
+    Ready,
+    Start,
+    Stop,
+    Wake,
+    apply_updates,
+)
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
@@ -50,12 +59,12 @@ START_TIMEOUT = 60.0
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 60.0
 STOP_MARGIN = 10.0
-CHILD_COMMAND = (sys.executable, "-m", "mxrelay.delivery.child")
+CHILD_COMMAND = (sys.executable, "-m", "mxrelay.delivery.process.child")
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
-class _Child:
+class _RunningChild:
     """One delivery process: its pid, lease owner, socket, and whether it is ready or gone."""
 
     def __init__(
@@ -70,18 +79,19 @@ class _Child:
         self.gone: asyncio.Future[None] = loop.create_future()
         self.protocol = FrameProtocol(self.on_frame, self.on_lost)
 
-    def on_frame(self, frame: Any) -> None:
-        kind = frame[0]
-        if kind == "metrics":
-            apply_updates(self.metrics, frame[1])
-        elif kind == "health":
-            _, name, ok, detail = frame
-            # Under a name of its own: the child's store and worker conditions are about
-            # delivery (status), never the relay's own readiness conditions of the same name.
-            self.health.set(f"{HEALTH_CONDITION}:{name}", ok, detail)
-        elif kind == "ready" and not self.ready.done():
-            self.owner = frame[2]
-            self.ready.set_result(None)
+    def on_frame(self, frame: Frame) -> None:
+        match frame:
+            case MetricUpdates(updates):
+                apply_updates(self.metrics, updates)
+            case HealthChange(name, ok, detail):
+                # Under a name of its own: the child's store and worker conditions are about
+                # delivery (status), never the relay's own readiness conditions of the same name.
+                self.health.set(f"{HEALTH_CONDITION}:{name}", ok, detail)
+            case Ready(owner=owner) if not self.ready.done():
+                self.owner = owner
+                self.ready.set_result(None)
+            case _:
+                pass  # orders go the other way
 
     def on_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
@@ -116,7 +126,7 @@ class DeliveryProcess:
         self._command = tuple(command)
         self._restart_delay = restart_delay
         self._stop_margin = stop_margin
-        self._child: _Child | None = None
+        self._child: _RunningChild | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake_pending = False
@@ -139,7 +149,7 @@ class DeliveryProcess:
         await cancel_and_wait((self._supervisor,))
         child, self._child = self._child, None
         if child is not None:
-            child.protocol.send(("stop", grace))
+            child.protocol.send(Stop(grace))
             await self._reap(child, grace + self._stop_margin if within is None else within)
             await self._hand_back(child)
 
@@ -154,11 +164,11 @@ class DeliveryProcess:
     def _send_wake(self) -> None:
         self._wake_pending = False
         if self._child is not None:
-            self._child.protocol.send(("wake",))
+            self._child.protocol.send(Wake())
 
     # --- the child -------------------------------------------------------------------------
 
-    async def _start_one(self) -> _Child | None:
+    async def _start_one(self) -> _RunningChild | None:
         """A ready child, or None (logged, its condition false) if it could not start."""
         ours, theirs = socket.socketpair()
         try:
@@ -177,11 +187,11 @@ class DeliveryProcess:
             raise
         finally:
             theirs.close()
-        child = _Child(process, self.metrics, self.health)
+        child = _RunningChild(process, self.metrics, self.health)
         self._child = child
         loop = asyncio.get_running_loop()
         await loop.connect_accepted_socket(lambda: child.protocol, ours)
-        child.protocol.send(("start", self.settings))
+        child.protocol.send(Start(self.settings))
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 await child.ready
@@ -194,10 +204,10 @@ class DeliveryProcess:
             )
             return None
         self.health.set(HEALTH_CONDITION, True, f"pid {process.pid}")
-        event(log, "delivery.process_started", pid=process.pid)
+        event(logger, "delivery.process_started", pid=process.pid)
         return child
 
-    async def _supervise(self, child: _Child | None) -> None:
+    async def _supervise(self, child: _RunningChild | None) -> None:
         """Start another child whenever the current one is gone: after `restart_delay`, doubled
         after each start that fails (up to `MAX_RESTART_DELAY`)."""
         delay = self._restart_delay
@@ -206,7 +216,7 @@ class DeliveryProcess:
                 delay = self._restart_delay
                 await child.gone
                 status = await self._reap(child, self._stop_margin)
-                event(log, "delivery.process_exited", logging.ERROR, pid=child.process.pid,
+                event(logger, "delivery.process_exited", logging.ERROR, pid=child.process.pid,
                       status=status)  # fmt: skip
                 self.metrics.delivery_process_exits.inc()
                 self.health.set(HEALTH_CONDITION, False, f"exited with status {status}")
@@ -216,7 +226,7 @@ class DeliveryProcess:
             await asyncio.sleep(delay)
             child = await self._start_one()
 
-    async def _reap(self, child: _Child, within: float) -> int | None:
+    async def _reap(self, child: _RunningChild, within: float) -> int | None:
         """Wait for the child to exit, killing it if it takes longer than `within` seconds."""
         try:
             async with asyncio.timeout(within):
@@ -228,18 +238,18 @@ class DeliveryProcess:
         finally:
             child.protocol.close()
 
-    async def _hand_back(self, child: _Child) -> None:
+    async def _hand_back(self, child: _RunningChild) -> None:
         """Give back what a child that is gone still held (nothing, if it stopped in order)."""
         if child.owner is None:
             return
         try:
             count = await self.queue.requeue_owner(child.owner, self._clock().timestamp())
         except Exception as exc:  # the store may be why we stop; leases expire anyway
-            event(log, "delivery.process_leases_kept", logging.WARNING, error=type(exc).__name__)
+            event(logger, "delivery.process_leases_kept", logging.WARNING, error=type(exc).__name__)
             return
         if count:
-            event(log, "delivery.process_leases_requeued", logging.WARNING, entries=count)
+            event(logger, "delivery.process_leases_requeued", logging.WARNING, entries=count)
 
     def _failed(self, detail: str) -> None:
-        event(log, "delivery.process_failed", logging.ERROR, error=detail)
+        event(logger, "delivery.process_failed", logging.ERROR, error=detail)
         self.health.set(HEALTH_CONDITION, False, detail)

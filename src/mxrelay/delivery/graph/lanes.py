@@ -13,8 +13,10 @@ lane for a Retry-After. Two places keep the state, and both decide with the same
   pauses, the daily recipient budget) as one relay would. A replica that dies holds its
   concurrency slots only until their leases lapse.
 
-`QueueStage` hands the transport the store's lanes (`SharesLanes.share_lanes`) when the store is
-PostgreSQL; until then, and always with SQLite, the transport paces in its own process.
+`QueueStage` hands the transport the store's lanes (`transport.SharesLanes`) when the store is
+PostgreSQL; until then, and always with SQLite, the transport paces in its own process. `PacedLanes`
+is how the transport asks: a wait shorter than a trip through the queue is waited out, a longer one
+becomes `Throttled` (before sending: not an attempt).
 
 When the store fails, `acquire` raises `LanesUnavailable` (nothing is sent: the message waits in
 the queue), a retried request is told to wait, and a release or a Retry-After that cannot be
@@ -24,20 +26,26 @@ failure of the lanes never hides what Graph answered.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from datetime import timedelta
+from typing import Protocol
 
-from mxrelay.delivery.pacing import (
+from mxrelay.config import Settings
+from mxrelay.delivery.errors import PermanentFailure, Throttled, ThrottledBeforeSending
+from mxrelay.delivery.graph.pacing import (
     AppState,
     Ask,
     Decision,
     Grant,
     LaneState,
     Limit,
+    Never,
     Pacer,
     PacingLimits,
     Wait,
@@ -47,13 +55,18 @@ from mxrelay.delivery.pacing import (
     release,
 )
 from mxrelay.log import event
+from mxrelay.metrics import Metrics
 from mxrelay.store.db import StoreError
 from mxrelay.store.lanes import LaneRows, LaneStore, LaneWrite
 
 STORE_RETRY = 5.0
 """Seconds a message or a retried request waits when the lanes cannot be read."""
 
-log = logging.getLogger(__name__)
+SHORT_WAIT = 0.25
+"""Pacing waits that end within this many seconds are waited out here instead of going back
+to the queue (a trip through the queue costs more than that)."""
+
+logger = logging.getLogger(__name__)
 
 
 class LanesUnavailable(Exception):
@@ -73,13 +86,6 @@ class Lanes(Protocol):
     async def release(self, grant: Grant, *, sent: bool) -> None: ...
 
     async def block(self, lane: str, seconds: float) -> None: ...
-
-
-@runtime_checkable
-class SharesLanes(Protocol):
-    """A transport that can pace through the store's lanes (replicas sharing a queue)."""
-
-    def share_lanes(self, store: LaneStore) -> None: ...
 
 
 class LocalLanes:
@@ -151,7 +157,7 @@ class SharedLanes:
         try:
             return await self.store.update(grant.lane, None, self._clock(), change)
         except StoreError as exc:
-            event(log, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
+            event(logger, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
             return Wait(STORE_RETRY, Limit.REQUESTS)
 
     async def release(self, grant: Grant, *, sent: bool) -> None:
@@ -165,7 +171,7 @@ class SharedLanes:
         try:
             await self.store.update(grant.lane, None, now, change)
         except StoreError as exc:  # its lease lapses instead
-            event(log, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
+            event(logger, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
 
     async def block(self, lane: str, seconds: float) -> None:
         now = self._clock()
@@ -178,7 +184,89 @@ class SharedLanes:
         try:
             await self.store.update(lane, None, now, change)
         except StoreError as exc:  # Graph says Retry-After again if the mailbox still must wait
-            event(log, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
+            event(logger, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
+
+
+class PacedLanes:
+    """The transport's way through the lanes (`lanes`, which `share_lanes` may swap): grants after
+    a short wait at most, otherwise the message waits in the queue (`Throttled`)."""
+
+    def __init__(self, lanes: Lanes, *, metrics: Metrics | None = None) -> None:
+        self.lanes = lanes
+        self._metrics = metrics
+        self._released = asyncio.Condition()
+
+    async def admit(
+        self, lane: str, key: str, *, recipients: int, size: int, hold_for: float
+    ) -> Grant:
+        """A pacing grant; a wait shorter than a trip through the queue (a slot about to free
+        up, a promised slot a moment away) is waited out here, anything longer is `Throttled`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHORT_WAIT
+        while True:
+            try:
+                decision = await self.lanes.acquire(
+                    lane, key, recipients=recipients, size=size, hold_for=hold_for
+                )
+            except LanesUnavailable as exc:
+                raise ThrottledBeforeSending(
+                    f"paced: {exc}; waiting {STORE_RETRY:.0f}s in the queue",
+                    retry_after=timedelta(seconds=STORE_RETRY),
+                ) from None
+            if isinstance(decision, Grant):
+                return decision
+            if isinstance(decision, Never):
+                raise PermanentFailure(f"the message can never be sent: {decision.detail}")
+            remaining = deadline - loop.time()
+            if decision.limit is Limit.CONCURRENCY and remaining > 0:
+                async with self._released:  # woken when a request in flight ends
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._released.wait(), remaining)
+            elif decision.seconds <= remaining:
+                await asyncio.sleep(decision.seconds)
+            else:
+                raise self._paced(decision)
+
+    async def request(self, grant: Grant, *, hold_for: float) -> None:
+        """One more request under `grant` (a retry after a new token); `Throttled` if it must
+        wait (an attempt: the first request was sent)."""
+        wait = await self.lanes.request(grant, hold_for=hold_for)
+        if wait is not None:
+            raise self._paced(wait, attempted=True)
+
+    async def release(self, grant: Grant, *, sent: bool) -> None:
+        await self.lanes.release(grant, sent=sent)
+        async with self._released:
+            self._released.notify_all()
+
+    async def block(self, lane: str, seconds: float) -> None:
+        await self.lanes.block(lane, seconds)
+
+    def _paced(self, wait: Wait, *, attempted: bool = False) -> Throttled:
+        """The message waits in the queue; before any request that is not an attempt."""
+        if self._metrics is not None:
+            self._metrics.graph_pacing_waits.labels(limit=wait.limit.value).inc()
+        kind = Throttled if attempted else ThrottledBeforeSending
+        if wait.limit is Limit.RETRY_AFTER:
+            detail = "Graph asked this sending mailbox to wait (Retry-After)"
+        else:
+            detail = f"the sending mailbox is at its {wait.limit.value.replace('_', ' ')} limit"
+        return kind(
+            f"paced: {detail}; waiting {wait.seconds:.1f}s in the queue",
+            retry_after=timedelta(seconds=wait.seconds),
+        )
+
+
+def limits_from(settings: Settings) -> PacingLimits:
+    """The pacing limits of `MXRELAY_GRAPH_*` (0 switches a limit off)."""
+    graph = settings.graph
+    return PacingLimits(
+        messages=graph.messages_per_minute,
+        requests=graph.requests_per_10_minutes,
+        upload_bytes=graph.upload_bytes_per_5_minutes,
+        concurrency=graph.concurrency,
+        recipients=graph.daily_recipient_limit,
+    )
 
 
 def _load(rows: LaneRows, limits: PacingLimits) -> tuple[AppState, LaneState]:

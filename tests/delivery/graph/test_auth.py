@@ -12,8 +12,8 @@ import trustme
 
 from mxrelay.config import GraphSettings, load_settings
 from mxrelay.delivery.errors import UpstreamUnavailable
-from mxrelay.delivery.graph_auth import MsalTokenSource
-from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.auth import MsalTokenSource
+from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
 from mxrelay.metrics import Metrics
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_standin import SECRET, TENANT_DOMAIN, GraphStandIn

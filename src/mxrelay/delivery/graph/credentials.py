@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mxrelay.config import GraphSettings
-from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
-from mxrelay.delivery.proxy import OutboundProxy
+from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.proxy import OutboundProxy
 
 SECRET_FILE_ENV = "MXRELAY_GRAPH_CLIENT_SECRET_FILE"
 PASSWORD_FILE_ENV = "MXRELAY_GRAPH_CERTIFICATE_PASSWORD_FILE"

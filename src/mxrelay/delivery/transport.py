@@ -1,7 +1,8 @@
 """The transport interface: one job in, one outcome out.
 
 Transports report what happened to each recipient; they never decide when to try again. The worker
-and `retry.py` own the schedule, as Postfix's queue manager does for its delivery agents.
+and `retry.py` own the schedule, as Postfix's queue manager does for its delivery agents. A
+transport that paces (Graph) is also `SharesLanes`, so replicas on one store pace together.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from mxrelay.store.lanes import LaneStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +81,10 @@ class Transport(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class SharesLanes(Protocol):
+    """A transport that paces, and can pace through the store's lanes (replicas sharing a queue)."""
+
+    def share_lanes(self, store: LaneStore) -> None: ...

@@ -18,7 +18,7 @@ from mxrelay.delivery.errors import (
     ThrottledBeforeSending,
     UpstreamUnavailable,
 )
-from mxrelay.delivery.graph_outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from tests.support.graph_harness import graph_transport, job, message, relay_environ

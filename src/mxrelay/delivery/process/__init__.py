@@ -1,0 +1,2 @@
+"""Delivery in a child process of `mxrelay serve`: `supervisor.py` (the relay's side: start, wake,
+watch, stop), `child.py` (the process itself) and `ipc.py` (what they say to each other)."""

@@ -1,0 +1,147 @@
+"""The worker's background duties on SQLite and PostgreSQL: leases of deliveries in progress are
+renewed (a lost one is logged), and after a configuration fault the transport is probed until it
+works, then the entries held for it are released."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from mxrelay.delivery.errors import ConfigurationFault
+from mxrelay.delivery.leases import HEALTH_CONDITION, FaultProbe, LeaseKeeper
+from mxrelay.delivery.transport import DeliveryJob, DeliveryOutcome
+from mxrelay.health import Health
+from mxrelay.store.db import Database, open_store
+from mxrelay.store.queue import HoldKind, Queue, QueueEntry, QueueFilter, QueueState
+from tests.store.helpers import T0, accept, record
+
+NOW = T0.timestamp()
+LEASE = 0.3  # renewed every 0.1 s
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    async with open_store(database_url) as database:
+        yield database
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 (the condition lives in the database)
+            await asyncio.sleep(0.02)
+
+
+async def lease_of(queue: Queue, entry: QueueEntry) -> tuple[str | None, float | None]:
+    found = await queue.get(entry.key)
+    assert found is not None
+    return found.lease_owner, found.lease_expires_at
+
+
+async def test_the_leases_of_deliveries_in_progress_are_renewed(db: Database) -> None:
+    queue = Queue(db)
+    await accept(db, record(), record())
+    busy, idle = await queue.claim("me", 2, NOW, LEASE)
+    later = NOW + 100.0
+    keeper = LeaseKeeper(queue, "me", lease_time=LEASE, now=lambda: later, entries=lambda: [busy])
+    keeper.start()
+    try:
+        await until(lambda: _renewed(queue, busy, later + LEASE))
+    finally:
+        await keeper.stop()
+    assert await lease_of(queue, idle) == ("me", NOW + LEASE)  # not in progress: left alone
+
+
+async def _renewed(queue: Queue, entry: QueueEntry, expires: float) -> bool:
+    return await lease_of(queue, entry) == ("me", expires)
+
+
+async def test_a_lease_taken_by_another_owner_is_logged_as_lost(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    queue = Queue(db)
+    await accept(db, record())
+    [mine] = await queue.claim("me", 1, NOW, LEASE)
+    assert await queue.requeue_expired(NOW + 1) == 1
+    [theirs] = await queue.claim("other", 1, NOW + 1, 60.0)
+    keeper = LeaseKeeper(queue, "me", lease_time=LEASE, now=lambda: NOW + 2, entries=lambda: [mine])
+    keeper.start()
+    try:
+        async with asyncio.timeout(10):
+            while "queue.lease_lost" not in caplog.text:  # noqa: ASYNC110 (a log line)
+                await asyncio.sleep(0.02)
+    finally:
+        await keeper.stop()
+    assert await lease_of(queue, theirs) == ("other", NOW + 61)
+
+
+class Probed:
+    """A transport whose probe fails while `problem` is set."""
+
+    name = "probed"
+
+    def __init__(self) -> None:
+        self.problem: ConfigurationFault | None = ConfigurationFault("consent withdrawn")
+        self.probes = 0
+
+    async def deliver(self, job: DeliveryJob) -> DeliveryOutcome:
+        raise AssertionError("not delivering here")
+
+    async def probe(self) -> None:
+        self.probes += 1
+        if self.problem is not None:
+            raise self.problem
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_fault_is_probed_until_it_is_fixed_then_held_entries_go(db: Database) -> None:
+    queue = Queue(db)
+    await accept(db, record())
+    [row] = await queue.list_entries(QueueFilter(), now=NOW)
+    entry = row.entry
+    await queue.hold([entry], NOW, kind=HoldKind.FAULT, reason="configuration fault: consent")
+    assert await state_of(queue, entry) is QueueState.HELD
+    health, transport, woken = Health(), Probed(), asyncio.Event()
+    probe = FaultProbe(
+        transport, queue, interval=0.02, now=lambda: NOW, on_recovered=woken.set, health=health
+    )
+    probe.start()
+    assert health.snapshot()[HEALTH_CONDITION].ok
+    probe.fault(ConfigurationFault("consent withdrawn"))
+    assert health.snapshot()[HEALTH_CONDITION].detail == "configuration fault: consent withdrawn"
+    await until(lambda: _at_least(transport, 2))
+    assert not health.snapshot()[HEALTH_CONDITION].ok  # still failing
+    transport.problem = None
+    async with asyncio.timeout(10):
+        await woken.wait()
+    assert health.snapshot()[HEALTH_CONDITION].ok
+    assert not probe.probing
+    assert await state_of(queue, entry) is QueueState.QUEUED
+    await probe.stop()
+
+
+async def state_of(queue: Queue, entry: QueueEntry) -> QueueState:
+    found = await queue.get(entry.key)
+    assert found is not None
+    return found.state
+
+
+async def _at_least(transport: Probed, probes: int) -> bool:
+    return transport.probes >= probes
+
+
+async def test_no_probing_once_stopped(db: Database) -> None:
+    health = Health()
+    probe = FaultProbe(
+        Probed(), Queue(db), interval=0.02, now=lambda: NOW, on_recovered=lambda: None,
+        health=health,
+    )  # fmt: skip
+    await probe.stop()
+    probe.fault(ConfigurationFault("token refused"))
+    assert not probe.probing
+    assert not health.snapshot()[HEALTH_CONDITION].ok

@@ -42,7 +42,7 @@ from mxrelay.model import DeliveryMode, Reply, ScopeKind, Transaction
 from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.policy import MessageCheck, RelayPolicy, SenderCheck, Sink
 from mxrelay.smtp.server import SmtpLimits, SmtpServer
-from mxrelay.store.db import Database, StoreError
+from mxrelay.store.backend import Database, StoreError
 from mxrelay.tasks import cancel_and_wait
 from mxrelay.web.asgi import AllowedHosts, web_app
 from mxrelay.web.health import metrics_app

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mxrelay.cli import main
-from mxrelay.store.db import open_store
+from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue, QueueFilter, QueueState, Settlement
 from mxrelay.store.record import NewMessage
 from tests.store.helpers import T0, accept, record, transaction

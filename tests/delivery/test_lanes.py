@@ -28,8 +28,8 @@ from mxrelay.delivery.pacing import (
     PacingLimits,
     Wait,
 )
-from mxrelay.store.db import open_store
 from mxrelay.store.lanes import LaneStore
+from mxrelay.store.open import open_store
 
 T0 = 1_800_000_000.0
 HOLD = 40.0  # how long a request may take

@@ -19,7 +19,7 @@ from mxrelay.config import load_settings
 from mxrelay.delivery.process import HEALTH_CONDITION, DeliveryProcess
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
-from mxrelay.store.db import open_store
+from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
 from tests.support import smarthost as smarthost_support
 from tests.support.processes import wait_for_exit

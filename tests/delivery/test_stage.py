@@ -18,7 +18,7 @@ from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, UnknownTransform
 from mxrelay.store import log
 from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.db import open_store
+from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
 from mxrelay.store.sink import StoreSink
 from tests.store.helpers import transaction

@@ -26,8 +26,9 @@ from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.model import utc_now
 from mxrelay.store import log
+from mxrelay.store.backend import Database
 from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.db import Database, open_store
+from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue, QueueEntry, QueueFilter
 from mxrelay.store.sink import StoreSink
 from tests.store.helpers import message_bytes, transaction

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from mxrelay.model import Peer, SessionInfo, Transaction
-from mxrelay.store.db import Database
+from mxrelay.store.backend import Database
 from mxrelay.store.record import NewMessage, build_record
 from mxrelay.store.sink import new_message_id, write_accepted
 

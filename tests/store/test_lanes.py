@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from mxrelay.store.db import Database, open_store
+from mxrelay.store.backend import Database
 from mxrelay.store.lanes import APP_LANE, FORGET_AFTER, LaneRows, LaneStore, LaneWrite
+from mxrelay.store.open import open_store
 
 NOW = 1_800_000_000.0
 

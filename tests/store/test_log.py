@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from mxrelay.model import Peer, Reason, RefusedRecipient, Reply, SessionInfo, TlsInfo
 from mxrelay.store import log, schema
-from mxrelay.store.db import Database
+from mxrelay.store.backend import Database
 from mxrelay.store.search import SearchQuery, count_messages, search_messages
 from tests.store.helpers import T0, accept, message_bytes, record, transaction
 

@@ -16,8 +16,9 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
-from mxrelay.store.db import Database, open_store
+from mxrelay.store.backend import Database
 from mxrelay.store.migrate import current_revision, downgrade, head_revision, upgrade
+from mxrelay.store.open import open_store
 from tests.support.postgres import PostgresServer
 
 ROUNDS = 3

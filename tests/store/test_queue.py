@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from mxrelay.store.db import Database, Dialect
+from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.queue import (
     HoldKind,
     Queue,

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from mxrelay.metrics import Metrics
 from mxrelay.model import Reason, RefusedRecipient, Reply
 from mxrelay.store import log
-from mxrelay.store.db import Database
+from mxrelay.store.backend import Database
 from mxrelay.store.retention import Pruner, RetentionPolicy
 from mxrelay.store.search import SearchQuery, search_messages
 from tests.store.helpers import T0, accept, message_bytes, record, transaction

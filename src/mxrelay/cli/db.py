@@ -10,8 +10,9 @@ from typing import Any
 
 from mxrelay.cli.common import load_or_exit
 from mxrelay.config import redact_url
-from mxrelay.store.db import StoreError, open_store
+from mxrelay.store.backend import StoreError
 from mxrelay.store.migrate import current_revision, head_revision
+from mxrelay.store.open import open_store
 
 EXIT_STORE = 1
 

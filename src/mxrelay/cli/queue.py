@@ -24,7 +24,8 @@ from mxrelay.cli.common import load_or_exit
 from mxrelay.config import format_duration, parse_duration
 from mxrelay.log import printable
 from mxrelay.store import log
-from mxrelay.store.db import Database, StoreError, open_store
+from mxrelay.store.backend import Database, StoreError
+from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue, QueueEntry, QueueFilter, QueueRow, QueueState
 
 EXIT_NOTHING = 1

@@ -38,8 +38,9 @@ from mxrelay.delivery.stage import (
 from mxrelay.delivery.wire import FrameProtocol, MetricRecorder
 from mxrelay.health import Health
 from mxrelay.mime.pipeline import IcsPolicy
+from mxrelay.store.backend import StoreError
 from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.db import StoreError, open_store
+from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
 
 FLUSH_DELAY = 0.02

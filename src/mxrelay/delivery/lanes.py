@@ -47,7 +47,7 @@ from mxrelay.delivery.pacing import (
     release,
 )
 from mxrelay.log import event
-from mxrelay.store.db import StoreError
+from mxrelay.store.backend import StoreError
 from mxrelay.store.lanes import LaneRows, LaneStore, LaneWrite
 
 STORE_RETRY = 5.0

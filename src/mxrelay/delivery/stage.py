@@ -42,9 +42,10 @@ from mxrelay.log import event
 from mxrelay.metrics import QUEUE_STATES, Metrics
 from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
 from mxrelay.model import DeliveryMode, ScopeKind, utc_now
+from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.db import Database, Dialect, open_store
 from mxrelay.store.lanes import LaneStore
+from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
 from mxrelay.store.retention import Pruner, RetentionPolicy
 from mxrelay.store.sink import StoreSink

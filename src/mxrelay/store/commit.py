@@ -43,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
-from mxrelay.store.db import Database, StoreError, describe_error
+from mxrelay.store.backend import Database, StoreError, describe_error
 from mxrelay.store.faults import probe, store_fault
 
 Writer = Callable[[Connection, Sequence[Any]], Sequence[Any] | None]

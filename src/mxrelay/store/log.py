@@ -16,8 +16,8 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.model import RefusedRecipient, SessionInfo
 from mxrelay.store import schema
+from mxrelay.store.backend import Database
 from mxrelay.store.bulk import execute_many, insert_many
-from mxrelay.store.db import Database
 from mxrelay.store.record import NewMessage, decompress
 
 _INSERT_SEARCH = text(

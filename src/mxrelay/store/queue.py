@@ -39,8 +39,8 @@ from sqlalchemy import Select, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
+from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.bulk import execute_many, insert_many, insert_returning
-from mxrelay.store.db import Database, Dialect
 from mxrelay.store.entries import (
     ENTRY_COLUMNS,
     HoldKind,

@@ -13,7 +13,7 @@ from sqlalchemy import TextClause, and_, exists, func, select
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
-from mxrelay.store.db import Database
+from mxrelay.store.backend import Database
 from mxrelay.store.entries import ENTRY_COLUMNS, HoldKind, QueueEntry, QueueState, entry_from_row
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from mxrelay.config import StoreSettings
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
-from mxrelay.store.db import Database
+from mxrelay.store.backend import Database
 
 log = logging.getLogger(__name__)
 

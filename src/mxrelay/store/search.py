@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, select, text
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
-from mxrelay.store.db import Database, Dialect
+from mxrelay.store.backend import Database, Dialect
 
 _WORD = re.compile(r"[\w@.+-]+", re.UNICODE)
 

@@ -50,7 +50,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from mxrelay.store.db import Database, StoreError, Target
+from mxrelay.store.backend import Database, StoreError, Target
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a write from another process (the CLI) waits for the relay's write to end."""

@@ -8,15 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mxrelay.store.db import (
-    Dialect,
-    SchemaOutdated,
-    StoreError,
-    StoreLocked,
-    load_queries,
-    open_store,
-    parse_database_url,
-)
+from mxrelay.store.backend import Dialect, SchemaOutdated, StoreError, StoreLocked
+from mxrelay.store.open import open_store, parse_database_url
 
 
 def test_urls() -> None:
@@ -31,10 +24,6 @@ def test_urls() -> None:
         parse_database_url("sqlite://")
     with pytest.raises(StoreError, match="does not support"):
         parse_database_url("mysql://db/mail")
-
-
-def test_both_dialects_name_the_same_queries() -> None:
-    assert load_queries(Dialect.SQLITE).keys() == load_queries(Dialect.POSTGRESQL).keys()
 
 
 async def test_a_second_relay_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
@@ -53,12 +42,12 @@ async def test_a_second_relay_on_one_sqlite_file_is_refused(tmp_path: Path) -> N
 def test_the_lock_is_held_by_a_live_process_and_released_by_its_death(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'relay.db'}"
     code = (
-        "import asyncio\nfrom mxrelay.store.db import open_store\n"
+        "import asyncio\nfrom mxrelay.store.open import open_store\n"
         f"async def main():\n    async with open_store({url!r}):\n        pass\n"
         "asyncio.run(main())\n"
     )
     holding = (
-        "import asyncio, sys\nfrom mxrelay.store.db import open_store\n"
+        "import asyncio, sys\nfrom mxrelay.store.open import open_store\n"
         f"async def main():\n    async with open_store({url!r}):\n"
         "        print('open', flush=True)\n        sys.stdin.readline()\n"
         "asyncio.run(main())\n"

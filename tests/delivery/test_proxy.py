@@ -19,7 +19,7 @@ from mxrelay.app import StartupError
 from mxrelay.delivery.base import RecipientStatus
 from mxrelay.delivery.errors import UpstreamUnavailable
 from mxrelay.delivery.proxy import OutboundProxy, ProxyProblem
-from mxrelay.store.entries import QueueState
+from mxrelay.store.queue.entries import QueueState
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_harness import graph_transport, job, message, relay_environ

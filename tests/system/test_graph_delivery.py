@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mxrelay.app import Relay
-from mxrelay.store.entries import QueueEntry, QueueState
+from mxrelay.store.queue.entries import QueueEntry, QueueState
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_relay import (
     graph_relay_environ,

@@ -2,7 +2,7 @@
 
 Writers here take a connection and a batch (they run inside the group committer's transaction, see
 `commit.py`); readers take a `Database` and return frozen views for the CLI and, later, the web API.
-Queue entries are written by `queue.py`, the only home of queue SQL.
+Queue entries are written by `queue/`, the only home of queue SQL.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 -- Named queries of the store, the same on both dialects; store/backend.py reads this file and then
--- <dialect>.sql, which holds the queries that differ. Callers: store/queue.py, queue_admin.py and
--- retention.py. Times are epoch seconds.
+-- <dialect>.sql, which holds the queries that differ. Callers: store/queue/, retention.py and
+-- lanes.py. Times are epoch seconds.
 -- Entry states: queued, active (leased), deferred, held, dead, delivered.
 -- Recipient states: queued, deferred, held (pending); delivered, failed (done).
 

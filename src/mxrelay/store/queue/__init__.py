@@ -11,7 +11,7 @@ An entry is one message variant still owned by the queue. States follow Postfix'
 PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim side by side, with SQLite the write
 transaction is `BEGIN IMMEDIATE`. A claim sets `lease_owner` and `lease_expires_at`; the worker renews
 leases while it delivers, and a replica that dies loses its entries once their leases expire.
-Statements are named in `sql/*.sql`; operator actions live in `queue_admin.py` (a base
+Statements are named in `sql/*.sql`; operator actions live in `admin.py` (a base
 class of `Queue`), the entry values in `entries.py`; both are re-exported here.
 """
 
@@ -41,15 +41,15 @@ from sqlalchemy.engine import Connection
 from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.bulk import execute_many, insert_many, insert_returning
-from mxrelay.store.entries import (
+from mxrelay.store.log import AttemptRecord, insert_attempts
+from mxrelay.store.queue.admin import QueueAdmin, QueueFilter, QueueRow
+from mxrelay.store.queue.entries import (
     ENTRY_COLUMNS,
     HoldKind,
     QueueEntry,
     QueueState,
     entry_from_row,
 )
-from mxrelay.store.log import AttemptRecord, insert_attempts
-from mxrelay.store.queue_admin import QueueAdmin, QueueFilter, QueueRow
 from mxrelay.store.record import NewMessage, decompress
 
 

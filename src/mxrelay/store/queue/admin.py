@@ -14,7 +14,13 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
-from mxrelay.store.entries import ENTRY_COLUMNS, HoldKind, QueueEntry, QueueState, entry_from_row
+from mxrelay.store.queue.entries import (
+    ENTRY_COLUMNS,
+    HoldKind,
+    QueueEntry,
+    QueueState,
+    entry_from_row,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

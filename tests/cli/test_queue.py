@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from mxrelay.cli import main
+from mxrelay.store.ingest import NewMessage
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue, QueueFilter, QueueState, Settlement
-from mxrelay.store.record import NewMessage
 from tests.store.helpers import T0, accept, record, transaction
 from tests.support.processes import run_mxrelay
 from tests.support.relay_app import running_relay

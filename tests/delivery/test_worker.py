@@ -25,7 +25,7 @@ from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.model import utc_now
-from mxrelay.store import log
+from mxrelay.store import message_log
 from mxrelay.store.backend import Database
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.open import open_store
@@ -143,7 +143,7 @@ async def test_delivers_queued_mail_with_the_trace_header(
     assert {
         m.data.split(b" id ", 1)[1].split(b";", 1)[0].split()[0].decode() for m in received
     } == set(ids)
-    view = await log.get_message(rig.db, ids[0])
+    view = await message_log.get_message(rig.db, ids[0])
     assert view is not None
     [attempt] = view.attempts
     assert (attempt.outcome, attempt.code, attempt.transport) == ("delivered", 250, "smtp")
@@ -162,7 +162,7 @@ async def test_smarthost_down_then_back(
     await worker.start()
     try:
         await rig.wait_states({"deferred": 5})
-        view = await log.get_message(rig.db, ids[0])
+        view = await message_log.get_message(rig.db, ids[0])
         assert view is not None
         assert [a.outcome for a in view.attempts] == ["deferred"]
         assert [r.state for r in view.recipients] == ["deferred"]
@@ -176,7 +176,7 @@ async def test_smarthost_down_then_back(
         await rig.wait_states({"delivered": 5})
     finally:
         await worker.stop(5.0)
-    view = await log.get_message(rig.db, ids[0])
+    view = await message_log.get_message(rig.db, ids[0])
     assert view is not None
     assert [a.outcome for a in view.attempts] == ["deferred", "delivered"]
 
@@ -194,7 +194,7 @@ async def test_refusals_by_recipient(
     await worker.start()
     try:
         await rig.wait_states({"deferred": 1, "dead": 1})
-        view = await log.get_message(rig.db, mixed)
+        view = await message_log.get_message(rig.db, mixed)
         assert view is not None
         assert {r.address: (r.state, r.code) for r in view.recipients} == {
             "ok@example.org": ("delivered", 250),
@@ -209,7 +209,7 @@ async def test_refusals_by_recipient(
     finally:
         await worker.stop(5.0)
     assert smarthost.delivered_to() == ["ok@example.org", "busy@example.org"]  # not twice
-    dead_view = await log.get_message(rig.db, dead)
+    dead_view = await message_log.get_message(rig.db, dead)
     assert dead_view is not None
     assert [a.outcome for a in dead_view.attempts] == ["failed"]
 
@@ -291,7 +291,7 @@ async def test_throttle_before_sending_is_not_an_attempt(rig: Rig) -> None:
         assert entry.attempts == 0
         assert entry.next_attempt_at == (START + timedelta(seconds=30)).timestamp()
         assert entry.last_error == "throttled before sending: lane closed"
-        view = await log.get_message(rig.db, message_id)
+        view = await message_log.get_message(rig.db, message_id)
         assert view is not None
         assert view.attempts == ()
         rig.clock.advance(30)
@@ -331,7 +331,7 @@ async def test_a_throttle_waits_its_retry_after_exactly_and_is_not_counted(rig: 
     entry = await rig.queue.get(message_id)
     assert entry is not None
     assert entry.attempts == 1
-    view = await log.get_message(rig.db, message_id)
+    view = await message_log.get_message(rig.db, message_id)
     assert view is not None
     assert [(a.outcome, a.code) for a in view.attempts] == [
         ("throttled", 429),
@@ -408,6 +408,6 @@ async def test_new_mail_goes_straight_to_a_free_worker(
         await worker.stop(5.0)
     assert queue.claims == 1
     for message_id in (*first, *third):
-        view = await log.get_message(rig.db, message_id)
+        view = await message_log.get_message(rig.db, message_id)
         assert view is not None
         assert [a.outcome for a in view.attempts] == ["delivered"]

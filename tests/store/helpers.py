@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from mxrelay.model import Peer, SessionInfo, Transaction
 from mxrelay.store.backend import Database
-from mxrelay.store.record import NewMessage, build_record
+from mxrelay.store.ingest import NewMessage, build_record
 from mxrelay.store.sink import new_message_id, write_accepted
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

@@ -23,7 +23,7 @@ from typing import Any
 from mxrelay.cli.common import load_or_exit
 from mxrelay.config import format_duration, parse_duration
 from mxrelay.log import printable
-from mxrelay.store import log
+from mxrelay.store import message_log
 from mxrelay.store.backend import Database, StoreError
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue, QueueEntry, QueueFilter, QueueRow, QueueState
@@ -167,7 +167,7 @@ async def _list(queue: Queue, where: QueueFilter, now: float, limit: int, *, as_
 
 
 async def _show(db: Database, message_id: str, now: float, *, as_json: bool) -> int:
-    view = await log.get_message(db, message_id.partition(".")[0])
+    view = await message_log.get_message(db, message_id.partition(".")[0])
     if view is None:
         sys.stderr.write(f"mxrelay: no message {printable(message_id)}\n")
         return EXIT_NOTHING

@@ -28,7 +28,7 @@ from mxrelay.delivery.errors import (
     Throttled,
 )
 from mxrelay.delivery.retry import Failure, RetryDecision, RetryPolicy, Verdict, next_attempt
-from mxrelay.store.log import AttemptRecord, RecipientResult
+from mxrelay.store.message_log import AttemptRecord, RecipientResult
 from mxrelay.store.queue import (
     HoldKind,
     LoadedEntry,

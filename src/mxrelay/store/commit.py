@@ -15,8 +15,8 @@ runs, and each batch's callers are answered when their own fsync returns; at mos
 The window is skipped while writes come one at a time (a single session), where it would only add
 latency, and when writes gathered during the previous commit. A write is a pair (writer, item):
 `writer` is a function that writes a list of items of its kind on a connection
-(`log.insert_messages`, `Queue.settle_batch`, ...). Within a batch, items are grouped by writer,
-so each kind is written with one `executemany` per table.
+(`message_log.insert_messages`, `Queue.settle_batch`, ...). Within a batch, items are grouped by
+writer, so each kind is written with one `executemany` per table.
 
 A batch is shared, but a failure must not be. When a batch's transaction fails for a reason that is
 the store's (`faults.store_fault`: unreachable, read-only, full, gone), every caller hears so; for any

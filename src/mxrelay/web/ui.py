@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from mxrelay import __version__
 from mxrelay.store.backend import Database
-from mxrelay.store.log import MessageView, get_message
+from mxrelay.store.message_log import MessageView, get_message
 from mxrelay.store.search import MessageSummary, SearchQuery, search_messages
 from mxrelay.web.api_v1 import parse_search
 

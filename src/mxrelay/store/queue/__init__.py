@@ -41,7 +41,8 @@ from sqlalchemy.engine import Connection
 from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.bulk import execute_many, insert_many, insert_returning
-from mxrelay.store.log import AttemptRecord, insert_attempts
+from mxrelay.store.ingest import NewMessage, decompress
+from mxrelay.store.message_log import AttemptRecord, insert_attempts
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter, QueueRow
 from mxrelay.store.queue.entries import (
     ENTRY_COLUMNS,
@@ -50,7 +51,6 @@ from mxrelay.store.queue.entries import (
     QueueState,
     entry_from_row,
 )
-from mxrelay.store.record import NewMessage, decompress
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +96,7 @@ class LoadedEntry:
     received_at: float = 0.0
     """When the message was accepted (epoch seconds)."""
     header_from: str | None = None
-    """The From addresses read at accept time (`record.Summary.header_from`)."""
+    """The From addresses read at accept time (`ingest.Summary.header_from`)."""
 
 
 @dataclass(frozen=True, slots=True)

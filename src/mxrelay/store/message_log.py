@@ -18,7 +18,7 @@ from mxrelay.model import RefusedRecipient, SessionInfo
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
 from mxrelay.store.bulk import execute_many, insert_many
-from mxrelay.store.record import NewMessage, decompress
+from mxrelay.store.ingest import NewMessage, decompress
 
 _INSERT_SEARCH = text(
     "INSERT INTO message_search (message_id, subject, addresses, body) "

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.store.record import (
+from mxrelay.store.ingest import (
     BODY_DECODE_LIMIT,
     COMPRESSION_LEVEL,
     SEARCH_TEXT_LIMIT,

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.engine import Connection
 
-from mxrelay.store.backend import Dialect, SchemaOutdated, StoreError, StoreLocked
+from mxrelay.store.backend import Database, Dialect, SchemaOutdated, StoreError, StoreLocked
+from mxrelay.store.migrate import current_revision, head_revision
 from mxrelay.store.open import open_store, parse_database_url
+
+USES: dict[str, dict[str, Any]] = {
+    "relay": {},
+    "upgrade": {"migrate": True, "exclusive": True},
+    "delivery": {"migrate": False, "exclusive": False, "inline": True},
+    "queue": {"migrate": False, "exclusive": False},
+    "inspect": {"migrate": False, "exclusive": False, "check_schema": False},
+}
+"""How each user of the store opens it: the relay, `mxrelay db upgrade`, the relay's delivery
+process, `mxrelay queue` and `mxrelay db current`."""
 
 
 def test_urls() -> None:
@@ -73,3 +87,49 @@ async def test_an_unmigrated_database_is_refused_without_migrate(tmp_path: Path)
     with pytest.raises(SchemaOutdated, match="mxrelay db upgrade"):
         async with open_store(url, migrate=False):
             pass
+
+
+def _thread(conn: Connection) -> int:
+    return threading.get_ident()
+
+
+async def _on_the_loop(db: Database) -> bool:
+    return await db.read(_thread) == threading.get_ident()
+
+
+@pytest.mark.parametrize(
+    ("use", "locks", "fresh", "on_the_loop"),
+    [
+        ("relay", True, "migrated", False),
+        ("upgrade", True, "migrated", False),
+        ("delivery", False, "refused", True),
+        ("queue", False, "refused", False),
+        ("inspect", False, "opened as it is", False),
+    ],
+)
+async def test_each_user_opens_the_store_its_own_way(
+    tmp_path: Path, use: str, locks: bool, fresh: str, on_the_loop: bool
+) -> None:
+    """Whether it takes the SQLite file's lock, what it does with a database at no schema, and
+    whether SQLite work runs on the event loop."""
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    if fresh == "refused":
+        with pytest.raises(SchemaOutdated):
+            async with open_store(empty, **USES[use]):
+                pass
+    else:
+        async with open_store(empty, **USES[use]) as db:
+            revision = await db.read(current_revision)
+        assert revision == (head_revision() if fresh == "migrated" else None)
+
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    async with open_store(url):  # a running relay
+        if locks:
+            with pytest.raises(StoreLocked):
+                async with open_store(url, **USES[use]):
+                    pass
+        else:
+            async with open_store(url, **USES[use]):
+                pass
+    async with open_store(url, **USES[use]) as db:
+        assert await _on_the_loop(db) is on_the_loop

@@ -6,24 +6,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.engine import Connection
 
 from mxrelay.store.backend import Database, Dialect, SchemaOutdated, StoreError, StoreLocked
 from mxrelay.store.migrate import current_revision, head_revision
-from mxrelay.store.open import open_store, parse_database_url
-
-USES: dict[str, dict[str, Any]] = {
-    "relay": {},
-    "upgrade": {"migrate": True, "exclusive": True},
-    "delivery": {"migrate": False, "exclusive": False, "inline": True},
-    "queue": {"migrate": False, "exclusive": False},
-    "inspect": {"migrate": False, "exclusive": False, "check_schema": False},
-}
-"""How each user of the store opens it: the relay, `mxrelay db upgrade`, the relay's delivery
-process, `mxrelay queue` and `mxrelay db current`."""
+from mxrelay.store.open import OpenMode, open_store, parse_database_url
 
 
 def test_urls() -> None:
@@ -47,7 +36,7 @@ async def test_a_second_relay_on_one_sqlite_file_is_refused(tmp_path: Path) -> N
             async with open_store(url):
                 pass
         # the queue command works beside a running relay
-        async with open_store(url, migrate=False, exclusive=False):
+        async with open_store(url, OpenMode.QUEUE):
             pass
     async with open_store(url):  # released on close
         pass
@@ -85,7 +74,7 @@ def test_the_lock_is_held_by_a_live_process_and_released_by_its_death(tmp_path: 
 async def test_an_unmigrated_database_is_refused_without_migrate(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     with pytest.raises(SchemaOutdated, match="mxrelay db upgrade"):
-        async with open_store(url, migrate=False):
+        async with open_store(url, OpenMode.QUEUE):
             pass
 
 
@@ -98,27 +87,27 @@ async def _on_the_loop(db: Database) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("use", "locks", "fresh", "on_the_loop"),
+    ("mode", "locks", "fresh", "on_the_loop"),
     [
-        ("relay", True, "migrated", False),
-        ("upgrade", True, "migrated", False),
-        ("delivery", False, "refused", True),
-        ("queue", False, "refused", False),
-        ("inspect", False, "opened as it is", False),
+        (OpenMode.RELAY, True, "migrated", False),
+        (OpenMode.UPGRADE, True, "migrated", False),
+        (OpenMode.DELIVERY, False, "refused", True),
+        (OpenMode.QUEUE, False, "refused", False),
+        (OpenMode.INSPECT, False, "opened as it is", False),
     ],
 )
 async def test_each_user_opens_the_store_its_own_way(
-    tmp_path: Path, use: str, locks: bool, fresh: str, on_the_loop: bool
+    tmp_path: Path, mode: OpenMode, locks: bool, fresh: str, on_the_loop: bool
 ) -> None:
     """Whether it takes the SQLite file's lock, what it does with a database at no schema, and
     whether SQLite work runs on the event loop."""
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     if fresh == "refused":
         with pytest.raises(SchemaOutdated):
-            async with open_store(empty, **USES[use]):
+            async with open_store(empty, mode):
                 pass
     else:
-        async with open_store(empty, **USES[use]) as db:
+        async with open_store(empty, mode) as db:
             revision = await db.read(current_revision)
         assert revision == (head_revision() if fresh == "migrated" else None)
 
@@ -126,10 +115,10 @@ async def test_each_user_opens_the_store_its_own_way(
     async with open_store(url):  # a running relay
         if locks:
             with pytest.raises(StoreLocked):
-                async with open_store(url, **USES[use]):
+                async with open_store(url, mode):
                     pass
         else:
-            async with open_store(url, **USES[use]):
+            async with open_store(url, mode):
                 pass
-    async with open_store(url, **USES[use]) as db:
+    async with open_store(url, mode) as db:
         assert await _on_the_loop(db) is on_the_loop

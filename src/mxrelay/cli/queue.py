@@ -25,7 +25,7 @@ from mxrelay.config import format_duration, parse_duration
 from mxrelay.log import printable
 from mxrelay.store import message_log
 from mxrelay.store.backend import Database, StoreError
-from mxrelay.store.open import open_store
+from mxrelay.store.open import OpenMode, open_store
 from mxrelay.store.queue import Queue, QueueEntry, QueueFilter, QueueRow, QueueState
 
 EXIT_NOTHING = 1
@@ -96,7 +96,7 @@ def run(
 
 
 async def _run(args: argparse.Namespace, url: str, now: float) -> int:
-    async with open_store(url, migrate=False, exclusive=False) as db:
+    async with open_store(url, OpenMode.QUEUE) as db:
         queue = Queue(db)
         if args.action == "list":
             return await _list(queue, _filter(args), now, args.limit, as_json=args.json)

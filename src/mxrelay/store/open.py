@@ -1,18 +1,21 @@
 """Opening the store: `MXRELAY_DATABASE_URL` to a backend, the SQLite lock, the migrations.
 
-`open_store()` is the one entry point: it turns the URL into a `Database` (`sqlite.py` or
-`postgres.py`), applies the Alembic migrations (unless told not to), and, for SQLite, takes a lock
-file beside the database so that a second relay on the same file is refused with a clear message
-(several replicas need PostgreSQL).
+`open_store(url, mode)` is the one entry point: it turns the URL into a `Database` (`sqlite.py` or
+`postgres.py`) and prepares it as its user needs (`OpenMode`): the relay applies the Alembic
+migrations and, for SQLite, takes a lock file beside the database, so that a second relay on the
+same file is refused with a clear message (several replicas need PostgreSQL).
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import fcntl
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,6 +33,56 @@ from mxrelay.store.backend import (
 )
 from mxrelay.store.postgres import PostgresDatabase
 from mxrelay.store.sqlite import BUSY_POLLS, SqliteDatabase
+
+
+class OpenMode(enum.Enum):
+    """Who opens the store; `ACCESS` says what that means."""
+
+    RELAY = "relay"
+    """The relay (`mxrelay serve`): the store is its own."""
+    UPGRADE = "upgrade"
+    """`mxrelay db upgrade`: what the relay does first, and nothing more."""
+    DELIVERY = "delivery"
+    """The relay's delivery process: the relay's store, which the relay has already upgraded."""
+    QUEUE = "queue"
+    """`mxrelay queue`: an operator beside a running relay."""
+    INSPECT = "inspect"
+    """`mxrelay db current`: where the schema stands, whatever it is."""
+
+
+class Schema(enum.Enum):
+    """What opening does with the database's schema."""
+
+    MIGRATE = "migrate"
+    """Apply the pending migrations."""
+    REQUIRE = "require"
+    """Refuse a database that is not at this version's schema (`SchemaOutdated`)."""
+    ANY = "any"
+    """Take it as it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What opening the store does for one `OpenMode`."""
+
+    lock: bool
+    """Take the SQLite file's lock: one relay per file. Whoever does not lock works beside the
+    process that does (the relay's delivery process inherits the relay's lock)."""
+    schema: Schema
+    inline: bool = False
+    """SQLite reads and writes run on the event loop: the delivery process's store, where no SMTP
+    client waits on the loop (`sqlite.py`)."""
+
+
+ACCESS: Mapping[OpenMode, Access] = MappingProxyType(
+    {
+        OpenMode.RELAY: Access(lock=True, schema=Schema.MIGRATE),
+        OpenMode.UPGRADE: Access(lock=True, schema=Schema.MIGRATE),
+        OpenMode.DELIVERY: Access(lock=False, schema=Schema.REQUIRE, inline=True),
+        OpenMode.QUEUE: Access(lock=False, schema=Schema.REQUIRE),
+        OpenMode.INSPECT: Access(lock=False, schema=Schema.ANY),
+    }
+)
 
 
 def parse_database_url(text: str) -> Target:
@@ -99,23 +152,11 @@ def _refuse_outdated(conn: Connection) -> None:
 
 @contextlib.asynccontextmanager
 async def open_store(
-    database_url: str,
-    *,
-    synchronous: str = "full",
-    migrate: bool = True,
-    exclusive: bool = True,
-    check_schema: bool = True,
-    pool_size: int = 10,
-    inline: bool = False,
+    database_url: str, mode: OpenMode = OpenMode.RELAY, *, synchronous: str = "full"
 ) -> AsyncIterator[Database]:
-    """Open the store; on leaving, close its engines (and release the SQLite lock).
-
-    `exclusive` takes the SQLite lock (the relay and `db upgrade` do; the `queue` command, which
-    works beside a running relay, does not). `migrate` applies pending migrations; without it, a
-    database that is not at this version's schema is refused (unless `check_schema` is off).
-    `inline`: SQLite reads and writes run on the event loop (the delivery process's store, see
-    `sqlite.py`).
-    """
+    """Open the store for `mode`'s user; on leaving, close its engines (and release the SQLite
+    lock). `synchronous` is `MXRELAY_STORE_SYNCHRONOUS` (SQLite: whether commits are fsynced)."""
+    access = ACCESS[mode]
     target = parse_database_url(database_url)
     lock: SqliteLock | None = None
     db: Database
@@ -123,28 +164,20 @@ async def open_store(
         assert target.path is not None
         try:
             target.path.parent.mkdir(parents=True, exist_ok=True)
-            if exclusive:
+            if access.lock:
                 lock = SqliteLock(target.path)
                 lock.acquire()
         except OSError as exc:
             raise StoreError(f"cannot open the store: {exc.filename}: {exc.strerror}") from None
-        polls = BUSY_POLLS if exclusive else 0  # the relay's own sessions are waiting
-        db = SqliteDatabase(target, synchronous=synchronous, busy_polls=polls, inline=inline)
+        polls = BUSY_POLLS if access.lock else 0  # the relay's own sessions are waiting
+        db = SqliteDatabase(target, synchronous=synchronous, busy_polls=polls, inline=access.inline)
         if lock is not None and lock.fileno is not None:
             db.child_fds = (lock.fileno,)
     else:
-        db = PostgresDatabase(target, pool_size=pool_size)
+        db = PostgresDatabase(target)
     try:
         try:
-            if migrate:
-                from mxrelay.store.migrate import upgrade  # Alembic only when it is needed
-
-                async with db.migration_lock():
-                    await db.write(upgrade)
-            elif check_schema:
-                await db.read(_refuse_outdated)
-            else:
-                await db.read(_select_one)
+            await _prepare(db, access.schema)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot open the store: {describe_error(exc)}") from None
         yield db
@@ -152,3 +185,15 @@ async def open_store(
         await db.dispose()
         if lock is not None:
             lock.release()
+
+
+async def _prepare(db: Database, schema: Schema) -> None:
+    if schema is Schema.MIGRATE:
+        from mxrelay.store.migrate import upgrade  # Alembic only when it is needed
+
+        async with db.migration_lock():
+            await db.write(upgrade)
+    elif schema is Schema.REQUIRE:
+        await db.read(_refuse_outdated)
+    else:
+        await db.read(_select_one)

@@ -27,9 +27,9 @@ first 8 bytes of SHA-256("mxrelay schema migration"), as a signed 64-bit integer
 
 
 class PostgresDatabase(Database):
-    def __init__(self, target: Target, *, pool_size: int = POOL_SIZE) -> None:
+    def __init__(self, target: Target) -> None:
         super().__init__(target)
-        self._engine = create_async_engine(target.url, pool_size=pool_size, max_overflow=pool_size)
+        self._engine = create_async_engine(target.url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
 
     @contextlib.asynccontextmanager
     async def migration_lock(self) -> AsyncIterator[None]:

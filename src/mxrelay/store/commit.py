@@ -60,7 +60,7 @@ PROBE_RETRY = 1.0
 EXPECTED_FAILURES = (SQLAlchemyError, OSError, StoreError, UnicodeError)
 """What a store or a driver raises for a failed write (logged in one line, without a traceback)."""
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class StoreUnavailable(Exception):
@@ -282,9 +282,9 @@ class GroupCommitter:
         its alert, are about the store, not about a value one write carried)."""
         self._last_commit = asyncio.get_running_loop().time()
         if isinstance(exc, EXPECTED_FAILURES):
-            log.error("%s: %s", what, describe_error(exc, 200))
+            logger.error("%s: %s", what, describe_error(exc, 200))
         else:
-            log.error("%s unexpectedly", what, exc_info=exc)
+            logger.error("%s unexpectedly", what, exc_info=exc)
         if counted and self._metrics is not None:
             self._metrics.store_commit_failures.inc()
 

@@ -29,7 +29,8 @@ from mxrelay.store import message_log
 from mxrelay.store.backend import Database
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.open import open_store
-from mxrelay.store.queue import Queue, QueueEntry, QueueFilter
+from mxrelay.store.queue import Queue, QueueEntry
+from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from mxrelay.store.sink import StoreSink
 from tests.store.helpers import message_bytes, transaction
 from tests.support import smarthost as smarthost_support
@@ -166,7 +167,7 @@ async def test_smarthost_down_then_back(
         assert view is not None
         assert [a.outcome for a in view.attempts] == ["deferred"]
         assert [r.state for r in view.recipients] == ["deferred"]
-        [row] = await rig.queue.list_entries(QueueFilter(message_ids=(ids[0],)), now=0)
+        [row] = await QueueAdmin(rig.db).list_entries(QueueFilter(message_ids=(ids[0],)), now=0)
         assert row.entry.next_attempt_at == (START + timedelta(minutes=1)).timestamp()
         assert "smarthost unreachable" in (row.entry.last_error or "")
         await smarthost.start()
@@ -262,7 +263,7 @@ async def test_configuration_fault_holds_then_probe_releases(rig: Rig) -> None:
         await rig.wait_states({"held": 1})
         assert rig.health.ready  # held, not refused: the relay goes on accepting
         assert "configuration fault" in rig.health.degraded()["delivery"]
-        entry = await rig.queue.get(message_id)
+        entry = await QueueAdmin(rig.db).get(message_id)
         assert entry is not None
         assert (entry.attempts, entry.hold_kind) == (0, "fault")  # no attempt budget burnt
         await wait_until(lambda: _probed(transport, 2))
@@ -286,7 +287,7 @@ async def test_throttle_before_sending_is_not_an_attempt(rig: Rig) -> None:
     await worker.start()
     try:
         await rig.wait_states({"deferred": 1})
-        entry = await rig.queue.get(message_id)
+        entry = await QueueAdmin(rig.db).get(message_id)
         assert entry is not None
         assert entry.attempts == 0
         assert entry.next_attempt_at == (START + timedelta(seconds=30)).timestamp()
@@ -328,7 +329,7 @@ async def test_a_throttle_waits_its_retry_after_exactly_and_is_not_counted(rig: 
     first, second, third = answered
     assert 1.2 <= second - first < 1.7
     assert 1.2 <= third - second < 1.7
-    entry = await rig.queue.get(message_id)
+    entry = await QueueAdmin(rig.db).get(message_id)
     assert entry is not None
     assert entry.attempts == 1
     view = await message_log.get_message(rig.db, message_id)
@@ -376,7 +377,7 @@ async def test_stop_hands_back_leases_of_unfinished_deliveries(rig: Rig) -> None
     assert await rig.states() == {"active": 1}
     await worker.stop(0.1)
     assert await rig.states() == {"queued": 1}
-    [job_entry] = await rig.queue.list_entries(QueueFilter(), now=0)
+    [job_entry] = await QueueAdmin(rig.db).list_entries(QueueFilter(), now=0)
     assert job_entry.entry.attempts == 0
 
 

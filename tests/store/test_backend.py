@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 
+from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
-from mxrelay.store.backend import Dialect, describe_error, load_queries
+from mxrelay.store.backend import Dialect, describe_error, load_queries, statement
 
 
 def test_both_dialects_name_the_same_queries() -> None:
@@ -21,3 +22,17 @@ def test_an_error_is_told_in_the_drivers_words_without_sql_or_parameters() -> No
     assert "bob@example.org" not in told
     assert describe_error(wrapped, limit=16) == "OperationalError"
     assert describe_error(TimeoutError()) == "TimeoutError"
+
+
+def test_a_parameter_written_in_takes_a_list() -> None:
+    query = statement(
+        "SELECT n FROM (SELECT 1 AS n UNION SELECT 2 UNION SELECT 3) "
+        "WHERE n IN :wanted AND n <> :but ORDER BY n"
+    )
+    engine = create_engine("sqlite://")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(query, {"wanted": [1, 2, 3], "but": 2}).scalars().all() == [1, 3]
+            assert conn.execute(query, {"wanted": [], "but": 2}).scalars().all() == []
+    finally:
+        engine.dispose()

@@ -26,7 +26,8 @@ from mxrelay.log import printable
 from mxrelay.store import message_log
 from mxrelay.store.backend import Database, StoreError
 from mxrelay.store.open import OpenMode, open_store
-from mxrelay.store.queue import Queue, QueueEntry, QueueFilter, QueueRow, QueueState
+from mxrelay.store.queue import QueueEntry, QueueState
+from mxrelay.store.queue.admin import QueueAdmin, QueueFilter, QueueRow
 
 EXIT_NOTHING = 1
 ACTIONS = ("retry", "hold", "release", "delete")
@@ -97,7 +98,7 @@ def run(
 
 async def _run(args: argparse.Namespace, url: str, now: float) -> int:
     async with open_store(url, OpenMode.QUEUE) as db:
-        queue = Queue(db)
+        queue = QueueAdmin(db)
         if args.action == "list":
             return await _list(queue, _filter(args), now, args.limit, as_json=args.json)
         if args.action == "show":
@@ -142,7 +143,9 @@ def _row_json(row: QueueRow) -> dict[str, Any]:
     }
 
 
-async def _list(queue: Queue, where: QueueFilter, now: float, limit: int, *, as_json: bool) -> int:
+async def _list(
+    queue: QueueAdmin, where: QueueFilter, now: float, limit: int, *, as_json: bool
+) -> int:
     rows = await queue.list_entries(where, now=now, limit=limit)
     out = sys.stdout
     if as_json:
@@ -205,7 +208,7 @@ async def _show(db: Database, message_id: str, now: float, *, as_json: bool) -> 
     return 0
 
 
-async def _act(queue: Queue, args: argparse.Namespace, now: float) -> int:
+async def _act(queue: QueueAdmin, args: argparse.Namespace, now: float) -> int:
     entries: list[QueueEntry] = []
     for name in args.ids:
         entry = await queue.get(name)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import abc
 import contextlib
 import enum
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.engine import URL
 
 T = TypeVar("T")
@@ -85,6 +86,16 @@ def _named_queries(text: str) -> dict[str, str]:
     return queries
 
 
+_LIST_PARAMETER = re.compile(r"\bIN\s+:(\w+)", re.IGNORECASE)
+
+
+def statement(sql: str) -> TextClause:
+    """A named query as a statement. A parameter written `IN :name` takes a list: it expands to
+    one placeholder per item (`IN (?, ?, ?)`)."""
+    lists = dict.fromkeys(_LIST_PARAMETER.findall(sql))
+    return text(sql).bindparams(*(bindparam(name, expanding=True) for name in lists))
+
+
 class Database(abc.ABC):
     """An open store. Work is handed in as plain functions of a SQLAlchemy `Connection`:
 
@@ -102,7 +113,7 @@ class Database(abc.ABC):
         """Descriptors a child process of the relay inherits to count as part of it (the SQLite
         lock's), set by `open_store`."""
         self.statements: dict[str, TextClause] = {
-            name: text(sql) for name, sql in load_queries(target.dialect).items()
+            name: statement(sql) for name, sql in load_queries(target.dialect).items()
         }
         """The named queries (`load_queries`), built once."""
 

@@ -1,4 +1,4 @@
-"""Queue contract, on SQLite and PostgreSQL: claims, leases, settlements, recovery, operator actions."""
+"""The delivery side of the queue, on SQLite and PostgreSQL: claims, leases, settlements, recovery."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.queue import (
     HoldKind,
     Queue,
-    QueueFilter,
     QueueState,
     RecipientUpdate,
     Settlement,
 )
+from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from tests.store.helpers import T0, accept, record, transaction
 
 NOW = T0.timestamp()
@@ -50,7 +50,7 @@ async def test_an_expired_lease_is_claimed_by_another_owner(db: Database) -> Non
     assert await queue.renew(entry.id, "b", NOW + LEASE + 2, LEASE)
     assert await queue.renew_many([entry], "a", NOW + LEASE + 3, LEASE) == set()
     assert await queue.renew_many([entry], "b", NOW + LEASE + 3, LEASE) == {entry.id}
-    [view] = await queue.list_entries(QueueFilter(), now=NOW)
+    [view] = await QueueAdmin(db).list_entries(QueueFilter(), now=NOW)
     assert view.entry.lease_expires_at == NOW + 2 * LEASE + 3
 
 
@@ -137,33 +137,13 @@ async def test_hold_mode_entries_wait_for_release(db: Database) -> None:
     queue = Queue(db)
     await accept(db, record(hold_reason="hold mode"))
     assert await queue.claim("w", 1, NOW, LEASE) == []
-    [row] = await queue.list_entries(QueueFilter(states=(QueueState.HELD,)), now=NOW)
+    admin = QueueAdmin(db)
+    [row] = await admin.list_entries(QueueFilter(states=(QueueState.HELD,)), now=NOW)
     assert row.entry.hold_kind == HoldKind.MODE.value
     assert row.recipients == (("bob@example.org", "held"),)
-    assert await queue.release([row.entry], NOW) == 1
+    assert await admin.release([row.entry], NOW) == 1
     [entry] = await queue.claim("w", 1, NOW, LEASE)
     loaded = await queue.load(entry)
-    assert loaded is not None
-    assert loaded.recipients == ("bob@example.org",)
-
-
-async def test_operator_actions(db: Database) -> None:
-    queue = Queue(db)
-    await accept(db, record(), record())
-    rows = await queue.list_entries(QueueFilter(), now=NOW)
-    first, second = (row.entry for row in rows)
-    assert await queue.hold([first], NOW) == 1
-    assert [e.id for e in await queue.claim("w", 5, NOW, LEASE)] == [second.id]
-    assert await queue.hold([first], NOW) == 0  # already held
-    assert await queue.delete([first], NOW) == 1
-    deleted = await queue.get(first.key)
-    assert deleted is not None
-    assert (deleted.state, deleted.last_error) == (QueueState.DEAD, "deleted by an operator")
-    assert await queue.retry([deleted], NOW + 100) == 1
-    revived = await queue.get(first.key)
-    assert revived is not None
-    assert (revived.state, revived.queued_at) == (QueueState.QUEUED, NOW + 100)  # fresh lifetime
-    loaded = await queue.load(revived)
     assert loaded is not None
     assert loaded.recipients == ("bob@example.org",)
 
@@ -171,34 +151,12 @@ async def test_operator_actions(db: Database) -> None:
 async def test_release_faults_leaves_operator_holds(db: Database) -> None:
     queue = Queue(db)
     await accept(db, record(), record())
-    a, b = (row.entry for row in await queue.list_entries(QueueFilter(), now=NOW))
-    await queue.hold([a], NOW, reason="bad credentials", kind=HoldKind.FAULT)
-    await queue.hold([b], NOW)
+    admin = QueueAdmin(db)
+    a, b = (row.entry for row in await admin.list_entries(QueueFilter(), now=NOW))
+    await admin.hold([a], NOW, reason="bad credentials", kind=HoldKind.FAULT)
+    await admin.hold([b], NOW)
     assert await queue.release_faults(NOW) == 1
     assert [e.id for e in await queue.claim("w", 5, NOW, LEASE)] == [a.id]
-
-
-async def test_list_filters(db: Database) -> None:
-    queue = Queue(db)
-    old = transaction(mail_from="app@example.net", recipients=("x@example.org",))
-    new = transaction(
-        mail_from="other@example.com",
-        recipients=("y@example.org",),
-        received_at=T0.replace(hour=13),
-    )
-    await accept(db, record(old), record(new))
-    later = NOW + 7200
-
-    async def keys(**kwargs: object) -> list[str]:
-        rows = await queue.list_entries(QueueFilter(**kwargs), now=later)  # type: ignore[arg-type]
-        return [row.mail_from for row in rows]
-
-    assert await keys() == ["app@example.net", "other@example.com"]
-    assert await keys(sender="APP@") == ["app@example.net"]
-    assert await keys(recipient="y@example") == ["other@example.com"]
-    assert await keys(older_than=5000.0) == ["app@example.net"]
-    assert await keys(newer_than=5000.0) == ["other@example.com"]
-    assert await keys(states=(QueueState.DEAD,)) == []
 
 
 async def test_stats(db: Database) -> None:

@@ -1,4 +1,4 @@
-"""The durable queue: entries, leases, settlements and operator actions. The only home of queue SQL.
+"""The durable queue: entries, leases and settlements, the delivery side's home of queue SQL.
 
 An entry is one message variant still owned by the queue. States follow Postfix's queues:
 
@@ -7,12 +7,11 @@ An entry is one message variant still owned by the queue. States follow Postfix'
        └─────────────────┘                       deferred ──due──▶ claim│            │ config fault,
                                                                          └─ release ─┘ hold mode
 
-("delivering" in the issue is `active`; "failed" is `dead`.) Claims are one atomic statement: with
-PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim side by side, with SQLite the write
-transaction is `BEGIN IMMEDIATE`. A claim sets `lease_owner` and `lease_expires_at`; the worker renews
-leases while it delivers, and a replica that dies loses its entries once their leases expire.
-Statements are named in `sql/*.sql`; operator actions live in `admin.py` (a base
-class of `Queue`), the entry values in `entries.py`; both are re-exported here.
+Claims are one atomic statement: with PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim side
+by side, with SQLite the write transaction is `BEGIN IMMEDIATE`. A claim sets `lease_owner` and
+`lease_expires_at`; the worker renews leases while it delivers, and a replica that dies loses its
+entries once their leases expire. The statements are the named queries of `sql/*.sql`; the entry
+values are `entries.py`'s, the operator's actions `admin.py`'s (`QueueAdmin`, beside a `Queue`).
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ __all__ = [
     "LoadedEntry",
     "Queue",
     "QueueEntry",
-    "QueueFilter",
-    "QueueRow",
     "QueueState",
     "QueueStats",
     "RecipientUpdate",
@@ -35,7 +32,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
@@ -43,7 +39,6 @@ from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.bulk import execute_many, insert_many, insert_returning
 from mxrelay.store.ingest import NewMessage, decompress
 from mxrelay.store.message_log import AttemptRecord, insert_attempts
-from mxrelay.store.queue.admin import QueueAdmin, QueueFilter, QueueRow
 from mxrelay.store.queue.entries import (
     ENTRY_COLUMNS,
     HoldKind,
@@ -105,59 +100,8 @@ class QueueStats:
     oldest_created_at: float | None
 
 
-def _statements() -> tuple[Select[Any], Select[Any], Any]:
-    """Statements with many ids, built once (SQLAlchemy then reuses their compiled form)."""
-    q, m, v, b, r = (
-        schema.queue,
-        schema.messages,
-        schema.variants,
-        schema.message_bodies,
-        schema.recipients,
-    )
-    jobs = (
-        select(
-            q.c.id,
-            m.c.received_at,
-            m.c.mail_from,
-            m.c.smtputf8,
-            m.c.received_header,
-            b.c.encoding,
-            b.c.raw,
-            v.c.transforms,
-            m.c.header_from,
-        )
-        .select_from(q)
-        .join(m, m.c.id == q.c.message_id)
-        .join(v, and_(v.c.message_id == q.c.message_id, v.c.variant == q.c.variant))
-        .outerjoin(b, b.c.message_id == q.c.message_id)
-        .where(q.c.id.in_(bindparam("ids", expanding=True)))
-    )
-    pending = (
-        select(r.c.message_id, r.c.variant, r.c.address)
-        .where(
-            r.c.message_id.in_(bindparam("messages", expanding=True)),
-            r.c.state.in_(("queued", "deferred", "held")),
-        )
-        .order_by(r.c.message_id, r.c.variant, r.c.position)
-    )
-    renew = (
-        update(q)
-        .where(
-            q.c.id.in_(bindparam("ids", expanding=True)),
-            q.c.state == "active",
-            q.c.lease_owner == bindparam("owner"),
-        )
-        .values(lease_expires_at=bindparam("expires"))
-        .returning(q.c.id)
-    )
-    return jobs, pending, renew
-
-
-_LOAD_JOBS, _PENDING_RECIPIENTS, _RENEW_MANY = _statements()
-
-
-class Queue(QueueAdmin):
-    """Queue operations on an open store."""
+class Queue:
+    """The delivery side's queue operations on an open store."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -285,6 +229,20 @@ class Queue(QueueAdmin):
             return await self.requeue_expired(now)
         return await self.db.write(self._count, "requeue_all_active", {"now": now}, durable=False)
 
+    async def release_faults(self, now: float) -> int:
+        """Release every entry a configuration fault held (the transport works again); an
+        operator's holds stay."""
+        return await self.db.write(self._release_faults, now)
+
+    def _release_faults(self, conn: Connection, now: float) -> int:
+        rows = conn.execute(self._sql["release_fault_held"], {"now": now}).all()
+        for _, message_id, variant in rows:
+            conn.execute(
+                self._sql["release_recipients"],
+                {"message_id": message_id, "variant": variant, "now": now},
+            )
+        return len(rows)
+
     async def load(self, entry: QueueEntry) -> LoadedEntry | None:
         """The stored message and pending recipients of an entry (None if the message is gone)."""
         return (await self.load_many([entry])).get(entry.id)
@@ -297,9 +255,9 @@ class Queue(QueueAdmin):
 
     def _load_many(self, conn: Connection, entries: list[QueueEntry]) -> dict[int, LoadedEntry]:
         by_id = {e.id: e for e in entries}
-        rows = conn.execute(_LOAD_JOBS, {"ids": list(by_id)}).all()
+        rows = conn.execute(self._sql["load_entries"], {"ids": list(by_id)}).all()
         messages = list({e.message_id for e in entries})
-        recipient_rows = conn.execute(_PENDING_RECIPIENTS, {"messages": messages})
+        recipient_rows = conn.execute(self._sql["pending_recipients"], {"messages": messages})
         pending: dict[tuple[str, int], list[str]] = {}
         for message_id, variant, address in recipient_rows:
             pending.setdefault((message_id, variant), []).append(address)
@@ -332,7 +290,7 @@ class Queue(QueueAdmin):
 
     def _renew_many(self, conn: Connection, ids: list[int], owner: str, expires: float) -> set[int]:
         params = {"ids": ids, "owner": owner, "expires": expires}
-        return {row[0] for row in conn.execute(_RENEW_MANY, params)}
+        return {row[0] for row in conn.execute(self._sql["renew_many"], params)}
 
     async def next_due(self) -> float | None:
         value = await self.db.read(self._scalar, "next_due")

@@ -1,39 +1,27 @@
-"""Operator actions on the queue (`mxrelay queue`, later the web API): list with filters, and
-retry, hold, release, delete. Part of `Queue` (its base class), split out to keep modules small;
-the statements are the named queries of `sql/*.sql`, the filters SQLAlchemy Core.
+"""Operator actions on the queue (`mxrelay queue`): list with filters, find one entry, and retry,
+hold, release or delete entries.
+
+`QueueAdmin` works on an open store beside the delivery side's `Queue`, never through it. Its
+statements are the named queries of `sql/*.sql`, except the listing, whose conditions are the
+operator's (`filters.py`).
 """
 
 from __future__ import annotations
+
+__all__ = ["QueueAdmin", "QueueFilter", "QueueRow"]
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import TextClause, and_, exists, func, select
 from sqlalchemy.engine import Connection
 
-from mxrelay.store import schema
 from mxrelay.store.backend import Database
-from mxrelay.store.queue.entries import (
-    ENTRY_COLUMNS,
-    HoldKind,
-    QueueEntry,
-    QueueState,
-    entry_from_row,
-)
+from mxrelay.store.queue.entries import ENTRY_COLUMNS, HoldKind, QueueEntry, entry_from_row
+from mxrelay.store.queue.filters import QueueFilter, listing
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueueFilter:
-    """Operator filters for `mxrelay queue` (all optional; combined with AND)."""
-
-    states: tuple[QueueState, ...] = ()
-    sender: str | None = None
-    recipient: str | None = None
-    older_than: float | None = None
-    """Seconds: only entries created at least this long ago."""
-    newer_than: float | None = None
-    message_ids: tuple[str, ...] = ()
+LISTED_MESSAGES_PER_QUERY = 500
+"""Messages whose recipients one statement reads for a listing (bounded IN lists)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +35,11 @@ class QueueRow:
 
 
 class QueueAdmin:
-    """What an operator can do to entries. `Queue` inherits it."""
+    """What an operator can do to entries of an open store."""
 
-    db: Database
-    _sql: dict[str, TextClause]
-
-    # --- operator actions ----------------------------------------------------------------------
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._sql = db.statements
 
     async def list_entries(
         self, where: QueueFilter, *, now: float, limit: int = 100
@@ -60,24 +47,13 @@ class QueueAdmin:
         return await self.db.read(self._list, where, now, limit)
 
     def _list(self, conn: Connection, where: QueueFilter, now: float, limit: int) -> list[QueueRow]:
-        q, m, r = schema.queue, schema.messages, schema.recipients
-        query = (
-            select(*(q.c[c] for c in ENTRY_COLUMNS), m.c.mail_from, m.c.subject, m.c.size)
-            .join(m, m.c.id == q.c.message_id)
-            .where(*self._conditions(where, now))
-            .order_by(q.c.created_at, q.c.id)
-            .limit(limit)
-        )
-        rows = conn.execute(query).all()
+        rows = conn.execute(listing(where, now, limit)).all()
         entries = [(entry_from_row(row[: len(ENTRY_COLUMNS)]), row) for row in rows]
         ids = [e.message_id for e, _ in entries]
         by_variant: dict[tuple[str, int], list[tuple[str, str]]] = {}
-        for start in range(0, len(ids), 500):  # bounded IN lists
-            recipient_rows = conn.execute(
-                select(r.c.message_id, r.c.variant, r.c.address, r.c.state)
-                .where(r.c.message_id.in_(ids[start : start + 500]))
-                .order_by(r.c.message_id, r.c.variant, r.c.position)
-            )
+        for start in range(0, len(ids), LISTED_MESSAGES_PER_QUERY):
+            messages = ids[start : start + LISTED_MESSAGES_PER_QUERY]
+            recipient_rows = conn.execute(self._sql["listed_recipients"], {"messages": messages})
             for message_id, variant, address, state in recipient_rows:
                 by_variant.setdefault((message_id, variant), []).append((address, state))
         return [
@@ -91,40 +67,15 @@ class QueueAdmin:
             for e, row in entries
         ]
 
-    def _conditions(self, where: QueueFilter, now: float) -> list[Any]:
-        q, m, r = schema.queue, schema.messages, schema.recipients
-        conditions: list[Any] = []
-        if where.states:
-            conditions.append(q.c.state.in_([s.value for s in where.states]))
-        if where.sender is not None:
-            conditions.append(func.lower(m.c.mail_from).contains(where.sender.lower()))
-        if where.recipient is not None:
-            conditions.append(
-                exists().where(
-                    and_(
-                        r.c.message_id == q.c.message_id,
-                        r.c.variant == q.c.variant,
-                        func.lower(r.c.address).contains(where.recipient.lower()),
-                    )
-                )
-            )
-        if where.older_than is not None:
-            conditions.append(q.c.created_at <= now - where.older_than)
-        if where.newer_than is not None:
-            conditions.append(q.c.created_at >= now - where.newer_than)
-        if where.message_ids:
-            conditions.append(q.c.message_id.in_(where.message_ids))
-        return conditions
-
     async def get(self, key: str) -> QueueEntry | None:
         """An entry by `MESSAGEID.VARIANT` (or MESSAGEID for variant 0)."""
         message_id, _, variant = key.partition(".")
-        q = schema.queue
-        query = select(*(q.c[c] for c in ENTRY_COLUMNS)).where(
-            q.c.message_id == message_id, q.c.variant == int(variant or 0)
-        )
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        params = {"message_id": message_id, "variant": int(variant or 0)}
+        row = await self.db.read(self._first, "entry_by_key", params)
         return None if row is None else entry_from_row(row)
+
+    def _first(self, conn: Connection, name: str, params: dict[str, Any]) -> Any:
+        return conn.execute(self._sql[name], params).first()
 
     async def retry(self, entries: Iterable[QueueEntry], now: float) -> int:
         """Due at once; a dead entry comes back with a fresh lifetime and its failed recipients."""
@@ -147,19 +98,6 @@ class QueueAdmin:
     async def delete(self, entries: Iterable[QueueEntry], now: float) -> int:
         """Take entries out of the live queue (state dead, reason recorded); the log is kept."""
         return await self._operate(entries, "operator_delete", "delete_recipients", now)
-
-    async def release_faults(self, now: float) -> int:
-        """Release every entry a configuration fault held (the transport works again)."""
-        return await self.db.write(self._release_faults, now)
-
-    def _release_faults(self, conn: Connection, now: float) -> int:
-        rows = conn.execute(self._sql["release_fault_held"], {"now": now}).all()
-        for _, message_id, variant in rows:
-            conn.execute(
-                self._sql["release_recipients"],
-                {"message_id": message_id, "variant": variant, "now": now},
-            )
-        return len(rows)
 
     async def _operate(
         self,

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 
+from sqlalchemy.engine import Connection
+
+from mxrelay.store import message_log
 from mxrelay.store.backend import Database, Dialect
+from mxrelay.store.ingest import NewMessage, build_record
 from mxrelay.store.queue import (
     HoldKind,
     Queue,
@@ -14,6 +19,8 @@ from mxrelay.store.queue import (
     Settlement,
 )
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
+from mxrelay.store.queue.entries import QueueEntry
+from mxrelay.store.variants import VariantPlan
 from tests.store.helpers import T0, accept, record, transaction
 
 NOW = T0.timestamp()
@@ -22,6 +29,54 @@ LEASE = 60.0
 
 async def settle(db: Database, settlement: Settlement) -> None:
     await db.write(Queue(db).settle_batch, [settlement])
+
+
+def log_and_enqueue(conn: Connection, items: Sequence[NewMessage]) -> list[tuple[QueueEntry, ...]]:
+    message_log.insert_messages(conn, items)
+    return Queue.enqueue(conn, items)
+
+
+def two_variants(data: bytes, recipients: tuple[str, ...]) -> tuple[VariantPlan, ...]:
+    return (VariantPlan(0, recipients[:1]), VariantPlan(1, recipients[1:], ("x",)))
+
+
+async def test_enqueue_creates_each_entry_in_its_first_state(db: Database) -> None:
+    """Queued; held in hold mode; leased to this process when the sink asked (each variant),
+    and then returned; held, not leased, when both."""
+    plain, held = record(), record(hold_reason="hold mode")
+    txn = transaction(recipients=("a@example.org", "b@example.org"))
+    leased = replace(
+        build_record(
+            txn,
+            message_id="01LEASED0000000000000000AA",
+            hostname="relay.example.net",
+            plan=two_variants,
+            render=lambda data, transforms: data,
+        ),
+        lease=("me", NOW + LEASE),
+    )
+    both = replace(record(hold_reason="hold mode"), lease=("me", NOW + LEASE))
+    returned = await db.write(log_and_enqueue, [plain, held, leased, both])
+    assert [len(r) for r in returned] == [0, 0, 2, 0]
+    assert [(e.variant, e.state, e.lease_owner) for e in returned[2]] == [
+        (0, QueueState.ACTIVE, "me"),
+        (1, QueueState.ACTIVE, "me"),
+    ]
+    rows = await QueueAdmin(db).list_entries(QueueFilter(), now=NOW)
+    found = {(row.entry.message_id, row.entry.variant): row.entry for row in rows}
+    assert set(returned[2]) == {found[leased.id, 0], found[leased.id, 1]}
+    assert all(e.lease_expires_at == NOW + LEASE for e in returned[2])
+    first = {
+        plain.id: (QueueState.QUEUED, None, None, None),
+        held.id: (QueueState.HELD, None, "mode", "hold mode"),
+        both.id: (QueueState.HELD, None, "mode", "hold mode"),
+    }
+    for message_id, expected in first.items():
+        entry = found[message_id, 0]
+        assert (entry.state, entry.lease_owner, entry.hold_kind, entry.hold_reason) == expected
+        assert entry.lease_expires_at is None
+        assert (entry.attempts, entry.next_attempt_at, entry.queued_at) == (0, NOW, NOW)
+    assert await db.write(log_and_enqueue, [record(), record(hold_reason="hold")]) == [(), ()]
 
 
 async def test_claim_leases_each_due_entry_once(db: Database) -> None:

@@ -114,39 +114,17 @@ class Queue:
         """Create the entries of newly accepted messages (in the same transaction as the log).
 
         Returns, per message, the entries created already leased (`NewMessage.lease`)."""
-        rows = []
-        for item in items:
-            state = QueueState.HELD if item.hold_reason else QueueState.QUEUED
-            owner, expires = item.lease if item.lease else (None, None)
-            if owner is not None and not item.hold_reason:
-                state = QueueState.ACTIVE
-            for plan in item.variants:
-                rows.append(
-                    {
-                        "message_id": item.id,
-                        "variant": plan.variant,
-                        "state": state.value,
-                        "created_at": item.received_at,
-                        "queued_at": item.received_at,
-                        "next_attempt_at": item.received_at,
-                        "attempts": 0,
-                        "lease_owner": owner if state is QueueState.ACTIVE else None,
-                        "lease_expires_at": expires if state is QueueState.ACTIVE else None,
-                        "hold_kind": HoldKind.MODE.value if item.hold_reason else None,
-                        "hold_reason": item.hold_reason,
-                        "last_error": None,
-                        "updated_at": item.received_at,
-                    }
-                )
-        if not any(item.lease and not item.hold_reason for item in items):
+        states = [_first_state(item) for item in items]
+        pairs = zip(items, states, strict=True)
+        rows = [row for item, state in pairs for row in _entry_rows(item, state)]
+        if QueueState.ACTIVE not in states:
             insert_many(conn, schema.queue, rows)
             return [() for _ in items]
         returned = insert_returning(
             conn, schema.queue, rows, ENTRY_COLUMNS, key=("message_id", "variant")
         )
-        created = [entry_from_row(row) for row in returned]
         leased: dict[str, list[QueueEntry]] = {}
-        for entry in created:
+        for entry in map(entry_from_row, returned):
             if entry.state is QueueState.ACTIVE:
                 leased.setdefault(entry.message_id, []).append(entry)
         return [tuple(leased.get(item.id, ())) for item in items]
@@ -306,6 +284,37 @@ class Queue:
         counts = {str(s): int(n) for s, n in conn.execute(self._sql["counts_by_state"])}
         oldest = conn.execute(self._sql["oldest_waiting"]).scalar()
         return QueueStats(counts, None if oldest is None else float(oldest))
+
+
+def _first_state(item: NewMessage) -> QueueState:
+    """Held in hold mode; leased to this process when the sink asked for it; queued otherwise."""
+    if item.hold_reason:
+        return QueueState.HELD
+    return QueueState.ACTIVE if item.lease else QueueState.QUEUED
+
+
+def _entry_rows(item: NewMessage, state: QueueState) -> list[dict[str, Any]]:
+    """The queue rows of one accepted message, one per variant."""
+    owner, expires = item.lease if item.lease and state is QueueState.ACTIVE else (None, None)
+    at = item.received_at
+    return [
+        {
+            "message_id": item.id,
+            "variant": plan.variant,
+            "state": state.value,
+            "created_at": at,
+            "queued_at": at,
+            "next_attempt_at": at,
+            "attempts": 0,
+            "lease_owner": owner,
+            "lease_expires_at": expires,
+            "hold_kind": HoldKind.MODE.value if state is QueueState.HELD else None,
+            "hold_reason": item.hold_reason,
+            "last_error": None,
+            "updated_at": at,
+        }
+        for plan in item.variants
+    ]
 
 
 def _json_list(value: str) -> list[str]:

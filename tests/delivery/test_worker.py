@@ -29,7 +29,7 @@ from mxrelay.store import message_log
 from mxrelay.store.backend import Database
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.open import open_store
-from mxrelay.store.queue import Queue, QueueEntry
+from mxrelay.store.queue import Queue, QueueEntry, QueueState
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from mxrelay.store.sink import StoreSink
 from tests.store.helpers import message_bytes, transaction
@@ -93,7 +93,7 @@ class Rig:
         assert all(r.code == 250 for r in replies)
         return [r.text.rsplit(" ", 1)[1] for r in replies]
 
-    async def states(self) -> dict[str, int]:
+    async def states(self) -> dict[QueueState, int]:
         return (await self.queue.stats()).counts
 
     async def wait_states(self, expected: dict[str, int], within: float = 10.0) -> None:

@@ -130,7 +130,7 @@ def settle_outcome(
     last_error = _describe(first_problem) if first_problem is not None else None
     updates = [
         RecipientUpdate(
-            address=r.recipient, state=r.status.value, code=r.code, enhanced=r.enhanced, text=r.text
+            address=r.recipient, state=r.status, code=r.code, enhanced=r.enhanced, text=r.text
         )
         for r in results
     ]
@@ -146,18 +146,18 @@ def settle_outcome(
             updates = [
                 RecipientUpdate(
                     address=u.address,
-                    state="failed",
+                    state=RecipientStatus.FAILED,
                     code=u.code,
                     enhanced=u.enhanced,
                     text=f"{decision.reason}; last reply: {u.text}",
                 )
-                if u.state == RecipientStatus.DEFERRED.value
+                if u.state is RecipientStatus.DEFERRED
                 else u
                 for u in updates
             ]
             state = QueueState.DELIVERED if delivered else QueueState.DEAD
     elif held:
-        state, hold_kind = QueueState.HELD, HoldKind.FAULT.value
+        state, hold_kind = QueueState.HELD, HoldKind.FAULT
         hold_reason = f"configuration fault: {_describe(held[0])}"
     label = _label(state, delivered=bool(delivered), total=len(results))
     main = first_problem if first_problem is not None else (delivered[0] if delivered else None)
@@ -288,11 +288,11 @@ def settle_error(
         attempts=entry.attempts + (1 if counted else 0),
         now=now,
         last_error=last_error,
-        hold_kind=kind.value if kind is not None else None,
+        hold_kind=kind,
         hold_reason=reason,
         recipients=tuple(
             RecipientUpdate(
-                address=r.recipient, state=r.status.value, code=code, text=detail, counted=counted
+                address=r.recipient, state=r.status, code=code, text=detail, counted=counted
             )
             for r in results
         ),
@@ -322,7 +322,7 @@ def settle_unloadable(attempt: Attempt, loaded: LoadedEntry | None, *, now: floa
         now=now,
         last_error=reason,
         recipients=tuple(
-            RecipientUpdate(address=a, state="failed", text=reason)
+            RecipientUpdate(address=a, state=RecipientStatus.FAILED, text=reason)
             for a in (loaded.recipients if loaded is not None else ())
         ),
     )

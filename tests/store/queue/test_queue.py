@@ -15,6 +15,7 @@ from mxrelay.store.queue import (
     HoldKind,
     Queue,
     QueueState,
+    RecipientStatus,
     RecipientUpdate,
     Settlement,
 )
@@ -68,8 +69,8 @@ async def test_enqueue_creates_each_entry_in_its_first_state(db: Database) -> No
     assert all(e.lease_expires_at == NOW + LEASE for e in returned[2])
     first = {
         plain.id: (QueueState.QUEUED, None, None, None),
-        held.id: (QueueState.HELD, None, "mode", "hold mode"),
-        both.id: (QueueState.HELD, None, "mode", "hold mode"),
+        held.id: (QueueState.HELD, None, HoldKind.MODE, "hold mode"),
+        both.id: (QueueState.HELD, None, HoldKind.MODE, "hold mode"),
     }
     for message_id, expected in first.items():
         entry = found[message_id, 0]
@@ -123,7 +124,11 @@ async def test_deferred_entries_wait_for_their_time(db: Database) -> None:
             attempts=1,
             now=NOW,
             last_error="451 try later",
-            recipients=(RecipientUpdate(address="bob@example.org", state="deferred", code=451),),
+            recipients=(
+                RecipientUpdate(
+                    address="bob@example.org", state=RecipientStatus.DEFERRED, code=451
+                ),
+            ),
         ),
     )
     assert await queue.claim("a", 1, NOW + 299, LEASE) == []
@@ -163,9 +168,9 @@ async def test_delivered_recipients_are_not_sent_again(db: Database) -> None:
             attempts=1,
             now=NOW,
             recipients=(
-                RecipientUpdate(address="a@example.org", state="delivered", code=250),
-                RecipientUpdate(address="b@example.org", state="deferred", code=450),
-                RecipientUpdate(address="c@example.org", state="failed", code=550),
+                RecipientUpdate(address="a@example.org", state=RecipientStatus.DELIVERED, code=250),
+                RecipientUpdate(address="b@example.org", state=RecipientStatus.DEFERRED, code=450),
+                RecipientUpdate(address="c@example.org", state=RecipientStatus.FAILED, code=550),
             ),
         ),
     )
@@ -194,7 +199,7 @@ async def test_hold_mode_entries_wait_for_release(db: Database) -> None:
     assert await queue.claim("w", 1, NOW, LEASE) == []
     admin = QueueAdmin(db)
     [row] = await admin.list_entries(QueueFilter(states=(QueueState.HELD,)), now=NOW)
-    assert row.entry.hold_kind == HoldKind.MODE.value
+    assert row.entry.hold_kind is HoldKind.MODE
     assert row.recipients == (("bob@example.org", "held"),)
     assert await admin.release([row.entry], NOW) == 1
     [entry] = await queue.claim("w", 1, NOW, LEASE)
@@ -220,6 +225,7 @@ async def test_stats(db: Database) -> None:
     await queue.claim("w", 1, NOW, LEASE)
     stats = await queue.stats()
     assert stats.counts == {"active": 1, "queued": 1, "held": 1}
+    assert all(type(state) is QueueState for state in stats.counts)
     assert stats.oldest_created_at == NOW
 
 

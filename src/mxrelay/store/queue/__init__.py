@@ -23,6 +23,7 @@ __all__ = [
     "QueueEntry",
     "QueueState",
     "QueueStats",
+    "RecipientStatus",
     "RecipientUpdate",
     "Settlement",
 ]
@@ -44,6 +45,7 @@ from mxrelay.store.queue.entries import (
     HoldKind,
     QueueEntry,
     QueueState,
+    RecipientStatus,
     entry_from_row,
 )
 
@@ -51,7 +53,7 @@ from mxrelay.store.queue.entries import (
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecipientUpdate:
     address: str
-    state: str
+    state: RecipientStatus
     code: int | None = None
     enhanced: str = ""
     text: str = ""
@@ -70,7 +72,7 @@ class Settlement:
     attempts: int
     now: float
     last_error: str | None = None
-    hold_kind: str | None = None
+    hold_kind: HoldKind | None = None
     hold_reason: str | None = None
     recipients: tuple[RecipientUpdate, ...] = ()
     attempt: AttemptRecord | None = None
@@ -96,7 +98,8 @@ class LoadedEntry:
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    counts: dict[str, int]
+    counts: dict[QueueState, int]
+    """Entries by state (a state with none is missing)."""
     oldest_created_at: float | None
 
 
@@ -158,7 +161,7 @@ class Queue:
                 "message_id": s.entry.message_id,
                 "variant": s.entry.variant,
                 "address": r.address,
-                "state": r.state,
+                "state": r.state.value,
                 "counted": 1 if r.counted else 0,
                 "code": r.code,
                 "enhanced": r.enhanced,
@@ -176,7 +179,7 @@ class Queue:
                 "state": s.state.value,
                 "next_attempt_at": s.next_attempt_at,
                 "attempts": s.attempts,
-                "hold_kind": s.hold_kind,
+                "hold_kind": s.hold_kind and s.hold_kind.value,
                 "hold_reason": s.hold_reason,
                 "last_error": s.last_error and s.last_error[:2000],
                 "now": s.now,
@@ -281,7 +284,8 @@ class Queue:
         return await self.db.read(self._stats)
 
     def _stats(self, conn: Connection) -> QueueStats:
-        counts = {str(s): int(n) for s, n in conn.execute(self._sql["counts_by_state"])}
+        rows = conn.execute(self._sql["counts_by_state"])
+        counts = {QueueState(state): int(n) for state, n in rows}
         oldest = conn.execute(self._sql["oldest_waiting"]).scalar()
         return QueueStats(counts, None if oldest is None else float(oldest))
 

@@ -22,7 +22,6 @@ from mxrelay.store.ingest import (
     collapse_spaces,
     compress_body,
     decompress,
-    header_fields,
     summarise,
 )
 from tests.store.helpers import record, transaction
@@ -65,11 +64,6 @@ def test_summary(raw: bytes, subject: str, text: str) -> None:
 
 
 def test_addresses_and_message_id() -> None:
-    fields = header_fields(
-        b'From: "Doe, Jane" <jane@example.net>\r\nTo: a@example.org,\r\n b@example.org\r\n'
-        b"Message-ID: <abc@example.net>\r\n"
-    )
-    assert fields["to"] == ["a@example.org, b@example.org"]
     summary = summarise(
         b'From: "Doe, Jane" <jane@example.net>\r\nTo: a@example.org,\r\n b@example.org\r\n'
         b"Message-ID: <abc@example.net>\r\n\r\nbody\r\n"

@@ -1,7 +1,7 @@
 """The message log: messages, bodies, variants, recipients, delivery attempts and refusals.
 
 Writers here take a connection and a batch (they run inside the group committer's transaction, see
-`commit.py`); readers take a `Database` and return frozen views for the CLI and, later, the web API.
+`commit.py`); readers take a `Database` and return frozen views for the CLI and the web API.
 Queue entries are written by `queue/`, the only home of queue SQL.
 """
 

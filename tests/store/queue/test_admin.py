@@ -27,9 +27,8 @@ async def test_operator_actions(db: Database) -> None:
     revived = await admin.get(first.key)
     assert revived is not None
     assert (revived.state, revived.queued_at) == (QueueState.QUEUED, NOW + 100)  # fresh lifetime
-    loaded = await queue.load(revived)
-    assert loaded is not None
-    assert loaded.recipients == ("bob@example.org",)
+    loaded = await queue.load_many([revived])
+    assert loaded[revived.id].recipients == ("bob@example.org",)
 
 
 async def test_an_entry_is_found_by_its_name(db: Database) -> None:

@@ -13,6 +13,7 @@ from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.ingest import NewMessage, build_record
 from mxrelay.store.queue import (
     HoldKind,
+    LoadedEntry,
     Queue,
     QueueState,
     RecipientStatus,
@@ -30,6 +31,10 @@ LEASE = 60.0
 
 async def settle(db: Database, settlement: Settlement) -> None:
     await db.write(Queue(db).settle_batch, [settlement])
+
+
+async def load(queue: Queue, entry: QueueEntry) -> LoadedEntry | None:
+    return (await queue.load_many([entry])).get(entry.id)
 
 
 def log_and_enqueue(conn: Connection, items: Sequence[NewMessage]) -> list[tuple[QueueEntry, ...]]:
@@ -102,9 +107,7 @@ async def test_an_expired_lease_is_claimed_by_another_owner(db: Database) -> Non
     assert await queue.requeue_expired(NOW + LEASE + 1) == 1
     [again] = await queue.claim("b", 1, NOW + LEASE + 1, LEASE)
     assert again.id == entry.id
-    assert not await queue.renew(entry.id, "a", NOW + LEASE + 2, LEASE)  # "a" lost it
-    assert await queue.renew(entry.id, "b", NOW + LEASE + 2, LEASE)
-    assert await queue.renew_many([entry], "a", NOW + LEASE + 3, LEASE) == set()
+    assert await queue.renew_many([entry], "a", NOW + LEASE + 3, LEASE) == set()  # "a" lost it
     assert await queue.renew_many([entry], "b", NOW + LEASE + 3, LEASE) == {entry.id}
     [view] = await QueueAdmin(db).list_entries(QueueFilter(), now=NOW)
     assert view.entry.lease_expires_at == NOW + 2 * LEASE + 3
@@ -132,10 +135,11 @@ async def test_deferred_entries_wait_for_their_time(db: Database) -> None:
         ),
     )
     assert await queue.claim("a", 1, NOW + 299, LEASE) == []
-    assert await queue.next_due() == NOW + 300
+    [row] = await QueueAdmin(db).list_entries(QueueFilter(), now=NOW)
+    assert row.entry.next_attempt_at == NOW + 300
     [again] = await queue.claim("a", 1, NOW + 300, LEASE)
     assert (again.attempts, again.last_error) == (1, "451 try later")
-    loaded = await queue.load(again)
+    loaded = await load(queue, again)
     assert loaded is not None
     assert loaded.recipients == ("bob@example.org",)
 
@@ -175,7 +179,7 @@ async def test_delivered_recipients_are_not_sent_again(db: Database) -> None:
         ),
     )
     [again] = await queue.claim("w", 1, NOW, LEASE)
-    loaded = await queue.load(again)
+    loaded = await load(queue, again)
     assert loaded is not None
     assert loaded.recipients == ("b@example.org",)
 
@@ -203,7 +207,7 @@ async def test_hold_mode_entries_wait_for_release(db: Database) -> None:
     assert row.recipients == (("bob@example.org", "held"),)
     assert await admin.release([row.entry], NOW) == 1
     [entry] = await queue.claim("w", 1, NOW, LEASE)
-    loaded = await queue.load(entry)
+    loaded = await load(queue, entry)
     assert loaded is not None
     assert loaded.recipients == ("bob@example.org",)
 
@@ -213,8 +217,23 @@ async def test_release_faults_leaves_operator_holds(db: Database) -> None:
     await accept(db, record(), record())
     admin = QueueAdmin(db)
     a, b = (row.entry for row in await admin.list_entries(QueueFilter(), now=NOW))
-    await admin.hold([a], NOW, reason="bad credentials", kind=HoldKind.FAULT)
     await admin.hold([b], NOW)
+    [claimed] = await queue.claim("w", 1, NOW, LEASE)
+    assert claimed.id == a.id
+    fault = Settlement(
+        entry=claimed,
+        owner="w",
+        state=QueueState.HELD,
+        next_attempt_at=NOW,
+        attempts=0,
+        now=NOW,
+        hold_kind=HoldKind.FAULT,
+        hold_reason="configuration fault: bad credentials",
+    )
+    await settle(db, fault)
+    held = await admin.get(a.key)
+    assert held is not None
+    assert (held.state, held.hold_kind) == (QueueState.HELD, HoldKind.FAULT)
     assert await queue.release_faults(NOW) == 1
     assert [e.id for e in await queue.claim("w", 5, NOW, LEASE)] == [a.id]
 

@@ -148,11 +148,6 @@ class Queue:
     def _count(self, conn: Connection, name: str, params: Any) -> int:
         return int(getattr(conn.execute(self._sql[name], params), "rowcount", 0) or 0)
 
-    async def renew(self, entry_id: int, owner: str, now: float, lease: float) -> bool:
-        """Extend a lease; False when it was lost (expired and taken back)."""
-        params = {"id": entry_id, "owner": owner, "now": now, "expires": now + lease}
-        return await self.db.write(self._count, "renew", params, durable=False) > 0
-
     def settle_batch(self, conn: Connection, items: Sequence[Settlement]) -> None:
         """Group-committer writer: attempts, recipient states, then the entries themselves."""
         insert_attempts(conn, [s.attempt for s in items if s.attempt is not None])
@@ -224,12 +219,9 @@ class Queue:
             )
         return len(rows)
 
-    async def load(self, entry: QueueEntry) -> LoadedEntry | None:
-        """The stored message and pending recipients of an entry (None if the message is gone)."""
-        return (await self.load_many([entry])).get(entry.id)
-
     async def load_many(self, entries: Sequence[QueueEntry]) -> dict[int, LoadedEntry]:
-        """`load` for a claimed batch, in one read transaction (by entry id)."""
+        """The stored message and pending recipients of each claimed entry, in one read
+        transaction, by entry id (an entry whose message is gone is missing)."""
         if not entries:
             return {}
         return await self.db.read(self._load_many, list(entries))
@@ -272,13 +264,6 @@ class Queue:
     def _renew_many(self, conn: Connection, ids: list[int], owner: str, expires: float) -> set[int]:
         params = {"ids": ids, "owner": owner, "expires": expires}
         return {row[0] for row in conn.execute(self._sql["renew_many"], params)}
-
-    async def next_due(self) -> float | None:
-        value = await self.db.read(self._scalar, "next_due")
-        return None if value is None else float(value)
-
-    def _scalar(self, conn: Connection, name: str) -> Any:
-        return conn.execute(self._sql[name]).scalar()
 
     async def stats(self) -> QueueStats:
         return await self.db.read(self._stats)

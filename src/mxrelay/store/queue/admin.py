@@ -82,14 +82,9 @@ class QueueAdmin:
         return await self._operate(entries, "operator_retry", "operator_retry_recipients", now)
 
     async def hold(
-        self,
-        entries: Iterable[QueueEntry],
-        now: float,
-        *,
-        reason: str = "held by an operator",
-        kind: HoldKind = HoldKind.OPERATOR,
+        self, entries: Iterable[QueueEntry], now: float, *, reason: str = "held by an operator"
     ) -> int:
-        extra = {"hold_kind": kind.value, "hold_reason": reason}
+        extra = {"hold_kind": HoldKind.OPERATOR.value, "hold_reason": reason}
         return await self._operate(entries, "operator_hold", "hold_recipients", now, extra)
 
     async def release(self, entries: Iterable[QueueEntry], now: float) -> int:

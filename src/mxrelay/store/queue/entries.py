@@ -18,7 +18,7 @@ class QueueState(enum.StrEnum):
 
     @classmethod
     def parse(cls, name: str) -> QueueState:
-        """Accept the issue's words too: delivering = active, failed = dead."""
+        """An operator's words too: delivering (or leased) = active, failed = dead."""
         aliases = {"delivering": "active", "failed": "dead", "leased": "active"}
         return cls(aliases.get(name.lower(), name.lower()))
 

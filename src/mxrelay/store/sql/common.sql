@@ -4,11 +4,6 @@
 -- Entry states: queued, active (leased), deferred, held, dead, delivered.
 -- Recipient states: queued, deferred, held (pending); delivered, failed (done).
 
--- name: renew
--- Extend a lease still held by :owner; no row means the lease was lost.
-UPDATE queue SET lease_expires_at = :expires, updated_at = :now
-WHERE id = :id AND state = 'active' AND lease_owner = :owner
-
 -- name: settle
 -- Record where an attempt left the entry; only the lease holder may.
 UPDATE queue
@@ -75,9 +70,6 @@ ORDER BY message_id, variant, position
 UPDATE queue SET lease_expires_at = :expires
 WHERE id IN :ids AND state = 'active' AND lease_owner = :owner
 RETURNING id
-
--- name: next_due
-SELECT MIN(next_attempt_at) FROM queue WHERE state IN ('queued', 'deferred')
 
 -- name: counts_by_state
 SELECT state, COUNT(*) FROM queue GROUP BY state

@@ -48,7 +48,7 @@ from bench.figures import Row, format_facts, format_table, ratio_line
 from mxrelay.config import load_settings
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph.pacing import Grant, Pacer, PacingLimits
-from mxrelay.store.db import open_store
+from mxrelay.store.open import open_store
 
 RUNS = 3
 MESSAGES = 400

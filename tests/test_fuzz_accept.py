@@ -34,7 +34,7 @@ from mxrelay.metrics import Metrics
 from mxrelay.mime.addresses import read_author
 from mxrelay.mime.headers import reconcile_headers
 from mxrelay.model import Peer, SessionInfo, Transaction
-from mxrelay.store.log import get_message, get_raw
+from mxrelay.store.message_log import get_message, get_raw
 from mxrelay.web.api_v1 import message
 from tests.support.fuzzing import EXAMPLES, FUZZ, messages
 from tests.support.hostile import hold_relay

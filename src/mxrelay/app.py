@@ -45,7 +45,7 @@ from mxrelay.smtp.policy import RelayPolicy
 from mxrelay.smtp.replies import SENDER_NOT_ALLOWED
 from mxrelay.smtp.server import SmtpServer
 from mxrelay.smtp.sink import MessageCheck, SenderCheck, Sink
-from mxrelay.store.db import Database, StoreError
+from mxrelay.store.backend import Database, StoreError
 from mxrelay.tasks import cancel_and_wait
 from mxrelay.upstream.pool import UpstreamPool
 from mxrelay.web.asgi import AllowedHosts, web_app

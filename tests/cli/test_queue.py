@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from mxrelay.cli import main
-from mxrelay.store.db import open_store
-from mxrelay.store.queue import Queue, QueueFilter, QueueState, Settlement
-from mxrelay.store.record import NewMessage
+from mxrelay.store.ingest import NewMessage
+from mxrelay.store.open import OpenMode, open_store
+from mxrelay.store.queue import Queue, QueueState, Settlement
+from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from tests.store.helpers import T0, accept, record, transaction
 from tests.support.processes import run_mxrelay
 from tests.support.relay_app import running_relay
@@ -37,8 +38,8 @@ def populate(url: str) -> list[str]:
 
 def states(url: str) -> dict[str, str]:
     async def go() -> dict[str, str]:
-        async with open_store(url, migrate=False) as db:
-            rows = await Queue(db).list_entries(QueueFilter(), now=NOW)
+        async with open_store(url, OpenMode.QUEUE) as db:
+            rows = await QueueAdmin(db).list_entries(QueueFilter(), now=NOW)
             return {row.entry.message_id: row.entry.state.value for row in rows}
 
     return asyncio.run(go())

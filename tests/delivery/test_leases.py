@@ -14,8 +14,10 @@ from mxrelay.delivery.errors import ConfigurationFault
 from mxrelay.delivery.leases import HEALTH_CONDITION, FaultProbe, LeaseKeeper
 from mxrelay.delivery.transport import DeliveryJob, DeliveryOutcome
 from mxrelay.health import Health
-from mxrelay.store.db import Database, open_store
-from mxrelay.store.queue import HoldKind, Queue, QueueEntry, QueueFilter, QueueState
+from mxrelay.store.backend import Database
+from mxrelay.store.open import open_store
+from mxrelay.store.queue import HoldKind, Queue, QueueEntry, QueueState, Settlement
+from mxrelay.store.queue.admin import QueueAdmin
 from tests.store.helpers import T0, accept, record
 
 NOW = T0.timestamp()
@@ -35,7 +37,7 @@ async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> N
 
 
 async def lease_of(queue: Queue, entry: QueueEntry) -> tuple[str | None, float | None]:
-    found = await queue.get(entry.key)
+    found = await QueueAdmin(queue.db).get(entry.key)
     assert found is not None
     return found.lease_owner, found.lease_expires_at
 
@@ -102,10 +104,19 @@ class Probed:
 async def test_a_fault_is_probed_until_it_is_fixed_then_held_entries_go(db: Database) -> None:
     queue = Queue(db)
     await accept(db, record())
-    [row] = await queue.list_entries(QueueFilter(), now=NOW)
-    entry = row.entry
-    await queue.hold([entry], NOW, kind=HoldKind.FAULT, reason="configuration fault: consent")
-    assert await state_of(queue, entry) is QueueState.HELD
+    [entry] = await queue.claim("w", 1, NOW, LEASE)
+    held = Settlement(
+        entry=entry,
+        owner="w",
+        state=QueueState.HELD,
+        next_attempt_at=NOW,
+        attempts=0,
+        now=NOW,
+        hold_kind=HoldKind.FAULT,
+        hold_reason="configuration fault: consent",
+    )
+    await db.write(queue.settle_batch, [held])
+    assert await state_of(db, entry) is QueueState.HELD
     health, transport, woken = Health(), Probed(), asyncio.Event()
     probe = FaultProbe(
         transport, queue, interval=0.02, now=lambda: NOW, on_recovered=woken.set, health=health
@@ -121,12 +132,12 @@ async def test_a_fault_is_probed_until_it_is_fixed_then_held_entries_go(db: Data
         await woken.wait()
     assert health.snapshot()[HEALTH_CONDITION].ok
     assert not probe.probing
-    assert await state_of(queue, entry) is QueueState.QUEUED
+    assert await state_of(db, entry) is QueueState.QUEUED
     await probe.stop()
 
 
-async def state_of(queue: Queue, entry: QueueEntry) -> QueueState:
-    found = await queue.get(entry.key)
+async def state_of(db: Database, entry: QueueEntry) -> QueueState:
+    found = await QueueAdmin(db).get(entry.key)
     assert found is not None
     return found.state
 

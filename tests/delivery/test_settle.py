@@ -26,7 +26,7 @@ from mxrelay.delivery.retry import RetryPolicy
 from mxrelay.delivery.settle import Attempt, settle_error, settle_outcome, settle_unloadable
 from mxrelay.delivery.transport import DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.mime.pipeline import UnknownTransform
-from mxrelay.store.log import AttemptRecord, RecipientResult
+from mxrelay.store.message_log import AttemptRecord, RecipientResult
 from mxrelay.store.queue import (
     LoadedEntry,
     QueueEntry,
@@ -112,7 +112,12 @@ def record(
 def update(address: str, state: str, code: int | None = None, enhanced: str = "", text: str = "",
            *, counted: bool = True) -> RecipientUpdate:  # fmt: skip
     return RecipientUpdate(
-        address=address, state=state, code=code, enhanced=enhanced, text=text, counted=counted
+        address=address,
+        state=RecipientStatus(state),
+        code=code,
+        enhanced=enhanced,
+        text=text,
+        counted=counted,
     )
 
 

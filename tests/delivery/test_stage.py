@@ -16,9 +16,9 @@ from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, UnknownTransform
 from mxrelay.sinks.queued import StoreSink
-from mxrelay.store import log
+from mxrelay.store import message_log
 from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.db import open_store
+from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
 from mxrelay.upstream.pool import UpstreamPool
 from tests.store.helpers import transaction
@@ -62,7 +62,7 @@ async def test_calendar_variants_are_stored_and_delivered(
         reply = await sink.accept(txn)
         assert reply.code == 250
         message_id = reply.text.rsplit(" ", 1)[1]
-        view = await log.get_message(db, message_id)
+        view = await message_log.get_message(db, message_id)
         assert view is not None
         assert view.transforms == ("ics:strip",)
         assert {(r.variant, r.address) for r in view.recipients} == {

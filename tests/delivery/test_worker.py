@@ -30,10 +30,12 @@ from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.model import utc_now
 from mxrelay.sinks.queued import StoreSink
-from mxrelay.store import log
+from mxrelay.store import message_log
+from mxrelay.store.backend import Database
 from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.db import Database, open_store
-from mxrelay.store.queue import Queue, QueueEntry, QueueFilter
+from mxrelay.store.open import open_store
+from mxrelay.store.queue import Queue, QueueEntry, QueueState
+from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from mxrelay.upstream.pool import UpstreamPool
 from tests.store.helpers import message_bytes, transaction
 from tests.support import smarthost as smarthost_support
@@ -96,7 +98,7 @@ class Rig:
         assert all(r.code == 250 for r in replies)
         return [r.text.rsplit(" ", 1)[1] for r in replies]
 
-    async def states(self) -> dict[str, int]:
+    async def states(self) -> dict[QueueState, int]:
         return (await self.queue.stats()).counts
 
     async def wait_states(self, expected: dict[str, int], within: float = 10.0) -> None:
@@ -147,7 +149,7 @@ async def test_delivers_queued_mail_with_the_trace_header(
     assert {
         m.data.split(b" id ", 1)[1].split(b";", 1)[0].split()[0].decode() for m in received
     } == set(ids)
-    view = await log.get_message(rig.db, ids[0])
+    view = await message_log.get_message(rig.db, ids[0])
     assert view is not None
     [attempt] = view.attempts
     assert (attempt.outcome, attempt.code, attempt.transport) == ("delivered", 250, "smtp")
@@ -166,11 +168,11 @@ async def test_smarthost_down_then_back(
     await worker.start()
     try:
         await rig.wait_states({"deferred": 5})
-        view = await log.get_message(rig.db, ids[0])
+        view = await message_log.get_message(rig.db, ids[0])
         assert view is not None
         assert [a.outcome for a in view.attempts] == ["deferred"]
         assert [r.state for r in view.recipients] == ["deferred"]
-        [row] = await rig.queue.list_entries(QueueFilter(message_ids=(ids[0],)), now=0)
+        [row] = await QueueAdmin(rig.db).list_entries(QueueFilter(message_ids=(ids[0],)), now=0)
         assert row.entry.next_attempt_at == (START + timedelta(minutes=1)).timestamp()
         assert "smarthost unreachable" in (row.entry.last_error or "")
         await smarthost.start()
@@ -180,7 +182,7 @@ async def test_smarthost_down_then_back(
         await rig.wait_states({"delivered": 5})
     finally:
         await worker.stop(5.0)
-    view = await log.get_message(rig.db, ids[0])
+    view = await message_log.get_message(rig.db, ids[0])
     assert view is not None
     assert [a.outcome for a in view.attempts] == ["deferred", "delivered"]
 
@@ -198,7 +200,7 @@ async def test_refusals_by_recipient(
     await worker.start()
     try:
         await rig.wait_states({"deferred": 1, "dead": 1})
-        view = await log.get_message(rig.db, mixed)
+        view = await message_log.get_message(rig.db, mixed)
         assert view is not None
         assert {r.address: (r.state, r.code) for r in view.recipients} == {
             "ok@example.org": ("delivered", 250),
@@ -213,7 +215,7 @@ async def test_refusals_by_recipient(
     finally:
         await worker.stop(5.0)
     assert smarthost.delivered_to() == ["ok@example.org", "busy@example.org"]  # not twice
-    dead_view = await log.get_message(rig.db, dead)
+    dead_view = await message_log.get_message(rig.db, dead)
     assert dead_view is not None
     assert [a.outcome for a in dead_view.attempts] == ["failed"]
 
@@ -266,7 +268,7 @@ async def test_configuration_fault_holds_then_probe_releases(rig: Rig) -> None:
         await rig.wait_states({"held": 1})
         assert rig.health.ready  # held, not refused: the relay goes on accepting
         assert "configuration fault" in rig.health.degraded()["delivery"]
-        entry = await rig.queue.get(message_id)
+        entry = await QueueAdmin(rig.db).get(message_id)
         assert entry is not None
         assert (entry.attempts, entry.hold_kind) == (0, "fault")  # no attempt budget burnt
         await wait_until(lambda: _probed(transport, 2))
@@ -290,12 +292,12 @@ async def test_throttle_before_sending_is_not_an_attempt(rig: Rig) -> None:
     await worker.start()
     try:
         await rig.wait_states({"deferred": 1})
-        entry = await rig.queue.get(message_id)
+        entry = await QueueAdmin(rig.db).get(message_id)
         assert entry is not None
         assert entry.attempts == 0
         assert entry.next_attempt_at == (START + timedelta(seconds=30)).timestamp()
         assert entry.last_error == "throttled before sending: lane closed"
-        view = await log.get_message(rig.db, message_id)
+        view = await message_log.get_message(rig.db, message_id)
         assert view is not None
         assert view.attempts == ()
         rig.clock.advance(30)
@@ -332,10 +334,10 @@ async def test_a_throttle_waits_its_retry_after_exactly_and_is_not_counted(rig: 
     first, second, third = answered
     assert 1.2 <= second - first < 1.7
     assert 1.2 <= third - second < 1.7
-    entry = await rig.queue.get(message_id)
+    entry = await QueueAdmin(rig.db).get(message_id)
     assert entry is not None
     assert entry.attempts == 1
-    view = await log.get_message(rig.db, message_id)
+    view = await message_log.get_message(rig.db, message_id)
     assert view is not None
     assert [(a.outcome, a.code) for a in view.attempts] == [
         ("throttled", 429),
@@ -380,7 +382,7 @@ async def test_stop_hands_back_leases_of_unfinished_deliveries(rig: Rig) -> None
     assert await rig.states() == {"active": 1}
     await worker.stop(0.1)
     assert await rig.states() == {"queued": 1}
-    [job_entry] = await rig.queue.list_entries(QueueFilter(), now=0)
+    [job_entry] = await QueueAdmin(rig.db).list_entries(QueueFilter(), now=0)
     assert job_entry.entry.attempts == 0
 
 
@@ -412,6 +414,6 @@ async def test_new_mail_goes_straight_to_a_free_worker(
         await worker.stop(5.0)
     assert queue.claims == 1
     for message_id in (*first, *third):
-        view = await log.get_message(rig.db, message_id)
+        view = await message_log.get_message(rig.db, message_id)
         assert view is not None
         assert [a.outcome for a in view.attempts] == ["delivered"]

@@ -17,9 +17,10 @@ from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.model import Reason, RefusedRecipient, Reply
 from mxrelay.sinks.queued import StoreSink
-from mxrelay.store import log, schema
+from mxrelay.store import message_log, schema
+from mxrelay.store.backend import Database
 from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.db import Database, open_store
+from mxrelay.store.open import open_store
 from mxrelay.store.queue import LoadedEntry, Queue
 from tests.store.helpers import transaction
 from tests.support.postgres import PostgresServer, build_template, clone
@@ -61,7 +62,7 @@ async def test_250_names_the_committed_message(accepting: Accepting) -> None:
     assert reply.text.startswith("Ok: queued as ")
     message_id = reply.text.removeprefix("Ok: queued as ")
     assert len(message_id) == 26
-    view = await log.get_message(accepting.db, message_id)
+    view = await message_log.get_message(accepting.db, message_id)
     assert view is not None
     assert (await Queue(accepting.db).stats()).counts == {"queued": 1}
     assert accepting.commits == 1
@@ -187,7 +188,7 @@ async def _fill_and_recover(accepting: Accepting) -> None:
     assert (await accepting.send()).code == 250
     assert accepting.health.failing() == {}
     for message_id in accepted:  # every 250 is in the store
-        assert await log.get_message(accepting.db, message_id) is not None
+        assert await message_log.get_message(accepting.db, message_id) is not None
 
 
 @pytest.mark.postgres

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mxrelay.store.db import Database, open_store
+from mxrelay.store.backend import Database
+from mxrelay.store.open import open_store
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from mxrelay.model import Peer, SessionInfo, Transaction
 from mxrelay.sinks.queued import new_message_id, write_accepted
-from mxrelay.store.db import Database
-from mxrelay.store.record import NewMessage, build_record
+from mxrelay.store.backend import Database
+from mxrelay.store.ingest import NewMessage, build_record
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 _sequence = itertools.count()

@@ -7,8 +7,8 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
+from mxrelay.store.backend import Database
 from mxrelay.store.bulk import SQLITE_MAX_PARAMETERS, execute_many, insert_many, insert_returning
-from mxrelay.store.db import Database
 
 
 def queue_row(n: int) -> dict[str, object]:

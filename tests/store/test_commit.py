@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
+from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
-from mxrelay.store.db import Database, Dialect
 from tests.support.postgres import PostgresServer
 
 T = TypeVar("T")
@@ -198,6 +198,9 @@ class HeldSyncs(Database):
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.inner.read(fn, *args)
+
+    async def dispose(self) -> None:
+        """Nothing of its own to close: the inner store is the fixture's."""
 
     async def next_batch(self) -> asyncio.Future[None]:
         """The fsync of the next batch written."""

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from mxrelay.store.db import Database, open_store
+from mxrelay.store.backend import Database
 from mxrelay.store.lanes import APP_LANE, FORGET_AFTER, LaneRows, LaneStore, LaneWrite
+from mxrelay.store.open import OpenMode, open_store
 
 NOW = 1_800_000_000.0
 
@@ -30,7 +31,7 @@ Change = Callable[[LaneRows], LaneWrite[float | None]]
 @pytest.fixture
 async def other(db: Database, database_url: str) -> AsyncIterator[Database]:
     """A second handle on the same store, as another replica (or process) would have."""
-    async with open_store(database_url, migrate=False, exclusive=False) as second:
+    async with open_store(database_url, OpenMode.QUEUE) as second:
         yield second
 
 

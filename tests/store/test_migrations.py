@@ -16,8 +16,9 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
-from mxrelay.store.db import Database, open_store
+from mxrelay.store.backend import Database
 from mxrelay.store.migrate import current_revision, downgrade, head_revision, upgrade
+from mxrelay.store.open import OpenMode, open_store
 from tests.support.postgres import PostgresServer
 
 ROUNDS = 3
@@ -77,7 +78,7 @@ async def test_processes_starting_together_on_a_fresh_database_migrate_it_once(
                 outcomes = [await upgrade.communicate() for upgrade in upgrades]
             for upgrade, (_, stderr) in zip(upgrades, outcomes, strict=True):
                 assert upgrade.returncode == 0, stderr.decode()
-            async with open_store(postgres_server.url(name), migrate=False) as db:
+            async with open_store(postgres_server.url(name), OpenMode.QUEUE) as db:
                 assert await db.read(current_revision) == head_revision()
         finally:
             await asyncio.to_thread(

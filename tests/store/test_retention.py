@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from mxrelay.metrics import Metrics
 from mxrelay.model import Reason, RefusedRecipient, Reply
-from mxrelay.store import log
-from mxrelay.store.db import Database
+from mxrelay.store import message_log
+from mxrelay.store.backend import Database
 from mxrelay.store.retention import Pruner, RetentionPolicy
 from mxrelay.store.search import SearchQuery, search_messages
 from tests.store.helpers import T0, accept, message_bytes, record, transaction
@@ -41,10 +41,10 @@ async def test_bodies_go_first_metadata_later_and_queued_mail_stays(db: Database
     session = transaction().session
     refused = RefusedRecipient("x@nx.example", Reply(550, "1.2", "no"), Reason.NXDOMAIN)
     await db.write(
-        log.insert_refusals,
+        message_log.insert_refusals,
         [
-            log.Refusal(NOW - 200 * DAY, session, "a@example.net", refused),
-            log.Refusal(NOW - DAY, session, "a@example.net", refused),
+            message_log.Refusal(NOW - 200 * DAY, session, "a@example.net", refused),
+            message_log.Refusal(NOW - DAY, session, "a@example.net", refused),
         ],
     )
     policy = RetentionPolicy(body_age=30 * DAY, body_max_size=0, log_age=180 * DAY, batch=2)
@@ -52,13 +52,13 @@ async def test_bodies_go_first_metadata_later_and_queued_mail_stays(db: Database
     report = await Pruner(db, policy, metrics=metrics).run_once(NOW)
     assert (report.bodies, report.messages, report.refusals) == (2, 1, 1)
     assert report.complete
-    assert await log.get_raw(db, old_delivered) is None
-    kept = await log.get_message(db, old_delivered)
+    assert await message_log.get_raw(db, old_delivered) is None
+    kept = await message_log.get_message(db, old_delivered)
     assert kept is not None
     assert kept.body_pruned
-    assert await log.get_raw(db, recent) is not None
-    assert await log.get_message(db, ancient) is None
-    assert await log.get_raw(db, still_queued) is not None  # queued: never pruned
+    assert await message_log.get_raw(db, recent) is not None
+    assert await message_log.get_message(db, ancient) is None
+    assert await message_log.get_raw(db, still_queued) is not None  # queued: never pruned
     # the full-text row of a pruned body keeps subject and addresses, not the body text
     assert [m.id for m in await search_messages(db, SearchQuery(text="findme"))] == []
     assert old_delivered in [m.id for m in await search_messages(db, SearchQuery(text="Hello"))]
@@ -84,8 +84,8 @@ async def test_size_cap_holds_under_load(db: Database) -> None:
     assert report.body_bytes <= cap
     assert report.bodies >= 390
     # the oldest bodies went first
-    assert await log.get_raw(db, records[0].id) is None
-    assert await log.get_raw(db, records[-1].id) is not None
+    assert await message_log.get_raw(db, records[0].id) is None
+    assert await message_log.get_raw(db, records[-1].id) is not None
 
 
 async def test_a_run_stops_at_its_batch_budget_and_the_next_continues(db: Database) -> None:

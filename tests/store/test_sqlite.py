@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from mxrelay.store import sqlite as sqlite_store
-from mxrelay.store.db import open_store
+from mxrelay.store.open import open_store
 
 BLOB = b"x" * 100_000
 

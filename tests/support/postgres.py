@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from mxrelay.store.db import open_store
+from mxrelay.store.open import open_store
 from tests.support.processes import free_port
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from mxrelay.app import Relay
-from mxrelay.store.entries import QueueEntry, QueueState
+from mxrelay.store.queue.admin import QueueAdmin
+from mxrelay.store.queue.entries import QueueEntry, QueueState
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_relay import (
     graph_relay_environ,
@@ -58,7 +59,7 @@ def crlf(text: str) -> bytes:
 async def entry(relay: Relay, key: str) -> QueueEntry:
     assert relay.queue_stage is not None
     assert relay.queue_stage.queue is not None
-    found = await relay.queue_stage.queue.get(key)
+    found = await QueueAdmin(relay.queue_stage.queue.db).get(key)
     assert found is not None
     return found
 
@@ -193,7 +194,9 @@ async def test_restart_mid_backoff_keeps_attempts_and_next_attempt_time(
         assert after.next_attempt_at == before.next_attempt_at
         assert relay.queue_stage is not None
         assert relay.queue_stage.queue is not None
-        await relay.queue_stage.queue.retry([after], now=after.queued_at)  # operator: now
+        await QueueAdmin(relay.queue_stage.queue.db).retry(
+            [after], now=after.queued_at
+        )  # operator: now
         await standin.arrived(1)
         done = await wait_for_state(relay, message_id, QueueState.DELIVERED)
     assert done.attempts == 2

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from mxrelay.app import Relay
-from mxrelay.store.entries import QueueState
+from mxrelay.store.queue.admin import QueueAdmin
+from mxrelay.store.queue.entries import QueueState
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_relay import graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn
@@ -38,7 +39,7 @@ async def held(relay: Relay, message_id: str, within: float = 15.0) -> None:
     queue = relay.queue_stage.queue
     async with asyncio.timeout(within):
         while True:
-            entry = await queue.get(message_id)
+            entry = await QueueAdmin(queue.db).get(message_id)
             if entry is not None and entry.state is QueueState.HELD:
                 return
             await asyncio.sleep(0.05)

@@ -10,8 +10,9 @@ from typing import Any
 
 from mxrelay.cli.common import load_or_exit
 from mxrelay.config import redact_url
-from mxrelay.store.db import StoreError, open_store
+from mxrelay.store.backend import StoreError
 from mxrelay.store.migrate import current_revision, head_revision
+from mxrelay.store.open import OpenMode, open_store
 
 EXIT_STORE = 1
 
@@ -46,10 +47,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 async def _upgrade(url: str) -> None:
-    async with open_store(url, migrate=True, exclusive=True):
+    async with open_store(url, OpenMode.UPGRADE):
         pass
 
 
 async def _current(url: str) -> str | None:
-    async with open_store(url, migrate=False, exclusive=False, check_schema=False) as db:
+    async with open_store(url, OpenMode.INSPECT) as db:
         return await db.read(current_revision)

@@ -23,9 +23,11 @@ from typing import Any
 from mxrelay.cli.common import load_or_exit
 from mxrelay.config import format_duration, parse_duration
 from mxrelay.log import printable
-from mxrelay.store import log
-from mxrelay.store.db import Database, StoreError, open_store
-from mxrelay.store.queue import Queue, QueueEntry, QueueFilter, QueueRow, QueueState
+from mxrelay.store import message_log
+from mxrelay.store.backend import Database, StoreError
+from mxrelay.store.open import OpenMode, open_store
+from mxrelay.store.queue import QueueEntry, QueueState
+from mxrelay.store.queue.admin import QueueAdmin, QueueFilter, QueueRow
 
 EXIT_NOTHING = 1
 ACTIONS = ("retry", "hold", "release", "delete")
@@ -95,8 +97,8 @@ def run(
 
 
 async def _run(args: argparse.Namespace, url: str, now: float) -> int:
-    async with open_store(url, migrate=False, exclusive=False) as db:
-        queue = Queue(db)
+    async with open_store(url, OpenMode.QUEUE) as db:
+        queue = QueueAdmin(db)
         if args.action == "list":
             return await _list(queue, _filter(args), now, args.limit, as_json=args.json)
         if args.action == "show":
@@ -141,7 +143,9 @@ def _row_json(row: QueueRow) -> dict[str, Any]:
     }
 
 
-async def _list(queue: Queue, where: QueueFilter, now: float, limit: int, *, as_json: bool) -> int:
+async def _list(
+    queue: QueueAdmin, where: QueueFilter, now: float, limit: int, *, as_json: bool
+) -> int:
     rows = await queue.list_entries(where, now=now, limit=limit)
     out = sys.stdout
     if as_json:
@@ -166,7 +170,7 @@ async def _list(queue: Queue, where: QueueFilter, now: float, limit: int, *, as_
 
 
 async def _show(db: Database, message_id: str, now: float, *, as_json: bool) -> int:
-    view = await log.get_message(db, message_id.partition(".")[0])
+    view = await message_log.get_message(db, message_id.partition(".")[0])
     if view is None:
         sys.stderr.write(f"mxrelay: no message {printable(message_id)}\n")
         return EXIT_NOTHING
@@ -204,7 +208,7 @@ async def _show(db: Database, message_id: str, now: float, *, as_json: bool) -> 
     return 0
 
 
-async def _act(queue: Queue, args: argparse.Namespace, now: float) -> int:
+async def _act(queue: QueueAdmin, args: argparse.Namespace, now: float) -> int:
     entries: list[QueueEntry] = []
     for name in args.ids:
         entry = await queue.get(name)

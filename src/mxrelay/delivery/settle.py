@@ -24,7 +24,7 @@ from mxrelay.delivery.errors import (
 )
 from mxrelay.delivery.retry import Failure, RetryDecision, RetryPolicy, RetryVerdict, next_attempt
 from mxrelay.delivery.transport import DeliveryOutcome, RecipientOutcome, RecipientStatus
-from mxrelay.store.log import AttemptRecord, RecipientResult
+from mxrelay.store.message_log import AttemptRecord, RecipientResult
 from mxrelay.store.queue import (
     HoldKind,
     LoadedEntry,
@@ -201,7 +201,7 @@ def _describe(outcome: RecipientOutcome) -> str:
 def _update(result: RecipientOutcome, status: RecipientStatus, text: str) -> RecipientUpdate:
     return RecipientUpdate(
         address=result.recipient,
-        state=status.value,
+        state=status,
         code=result.code,
         enhanced=result.enhanced,
         text=text,
@@ -245,7 +245,7 @@ def settle_error(
     counted = resolved.resolution.counted
     updates = tuple(
         RecipientUpdate(
-            address=r.recipient, state=r.status.value, code=r.code, text=r.text, counted=counted
+            address=r.recipient, state=r.status, code=r.code, text=r.text, counted=counted
         )
         for r in results
     )
@@ -313,7 +313,7 @@ def settle_unloadable(attempt: Attempt, loaded: LoadedEntry | None, *, now: floa
     if loaded is not None and loaded.data is not None and not loaded.recipients:
         return _settlement(attempt, Resolution(QueueState.DELIVERED, now, False), now=now)
     updates = tuple(
-        RecipientUpdate(address=a, state=RecipientStatus.FAILED.value, text=MISSING)
+        RecipientUpdate(address=a, state=RecipientStatus.FAILED, text=MISSING)
         for a in (loaded.recipients if loaded is not None else ())
     )
     resolution = Resolution(QueueState.DEAD, now, False, last_error=MISSING)
@@ -340,7 +340,7 @@ def _settlement(
         attempts=entry.attempts + (1 if resolution.counted else 0),
         now=now,
         last_error=resolution.last_error,
-        hold_kind=hold.kind.value if hold is not None else None,
+        hold_kind=hold.kind if hold is not None else None,
         hold_reason=hold.reason if hold is not None else None,
         recipients=recipients,
         attempt=record,

@@ -41,10 +41,11 @@ from mxrelay.metrics import QUEUE_STATES, Metrics
 from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
 from mxrelay.model import DeliveryMode, ScopeKind, utc_now
 from mxrelay.sinks.queued import StoreSink
+from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.db import Database, Dialect, open_store
 from mxrelay.store.lanes import LaneStore
-from mxrelay.store.queue import Queue
+from mxrelay.store.open import open_store
+from mxrelay.store.queue import Queue, QueueState
 from mxrelay.store.retention import Pruner, RetentionPolicy
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 from mxrelay.tasks import cancel_and_wait
@@ -272,7 +273,9 @@ class QueueStage:
         assert self.queue is not None
         stats = await self.queue.stats()
         for state in QUEUE_STATES:
-            self.metrics.queue_entries.labels(state=state).set(stats.counts.get(state, 0))
+            self.metrics.queue_entries.labels(state=state).set(
+                stats.counts.get(QueueState(state), 0)
+            )
         oldest = stats.oldest_created_at
         now = self.clock().timestamp()
         self.metrics.queue_oldest_age.set(0.0 if oldest is None else max(now - oldest, 0.0))

@@ -7,12 +7,12 @@ transport that paces (Graph) is also `SharesLanes`, so replicas on one store pac
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from mxrelay.store.lanes import LaneStore
+from mxrelay.store.queue.entries import RecipientStatus as RecipientStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +36,6 @@ class DeliveryJob:
     """The addresses of the message's From field as read at accept time (the store's summary,
     comma-separated; empty when there were none or the field could not be read); None when not
     known, and then a transport that needs it reads the message."""
-
-
-class RecipientStatus(enum.StrEnum):
-    DELIVERED = "delivered"
-    DEFERRED = "deferred"
-    FAILED = "failed"
-    HELD = "held"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 `StoreSink` implements `smtp.sink.Sink`. A recipient the check accepted is answered `250 2.1.5` at
 once (nothing is forwarded while the client waits). At the end of DATA, `finish()` builds the rows
-(`record.build_record`), hands them to the group committer and answers `250 2.0.0 Ok: queued as <id>`
+(`ingest.build_record`), hands them to the group committer and answers `250 2.0.0 Ok: queued as <id>`
 only after the transaction that holds the message, its variants, recipients and queue entries is
 committed; if the store fails, the answer is `451 4.3.0` and the client keeps the message. After a
 commit the message goes straight to an in-process delivery worker when it has a free slot
@@ -29,9 +29,9 @@ from mxrelay.mime.pipeline import parse_in_thread
 from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction, utc_now
 from mxrelay.smtp import replies
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
-from mxrelay.store.log import Refusal, insert_messages, insert_refusals
+from mxrelay.store.ingest import NewMessage, build_record
+from mxrelay.store.message_log import Refusal, insert_messages, insert_refusals
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry
-from mxrelay.store.record import NewMessage, build_record
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 
 OFFLOAD_SIZE = 256 * 1024

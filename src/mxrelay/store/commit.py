@@ -1,32 +1,11 @@
 """Group commit: writes from many concurrent SMTP sessions and deliveries share one transaction.
 
-A durable accept costs a commit and its fsync; done one message at a time, the disk's flush rate
-caps the relay. Like PostgreSQL's and Postfix's cleanup/queue-manager designs, the committer takes
-writes from every caller, waits at most `window` for company, and commits up to `batch_limit` of
-them in one transaction; each caller is resumed only once that transaction is on disk (or has
-failed). While one commit runs, the next batch gathers, so the batch grows with the load and the
-latency stays one commit.
-
-Where the store makes a commit durable apart from writing it (`Database.write_batch` on SQLite:
-the fsync of the log runs on a thread), the next batch is written while the previous one's fsync
-runs, and each batch's callers are answered when their own fsync returns; at most
-`UNSYNCED_BATCHES` batches wait for the disk at once, so the batches keep growing with the load.
-
-The window is skipped while writes come one at a time (a single session), where it would only add
-latency, and when writes gathered during the previous commit. A write is a pair (writer, item):
-`writer` is a function that writes a list of items of its kind on a connection
-(`log.insert_messages`, `Queue.settle_batch`, ...). Within a batch, items are grouped by writer,
-so each kind is written with one `executemany` per table.
-
-A batch is shared, but a failure must not be. When a batch's transaction fails for a reason that is
-the store's (`faults.store_fault`: unreachable, read-only, full, gone), every caller hears so; for any
-other reason (a value the database refused), each write of the batch is tried again in a
-transaction of its own, so a write that cannot be stored fails alone. The `store` readiness
-condition follows the store, not single writes: a store fault turns it red, a commit turns it
-green. While nothing is committed for `probe_idle` seconds, and every `probe_retry` while the
-store fails, a probe is written (`faults.probe`), so a store that breaks is noticed before the next
-message needs it, and one that works again clears the condition by itself: a pod that a red
-readiness took out of its Service gets no traffic that could clear it.
+`GroupCommitter` takes (writer, item) pairs from every caller, waits at most `window` for company,
+writes up to `batch_limit` of them in one transaction (one `executemany` per kind) and resumes each
+caller once that transaction is on disk. A store fault fails the whole batch and turns the `store`
+readiness condition red; any other failure is retried write by write, so it fails alone. While
+idle, and while the store fails, a probe write notices a broken or mended store. Why it is built
+so: docs/architecture/store.md.
 """
 
 from __future__ import annotations
@@ -43,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
-from mxrelay.store.db import Database, StoreError, describe_error
+from mxrelay.store.backend import Database, StoreError, describe_error
 from mxrelay.store.faults import probe, store_fault
 
 Writer = Callable[[Connection, Sequence[Any]], Sequence[Any] | None]
@@ -60,7 +39,7 @@ PROBE_RETRY = 1.0
 EXPECTED_FAILURES = (SQLAlchemyError, OSError, StoreError, UnicodeError)
 """What a store or a driver raises for a failed write (logged in one line, without a traceback)."""
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class StoreUnavailable(Exception):
@@ -282,9 +261,9 @@ class GroupCommitter:
         its alert, are about the store, not about a value one write carried)."""
         self._last_commit = asyncio.get_running_loop().time()
         if isinstance(exc, EXPECTED_FAILURES):
-            log.error("%s: %s", what, describe_error(exc, 200))
+            logger.error("%s: %s", what, describe_error(exc, 200))
         else:
-            log.error("%s unexpectedly", what, exc_info=exc)
+            logger.error("%s unexpectedly", what, exc_info=exc)
         if counted and self._metrics is not None:
             self._metrics.store_commit_failures.inc()
 

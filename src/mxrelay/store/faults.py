@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from mxrelay.store.db import StoreError, describe_error
+from mxrelay.store.backend import StoreError, describe_error
 
 PROBE = "UPDATE alembic_version SET version_num = version_num"
 """The probe's write: it changes nothing, on the one table that holds exactly one row on every

@@ -29,8 +29,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from mxrelay.store.backend import Database, Dialect, StoreError, describe_error
 from mxrelay.store.bulk import execute_many
-from mxrelay.store.db import Database, Dialect, StoreError, describe_error
 
 T = TypeVar("T")
 

@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection
 from mxrelay.config import StoreSettings
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
-from mxrelay.store.db import Database
+from mxrelay.store.backend import Database
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MAX_BATCHES_PER_RUN = 200
 
@@ -192,7 +192,7 @@ class Pruner:
             self.metrics.store_oldest_body_age.set(age)
         if report.bodies or report.messages or report.refusals or not report.complete:
             event(
-                log,
+                logger,
                 "store.pruned",
                 bodies=report.bodies,
                 messages=report.messages,

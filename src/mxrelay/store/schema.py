@@ -9,15 +9,16 @@ dialects); queries use these tables, or the named statements in `sql/`. Layout, 
   Mailpit-style read flag. Kept for `MXRELAY_STORE_LOG_RETENTION`.
 - `message_bodies`: the raw bytes as received, compressed; kept for `MXRELAY_STORE_BODY_RETENTION`
   and within `MXRELAY_STORE_BODY_MAX_SIZE` (never pruned while the message is still queued).
-- `variants`: how a message is split for delivery (issue 3's calendar transform may send a
-  stripped copy to some recipients): the transforms to apply to the stored bytes, and the hash and
+- `variants`: how a message is split for delivery (the calendar transform, `MXRELAY_ICS_STRIP`,
+  may send a stripped copy to some recipients): the transforms to apply to the stored bytes, and the hash and
   size of the bytes that variant sends.
 - `recipients`: each accepted recipient, its variant, its delivery state and the last reply.
 - `queue`: one entry per variant still owned by the queue (state, next attempt, lease); entries stay
   after delivery (state `delivered` or `dead`) as history and leave with the message.
 - `attempts`: every delivery attempt with its timing, transport, outcome and remote reply.
 - `refusals`: every recipient refused at RCPT, with the client, the sender and the reply.
-- `message_tags`: tags for the Mailpit-compatible API.
+- `message_tags`: a message's tags, as Mailpit keeps them; the relay neither writes nor reads
+  them, and retention deletes them with their message.
 - `pacing_lanes`, `pacing_promises`: Graph's per-mailbox pacing state, shared by the replicas of
   one queue (`store/lanes.py`): a JSON state per sending mailbox plus the app-wide row `''`, and
   the slots promised to messages waiting in the queue.

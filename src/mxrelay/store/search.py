@@ -1,4 +1,4 @@
-"""Listing and searching the message log (for `mxrelay queue show`, the web UI and the API).
+"""Listing and searching the message log (for the web UI and the API).
 
 Newest first, paged with limit/offset, filtered by words (the full-text index over subject,
 addresses and text body: FTS5 on SQLite, `tsvector` on PostgreSQL), envelope sender, recipient,
@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, select, text
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
-from mxrelay.store.db import Database, Dialect
+from mxrelay.store.backend import Database, Dialect
 
 _WORD = re.compile(r"[\w@.+-]+", re.UNICODE)
 

@@ -1,37 +1,10 @@
 """The store on SQLite: one writer connection, batches written on the event loop, fsynced apart.
 
-SQLite has one writer at a time. Inside the process every write goes through one connection,
-taken in turn (an asyncio lock), whose transactions open with `BEGIN IMMEDIATE`, so writes queue
-in order instead of polling SQLite's busy handler. Readers have their own threads and
-connections and never wait for the writer (WAL).
-
-Durability is SQLite's `synchronous=FULL` taken apart: FULL is NORMAL (the commit writes the
-transaction to the write-ahead log without waiting for the disk) plus an fsync of the log after
-the commit. The writer connection commits with NORMAL, and the store fsyncs the log itself, on
-its writer thread (`sync()`); a durable write is answered only once that fsync, begun after its
-commit, has returned. In between, the next group-commit batch can already be written, so the disk
-and the event loop work at the same time, and one fsync covers every commit before it.
-
-- `write_batch` (the group committer's batches) runs its statements and commit on the event loop,
-  where they cost a fraction of what they cost on a thread (each statement would hand the
-  interpreter lock back and forth with the busy loop), and returns with the fsync still running.
-  When another process (the delivery process, the `mxrelay queue` command) holds the write lock,
-  the relay tries again on the next turns of the loop (`busy_polls`, for the store the relay
-  opened; others do not), then waits for it on the writer thread, never on the loop.
-- `write` runs a whole transaction, fsync included, on the writer thread.
-- Checkpoints (copying the log into the database file) run every `CHECKPOINT_COMMITS` commits
-  on a thread and a connection of their own: the writer connection does not checkpoint by itself,
-  which would hold up the event loop for the copy and its fsyncs, and no fsync waits behind one.
-
-`MXRELAY_STORE_SYNCHRONOUS=normal` leaves the fsync out: the log reaches the disk at checkpoints.
-
-A database file deleted (or replaced) under a running relay would go on taking writes into the
-unlinked file, which vanishes with the process: every write first checks that the path still
-names the file the writer connection has open, and fails with `StoreError` if not.
-
-A store opened `inline` (the delivery process's, where no SMTP client waits on the event loop)
-runs every read and write on the loop as `write_batch` does, and only the fsyncs and checkpoints on
-threads: hopping to a thread for each claim, load and result would cost it more than the work.
+Writes take one writer connection in turn, in `BEGIN IMMEDIATE` transactions; readers have threads
+and connections of their own (WAL). A durable commit is SQLite's `synchronous=FULL` taken apart: the
+commit with NORMAL, then an fsync of the log on the writer thread while the next group-commit batch
+is already written. Checkpoints run on a thread of their own, and a write into a database file
+deleted under the relay is refused. Why it is built so: docs/architecture/store.md.
 """
 
 from __future__ import annotations
@@ -50,7 +23,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from mxrelay.store.db import Database, StoreError, Target
+from mxrelay.store.backend import Database, StoreError, Target
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a write from another process (the CLI) waits for the relay's write to end."""
@@ -67,10 +40,15 @@ CHECKPOINT_COMMITS = 64
 
 T = TypeVar("T")
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class SqliteDatabase(Database):
+    """Writes take the one writer connection in turn on the store's writer thread, except the
+    statements of `write_batch`, which run on the event loop (their fsync on the writer thread);
+    reads run on a few reader threads. Opened `inline` (the delivery process's store), every read
+    and write runs on the event loop, and only the fsyncs and checkpoints on threads."""
+
     def __init__(
         self, target: Target, *, synchronous: str, busy_polls: int = 0, inline: bool = False
     ) -> None:
@@ -260,7 +238,7 @@ def _identity(path: os.PathLike[str] | str) -> tuple[int, int] | None:
 
 def _log_checkpoint_failure(work: concurrent.futures.Future[None]) -> None:
     if not work.cancelled() and work.exception() is not None:  # the next one tries again
-        log.warning("store checkpoint failed: %s", work.exception())
+        logger.warning("store checkpoint failed: %s", work.exception())
 
 
 def _driver(conn: Connection) -> sqlite3.Connection:

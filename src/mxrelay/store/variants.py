@@ -25,8 +25,8 @@ class VariantPlan:
 
 
 def plan_variants(data: bytes, recipients: tuple[str, ...]) -> tuple[VariantPlan, ...]:
-    """Split the accepted recipients into variants (today: one, unchanged)."""
-    del data  # the MIME pipeline will look at the message
+    """The seam's default plan: one variant, every recipient, no transform."""
+    del data  # the default plan does not look at the message
     return (VariantPlan(0, recipients),)
 
 

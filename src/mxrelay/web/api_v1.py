@@ -22,8 +22,8 @@ from starlette.routing import Route
 from mxrelay import __version__
 from mxrelay.mime.addresses import split_list
 from mxrelay.mime.content import message_content
-from mxrelay.store.db import Database
-from mxrelay.store.log import AttemptView, MessageView, get_message, get_raw
+from mxrelay.store.backend import Database
+from mxrelay.store.message_log import AttemptView, MessageView, get_message, get_raw
 from mxrelay.store.search import MessageSummary, SearchQuery, count_messages, search_messages
 
 MAX_LIMIT = 500

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mxrelay.config import Settings
 from mxrelay.health import Health
-from mxrelay.store.db import Database
+from mxrelay.store.backend import Database
 from mxrelay.web.api_v1 import api_routes
 from mxrelay.web.health import health_routes
 from mxrelay.web.ui import STYLE, ui_routes

@@ -13,8 +13,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from mxrelay import __version__
-from mxrelay.store.db import Database
-from mxrelay.store.log import MessageView, get_message
+from mxrelay.store.backend import Database
+from mxrelay.store.message_log import MessageView, get_message
 from mxrelay.store.search import MessageSummary, SearchQuery, search_messages
 from mxrelay.web.api_v1 import parse_search
 

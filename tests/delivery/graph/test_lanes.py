@@ -28,8 +28,8 @@ from mxrelay.delivery.graph.pacing import (
     PacingLimits,
     Wait,
 )
-from mxrelay.store.db import open_store
 from mxrelay.store.lanes import LaneStore
+from mxrelay.store.open import OpenMode, open_store
 
 T0 = 1_800_000_000.0
 HOLD = 40.0  # how long a request may take
@@ -56,9 +56,7 @@ async def replicas(database_url: str, clock: Clock) -> AsyncIterator[Replicas]:
     """Two replicas' lanes on one store (each its own database handle), on one clock."""
     async with AsyncExitStack() as stack:
         first = await stack.enter_async_context(open_store(database_url))
-        second = await stack.enter_async_context(
-            open_store(database_url, migrate=False, exclusive=False)
-        )
+        second = await stack.enter_async_context(open_store(database_url, OpenMode.QUEUE))
 
         def make(limits: PacingLimits) -> tuple[SharedLanes, SharedLanes]:
             return (

@@ -19,7 +19,8 @@ from mxrelay.app import StartupError
 from mxrelay.delivery.errors import UpstreamUnavailable
 from mxrelay.delivery.graph.proxy import OutboundProxy, ProxyProblem
 from mxrelay.delivery.transport import RecipientStatus
-from mxrelay.store.entries import QueueState
+from mxrelay.store.queue.admin import QueueAdmin
+from mxrelay.store.queue.entries import QueueState
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
@@ -266,7 +267,7 @@ async def test_mail_is_delivered_when_no_proxy_names_both_hosts(
         queue = relay.queue_stage.queue
         async with asyncio.timeout(10):
             while True:
-                entry = await queue.get(message_id)
+                entry = await QueueAdmin(queue.db).get(message_id)
                 if entry is not None and entry.state is QueueState.DELIVERED:
                     break
                 await asyncio.sleep(0.05)  # the state lives in the database

@@ -15,8 +15,8 @@ from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph.pacing import Limit, Pacer, PacingLimits
 from mxrelay.delivery.transport import DeliveryJob, RecipientStatus
 from mxrelay.metrics import GRAPH_PACING_LIMITS, Metrics
-from mxrelay.store.db import open_store
 from mxrelay.store.lanes import LaneStore
+from mxrelay.store.open import open_store
 from tests.delivery.graph.test_lanes import break_the_lanes
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_standin import GraphStandIn, MailboxLimits

@@ -19,8 +19,8 @@ from mxrelay.config import load_settings
 from mxrelay.delivery.process.supervisor import HEALTH_CONDITION, DeliveryProcess
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
-from mxrelay.store.db import open_store
-from mxrelay.store.queue import Queue
+from mxrelay.store.open import open_store
+from mxrelay.store.queue import Queue, QueueState
 from tests.support import smarthost as smarthost_support
 from tests.support.processes import wait_for_exit
 from tests.support.relay_app import running_relay
@@ -69,7 +69,7 @@ def sample(relay: Relay, name: str, **labels: str) -> float:
     return relay.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-async def queue_counts(relay: Relay) -> dict[str, int]:
+async def queue_counts(relay: Relay) -> dict[QueueState, int]:
     assert relay.queue_stage is not None
     assert relay.queue_stage.queue is not None
     return (await relay.queue_stage.queue.stats()).counts
@@ -102,10 +102,10 @@ async def test_a_delivery_process_that_dies_is_replaced_and_its_mail_sent_again(
     assert first is not None
     smarthost.script.hang_data = True  # the attempt is in progress when the child dies
     await send(relay, 1)
-    counts: dict[str, int] = {}
+    counts: dict[QueueState, int] = {}
     for _ in range(500):
         counts = await queue_counts(relay)
-        if counts.get("active"):
+        if counts.get(QueueState.ACTIVE):
             break
         await asyncio.sleep(0.02)
     assert counts == {"active": 1}

@@ -56,7 +56,7 @@ from mxrelay.delivery.graph.pacing import (
 )
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
-from mxrelay.store.db import StoreError
+from mxrelay.store.backend import StoreError
 from mxrelay.store.lanes import LaneRows, LaneStore, LaneWrite
 
 STORE_RETRY = 5.0

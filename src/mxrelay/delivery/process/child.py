@@ -48,8 +48,9 @@ from mxrelay.delivery.stage import (
 )
 from mxrelay.health import Health
 from mxrelay.mime.pipeline import IcsPolicy
+from mxrelay.store.backend import StoreError
 from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.db import StoreError, open_store
+from mxrelay.store.open import OpenMode, open_store
 from mxrelay.store.queue import Queue
 
 FLUSH_DELAY = 0.02
@@ -118,13 +119,7 @@ async def deliver(relay: RelayLink, settings: Settings) -> None:
     metrics = relay.recorder.as_metrics()
     health = ReportedHealth(relay.protocol)
     async with (
-        open_store(
-            store.database_url,
-            synchronous=store.synchronous,
-            migrate=False,
-            exclusive=False,
-            inline=True,  # nothing else waits on this process's event loop
-        ) as db,
+        open_store(store.database_url, OpenMode.DELIVERY, synchronous=store.synchronous) as db,
         GroupCommitter(
             db,
             window=store.commit_window.total_seconds(),

@@ -1,13 +1,8 @@
--- Named queries of the store, the same on both dialects; store/db.py reads this file and then
--- <dialect>.sql, which holds the queries that differ. Callers: store/queue.py, queue_admin.py and
--- retention.py. Times are epoch seconds.
+-- Named queries of the store, the same on both dialects; store/backend.py reads this file and then
+-- <dialect>.sql, which holds the queries that differ. Callers: store/queue/, retention.py and
+-- lanes.py. Times are epoch seconds. A parameter written `IN :name` takes a list.
 -- Entry states: queued, active (leased), deferred, held, dead, delivered.
 -- Recipient states: queued, deferred, held (pending); delivered, failed (done).
-
--- name: renew
--- Extend a lease still held by :owner; no row means the lease was lost.
-UPDATE queue SET lease_expires_at = :expires, updated_at = :now
-WHERE id = :id AND state = 'active' AND lease_owner = :owner
 
 -- name: settle
 -- Record where an attempt left the entry; only the lease holder may.
@@ -53,14 +48,46 @@ SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_
     last_error = 'interrupted by a restart', updated_at = :now
 WHERE state = 'active'
 
--- name: next_due
-SELECT MIN(next_attempt_at) FROM queue WHERE state IN ('queued', 'deferred')
+-- name: load_entries
+-- What the delivery attempts of claimed entries need: the message, the variant and the stored
+-- body (none once it is gone).
+SELECT q.id, m.received_at, m.mail_from, m.smtputf8, m.received_header, b.encoding, b.raw,
+       v.transforms, m.header_from
+FROM queue q
+JOIN messages m ON m.id = q.message_id
+JOIN variants v ON v.message_id = q.message_id AND v.variant = q.variant
+LEFT OUTER JOIN message_bodies b ON b.message_id = q.message_id
+WHERE q.id IN :ids
+
+-- name: pending_recipients
+-- The recipients still to be delivered of these messages, in their order.
+SELECT message_id, variant, address FROM recipients
+WHERE message_id IN :messages AND state IN ('queued', 'deferred', 'held')
+ORDER BY message_id, variant, position
+
+-- name: renew_many
+-- Extend the leases still held by :owner; the ids returned are those still held.
+UPDATE queue SET lease_expires_at = :expires
+WHERE id IN :ids AND state = 'active' AND lease_owner = :owner
+RETURNING id
 
 -- name: counts_by_state
 SELECT state, COUNT(*) FROM queue GROUP BY state
 
 -- name: oldest_waiting
 SELECT MIN(created_at) FROM queue WHERE state IN ('queued', 'deferred', 'active')
+
+-- name: entry_by_key
+-- The columns of store/queue/entries.py's ENTRY_COLUMNS, in their order.
+SELECT id, message_id, variant, state, created_at, queued_at, next_attempt_at, attempts,
+       lease_owner, lease_expires_at, hold_kind, hold_reason, last_error
+FROM queue WHERE message_id = :message_id AND variant = :variant
+
+-- name: listed_recipients
+-- Every recipient of these messages with its state, in order (the operator's listing).
+SELECT message_id, variant, address, state FROM recipients
+WHERE message_id IN :messages
+ORDER BY message_id, variant, position
 
 -- name: operator_retry
 -- Due at once; a dead entry comes back with a fresh lifetime and its failed recipients pending.

@@ -18,7 +18,7 @@ class QueueState(enum.StrEnum):
 
     @classmethod
     def parse(cls, name: str) -> QueueState:
-        """Accept the issue's words too: delivering = active, failed = dead."""
+        """An operator's words too: delivering (or leased) = active, failed = dead."""
         aliases = {"delivering": "active", "failed": "dead", "leased": "active"}
         return cls(aliases.get(name.lower(), name.lower()))
 
@@ -29,6 +29,15 @@ class HoldKind(enum.StrEnum):
     """A configuration fault of the transport; released automatically once a probe succeeds."""
     MODE = "mode"
     """`MXRELAY_DELIVERY=hold`: kept until an operator releases it."""
+
+
+class RecipientStatus(enum.StrEnum):
+    """Where an attempt leaves one recipient (a transport reports it, the queue keeps it)."""
+
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    HELD = "held"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,7 +52,7 @@ class QueueEntry:
     attempts: int
     lease_owner: str | None = None
     lease_expires_at: float | None = None
-    hold_kind: str | None = None
+    hold_kind: HoldKind | None = None
     hold_reason: str | None = None
     last_error: str | None = None
 
@@ -72,4 +81,6 @@ ENTRY_COLUMNS = (
 def entry_from_row(row: Sequence[Any]) -> QueueEntry:
     values = dict(zip(ENTRY_COLUMNS, row, strict=True))
     values["state"] = QueueState(values["state"])
+    if values["hold_kind"] is not None:
+        values["hold_kind"] = HoldKind(values["hold_kind"])
     return QueueEntry(**values)

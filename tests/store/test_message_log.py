@@ -8,8 +8,8 @@ from dataclasses import replace
 from sqlalchemy import select
 
 from mxrelay.model import Peer, Reason, RefusedRecipient, Reply, SessionInfo, TlsInfo
-from mxrelay.store import log, schema
-from mxrelay.store.db import Database
+from mxrelay.store import message_log, schema
+from mxrelay.store.backend import Database
 from mxrelay.store.search import SearchQuery, count_messages, search_messages
 from tests.store.helpers import T0, accept, message_bytes, record, transaction
 
@@ -38,7 +38,7 @@ async def test_everything_about_a_message_is_kept(db: Database) -> None:
     txn = replace(txn, session=session, mail_params=(("SIZE", "700"),))
     rec = record(txn)
     await accept(db, rec)
-    view = await log.get_message(db, rec.id)
+    view = await message_log.get_message(db, rec.id)
     assert view is not None
     assert view.received_at == T0.timestamp()
     assert (view.client_address, view.helo, view.username) == (
@@ -58,7 +58,7 @@ async def test_everything_about_a_message_is_kept(db: Database) -> None:
         ("bob@example.org", "queued"),
         ("carol@example.org", "queued"),
     ]
-    assert await log.get_raw(db, rec.id) == RAW  # byte for byte
+    assert await message_log.get_raw(db, rec.id) == RAW  # byte for byte
     assert len(rec.compressed) < len(RAW) * 2
     [summary] = await search_messages(db, SearchQuery())
     assert (summary.attachments, summary.snippet) == (1, "Your invoice 4711 is attached.")
@@ -70,7 +70,8 @@ async def test_refusals_are_logged(db: Database) -> None:
         "x@nonexistent.example", Reply(550, "1.2", "domain does not exist"), Reason.NXDOMAIN
     )
     await db.write(
-        log.insert_refusals, [log.Refusal(T0.timestamp(), session, "a@example.net", refused)]
+        message_log.insert_refusals,
+        [message_log.Refusal(T0.timestamp(), session, "a@example.net", refused)],
     )
     row = await db.read(lambda conn: conn.execute(select(schema.refusals)).mappings().one())
     assert (row["recipient"], row["code"], row["enhanced"], row["reason"]) == (
@@ -127,17 +128,19 @@ async def test_text_either_database_refuses_is_kept_with_replacement_characters(
     (mime.text), so its words stay as written; a surrogate still arrives in a reply's text."""
     rec = record(transaction(mail_from='"a\x00b"@example.net', data=HOSTILE))
     await accept(db, rec)
-    view = await log.get_message(db, rec.id)
+    view = await message_log.get_message(db, rec.id)
     assert view is not None
     assert view.subject == "+2D0- and a\ufffdnul"
     assert view.header_from == "a\ufffdb@example.net"
     assert view.mail_from == '"a\ufffdb"@example.net'
-    assert await log.get_raw(db, rec.id) == HOSTILE  # the bytes themselves are untouched
+    assert await message_log.get_raw(db, rec.id) == HOSTILE  # the bytes themselves are untouched
     [summary] = await search_messages(db, SearchQuery(text="pair"))
     assert summary.snippet == "+2D0- lone +2D3cAQ- pair"
     refused = RefusedRecipient("x\x00y@example.com", Reply(550, "1.1", "no\ud800"), Reason.SYNTAX)
-    refusal = log.Refusal(T0.timestamp(), transaction().session, "a\x00@example.net", refused)
-    await db.write(log.insert_refusals, [refusal])
+    refusal = message_log.Refusal(
+        T0.timestamp(), transaction().session, "a\x00@example.net", refused
+    )
+    await db.write(message_log.insert_refusals, [refusal])
     row = await db.read(lambda conn: conn.execute(select(schema.refusals)).mappings().one())
     assert (row["recipient"], row["mail_from"], row["text"]) == (
         "x\ufffdy@example.com",

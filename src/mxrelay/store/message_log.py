@@ -1,8 +1,8 @@
 """The message log: messages, bodies, variants, recipients, delivery attempts and refusals.
 
 Writers here take a connection and a batch (they run inside the group committer's transaction, see
-`commit.py`); readers take a `Database` and return frozen views for the CLI and, later, the web API.
-Queue entries are written by `queue.py`, the only home of queue SQL.
+`commit.py`); readers take a `Database` and return frozen views for the CLI and the web API.
+Queue entries are written by `queue/`, the only home of queue SQL.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.model import RefusedRecipient, SessionInfo
 from mxrelay.store import schema
+from mxrelay.store.backend import Database
 from mxrelay.store.bulk import execute_many, insert_many
-from mxrelay.store.db import Database
-from mxrelay.store.record import NewMessage, decompress
+from mxrelay.store.ingest import NewMessage, decompress
 
 _INSERT_SEARCH = text(
     "INSERT INTO message_search (message_id, subject, addresses, body) "

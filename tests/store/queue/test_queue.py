@@ -1,19 +1,28 @@
-"""Queue contract, on SQLite and PostgreSQL: claims, leases, settlements, recovery, operator actions."""
+"""The delivery side of the queue, on SQLite and PostgreSQL: claims, leases, settlements, recovery."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 
-from mxrelay.store.db import Database, Dialect
+from sqlalchemy.engine import Connection
+
+from mxrelay.store import message_log
+from mxrelay.store.backend import Database, Dialect
+from mxrelay.store.ingest import NewMessage, build_record
 from mxrelay.store.queue import (
     HoldKind,
+    LoadedEntry,
     Queue,
-    QueueFilter,
     QueueState,
+    RecipientStatus,
     RecipientUpdate,
     Settlement,
 )
+from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
+from mxrelay.store.queue.entries import QueueEntry
+from mxrelay.store.variants import VariantPlan
 from tests.store.helpers import T0, accept, record, transaction
 
 NOW = T0.timestamp()
@@ -22,6 +31,58 @@ LEASE = 60.0
 
 async def settle(db: Database, settlement: Settlement) -> None:
     await db.write(Queue(db).settle_batch, [settlement])
+
+
+async def load(queue: Queue, entry: QueueEntry) -> LoadedEntry | None:
+    return (await queue.load_many([entry])).get(entry.id)
+
+
+def log_and_enqueue(conn: Connection, items: Sequence[NewMessage]) -> list[tuple[QueueEntry, ...]]:
+    message_log.insert_messages(conn, items)
+    return Queue.enqueue(conn, items)
+
+
+def two_variants(data: bytes, recipients: tuple[str, ...]) -> tuple[VariantPlan, ...]:
+    return (VariantPlan(0, recipients[:1]), VariantPlan(1, recipients[1:], ("x",)))
+
+
+async def test_enqueue_creates_each_entry_in_its_first_state(db: Database) -> None:
+    """Queued; held in hold mode; leased to this process when the sink asked (each variant),
+    and then returned; held, not leased, when both."""
+    plain, held = record(), record(hold_reason="hold mode")
+    txn = transaction(recipients=("a@example.org", "b@example.org"))
+    leased = replace(
+        build_record(
+            txn,
+            message_id="01LEASED0000000000000000AA",
+            hostname="relay.example.net",
+            plan=two_variants,
+            render=lambda data, transforms: data,
+        ),
+        lease=("me", NOW + LEASE),
+    )
+    both = replace(record(hold_reason="hold mode"), lease=("me", NOW + LEASE))
+    returned = await db.write(log_and_enqueue, [plain, held, leased, both])
+    assert [len(r) for r in returned] == [0, 0, 2, 0]
+    assert [(e.variant, e.state, e.lease_owner) for e in returned[2]] == [
+        (0, QueueState.ACTIVE, "me"),
+        (1, QueueState.ACTIVE, "me"),
+    ]
+    rows = await QueueAdmin(db).list_entries(QueueFilter(), now=NOW)
+    found = {(row.entry.message_id, row.entry.variant): row.entry for row in rows}
+    assert set(returned[2]) == {found[leased.id, 0], found[leased.id, 1]}
+    assert all(e.lease_expires_at == NOW + LEASE for e in returned[2])
+    first = {
+        plain.id: (QueueState.QUEUED, None, None, None),
+        held.id: (QueueState.HELD, None, HoldKind.MODE, "hold mode"),
+        both.id: (QueueState.HELD, None, HoldKind.MODE, "hold mode"),
+    }
+    for message_id, expected in first.items():
+        entry = found[message_id, 0]
+        assert (entry.state, entry.lease_owner, entry.hold_kind, entry.hold_reason) == expected
+        assert entry.lease_expires_at is None
+        assert (entry.attempts, entry.next_attempt_at, entry.queued_at) == (0, NOW, NOW)
+    assert await db.write(log_and_enqueue, [record(), record(hold_reason="hold")]) == [(), ()]
 
 
 async def test_claim_leases_each_due_entry_once(db: Database) -> None:
@@ -46,11 +107,9 @@ async def test_an_expired_lease_is_claimed_by_another_owner(db: Database) -> Non
     assert await queue.requeue_expired(NOW + LEASE + 1) == 1
     [again] = await queue.claim("b", 1, NOW + LEASE + 1, LEASE)
     assert again.id == entry.id
-    assert not await queue.renew(entry.id, "a", NOW + LEASE + 2, LEASE)  # "a" lost it
-    assert await queue.renew(entry.id, "b", NOW + LEASE + 2, LEASE)
-    assert await queue.renew_many([entry], "a", NOW + LEASE + 3, LEASE) == set()
+    assert await queue.renew_many([entry], "a", NOW + LEASE + 3, LEASE) == set()  # "a" lost it
     assert await queue.renew_many([entry], "b", NOW + LEASE + 3, LEASE) == {entry.id}
-    [view] = await queue.list_entries(QueueFilter(), now=NOW)
+    [view] = await QueueAdmin(db).list_entries(QueueFilter(), now=NOW)
     assert view.entry.lease_expires_at == NOW + 2 * LEASE + 3
 
 
@@ -68,14 +127,19 @@ async def test_deferred_entries_wait_for_their_time(db: Database) -> None:
             attempts=1,
             now=NOW,
             last_error="451 try later",
-            recipients=(RecipientUpdate(address="bob@example.org", state="deferred", code=451),),
+            recipients=(
+                RecipientUpdate(
+                    address="bob@example.org", state=RecipientStatus.DEFERRED, code=451
+                ),
+            ),
         ),
     )
     assert await queue.claim("a", 1, NOW + 299, LEASE) == []
-    assert await queue.next_due() == NOW + 300
+    [row] = await QueueAdmin(db).list_entries(QueueFilter(), now=NOW)
+    assert row.entry.next_attempt_at == NOW + 300
     [again] = await queue.claim("a", 1, NOW + 300, LEASE)
     assert (again.attempts, again.last_error) == (1, "451 try later")
-    loaded = await queue.load(again)
+    loaded = await load(queue, again)
     assert loaded is not None
     assert loaded.recipients == ("bob@example.org",)
 
@@ -108,14 +172,14 @@ async def test_delivered_recipients_are_not_sent_again(db: Database) -> None:
             attempts=1,
             now=NOW,
             recipients=(
-                RecipientUpdate(address="a@example.org", state="delivered", code=250),
-                RecipientUpdate(address="b@example.org", state="deferred", code=450),
-                RecipientUpdate(address="c@example.org", state="failed", code=550),
+                RecipientUpdate(address="a@example.org", state=RecipientStatus.DELIVERED, code=250),
+                RecipientUpdate(address="b@example.org", state=RecipientStatus.DEFERRED, code=450),
+                RecipientUpdate(address="c@example.org", state=RecipientStatus.FAILED, code=550),
             ),
         ),
     )
     [again] = await queue.claim("w", 1, NOW, LEASE)
-    loaded = await queue.load(again)
+    loaded = await load(queue, again)
     assert loaded is not None
     assert loaded.recipients == ("b@example.org",)
 
@@ -137,33 +201,13 @@ async def test_hold_mode_entries_wait_for_release(db: Database) -> None:
     queue = Queue(db)
     await accept(db, record(hold_reason="hold mode"))
     assert await queue.claim("w", 1, NOW, LEASE) == []
-    [row] = await queue.list_entries(QueueFilter(states=(QueueState.HELD,)), now=NOW)
-    assert row.entry.hold_kind == HoldKind.MODE.value
+    admin = QueueAdmin(db)
+    [row] = await admin.list_entries(QueueFilter(states=(QueueState.HELD,)), now=NOW)
+    assert row.entry.hold_kind is HoldKind.MODE
     assert row.recipients == (("bob@example.org", "held"),)
-    assert await queue.release([row.entry], NOW) == 1
+    assert await admin.release([row.entry], NOW) == 1
     [entry] = await queue.claim("w", 1, NOW, LEASE)
-    loaded = await queue.load(entry)
-    assert loaded is not None
-    assert loaded.recipients == ("bob@example.org",)
-
-
-async def test_operator_actions(db: Database) -> None:
-    queue = Queue(db)
-    await accept(db, record(), record())
-    rows = await queue.list_entries(QueueFilter(), now=NOW)
-    first, second = (row.entry for row in rows)
-    assert await queue.hold([first], NOW) == 1
-    assert [e.id for e in await queue.claim("w", 5, NOW, LEASE)] == [second.id]
-    assert await queue.hold([first], NOW) == 0  # already held
-    assert await queue.delete([first], NOW) == 1
-    deleted = await queue.get(first.key)
-    assert deleted is not None
-    assert (deleted.state, deleted.last_error) == (QueueState.DEAD, "deleted by an operator")
-    assert await queue.retry([deleted], NOW + 100) == 1
-    revived = await queue.get(first.key)
-    assert revived is not None
-    assert (revived.state, revived.queued_at) == (QueueState.QUEUED, NOW + 100)  # fresh lifetime
-    loaded = await queue.load(revived)
+    loaded = await load(queue, entry)
     assert loaded is not None
     assert loaded.recipients == ("bob@example.org",)
 
@@ -171,34 +215,27 @@ async def test_operator_actions(db: Database) -> None:
 async def test_release_faults_leaves_operator_holds(db: Database) -> None:
     queue = Queue(db)
     await accept(db, record(), record())
-    a, b = (row.entry for row in await queue.list_entries(QueueFilter(), now=NOW))
-    await queue.hold([a], NOW, reason="bad credentials", kind=HoldKind.FAULT)
-    await queue.hold([b], NOW)
+    admin = QueueAdmin(db)
+    a, b = (row.entry for row in await admin.list_entries(QueueFilter(), now=NOW))
+    await admin.hold([b], NOW)
+    [claimed] = await queue.claim("w", 1, NOW, LEASE)
+    assert claimed.id == a.id
+    fault = Settlement(
+        entry=claimed,
+        owner="w",
+        state=QueueState.HELD,
+        next_attempt_at=NOW,
+        attempts=0,
+        now=NOW,
+        hold_kind=HoldKind.FAULT,
+        hold_reason="configuration fault: bad credentials",
+    )
+    await settle(db, fault)
+    held = await admin.get(a.key)
+    assert held is not None
+    assert (held.state, held.hold_kind) == (QueueState.HELD, HoldKind.FAULT)
     assert await queue.release_faults(NOW) == 1
     assert [e.id for e in await queue.claim("w", 5, NOW, LEASE)] == [a.id]
-
-
-async def test_list_filters(db: Database) -> None:
-    queue = Queue(db)
-    old = transaction(mail_from="app@example.net", recipients=("x@example.org",))
-    new = transaction(
-        mail_from="other@example.com",
-        recipients=("y@example.org",),
-        received_at=T0.replace(hour=13),
-    )
-    await accept(db, record(old), record(new))
-    later = NOW + 7200
-
-    async def keys(**kwargs: object) -> list[str]:
-        rows = await queue.list_entries(QueueFilter(**kwargs), now=later)  # type: ignore[arg-type]
-        return [row.mail_from for row in rows]
-
-    assert await keys() == ["app@example.net", "other@example.com"]
-    assert await keys(sender="APP@") == ["app@example.net"]
-    assert await keys(recipient="y@example") == ["other@example.com"]
-    assert await keys(older_than=5000.0) == ["app@example.net"]
-    assert await keys(newer_than=5000.0) == ["other@example.com"]
-    assert await keys(states=(QueueState.DEAD,)) == []
 
 
 async def test_stats(db: Database) -> None:
@@ -207,6 +244,7 @@ async def test_stats(db: Database) -> None:
     await queue.claim("w", 1, NOW, LEASE)
     stats = await queue.stats()
     assert stats.counts == {"active": 1, "queued": 1, "held": 1}
+    assert all(type(state) is QueueState for state in stats.counts)
     assert stats.oldest_created_at == NOW
 
 

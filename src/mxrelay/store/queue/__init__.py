@@ -1,4 +1,4 @@
-"""The durable queue: entries, leases, settlements and operator actions. The only home of queue SQL.
+"""The durable queue: entries, leases and settlements, the delivery side's home of queue SQL.
 
 An entry is one message variant still owned by the queue. States follow Postfix's queues:
 
@@ -7,12 +7,11 @@ An entry is one message variant still owned by the queue. States follow Postfix'
        └─────────────────┘                       deferred ──due──▶ claim│            │ config fault,
                                                                          └─ release ─┘ hold mode
 
-("delivering" in the issue is `active`; "failed" is `dead`.) Claims are one atomic statement: with
-PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim side by side, with SQLite the write
-transaction is `BEGIN IMMEDIATE`. A claim sets `lease_owner` and `lease_expires_at`; the worker renews
-leases while it delivers, and a replica that dies loses its entries once their leases expire.
-Statements are named in `sql/*.sql`; operator actions live in `queue_admin.py` (a base
-class of `Queue`), the entry values in `entries.py`; both are re-exported here.
+Claims are one atomic statement: with PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim side
+by side, with SQLite the write transaction is `BEGIN IMMEDIATE`. A claim sets `lease_owner` and
+`lease_expires_at`; the worker renews leases while it delivers, and a replica that dies loses its
+entries once their leases expire. The statements are the named queries of `sql/*.sql`; the entry
+values are `entries.py`'s, the operator's actions `admin.py`'s (`QueueAdmin`, beside a `Queue`).
 """
 
 from __future__ import annotations
@@ -22,10 +21,9 @@ __all__ = [
     "LoadedEntry",
     "Queue",
     "QueueEntry",
-    "QueueFilter",
-    "QueueRow",
     "QueueState",
     "QueueStats",
+    "RecipientStatus",
     "RecipientUpdate",
     "Settlement",
 ]
@@ -35,28 +33,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
+from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.bulk import execute_many, insert_many, insert_returning
-from mxrelay.store.db import Database, Dialect
-from mxrelay.store.entries import (
+from mxrelay.store.ingest import NewMessage, decompress
+from mxrelay.store.message_log import AttemptRecord, insert_attempts
+from mxrelay.store.queue.entries import (
     ENTRY_COLUMNS,
     HoldKind,
     QueueEntry,
     QueueState,
+    RecipientStatus,
     entry_from_row,
 )
-from mxrelay.store.log import AttemptRecord, insert_attempts
-from mxrelay.store.queue_admin import QueueAdmin, QueueFilter, QueueRow
-from mxrelay.store.record import NewMessage, decompress
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecipientUpdate:
     address: str
-    state: str
+    state: RecipientStatus
     code: int | None = None
     enhanced: str = ""
     text: str = ""
@@ -75,7 +72,7 @@ class Settlement:
     attempts: int
     now: float
     last_error: str | None = None
-    hold_kind: str | None = None
+    hold_kind: HoldKind | None = None
     hold_reason: str | None = None
     recipients: tuple[RecipientUpdate, ...] = ()
     attempt: AttemptRecord | None = None
@@ -96,68 +93,18 @@ class LoadedEntry:
     received_at: float = 0.0
     """When the message was accepted (epoch seconds)."""
     header_from: str | None = None
-    """The From addresses read at accept time (`record.Summary.header_from`)."""
+    """The From addresses read at accept time (`ingest.Summary.header_from`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    counts: dict[str, int]
+    counts: dict[QueueState, int]
+    """Entries by state (a state with none is missing)."""
     oldest_created_at: float | None
 
 
-def _statements() -> tuple[Select[Any], Select[Any], Any]:
-    """Statements with many ids, built once (SQLAlchemy then reuses their compiled form)."""
-    q, m, v, b, r = (
-        schema.queue,
-        schema.messages,
-        schema.variants,
-        schema.message_bodies,
-        schema.recipients,
-    )
-    jobs = (
-        select(
-            q.c.id,
-            m.c.received_at,
-            m.c.mail_from,
-            m.c.smtputf8,
-            m.c.received_header,
-            b.c.encoding,
-            b.c.raw,
-            v.c.transforms,
-            m.c.header_from,
-        )
-        .select_from(q)
-        .join(m, m.c.id == q.c.message_id)
-        .join(v, and_(v.c.message_id == q.c.message_id, v.c.variant == q.c.variant))
-        .outerjoin(b, b.c.message_id == q.c.message_id)
-        .where(q.c.id.in_(bindparam("ids", expanding=True)))
-    )
-    pending = (
-        select(r.c.message_id, r.c.variant, r.c.address)
-        .where(
-            r.c.message_id.in_(bindparam("messages", expanding=True)),
-            r.c.state.in_(("queued", "deferred", "held")),
-        )
-        .order_by(r.c.message_id, r.c.variant, r.c.position)
-    )
-    renew = (
-        update(q)
-        .where(
-            q.c.id.in_(bindparam("ids", expanding=True)),
-            q.c.state == "active",
-            q.c.lease_owner == bindparam("owner"),
-        )
-        .values(lease_expires_at=bindparam("expires"))
-        .returning(q.c.id)
-    )
-    return jobs, pending, renew
-
-
-_LOAD_JOBS, _PENDING_RECIPIENTS, _RENEW_MANY = _statements()
-
-
-class Queue(QueueAdmin):
-    """Queue operations on an open store."""
+class Queue:
+    """The delivery side's queue operations on an open store."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -170,39 +117,17 @@ class Queue(QueueAdmin):
         """Create the entries of newly accepted messages (in the same transaction as the log).
 
         Returns, per message, the entries created already leased (`NewMessage.lease`)."""
-        rows = []
-        for item in items:
-            state = QueueState.HELD if item.hold_reason else QueueState.QUEUED
-            owner, expires = item.lease if item.lease else (None, None)
-            if owner is not None and not item.hold_reason:
-                state = QueueState.ACTIVE
-            for plan in item.variants:
-                rows.append(
-                    {
-                        "message_id": item.id,
-                        "variant": plan.variant,
-                        "state": state.value,
-                        "created_at": item.received_at,
-                        "queued_at": item.received_at,
-                        "next_attempt_at": item.received_at,
-                        "attempts": 0,
-                        "lease_owner": owner if state is QueueState.ACTIVE else None,
-                        "lease_expires_at": expires if state is QueueState.ACTIVE else None,
-                        "hold_kind": HoldKind.MODE.value if item.hold_reason else None,
-                        "hold_reason": item.hold_reason,
-                        "last_error": None,
-                        "updated_at": item.received_at,
-                    }
-                )
-        if not any(item.lease and not item.hold_reason for item in items):
+        states = [_first_state(item) for item in items]
+        pairs = zip(items, states, strict=True)
+        rows = [row for item, state in pairs for row in _entry_rows(item, state)]
+        if QueueState.ACTIVE not in states:
             insert_many(conn, schema.queue, rows)
             return [() for _ in items]
         returned = insert_returning(
             conn, schema.queue, rows, ENTRY_COLUMNS, key=("message_id", "variant")
         )
-        created = [entry_from_row(row) for row in returned]
         leased: dict[str, list[QueueEntry]] = {}
-        for entry in created:
+        for entry in map(entry_from_row, returned):
             if entry.state is QueueState.ACTIVE:
                 leased.setdefault(entry.message_id, []).append(entry)
         return [tuple(leased.get(item.id, ())) for item in items]
@@ -223,11 +148,6 @@ class Queue(QueueAdmin):
     def _count(self, conn: Connection, name: str, params: Any) -> int:
         return int(getattr(conn.execute(self._sql[name], params), "rowcount", 0) or 0)
 
-    async def renew(self, entry_id: int, owner: str, now: float, lease: float) -> bool:
-        """Extend a lease; False when it was lost (expired and taken back)."""
-        params = {"id": entry_id, "owner": owner, "now": now, "expires": now + lease}
-        return await self.db.write(self._count, "renew", params, durable=False) > 0
-
     def settle_batch(self, conn: Connection, items: Sequence[Settlement]) -> None:
         """Group-committer writer: attempts, recipient states, then the entries themselves."""
         insert_attempts(conn, [s.attempt for s in items if s.attempt is not None])
@@ -236,7 +156,7 @@ class Queue(QueueAdmin):
                 "message_id": s.entry.message_id,
                 "variant": s.entry.variant,
                 "address": r.address,
-                "state": r.state,
+                "state": r.state.value,
                 "counted": 1 if r.counted else 0,
                 "code": r.code,
                 "enhanced": r.enhanced,
@@ -254,7 +174,7 @@ class Queue(QueueAdmin):
                 "state": s.state.value,
                 "next_attempt_at": s.next_attempt_at,
                 "attempts": s.attempts,
-                "hold_kind": s.hold_kind,
+                "hold_kind": s.hold_kind and s.hold_kind.value,
                 "hold_reason": s.hold_reason,
                 "last_error": s.last_error and s.last_error[:2000],
                 "now": s.now,
@@ -285,21 +205,32 @@ class Queue(QueueAdmin):
             return await self.requeue_expired(now)
         return await self.db.write(self._count, "requeue_all_active", {"now": now}, durable=False)
 
-    async def load(self, entry: QueueEntry) -> LoadedEntry | None:
-        """The stored message and pending recipients of an entry (None if the message is gone)."""
-        return (await self.load_many([entry])).get(entry.id)
+    async def release_faults(self, now: float) -> int:
+        """Release every entry a configuration fault held (the transport works again); an
+        operator's holds stay."""
+        return await self.db.write(self._release_faults, now)
+
+    def _release_faults(self, conn: Connection, now: float) -> int:
+        rows = conn.execute(self._sql["release_fault_held"], {"now": now}).all()
+        for _, message_id, variant in rows:
+            conn.execute(
+                self._sql["release_recipients"],
+                {"message_id": message_id, "variant": variant, "now": now},
+            )
+        return len(rows)
 
     async def load_many(self, entries: Sequence[QueueEntry]) -> dict[int, LoadedEntry]:
-        """`load` for a claimed batch, in one read transaction (by entry id)."""
+        """The stored message and pending recipients of each claimed entry, in one read
+        transaction, by entry id (an entry whose message is gone is missing)."""
         if not entries:
             return {}
         return await self.db.read(self._load_many, list(entries))
 
     def _load_many(self, conn: Connection, entries: list[QueueEntry]) -> dict[int, LoadedEntry]:
         by_id = {e.id: e for e in entries}
-        rows = conn.execute(_LOAD_JOBS, {"ids": list(by_id)}).all()
+        rows = conn.execute(self._sql["load_entries"], {"ids": list(by_id)}).all()
         messages = list({e.message_id for e in entries})
-        recipient_rows = conn.execute(_PENDING_RECIPIENTS, {"messages": messages})
+        recipient_rows = conn.execute(self._sql["pending_recipients"], {"messages": messages})
         pending: dict[tuple[str, int], list[str]] = {}
         for message_id, variant, address in recipient_rows:
             pending.setdefault((message_id, variant), []).append(address)
@@ -332,22 +263,47 @@ class Queue(QueueAdmin):
 
     def _renew_many(self, conn: Connection, ids: list[int], owner: str, expires: float) -> set[int]:
         params = {"ids": ids, "owner": owner, "expires": expires}
-        return {row[0] for row in conn.execute(_RENEW_MANY, params)}
-
-    async def next_due(self) -> float | None:
-        value = await self.db.read(self._scalar, "next_due")
-        return None if value is None else float(value)
-
-    def _scalar(self, conn: Connection, name: str) -> Any:
-        return conn.execute(self._sql[name]).scalar()
+        return {row[0] for row in conn.execute(self._sql["renew_many"], params)}
 
     async def stats(self) -> QueueStats:
         return await self.db.read(self._stats)
 
     def _stats(self, conn: Connection) -> QueueStats:
-        counts = {str(s): int(n) for s, n in conn.execute(self._sql["counts_by_state"])}
+        rows = conn.execute(self._sql["counts_by_state"])
+        counts = {QueueState(state): int(n) for state, n in rows}
         oldest = conn.execute(self._sql["oldest_waiting"]).scalar()
         return QueueStats(counts, None if oldest is None else float(oldest))
+
+
+def _first_state(item: NewMessage) -> QueueState:
+    """Held in hold mode; leased to this process when the sink asked for it; queued otherwise."""
+    if item.hold_reason:
+        return QueueState.HELD
+    return QueueState.ACTIVE if item.lease else QueueState.QUEUED
+
+
+def _entry_rows(item: NewMessage, state: QueueState) -> list[dict[str, Any]]:
+    """The queue rows of one accepted message, one per variant."""
+    owner, expires = item.lease if item.lease and state is QueueState.ACTIVE else (None, None)
+    at = item.received_at
+    return [
+        {
+            "message_id": item.id,
+            "variant": plan.variant,
+            "state": state.value,
+            "created_at": at,
+            "queued_at": at,
+            "next_attempt_at": at,
+            "attempts": 0,
+            "lease_owner": owner,
+            "lease_expires_at": expires,
+            "hold_kind": HoldKind.MODE.value if state is QueueState.HELD else None,
+            "hold_reason": item.hold_reason,
+            "last_error": None,
+            "updated_at": at,
+        }
+        for plan in item.variants
+    ]
 
 
 def _json_list(value: str) -> list[str]:

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Connection
 
-from mxrelay.store.db import (
-    Dialect,
-    SchemaOutdated,
-    StoreError,
-    StoreLocked,
-    load_queries,
-    open_store,
-    parse_database_url,
-)
+from mxrelay.store.backend import Database, Dialect, SchemaOutdated, StoreError, StoreLocked
+from mxrelay.store.migrate import current_revision, head_revision
+from mxrelay.store.open import OpenMode, open_store, parse_database_url
 
 
 def test_urls() -> None:
@@ -33,10 +29,6 @@ def test_urls() -> None:
         parse_database_url("mysql://db/mail")
 
 
-def test_both_dialects_name_the_same_queries() -> None:
-    assert load_queries(Dialect.SQLITE).keys() == load_queries(Dialect.POSTGRESQL).keys()
-
-
 async def test_a_second_relay_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'relay.db'}"
     async with open_store(url):
@@ -44,7 +36,7 @@ async def test_a_second_relay_on_one_sqlite_file_is_refused(tmp_path: Path) -> N
             async with open_store(url):
                 pass
         # the queue command works beside a running relay
-        async with open_store(url, migrate=False, exclusive=False):
+        async with open_store(url, OpenMode.QUEUE):
             pass
     async with open_store(url):  # released on close
         pass
@@ -53,12 +45,12 @@ async def test_a_second_relay_on_one_sqlite_file_is_refused(tmp_path: Path) -> N
 def test_the_lock_is_held_by_a_live_process_and_released_by_its_death(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'relay.db'}"
     code = (
-        "import asyncio\nfrom mxrelay.store.db import open_store\n"
+        "import asyncio\nfrom mxrelay.store.open import open_store\n"
         f"async def main():\n    async with open_store({url!r}):\n        pass\n"
         "asyncio.run(main())\n"
     )
     holding = (
-        "import asyncio, sys\nfrom mxrelay.store.db import open_store\n"
+        "import asyncio, sys\nfrom mxrelay.store.open import open_store\n"
         f"async def main():\n    async with open_store({url!r}):\n"
         "        print('open', flush=True)\n        sys.stdin.readline()\n"
         "asyncio.run(main())\n"
@@ -82,5 +74,51 @@ def test_the_lock_is_held_by_a_live_process_and_released_by_its_death(tmp_path: 
 async def test_an_unmigrated_database_is_refused_without_migrate(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     with pytest.raises(SchemaOutdated, match="mxrelay db upgrade"):
-        async with open_store(url, migrate=False):
+        async with open_store(url, OpenMode.QUEUE):
             pass
+
+
+def _thread(conn: Connection) -> int:
+    return threading.get_ident()
+
+
+async def _on_the_loop(db: Database) -> bool:
+    return await db.read(_thread) == threading.get_ident()
+
+
+@pytest.mark.parametrize(
+    ("mode", "locks", "fresh", "on_the_loop"),
+    [
+        (OpenMode.RELAY, True, "migrated", False),
+        (OpenMode.UPGRADE, True, "migrated", False),
+        (OpenMode.DELIVERY, False, "refused", True),
+        (OpenMode.QUEUE, False, "refused", False),
+        (OpenMode.INSPECT, False, "opened as it is", False),
+    ],
+)
+async def test_each_user_opens_the_store_its_own_way(
+    tmp_path: Path, mode: OpenMode, locks: bool, fresh: str, on_the_loop: bool
+) -> None:
+    """Whether it takes the SQLite file's lock, what it does with a database at no schema, and
+    whether SQLite work runs on the event loop."""
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    if fresh == "refused":
+        with pytest.raises(SchemaOutdated):
+            async with open_store(empty, mode):
+                pass
+    else:
+        async with open_store(empty, mode) as db:
+            revision = await db.read(current_revision)
+        assert revision == (head_revision() if fresh == "migrated" else None)
+
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    async with open_store(url):  # a running relay
+        if locks:
+            with pytest.raises(StoreLocked):
+                async with open_store(url, mode):
+                    pass
+        else:
+            async with open_store(url, mode):
+                pass
+    async with open_store(url, mode) as db:
+        assert await _on_the_loop(db) is on_the_loop

@@ -117,12 +117,6 @@ _SUMMARY_FIELDS = FieldFinder(
 _DELIMITERS = re.compile(r"[\s<>,;:\"()\[\]]+")
 
 
-def header_fields(data: bytes, region: tuple[int, bool] | None = None) -> dict[str, list[str]]:
-    """The fields the summary reads, by lower-case name, unfolded, in order; never raises."""
-    end, _ = header_region(data) if region is None else region
-    return _unfolded(_raw_fields(data, end))
-
-
 def _raw_fields(data: bytes, end: int) -> dict[str, list[bytes]]:
     """Found by one regular expression (`mime.parse.FieldFinder`) in the first `HEADER_LIMIT`
     bytes, not by `email.parser`: the summary needs six fields, the standard parser costs several

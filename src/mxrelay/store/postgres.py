@@ -1,0 +1,61 @@
+"""The store on PostgreSQL: work runs on the event loop through asyncpg, replicas share the queue.
+
+Reads and writes take a connection of the pool (`AsyncConnection.run_sync`); a write that need not
+wait for the disk (`durable=False`) commits with `synchronous_commit = off`. Replicas starting
+together migrate one after the other, under an advisory lock (`migration_lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from mxrelay.store.backend import Database, Target
+
+T = TypeVar("T")
+
+POOL_SIZE = 10
+"""Connections a process keeps open (and opens as many again at a peak)."""
+
+MIGRATION_LOCK = -814038290092966855
+"""The PostgreSQL advisory lock key that serialises schema migrations between processes (the
+first 8 bytes of SHA-256("mxrelay schema migration"), as a signed 64-bit integer)."""
+
+
+class PostgresDatabase(Database):
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        self._engine = create_async_engine(target.url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """Held while this process migrates: replicas starting together on a fresh database
+        would otherwise both create the tables, and one would die on a duplicate. A session
+        lock on a connection of its own, taken before the migration's transaction begins and
+        released after it commits (a transaction-level lock would end at the first commit,
+        and a migration may commit more than once: `autocommit_block`)."""
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                await conn.commit()
+
+    async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
+        async with self._engine.begin() as conn:
+            if not durable:
+                await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            return await conn.run_sync(fn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(fn, *args)
+
+    async def dispose(self) -> None:
+        await self._engine.dispose()

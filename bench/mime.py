@@ -24,9 +24,9 @@ from pathlib import Path
 
 from bench.figures import Row, format_table, ratio_line
 from mxrelay.mime.headers import reconcile_headers
-from mxrelay.mime.ics import IcsAction, transform_calendar
+from mxrelay.mime.ics import transform_calendar
 from mxrelay.mime.pipeline import OFFLOAD_THRESHOLD, IcsPolicy, split_variants, split_variants_async
-from mxrelay.model import IcsScope
+from mxrelay.model import IcsAction, IcsScope
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "ics"
 RUNS = 3

@@ -32,12 +32,12 @@ from mxrelay.delivery.graph.prepare import (
 )
 from mxrelay.delivery.graph.proxy import ProxyProblem
 from mxrelay.delivery.stage import QueueStage, smarthost_transport
-from mxrelay.dns.answer import Query, RdType
+from mxrelay.dns.answer import Query
 from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, Variant, record_variants, split_variants_async
-from mxrelay.model import DeliveryMode, Reply, ScopeKind, Transaction
+from mxrelay.model import DeliveryMode, RdType, Reply, ScopeKind, Transaction
 from mxrelay.sinks.passthrough import PassthroughSink, VariantPlan
 from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.hooks import SmtpLimits

@@ -1,5 +1,7 @@
 """Plain values shared by every stage: replies, recipient verdicts, transactions, delivery modes,
-mailboxes as compared and the calendar transform's recipient scope (`MXRELAY_ICS_STRIP`).
+mailboxes as compared and the calendar transform's recipient scope (`MXRELAY_ICS_STRIP`); and the
+stage vocabularies that metric labels are drawn from (queue states, attempt outcomes, DNS statuses,
+Graph faults and pacing limits, calendar actions, header changes).
 
 This module is a leaf: it imports nothing from mxrelay, does no I/O, and every value here is frozen,
 so a value can cross a stage boundary (smtp → store → delivery) without anyone changing it on the way.
@@ -284,3 +286,101 @@ class IcsScope:
 
 def _folded(mailbox: Mailbox) -> Mailbox:
     return Mailbox(mailbox.local.lower(), mailbox.domain)
+
+
+# --- Stage vocabularies the metrics label by --------------------------------------------------
+# Each belongs to one stage, but `metrics.py` (a leaf that imports only this module) takes its
+# label values from them, so they are declared here, once.
+
+
+class QueueState(enum.StrEnum):
+    """Where a queue entry is (the store's `queue.state`, after Postfix's queues)."""
+
+    QUEUED = "queued"
+    ACTIVE = "active"
+    DEFERRED = "deferred"
+    HELD = "held"
+    DEAD = "dead"
+    DELIVERED = "delivered"
+
+    @classmethod
+    def parse(cls, name: str) -> QueueState:
+        """An operator's words too: delivering (or leased) = active, failed = dead."""
+        aliases = {"delivering": "active", "failed": "dead", "leased": "active"}
+        return cls(aliases.get(name.lower(), name.lower()))
+
+
+class AttemptOutcome(enum.StrEnum):
+    """What one attempt came to: the `attempts.outcome` column and the deliveries metric label."""
+
+    DELIVERED = "delivered"
+    PARTIAL = "partial"
+    """Some recipients delivered, the others deferred."""
+    DEFERRED = "deferred"
+    THROTTLED = "throttled"
+    HELD = "held"
+    FAILED = "failed"
+
+
+class RdType(enum.StrEnum):
+    """The record types the recipient check asks for."""
+
+    MX = "MX"
+    A = "A"
+    AAAA = "AAAA"
+
+
+class DnsStatus(enum.StrEnum):
+    """Outcome class of one DNS query (also the `result` label of mxrelay_dns_lookups_total)."""
+
+    OK = "ok"  # NOERROR, with records of the asked type at the end of the chain
+    NODATA = "nodata"  # NOERROR, the name exists but has no such records
+    NXDOMAIN = "nxdomain"
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    ERROR = "error"  # FORMERR/NOTIMP, unparsable reply, network error, TCP failing after TC=1
+
+    @property
+    def transient(self) -> bool:
+        """No definite statement about the name: the verdict can only be "try again later"."""
+        return self in _TRANSIENT
+
+
+_TRANSIENT = frozenset({DnsStatus.SERVFAIL, DnsStatus.REFUSED, DnsStatus.TIMEOUT, DnsStatus.ERROR})
+
+
+class GraphFault(enum.StrEnum):
+    """Kinds of Graph configuration fault; the label of the configuration-fault gauge."""
+
+    CREDENTIALS = "credentials"  # secret/certificate wrong, app or tenant unknown, app disabled
+    CONSENT = "consent"  # Mail.Send not granted (no admin consent)
+    ACCESS_DENIED = "access_denied"  # mailbox outside the app's RBAC scope or access policy
+    MAILBOX = "mailbox"  # the fixed sending mailbox does not exist or has no Exchange mailbox
+    TOKEN_REJECTED = "token_rejected"  # Graph refuses tokens the authority just issued
+
+
+class PacingLimit(enum.StrEnum):
+    """Which Graph pacing limit made a message wait; also the metric label."""
+
+    RETRY_AFTER = "retry_after"
+    CONCURRENCY = "concurrency"
+    MESSAGES = "messages"
+    REQUESTS = "requests"
+    UPLOAD_BYTES = "upload_bytes"
+    RECIPIENTS = "recipients"
+
+
+class IcsAction(enum.StrEnum):
+    """What happens to calendar parts (`MXRELAY_ICS_ACTION`); also the metric label."""
+
+    STRIP = "strip"
+    ATTACH = "attach"
+
+
+class RecipientChange(enum.StrEnum):
+    """How a To/Cc/Bcc entry changed to match the envelope (the header-recipients label)."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+    REFUSED = "refused"

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from mxrelay.cli import main
+from mxrelay.model import QueueState
 from mxrelay.store.ingest import NewMessage
 from mxrelay.store.open import OpenMode, open_store
-from mxrelay.store.queue import Queue, QueueState, Settlement
+from mxrelay.store.queue import Queue, Settlement
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from tests.store.helpers import T0, accept, record, transaction
 from tests.support.processes import run_mxrelay

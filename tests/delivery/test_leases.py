@@ -14,9 +14,10 @@ from mxrelay.delivery.errors import ConfigurationFault
 from mxrelay.delivery.leases import HEALTH_CONDITION, FaultProbe, LeaseKeeper
 from mxrelay.delivery.transport import DeliveryJob, DeliveryOutcome
 from mxrelay.health import Health
+from mxrelay.model import QueueState
 from mxrelay.store.backend import Database
 from mxrelay.store.open import open_store
-from mxrelay.store.queue import HoldKind, Queue, QueueEntry, QueueState, Settlement
+from mxrelay.store.queue import HoldKind, Queue, QueueEntry, Settlement
 from mxrelay.store.queue.admin import QueueAdmin
 from tests.store.helpers import T0, accept, record
 

@@ -26,14 +26,9 @@ from mxrelay.delivery.retry import RetryPolicy
 from mxrelay.delivery.settle import Attempt, settle_error, settle_outcome, settle_unloadable
 from mxrelay.delivery.transport import DeliveryOutcome, RecipientOutcome, RecipientStatus
 from mxrelay.mime.pipeline import UnknownTransform
+from mxrelay.model import QueueState
 from mxrelay.store.message_log import AttemptRecord, RecipientResult
-from mxrelay.store.queue import (
-    LoadedEntry,
-    QueueEntry,
-    QueueState,
-    RecipientUpdate,
-    Settlement,
-)
+from mxrelay.store.queue import LoadedEntry, QueueEntry, RecipientUpdate, Settlement
 
 NOW = 1_800_000_000.0
 STARTED = NOW - 2.0

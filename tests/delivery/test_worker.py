@@ -28,13 +28,13 @@ from mxrelay.delivery.transport import (
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
-from mxrelay.model import utc_now
+from mxrelay.model import QueueState, utc_now
 from mxrelay.sinks.queued import StoreSink
 from mxrelay.store import message_log
 from mxrelay.store.backend import Database
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.open import open_store
-from mxrelay.store.queue import Queue, QueueEntry, QueueState
+from mxrelay.store.queue import Queue, QueueEntry
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from mxrelay.upstream.pool import UpstreamPool
 from tests.store.helpers import message_bytes, transaction

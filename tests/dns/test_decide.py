@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.dns.answer import Answer, Cname, Query, RdType, Record, Status
+from mxrelay.dns.answer import Answer, Cname, Query, Record
 from mxrelay.dns.decide import DecideOptions, combine_verdicts, decide
 from mxrelay.dns.verdict import Lifetime, Verdict, render
-from mxrelay.model import Reason, RecipientVerdict, Reply
+from mxrelay.model import DnsStatus, RdType, Reason, RecipientVerdict, Reply
 
 MX, A, AAAA = RdType.MX, RdType.A, RdType.AAAA
 TEST_NETS = (
@@ -40,7 +40,7 @@ def mx(*entries: str, ttl: int = 300) -> Reply_:
             preference, _, host = entry.partition(" ")
             host = host if host == "." else host.rstrip(".") + "."
             records.append(Record(query.name, MX, ttl, host, int(preference)))
-        return Answer(query, Status.OK, tuple(records))
+        return Answer(query, DnsStatus.OK, tuple(records))
 
     return answer
 
@@ -49,21 +49,21 @@ def addresses(*values: str, ttl: int = 300, via: tuple[Cname, ...] = ()) -> Repl
     def answer(query: Query) -> Answer:
         owner = via[-1].target if via else query.name
         records = tuple(Record(owner, query.rdtype, ttl, value) for value in values)
-        return Answer(query, Status.OK, records, via)
+        return Answer(query, DnsStatus.OK, records, via)
 
     return answer
 
 
-def negative(status: Status, ttl: int | None = 60, via: tuple[Cname, ...] = ()) -> Reply_:
+def negative(status: DnsStatus, ttl: int | None = 60, via: tuple[Cname, ...] = ()) -> Reply_:
     return lambda query: Answer(query, status, (), via, ttl)
 
 
-def failure(status: Status = Status.SERVFAIL) -> Reply_:
+def failure(status: DnsStatus = DnsStatus.SERVFAIL) -> Reply_:
     return lambda query: Answer(query, status)
 
 
-NX = negative(Status.NXDOMAIN)
-NODATA = negative(Status.NODATA)
+NX = negative(DnsStatus.NXDOMAIN)
+NODATA = negative(DnsStatus.NODATA)
 
 
 def drive(
@@ -148,7 +148,7 @@ def test_b6_nxdomain_code_450() -> None:
 
 def test_b6_nxdomain_through_a_cname_chain() -> None:
     chain = (Cname(D + ".", "gone.example.net.", 30),)
-    verdict = verdict_of(D, {(D, MX): negative(Status.NXDOMAIN, 60, chain)})
+    verdict = verdict_of(D, {(D, MX): negative(DnsStatus.NXDOMAIN, 60, chain)})
     is_(verdict, 550, "1.2", "B6")
     assert verdict.ttl == 30  # the chain's TTL is shorter than the negative TTL
 
@@ -160,8 +160,10 @@ def test_b6_tolerance_accepts_nxdomain_with_addresses() -> None:
     is_(verdict_of(D, {(D, MX): NX, (D, A): NX}, options), 550, "1.2", "B6")
 
 
-@pytest.mark.parametrize("status", [Status.SERVFAIL, Status.REFUSED, Status.TIMEOUT, Status.ERROR])
-def test_b7_temporary_failures_are_451_even_with_addresses(status: Status) -> None:
+@pytest.mark.parametrize(
+    "status", [DnsStatus.SERVFAIL, DnsStatus.REFUSED, DnsStatus.TIMEOUT, DnsStatus.ERROR]
+)
+def test_b7_temporary_failures_are_451_even_with_addresses(status: DnsStatus) -> None:
     verdict, asked = drive(D, {(D, MX): failure(status), (D, A): addresses("192.0.2.1")})
     is_(verdict, 451, "4.3", "B7")
     assert asked == [Query(D + ".", MX)]  # T39: the A record is not consulted
@@ -170,19 +172,19 @@ def test_b7_temporary_failures_are_451_even_with_addresses(status: Status) -> No
 
 def test_b7_cname_loop_is_451() -> None:
     loop = (Cname(D + ".", "b.example.net.", 300), Cname("b.example.net.", D + ".", 300))
-    is_(verdict_of(D, {(D, MX): negative(Status.NODATA, None, loop)}), 451, "4.3", "B7")
+    is_(verdict_of(D, {(D, MX): negative(DnsStatus.NODATA, None, loop)}), 451, "4.3", "B7")
 
 
 def test_b7_cname_chain_longer_than_the_limit_is_451() -> None:
     names = [D] + [f"c{i}.example.net" for i in range(9)]
     chain = tuple(Cname(a + ".", b + ".", 300) for a, b in itertools.pairwise(names))
     assert len(chain) == 9
-    table = {(D, MX): negative(Status.NODATA, 60, chain)}
+    table = {(D, MX): negative(DnsStatus.NODATA, 60, chain)}
     is_(verdict_of(D, table), 451, "4.3", "B7")  # the default limit is 8
     options = DecideOptions(cname_limit=9, routable_networks=TEST_NETS)
     table = {(D, MX): NODATA, (D, A): NX}
     is_(
-        verdict_of(D, {**table, (D, MX): negative(Status.NODATA, 60, chain)}, options),
+        verdict_of(D, {**table, (D, MX): negative(DnsStatus.NODATA, 60, chain)}, options),
         550,
         "1.2",
         "D2",
@@ -193,7 +195,7 @@ def test_unfollowed_cname_is_asked_for() -> None:
     """A server that answers the CNAME without following it: the target is queried."""
     chain = (Cname(D + ".", "target.example.org.", 120),)
     table = {
-        (D, MX): negative(Status.NODATA, None, chain),
+        (D, MX): negative(DnsStatus.NODATA, None, chain),
         ("target.example.org", MX): mx(f"10 {HOST}"),
         (HOST, A): addresses("192.0.2.10"),
     }
@@ -304,8 +306,8 @@ def test_unknown_addresses_beside_the_relays_own_are_temporary_not_a_loop() -> N
     is_(verdict_of(D, table, SELF_OPTIONS), 451, "4.3", "C6")
 
 
-@pytest.mark.parametrize("status", [Status.SERVFAIL, Status.TIMEOUT])
-def test_c6_unknown_exchange_makes_the_verdict_temporary(status: Status) -> None:
+@pytest.mark.parametrize("status", [DnsStatus.SERVFAIL, DnsStatus.TIMEOUT])
+def test_c6_unknown_exchange_makes_the_verdict_temporary(status: DnsStatus) -> None:
     table = {
         (D, MX): mx(f"10 {HOST}", "20 dead.example.net"),
         (HOST, A): failure(status),
@@ -387,7 +389,7 @@ def test_d2_no_records_at_all_is_550() -> None:
 
 
 def test_d2_without_soa_is_not_cacheable() -> None:
-    nodata_no_soa = negative(Status.NODATA, None)
+    nodata_no_soa = negative(DnsStatus.NODATA, None)
     verdict = verdict_of(D, {(D, MX): nodata_no_soa, (D, A): NODATA, (D, AAAA): NODATA})
     assert verdict.ttl is None
 
@@ -399,7 +401,11 @@ def test_d3_only_non_routable_addresses_is_550() -> None:
 
 @pytest.mark.parametrize(
     ("a", "aaaa"),
-    [(failure(), NODATA), (NODATA, failure(Status.TIMEOUT)), (addresses("127.0.0.1"), failure())],
+    [
+        (failure(), NODATA),
+        (NODATA, failure(DnsStatus.TIMEOUT)),
+        (addresses("127.0.0.1"), failure()),
+    ],
 )
 def test_d4_temporary_trouble_without_a_positive_result_is_451(a: Reply_, aaaa: Reply_) -> None:
     is_(verdict_of(D, {(D, MX): NODATA, (D, A): a, (D, AAAA): aaaa}), 451, "4.3", "D4")
@@ -445,14 +451,14 @@ def test_combine_property(codes: list[int]) -> None:
 
 _HOSTS = ["h1.example.net", "h2.example.net", "h3.example.org", "192.0.2.77", "."]
 _ADDRS = ["192.0.2.10", "127.0.0.1", "10.0.0.1", "2001:db8::5", "::1", "192.0.2.25"]
-_FAILURES = [Status.SERVFAIL, Status.REFUSED, Status.TIMEOUT, Status.ERROR]
+_FAILURES = [DnsStatus.SERVFAIL, DnsStatus.REFUSED, DnsStatus.TIMEOUT, DnsStatus.ERROR]
 
 
 def _answer_strategy(rdtype: RdType) -> st.SearchStrategy[Reply_]:
     definite = st.one_of(
         st.just(NX),
         st.just(NODATA),
-        st.just(negative(Status.NODATA, None)),
+        st.just(negative(DnsStatus.NODATA, None)),
         st.lists(st.sampled_from(_ADDRS), min_size=1, max_size=3).map(
             lambda values: addresses(*values)
         ),

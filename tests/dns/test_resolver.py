@@ -8,9 +8,10 @@ import asyncio
 import pytest
 
 from mxrelay.config import HostPort
-from mxrelay.dns.answer import Answer, Query, RdType, Status
+from mxrelay.dns.answer import Answer, Query
 from mxrelay.dns.resolver import Resolver, system_nameservers
 from mxrelay.metrics import Metrics
+from mxrelay.model import DnsStatus, RdType
 from tests.dns.conftest import FakeClock
 from tests.support.dns_server import DnsServer, Fault
 
@@ -35,7 +36,7 @@ async def ask(
 async def test_mx_records_and_their_ttl(dns_server: DnsServer) -> None:
     dns_server.mx("ok.example.net", "10 mx1.ok.example.net", "20 mx2.ok.example.net", ttl=120)
     answer = await ask(dns_server, "ok.example.net.")
-    assert answer.status is Status.OK
+    assert answer.status is DnsStatus.OK
     assert sorted((r.preference, r.data, r.ttl) for r in answer.records) == [
         (10, "mx1.ok.example.net.", 120),
         (20, "mx2.ok.example.net.", 120),
@@ -67,37 +68,37 @@ async def test_nxdomain_negative_ttl_is_min_of_soa_ttl_and_minimum(
 ) -> None:
     dns_server.zone("example.net", soa_ttl=soa_ttl, soa_minimum=minimum)
     answer = await ask(dns_server, "missing.example.net.")
-    assert (answer.status, answer.negative_ttl) == (Status.NXDOMAIN, expected)
+    assert (answer.status, answer.negative_ttl) == (DnsStatus.NXDOMAIN, expected)
 
 
 async def test_nodata_carries_the_soa_lifetime(dns_server: DnsServer) -> None:
     dns_server.txt("txtonly.example.net", "hello")
     answer = await ask(dns_server, "txtonly.example.net.")
-    assert (answer.status, answer.negative_ttl) == (Status.NODATA, 60)
+    assert (answer.status, answer.negative_ttl) == (DnsStatus.NODATA, 60)
 
 
 async def test_empty_non_terminal_is_nodata(dns_server: DnsServer) -> None:
     dns_server.a("deep.under.example.net", "192.0.2.1")
-    assert (await ask(dns_server, "under.example.net.")).status is Status.NODATA
+    assert (await ask(dns_server, "under.example.net.")).status is DnsStatus.NODATA
 
 
 @pytest.mark.parametrize(
     ("fault", "status", "negative_ttl"),
     [
-        (Fault.NXDOMAIN, Status.NXDOMAIN, 60),
-        (Fault.NXDOMAIN_NO_SOA, Status.NXDOMAIN, None),
-        (Fault.NODATA, Status.NODATA, 60),
-        (Fault.NODATA_NO_SOA, Status.NODATA, None),
-        (Fault.SERVFAIL, Status.SERVFAIL, None),
-        (Fault.REFUSED, Status.REFUSED, None),
-        (Fault.FORMERR, Status.ERROR, None),
-        (Fault.NOTIMP, Status.ERROR, None),
-        (Fault.GARBAGE, Status.ERROR, None),
-        (Fault.TRUNCATE_TCP_FAIL, Status.ERROR, None),
+        (Fault.NXDOMAIN, DnsStatus.NXDOMAIN, 60),
+        (Fault.NXDOMAIN_NO_SOA, DnsStatus.NXDOMAIN, None),
+        (Fault.NODATA, DnsStatus.NODATA, 60),
+        (Fault.NODATA_NO_SOA, DnsStatus.NODATA, None),
+        (Fault.SERVFAIL, DnsStatus.SERVFAIL, None),
+        (Fault.REFUSED, DnsStatus.REFUSED, None),
+        (Fault.FORMERR, DnsStatus.ERROR, None),
+        (Fault.NOTIMP, DnsStatus.ERROR, None),
+        (Fault.GARBAGE, DnsStatus.ERROR, None),
+        (Fault.TRUNCATE_TCP_FAIL, DnsStatus.ERROR, None),
     ],
 )
 async def test_rcodes_and_faults_map_to_statuses(
-    dns_server: DnsServer, fault: Fault, status: Status, negative_ttl: int | None
+    dns_server: DnsServer, fault: Fault, status: DnsStatus, negative_ttl: int | None
 ) -> None:
     dns_server.a("f.example.net", "192.0.2.1")  # the data exists; the fault hides it
     dns_server.fault("f.example.net", fault)
@@ -107,14 +108,14 @@ async def test_rcodes_and_faults_map_to_statuses(
 
 
 async def test_names_outside_the_zones_are_refused(dns_server: DnsServer) -> None:
-    assert (await ask(dns_server, "elsewhere.example.com.")).status is Status.REFUSED
+    assert (await ask(dns_server, "elsewhere.example.com.")).status is DnsStatus.REFUSED
 
 
 async def test_truncated_udp_answer_is_asked_again_over_tcp(dns_server: DnsServer) -> None:
     dns_server.mx("tc.example.net", "10 mx.tc.example.net")
     dns_server.fault("tc.example.net", Fault.TRUNCATE, "MX")
     answer = await ask(dns_server, "tc.example.net.")
-    assert answer.status is Status.OK
+    assert answer.status is DnsStatus.OK
     assert answer.source.startswith("tcp ")
     assert [q.transport for q in dns_server.queries_for("tc.example.net")] == ["udp", "tcp"]
 
@@ -123,7 +124,7 @@ async def test_truncated_then_tcp_failing_is_an_error(dns_server: DnsServer) -> 
     dns_server.mx("tc.example.net", "10 mx.tc.example.net")
     dns_server.fault("tc.example.net", Fault.TRUNCATE_TCP_FAIL, "MX")
     answer = await ask(dns_server, "tc.example.net.")
-    assert answer.status is Status.ERROR
+    assert answer.status is DnsStatus.ERROR
     assert "truncated over UDP, TCP failed" in answer.source
 
 
@@ -133,20 +134,20 @@ async def test_silent_server_times_out_within_the_budget(dns_server: DnsServer) 
     started = loop.time()
     answer = await ask(dns_server, "slow.example.net.", budget=0.3)
     elapsed = loop.time() - started
-    assert answer.status is Status.TIMEOUT
+    assert answer.status is DnsStatus.TIMEOUT
     assert 0.29 <= elapsed < 0.6
 
 
 async def test_late_answer_inside_the_budget_is_used(dns_server: DnsServer) -> None:
     dns_server.mx("late.example.net", "10 mx.example.net")
     dns_server.late("late.example.net", 0.1)
-    assert (await ask(dns_server, "late.example.net.", budget=0.5)).status is Status.OK
+    assert (await ask(dns_server, "late.example.net.", budget=0.5)).status is DnsStatus.OK
 
 
 async def test_late_answer_after_the_budget_is_a_timeout(dns_server: DnsServer) -> None:
     dns_server.mx("late.example.net", "10 mx.example.net")
     dns_server.late("late.example.net", 0.5)
-    assert (await ask(dns_server, "late.example.net.", budget=0.2)).status is Status.TIMEOUT
+    assert (await ask(dns_server, "late.example.net.", budget=0.2)).status is DnsStatus.TIMEOUT
 
 
 async def test_lost_query_is_retransmitted(dns_server: DnsServer) -> None:
@@ -154,7 +155,7 @@ async def test_lost_query_is_retransmitted(dns_server: DnsServer) -> None:
     dns_server.fault("lossy.example.net", Fault.DROP, times=1)
     resolver = Resolver([server_of(dns_server)], Metrics(), retransmit_interval=0.1)
     answer = await resolver.query(Query("lossy.example.net.", MX), 2.0)
-    assert answer.status is Status.OK
+    assert answer.status is DnsStatus.OK
     assert len(dns_server.queries_for("lossy.example.net")) == 2
 
 
@@ -164,7 +165,7 @@ async def test_next_server_is_asked_after_servfail() -> None:
         working.mx("ok.example.net", "10 mx.example.net")
         resolver = Resolver([server_of(broken), server_of(working)], Metrics())
         answer = await resolver.query(Query("ok.example.net.", MX), 1.0)
-        assert answer.status is Status.OK
+        assert answer.status is DnsStatus.OK
         assert len(broken.queries) == 1
         assert len(working.queries) == 1
 
@@ -175,20 +176,20 @@ async def test_a_silent_first_server_gets_only_its_share_of_the_budget() -> None
         working.mx("ok.example.net", "10 mx.example.net")
         resolver = Resolver([server_of(silent), server_of(working)], Metrics())
         answer = await resolver.query(Query("ok.example.net.", MX), 0.6)
-        assert answer.status is Status.OK
+        assert answer.status is DnsStatus.OK
 
 
 async def test_definite_answer_stops_at_the_first_server() -> None:
     with DnsServer() as first, DnsServer() as second:
         resolver = Resolver([server_of(first), server_of(second)], Metrics())
         answer = await resolver.query(Query("missing.example.net.", MX), 1.0)
-        assert answer.status is Status.NXDOMAIN
+        assert answer.status is DnsStatus.NXDOMAIN
         assert second.queries == []
 
 
 async def test_no_servers_is_an_error() -> None:
     answer = await Resolver([], Metrics()).query(Query("ok.example.net.", MX), 0.2)
-    assert answer.status is Status.ERROR
+    assert answer.status is DnsStatus.ERROR
 
 
 async def test_cname_chain_is_returned_in_order(dns_server: DnsServer) -> None:
@@ -208,7 +209,7 @@ async def test_cname_loop_is_returned_without_hanging(dns_server: DnsServer) -> 
     dns_server.cname("a.example.net", "b.example.net")
     dns_server.cname("b.example.net", "a.example.net")
     answer = await ask(dns_server, "a.example.net.")
-    assert answer.status is Status.NODATA
+    assert answer.status is DnsStatus.NODATA
     assert [c.target for c in answer.cnames] == ["b.example.net.", "a.example.net."]
 
 

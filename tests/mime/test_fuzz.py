@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mxrelay.mime.headers import reconcile_headers
-from mxrelay.mime.ics import IcsAction, transform_calendar
+from mxrelay.mime.ics import transform_calendar
+from mxrelay.model import IcsAction
 from tests.support.fuzzing import EXAMPLES, FUZZ, raw_messages
 
 STRIP_GROWTH = 256

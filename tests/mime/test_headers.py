@@ -14,11 +14,10 @@ from mxrelay.mime.headers import (
     LABEL_LENGTH,
     REPORTED_CHANGES,
     HeaderPolicy,
-    RecipientChange,
     reconcile_headers,
 )
 from mxrelay.mime.parse import HEADER_LIMIT
-from mxrelay.model import Mailbox
+from mxrelay.model import Mailbox, RecipientChange
 
 BODY = b"\r\nbody line\r\n"
 

@@ -10,12 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.mime.ics import (
-    REMOVED_NOTICE,
-    IcsAction,
-    PartChange,
-    transform_calendar,
-)
+from mxrelay.mime.ics import REMOVED_NOTICE, PartChange, transform_calendar
+from mxrelay.model import IcsAction
 from tests.support.mime_trees import (
     CORPUS,
     Leaf,

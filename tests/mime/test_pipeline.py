@@ -12,7 +12,7 @@ import pytest
 from mxrelay.config import load_settings
 from mxrelay.metrics import Metrics
 from mxrelay.mime.headers import HeaderPolicy, reconcile_headers
-from mxrelay.mime.ics import IcsAction, transform_calendar
+from mxrelay.mime.ics import transform_calendar
 from mxrelay.mime.pipeline import (
     INLINE_DASHES,
     INLINE_LINES,
@@ -27,7 +27,7 @@ from mxrelay.mime.pipeline import (
     split_variants,
     split_variants_async,
 )
-from mxrelay.model import IcsScope
+from mxrelay.model import IcsAction, IcsScope
 from tests.support.mime_trees import CORPUS, leaves, parse
 
 INVITE = (CORPUS / "nodemailer-calcom-request.eml").read_bytes()

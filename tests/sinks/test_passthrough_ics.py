@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mxrelay.mime.ics import IcsAction, transform_calendar
+from mxrelay.mime.ics import transform_calendar
+from mxrelay.model import IcsAction
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.relay_app import running_relay, send_mail, transaction_lines
 from tests.support.smarthost import Smarthost, smarthost

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from mxrelay.app import Relay
+from mxrelay.model import QueueState
 from mxrelay.store.queue.admin import QueueAdmin
-from mxrelay.store.queue.entries import QueueEntry, QueueState
+from mxrelay.store.queue.entries import QueueEntry
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_relay import (
     graph_relay_environ,

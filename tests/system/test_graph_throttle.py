@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mxrelay.model import QueueState
 from mxrelay.store.message_log import get_message
-from mxrelay.store.queue.entries import QueueState
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_relay import graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn, throttle, unavailable

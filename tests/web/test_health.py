@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from mxrelay.app import Relay
+from mxrelay.model import QueueState
 from mxrelay.store.queue.admin import QueueAdmin
-from mxrelay.store.queue.entries import QueueState
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_relay import graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn

@@ -27,11 +27,12 @@ from mxrelay.delivery import DeliveryError, DeliveryJob, UpstreamUnavailable
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph.auth import MsalTokenSource, authority_url
 from mxrelay.delivery.graph.credentials import TlsTrust, load_credential
-from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.outcome import GraphConfigurationFault
 from mxrelay.delivery.graph.pacing import Pacer, PacingLimits
 from mxrelay.delivery.graph.prepare import message_id_for
 from mxrelay.delivery.graph.proxy import OutboundProxy, ProxyProblem
 from mxrelay.log import printable
+from mxrelay.model import GraphFault
 
 EXIT_FAILED = 1
 
@@ -174,13 +175,13 @@ def _job(settings: Settings, mailbox: str, to: str) -> DeliveryJob:
 
 
 def _fault_words(fault: GraphConfigurationFault, mailbox: str) -> str:
-    if fault.fault is Fault.ACCESS_DENIED:
+    if fault.fault is GraphFault.ACCESS_DENIED:
         return (
             f"mailbox outside scope: the app holds Mail.Send, but Exchange does not let it send "
             f"as {mailbox}; add the mailbox to the app's RBAC for Applications management scope "
             "(or its application access policy); changes take up to 2 hours" + _reference(fault)
         )
-    if fault.fault is Fault.MAILBOX:
+    if fault.fault is GraphFault.MAILBOX:
         return (
             f"mailbox not found: {mailbox} does not exist or has no Exchange Online mailbox"
             + _reference(fault)

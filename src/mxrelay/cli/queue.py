@@ -23,10 +23,11 @@ from typing import Any
 from mxrelay.cli.common import load_or_exit
 from mxrelay.config import format_duration, parse_duration
 from mxrelay.log import printable
+from mxrelay.model import QueueState
 from mxrelay.store import message_log
 from mxrelay.store.backend import Database, StoreError
 from mxrelay.store.open import OpenMode, open_store
-from mxrelay.store.queue import QueueEntry, QueueState
+from mxrelay.store.queue import QueueEntry
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter, QueueRow
 
 EXIT_NOTHING = 1

@@ -11,7 +11,6 @@ and one raised before anything was sent leaves no attempt row. The schedule itse
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,30 +23,12 @@ from mxrelay.delivery.errors import (
 )
 from mxrelay.delivery.retry import Failure, RetryDecision, RetryPolicy, RetryVerdict, next_attempt
 from mxrelay.delivery.transport import DeliveryOutcome, RecipientOutcome, RecipientStatus
+from mxrelay.model import AttemptOutcome, QueueState
 from mxrelay.store.message_log import AttemptRecord, RecipientResult
-from mxrelay.store.queue import (
-    HoldKind,
-    LoadedEntry,
-    QueueEntry,
-    QueueState,
-    RecipientUpdate,
-    Settlement,
-)
+from mxrelay.store.queue import HoldKind, LoadedEntry, QueueEntry, RecipientUpdate, Settlement
 
 NO_RESULT = "no result reported"
 MISSING = "the stored message is missing"
-
-
-class AttemptOutcome(enum.StrEnum):
-    """What one attempt came to: the `attempts.outcome` column and the deliveries metric label."""
-
-    DELIVERED = "delivered"
-    PARTIAL = "partial"
-    """Some recipients delivered, the others deferred."""
-    DEFERRED = "deferred"
-    THROTTLED = "throttled"
-    HELD = "held"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,13 +39,13 @@ from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import QUEUE_STATES, Metrics
 from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
-from mxrelay.model import DeliveryMode, ScopeKind, utc_now
+from mxrelay.model import DeliveryMode, QueueState, ScopeKind, utc_now
 from mxrelay.sinks.queued import StoreSink
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.open import open_store
-from mxrelay.store.queue import Queue, QueueState
+from mxrelay.store.queue import Queue
 from mxrelay.store.retention import Pruner, RetentionPolicy
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 from mxrelay.tasks import cancel_and_wait

@@ -40,21 +40,15 @@ from mxrelay.delivery.errors import (
 )
 from mxrelay.delivery.leases import FaultProbe, LeaseKeeper
 from mxrelay.delivery.retry import RetryPolicy
-from mxrelay.delivery.settle import (
-    Attempt,
-    AttemptOutcome,
-    settle_error,
-    settle_outcome,
-    settle_unloadable,
-)
+from mxrelay.delivery.settle import Attempt, settle_error, settle_outcome, settle_unloadable
 from mxrelay.delivery.transport import DeliveryJob, Transport
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import UnknownTransform, parse_in_thread
-from mxrelay.model import utc_now
+from mxrelay.model import AttemptOutcome, QueueState, utc_now
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
-from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, QueueState, Settlement
+from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry, Settlement
 from mxrelay.store.variants import render_variant
 from mxrelay.tasks import cancel_and_wait
 

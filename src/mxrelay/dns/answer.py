@@ -6,7 +6,7 @@ lets the decision table be driven by hand-made answers in tests, and lets the re
 without touching a decision.
 
 An `Answer` carries what a decision needs and nothing of the wire format: the outcome class
-(`Status`, whose values are also the `rdtype`/`result` metric labels), the records of the asked
+(`DnsStatus`, in model.py with `RdType`: both are metric labels too), the records of the asked
 type at the end of the CNAME chain, the chain itself, the TTLs needed for caching (positive: the
 minimum over the chain and the RRset; negative: RFC 2308's min(SOA TTL, SOA MINIMUM), None when
 the response carried no SOA), and a one-line description of where it came from for the evidence.
@@ -14,34 +14,9 @@ the response carried no SOA), and a one-line description of where it came from f
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
-
-class RdType(enum.StrEnum):
-    MX = "MX"
-    A = "A"
-    AAAA = "AAAA"
-
-
-class Status(enum.StrEnum):
-    """Outcome class of one query (also the `result` label of mxrelay_dns_lookups_total)."""
-
-    OK = "ok"  # NOERROR, with records of the asked type at the end of the chain
-    NODATA = "nodata"  # NOERROR, the name exists but has no such records
-    NXDOMAIN = "nxdomain"
-    SERVFAIL = "servfail"
-    REFUSED = "refused"
-    TIMEOUT = "timeout"
-    ERROR = "error"  # FORMERR/NOTIMP, unparsable reply, network error, TCP failing after TC=1
-
-    @property
-    def transient(self) -> bool:
-        """No definite statement about the name: the verdict can only be "try again later"."""
-        return self in _TRANSIENT
-
-
-_TRANSIENT = frozenset({Status.SERVFAIL, Status.REFUSED, Status.TIMEOUT, Status.ERROR})
+from mxrelay.model import DnsStatus, RdType
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +64,7 @@ class Answer:
     """What the resolver learnt for one `Query`."""
 
     query: Query
-    status: Status
+    status: DnsStatus
     records: tuple[Record, ...] = ()
     cnames: tuple[Cname, ...] = ()
     negative_ttl: int | None = None

@@ -31,10 +31,10 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 
 from mxrelay.dns import verdict as v
-from mxrelay.dns.answer import Answer, Cname, Query, RdType, Record, Status
+from mxrelay.dns.answer import Answer, Cname, Query, Record
 from mxrelay.dns.routable import IPAddress, IPNetwork, is_globally_routable, parse_ip
 from mxrelay.dns.verdict import Verdict
-from mxrelay.model import RecipientVerdict
+from mxrelay.model import DnsStatus, RdType, RecipientVerdict
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Lookup:
     """One name and type after CNAMEs were followed, possibly over several queries."""
 
     query: Query
-    status: Status
+    status: DnsStatus
     records: tuple[Record, ...] = ()
     cnames: tuple[Cname, ...] = ()
     negative_ttl: int | None = None
@@ -73,9 +73,9 @@ class Lookup:
     @property
     def ttl(self) -> int | None:
         """How long this lookup's statement holds (positive or RFC 2308), None if unknown."""
-        if self.status is Status.OK:
+        if self.status is DnsStatus.OK:
             return min([c.ttl for c in self.cnames] + [r.ttl for r in self.records])
-        if self.status in (Status.NXDOMAIN, Status.NODATA) and self.negative_ttl is not None:
+        if self.status in (DnsStatus.NXDOMAIN, DnsStatus.NODATA) and self.negative_ttl is not None:
             return min([c.ttl for c in self.cnames] + [self.negative_ttl])
         return None
 
@@ -104,9 +104,9 @@ def decide(domain: str, options: DecideOptions) -> Flow:
     mx = yield from lookup(Query(name, RdType.MX), options, evidence)
     if mx.transient:
         return v.temporary_failure(domain, "B7", tuple(evidence))
-    if mx.status is Status.NXDOMAIN:
+    if mx.status is DnsStatus.NXDOMAIN:
         return (yield from _nxdomain(domain, mx, options, evidence))
-    if mx.status is Status.NODATA:
+    if mx.status is DnsStatus.NODATA:
         evidence.append("no MX records: the domain is its own implicit MX (B5)")
         return (yield from _implicit_mx(domain, mx, options, evidence))
     nulls = [r for r in mx.records if r.data == "."]
@@ -198,7 +198,7 @@ def _host(name: str, options: DecideOptions, evidence: list[str]) -> Generator[Q
     absolute = name if name.endswith(".") else name + "."
     lookups = [(yield from lookup(Query(absolute, RdType.A), options, evidence))]
     first = _classify(lookups, options)
-    need_aaaa = options.ipv6 and lookups[0].status is not Status.NXDOMAIN
+    need_aaaa = options.ipv6 and lookups[0].status is not DnsStatus.NXDOMAIN
     if first.outcome in (HostOutcome.USABLE, HostOutcome.SELF) or not need_aaaa:
         return first
     lookups.append((yield from lookup(Query(absolute, RdType.AAAA), options, evidence)))
@@ -209,7 +209,7 @@ def _classify(lookups: list[Lookup], options: DecideOptions) -> Host:
     addresses = [
         (address, item)
         for item in lookups
-        if item.status is Status.OK
+        if item.status is DnsStatus.OK
         for record in item.records
         if (address := parse_ip(record.data)) is not None
     ]
@@ -242,7 +242,7 @@ def lookup(
             evidence.append(f"{query}: {problem}")
             return Lookup(query, answer.status, (), tuple(cnames), None, problem)
         unresolved = (
-            answer.status is Status.NODATA and answer.cnames and answer.negative_ttl is None
+            answer.status is DnsStatus.NODATA and answer.cnames and answer.negative_ttl is None
         )
         if not unresolved:
             return Lookup(query, answer.status, answer.records, tuple(cnames), answer.negative_ttl)
@@ -264,7 +264,7 @@ def _chain_problem(start: str, cnames: list[Cname], limit: int) -> str | None:
 def describe(answer: Answer) -> list[str]:
     """Evidence lines for one answer: outcome, where it came from, and each record with its TTL."""
     head = f"{answer.query}: {answer.status}"
-    if answer.status in (Status.NXDOMAIN, Status.NODATA):
+    if answer.status in (DnsStatus.NXDOMAIN, DnsStatus.NODATA):
         head += (
             f", negative TTL {answer.negative_ttl}"
             if answer.negative_ttl is not None

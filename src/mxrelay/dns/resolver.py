@@ -38,8 +38,9 @@ import dns.rdtypes.IN.AAAA
 import dns.resolver
 
 from mxrelay.config import HostPort
-from mxrelay.dns.answer import Answer, Cname, Query, RdType, Record, Status
+from mxrelay.dns.answer import Answer, Cname, Query, Record
 from mxrelay.metrics import Metrics
+from mxrelay.model import DnsStatus, RdType
 
 RETRANSMIT_INTERVAL = 1.0  # seconds before a silent server is asked again (then doubled)
 EDNS_PAYLOAD = 1232  # the DNS Flag Day 2020 size: avoids fragmentation, TC+TCP beyond it
@@ -82,7 +83,7 @@ class Resolver:
         message = dns.message.make_query(
             query.name, query.rdtype.value, use_edns=0, payload=EDNS_PAYLOAD
         )
-        answer = Answer(query, Status.ERROR, source="no name servers configured")
+        answer = Answer(query, DnsStatus.ERROR, source="no name servers configured")
         for index, server in enumerate(self.servers):
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -114,29 +115,33 @@ class Resolver:
                 interval *= 2
                 continue
             except (OSError, EOFError, dns.exception.DNSException) as exc:
-                return Answer(query, Status.ERROR, source=f"udp {server}: {_problem(exc)}")
+                return Answer(query, DnsStatus.ERROR, source=f"udp {server}: {_problem(exc)}")
             self._answered()
             if not response.flags & dns.flags.TC:
                 return parse_response(query, response, f"udp {server}")
             return await self._over_tcp(query, message, server, end - loop.time())
-        return Answer(query, Status.TIMEOUT, source=f"udp {server}: no reply within {budget:.3g}s")
+        return Answer(
+            query, DnsStatus.TIMEOUT, source=f"udp {server}: no reply within {budget:.3g}s"
+        )
 
     async def _over_tcp(
         self, query: Query, message: dns.message.Message, server: HostPort, remaining: float
     ) -> Answer:
         if remaining <= 0:
-            return Answer(query, Status.TIMEOUT, source=f"udp {server}: truncated, no time for TCP")
+            return Answer(
+                query, DnsStatus.TIMEOUT, source=f"udp {server}: truncated, no time for TCP"
+            )
         try:
             response = await dns.asyncquery.tcp(
                 message, server.host, timeout=remaining, port=server.port
             )
         except dns.exception.Timeout:
             return Answer(
-                query, Status.TIMEOUT, source=f"tcp {server}: truncated over UDP, TCP timed out"
+                query, DnsStatus.TIMEOUT, source=f"tcp {server}: truncated over UDP, TCP timed out"
             )
         except (OSError, EOFError, dns.exception.DNSException) as exc:
             source = f"tcp {server}: truncated over UDP, TCP failed ({_problem(exc)})"
-            return Answer(query, Status.ERROR, source=source)
+            return Answer(query, DnsStatus.ERROR, source=source)
         self._answered()
         return parse_response(query, response, f"tcp {server}")
 
@@ -153,11 +158,11 @@ def parse_response(query: Query, response: dns.message.Message, source: str) -> 
     """The parts of a reply that the decision needs (pure; exposed for tests)."""
     rcode = response.rcode()
     if rcode == dns.rcode.SERVFAIL:
-        return Answer(query, Status.SERVFAIL, source=f"SERVFAIL from {source}")
+        return Answer(query, DnsStatus.SERVFAIL, source=f"SERVFAIL from {source}")
     if rcode == dns.rcode.REFUSED:
-        return Answer(query, Status.REFUSED, source=f"REFUSED from {source}")
+        return Answer(query, DnsStatus.REFUSED, source=f"REFUSED from {source}")
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        return Answer(query, Status.ERROR, source=f"{dns.rcode.to_text(rcode)} from {source}")
+        return Answer(query, DnsStatus.ERROR, source=f"{dns.rcode.to_text(rcode)} from {source}")
     rdtype = dns.rdatatype.from_text(query.rdtype.value)
     current = dns.name.from_text(query.name)
     cnames: list[Cname] = []
@@ -177,12 +182,12 @@ def parse_response(query: Query, response: dns.message.Message, source: str) -> 
         current = target
     negative_ttl = _negative_ttl(response)
     if rcode == dns.rcode.NXDOMAIN:
-        return Answer(query, Status.NXDOMAIN, (), tuple(cnames), negative_ttl, source)
+        return Answer(query, DnsStatus.NXDOMAIN, (), tuple(cnames), negative_ttl, source)
     rrset = response.get_rrset(response.answer, current, dns.rdataclass.IN, rdtype)
     if rrset is None or len(rrset) == 0:
-        return Answer(query, Status.NODATA, (), tuple(cnames), negative_ttl, source)
+        return Answer(query, DnsStatus.NODATA, (), tuple(cnames), negative_ttl, source)
     records = tuple(_record(query.rdtype, _text(current), rrset.ttl, rdata) for rdata in rrset)
-    return Answer(query, Status.OK, records, tuple(cnames), None, source)
+    return Answer(query, DnsStatus.OK, records, tuple(cnames), None, source)
 
 
 def _record(rdtype: RdType, owner: str, ttl: int, rdata: dns.rdata.Rdata) -> Record:

@@ -22,19 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mxrelay.mime.parse import Entity, field_value
+from mxrelay.model import IcsAction
 
 CALENDAR_TYPES = frozenset(
     {"text/calendar", "application/ics", "text/x-vcalendar", "application/x-ics"}
 )
 CALENDAR_EXTENSIONS = (".ics", ".ical", ".ifb", ".vcs")
 PROTECTED_TYPES = frozenset({"multipart/signed", "multipart/encrypted"})
-
-
-class IcsAction(enum.StrEnum):
-    """What happens to calendar parts (`MXRELAY_ICS_ACTION`); also the metric label."""
-
-    STRIP = "strip"
-    ATTACH = "attach"
 
 
 def is_calendar(entity: Entity) -> bool:

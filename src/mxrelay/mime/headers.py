@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from mxrelay.mime.addresses import parse_addresses
 from mxrelay.mime.parse import HEADER_LIMIT, HeaderBlock, HeaderField, scan_headers
 from mxrelay.mime.splice import Splice, apply_splices
-from mxrelay.model import Mailbox, canonical_domain
+from mxrelay.model import Mailbox, RecipientChange, canonical_domain
 
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
 
@@ -53,14 +53,6 @@ class HeaderPolicy(enum.StrEnum):
 
     STRIP = "strip"
     REJECT = "reject"
-
-
-class RecipientChange(enum.StrEnum):
-    """Also the label of `mxrelay_header_recipients_changed_total`."""
-
-    ADDED = "added"
-    REMOVED = "removed"
-    REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)

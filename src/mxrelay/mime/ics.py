@@ -36,7 +36,6 @@ from mxrelay.mime.calendar import (
     CALENDAR_EXTENSIONS,
     PROTECTED_TYPES,
     Decision,
-    IcsAction,
     calendar_leaves,
     is_calendar,
     join_path,
@@ -59,12 +58,12 @@ from mxrelay.mime.splice import (
     rebuild_headers,
     separator_and_body,
 )
+from mxrelay.model import IcsAction
 
 __all__ = [
     "ATTACHMENT_NAME",
     "REMOVED_NOTICE",
     "ChangedPart",
-    "IcsAction",
     "IcsReport",
     "IcsResult",
     "PartChange",

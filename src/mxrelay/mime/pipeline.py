@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from mxrelay.mime.headers import HeaderPolicy, HeaderResult, reconcile_headers
-from mxrelay.mime.ics import IcsAction, IcsReport, transform_calendar
+from mxrelay.mime.ics import IcsReport, transform_calendar
 from mxrelay.mime.parse import DEFAULT_LIMITS, MimeLimits
-from mxrelay.model import IcsScope
+from mxrelay.model import IcsAction, IcsScope
 
 if TYPE_CHECKING:
     from mxrelay.config import MimeSettings

@@ -13,8 +13,9 @@ import trustme
 from mxrelay.config import GraphSettings, load_settings
 from mxrelay.delivery.errors import UpstreamUnavailable
 from mxrelay.delivery.graph.auth import MsalTokenSource
-from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.outcome import GraphConfigurationFault
 from mxrelay.metrics import Metrics
+from mxrelay.model import GraphFault
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_standin import SECRET, TENANT_DOMAIN, GraphStandIn
 from tests.support.graph_standin_tokens import Reply
@@ -95,7 +96,7 @@ async def test_certificate_not_registered_is_a_credentials_fault(standin: GraphS
             await tokens.token()
     finally:
         await tokens.aclose()
-    assert raised.value.fault is Fault.CREDENTIALS
+    assert raised.value.fault is GraphFault.CREDENTIALS
     assert "upload the certificate" in str(raised.value)
 
 

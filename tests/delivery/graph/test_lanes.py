@@ -23,11 +23,11 @@ from mxrelay.delivery.graph.pacing import (
     WINDOW_GUARD,
     Decision,
     Grant,
-    Limit,
     Pacer,
     PacingLimits,
     Wait,
 )
+from mxrelay.model import PacingLimit
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.open import OpenMode, open_store
 
@@ -71,7 +71,7 @@ async def ask(lanes: Lanes, lane: str, key: str, recipients: int = 1) -> Decisio
     return await lanes.acquire(lane, key, recipients=recipients, size=100, hold_for=HOLD)
 
 
-def waits(decision: Decision, seconds: float, limit: Limit) -> bool:
+def waits(decision: Decision, seconds: float, limit: PacingLimit) -> bool:
     return (
         isinstance(decision, Wait)
         and decision.limit is limit
@@ -86,14 +86,16 @@ async def test_concurrency_is_app_wide_across_replicas_and_a_dead_ones_slots_lap
     dying = await ask(a, "x@example.net", "m1", recipients=2)
     assert isinstance(dying, Grant)
     assert isinstance(await ask(b, "y@example.net", "m2"), Grant)
-    assert waits(await ask(b, "z@example.net", "m3"), CONCURRENCY_RETRY, Limit.CONCURRENCY)
+    assert waits(await ask(b, "z@example.net", "m3"), CONCURRENCY_RETRY, PacingLimit.CONCURRENCY)
     # Replica a dies with m1 in flight: its slot is held until the lease lapses, then m1
     # counts as sent then (two of x's three recipients for the day are gone).
     clock.now += HOLD - 1
-    assert waits(await ask(b, "z@example.net", "m3"), CONCURRENCY_RETRY, Limit.CONCURRENCY)
+    assert waits(await ask(b, "z@example.net", "m3"), CONCURRENCY_RETRY, PacingLimit.CONCURRENCY)
     clock.now += 2
     assert isinstance(await ask(b, "z@example.net", "m3"), Grant)
-    assert waits(await ask(b, "x@example.net", "m4", recipients=2), 86_400 - 1, Limit.RECIPIENTS)
+    assert waits(
+        await ask(b, "x@example.net", "m4", recipients=2), 86_400 - 1, PacingLimit.RECIPIENTS
+    )
 
 
 async def test_a_slot_promised_by_one_replica_is_kept_by_the_other(
@@ -104,11 +106,13 @@ async def test_a_slot_promised_by_one_replica_is_kept_by_the_other(
     first = await ask(a, "x@example.net", "m1")
     assert isinstance(first, Grant)
     await a.release(first, sent=True)
-    assert waits(await ask(b, "x@example.net", "m2"), spacing, Limit.MESSAGES)
-    assert waits(await ask(a, "x@example.net", "m3"), 2 * spacing, Limit.MESSAGES)
+    assert waits(await ask(b, "x@example.net", "m2"), spacing, PacingLimit.MESSAGES)
+    assert waits(await ask(a, "x@example.net", "m3"), 2 * spacing, PacingLimit.MESSAGES)
     clock.now += spacing
     assert isinstance(await ask(a, "x@example.net", "m2"), Grant)  # b's promise, kept by a
-    assert waits(await ask(b, "x@example.net", "m3"), spacing, Limit.MESSAGES)  # still its own
+    assert waits(
+        await ask(b, "x@example.net", "m3"), spacing, PacingLimit.MESSAGES
+    )  # still its own
 
 
 async def test_a_retry_after_closes_the_lane_for_every_replica_and_voids_promises(
@@ -117,13 +121,13 @@ async def test_a_retry_after_closes_the_lane_for_every_replica_and_voids_promise
     a, b = replicas(PacingLimits(60, 0, 0, 0, 0))
     spacing = 1.0 + WINDOW_GUARD
     assert isinstance(await ask(a, "x@example.net", "m1"), Grant)
-    assert waits(await ask(a, "x@example.net", "m2"), spacing, Limit.MESSAGES)
+    assert waits(await ask(a, "x@example.net", "m2"), spacing, PacingLimit.MESSAGES)
     await b.block("x@example.net", 30.0)
-    assert waits(await ask(a, "x@example.net", "m2"), 30.0, Limit.RETRY_AFTER)
+    assert waits(await ask(a, "x@example.net", "m2"), 30.0, PacingLimit.RETRY_AFTER)
     assert isinstance(await ask(b, "y@example.net", "m9"), Grant)  # other mailboxes go on
     clock.now += 30.0
     assert isinstance(await ask(b, "x@example.net", "m3"), Grant)  # first back, first served
-    assert waits(await ask(a, "x@example.net", "m2"), spacing, Limit.MESSAGES)
+    assert waits(await ask(a, "x@example.net", "m2"), spacing, PacingLimit.MESSAGES)
 
 
 async def test_a_retried_request_counts_on_every_replica(replicas: Replicas) -> None:
@@ -131,7 +135,7 @@ async def test_a_retried_request_counts_on_every_replica(replicas: Replicas) -> 
     grant = await ask(a, "x@example.net", "m1")
     assert isinstance(grant, Grant)
     assert await a.request(grant, hold_for=HOLD) is None  # the retry after a 401
-    assert waits(await ask(b, "x@example.net", "m2"), 600.0, Limit.REQUESTS)
+    assert waits(await ask(b, "x@example.net", "m2"), 600.0, PacingLimit.REQUESTS)
 
 
 async def test_shared_lanes_decide_exactly_as_lanes_in_this_process(
@@ -193,6 +197,6 @@ async def test_a_failing_store_stops_grants_but_never_raises_after_one(database_
         await db.write(break_the_lanes)
         with pytest.raises(LanesUnavailable, match="pacing lanes cannot be updated"):
             await ask(lanes, "x@example.net", "m2")
-        assert await lanes.request(grant, hold_for=HOLD) == Wait(STORE_RETRY, Limit.REQUESTS)
+        assert await lanes.request(grant, hold_for=HOLD) == Wait(STORE_RETRY, PacingLimit.REQUESTS)
         await lanes.block("x@example.net", 5.0)
         await lanes.release(grant, sent=True)

@@ -23,7 +23,6 @@ from mxrelay.delivery.graph.outcome import (
     MAX_RETRY_AFTER,
     ROWS,
     Classification,
-    Fault,
     GraphAnswer,
     GraphVerdict,
     Row,
@@ -33,6 +32,7 @@ from mxrelay.delivery.graph.outcome import (
     to_error,
 )
 from mxrelay.metrics import GRAPH_FAULTS
+from mxrelay.model import GraphFault
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 STATUSES = range(100, 1000)
@@ -134,7 +134,7 @@ def test_error_table(
 def test_unknown_fixed_mailbox_is_configuration() -> None:
     result = classify(GraphAnswer(404, "ErrorInvalidUser"), fixed_mailbox=True)
     assert result.verdict is GraphVerdict.CONFIGURATION
-    assert result.fault is Fault.MAILBOX
+    assert result.fault is GraphFault.MAILBOX
 
 
 @pytest.mark.parametrize(
@@ -244,12 +244,12 @@ TOO_BIG = (
          "grant it Send As or Send on Behalf for that address, or send from the From address "
          f"itself{SAID}"),
         (GraphAnswer(403, "ErrorAccessDenied", "Something happened."), False,
-         GraphVerdict.CONFIGURATION, Fault.ACCESS_DENIED,
+         GraphVerdict.CONFIGURATION, GraphFault.ACCESS_DENIED,
          f"Graph denied access (ErrorAccessDenied): {ACCESS}{SAID}"),
-        (GraphAnswer(403), True, GraphVerdict.CONFIGURATION, Fault.ACCESS_DENIED,
+        (GraphAnswer(403), True, GraphVerdict.CONFIGURATION, GraphFault.ACCESS_DENIED,
          f"Graph denied access (Forbidden): {ACCESS}"),
         (GraphAnswer(404, "ErrorInvalidUser", "Something happened."), True,
-         GraphVerdict.CONFIGURATION, Fault.MAILBOX,
+         GraphVerdict.CONFIGURATION, GraphFault.MAILBOX,
          f"{NO_MAILBOX} (ErrorInvalidUser){SAID}: check MXRELAY_GRAPH_MAILBOX"),
         (GraphAnswer(404), False, GraphVerdict.PERMANENT, None, f"{NO_MAILBOX} (NotFound)"),
         (GraphAnswer(413, message="Something happened."), False, GraphVerdict.PERMANENT, None,
@@ -280,6 +280,6 @@ TOO_BIG = (
     ],
 )  # fmt: skip
 def test_each_answer_reads_in_words(
-    answer: GraphAnswer, fixed: bool, verdict: GraphVerdict, fault: Fault | None, detail: str
+    answer: GraphAnswer, fixed: bool, verdict: GraphVerdict, fault: GraphFault | None, detail: str
 ) -> None:
     assert classify(answer, fixed_mailbox=fixed) == Classification(verdict, detail, fault)

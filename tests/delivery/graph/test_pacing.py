@@ -17,18 +17,18 @@ from mxrelay.delivery.graph.pacing import (
     CONCURRENCY_RETRY,
     WINDOW_GUARD,
     Grant,
-    Limit,
     Never,
     Pacer,
     PacingLimits,
     SlidingWindow,
     Wait,
 )
+from mxrelay.model import PacingLimit
 
 GUARD = 1 + WINDOW_GUARD  # windows, and so the spacing of messages, are a little longer
 
 
-def is_wait(decision: object, seconds: float, limit: Limit) -> bool:
+def is_wait(decision: object, seconds: float, limit: PacingLimit) -> bool:
     return (
         isinstance(decision, Wait)
         and decision.limit is limit
@@ -48,26 +48,28 @@ def test_first_message_goes_at_once_then_evenly_spaced() -> None:
     first = pacer.acquire("a@example.net", "m1", recipients=1, size=10, now=100.0)
     assert isinstance(first, Grant)
     second = pacer.acquire("a@example.net", "m2", recipients=1, size=10, now=100.0)
-    assert is_wait(second, spacing, Limit.MESSAGES)
+    assert is_wait(second, spacing, PacingLimit.MESSAGES)
     third = pacer.acquire("a@example.net", "m3", recipients=1, size=10, now=100.5)
-    assert is_wait(third, 2 * spacing - 0.5, Limit.MESSAGES)
+    assert is_wait(third, 2 * spacing - 0.5, PacingLimit.MESSAGES)
 
 
 def test_a_promised_slot_is_kept_for_its_message() -> None:
     pacer = Pacer(only_messages(60))
     slot = 1.0 * GUARD
     assert isinstance(pacer.acquire("lane", "m1", recipients=1, size=1, now=0.0), Grant)
-    assert is_wait(pacer.acquire("lane", "m2", recipients=1, size=1, now=0.0), slot, Limit.MESSAGES)
+    assert is_wait(
+        pacer.acquire("lane", "m2", recipients=1, size=1, now=0.0), slot, PacingLimit.MESSAGES
+    )
     # Someone else arriving at m2's slot time gets the slot after it, not m2's.
     assert is_wait(
-        pacer.acquire("lane", "m3", recipients=1, size=1, now=slot), slot, Limit.MESSAGES
+        pacer.acquire("lane", "m3", recipients=1, size=1, now=slot), slot, PacingLimit.MESSAGES
     )
     assert isinstance(pacer.acquire("lane", "m2", recipients=1, size=1, now=slot), Grant)
     # Coming back early is told the remaining time, without losing the slot.
     assert is_wait(
         pacer.acquire("lane", "m3", recipients=1, size=1, now=1.5 * slot),
         0.5 * slot,
-        Limit.MESSAGES,
+        PacingLimit.MESSAGES,
     )
     assert isinstance(pacer.acquire("lane", "m3", recipients=1, size=1, now=2 * slot), Grant)
 
@@ -140,7 +142,7 @@ def test_concurrency_cap_is_app_wide() -> None:
     assert is_wait(
         pacer.acquire("c", "m3", recipients=1, size=1, now=0.0),
         CONCURRENCY_RETRY,
-        Limit.CONCURRENCY,
+        PacingLimit.CONCURRENCY,
     )
     pacer.release(first, sent=True, now=0.0)
     assert isinstance(pacer.acquire("c", "m3", recipients=1, size=1, now=0.0), Grant)
@@ -150,16 +152,16 @@ def test_retry_after_closes_the_lane_and_voids_promises() -> None:
     pacer = Pacer(only_messages(60))
     assert isinstance(pacer.acquire("lane", "m1", recipients=1, size=1, now=0.0), Grant)
     assert is_wait(
-        pacer.acquire("lane", "m2", recipients=1, size=1, now=0.0), GUARD, Limit.MESSAGES
+        pacer.acquire("lane", "m2", recipients=1, size=1, now=0.0), GUARD, PacingLimit.MESSAGES
     )
     pacer.block("lane", 30.0, now=0.5)
     assert is_wait(
-        pacer.acquire("lane", "m2", recipients=1, size=1, now=1.0), 29.5, Limit.RETRY_AFTER
+        pacer.acquire("lane", "m2", recipients=1, size=1, now=1.0), 29.5, PacingLimit.RETRY_AFTER
     )
     assert isinstance(pacer.acquire("other", "m9", recipients=1, size=1, now=1.0), Grant)
     assert isinstance(pacer.acquire("lane", "m3", recipients=1, size=1, now=30.5), Grant)
     assert is_wait(
-        pacer.acquire("lane", "m2", recipients=1, size=1, now=30.5), GUARD, Limit.MESSAGES
+        pacer.acquire("lane", "m2", recipients=1, size=1, now=30.5), GUARD, PacingLimit.MESSAGES
     )
 
 
@@ -169,7 +171,7 @@ def test_daily_recipient_budget_waits_for_the_window_and_refunds_refusals() -> N
     assert isinstance(first, Grant)
     pacer.release(first, sent=True, now=0.0)
     waiting = pacer.acquire("lane", "m2", recipients=6, size=1, now=100.0)
-    assert is_wait(waiting, 86300.0, Limit.RECIPIENTS)
+    assert is_wait(waiting, 86300.0, PacingLimit.RECIPIENTS)
     refused = pacer.acquire("lane", "m3", recipients=4, size=1, now=100.0)
     assert isinstance(refused, Grant)
     pacer.release(refused, sent=False, now=100.0)  # refused: Exchange did not count them
@@ -180,10 +182,10 @@ def test_a_message_too_big_for_a_budget_can_never_go() -> None:
     pacer = Pacer(PacingLimits(0, 0, 1000, 0, 5))
     too_many = pacer.acquire("lane", "m1", recipients=6, size=1, now=0.0)
     assert isinstance(too_many, Never)
-    assert too_many.limit is Limit.RECIPIENTS
+    assert too_many.limit is PacingLimit.RECIPIENTS
     too_big = pacer.acquire("lane", "m2", recipients=1, size=1001, now=0.0)
     assert isinstance(too_big, Never)
-    assert too_big.limit is Limit.UPLOAD_BYTES
+    assert too_big.limit is PacingLimit.UPLOAD_BYTES
 
 
 def test_extra_requests_count_against_the_request_limit() -> None:
@@ -193,11 +195,11 @@ def test_extra_requests_count_against_the_request_limit() -> None:
     assert pacer.request(grant, now=0.1) is None
     wait = pacer.request(grant, now=0.2)
     assert wait is not None
-    assert wait.limit is Limit.REQUESTS
+    assert wait.limit is PacingLimit.REQUESTS
     assert wait.seconds == 600.0  # both in flight: they count for a window once answered
     pacer.release(grant, sent=True, now=0.5)
     later = pacer.acquire("lane", "m2", recipients=1, size=1, now=1.0)
-    assert is_wait(later, 599.5, Limit.REQUESTS)
+    assert is_wait(later, 599.5, PacingLimit.REQUESTS)
 
 
 def test_limits_off_grant_everything() -> None:

@@ -19,8 +19,8 @@ from mxrelay.app import StartupError
 from mxrelay.delivery.errors import UpstreamUnavailable
 from mxrelay.delivery.graph.proxy import OutboundProxy, ProxyProblem
 from mxrelay.delivery.transport import RecipientStatus
+from mxrelay.model import QueueState
 from mxrelay.store.queue.admin import QueueAdmin
-from mxrelay.store.queue.entries import QueueState
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.dns_server import DnsServer, dns_server
 from tests.support.graph_harness import graph_transport, job, message, relay_environ

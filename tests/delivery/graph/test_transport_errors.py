@@ -18,9 +18,10 @@ from mxrelay.delivery.errors import (
     ThrottledBeforeSending,
     UpstreamUnavailable,
 )
-from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.outcome import GraphConfigurationFault
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
+from mxrelay.model import GraphFault
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_standin import (
     ACCESS_DENIED,
@@ -137,7 +138,7 @@ async def test_a_second_401_is_a_configuration_fault(standin: GraphStandIn) -> N
     async with graph_transport(standin) as transport:
         with pytest.raises(GraphConfigurationFault, match="same cloud") as raised:
             await transport.deliver(job(message()))
-    assert raised.value.fault is Fault.TOKEN_REJECTED
+    assert raised.value.fault is GraphFault.TOKEN_REJECTED
     assert len(standin.send_requests()) == 2
 
 
@@ -177,7 +178,7 @@ async def test_unknown_mailbox(standin: GraphStandIn) -> None:
     async with graph_transport(standin, environ=environ) as transport:
         with pytest.raises(GraphConfigurationFault, match="MXRELAY_GRAPH_MAILBOX") as raised:
             await transport.deliver(job(data))
-    assert raised.value.fault is Fault.MAILBOX
+    assert raised.value.fault is GraphFault.MAILBOX
 
 
 async def test_access_denied_holds_raises_the_alarm_and_recovers(
@@ -215,7 +216,7 @@ async def test_mailbox_outside_the_rbac_scope(standin: GraphStandIn) -> None:
     async with graph_transport(standin) as transport:
         with pytest.raises(GraphConfigurationFault, match="RBAC") as raised:
             await transport.deliver(job(message(sender="ceo@contoso.example")))
-    assert raised.value.fault is Fault.ACCESS_DENIED
+    assert raised.value.fault is GraphFault.ACCESS_DENIED
     assert "RAOP" in str(raised.value)  # Graph's own words come along
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from mxrelay.delivery.errors import Throttled, ThrottledBeforeSending
 from mxrelay.delivery.graph import GraphTransport
-from mxrelay.delivery.graph.pacing import Limit, Pacer, PacingLimits
+from mxrelay.delivery.graph.pacing import Pacer, PacingLimits
 from mxrelay.delivery.transport import DeliveryJob, RecipientStatus
 from mxrelay.metrics import GRAPH_PACING_LIMITS, Metrics
+from mxrelay.model import PacingLimit
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.open import open_store
 from tests.delivery.graph.test_lanes import break_the_lanes
@@ -152,7 +153,7 @@ async def test_upload_budget_makes_messages_wait(enforcing: GraphStandIn) -> Non
 
 
 def test_pacing_limit_labels_match_the_metric_labels() -> None:
-    assert tuple(limit.value for limit in Limit) == GRAPH_PACING_LIMITS
+    assert tuple(limit.value for limit in PacingLimit) == GRAPH_PACING_LIMITS
 
 
 async def test_with_shared_lanes_a_store_failure_never_hides_graphs_answer(

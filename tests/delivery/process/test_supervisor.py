@@ -19,8 +19,9 @@ from mxrelay.config import load_settings
 from mxrelay.delivery.process.supervisor import HEALTH_CONDITION, DeliveryProcess
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
+from mxrelay.model import QueueState
 from mxrelay.store.open import open_store
-from mxrelay.store.queue import Queue, QueueState
+from mxrelay.store.queue import Queue
 from tests.support import smarthost as smarthost_support
 from tests.support.processes import wait_for_exit
 from tests.support.relay_app import running_relay

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from mxrelay.model import QueueState
 from mxrelay.store.backend import Database
-from mxrelay.store.queue import Queue, QueueState
+from mxrelay.store.queue import Queue
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from tests.store.helpers import T0, accept, record, transaction
 

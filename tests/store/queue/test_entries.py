@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Connection
 
+from mxrelay.model import QueueState
 from mxrelay.store.backend import Database
-from mxrelay.store.queue.entries import ENTRY_COLUMNS, QueueState
+from mxrelay.store.queue.entries import ENTRY_COLUMNS
 from tests.store.helpers import T0, accept, record
 
 NOW = T0.timestamp()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mxrelay.model import QueueState
 from mxrelay.store.backend import Database
-from mxrelay.store.queue import QueueState
 from mxrelay.store.queue.admin import QueueAdmin
 from mxrelay.store.queue.filters import QueueFilter
 from tests.store.helpers import T0, accept, record, transaction

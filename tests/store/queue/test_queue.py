@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from sqlalchemy.engine import Connection
 
+from mxrelay.model import QueueState
 from mxrelay.store import message_log
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.ingest import NewMessage, build_record
@@ -15,7 +16,6 @@ from mxrelay.store.queue import (
     HoldKind,
     LoadedEntry,
     Queue,
-    QueueState,
     RecipientStatus,
     RecipientUpdate,
     Settlement,

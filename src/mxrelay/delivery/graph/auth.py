@@ -39,9 +39,10 @@ from msal.exceptions import MsalError
 from mxrelay.config import GraphSettings
 from mxrelay.delivery.errors import UpstreamUnavailable
 from mxrelay.delivery.graph.credentials import MsalHttpClient, TlsTrust, load_credential
-from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.outcome import GraphConfigurationFault
 from mxrelay.delivery.graph.proxy import OutboundProxy
 from mxrelay.metrics import Metrics
+from mxrelay.model import GraphFault
 
 CREDENTIAL_RECHECK = 300.0
 """Seconds between looks at the secret or certificate file for a rotated credential (a failed
@@ -50,40 +51,46 @@ token request looks at once)."""
 
 # AADSTS codes → (fault kind, what the operator should do). Codes from Microsoft's "Entra
 # authentication and authorization error codes" page; unknown codes get a generic sentence.
-_AADSTS: dict[int, tuple[Fault, str]] = {
-    7000215: (Fault.CREDENTIALS, "the client secret is wrong: use the secret's value, not its id"),
-    7000222: (Fault.CREDENTIALS, "the client secret has expired: create a new one and rotate it"),
+_AADSTS: dict[int, tuple[GraphFault, str]] = {
+    7000215: (
+        GraphFault.CREDENTIALS,
+        "the client secret is wrong: use the secret's value, not its id",
+    ),
+    7000222: (
+        GraphFault.CREDENTIALS,
+        "the client secret has expired: create a new one and rotate it",
+    ),
     700016: (
-        Fault.CREDENTIALS,
+        GraphFault.CREDENTIALS,
         "no application with this client id exists in the tenant: check "
         "MXRELAY_GRAPH_CLIENT_ID and MXRELAY_GRAPH_TENANT_ID",
     ),
-    90002: (Fault.CREDENTIALS, "the tenant does not exist: check MXRELAY_GRAPH_TENANT_ID"),
-    900023: (Fault.CREDENTIALS, "the tenant id is malformed: check MXRELAY_GRAPH_TENANT_ID"),
+    90002: (GraphFault.CREDENTIALS, "the tenant does not exist: check MXRELAY_GRAPH_TENANT_ID"),
+    900023: (GraphFault.CREDENTIALS, "the tenant id is malformed: check MXRELAY_GRAPH_TENANT_ID"),
     700027: (
-        Fault.CREDENTIALS,
+        GraphFault.CREDENTIALS,
         "the certificate is not registered for this application (or the signature does not "
         "match): upload the certificate's public part to the app registration",
     ),
     700024: (
-        Fault.CREDENTIALS,
+        GraphFault.CREDENTIALS,
         "the client assertion is outside its validity period: check this host's clock",
     ),
-    7000112: (Fault.CREDENTIALS, "the application is disabled in the tenant"),
-    7000229: (Fault.CREDENTIALS, "the application has no service principal in the tenant"),
+    7000112: (GraphFault.CREDENTIALS, "the application is disabled in the tenant"),
+    7000229: (GraphFault.CREDENTIALS, "the application has no service principal in the tenant"),
     65001: (
-        Fault.CONSENT,
+        GraphFault.CONSENT,
         "admin consent is missing: grant admin consent for the Mail.Send application permission",
     ),
-    650056: (Fault.CONSENT, "the application is misconfigured or lacks admin consent"),
+    650056: (GraphFault.CONSENT, "the application is misconfigured or lacks admin consent"),
     500011: (
-        Fault.CREDENTIALS,
+        GraphFault.CREDENTIALS,
         "the tenant does not know the Graph resource: check MXRELAY_GRAPH_ENDPOINT matches "
         "MXRELAY_GRAPH_AUTHORITY's cloud",
     ),
-    70011: (Fault.CREDENTIALS, "the scope was refused: check MXRELAY_GRAPH_ENDPOINT"),
-    1002012: (Fault.CREDENTIALS, "the scope was refused: check MXRELAY_GRAPH_ENDPOINT"),
-    53003: (Fault.CREDENTIALS, "a Conditional Access policy blocks this application"),
+    70011: (GraphFault.CREDENTIALS, "the scope was refused: check MXRELAY_GRAPH_ENDPOINT"),
+    1002012: (GraphFault.CREDENTIALS, "the scope was refused: check MXRELAY_GRAPH_ENDPOINT"),
+    53003: (GraphFault.CREDENTIALS, "a Conditional Access policy blocks this application"),
 }
 _TRANSIENT_ERRORS = ("temporarily_unavailable", "server_error")
 _AADSTS_IN_TEXT = re.compile(r"AADSTS(\d+)")
@@ -258,7 +265,7 @@ class MsalTokenSource:
             raise GraphConfigurationFault(
                 f"the authority {authority_url(settings)} did not describe the tenant (OpenID "
                 "discovery failed): check MXRELAY_GRAPH_TENANT_ID and MXRELAY_GRAPH_AUTHORITY",
-                fault=Fault.CREDENTIALS,
+                fault=GraphFault.CREDENTIALS,
             ) from None
         self._app, self._fingerprint = app, credential.fingerprint
         return app
@@ -298,7 +305,7 @@ def token_error(
     label = f"AADSTS{code}" if code is not None else error
     fault, words = _AADSTS.get(
         code or -1,
-        (Fault.CREDENTIALS, "check the app registration, its credential and the tenant"),
+        (GraphFault.CREDENTIALS, "check the app registration, its credential and the tenant"),
     )
     return GraphConfigurationFault(
         f"the identity platform refused the token request ({label}, {error}): {words}",

@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mxrelay.config import GraphSettings
-from mxrelay.delivery.graph.outcome import Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.outcome import GraphConfigurationFault
 from mxrelay.delivery.graph.proxy import OutboundProxy
+from mxrelay.model import GraphFault
 
 SECRET_FILE_ENV = "MXRELAY_GRAPH_CLIENT_SECRET_FILE"
 PASSWORD_FILE_ENV = "MXRELAY_GRAPH_CERTIFICATE_PASSWORD_FILE"
@@ -113,7 +114,7 @@ class Credential:
 
 
 def _fault(detail: str) -> GraphConfigurationFault:
-    return GraphConfigurationFault(detail, fault=Fault.CREDENTIALS)
+    return GraphConfigurationFault(detail, fault=GraphFault.CREDENTIALS)
 
 
 def load_credential(settings: GraphSettings, environ: Mapping[str, str]) -> Credential:

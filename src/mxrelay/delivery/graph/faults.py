@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from mxrelay.delivery.graph.outcome import CONFIGURATION_FAULTS, Fault, GraphConfigurationFault
+from mxrelay.delivery.graph.outcome import CONFIGURATION_FAULTS, GraphConfigurationFault
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
+from mxrelay.model import GraphFault
 
 HEALTH_CONDITION = "graph"
 
@@ -27,10 +28,10 @@ class FaultTracker:
     def __init__(self, metrics: Metrics | None = None, health: Health | None = None) -> None:
         self._metrics = metrics
         self._health = health
-        self._faults: set[Fault] = set()
+        self._faults: set[GraphFault] = set()
 
     @property
-    def active(self) -> frozenset[Fault]:
+    def active(self) -> frozenset[GraphFault]:
         return frozenset(self._faults)
 
     def record(self, fault: GraphConfigurationFault) -> None:

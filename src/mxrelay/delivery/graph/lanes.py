@@ -44,7 +44,6 @@ from mxrelay.delivery.graph.pacing import (
     Decision,
     Grant,
     LaneState,
-    Limit,
     Never,
     Pacer,
     PacingLimits,
@@ -56,6 +55,7 @@ from mxrelay.delivery.graph.pacing import (
 )
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
+from mxrelay.model import PacingLimit
 from mxrelay.store.backend import StoreError
 from mxrelay.store.lanes import LaneRows, LaneStore, LaneWrite
 
@@ -158,7 +158,7 @@ class SharedLanes:
             return await self.store.update(grant.lane, None, self._clock(), change)
         except StoreError as exc:
             event(logger, "graph_pacing_store_failed", logging.WARNING, error=str(exc))
-            return Wait(STORE_RETRY, Limit.REQUESTS)
+            return Wait(STORE_RETRY, PacingLimit.REQUESTS)
 
     async def release(self, grant: Grant, *, sent: bool) -> None:
         now = self._clock()  # the answer has come: the latest its requests can have arrived
@@ -218,7 +218,7 @@ class PacedLanes:
             if isinstance(decision, Never):
                 raise PermanentFailure(f"the message can never be sent: {decision.detail}")
             remaining = deadline - loop.time()
-            if decision.limit is Limit.CONCURRENCY and remaining > 0:
+            if decision.limit is PacingLimit.CONCURRENCY and remaining > 0:
                 async with self._released:  # woken when a request in flight ends
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._released.wait(), remaining)
@@ -247,7 +247,7 @@ class PacedLanes:
         if self._metrics is not None:
             self._metrics.graph_pacing_waits.labels(limit=wait.limit.value).inc()
         kind = Throttled if attempted else ThrottledBeforeSending
-        if wait.limit is Limit.RETRY_AFTER:
+        if wait.limit is PacingLimit.RETRY_AFTER:
             detail = "Graph asked this sending mailbox to wait (Retry-After)"
         else:
             detail = f"the sending mailbox is at its {wait.limit.value.replace('_', ' ')} limit"

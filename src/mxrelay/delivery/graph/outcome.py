@@ -26,6 +26,7 @@ from mxrelay.delivery.errors import (
     Throttled,
     UpstreamUnavailable,
 )
+from mxrelay.model import GraphFault
 
 DEFAULT_THROTTLE = timedelta(seconds=60)
 """Wait after a 429 that names no Retry-After (Graph normally sends one)."""
@@ -46,17 +47,7 @@ class GraphVerdict(enum.StrEnum):
     CONFIGURATION = "configuration"
 
 
-class Fault(enum.StrEnum):
-    """Kinds of configuration fault; the label of the configuration-fault gauge."""
-
-    CREDENTIALS = "credentials"  # secret/certificate wrong, app or tenant unknown, app disabled
-    CONSENT = "consent"  # Mail.Send not granted (no admin consent)
-    ACCESS_DENIED = "access_denied"  # mailbox outside the app's RBAC scope or access policy
-    MAILBOX = "mailbox"  # the fixed sending mailbox does not exist or has no Exchange mailbox
-    TOKEN_REJECTED = "token_rejected"  # Graph refuses tokens the authority just issued
-
-
-CONFIGURATION_FAULTS = tuple(Fault)
+CONFIGURATION_FAULTS = tuple(GraphFault)
 
 
 class GraphConfigurationFault(ConfigurationFault):
@@ -66,7 +57,7 @@ class GraphConfigurationFault(ConfigurationFault):
         self,
         detail: str,
         *,
-        fault: Fault,
+        fault: GraphFault,
         code: int | None = None,
         error_code: str | None = None,
         remote_id: str | None = None,
@@ -98,7 +89,7 @@ class GraphAnswer:
 class Classification:
     verdict: GraphVerdict
     detail: str
-    fault: Fault | None = None
+    fault: GraphFault | None = None
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
@@ -158,7 +149,7 @@ class Row:
     verdict: GraphVerdict
     text: str
     unnamed: str = ""
-    fault: Fault | None = None
+    fault: GraphFault | None = None
     retry_after: bool = False
     fixed_mailbox: bool = False
 
@@ -208,9 +199,9 @@ ROWS: tuple[Row, ...] = (
         retry_after=True),
     Row(frozenset({403}), "ErrorSendAsDenied", GraphVerdict.PERMANENT, _SEND_AS_DENIED),
     Row(frozenset({403}), None, GraphVerdict.CONFIGURATION, _ACCESS_DENIED, unnamed="Forbidden",
-        fault=Fault.ACCESS_DENIED),
+        fault=GraphFault.ACCESS_DENIED),
     Row(frozenset({404}), None, GraphVerdict.CONFIGURATION, _NO_FIXED_MAILBOX, unnamed="NotFound",
-        fault=Fault.MAILBOX, fixed_mailbox=True),
+        fault=GraphFault.MAILBOX, fixed_mailbox=True),
     Row(frozenset({404}), None, GraphVerdict.PERMANENT, _NO_MAILBOX, unnamed="NotFound"),
     Row(frozenset({413}), None, GraphVerdict.PERMANENT, _TOO_LARGE, unnamed="413"),
     Row(None, "ErrorMessageSizeExceeded", GraphVerdict.PERMANENT, _TOO_LARGE),
@@ -240,13 +231,13 @@ def to_error(classification: Classification, answer: GraphAnswer) -> DeliveryErr
         case GraphVerdict.PERMANENT:
             return PermanentFailure(detail, **common)
         case GraphVerdict.CONFIGURATION:
-            fault = classification.fault or Fault.ACCESS_DENIED
+            fault = classification.fault or GraphFault.ACCESS_DENIED
             return GraphConfigurationFault(detail, fault=fault, **common)
         case GraphVerdict.REFRESH_TOKEN:
             return GraphConfigurationFault(
                 f"{detail}; a freshly issued token was refused too: check that "
                 "MXRELAY_GRAPH_AUTHORITY and MXRELAY_GRAPH_ENDPOINT belong to the same cloud",
-                fault=Fault.TOKEN_REJECTED,
+                fault=GraphFault.TOKEN_REJECTED,
                 **common,
             )
         case _ if answer.status >= 500:

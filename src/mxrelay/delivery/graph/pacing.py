@@ -35,12 +35,13 @@ A limit of 0 switches that limit off.
 from __future__ import annotations
 
 import bisect
-import enum
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from mxrelay.model import PacingLimit
 
 CONCURRENCY_RETRY = 1.0
 """Seconds a message waits when every concurrent request slot is busy (the queue's next look)."""
@@ -64,17 +65,6 @@ held back at worst), so that a lane's state stays a few kilobytes however busy t
 
 SWEEP_INTERVAL = 60.0
 IDLE_LANE_SECONDS = 24 * 3600.0
-
-
-class Limit(enum.StrEnum):
-    """Which limit made a message wait; also the metric label (a small, fixed set)."""
-
-    RETRY_AFTER = "retry_after"
-    CONCURRENCY = "concurrency"
-    MESSAGES = "messages"
-    REQUESTS = "requests"
-    UPLOAD_BYTES = "upload_bytes"
-    RECIPIENTS = "recipients"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +112,14 @@ class Wait:
     """Not now: come back in `seconds` (the limit that decided is named for logs and metrics)."""
 
     seconds: float
-    limit: Limit
+    limit: PacingLimit
 
 
 @dataclass(frozen=True, slots=True)
 class Never:
     """The message can never fit this limit (it alone exceeds the budget)."""
 
-    limit: Limit
+    limit: PacingLimit
     detail: str
 
 
@@ -380,21 +370,21 @@ def admit(
     lapse(app, ask.lane, lane, now)
     promised = ask.promised
     if lane.blocked_until > now:
-        return Wait(lane.blocked_until - now, Limit.RETRY_AFTER), promised
+        return Wait(lane.blocked_until - now, PacingLimit.RETRY_AFTER), promised
     live = app.live(now)
     if limits.concurrency and len(live) >= limits.concurrency:
-        return Wait(CONCURRENCY_RETRY, Limit.CONCURRENCY), promised
+        return Wait(CONCURRENCY_RETRY, PacingLimit.CONCURRENCY), promised
     never = _never(limits, ask.recipients, ask.size)
     if never is not None:
         return never, promised
     held = [lease for lease in live if lease.lane == ask.lane]
     waits = (
-        (lane.sent.wait(now, 1, len(held)), Limit.MESSAGES),
-        (lane.requests.wait(now, 1, sum(h.requests for h in held)), Limit.REQUESTS),
-        (lane.upload.wait(now, ask.size, sum(h.size for h in held)), Limit.UPLOAD_BYTES),
+        (lane.sent.wait(now, 1, len(held)), PacingLimit.MESSAGES),
+        (lane.requests.wait(now, 1, sum(h.requests for h in held)), PacingLimit.REQUESTS),
+        (lane.upload.wait(now, ask.size, sum(h.size for h in held)), PacingLimit.UPLOAD_BYTES),
         (
             lane.recipients.wait(now, ask.recipients, sum(h.recipients for h in held)),
-            Limit.RECIPIENTS,
+            PacingLimit.RECIPIENTS,
         ),
     )
     seconds, limit = max(waits, key=lambda pair: pair[0])
@@ -406,7 +396,7 @@ def admit(
             promised = max(lane.next_slot, now)
             lane.next_slot = promised + spacing
         if promised - now > EARLY_GRANT:
-            return Wait(promised - now, Limit.MESSAGES), promised
+            return Wait(promised - now, PacingLimit.MESSAGES), promised
     app.leases[ask.ticket] = Lease(ask.ticket, ask.lane, now, ask.expires, ask.size, ask.recipients)
     return Grant(ask.lane, ask.key, now, ask.recipients, ask.size, ask.ticket), None
 
@@ -414,13 +404,13 @@ def admit(
 def _never(limits: PacingLimits, recipients: int, size: int) -> Never | None:
     if limits.recipients and recipients > limits.recipients:
         return Never(
-            Limit.RECIPIENTS,
+            PacingLimit.RECIPIENTS,
             f"{recipients} recipients exceed the limit of {limits.recipients} per "
             f"{limits.recipients_window / 3600:g} hours per mailbox",
         )
     if limits.upload_bytes and size > limits.upload_bytes:
         return Never(
-            Limit.UPLOAD_BYTES,
+            PacingLimit.UPLOAD_BYTES,
             f"a {size}-byte request exceeds the upload budget of {limits.upload_bytes} "
             f"bytes per {limits.upload_window / 60:g} minutes",
         )
@@ -435,7 +425,7 @@ def add_request(
     held = sum(h.requests for h in app.live(now) if h.lane == grant.lane)
     seconds = lane.requests.wait(now, 1, held)
     if seconds > 0:
-        return Wait(seconds, Limit.REQUESTS)
+        return Wait(seconds, PacingLimit.REQUESTS)
     lease = app.leases.get(grant.ticket)
     if lease is not None:  # else it lapsed, and was counted as answered then
         app.leases[grant.ticket] = replace(

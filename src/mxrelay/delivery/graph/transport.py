@@ -26,7 +26,6 @@ from mxrelay.delivery.graph.credentials import TlsTrust
 from mxrelay.delivery.graph.faults import FaultTracker
 from mxrelay.delivery.graph.lanes import LocalLanes, PacedLanes, SharedLanes, limits_from
 from mxrelay.delivery.graph.outcome import (
-    Fault,
     GraphAnswer,
     GraphConfigurationFault,
     GraphVerdict,
@@ -47,7 +46,7 @@ from mxrelay.log import event
 from mxrelay.metrics import GRAPH_ERROR_CODES, Metrics
 from mxrelay.mime.headers import HeaderPolicy
 from mxrelay.mime.pipeline import reconcile_headers_async, record_headers
-from mxrelay.model import utc_now
+from mxrelay.model import GraphFault, utc_now
 from mxrelay.store.lanes import LaneStore
 
 logger = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ LEASE_SLACK = 30.0
 """Seconds a pacing grant's lease outlasts the longest its request may take: it lapses (its
 concurrency slot freed, its request counted as answered) only when this relay is gone."""
 
-TOKEN_FAULTS = frozenset({Fault.CONSENT, Fault.ACCESS_DENIED, Fault.TOKEN_REJECTED})
+TOKEN_FAULTS = frozenset({GraphFault.CONSENT, GraphFault.ACCESS_DENIED, GraphFault.TOKEN_REJECTED})
 """Faults a probe re-checks with a token fetched afresh (consent or scope may have changed)."""
 
 
@@ -185,7 +184,7 @@ class GraphTransport:
             fault = GraphConfigurationFault(
                 "the access token carries no Mail.Send application role: add the Microsoft "
                 "Graph application permission Mail.Send and grant admin consent",
-                fault=Fault.CONSENT,
+                fault=GraphFault.CONSENT,
             )
             self._faults.record(fault)
             raise fault

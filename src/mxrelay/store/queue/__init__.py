@@ -21,7 +21,6 @@ __all__ = [
     "LoadedEntry",
     "Queue",
     "QueueEntry",
-    "QueueState",
     "QueueStats",
     "RecipientStatus",
     "RecipientUpdate",
@@ -35,6 +34,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from mxrelay.model import QueueState
 from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.bulk import execute_many, insert_many, insert_returning
@@ -44,7 +44,6 @@ from mxrelay.store.queue.entries import (
     ENTRY_COLUMNS,
     HoldKind,
     QueueEntry,
-    QueueState,
     RecipientStatus,
     entry_from_row,
 )

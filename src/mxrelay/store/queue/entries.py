@@ -1,4 +1,5 @@
-"""Queue entries as values: states, hold kinds, and the frozen `QueueEntry` read from a row."""
+"""Queue entries as values: hold kinds, recipient states and the frozen `QueueEntry` read from a row
+(an entry's `QueueState` is in model.py, where the queue metrics take it from)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
-class QueueState(enum.StrEnum):
-    QUEUED = "queued"
-    ACTIVE = "active"
-    DEFERRED = "deferred"
-    HELD = "held"
-    DEAD = "dead"
-    DELIVERED = "delivered"
-
-    @classmethod
-    def parse(cls, name: str) -> QueueState:
-        """An operator's words too: delivering (or leased) = active, failed = dead."""
-        aliases = {"delivering": "active", "failed": "dead", "leased": "active"}
-        return cls(aliases.get(name.lower(), name.lower()))
+from mxrelay.model import QueueState
 
 
 class HoldKind(enum.StrEnum):

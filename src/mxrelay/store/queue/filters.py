@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, select
 
+from mxrelay.model import QueueState
 from mxrelay.store import schema
-from mxrelay.store.queue.entries import ENTRY_COLUMNS, QueueState
+from mxrelay.store.queue.entries import ENTRY_COLUMNS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,7 +4,7 @@ The dashboards and alert rules depend on these (`tests/deploy/test_metric_names.
 selectors against a running relay); the snapshot in `tests/data/metrics_primed.prom` pins the
 whole exposition, so a refactor of `metrics.py` cannot change one by accident. The order of the
 series inside a metric is not part of it. To refresh the snapshot after changing a metric on
-purpose: `.venv/bin/python -m tests.test_metrics --write`.
+purpose: `.venv/bin/python -m tests.metrics.test_table --write`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from prometheus_client import generate_latest
 
 from mxrelay.metrics import Metrics
 
-SNAPSHOT = Path(__file__).resolve().parent / "data" / "metrics_primed.prom"
+SNAPSHOT = Path(__file__).resolve().parent.parent / "data" / "metrics_primed.prom"
 
 
 def exposition() -> str:
@@ -37,7 +37,7 @@ def exposition() -> str:
 
 def test_the_primed_exposition_is_the_snapshot() -> None:
     assert exposition() == SNAPSHOT.read_text(encoding="utf-8"), (
-        "the metrics changed: if on purpose, run `.venv/bin/python -m tests.test_metrics --write`"
+        "the metrics changed: if on purpose, run `.venv/bin/python -m tests.metrics.test_table --write`"
     )
 
 

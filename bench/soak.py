@@ -79,7 +79,7 @@ from bench.rig import (
     zone_text,
 )
 from mxrelay.delivery.stage import STATS_INTERVAL
-from mxrelay.metrics import QUEUE_STATES
+from mxrelay.model import QueueState
 
 MIB = 1024 * 1024
 SENDER = f"app@{DOMAIN}"
@@ -563,8 +563,8 @@ def http_get(port: int, path: str) -> tuple[int, str]:
 
 
 def queue_gauges(text: str) -> dict[str, float]:
-    gauges = {}
-    for state in QUEUE_STATES:
+    gauges: dict[str, float] = {}
+    for state in QueueState:
         with contextlib.suppress(KeyError):
             gauges[state] = metric_value(text, "mxrelay_queue_entries", {"state": state})
     return gauges

@@ -35,7 +35,7 @@ from mxrelay.delivery.stage import QueueStage, smarthost_transport
 from mxrelay.dns.answer import Query
 from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import Health
-from mxrelay.metrics import Metrics
+from mxrelay.metrics import Metrics, ReplyClass
 from mxrelay.mime.pipeline import IcsPolicy, Variant, record_variants, split_variants_async
 from mxrelay.model import DeliveryMode, RdType, Reply, ScopeKind, Transaction
 from mxrelay.sinks.passthrough import PassthroughSink, VariantPlan
@@ -346,9 +346,9 @@ class Relay:
             "Database": redact_url(self.settings.store.database_url),
             "Mode": self.settings.service.delivery.value,
             "RuntimeStats": {
-                "SMTPAccepted": total("mxrelay_smtp_messages_total", outcome="accepted"),
+                "SMTPAccepted": total("mxrelay_smtp_messages_total", outcome=ReplyClass.ACCEPTED),
                 "SMTPAcceptedSize": total("mxrelay_smtp_received_bytes_total"),
-                "SMTPRejected": total("mxrelay_smtp_messages_total", outcome="rejected"),
+                "SMTPRejected": total("mxrelay_smtp_messages_total", outcome=ReplyClass.REJECTED),
             },
         }
 

@@ -289,7 +289,7 @@ def _folded(mailbox: Mailbox) -> Mailbox:
 
 
 # --- Stage vocabularies the metrics label by --------------------------------------------------
-# Each belongs to one stage, but `metrics.py` (a leaf that imports only this module) takes its
+# Each belongs to one stage, but `metrics` (a leaf that imports only this module) takes its
 # label values from them, so they are declared here, once.
 
 

@@ -14,7 +14,7 @@ from mxrelay.delivery.errors import ConfigurationFault
 from mxrelay.delivery.leases import HEALTH_CONDITION, FaultProbe, LeaseKeeper
 from mxrelay.delivery.transport import DeliveryJob, DeliveryOutcome
 from mxrelay.health import Health
-from mxrelay.model import QueueState
+from mxrelay.model import DeliveryMode, QueueState
 from mxrelay.store.backend import Database
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import HoldKind, Queue, QueueEntry, Settlement
@@ -84,7 +84,7 @@ async def test_a_lease_taken_by_another_owner_is_logged_as_lost(
 class Probed:
     """A transport whose probe fails while `problem` is set."""
 
-    name = "probed"
+    name = DeliveryMode.GRAPH
 
     def __init__(self) -> None:
         self.problem: ConfigurationFault | None = ConfigurationFault("consent withdrawn")

@@ -28,7 +28,7 @@ from mxrelay.delivery.transport import (
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
-from mxrelay.model import QueueState, utc_now
+from mxrelay.model import DeliveryMode, QueueState, utc_now
 from mxrelay.sinks.queued import StoreSink
 from mxrelay.store import message_log
 from mxrelay.store.backend import Database
@@ -223,7 +223,7 @@ async def test_refusals_by_recipient(
 class Scripted:
     """A transport answering from a script (for scheduling questions only)."""
 
-    name = "smtp"
+    name = DeliveryMode.SMTP
 
     def __init__(self, *steps: Callable[[DeliveryJob], Awaitable[DeliveryOutcome]]) -> None:
         self.steps = list(steps)

@@ -349,7 +349,7 @@ def _record(
         duration=duration,
         transport=attempt.transport,
         owner=attempt.owner,
-        outcome=outcome.value,
+        outcome=outcome,
         code=code,
         enhanced=enhanced,
         text=text,

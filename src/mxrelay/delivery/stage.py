@@ -37,7 +37,7 @@ from mxrelay.delivery.transport import SharesLanes, Transport
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.log import event
-from mxrelay.metrics import QUEUE_STATES, Metrics
+from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
 from mxrelay.model import DeliveryMode, QueueState, ScopeKind, utc_now
 from mxrelay.sinks.queued import StoreSink
@@ -272,10 +272,8 @@ class QueueStage:
     async def _sample(self) -> None:
         assert self.queue is not None
         stats = await self.queue.stats()
-        for state in QUEUE_STATES:
-            self.metrics.queue_entries.labels(state=state).set(
-                stats.counts.get(QueueState(state), 0)
-            )
+        for state in QueueState:
+            self.metrics.queue_entries.labels(state=state).set(stats.counts.get(state, 0))
         oldest = stats.oldest_created_at
         now = self.clock().timestamp()
         self.metrics.queue_oldest_age.set(0.0 if oldest is None else max(now - oldest, 0.0))

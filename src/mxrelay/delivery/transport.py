@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from mxrelay.model import DeliveryMode
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.queue.entries import RecipientStatus as RecipientStatus
 
@@ -63,7 +64,7 @@ class Transport(Protocol):
     """A way out of the relay (Graph, an SMTP smarthost). Implementations translate their own
     libraries' errors into `delivery.errors` or per-recipient outcomes; nothing else leaks."""
 
-    name: str
+    name: DeliveryMode
 
     async def deliver(self, job: DeliveryJob) -> DeliveryOutcome: ...
 

@@ -357,7 +357,7 @@ class DeliveryWorker:
         duration: float,
     ) -> None:
         record = settlement.attempt
-        outcome = record.outcome if record is not None else AttemptOutcome.THROTTLED.value
+        outcome = record.outcome if record is not None else AttemptOutcome.THROTTLED
         if self.metrics is not None:
             name = self.transport.name
             self.metrics.deliveries.labels(transport=name, outcome=outcome).inc()

@@ -27,7 +27,7 @@ from mxrelay.dns.decide import DecideOptions, Flow, decide, describe
 from mxrelay.dns.policy import DomainPolicy, listed
 from mxrelay.dns.resolver import Resolver, system_nameservers
 from mxrelay.dns.verdict import Verdict
-from mxrelay.metrics import Metrics
+from mxrelay.metrics import CacheResult, Metrics
 from mxrelay.model import RecipientVerdict
 
 # The shared lookup enforces the per-RCPT budget itself and returns a 451 with its evidence; a
@@ -155,12 +155,12 @@ class RecipientChecker:
         entry = self._cache.get(domain)
         self._metrics.dns_cache_entries.set(len(self._cache))  # get() drops expired entries
         if entry is not None:
-            requests.labels(result="stale" if entry.stale else "hit").inc()
+            requests.labels(result=CacheResult.STALE if entry.stale else CacheResult.HIT).inc()
             left = entry.expires_at - self._clock()
             note = f"cache: {'stale' if entry.stale else 'hit'}, {left:.0f}s left"
             return self._render(parsed, entry.verdict, smtputf8, note, cached=True)
         task, joined = self._flights.run(domain, lambda: self._refresh(domain))
-        requests.labels(result="coalesced" if joined else "miss").inc()
+        requests.labels(result=CacheResult.COALESCED if joined else CacheResult.MISS).inc()
         try:
             async with asyncio.timeout(self._rcpt_timeout + _WAITER_GRACE):
                 outcome = await asyncio.shield(task)
@@ -174,7 +174,7 @@ class RecipientChecker:
             note = "the lookup was cancelled: the checker is closing"
             outcome = _Outcome(v.temporary_failure(domain, "B8", (note,)))
         if outcome.stale:
-            requests.labels(result="stale").inc()
+            requests.labels(result=CacheResult.STALE).inc()
             return self._render(parsed, outcome.verdict, smtputf8, "cache: stale", cached=True)
         note = "cache: coalesced with a lookup in flight" if joined else "cache: miss"
         return self._render(parsed, outcome.verdict, smtputf8, note)

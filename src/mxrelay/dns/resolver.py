@@ -92,8 +92,8 @@ class Resolver:
             answer = await self._ask(query, message, server, share)
             if not answer.status.transient:
                 break
-        self._metrics.dns_lookups.labels(rdtype=query.rdtype.value, result=answer.status).inc()
-        self._metrics.dns_latency.labels(rdtype=query.rdtype.value).observe(loop.time() - started)
+        self._metrics.dns_lookups.labels(rdtype=query.rdtype, result=answer.status).inc()
+        self._metrics.dns_latency.labels(rdtype=query.rdtype).observe(loop.time() - started)
         return answer
 
     async def _ask(

@@ -180,8 +180,8 @@ def record_variants(metrics: Metrics, variants: Sequence[Variant]) -> None:
     for variant in variants:
         report = variant.report
         if report.changed:
-            metrics.ics_messages_transformed.labels(action=report.action.value).inc()
-            metrics.ics_parts_transformed.labels(action=report.action.value).inc(len(report.parts))
+            metrics.ics_messages_transformed.labels(action=report.action).inc()
+            metrics.ics_parts_transformed.labels(action=report.action).inc(len(report.parts))
         if variant.in_scope and report.skipped:
             metrics.mime_unparsed.inc()
 
@@ -189,4 +189,4 @@ def record_variants(metrics: Metrics, variants: Sequence[Variant]) -> None:
 def record_headers(metrics: Metrics, result: HeaderResult) -> None:
     """Count the To/Cc/Bcc changes of one Graph submission."""
     for change in result.report.changes:
-        metrics.header_recipients_changed.labels(change=change.change.value).inc()
+        metrics.header_recipients_changed.labels(change=change.change).inc()

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 import aiosmtplib
 
 from mxrelay import log
-from mxrelay.metrics import Metrics
+from mxrelay.metrics import Metrics, PassthroughResult, UpstreamCommand
 from mxrelay.mime.pipeline import Variant
 from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction
 from mxrelay.smtp import replies
@@ -88,7 +88,7 @@ class PassthroughTransaction:
         self.queue_id = ""
         self.transforms: list[str] = []
 
-    async def _command(self, name: str, verb: bytes, *arguments: bytes) -> Reply:
+    async def _command(self, name: UpstreamCommand, verb: bytes, *arguments: bytes) -> Reply:
         assert self.client is not None
         started = self.sink.clock()
         try:
@@ -132,7 +132,7 @@ class PassthroughTransaction:
         argument = self._mail_argument(self.client)
         if isinstance(argument, Reply):
             return argument
-        reply = await self._command("mail", b"MAIL", argument)
+        reply = await self._command(UpstreamCommand.MAIL, b"MAIL", argument)
         if reply.code == 421:
             self._broken("ConnectionError: upstream closed the connection")
         return reply
@@ -144,7 +144,7 @@ class PassthroughTransaction:
             self.mail_reply = await self._open()
         if not self.mail_reply.is_positive:
             return self.mail_reply
-        reply = await self._command("rcpt", b"RCPT", f"TO:<{mailbox}>".encode())
+        reply = await self._command(UpstreamCommand.RCPT, b"RCPT", f"TO:<{mailbox}>".encode())
         if reply.is_positive:
             self.recipients.append(mailbox)
         return reply
@@ -152,7 +152,7 @@ class PassthroughTransaction:
     async def finish(self, transaction: Transaction) -> Reply:
         metrics = self.sink.metrics
         if self.client is None or self.failed:
-            metrics.passthrough_transactions.labels(result="unavailable").inc()
+            metrics.passthrough_transactions.labels(result=PassthroughResult.UNAVAILABLE).inc()
             return replies.UPSTREAM_UNAVAILABLE
         queue_id = self.queue_id = secrets.token_hex(6).upper()
         variants = await self._variants(transaction)
@@ -173,13 +173,13 @@ class PassthroughTransaction:
                 break
         final = _combine(answers)
         result = (
-            "accepted"
+            PassthroughResult.ACCEPTED
             if final.is_positive
-            else "unavailable"
+            else PassthroughResult.UNAVAILABLE
             if final is replies.UPSTREAM_UNAVAILABLE
-            else "tempfail"
+            else PassthroughResult.TEMPFAIL
             if final.is_transient
-            else "permfail"
+            else PassthroughResult.PERMFAIL
         )
         metrics.passthrough_transactions.labels(result=result).inc()
         if self.client is not None:
@@ -203,18 +203,18 @@ class PassthroughTransaction:
 
     async def _restart(self, recipients: tuple[str, ...]) -> Reply:
         """Start a fresh upstream transaction for one variant (after the first one's RCPTs)."""
-        reply = await self._command("rset", b"RSET")
+        reply = await self._command(UpstreamCommand.RSET, b"RSET")
         if not reply.is_positive:
             return reply
         assert self.client is not None
         argument = self._mail_argument(self.client)
         if isinstance(argument, Reply):
             return argument
-        reply = await self._command("mail", b"MAIL", argument)
+        reply = await self._command(UpstreamCommand.MAIL, b"MAIL", argument)
         if not reply.is_positive:
             return reply
         for mailbox in recipients:
-            reply = await self._command("rcpt", b"RCPT", f"TO:<{mailbox}>".encode())
+            reply = await self._command(UpstreamCommand.RCPT, b"RCPT", f"TO:<{mailbox}>".encode())
             if not reply.is_positive:
                 return reply.with_code(451) if reply.is_permanent else reply
         return reply
@@ -229,7 +229,7 @@ class PassthroughTransaction:
         except UpstreamError as exc:
             self._broken(str(exc))
             return replies.UPSTREAM_UNAVAILABLE
-        self.sink.metrics.upstream_latency.labels(command="data").observe(
+        self.sink.metrics.upstream_latency.labels(command=UpstreamCommand.DATA).observe(
             self.sink.clock() - started
         )
         return reply_from_upstream(reply)

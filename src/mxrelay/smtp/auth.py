@@ -25,7 +25,7 @@ from pathlib import Path
 import bcrypt
 
 from mxrelay import log
-from mxrelay.metrics import Metrics
+from mxrelay.metrics import Metrics, ProtocolError
 from mxrelay.model import Reply
 from mxrelay.smtp import replies
 from mxrelay.smtp.rates import FailureBudget, ThrottledLog
@@ -101,14 +101,14 @@ class SmtpAuth:
         client = session.peer
         if not self.failures.allows(client.host):
             session.errors += 1
-            self.metrics.smtp_protocol_errors.labels(kind="auth").inc()
+            self.metrics.smtp_protocol_errors.labels(kind=ProtocolError.AUTH).inc()
             self.throttled_log.event(client=str(client))
             return replies.AUTH_THROTTLED
         mechanism, _, initial = text.partition(" ")
         try:
             credentials = await read_credentials(mechanism, initial, challenge)
         except ValueError:
-            self.metrics.smtp_protocol_errors.labels(kind="auth").inc()
+            self.metrics.smtp_protocol_errors.labels(kind=ProtocolError.AUTH).inc()
             return replies.AUTH_BAD_BASE64
         if not isinstance(credentials, tuple):
             return credentials
@@ -121,7 +121,7 @@ class SmtpAuth:
             log.event(logger, "authenticated", client=str(client), user=username)
             return replies.AUTH_SUCCEEDED
         self.failures.failed(client.host)
-        self.metrics.smtp_protocol_errors.labels(kind="auth").inc()
+        self.metrics.smtp_protocol_errors.labels(kind=ProtocolError.AUTH).inc()
         log.event(
             logger, "authentication failed", logging.WARNING, client=str(client), user=username
         )

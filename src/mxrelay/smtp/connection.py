@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from mxrelay import log
-from mxrelay.model import Peer, Reply
+from mxrelay.metrics import ConnectionResult, ProtocolError, ReplyClass, SessionEnd
+from mxrelay.model import Peer, Reason, Reply
 from mxrelay.smtp import replies
 from mxrelay.smtp.channel import ConnectionClosed, LineChannel
 from mxrelay.smtp.commands import parse_mail_params, path_argument, valid_reverse_path
@@ -60,11 +61,11 @@ class SmtpConnection:
         host, channel = self.host, self.channel
         metrics = host.metrics
         session = Session(peer=self.peer)
-        end = "disconnect"
+        end: SessionEnd | None = SessionEnd.DISCONNECT  # None: refused, the session never began
         refusal = host.admit(self)
         if refusal is not None:
             metrics.smtp_connections.labels(
-                result="shutdown" if host.shutting_down else "limit"
+                result=ConnectionResult.SHUTDOWN if host.shutting_down else ConnectionResult.LIMIT
             ).inc()
             channel.send(refusal)
             self._close()
@@ -73,23 +74,23 @@ class SmtpConnection:
         try:
             greeting = await host.policy.on_connect(session)
             if greeting is not None and not greeting.is_positive:
-                metrics.smtp_connections.labels(result="denied").inc()
+                metrics.smtp_connections.labels(result=ConnectionResult.DENIED).inc()
                 channel.send(greeting)
-                end = "denied"
+                end = None
                 return
-            metrics.smtp_connections.labels(result="accepted").inc()
+            metrics.smtp_connections.labels(result=ConnectionResult.ACCEPTED).inc()
             channel.send(greeting or replies.greeting(host.hostname))
             end = await self._command_loop(session)
         except ConnectionClosed:
-            end = "disconnect"
+            end = SessionEnd.DISCONNECT
         except ShutdownRequested:
             channel.send(replies.SERVICE_SHUTTING_DOWN)
-            end = "shutdown"
+            end = SessionEnd.SHUTDOWN
         except TimeoutError:
             channel.send(replies.TIMEOUT)
-            end = "timeout"
+            end = SessionEnd.TIMEOUT
         except asyncio.CancelledError:
-            end = "shutdown"
+            end = SessionEnd.SHUTDOWN
             raise
         except Exception:
             logger.exception(
@@ -97,9 +98,9 @@ class SmtpConnection:
                 extra={log.FIELDS_ATTR: {"client": str(self.peer)}},
             )
             channel.send(replies.LOCAL_ERROR.with_code(421))
-            end = "error"
+            end = SessionEnd.ERROR
         finally:
-            if end != "denied":
+            if end is not None:
                 metrics.smtp_sessions_active.dec()
                 metrics.smtp_sessions_ended.labels(end=end).inc()
             await self._end_transaction(session, None, 0)
@@ -116,24 +117,24 @@ class SmtpConnection:
             limits.line_length, limits.command_timeout, limits.command_deadline
         )
 
-    async def _command_loop(self, session: Session) -> str:
+    async def _command_loop(self, session: Session) -> SessionEnd:
         host = self.host
         while True:
             line = await self._read_line()
             reply: Reply | None
             if self._shutdown_requested and self.envelope is None:
                 self.channel.send(replies.SERVICE_SHUTTING_DOWN)
-                return "shutdown"
+                return SessionEnd.SHUTDOWN
             if line is None:
-                host.metrics.smtp_protocol_errors.labels(kind="line_too_long").inc()
+                host.metrics.smtp_protocol_errors.labels(kind=ProtocolError.LINE_TOO_LONG).inc()
                 reply = replies.LINE_TOO_LONG
             elif not line.endswith(b"\r\n"):
-                host.metrics.smtp_protocol_errors.labels(kind="bare_lf").inc()
+                host.metrics.smtp_protocol_errors.labels(kind=ProtocolError.BARE_LF).inc()
                 reply = replies.BARE_LF_IN_COMMAND
             else:
                 verb, _, arg = line[:-2].partition(b" ")
                 reply_or_end = await self._dispatch(session, verb.upper(), arg)
-                if isinstance(reply_or_end, str):
+                if isinstance(reply_or_end, SessionEnd):
                     return reply_or_end
                 reply = reply_or_end
             if reply is None:
@@ -144,20 +145,22 @@ class SmtpConnection:
             limits = host.limits
             if session.errors >= limits.errors:
                 self.channel.send(replies.TOO_MANY_ERRORS)
-                return "error_limit"
+                return SessionEnd.ERROR_LIMIT
             if session.errors > limits.soft_errors and limits.error_sleep > 0:
                 await asyncio.sleep(limits.error_sleep)  # the reply waits (Postfix's error sleep)
 
-    async def _dispatch(self, session: Session, verb: bytes, arg: bytes) -> Reply | str | None:
+    async def _dispatch(
+        self, session: Session, verb: bytes, arg: bytes
+    ) -> Reply | SessionEnd | None:
         """The verb's reply (None when it wrote its own), or how the session ends."""
         try:
             text = arg.decode("utf-8").strip()
         except UnicodeDecodeError:
-            self.host.metrics.smtp_protocol_errors.labels(kind="syntax").inc()
+            self.host.metrics.smtp_protocol_errors.labels(kind=ProtocolError.SYNTAX).inc()
             return replies.COMMAND_UNRECOGNIZED
         handler = _VERBS.get(verb)
         if handler is None:
-            self.host.metrics.smtp_protocol_errors.labels(kind="syntax").inc()
+            self.host.metrics.smtp_protocol_errors.labels(kind=ProtocolError.SYNTAX).inc()
             return replies.COMMAND_UNRECOGNIZED
         if verb in _JUNK_VERBS:
             session.junk_commands += 1
@@ -252,7 +255,9 @@ class SmtpConnection:
         host = self.host
         limits = host.limits
         if len(envelope.accepted) >= limits.recipients:
-            host.metrics.smtp_recipients.labels(verdict="tempfail", reason="limit").inc()
+            host.metrics.smtp_recipients.labels(
+                verdict=ReplyClass.TEMPFAIL, reason=Reason.LIMIT
+            ).inc()
             envelope.excess_recipients += 1
             if envelope.excess_recipients > limits.recipient_overshoot:
                 session.errors += 1
@@ -264,7 +269,7 @@ class SmtpConnection:
             _count_refusal(session, outcome.reply)
         return outcome.reply
 
-    async def _data(self, session: Session, text: str) -> Reply | str:
+    async def _data(self, session: Session, text: str) -> Reply | SessionEnd:
         envelope = self.envelope
         if text:
             return replies.NO_ARGUMENTS
@@ -281,22 +286,22 @@ class SmtpConnection:
         finally:
             self._hold.release()
 
-    async def _receive(self, session: Session, envelope: Envelope) -> Reply | str:
+    async def _receive(self, session: Session, envelope: Envelope) -> Reply | SessionEnd:
         """The data phase after 354: read the message, hand it on, answer."""
         result = await self._read_data()
         host = self.host
         metrics = host.metrics
         if result.state is DataState.ENDED_BARE:
-            metrics.smtp_protocol_errors.labels(kind="bare_lf").inc()
-            metrics.smtp_messages.labels(outcome="rejected").inc()
+            metrics.smtp_protocol_errors.labels(kind=ProtocolError.BARE_LF).inc()
+            metrics.smtp_messages.labels(outcome=ReplyClass.REJECTED).inc()
             self.channel.send(replies.BARE_NEWLINE_IN_DATA)
             await self._end_transaction(session, replies.BARE_NEWLINE_IN_DATA, result.size)
-            return "bare_newline"  # the end of this message cannot be known: close
+            return SessionEnd.BARE_NEWLINE  # the end of this message cannot be known: close
         if result.problem is DataProblem.TOO_BIG:
-            metrics.smtp_protocol_errors.labels(kind="size").inc()
+            metrics.smtp_protocol_errors.labels(kind=ProtocolError.SIZE).inc()
             reply = replies.MESSAGE_TOO_BIG
         elif result.problem is DataProblem.BARE_NEWLINE:
-            metrics.smtp_protocol_errors.labels(kind="bare_lf").inc()
+            metrics.smtp_protocol_errors.labels(kind=ProtocolError.BARE_LF).inc()
             reply = replies.BARE_NEWLINE_IN_DATA
         elif result.problem is DataProblem.NO_MEMORY:
             reply = replies.INSUFFICIENT_STORAGE
@@ -308,10 +313,7 @@ class SmtpConnection:
                     "message sink failed", extra={log.FIELDS_ATTR: {"client": str(self.peer)}}
                 )
                 reply = replies.LOCAL_ERROR
-        outcome = (
-            "accepted" if reply.is_positive else "tempfail" if reply.is_transient else "rejected"
-        )
-        metrics.smtp_messages.labels(outcome=outcome).inc()
+        metrics.smtp_messages.labels(outcome=ReplyClass.of(reply)).inc()
         if reply.is_positive:
             metrics.smtp_message_bytes.inc(result.size)
             metrics.smtp_message_size.observe(result.size)
@@ -359,9 +361,9 @@ class SmtpConnection:
         await self._end_transaction(session, None, 0)
         return replies.OK
 
-    async def _quit(self, session: Session, text: str) -> str:
+    async def _quit(self, session: Session, text: str) -> SessionEnd:
         self.channel.send(replies.BYE)
-        return "quit"
+        return SessionEnd.QUIT
 
     async def _starttls(self, session: Session, text: str) -> Reply | None:
         host = self.host
@@ -393,9 +395,9 @@ class SmtpConnection:
         return None if answer == "*" else answer
 
 
-Verb = Callable[[SmtpConnection, Session, str], Awaitable[Reply | str | None]]
-"""A command: (connection, session, argument text) → its reply, None if it wrote its own, or a
-string naming how the session ends."""
+Verb = Callable[[SmtpConnection, Session, str], Awaitable[Reply | SessionEnd | None]]
+"""A command: (connection, session, argument text) → its reply, None if it wrote its own, or how
+the session ends."""
 
 
 def _answer(reply: Reply) -> Verb:

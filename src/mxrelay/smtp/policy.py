@@ -17,7 +17,7 @@ from datetime import datetime
 
 from mxrelay import log
 from mxrelay.config import IPNetwork
-from mxrelay.metrics import Metrics
+from mxrelay.metrics import Metrics, ReplyClass
 from mxrelay.model import MailParams, Reason, RefusedRecipient, Reply, Transaction, utc_now
 from mxrelay.smtp import replies
 from mxrelay.smtp.auth import UserTable
@@ -102,11 +102,12 @@ class RelayPolicy:
                 envelope.sink = self.sink.begin(session.info(), envelope.mail_from, envelope.params)
             reply = await envelope.sink.add_recipient(verdict.mailbox, params)
             if reply.is_positive:
-                self.metrics.smtp_recipients.labels(verdict="accepted", reason=reason.value).inc()
+                self.metrics.smtp_recipients.labels(
+                    verdict=ReplyClass.ACCEPTED, reason=reason
+                ).inc()
                 return RcptOutcome(reply, verdict.mailbox)
             reason = Reason.UPSTREAM
-        verdict_label = "tempfail" if reply.is_transient else "rejected"
-        self.metrics.smtp_recipients.labels(verdict=verdict_label, reason=reason.value).inc()
+        self.metrics.smtp_recipients.labels(verdict=ReplyClass.of(reply), reason=reason).inc()
         if len(envelope.refused) >= self.refusal_log_limit:
             envelope.refused_more += 1  # one transaction's record and log lines stay bounded
             return RcptOutcome(reply)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from mxrelay.model import RefusedRecipient, SessionInfo
+from mxrelay.model import AttemptOutcome, RefusedRecipient, SessionInfo
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
 from mxrelay.store.bulk import execute_many, insert_many
@@ -58,7 +58,7 @@ class AttemptRecord:
     duration: float
     transport: str
     owner: str
-    outcome: str
+    outcome: AttemptOutcome
     code: int | None = None
     enhanced: str = ""
     text: str = ""

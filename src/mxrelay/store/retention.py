@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.config import StoreSettings
 from mxrelay.log import event
-from mxrelay.metrics import Metrics
+from mxrelay.metrics import Metrics, PruneKind
 from mxrelay.store.backend import Database
 
 logger = logging.getLogger(__name__)
@@ -184,9 +184,9 @@ class Pruner:
 
     def _observe(self, report: PruneReport, now: float) -> None:
         if self.metrics is not None:
-            self.metrics.store_pruned.labels(kind="bodies").inc(report.bodies)
-            self.metrics.store_pruned.labels(kind="messages").inc(report.messages)
-            self.metrics.store_pruned.labels(kind="refusals").inc(report.refusals)
+            self.metrics.store_pruned.labels(kind=PruneKind.BODIES).inc(report.bodies)
+            self.metrics.store_pruned.labels(kind=PruneKind.MESSAGES).inc(report.messages)
+            self.metrics.store_pruned.labels(kind=PruneKind.REFUSALS).inc(report.refusals)
             self.metrics.store_body_bytes.set(report.body_bytes)
             age = 0.0 if report.oldest_body_at is None else max(now - report.oldest_body_at, 0.0)
             self.metrics.store_oldest_body_age.set(age)

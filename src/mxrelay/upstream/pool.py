@@ -19,7 +19,7 @@ import aiosmtplib
 
 from mxrelay import log
 from mxrelay.config import UpstreamSettings, UpstreamUrl
-from mxrelay.metrics import Metrics
+from mxrelay.metrics import Metrics, UpstreamCommand, UpstreamConnection
 from mxrelay.upstream.errors import UpstreamError, map_upstream_errors
 
 logger = logging.getLogger("mxrelay.passthrough")  # the name log filters know from before
@@ -60,7 +60,7 @@ class UpstreamPool:
         while self._idle:
             pooled = self._idle.pop()
             if now - pooled.idle_since <= idle_limit and pooled.client.is_connected:
-                self.metrics.upstream_connections.labels(result="reused").inc()
+                self.metrics.upstream_connections.labels(result=UpstreamConnection.REUSED).inc()
                 return pooled.client
             self._discard(pooled.client)
         return await self._connect()
@@ -84,7 +84,7 @@ class UpstreamPool:
             with map_upstream_errors():
                 await client.connect(timeout=self.settings.connect_timeout.total_seconds())
         except UpstreamError as exc:
-            self.metrics.upstream_connections.labels(result="failed").inc()
+            self.metrics.upstream_connections.labels(result=UpstreamConnection.FAILED).inc()
             log.event(
                 logger,
                 "upstream connection failed",
@@ -93,8 +93,10 @@ class UpstreamPool:
                 error=str(exc),
             )
             raise
-        self.metrics.upstream_latency.labels(command="connect").observe(self.clock() - started)
-        self.metrics.upstream_connections.labels(result="opened").inc()
+        self.metrics.upstream_latency.labels(command=UpstreamCommand.CONNECT).observe(
+            self.clock() - started
+        )
+        self.metrics.upstream_connections.labels(result=UpstreamConnection.OPENED).inc()
         return client
 
     def release(self, client: aiosmtplib.SMTP, *, reusable: bool) -> None:

@@ -31,7 +31,7 @@ from mxrelay.delivery.graph.outcome import (
     parse_retry_after,
     to_error,
 )
-from mxrelay.metrics import GRAPH_FAULTS
+from mxrelay.metrics import Metrics
 from mxrelay.model import GraphFault
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
@@ -208,7 +208,7 @@ def test_error_body_parsing_is_tolerant() -> None:
 
 
 def test_fault_labels_match_the_metric_labels() -> None:
-    assert tuple(fault.value for fault in CONFIGURATION_FAULTS) == GRAPH_FAULTS
+    assert Metrics.graph_configuration_fault.values("fault") == CONFIGURATION_FAULTS
 
 
 SAID = " (Graph: Something happened.)"

@@ -14,7 +14,7 @@ from mxrelay.delivery.errors import Throttled, ThrottledBeforeSending
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph.pacing import Pacer, PacingLimits
 from mxrelay.delivery.transport import DeliveryJob, RecipientStatus
-from mxrelay.metrics import GRAPH_PACING_LIMITS, Metrics
+from mxrelay.metrics import Metrics
 from mxrelay.model import PacingLimit
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.open import open_store
@@ -153,7 +153,7 @@ async def test_upload_budget_makes_messages_wait(enforcing: GraphStandIn) -> Non
 
 
 def test_pacing_limit_labels_match_the_metric_labels() -> None:
-    assert tuple(limit.value for limit in PacingLimit) == GRAPH_PACING_LIMITS
+    assert Metrics.graph_pacing_waits.values("limit") == tuple(PacingLimit)
 
 
 async def test_with_shared_lanes_a_store_failure_never_hides_graphs_answer(

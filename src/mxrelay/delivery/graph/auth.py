@@ -41,7 +41,7 @@ from mxrelay.delivery.errors import UpstreamUnavailable
 from mxrelay.delivery.graph.credentials import MsalHttpClient, TlsTrust, load_credential
 from mxrelay.delivery.graph.outcome import GraphConfigurationFault
 from mxrelay.delivery.graph.proxy import OutboundProxy
-from mxrelay.metrics import Metrics
+from mxrelay.metrics import GraphTokenFailure, GraphTokenSource, Metrics
 from mxrelay.model import GraphFault
 
 CREDENTIAL_RECHECK = 300.0
@@ -102,7 +102,7 @@ class AccessToken:
 
     value: str = field(repr=False)
     expires_in: int
-    source: str
+    source: GraphTokenSource
 
     def claims(self) -> dict[str, Any]:
         """The token's claims, read without verification (diagnostics only: graph-test and the
@@ -180,10 +180,10 @@ class MsalTokenSource:
             try:
                 token = await asyncio.to_thread(self._acquire)
             except GraphConfigurationFault:
-                self._count_failure("configuration")
+                self._count_failure(GraphTokenFailure.CONFIGURATION)
                 raise
             except UpstreamUnavailable:
-                self._count_failure("unavailable")
+                self._count_failure(GraphTokenFailure.UNAVAILABLE)
                 raise
         if self._metrics is not None:
             self._metrics.graph_tokens.labels(source=token.source).inc()
@@ -210,7 +210,7 @@ class MsalTokenSource:
         async with self._lock:
             self._drop()
 
-    def _count_failure(self, kind: str) -> None:
+    def _count_failure(self, kind: GraphTokenFailure) -> None:
         if self._metrics is not None:
             self._metrics.graph_token_failures.labels(kind=kind).inc()
 
@@ -233,7 +233,9 @@ class MsalTokenSource:
             return AccessToken(
                 str(result["access_token"]),
                 int(result.get("expires_in", 0)),
-                str(result.get("token_source", "identity_provider")),
+                GraphTokenSource.CACHE
+                if result.get("token_source") == "cache"
+                else GraphTokenSource.IDENTITY_PROVIDER,
             )
         self._drop()
         raise token_error(result if isinstance(result, dict) else {}, self._host())

@@ -23,7 +23,7 @@ from mxrelay.delivery.graph.auth import AccessToken
 from mxrelay.delivery.graph.credentials import TlsTrust
 from mxrelay.delivery.graph.outcome import GraphAnswer, parse_error_body, parse_retry_after
 from mxrelay.delivery.graph.proxy import OutboundProxy
-from mxrelay.metrics import Metrics
+from mxrelay.metrics import GraphStatusClass, Metrics
 from mxrelay.model import utc_now
 
 MIB = 1024 * 1024
@@ -82,23 +82,23 @@ class SendMailClient:
                     url, content=body, headers=headers, timeout=timeout
                 )
         except (TimeoutError, httpx.TimeoutException):
-            self._count("timeout", started)
+            self._count(GraphStatusClass.TIMEOUT, started)
             raise UpstreamUnavailable(
                 f"Graph did not answer within {total:.0f}s; it may have accepted the message "
                 "(a retry keeps the same Message-ID)"
             ) from None
         except httpx.ConnectError as exc:
-            self._count("network", started)
+            self._count(GraphStatusClass.NETWORK, started)
             raise UpstreamUnavailable(
                 f"cannot connect to Graph at {self.base} ({type(exc).__name__})"
             ) from None
         except httpx.HTTPError as exc:
-            self._count("network", started)
+            self._count(GraphStatusClass.NETWORK, started)
             raise UpstreamUnavailable(
                 f"the connection to Graph failed before an answer ({type(exc).__name__}); it "
                 "may have accepted the message (a retry keeps the same Message-ID)"
             ) from None
-        self._count(f"{response.status_code // 100}xx", started, len(body))
+        self._count(GraphStatusClass.of(response.status_code), started, len(body))
         code, message = (None, "") if response.is_success else parse_error_body(response.content)
         return GraphAnswer(
             response.status_code,
@@ -111,7 +111,7 @@ class SendMailClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _count(self, status_class: str, started: float, size: int = 0) -> None:
+    def _count(self, status_class: GraphStatusClass, started: float, size: int = 0) -> None:
         metrics = self._metrics
         if metrics is None:
             return

@@ -39,7 +39,7 @@ class FaultTracker:
         first = fault.fault not in self._faults
         self._faults.add(fault.fault)
         if self._metrics is not None:
-            self._metrics.graph_configuration_fault.labels(fault=fault.fault.value).set(1)
+            self._metrics.graph_configuration_fault.labels(fault=fault.fault).set(1)
         if self._health is not None:
             self._health.set(HEALTH_CONDITION, False, f"Graph: {fault.detail}")
         if first:
@@ -60,6 +60,6 @@ class FaultTracker:
             self._faults.clear()
         if self._metrics is not None:
             for fault in CONFIGURATION_FAULTS:
-                self._metrics.graph_configuration_fault.labels(fault=fault.value).set(0)
+                self._metrics.graph_configuration_fault.labels(fault=fault).set(0)
         if self._health is not None:
             self._health.set(HEALTH_CONDITION, True)

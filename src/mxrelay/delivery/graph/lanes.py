@@ -245,7 +245,7 @@ class PacedLanes:
     def _paced(self, wait: Wait, *, attempted: bool = False) -> Throttled:
         """The message waits in the queue; before any request that is not an attempt."""
         if self._metrics is not None:
-            self._metrics.graph_pacing_waits.labels(limit=wait.limit.value).inc()
+            self._metrics.graph_pacing_waits.labels(limit=wait.limit).inc()
         kind = Throttled if attempted else ThrottledBeforeSending
         if wait.limit is PacingLimit.RETRY_AFTER:
             detail = "Graph asked this sending mailbox to wait (Retry-After)"

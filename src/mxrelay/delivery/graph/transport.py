@@ -43,10 +43,10 @@ from mxrelay.delivery.transport import (
 )
 from mxrelay.health import Health
 from mxrelay.log import event
-from mxrelay.metrics import GRAPH_ERROR_CODES, Metrics
+from mxrelay.metrics import GraphErrorCode, Metrics
 from mxrelay.mime.headers import HeaderPolicy
 from mxrelay.mime.pipeline import reconcile_headers_async, record_headers
-from mxrelay.model import GraphFault, utc_now
+from mxrelay.model import DeliveryMode, GraphFault, utc_now
 from mxrelay.store.lanes import LaneStore
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class GraphTransport:
     """`Transport` for `MXRELAY_DELIVERY=graph`. One instance per relay; it owns its HTTP client,
     token source and pacer, and closes them in `aclose()`."""
 
-    name = "graph"
+    name = DeliveryMode.GRAPH
 
     def __init__(
         self,
@@ -206,8 +206,7 @@ class GraphTransport:
     def _outcome(self, job: DeliveryJob, mailbox: str, answer: GraphAnswer) -> DeliveryOutcome:
         classification = classify(answer, fixed_mailbox=bool(self._settings.graph.mailbox))
         if answer.error_code is not None and self._metrics is not None:
-            label = answer.error_code if answer.error_code in GRAPH_ERROR_CODES else "other"
-            self._metrics.graph_errors.labels(code=label).inc()
+            self._metrics.graph_errors.labels(code=GraphErrorCode.of(answer.error_code)).inc()
         if classification.verdict is GraphVerdict.DELIVERED:
             self._faults.recovered()
             text = f"accepted by Microsoft Graph from {mailbox}"

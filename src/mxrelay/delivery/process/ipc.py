@@ -160,7 +160,8 @@ class _Recorded:
         self._labels = labels
 
     def labels(self, **labels: str) -> _Recorded:
-        return _Recorded(self._name, self._record, tuple(sorted(labels.items())))
+        values = ((name, str(value)) for name, value in labels.items())  # plain text on the wire
+        return _Recorded(self._name, self._record, tuple(sorted(values)))
 
     def inc(self, amount: float = 1.0) -> None:
         self._record(MetricUpdate(self._name, self._labels, "inc", amount))

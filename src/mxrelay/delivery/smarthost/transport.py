@@ -27,6 +27,7 @@ from mxrelay.delivery.transport import (
     RecipientOutcome,
     RecipientStatus,
 )
+from mxrelay.model import DeliveryMode
 from mxrelay.upstream.errors import (
     UpstreamClosed,
     UpstreamError,
@@ -55,7 +56,7 @@ class _Stale(Exception):
 class SmarthostTransport:
     """Delivers jobs to one smarthost; the `Transport` for `MXRELAY_DELIVERY=smtp`."""
 
-    name = "smtp"
+    name = DeliveryMode.SMTP
 
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool

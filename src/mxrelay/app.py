@@ -34,7 +34,7 @@ from mxrelay.delivery.graph.proxy import ProxyProblem
 from mxrelay.delivery.stage import QueueStage, smarthost_transport
 from mxrelay.dns.answer import Query
 from mxrelay.dns.check import RecipientChecker
-from mxrelay.health import Health
+from mxrelay.health import ConditionName, Health
 from mxrelay.metrics import Metrics, ReplyClass
 from mxrelay.mime.pipeline import IcsPolicy, Variant, record_variants, split_variants_async
 from mxrelay.model import DeliveryMode, RdType, Reply, ScopeKind, Transaction
@@ -161,7 +161,7 @@ class Relay:
         listen = settings.smtp.listen
         with _listening("SMTP", listen):
             await self.smtp.start(listen.host, listen.port)
-        self.health.set("smtp", True, "listening")
+        self.health.set(ConditionName.SMTP, True, "listening")
         http_limits = HttpLimits.from_settings(settings.web)
         self.http = HttpServer(
             metrics_app(self.metrics, self.health), settings.web.metrics_listen, http_limits
@@ -269,7 +269,7 @@ class Relay:
 
         drains: list[Awaitable[None]] = []
         if self.smtp is not None:
-            self.health.set("smtp", False, "shutting down")
+            self.health.set(ConditionName.SMTP, False, "shutting down")
             drains.append(self.smtp.stop(left(drain_end)))
         if self.queue_stage is not None:
             drains.append(
@@ -328,7 +328,9 @@ class Relay:
                 )
                 last = self.checker.last_answer_at
             fresh = last is not None and self.clock() - last <= DNS_FRESHNESS
-            self.health.set("dns", fresh, "resolver answers" if fresh else "resolver not answering")
+            self.health.set(
+                ConditionName.DNS, fresh, "resolver answers" if fresh else "resolver not answering"
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=DNS_FRESHNESS / 4)
 

@@ -20,9 +20,28 @@ delivery process). Each condition is either about readiness or about status:
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-READINESS = frozenset({"smtp", "store"})
+
+class ConditionName(enum.StrEnum):
+    """Every condition a stage reports on, by the name /healthz and /readyz show."""
+
+    SMTP = "smtp"
+    """The SMTP listener accepts connections (readiness)."""
+    STORE = "store"
+    """The store takes writes (readiness)."""
+    DNS = "dns"
+    """The resolver answered lately."""
+    DELIVERY = "delivery"
+    """The delivery worker is not held by a transport's configuration fault."""
+    GRAPH = "graph"
+    """Graph's credentials and permissions work."""
+    DELIVERY_PROCESS = "delivery_process"
+    """The delivery process runs; its own conditions show as `delivery_process:<name>`."""
+
+
+READINESS = frozenset({ConditionName.SMTP, ConditionName.STORE})
 """The conditions /readyz depends on: the listener and the store. Any other name is status."""
 
 
@@ -41,8 +60,15 @@ class Health:
     def __init__(self) -> None:
         self._conditions: dict[str, Condition] = {}
 
-    def set(self, name: str, ok: bool, detail: str = "") -> None:
-        self._conditions[name] = Condition(ok, detail)
+    def set(self, name: ConditionName, ok: bool, detail: str = "") -> None:
+        self._conditions[name.value] = Condition(ok, detail)
+
+    def set_reported(
+        self, process: ConditionName, name: ConditionName, ok: bool, detail: str = ""
+    ) -> None:
+        """A condition another process reported, under its name (`delivery_process:store`):
+        status only, never the relay's own readiness condition of the same name."""
+        self._conditions[f"{process.value}:{name.value}"] = Condition(ok, detail)
 
     @property
     def ready(self) -> bool:

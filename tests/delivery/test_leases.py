@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from mxrelay.delivery.errors import ConfigurationFault
-from mxrelay.delivery.leases import HEALTH_CONDITION, FaultProbe, LeaseKeeper
+from mxrelay.delivery.leases import FaultProbe, LeaseKeeper
 from mxrelay.delivery.transport import DeliveryJob, DeliveryOutcome
-from mxrelay.health import Health
+from mxrelay.health import ConditionName, Health
 from mxrelay.model import DeliveryMode, QueueState
 from mxrelay.store.backend import Database
 from mxrelay.store.open import open_store
@@ -123,15 +123,17 @@ async def test_a_fault_is_probed_until_it_is_fixed_then_held_entries_go(db: Data
         transport, queue, interval=0.02, now=lambda: NOW, on_recovered=woken.set, health=health
     )
     probe.start()
-    assert health.snapshot()[HEALTH_CONDITION].ok
+    assert health.snapshot()[ConditionName.DELIVERY].ok
     probe.fault(ConfigurationFault("consent withdrawn"))
-    assert health.snapshot()[HEALTH_CONDITION].detail == "configuration fault: consent withdrawn"
+    assert (
+        health.snapshot()[ConditionName.DELIVERY].detail == "configuration fault: consent withdrawn"
+    )
     await until(lambda: _at_least(transport, 2))
-    assert not health.snapshot()[HEALTH_CONDITION].ok  # still failing
+    assert not health.snapshot()[ConditionName.DELIVERY].ok  # still failing
     transport.problem = None
     async with asyncio.timeout(10):
         await woken.wait()
-    assert health.snapshot()[HEALTH_CONDITION].ok
+    assert health.snapshot()[ConditionName.DELIVERY].ok
     assert not probe.probing
     assert await state_of(db, entry) is QueueState.QUEUED
     await probe.stop()
@@ -156,4 +158,4 @@ async def test_no_probing_once_stopped(db: Database) -> None:
     await probe.stop()
     probe.fault(ConfigurationFault("token refused"))
     assert not probe.probing
-    assert not health.snapshot()[HEALTH_CONDITION].ok
+    assert not health.snapshot()[ConditionName.DELIVERY].ok

@@ -16,12 +16,10 @@ from collections.abc import Callable, Collection
 
 from mxrelay.delivery.errors import ConfigurationFault, PermanentFailure, TemporaryFailure
 from mxrelay.delivery.transport import Transport
-from mxrelay.health import Health
+from mxrelay.health import ConditionName, Health
 from mxrelay.log import event
 from mxrelay.store.queue import Queue, QueueEntry
 from mxrelay.tasks import cancel_and_wait
-
-HEALTH_CONDITION = "delivery"
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +95,14 @@ class FaultProbe:
     def start(self) -> None:
         """Delivery starts: the condition is true until a fault says otherwise."""
         if self._health is not None:
-            self._health.set(HEALTH_CONDITION, True)
+            self._health.set(ConditionName.DELIVERY, True)
 
     def fault(self, error: ConfigurationFault) -> None:
         """A configuration fault: the condition false, and probing until the transport works."""
         if self._health is not None:
-            self._health.set(HEALTH_CONDITION, False, f"configuration fault: {error.detail}"[:200])
+            self._health.set(
+                ConditionName.DELIVERY, False, f"configuration fault: {error.detail}"[:200]
+            )
         if not self._stopped and not self.probing:
             self._task = asyncio.create_task(self._run(), name="delivery-probe")
 
@@ -121,6 +121,6 @@ class FaultProbe:
             released = await self._queue.release_faults(self._now())
             event(logger, "delivery.probe_ok", released=released)
             if self._health is not None:
-                self._health.set(HEALTH_CONDITION, True)
+                self._health.set(ConditionName.DELIVERY, True)
             self._on_recovered()
             return

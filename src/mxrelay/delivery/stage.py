@@ -35,7 +35,7 @@ from mxrelay.delivery.retry import RetryPolicy
 from mxrelay.delivery.smarthost import SmarthostTransport
 from mxrelay.delivery.transport import SharesLanes, Transport
 from mxrelay.delivery.worker import DeliveryWorker
-from mxrelay.health import Health
+from mxrelay.health import ConditionName, Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
@@ -187,7 +187,7 @@ class QueueStage:
                 monotonic=self.monotonic,
             )
         )
-        self.health.set("store", True, store_kind(self.db))
+        self.health.set(ConditionName.STORE, True, store_kind(self.db))
         self.queue = Queue(self.db)
         transport: object = self.transport  # a Transport that may also be SharesLanes
         if self.db.dialect is Dialect.POSTGRESQL and isinstance(transport, SharesLanes):

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from mxrelay.health import Health
+from mxrelay.health import ConditionName, Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.backend import Database, StoreError, describe_error
 from mxrelay.store.faults import probe, store_fault
@@ -28,7 +28,6 @@ from mxrelay.store.faults import probe, store_fault
 Writer = Callable[[Connection, Sequence[Any]], Sequence[Any] | None]
 """Writes a batch of items of one kind; may return one result per item (handed to `submit`)."""
 
-HEALTH_CONDITION = "store"
 UNSYNCED_BATCHES = 2
 """Committed batches waiting for their fsync at most, while the next one is written."""
 PROBE_IDLE = 10.0
@@ -270,7 +269,7 @@ class GroupCommitter:
     def _set_health(self, ok: bool, detail: str = "") -> None:
         self._store_ok = ok
         if self._health is not None:
-            self._health.set(HEALTH_CONDITION, ok, detail)
+            self._health.set(ConditionName.STORE, ok, detail)
 
     def _answer(
         self, batch: list[_Pending], results: dict[Writer, Sequence[Any] | None], started: float

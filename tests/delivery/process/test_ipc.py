@@ -22,6 +22,7 @@ from mxrelay.delivery.process.ipc import (
     Wake,
     apply_updates,
 )
+from mxrelay.health import ConditionName
 from mxrelay.metrics import Metrics
 
 
@@ -38,7 +39,7 @@ async def test_frames_arrive_whole_and_in_order() -> None:
     frames: list[Frame] = [
         Start(load_settings({})),
         Wake(),
-        HealthChange("store", False, big),
+        HealthChange(ConditionName.STORE, False, big),
         MetricUpdates((MetricUpdate("deliveries", (("outcome", "delivered"),), "inc", 1.0),)),
         Ready(4242, "relay:4242:abc"),
         Stop(2.5),

@@ -16,8 +16,8 @@ import pytest
 
 from mxrelay.app import Relay
 from mxrelay.config import load_settings
-from mxrelay.delivery.process.supervisor import HEALTH_CONDITION, DeliveryProcess
-from mxrelay.health import Health
+from mxrelay.delivery.process.supervisor import DeliveryProcess
+from mxrelay.health import ConditionName, Health
 from mxrelay.metrics import Metrics
 from mxrelay.model import QueueState
 from mxrelay.store.open import open_store
@@ -89,8 +89,8 @@ async def test_mail_is_delivered_by_the_delivery_process(
     delivered = {"transport": "smtp", "outcome": "delivered"}
     await eventually(lambda: sample(relay, "mxrelay_deliveries_total", **delivered) == 3)
     conditions = relay.health.snapshot()
-    assert conditions[HEALTH_CONDITION].ok
-    assert conditions[f"{HEALTH_CONDITION}:delivery"].ok
+    assert conditions[ConditionName.DELIVERY_PROCESS].ok
+    assert conditions["delivery_process:delivery"].ok
     assert relay.health.ready
     assert await queue_counts(relay) == {"delivered": 3}
 
@@ -116,7 +116,7 @@ async def test_a_delivery_process_that_dies_is_replaced_and_its_mail_sent_again(
     [received] = await smarthost.wait_for(1, within=30)
     assert received.recipients == ("user@example.org",)
     assert delivery.pid not in (None, first)
-    await eventually(lambda: relay.health.snapshot()[HEALTH_CONDITION].ok)
+    await eventually(lambda: relay.health.snapshot()[ConditionName.DELIVERY_PROCESS].ok)
     await eventually(lambda: sample(relay, "mxrelay_deliveries_total", transport="smtp",
                                     outcome="delivered") == 1)  # fmt: skip
     assert await queue_counts(relay) == {"delivered": 1}
@@ -168,7 +168,7 @@ async def test_a_delivery_process_that_cannot_start(tmp_path: Path) -> None:
             restart_delay=30.0,
         )
         await delivery.start()  # does not raise: the relay goes on accepting
-        assert "status 3" in health.degraded()[HEALTH_CONDITION]
+        assert "status 3" in health.degraded()[ConditionName.DELIVERY_PROCESS]
         assert health.ready  # status, not readiness: the relay goes on accepting
         assert delivery.pid is None
         delivery.wake()  # nobody to wake: nothing happens

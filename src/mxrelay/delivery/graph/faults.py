@@ -12,12 +12,10 @@ from __future__ import annotations
 import logging
 
 from mxrelay.delivery.graph.outcome import CONFIGURATION_FAULTS, GraphConfigurationFault
-from mxrelay.health import Health
+from mxrelay.health import ConditionName, Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
 from mxrelay.model import GraphFault
-
-HEALTH_CONDITION = "graph"
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +39,7 @@ class FaultTracker:
         if self._metrics is not None:
             self._metrics.graph_configuration_fault.labels(fault=fault.fault).set(1)
         if self._health is not None:
-            self._health.set(HEALTH_CONDITION, False, f"Graph: {fault.detail}")
+            self._health.set(ConditionName.GRAPH, False, f"Graph: {fault.detail}")
         if first:
             event(
                 logger,
@@ -62,4 +60,4 @@ class FaultTracker:
             for fault in CONFIGURATION_FAULTS:
                 self._metrics.graph_configuration_fault.labels(fault=fault).set(0)
         if self._health is not None:
-            self._health.set(HEALTH_CONDITION, True)
+            self._health.set(ConditionName.GRAPH, True)

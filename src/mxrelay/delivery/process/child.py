@@ -46,7 +46,7 @@ from mxrelay.delivery.stage import (
     replica_name,
     smarthost_transport,
 )
-from mxrelay.health import Health
+from mxrelay.health import ConditionName, Health
 from mxrelay.mime.pipeline import IcsPolicy
 from mxrelay.store.backend import StoreError
 from mxrelay.store.commit import GroupCommitter
@@ -68,7 +68,7 @@ class ReportedHealth(Health):
         super().__init__()
         self._protocol = protocol
 
-    def set(self, name: str, ok: bool, detail: str = "") -> None:
+    def set(self, name: ConditionName, ok: bool, detail: str = "") -> None:
         before = self.snapshot().get(name)
         super().set(name, ok, detail)
         if before is None or (before.ok, before.detail) != (ok, detail):

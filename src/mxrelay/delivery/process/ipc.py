@@ -23,6 +23,7 @@ from typing import Literal, NamedTuple, cast, get_args
 from prometheus_client.metrics import MetricWrapperBase
 
 from mxrelay.config import Settings
+from mxrelay.health import ConditionName
 from mxrelay.metrics import Metrics
 
 HEADER = struct.Struct("!I")
@@ -82,7 +83,7 @@ class MetricUpdates:
 class HealthChange:
     """A condition of the process changed (it shows on the relay as `delivery_process:<name>`)."""
 
-    name: str
+    name: ConditionName
     ok: bool
     detail: str
 

@@ -47,14 +47,13 @@ from mxrelay.delivery.process.ipc import (
     Wake,
     apply_updates,
 )
-from mxrelay.health import Health
+from mxrelay.health import ConditionName, Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
 from mxrelay.model import utc_now
 from mxrelay.store.queue import Queue
 from mxrelay.tasks import cancel_and_wait
 
-HEALTH_CONDITION = "delivery_process"
 START_TIMEOUT = 60.0
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 60.0
@@ -86,7 +85,7 @@ class _RunningChild:
             case HealthChange(name, ok, detail):
                 # Under a name of its own: the child's store and worker conditions are about
                 # delivery (status), never the relay's own readiness conditions of the same name.
-                self.health.set(f"{HEALTH_CONDITION}:{name}", ok, detail)
+                self.health.set_reported(ConditionName.DELIVERY_PROCESS, name, ok, detail)
             case Ready(owner=owner) if not self.ready.done():
                 self.owner = owner
                 self.ready.set_result(None)
@@ -203,7 +202,7 @@ class DeliveryProcess:
                 f"the delivery process did not start ({exc or 'timeout'}, status {status})"
             )
             return None
-        self.health.set(HEALTH_CONDITION, True, f"pid {process.pid}")
+        self.health.set(ConditionName.DELIVERY_PROCESS, True, f"pid {process.pid}")
         event(logger, "delivery.process_started", pid=process.pid)
         return child
 
@@ -219,7 +218,9 @@ class DeliveryProcess:
                 event(logger, "delivery.process_exited", logging.ERROR, pid=child.process.pid,
                       status=status)  # fmt: skip
                 self.metrics.delivery_process_exits.inc()
-                self.health.set(HEALTH_CONDITION, False, f"exited with status {status}")
+                self.health.set(
+                    ConditionName.DELIVERY_PROCESS, False, f"exited with status {status}"
+                )
                 await self._hand_back(child)
             else:
                 delay = min(delay * 2, MAX_RESTART_DELAY)
@@ -252,4 +253,4 @@ class DeliveryProcess:
 
     def _failed(self, detail: str) -> None:
         event(logger, "delivery.process_failed", logging.ERROR, error=detail)
-        self.health.set(HEALTH_CONDITION, False, detail)
+        self.health.set(ConditionName.DELIVERY_PROCESS, False, detail)

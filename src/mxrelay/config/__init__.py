@@ -1,8 +1,10 @@
 """Settings: one typed, frozen object built from the environment, and the table that documents it.
 
-Every option is declared once, in `settings.py` (Graph's in `graph.py`), with its environment name,
-default, expected form and help text; that declaration feeds the parser, `mxrelay config`, and the
-README's table (a test compares them). Names follow DESIGN.md; new ones follow
+Every option is declared once, in the module of the stage that reads it (`smtp.py`, `dns.py`,
+`upstream.py`, `mime.py`, `store.py`, `queue.py`, `graph.py`, `web.py`, `service.py`; `Settings`
+in `settings.py` holds the groups), with its environment name, default, expected form and help
+text; that declaration feeds the parser, `mxrelay config`, and the README's table (a test compares
+them). Names follow DESIGN.md; new ones follow
 `MXRELAY_<STAGE>_<OBJECT>_<KIND>` as Postfix's parameters do.
 
 pydantic-settings' own environment source maps one variable to one field by prefix; mxrelay also needs
@@ -58,8 +60,10 @@ __all__ = [
     "redact_url",
     "render_value",
     "setting",
+    "store_url",
 ]
 
+from mxrelay.config.dns import DnsSettings, PolicySettings
 from mxrelay.config.graph import GraphSettings
 from mxrelay.config.load import (
     Option,
@@ -70,19 +74,13 @@ from mxrelay.config.load import (
     redact_url,
     render_value,
 )
-from mxrelay.config.settings import (
-    PRIVATE_AND_LOOPBACK,
-    DnsSettings,
-    MimeSettings,
-    PolicySettings,
-    QueueSettings,
-    ServiceSettings,
-    Settings,
-    SmtpSettings,
-    StoreSettings,
-    UpstreamSettings,
-    WebSettings,
-)
+from mxrelay.config.mime import MimeSettings
+from mxrelay.config.queue import QueueSettings
+from mxrelay.config.service import ServiceSettings
+from mxrelay.config.settings import Settings
+from mxrelay.config.smtp import PRIVATE_AND_LOOPBACK, SmtpSettings
+from mxrelay.config.store import StoreSettings, store_url
+from mxrelay.config.upstream import UpstreamSettings
 from mxrelay.config.values import (
     Address,
     Addresses,
@@ -109,3 +107,4 @@ from mxrelay.config.values import (
     parse_upstream,
     setting,
 )
+from mxrelay.config.web import WebSettings

@@ -7,10 +7,17 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from mxrelay.config.values import Duration, LowerList, Size, _Group, duration_setting, setting
+from mxrelay.config.values import (
+    Duration,
+    LowerList,
+    SettingsGroup,
+    Size,
+    duration_setting,
+    setting,
+)
 
 
-class GraphSettings(_Group):
+class GraphSettings(SettingsGroup):
     tenant_id: str | None = setting(
         None,
         env="MXRELAY_GRAPH_TENANT_ID",

@@ -22,14 +22,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from mxrelay.config.graph import GraphSettings
-from mxrelay.config.settings import Settings, SmtpSettings
-from mxrelay.config.values import (
-    ConfigError,
-    format_duration,
-    format_size,
-    parse_host_name,
-    store_url,
-)
+from mxrelay.config.settings import Settings
+from mxrelay.config.smtp import SmtpSettings
+from mxrelay.config.store import store_url
+from mxrelay.config.values import ConfigError, format_duration, format_size, parse_host_name
 from mxrelay.log import MASK, redact
 from mxrelay.model import DeliveryMode
 

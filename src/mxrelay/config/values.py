@@ -1,6 +1,7 @@
-"""The settings' value parsers and value types, and `setting()`, which declares one option.
+"""The settings' value parsers and value types, `setting()` (one option; `duration_setting()`
+derives the form from the bounds) and `SettingsGroup`, the base of every group.
 
-Pure: nothing here reads the environment.
+Pure: nothing here reads the environment. The groups themselves are in the stages' modules.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import idna
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -171,11 +170,6 @@ def parse_host_name(value: object) -> str:
     return text
 
 
-def _reply_code(value: object) -> object:
-    """`"450"` from the environment as the integer a Literal[550, 450] field compares with."""
-    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
-
-
 def _parse_lower_list(value: object) -> tuple[str, ...]:
     return tuple(str(item).strip().lower() for item in _split_list(value))
 
@@ -314,25 +308,9 @@ def duration_setting(
     )
 
 
-class _Group(BaseModel):
+class SettingsGroup(BaseModel):
+    """The base of each settings group: frozen, and no option it does not declare."""
+
     model_config = ConfigDict(
         frozen=True, extra="forbid", arbitrary_types_allowed=True, validate_default=True
     )
-
-
-STORE_BACKENDS = ("sqlite", "postgresql", "postgres")
-
-
-def store_url(text: str) -> URL:
-    """`MXRELAY_DATABASE_URL` parsed, or ValueError with the problem in words (never the URL, which
-    may hold a password). The settings check it at load time; the store opens what it returns."""
-    try:
-        url = make_url(text)
-    except (ArgumentError, ValueError):
-        raise ValueError("is not a database URL") from None
-    backend = url.get_backend_name()
-    if backend not in STORE_BACKENDS:
-        raise ValueError(f"names a database this relay does not support ({backend})")
-    if backend == "sqlite" and (not url.database or url.database == ":memory:"):
-        raise ValueError("names no SQLite file (sqlite:///path/to/file.db)")
-    return url

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from mxrelay.config.values import store_url
+from mxrelay.config import store_url
 from mxrelay.store.backend import (
     BadDatabaseUrl,
     Database,

@@ -1,0 +1,54 @@
+"""The HTTP listeners' settings: the web UI and API, /metrics and the probes, connection
+limits, header timeout and the Host headers answered.
+
+Read by `web/`.
+"""
+
+from __future__ import annotations
+
+from mxrelay.config.values import (
+    Address,
+    Duration,
+    HostPatterns,
+    SettingsGroup,
+    duration_setting,
+    setting,
+)
+
+
+class WebSettings(SettingsGroup):
+    http_listen: Address = setting(
+        "127.0.0.1:8025",
+        env="MXRELAY_HTTP_LISTEN",
+        form="host:port",
+        help="Web UI and API.",
+    )
+    metrics_listen: Address = setting(
+        "127.0.0.1:9090",
+        env="MXRELAY_METRICS_LISTEN",
+        form="host:port",
+        help="/metrics, /healthz and /readyz.",
+    )
+    connection_limit: int = setting(
+        100,
+        env="MXRELAY_HTTP_CONNECTION_LIMIT",
+        form="an integer from 1 to 10000",
+        ge=1,
+        le=10_000,
+        help="Open connections per HTTP listener; past it, new ones are closed at once.",
+    )
+    header_timeout: Duration = duration_setting(
+        "10s",
+        env="MXRELAY_HTTP_HEADER_TIMEOUT",
+        least="1s",
+        most="5m",
+        help="Time allowed for a request's headers to arrive, from the connection's start or the "
+        "end of its previous response; past it, the connection is closed.",
+    )
+    allowed_hosts: HostPatterns = setting(
+        "",
+        env="MXRELAY_HTTP_ALLOWED_HOSTS",
+        form="comma-separated host names, *.domain, or *",
+        help="Host headers the web UI and API answer besides IP addresses, localhost and "
+        "MXRELAY_HOSTNAME (others get 400, against DNS rebinding); * allows any.",
+    )

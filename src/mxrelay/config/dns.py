@@ -20,6 +20,7 @@ from mxrelay.config.values import (
     Networks,
     SettingsGroup,
     duration_setting,
+    int_setting,
     setting,
 )
 
@@ -50,20 +51,18 @@ class DnsSettings(SettingsGroup):
         most="5m",
         help="Time allowed for all DNS work behind one RCPT; past it, 451 4.4.3.",
     )
-    mx_limit: int = setting(
+    mx_limit: int = int_setting(
         10,
         env="MXRELAY_DNS_MX_LIMIT",
-        form="an integer from 1 to 100",
-        ge=1,
-        le=100,
+        least=1,
+        most=100,
         help="MX exchanges examined at most before the verdict is 451 4.4.3 (cap hit).",
     )
-    cname_limit: int = setting(
+    cname_limit: int = int_setting(
         8,
         env="MXRELAY_DNS_CNAME_LIMIT",
-        form="an integer from 1 to 32",
-        ge=1,
-        le=32,
+        least=1,
+        most=32,
         help="CNAME hops followed; a longer chain or a loop is a temporary failure.",
     )
     nxdomain_code: Annotated[Literal[550, 450], BeforeValidator(_reply_code)] = setting(
@@ -120,12 +119,11 @@ class DnsSettings(SettingsGroup):
         form="true or false",
         help="Accept user@[public-ip] recipients (otherwise 550 5.7.1).",
     )
-    cache_size: int = setting(
+    cache_size: int = int_setting(
         10_000,
         env="MXRELAY_DNS_CACHE_SIZE",
-        form="an integer from 1 to 10000000",
-        ge=1,
-        le=10_000_000,
+        least=1,
+        most=10_000_000,
         help="Verdicts kept in the cache at most (least recently used go first).",
     )
     cache_min_ttl: Duration = duration_setting(

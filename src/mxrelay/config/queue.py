@@ -10,6 +10,7 @@ from mxrelay.config.values import (
     Duration,
     SettingsGroup,
     duration_setting,
+    int_setting,
     setting,
 )
 
@@ -37,12 +38,11 @@ class QueueSettings(SettingsGroup):
         note="0s = one attempt",
         help="Age after which a message that still fails temporarily is given up (dead letter).",
     )
-    concurrency: int = setting(
+    concurrency: int = int_setting(
         16,
         env="MXRELAY_DELIVERY_CONCURRENCY",
-        form="an integer from 1 to 1000",
-        ge=1,
-        le=1000,
+        least=1,
+        most=1000,
         help="Deliveries in progress at once in this process.",
     )
     delivery_process: bool = setting(

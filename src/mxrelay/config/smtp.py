@@ -16,6 +16,7 @@ from mxrelay.config.values import (
     SettingsGroup,
     Size,
     duration_setting,
+    int_setting,
     setting,
 )
 
@@ -51,20 +52,18 @@ class SmtpSettings(SettingsGroup):
         help="Message data held at once by transactions over 64 KiB, from DATA to its reply; one "
         "that would pass it gets 452 4.3.1 (processing takes a few times this in memory).",
     )
-    connection_limit: int = setting(
+    connection_limit: int = int_setting(
         500,
         env="MXRELAY_SMTP_CONNECTION_LIMIT",
-        form="an integer from 1 to 100000",
-        ge=1,
-        le=100_000,
+        least=1,
+        most=100_000,
         help="Concurrent SMTP connections in total; past it, new ones get 421 4.7.0.",
     )
-    client_connection_limit: int = setting(
+    client_connection_limit: int = int_setting(
         50,
         env="MXRELAY_SMTP_CLIENT_CONNECTION_LIMIT",
-        form="an integer from 1 to 100000",
-        ge=1,
-        le=100_000,
+        least=1,
+        most=100_000,
         help="Concurrent connections per client address (Postfix's default: 50).",
     )
     command_timeout: Duration = duration_setting(
@@ -96,47 +95,42 @@ class SmtpSettings(SettingsGroup):
         most="1d",
         help="Total time to receive a message's data, from 354 to the final dot; past it, 421 4.4.2.",
     )
-    recipient_limit: int = setting(
+    recipient_limit: int = int_setting(
         1000,
         env="MXRELAY_SMTP_RECIPIENT_LIMIT",
-        form="an integer from 1 to 100000",
-        ge=1,
-        le=100_000,
+        least=1,
+        most=100_000,
         help="Recipients per message; past it, RCPT gets 452 4.5.3 (Postfix: 1000).",
     )
-    line_length_limit: int = setting(
+    line_length_limit: int = int_setting(
         2048,
         env="MXRELAY_SMTP_LINE_LENGTH_LIMIT",
-        form="an integer from 512 to 65536",
-        ge=512,
-        le=65536,
+        least=512,
+        most=65536,
         help="Longest command line accepted (500 5.5.2 past it); message lines are not limited.",
     )
-    recipient_overshoot_limit: int = setting(
+    recipient_overshoot_limit: int = int_setting(
         1000,
         env="MXRELAY_SMTP_RECIPIENT_OVERSHOOT_LIMIT",
-        form="an integer from 0 to 100000",
-        ge=0,
-        le=100_000,
+        least=0,
+        most=100_000,
         help="RCPTs past the recipient limit answered 452 4.5.3 without counting as errors; "
         "each one beyond counts as one (Postfix smtpd_recipient_overshoot_limit).",
     )
-    error_limit: int = setting(
+    error_limit: int = int_setting(
         20,
         env="MXRELAY_SMTP_ERROR_LIMIT",
-        form="an integer from 1 to 1000",
-        ge=1,
-        le=1000,
+        least=1,
+        most=1000,
         help="Errors a client may make without delivering mail (bad commands, refused senders "
         "and recipients, failed AUTH) before it is disconnected with 421 4.7.0; an accepted "
         "message starts the count again (Postfix smtpd_hard_error_limit).",
     )
-    soft_error_limit: int = setting(
+    soft_error_limit: int = int_setting(
         10,
         env="MXRELAY_SMTP_SOFT_ERROR_LIMIT",
-        form="an integer from 1 to 1000",
-        ge=1,
-        le=1000,
+        least=1,
+        most=1000,
         help="Errors past which every reply waits MXRELAY_SMTP_ERROR_SLEEP_TIME (Postfix "
         "smtpd_soft_error_limit).",
     )
@@ -149,21 +143,19 @@ class SmtpSettings(SettingsGroup):
         help="Delay of every reply to a client past the soft error limit (Postfix "
         "smtpd_error_sleep_time).",
     )
-    junk_command_limit: int = setting(
+    junk_command_limit: int = int_setting(
         100,
         env="MXRELAY_SMTP_JUNK_COMMAND_LIMIT",
-        form="an integer from 0 to 100000",
-        ge=0,
-        le=100_000,
+        least=0,
+        most=100_000,
         help="NOOP, RSET, VRFY and HELP a client may send without delivering mail before each "
         "one counts as an error (Postfix smtpd_junk_command_limit).",
     )
-    refusal_log_limit: int = setting(
+    refusal_log_limit: int = int_setting(
         100,
         env="MXRELAY_SMTP_REFUSAL_LOG_LIMIT",
-        form="an integer from 1 to 10000",
-        ge=1,
-        le=10_000,
+        least=1,
+        most=10_000,
         help="Refused recipients of one transaction kept in the message log and written to log "
         "lines; the rest are only counted (refused_more on the transaction line, and metrics).",
     )
@@ -191,12 +183,11 @@ class SmtpSettings(SettingsGroup):
         form="true or false",
         help="Offer AUTH on connections without TLS (only for loopback or trusted networks).",
     )
-    auth_failure_limit: int = setting(
+    auth_failure_limit: int = int_setting(
         10,
         env="MXRELAY_SMTP_AUTH_FAILURE_LIMIT",
-        form="an integer from 1 to 10000",
-        ge=1,
-        le=10_000,
+        least=1,
+        most=10_000,
         help="Failed AUTH attempts a client address (an IPv6 /64) may make per minute; past it, "
         "AUTH gets 454 4.7.0 without a password check until the minute's failures age out.",
     )

@@ -16,6 +16,7 @@ from mxrelay.config.values import (
     SettingsGroup,
     Size,
     duration_setting,
+    int_setting,
     setting,
 )
 
@@ -60,12 +61,11 @@ class StoreSettings(SettingsGroup):
         note="0s = commit as soon as the previous commit ends",
         help="How long a commit waits for other sessions' messages to share its fsync.",
     )
-    commit_batch_limit: int = setting(
+    commit_batch_limit: int = int_setting(
         256,
         env="MXRELAY_STORE_COMMIT_BATCH_LIMIT",
-        form="an integer from 1 to 10000",
-        ge=1,
-        le=10_000,
+        least=1,
+        most=10_000,
         help="Most writes (messages, delivery results) committed together in one transaction.",
     )
     body_retention: Duration = duration_setting(
@@ -96,11 +96,10 @@ class StoreSettings(SettingsGroup):
         most="1d",
         help="Time between pruning runs (each run works through bounded batches).",
     )
-    prune_batch_limit: int = setting(
+    prune_batch_limit: int = int_setting(
         1000,
         env="MXRELAY_STORE_PRUNE_BATCH_LIMIT",
-        form="an integer from 1 to 100000",
-        ge=1,
-        le=100_000,
+        least=1,
+        most=100_000,
         help="Rows deleted per pruning transaction, so pruning never holds the store for long.",
     )

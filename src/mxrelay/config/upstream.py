@@ -13,6 +13,7 @@ from mxrelay.config.values import (
     SettingsGroup,
     Upstream,
     duration_setting,
+    int_setting,
     setting,
 )
 
@@ -52,12 +53,11 @@ class UpstreamSettings(SettingsGroup):
         most="1h",
         help="Time allowed for each upstream reply (the end of DATA included).",
     )
-    idle_connections: int = setting(
+    idle_connections: int = int_setting(
         32,
         env="MXRELAY_UPSTREAM_IDLE_CONNECTIONS",
-        form="an integer from 0 to 10000",
-        ge=0,
-        le=10_000,
+        least=0,
+        most=10_000,
         help="Upstream connections kept open for reuse between transactions (0 = no reuse).",
     )
     idle_timeout: Duration = duration_setting(

@@ -1,5 +1,5 @@
-"""The settings' value parsers and value types, `setting()` (one option; `duration_setting()`
-derives the form from the bounds) and `SettingsGroup`, the base of every group.
+"""The settings' value parsers and value types, `setting()` (one option; `duration_setting()` and
+`int_setting()` derive the form from the bounds) and `SettingsGroup`, the base of every group.
 
 Pure: nothing here reads the environment. The groups themselves are in the stages' modules.
 """
@@ -305,6 +305,13 @@ def duration_setting(
         help=help,
         ge=parse_duration(least),
         le=parse_duration(most),
+    )
+
+
+def int_setting(default: int, *, env: str, least: int, most: int, help: str) -> Any:
+    """Declare an integer option with both bounds; the form states them."""
+    return setting(
+        default, env=env, form=f"an integer from {least} to {most}", help=help, ge=least, le=most
     )
 
 

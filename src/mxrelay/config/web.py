@@ -12,6 +12,7 @@ from mxrelay.config.values import (
     HostPatterns,
     SettingsGroup,
     duration_setting,
+    int_setting,
     setting,
 )
 
@@ -29,12 +30,11 @@ class WebSettings(SettingsGroup):
         form="host:port",
         help="/metrics, /healthz and /readyz.",
     )
-    connection_limit: int = setting(
+    connection_limit: int = int_setting(
         100,
         env="MXRELAY_HTTP_CONNECTION_LIMIT",
-        form="an integer from 1 to 10000",
-        ge=1,
-        le=10_000,
+        least=1,
+        most=10_000,
         help="Open connections per HTTP listener; past it, new ones are closed at once.",
     )
     header_timeout: Duration = duration_setting(

@@ -41,14 +41,17 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "sinks": LEAVES | {"smtp", "upstream", "store", "mime"},
     "delivery": LEAVES | {"store", "mime", "upstream"},
     "web": LEAVES | {"store", "mime"},
-    "app": LEAVES | {"smtp", "dns", "mime", "store", "sinks", "upstream", "delivery", "web"},
+    # The composition root: builds the stages; only `app` (and `cli`) may import it.
+    "runtime": LEAVES | {"smtp", "dns", "mime", "store", "sinks", "upstream", "delivery"},
+    "app": LEAVES
+    | {"runtime", "smtp", "dns", "mime", "store", "sinks", "upstream", "delivery", "web"},
     "cli": LEAVES | {"app", "smtp", "dns", "mime", "store", "delivery", "web"},
     "__main__": frozenset({"cli"}),
 }
 
 # Modules that compose stages from inside an area, and what they may import beyond its rule.
 COMPOSITION_MODULES: Mapping[str, frozenset[str]] = {
-    "mxrelay.delivery.stage": frozenset({"sinks"}),  # the queued modes: store, sink and worker
+    "mxrelay.delivery.process.child": frozenset({"runtime"}),  # the delivery process's worker
 }
 
 # What of the SMTP engine the sinks may see: the contract they implement and the named replies.

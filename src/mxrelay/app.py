@@ -31,13 +31,13 @@ from mxrelay.delivery.graph.prepare import (
     message_sender_allowed,
 )
 from mxrelay.delivery.graph.proxy import ProxyProblem
-from mxrelay.delivery.stage import QueueStage, smarthost_transport
 from mxrelay.dns.answer import Query, RdType
 from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, Variant, record_variants, split_variants_async
 from mxrelay.model import DeliveryMode, Reply, ScopeKind, Transaction
+from mxrelay.runtime.queued import QueueStage, smarthost_transport
 from mxrelay.sinks.passthrough import PassthroughSink, VariantPlan
 from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.hooks import SmtpLimits
@@ -212,7 +212,7 @@ class Relay:
         return self.queue_stage.sink
 
     async def _open_queue(self, mode: DeliveryMode) -> QueueStage:
-        """The queued modes: store, sink and delivery worker (store/, delivery/stage.py)."""
+        """The queued modes: store, sink and delivery worker (store/, runtime/queued.py)."""
         transport: Transport | None
         if mode is DeliveryMode.SMTP:
             transport = smarthost_transport(self.settings, self.metrics)

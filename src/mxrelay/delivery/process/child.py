@@ -40,14 +40,14 @@ from mxrelay.delivery.process.ipc import (
     Stop,
     Wake,
 )
-from mxrelay.delivery.stage import (
+from mxrelay.health import Health
+from mxrelay.mime.pipeline import IcsPolicy
+from mxrelay.runtime.queued import (
     build_worker,
     calendar_variants,
     replica_name,
     smarthost_transport,
 )
-from mxrelay.health import Health
-from mxrelay.mime.pipeline import IcsPolicy
 from mxrelay.store.backend import StoreError
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.open import OpenMode, open_store

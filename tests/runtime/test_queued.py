@@ -11,10 +11,10 @@ import pytest
 from mxrelay.config import load_settings
 from mxrelay.delivery.retry import RetryPolicy
 from mxrelay.delivery.smarthost import SmarthostTransport
-from mxrelay.delivery.stage import calendar_variants
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import IcsPolicy, UnknownTransform
+from mxrelay.runtime.queued import calendar_variants
 from mxrelay.sinks.queued import StoreSink
 from mxrelay.store import message_log
 from mxrelay.store.commit import GroupCommitter

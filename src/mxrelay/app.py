@@ -19,10 +19,9 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
 
 from mxrelay import __version__, log
-from mxrelay.config import Settings, redact_url
+from mxrelay.config import Settings
 from mxrelay.delivery import Transport
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph.prepare import (
@@ -50,6 +49,7 @@ from mxrelay.tasks import cancel_and_wait
 from mxrelay.upstream.pool import UpstreamPool
 from mxrelay.web.asgi import AllowedHosts, web_app
 from mxrelay.web.health import metrics_app
+from mxrelay.web.info import RelayFacts
 from mxrelay.web.server import HttpLimits, HttpServer
 
 logger = logging.getLogger("mxrelay")
@@ -172,7 +172,8 @@ class Relay:
             web_app(
                 self._database,
                 self.health,
-                info=self._info,
+                facts=RelayFacts.from_settings(settings),
+                metrics=self.metrics,
                 allowed_hosts=AllowedHosts.from_settings(settings),
             ),
             settings.web.http_listen,
@@ -334,23 +335,6 @@ class Relay:
 
     def _database(self) -> Database | None:
         return self.queue_stage.db if self.queue_stage is not None else None
-
-    def _info(self) -> dict[str, Any]:
-        """Runtime facts for /api/v1/info (no secrets: the database URL is redacted)."""
-        registry = self.metrics.registry
-
-        def total(name: str, **labels: str) -> int:
-            return int(registry.get_sample_value(name, labels) or 0)
-
-        return {
-            "Database": redact_url(self.settings.store.database_url),
-            "Mode": self.settings.service.delivery.value,
-            "RuntimeStats": {
-                "SMTPAccepted": total("mxrelay_smtp_messages_total", outcome="accepted"),
-                "SMTPAcceptedSize": total("mxrelay_smtp_received_bytes_total"),
-                "SMTPRejected": total("mxrelay_smtp_messages_total", outcome="rejected"),
-            },
-        }
 
     # -- what tests and the CLI read --------------------------------------------------------------
 

@@ -41,15 +41,9 @@ from mxrelay.delivery.process.ipc import (
     Wake,
 )
 from mxrelay.health import Health
-from mxrelay.mime.pipeline import IcsPolicy
-from mxrelay.runtime.queued import (
-    build_worker,
-    calendar_variants,
-    replica_name,
-    smarthost_transport,
-)
+from mxrelay.runtime.transforms import ics_policy, store_variants
+from mxrelay.runtime.worker import build_worker, group_committer, replica_name, smarthost_transport
 from mxrelay.store.backend import StoreError
-from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.open import OpenMode, open_store
 from mxrelay.store.queue import Queue
 
@@ -120,15 +114,9 @@ async def deliver(relay: RelayLink, settings: Settings) -> None:
     health = ReportedHealth(relay.protocol)
     async with (
         open_store(store.database_url, OpenMode.DELIVERY, synchronous=store.synchronous) as db,
-        GroupCommitter(
-            db,
-            window=store.commit_window.total_seconds(),
-            batch_limit=store.commit_batch_limit,
-            metrics=metrics,
-            health=health,
-        ) as committer,
+        group_committer(db, store, metrics=metrics, health=health) as committer,
     ):
-        _, render = calendar_variants(IcsPolicy.from_settings(settings.mime), None)
+        _, render = store_variants(ics_policy(settings.mime), None)
         transport = smarthost_transport(settings, metrics)
         worker = build_worker(
             settings,

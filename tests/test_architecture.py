@@ -49,11 +49,6 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "__main__": frozenset({"cli"}),
 }
 
-# Modules that compose stages from inside an area, and what they may import beyond its rule.
-COMPOSITION_MODULES: Mapping[str, frozenset[str]] = {
-    "mxrelay.delivery.process.child": frozenset({"runtime"}),  # the delivery process's worker
-}
-
 # What of the SMTP engine the sinks may see: the contract they implement and the named replies.
 SMTP_CONTRACTS = frozenset({"mxrelay.smtp.sink", "mxrelay.smtp.replies"})
 
@@ -216,7 +211,6 @@ def test_imports_go_down_the_layers() -> None:
         if area(source) != area(target)
         and "__init__" not in {area(source), area(target)}
         and area(target) not in ALLOWED.get(area(source), frozenset())
-        and area(target) not in COMPOSITION_MODULES.get(source, frozenset())
     )
     assert not wrong, wrong
 

@@ -36,6 +36,7 @@ from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import QUEUE_STATES, Metrics
 from mxrelay.model import utc_now
+from mxrelay.runtime.child import CHILD_COMMAND
 from mxrelay.runtime.plan import DeliveryPlace, StagePlan, StartupError, TransportKind, plan_stages
 from mxrelay.runtime.transforms import store_variants
 from mxrelay.runtime.worker import build_worker, group_committer, replica_name, smarthost_transport
@@ -167,6 +168,7 @@ class QueueStage:
                 health=self.health,
                 clock=self.clock,
                 keep_fds=self.db.child_fds,
+                command=CHILD_COMMAND,
             )
             self._sink.waker = self.delivery
             await self.delivery.start()

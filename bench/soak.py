@@ -78,8 +78,8 @@ from bench.rig import (
     terminate,
     zone_text,
 )
-from mxrelay.delivery.stage import STATS_INTERVAL
 from mxrelay.model import QueueState
+from mxrelay.runtime.queued import STATS_INTERVAL
 
 MIB = 1024 * 1024
 SENDER = f"app@{DOMAIN}"

@@ -28,12 +28,12 @@ import pytest
 from hypothesis import given, settings
 
 from mxrelay.config import load_settings
-from mxrelay.delivery.stage import QueueStage
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.mime.addresses import read_author
 from mxrelay.mime.headers import reconcile_headers
 from mxrelay.model import Peer, SessionInfo, Transaction
+from mxrelay.runtime.queued import QueueStage
 from mxrelay.store.message_log import get_message, get_raw
 from mxrelay.web.api_v1 import message
 from tests.support.fuzzing import EXAMPLES, FUZZ, messages

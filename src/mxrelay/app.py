@@ -1,11 +1,12 @@
-"""The relay as one object: builds each stage from the settings, starts them in order, stops them
-in reverse.
+"""The relay as one object: starts the stages the plan names in order, stops them in reverse.
 
-Start: store → delivery workers → recipient checker → SMTP listener → HTTP (metrics, health).
+Which stages run is decided once, from the settings, by `runtime/plan.py`; the modules beside it
+build each stage. Start: recipient checker → store and delivery (or, in passthrough, the upstream
+pool) → SMTP listener → HTTP (metrics and probes, then the web UI and API) → the resolver watch.
 Stop (SIGTERM), all within one deadline (`MXRELAY_SHUTDOWN_TIMEOUT`, `shutdown_phases`): SMTP
 stops accepting and delivery stops claiming at once; in-flight transactions and deliveries then
 finish side by side, what is still running at the end of the drain is cancelled and handed back,
-then the store closes, then HTTP. Nothing here decides anything about mail; it only connects the
+then the store closes, then HTTP. Nothing here decides anything about mail; it only orders the
 stages, like Postfix's master.
 """
 
@@ -15,48 +16,33 @@ import asyncio
 import contextlib
 import logging
 import signal
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
-from typing import Any
 
 from mxrelay import __version__, log
-from mxrelay.config import Settings, redact_url
-from mxrelay.delivery import Transport
-from mxrelay.delivery.graph import GraphTransport
-from mxrelay.delivery.graph.prepare import (
-    address_allowed,
-    graph_size_limit,
-    message_sender_allowed,
-)
-from mxrelay.delivery.graph.proxy import ProxyProblem
-from mxrelay.delivery.stage import QueueStage, smarthost_transport
-from mxrelay.dns.answer import Query
+from mxrelay.config import Settings
 from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import ConditionName, Health
-from mxrelay.metrics import Metrics, ReplyClass
-from mxrelay.mime.pipeline import IcsPolicy, Variant, record_variants, split_variants_async
-from mxrelay.model import DeliveryMode, RdType, Reply, ScopeKind, Transaction
-from mxrelay.sinks.passthrough import PassthroughSink, VariantPlan
+from mxrelay.metrics import Metrics
+from mxrelay.runtime.listener import load_users, smtp_server
+from mxrelay.runtime.passthrough import PassthroughStage
+from mxrelay.runtime.plan import SinkKind, StagePlan, StartupError, plan_stages
+from mxrelay.runtime.queued import QueueStage, open_queue_stage
+from mxrelay.runtime.readiness import watch_dns
 from mxrelay.smtp.auth import UserTable
-from mxrelay.smtp.hooks import SmtpLimits
-from mxrelay.smtp.policy import RelayPolicy
-from mxrelay.smtp.replies import SENDER_NOT_ALLOWED
 from mxrelay.smtp.server import SmtpServer
-from mxrelay.smtp.sink import MessageCheck, SenderCheck, Sink
-from mxrelay.store.backend import Database, StoreError
+from mxrelay.smtp.sink import Sink
+from mxrelay.store.backend import Database
 from mxrelay.tasks import cancel_and_wait
-from mxrelay.upstream.pool import UpstreamPool
 from mxrelay.web.asgi import AllowedHosts, web_app
 from mxrelay.web.health import metrics_app
+from mxrelay.web.info import RelayFacts
 from mxrelay.web.server import HttpLimits, HttpServer
 
-logger = logging.getLogger("mxrelay")
+__all__ = ["Relay", "StartupError", "shutdown_phases"]
 
-DNS_FRESHNESS = 60.0
-"""Seconds after which the resolver must answer a probe again for the `dns` status condition
-(shown by /healthz; not readiness, see health.py) to stay true."""
+logger = logging.getLogger("mxrelay")
 
 SHUTDOWN_RESERVE = 5.0
 """Seconds of the shutdown deadline kept, at most, for what follows the drain."""
@@ -73,10 +59,6 @@ def shutdown_phases(timeout: float) -> tuple[float, float]:
     kubelet kills half-way may be sent twice."""
     reserve = min(SHUTDOWN_RESERVE, timeout / 4)
     return timeout - reserve, timeout - reserve / 2
-
-
-class StartupError(RuntimeError):
-    """A stage could not start (port in use, unreadable certificate...); one line for the operator."""
 
 
 class Relay:
@@ -99,9 +81,10 @@ class Relay:
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
         self.web: HttpServer | None = None
-        self._pool: UpstreamPool | None = None
-        self._users: UserTable | None = None
+        self.plan: StagePlan | None = None
         self.queue_stage: QueueStage | None = None
+        self.passthrough: PassthroughStage | None = None
+        self._users: UserTable | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._stop_started: float | None = None
@@ -125,37 +108,23 @@ class Relay:
         await self.stop()
 
     async def start(self) -> None:
+        """Open the stages in order: store and delivery (or the upstream pool), the SMTP
+        listener, the metrics and web listeners, then the resolver watch."""
         settings = self.settings
         self.metrics.prime(__version__)
-        mode = settings.service.delivery
+        plan = self.plan = plan_stages(settings)
         self.checker = RecipientChecker(
             settings.dns, settings.policy, self.metrics, clock=self.clock
         )
-        if mode is not DeliveryMode.PASSTHROUGH:
-            self.queue_stage = await self._open_queue(mode)
-        sink = self._build_sink(mode)
-        users = self._users = _load_users(settings)
-        sender_check, message_check = _sender_rules(settings)
-        policy = RelayPolicy(
-            allowed_clients=settings.smtp.allowed_clients,
+        sink = await self._open_sink(plan)
+        users = self._users = load_users(settings)
+        self.smtp = smtp_server(
+            settings,
+            plan,
             check=self.checker.check,
             sink=sink,
-            metrics=self.metrics,
             users=users,
-            auth_required=settings.smtp.auth_required,
-            sender_check=sender_check,
-            message_check=message_check,
-            refusal_log_limit=settings.smtp.refusal_log_limit,
-            clock=self.clock,
-        )
-        self.smtp = SmtpServer(
-            hostname=settings.service.hostname,
-            limits=SmtpLimits.from_settings(settings.smtp, graph_size_limit(settings)),
-            policy=policy,
             metrics=self.metrics,
-            tls_context=_tls_context(settings),
-            auth_enabled=users is not None,
-            auth_allow_plaintext=settings.smtp.auth_allow_plaintext,
             clock=self.clock,
         )
         listen = settings.smtp.listen
@@ -172,7 +141,8 @@ class Relay:
             web_app(
                 self._database,
                 self.health,
-                info=self._info,
+                facts=RelayFacts.from_settings(settings),
+                metrics=self.metrics,
                 allowed_hosts=AllowedHosts.from_settings(settings),
             ),
             settings.web.http_listen,
@@ -180,77 +150,36 @@ class Relay:
         )
         with _listening("the web UI", settings.web.http_listen):
             await self.web.start()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._watch_dns()))
+        watch = watch_dns(
+            self.checker,
+            self.health,
+            query_timeout=settings.dns.query_timeout.total_seconds(),
+            stopping=self._stopping,
+            clock=self.clock,
+        )
+        self._tasks.append(asyncio.get_running_loop().create_task(watch))
         log.event(
             logger,
             "started",
             version=__version__,
-            mode=mode.value,
+            mode=plan.mode.value,
             smtp=_address(self.smtp.sockets),
             metrics=f"{settings.web.metrics_listen.host}:{self.http.port}",
             web=f"{settings.web.http_listen.host}:{self.web.port}",
             upstream=str(settings.upstream.url) if settings.upstream.url else None,
         )
 
-    def _build_sink(self, mode: DeliveryMode) -> Sink:
-        settings = self.settings
-        if mode is DeliveryMode.PASSTHROUGH:
-            self._pool = UpstreamPool(
-                settings.upstream,
-                local_hostname=settings.service.hostname,
-                metrics=self.metrics,
-                clock=self.clock,
+    async def _open_sink(self, plan: StagePlan) -> Sink:
+        """The stage after DATA: the store with its delivery, or the upstream pool."""
+        if plan.sink is SinkKind.QUEUED:
+            self.queue_stage = await open_queue_stage(
+                plan, self.settings, self.environ, metrics=self.metrics, health=self.health
             )
-            return PassthroughSink(
-                self._pool,
-                hostname=settings.service.hostname,
-                metrics=self.metrics,
-                plan=self._variant_plan(),
-                clock=self.clock,
-            )
-        assert self.queue_stage is not None
-        return self.queue_stage.sink
-
-    async def _open_queue(self, mode: DeliveryMode) -> QueueStage:
-        """The queued modes: store, sink and delivery worker (store/, delivery/stage.py)."""
-        transport: Transport | None
-        if mode is DeliveryMode.SMTP:
-            transport = smarthost_transport(self.settings, self.metrics)
-        elif mode is DeliveryMode.GRAPH:
-            try:
-                transport = GraphTransport.from_settings(
-                    self.settings, self.environ, metrics=self.metrics, health=self.health
-                )
-            except ProxyProblem as exc:
-                raise StartupError(str(exc)) from None
-        else:
-            transport = None
-        stage = QueueStage(
-            self.settings, metrics=self.metrics, health=self.health, transport=transport
+            return self.queue_stage.sink
+        self.passthrough = PassthroughStage(
+            self.settings, transform=plan.transform, metrics=self.metrics, clock=self.clock
         )
-        try:
-            await stage.start()
-        except StoreError as exc:
-            await stage.aclose(0.0)
-            raise StartupError(str(exc)) from None
-        return stage
-
-    def _variant_plan(self) -> VariantPlan | None:
-        """The transform stage for passthrough: split by MXRELAY_ICS_STRIP, count what changed."""
-        try:
-            ics = IcsPolicy.from_settings(self.settings.mime)
-        except ValueError as exc:
-            raise StartupError(f"MXRELAY_ICS_STRIP: {exc}") from None
-        if ics.scope.kind is ScopeKind.OFF:
-            return None
-        metrics = self.metrics
-
-        async def plan(transaction: Transaction) -> Sequence[Variant]:
-            variants = await split_variants_async(transaction.data, transaction.recipients, ics)
-            record_variants(metrics, variants)
-            return variants
-
-        return plan
+        return self.passthrough.sink
 
     async def stop(self) -> None:
         """Drain and close within MXRELAY_SHUTDOWN_TIMEOUT of the first call (`shutdown_phases`):
@@ -284,9 +213,9 @@ class Relay:
             self.queue_stage = None
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
-        if self._pool is not None:
-            await self._pool.aclose()
-            self._pool = None
+        if self.passthrough is not None:
+            await self.passthrough.aclose()
+            self.passthrough = None
         if self.checker is not None:
             await self.checker.aclose()
             self.checker = None
@@ -314,45 +243,8 @@ class Relay:
                 loop.remove_signal_handler(signum)
         log.event(logger, "stopped")
 
-    # -- background checks ----------------------------------------------------------------------
-
-    async def _watch_dns(self) -> None:
-        """Status condition `dns`: the resolver answered (any RCODE) within DNS_FRESHNESS."""
-        assert self.checker is not None
-        resolver = self.checker.resolver
-        while not self._stopping.is_set():
-            last = self.checker.last_answer_at
-            if last is None or self.clock() - last > DNS_FRESHNESS / 2:
-                await resolver.query(
-                    Query(".", RdType.MX), self.settings.dns.query_timeout.total_seconds()
-                )
-                last = self.checker.last_answer_at
-            fresh = last is not None and self.clock() - last <= DNS_FRESHNESS
-            self.health.set(
-                ConditionName.DNS, fresh, "resolver answers" if fresh else "resolver not answering"
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=DNS_FRESHNESS / 4)
-
     def _database(self) -> Database | None:
         return self.queue_stage.db if self.queue_stage is not None else None
-
-    def _info(self) -> dict[str, Any]:
-        """Runtime facts for /api/v1/info (no secrets: the database URL is redacted)."""
-        registry = self.metrics.registry
-
-        def total(name: str, **labels: str) -> int:
-            return int(registry.get_sample_value(name, labels) or 0)
-
-        return {
-            "Database": redact_url(self.settings.store.database_url),
-            "Mode": self.settings.service.delivery.value,
-            "RuntimeStats": {
-                "SMTPAccepted": total("mxrelay_smtp_messages_total", outcome=ReplyClass.ACCEPTED),
-                "SMTPAcceptedSize": total("mxrelay_smtp_received_bytes_total"),
-                "SMTPRejected": total("mxrelay_smtp_messages_total", outcome=ReplyClass.REJECTED),
-            },
-        }
 
     # -- what tests and the CLI read --------------------------------------------------------------
 
@@ -372,22 +264,6 @@ class Relay:
         return self.web.port
 
 
-def _sender_rules(settings: Settings) -> tuple[SenderCheck | None, MessageCheck | None]:
-    """Graph mode's MXRELAY_GRAPH_ALLOWED_SENDERS: the envelope sender at MAIL, then the header
-    From (the identity Exchange sends as) at the end of DATA; both must be allowed."""
-    allowed = settings.graph.allowed_senders
-    if settings.service.delivery is not DeliveryMode.GRAPH or not allowed:
-        return None, None
-
-    def envelope_allowed(mail_from: str, session: object) -> Reply | None:
-        return None if not mail_from or address_allowed(mail_from, allowed) else SENDER_NOT_ALLOWED
-
-    def message_allowed(mail_from: str, data: bytes) -> Reply | None:
-        return None if message_sender_allowed(mail_from, data, allowed) else SENDER_NOT_ALLOWED
-
-    return envelope_allowed, message_allowed
-
-
 @contextlib.contextmanager
 def _listening(what: str, where: object) -> Iterator[None]:
     """A failure to listen on `where` becomes a StartupError naming what could not listen."""
@@ -399,27 +275,3 @@ def _listening(what: str, where: object) -> Iterator[None]:
 
 def _address(sockets: list[tuple[str, int]]) -> str:
     return ",".join(f"{host}:{port}" for host, port in sockets)
-
-
-def _tls_context(settings: Settings) -> ssl.SSLContext | None:
-    smtp = settings.smtp
-    if smtp.tls_cert_file is None or smtp.tls_key_file is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(smtp.tls_cert_file, smtp.tls_key_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise StartupError(
-            f"MXRELAY_SMTP_TLS_CERT_FILE/KEY_FILE cannot be loaded: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
-    return context
-
-
-def _load_users(settings: Settings) -> UserTable | None:
-    path = settings.smtp.auth_users_file
-    if path is None:
-        return None
-    try:
-        return UserTable.load(path)
-    except (OSError, ValueError) as exc:
-        raise StartupError(f"MXRELAY_SMTP_AUTH_USERS_FILE: {path} cannot be used: {exc}") from None

@@ -1,4 +1,4 @@
-"""The transform stage: variants per recipient scope, the off-loop helpers, and metrics."""
+"""The transform stage: variants per recipient scope and the off-loop helpers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from mxrelay.config import load_settings
-from mxrelay.metrics import Metrics
 from mxrelay.mime.headers import HeaderPolicy, reconcile_headers
 from mxrelay.mime.ics import transform_calendar
 from mxrelay.mime.pipeline import (
@@ -22,8 +21,6 @@ from mxrelay.mime.pipeline import (
     apply_transforms,
     parse_in_thread,
     reconcile_headers_async,
-    record_headers,
-    record_variants,
     split_variants,
     split_variants_async,
 )
@@ -73,28 +70,12 @@ def test_one_variant_when_there_is_nothing_to_split(
     assert (variant.data == data) is not transformed
 
 
-def test_broken_mime_stays_whole_and_is_counted() -> None:
+def test_broken_mime_stays_whole() -> None:
     broken = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/calendar\r\n\r\nX"
-    metrics = Metrics()
     variants = split_variants(broken, ["a@x.example", "b@y.example"], _policy("a@x.example"))
     (variant,) = variants
     assert variant.data == broken
     assert variant.report.skipped is not None
-    record_variants(metrics, variants)
-    assert metrics.registry.get_sample_value("mxrelay_mime_unparsed_total") == 1
-
-
-def test_metrics_from_reports() -> None:
-    metrics = Metrics()
-    variants = split_variants(INVITE, ["a@x.example", "b@y.example"], _policy("a@x.example"))
-    record_variants(metrics, variants)
-    value = metrics.registry.get_sample_value
-    assert value("mxrelay_ics_messages_transformed_total", {"action": "strip"}) == 1
-    assert value("mxrelay_ics_parts_transformed_total", {"action": "strip"}) == 2
-    result = reconcile_headers(INVITE, ["a@x.example"])
-    record_headers(metrics, result)
-    assert value("mxrelay_header_recipients_changed_total", {"change": "removed"}) == 1
-    assert value("mxrelay_header_recipients_changed_total", {"change": "added"}) == 1
 
 
 def test_policy_from_settings() -> None:

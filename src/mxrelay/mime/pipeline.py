@@ -29,7 +29,6 @@ from mxrelay.model import IcsAction, IcsScope
 
 if TYPE_CHECKING:
     from mxrelay.config import MimeSettings
-    from mxrelay.metrics import Metrics
 
 OFFLOAD_THRESHOLD = 256 * 1024
 """Messages at least this large are transformed in a worker thread (see bench/mime.py)."""
@@ -173,20 +172,3 @@ async def _run(data: bytes, threshold: int, fn: Callable[..., _T], *args: object
     if parse_in_thread(data, threshold):
         return await asyncio.to_thread(fn, *args)
     return fn(*args)
-
-
-def record_variants(metrics: Metrics, variants: Sequence[Variant]) -> None:
-    """Count what the calendar stage did (one call per message)."""
-    for variant in variants:
-        report = variant.report
-        if report.changed:
-            metrics.ics_messages_transformed.labels(action=report.action).inc()
-            metrics.ics_parts_transformed.labels(action=report.action).inc(len(report.parts))
-        if variant.in_scope and report.skipped:
-            metrics.mime_unparsed.inc()
-
-
-def record_headers(metrics: Metrics, result: HeaderResult) -> None:
-    """Count the To/Cc/Bcc changes of one Graph submission."""
-    for change in result.report.changes:
-        metrics.header_recipients_changed.labels(change=change.change).inc()

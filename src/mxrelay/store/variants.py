@@ -6,7 +6,7 @@ stripped for recipients that Graph would misroute); at every delivery attempt a 
 that copy's bytes from the stored ones, so a retry sends exactly what the first attempt sent.
 
 `plan_variants()` and `render_variant()` are the seam's default (one variant, no transforms); with
-a calendar policy the delivery stage fills it from the pipeline (`stage.calendar_variants`).
+a calendar policy the runtime fills it from the pipeline (`runtime.queued.calendar_variants`).
 """
 
 from __future__ import annotations

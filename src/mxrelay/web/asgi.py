@@ -10,11 +10,11 @@ into another type, or made to run anything but its own style sheet.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
@@ -23,9 +23,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mxrelay.config import Settings
 from mxrelay.health import Health
+from mxrelay.metrics import Metrics
 from mxrelay.store.backend import Database
 from mxrelay.web.api_v1 import api_routes
 from mxrelay.web.health import health_routes
+from mxrelay.web.info import RelayFacts, relay_info
 from mxrelay.web.ui import STYLE, ui_routes
 
 
@@ -175,10 +177,12 @@ def web_app(
     db: Callable[[], Database | None],
     health: Health,
     *,
-    info: Callable[[], dict[str, Any]],
+    facts: RelayFacts,
+    metrics: Metrics,
     allowed_hosts: AllowedHosts,
 ) -> ASGIApp:
     """The routes inside both middlewares; outside Starlette's own error handler too, so even its
     500 answer carries the security headers."""
+    info = functools.partial(relay_info, facts, metrics)
     routes = Starlette(routes=[*ui_routes(db), *api_routes(db, info=info), *health_routes(health)])
     return SecurityHeaders(HostCheck(routes, allowed_hosts))

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from mxrelay.delivery.errors import PermanentFailure, UpstreamUnavailable
+from mxrelay.delivery.graph.transport import record_headers
 from mxrelay.delivery.transport import RecipientStatus
 from mxrelay.metrics import Metrics
+from mxrelay.mime.headers import reconcile_headers
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_standin import MAILBOX, SECRET, GraphStandIn, unavailable
 
@@ -186,6 +188,15 @@ async def test_messages_above_the_graph_size_limit_fail_without_a_request(
         with pytest.raises(PermanentFailure, match="MXRELAY_GRAPH_MAX_MESSAGE_SIZE"):
             await transport.deliver(job(message(body="x" * 4096)))
     assert standin.send_requests() == []
+
+
+def test_header_changes_are_counted_by_kind() -> None:
+    metrics = Metrics()
+    data = message(to="alice@example.net, carol@example.net")
+    record_headers(metrics, reconcile_headers(data, ["alice@example.net", "bob@example.net"]))
+    value = metrics.registry.get_sample_value
+    assert value("mxrelay_header_recipients_changed_total", {"change": "removed"}) == 1
+    assert value("mxrelay_header_recipients_changed_total", {"change": "added"}) == 1
 
 
 async def test_metrics_count_requests_bytes_and_header_changes(standin: GraphStandIn) -> None:

@@ -44,8 +44,8 @@ from mxrelay.delivery.transport import (
 from mxrelay.health import Health
 from mxrelay.log import event
 from mxrelay.metrics import GraphErrorCode, Metrics
-from mxrelay.mime.headers import HeaderPolicy
-from mxrelay.mime.pipeline import reconcile_headers_async, record_headers
+from mxrelay.mime.headers import HeaderPolicy, HeaderResult
+from mxrelay.mime.pipeline import reconcile_headers_async
 from mxrelay.model import DeliveryMode, GraphFault, utc_now
 from mxrelay.store.lanes import LaneStore
 
@@ -234,3 +234,9 @@ class GraphTransport:
         if isinstance(error, GraphConfigurationFault):
             self._faults.record(error)
         raise error
+
+
+def record_headers(metrics: Metrics, result: HeaderResult) -> None:
+    """Count the To/Cc/Bcc changes of one Graph submission."""
+    for change in result.report.changes:
+        metrics.header_recipients_changed.labels(change=change.change).inc()

@@ -1,12 +1,11 @@
-"""The delivery process itself: the queue's delivery worker, in a child process of `mxrelay serve`.
+"""The delivery process's end of the link: the relay's orders in, metrics and conditions out.
 
-Started by `supervisor.py` as `python -m mxrelay.delivery.process.child FD`, FD being its end of
-a UNIX socket pair (`ipc.py`). Given the relay's settings, it opens the store as the `mxrelay queue`
-command does (no migrations, not the SQLite lock, which is its parent's), with a group committer
-of its own, and runs the same `DeliveryWorker` as a single-process relay, under a lease owner of
-its own: it claims due entries (woken by the relay after new mail), delivers them to the
-smarthost and writes each result. Its metric updates and conditions go to the relay, which
-shows them (as status, under `delivery_process:`); its log lines go to the same stderr.
+The delivery process (composed by the runtime, started by `supervisor.py`) runs `run(fd,
+deliver)` on its end of a UNIX socket pair (`ipc.py`): given the relay's settings (`Start`),
+`deliver` builds the delivery worker and hands it to `RelayLink.run_worker`, which tells the relay
+it is ready, wakes the worker when the relay has new mail and stops it when told. Metric updates
+(`MetricRecorder`, in small bundles) and conditions (`ReportedHealth`) go to the relay, which
+shows them (as status, under `delivery_process:`); log lines go to the same stderr.
 
 It ignores SIGINT and SIGTERM: the relay decides when it stops, with `Stop(grace)`: the
 worker finishes or hands back its deliveries within the grace period, the store is closed and the
@@ -23,8 +22,7 @@ import logging
 import os
 import signal
 import socket
-import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mxrelay import log
@@ -40,18 +38,9 @@ from mxrelay.delivery.process.ipc import (
     Stop,
     Wake,
 )
-from mxrelay.delivery.stage import (
-    build_worker,
-    calendar_variants,
-    replica_name,
-    smarthost_transport,
-)
+from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import ConditionName, Health
-from mxrelay.mime.pipeline import IcsPolicy
 from mxrelay.store.backend import StoreError
-from mxrelay.store.commit import GroupCommitter
-from mxrelay.store.open import OpenMode, open_store
-from mxrelay.store.queue import Queue
 
 FLUSH_DELAY = 0.02
 """Seconds metric updates gather before they are sent to the relay."""
@@ -87,6 +76,14 @@ class RelayLink:
         self.on_wake: Callable[[], None] = lambda: None
         self._flush: asyncio.TimerHandle | None = None
 
+    async def run_worker(self, worker: DeliveryWorker) -> None:
+        """Start `worker`, tell the relay it is ready, let the relay wake it, and stop it when
+        the relay says so (or is gone)."""
+        await worker.start()
+        self.on_wake = worker.wake
+        self.protocol.send(Ready(os.getpid(), worker.owner))
+        await worker.stop(await self.stopping)
+
     def on_frame(self, frame: Frame) -> None:
         match frame:
             case Start(settings) if not self.settings.done():
@@ -113,43 +110,11 @@ class RelayLink:
             self.protocol.send(MetricUpdates(updates))
 
 
-async def deliver(relay: RelayLink, settings: Settings) -> None:
-    """Run the delivery worker until the relay says stop (or is gone)."""
-    store = settings.store
-    metrics = relay.recorder.as_metrics()
-    health = ReportedHealth(relay.protocol)
-    async with (
-        open_store(store.database_url, OpenMode.DELIVERY, synchronous=store.synchronous) as db,
-        GroupCommitter(
-            db,
-            window=store.commit_window.total_seconds(),
-            batch_limit=store.commit_batch_limit,
-            metrics=metrics,
-            health=health,
-        ) as committer,
-    ):
-        _, render = calendar_variants(IcsPolicy.from_settings(settings.mime), None)
-        transport = smarthost_transport(settings, metrics)
-        worker = build_worker(
-            settings,
-            Queue(db),
-            transport,
-            committer,
-            owner=replica_name(socket.gethostname()),
-            metrics=metrics,
-            health=health,
-            render=render,
-        )
-        try:
-            await worker.start()
-            relay.on_wake = worker.wake
-            relay.protocol.send(Ready(os.getpid(), worker.owner))
-            await worker.stop(await relay.stopping)
-        finally:
-            await transport.aclose()
+Deliver = Callable[[RelayLink, Settings], Awaitable[None]]
+"""Builds the worker for the relay's settings and runs it with `RelayLink.run_worker`."""
 
 
-async def serve(sock: socket.socket) -> int:
+async def serve(sock: socket.socket, deliver: Deliver) -> int:
     relay = RelayLink()
     await asyncio.get_running_loop().connect_accepted_socket(lambda: relay.protocol, sock)
     orders: list[asyncio.Future[Any]] = [relay.settings, relay.stopping]
@@ -170,15 +135,12 @@ async def serve(sock: socket.socket) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1 or not argv[0].isdigit():
-        sys.stderr.write(
-            "usage: python -m mxrelay.delivery.process.child FD (started by mxrelay serve)\n"
-        )
-        return 2
+def run(fd: int, deliver: Deliver) -> int:
+    """The delivery process's life on its end of the socket pair, descriptor `fd`: SIGINT and
+    SIGTERM ignored (the relay decides when it stops), under uvloop when it is installed."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
-    sock = socket.socket(fileno=int(argv[0]))
+    sock = socket.socket(fileno=fd)
     runner: Any
     try:
         import uvloop
@@ -186,8 +148,4 @@ def main(argv: list[str]) -> int:
         runner = uvloop.run
     except ImportError:  # uvloop is optional off Linux/macOS
         runner = asyncio.run
-    return int(runner(serve(sock)))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    return int(runner(serve(sock, deliver)))

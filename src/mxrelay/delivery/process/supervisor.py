@@ -1,7 +1,7 @@
 """The delivery process, as the relay sees it: start it, wake it, watch it, stop it.
 
 In `smtp` mode (unless `MXRELAY_DELIVERY_PROCESS` is off) deliveries run in a child process of
-`mxrelay serve` (`child.py`), like Postfix's queue manager and smtp(8) beside its smtpd: the relay
+`mxrelay serve` (the `command` it is given; `child.py` is that process's end of the link), like Postfix's queue manager and smtp(8) beside its smtpd: the relay
 accepts and stores on one core, the child claims, delivers and settles from the same store on the
 other. The store is their only link, as it is between replicas: the child opens it without the
 SQLite lock (which belongs to this relay, and admits its own child) and leases what it delivers
@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -58,7 +57,6 @@ START_TIMEOUT = 60.0
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 60.0
 STOP_MARGIN = 10.0
-CHILD_COMMAND = (sys.executable, "-m", "mxrelay.delivery.process.child")
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +109,8 @@ class DeliveryProcess:
         metrics: Metrics,
         health: Health,
         clock: Callable[[], datetime] = utc_now,
+        command: Sequence[str],
         keep_fds: Sequence[int] = (),
-        command: Sequence[str] = CHILD_COMMAND,
         restart_delay: float = RESTART_DELAY,
         stop_margin: float = STOP_MARGIN,
     ) -> None:

@@ -1,20 +1,19 @@
-"""The queued modes (`graph`, `smtp`, `hold`) as one stage for `app.py`: store, sink, worker, upkeep.
+"""The queued modes (`graph`, `smtp`, `hold`) as one stage: store, sink, delivery, upkeep.
 
 `QueueStage` opens, in order: the store (migrations, and for SQLite the one-relay-per-file lock), the
-group committer, the `StoreSink` the SMTP policy hands accepted transactions to, and, when a transport
-is given (not in `hold` mode), the delivery worker with its start-up recovery (and the sink's
-dispatcher: new mail goes to it straight from memory while it has room), or, in `smtp` mode, the
-delivery process that runs that worker beside this one (`process/`); plus two background
-loops: queue gauges every few seconds and retention pruning every `MXRELAY_STORE_PRUNE_INTERVAL`.
-With PostgreSQL, where replicas share the queue, a transport that paces (Graph) is handed the
-store's pacing lanes, so that the replicas pace each mailbox together.
+group committer, the `StoreSink` the SMTP policy hands accepted transactions to, and what the stage
+plan says delivers (`plan.py`): the delivery worker with its start-up recovery (and the sink's
+dispatcher: new mail goes to it straight from memory while it has room), or the delivery process
+that runs that worker beside this one (`delivery/process/`, `child.py`), or nothing in `hold` mode;
+plus two background loops: queue gauges every few seconds and retention pruning every
+`MXRELAY_STORE_PRUNE_INTERVAL`. With PostgreSQL, where replicas share the queue, a transport that
+paces (Graph) is handed the store's pacing lanes, so that the replicas pace each mailbox together.
 `aclose(grace)` undoes it in reverse: the worker finishes or hands back its leases within the grace
 period, pending commits are written, the store closes. On SIGTERM the relay calls
 `stop_delivering` first, alongside the SMTP drain, so both fit in one shutdown deadline.
 
-It also plugs issue 3's calendar transform into the store's variant seam (`store/variants.py`): the
-variants are planned at accept time and each attempt rebuilds its variant's bytes from the stored
-message with the same transform.
+The sink plans each message's variants at accept time and the worker rebuilds each variant's bytes
+at every attempt, both with the transform stage's seam (`transforms.py`).
 """
 
 from __future__ import annotations
@@ -22,119 +21,82 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from mxrelay.config import Settings
+from mxrelay.delivery.graph import GraphTransport
+from mxrelay.delivery.graph.proxy import ProxyProblem
 from mxrelay.delivery.process.supervisor import DeliveryProcess
-from mxrelay.delivery.retry import RetryPolicy
-from mxrelay.delivery.smarthost import SmarthostTransport
 from mxrelay.delivery.transport import SharesLanes, Transport
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import ConditionName, Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
-from mxrelay.mime.pipeline import IcsPolicy, apply_transforms, record_variants, split_variants
-from mxrelay.model import DeliveryMode, QueueState, ScopeKind, utc_now
+from mxrelay.model import QueueState, utc_now
+from mxrelay.runtime.child import CHILD_COMMAND
+from mxrelay.runtime.plan import DeliveryPlace, StagePlan, StartupError, TransportKind, plan_stages
+from mxrelay.runtime.transforms import store_variants
+from mxrelay.runtime.worker import build_worker, group_committer, replica_name, smarthost_transport
 from mxrelay.sinks.queued import StoreSink
-from mxrelay.store.backend import Database, Dialect
-from mxrelay.store.commit import GroupCommitter
+from mxrelay.store.backend import Database, Dialect, StoreError
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
 from mxrelay.store.retention import Pruner, RetentionPolicy
-from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 from mxrelay.tasks import cancel_and_wait
-from mxrelay.upstream.pool import UpstreamPool
 
 STATS_INTERVAL = 5.0
 """Seconds between refreshes of the queue gauges (entries by state, oldest age)."""
 
-log = logging.getLogger(__name__)
-
-Plan = Callable[[bytes, tuple[str, ...]], tuple[VariantPlan, ...]]
-Render = Callable[[bytes, tuple[str, ...]], bytes]
+logger = logging.getLogger(__name__)
 
 
-def replica_name(hostname: str) -> str:
-    """The lease owner of this process: host, pid and a random tag (pids repeat across pods)."""
-    return f"{hostname}:{os.getpid()}:{secrets.token_hex(3)}"[:128]
-
-
-def calendar_variants(policy: IcsPolicy | None, metrics: Metrics | None) -> tuple[Plan, Render]:
-    """The store's variant seam filled by the MIME pipeline (or the single-variant default)."""
-    if policy is None or policy.scope.kind is ScopeKind.OFF:
-        return plan_variants, render_variant
-
-    def plan(data: bytes, recipients: tuple[str, ...]) -> tuple[VariantPlan, ...]:
-        variants = split_variants(data, recipients, policy)
-        if metrics is not None:
-            record_variants(metrics, variants)
-        return tuple(
-            VariantPlan(
-                number,
-                variant.recipients,
-                variant.transforms,
-                (variant.report.describe(),) if variant.in_scope else (),
-            )
-            for number, variant in enumerate(variants)
-        )
-
-    def render(data: bytes, transforms: tuple[str, ...]) -> bytes:
-        return apply_transforms(data, transforms, limits=policy.limits)
-
-    return plan, render
-
-
-def smarthost_transport(settings: Settings, metrics: Metrics) -> SmarthostTransport:
-    """The transport of `MXRELAY_DELIVERY=smtp`."""
-    pool = UpstreamPool(
-        settings.upstream, local_hostname=settings.service.hostname, metrics=metrics
-    )
-    return SmarthostTransport(pool)
-
-
-def delivers_in_a_process(settings: Settings) -> bool:
-    """smtp mode delivers from a child process unless MXRELAY_DELIVERY_PROCESS is off (graph
-    mode's pace is set by Microsoft's limits, far below one core; it stays in this process)."""
-    return settings.service.delivery is DeliveryMode.SMTP and settings.queue.delivery_process
-
-
-def build_worker(
+async def open_queue_stage(
+    plan: StagePlan,
     settings: Settings,
-    queue: Queue,
-    transport: Transport,
-    committer: GroupCommitter,
+    environ: Mapping[str, str],
     *,
-    owner: str,
     metrics: Metrics,
     health: Health,
-    render: Render,
-    clock: Callable[[], datetime] = utc_now,
-    monotonic: Callable[[], float] = time.monotonic,
-) -> DeliveryWorker:
-    """The delivery worker with the queue settings (in this process or the delivery process)."""
-    queue_settings = settings.queue
-    return DeliveryWorker(
-        queue,
-        transport,
-        committer,
-        RetryPolicy.from_settings(queue_settings),
-        owner=owner,
+) -> QueueStage:
+    """The started stage with the transport the plan names; StartupError when the store cannot
+    be opened or the transport cannot be built."""
+    stage = QueueStage(
+        settings,
+        plan=plan,
         metrics=metrics,
         health=health,
-        clock=clock,
-        monotonic=monotonic,
-        concurrency=queue_settings.concurrency,
-        lease_time=queue_settings.lease_time.total_seconds(),
-        poll_interval=queue_settings.poll_interval.total_seconds(),
-        probe_interval=queue_settings.probe_interval.total_seconds(),
-        render=render,
+        transport=queue_transport(plan, settings, environ, metrics=metrics, health=health),
     )
+    try:
+        await stage.start()
+    except StoreError as exc:
+        await stage.aclose(0.0)
+        raise StartupError(str(exc)) from None
+    return stage
+
+
+def queue_transport(
+    plan: StagePlan,
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    metrics: Metrics,
+    health: Health,
+) -> Transport | None:
+    """The transport that delivers in this process, if the plan has one here (the delivery
+    process builds its own). Graph reads its trust and proxy from `environ`."""
+    if plan.delivery is not DeliveryPlace.IN_PROCESS:
+        return None
+    if plan.transport is TransportKind.SMARTHOST:
+        return smarthost_transport(settings, metrics)
+    try:
+        return GraphTransport.from_settings(settings, environ, metrics=metrics, health=health)
+    except ProxyProblem as exc:
+        raise StartupError(str(exc)) from None
 
 
 class QueueStage:
@@ -147,11 +109,13 @@ class QueueStage:
         metrics: Metrics,
         health: Health,
         transport: Transport | None,
+        plan: StagePlan | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         hostname: Callable[[], str] = socket.gethostname,
     ) -> None:
         self.settings = settings
+        self.plan = plan if plan is not None else plan_stages(settings)
         self.metrics = metrics
         self.health = health
         self.transport = transport
@@ -178,13 +142,8 @@ class QueueStage:
             open_store(store.database_url, synchronous=store.synchronous)
         )
         committer = await self._stack.enter_async_context(
-            GroupCommitter(
-                self.db,
-                window=store.commit_window.total_seconds(),
-                batch_limit=store.commit_batch_limit,
-                metrics=self.metrics,
-                health=self.health,
-                monotonic=self.monotonic,
+            group_committer(
+                self.db, store, metrics=self.metrics, health=self.health, monotonic=self.monotonic
             )
         )
         self.health.set(ConditionName.STORE, True, store_kind(self.db))
@@ -192,17 +151,16 @@ class QueueStage:
         transport: object = self.transport  # a Transport that may also be SharesLanes
         if self.db.dialect is Dialect.POSTGRESQL and isinstance(transport, SharesLanes):
             transport.share_lanes(LaneStore(self.db))
-        policy = IcsPolicy.from_settings(settings.mime)
-        plan, render = calendar_variants(policy, self.metrics)
+        plan, render = store_variants(self.plan.transform, self.metrics)
         self._sink = StoreSink(
             committer,
             hostname=settings.service.hostname,
-            hold=settings.service.delivery is DeliveryMode.HOLD,
+            hold=self.plan.hold,
             clock=self.clock,
             plan=plan,
             render=render,
         )
-        if self.transport is not None and delivers_in_a_process(settings):
+        if self.plan.delivery is DeliveryPlace.DELIVERY_PROCESS:
             self.delivery = DeliveryProcess(
                 settings,
                 queue=self.queue,
@@ -210,6 +168,7 @@ class QueueStage:
                 health=self.health,
                 clock=self.clock,
                 keep_fds=self.db.child_fds,
+                command=CHILD_COMMAND,
             )
             self._sink.waker = self.delivery
             await self.delivery.start()
@@ -266,7 +225,7 @@ class QueueStage:
                 if asyncio.iscoroutine(result):
                     await result
             except Exception as exc:  # upkeep must survive a store hiccup; the next round retries
-                event(log, "store.upkeep_failed", logging.WARNING, error=type(exc).__name__)
+                event(logger, "store.upkeep_failed", logging.WARNING, error=type(exc).__name__)
             await asyncio.sleep(seconds)
 
     async def _sample(self) -> None:

@@ -13,10 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from mxrelay import log
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.processes import ServeProcess
-
-__all__ = ["dns_server"]
 
 
 @pytest.fixture

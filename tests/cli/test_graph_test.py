@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,6 @@ from tests.support.connect_proxy import ConnectProxy
 from tests.support.graph_standin import MAILBOX, SECRET, GraphStandIn
 
 TO = "alice@example.net"
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path) as server:
-        yield server
 
 
 def graph_test(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -15,19 +15,12 @@ from mxrelay.delivery.leases import HEALTH_CONDITION, FaultProbe, LeaseKeeper
 from mxrelay.delivery.transport import DeliveryJob, DeliveryOutcome
 from mxrelay.health import Health
 from mxrelay.store.backend import Database
-from mxrelay.store.open import open_store
 from mxrelay.store.queue import HoldKind, Queue, QueueEntry, QueueState, Settlement
 from mxrelay.store.queue.admin import QueueAdmin
 from tests.store.helpers import T0, accept, record
 
 NOW = T0.timestamp()
 LEASE = 0.3  # renewed every 0.1 s
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    async with open_store(database_url) as database:
-        yield database
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

@@ -38,10 +38,7 @@ from mxrelay.store.queue import Queue, QueueEntry, QueueState
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from mxrelay.upstream.pool import UpstreamPool
 from tests.store.helpers import message_bytes, transaction
-from tests.support import smarthost as smarthost_support
 from tests.support.smarthost import Smarthost
-
-smarthost = smarthost_support.smarthost
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 POLICY = RetryPolicy(timedelta(minutes=1), timedelta(hours=1), timedelta(days=5))

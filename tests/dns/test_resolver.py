@@ -11,7 +11,7 @@ from mxrelay.config import HostPort
 from mxrelay.dns.answer import Answer, Query, RdType, Status
 from mxrelay.dns.resolver import Resolver, system_nameservers
 from mxrelay.metrics import Metrics
-from tests.dns.conftest import FakeClock
+from tests.support.clocks import FakeClock
 from tests.support.dns_server import DnsServer, Fault
 
 MX, A, AAAA = RdType.MX, RdType.A, RdType.AAAA

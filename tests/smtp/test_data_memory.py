@@ -18,12 +18,12 @@ import pytest
 
 from mxrelay.model import MailParams, Reply, SessionInfo, Transaction
 from mxrelay.smtp.sink import SinkTransaction
-from tests.smtp.conftest import RelayFactory
-from tests.smtp.test_dialogue import Wire
 from tests.support.processes import ServeProcess
 from tests.support.smtp_relay import (
     RecordingSink,
+    RelayFactory,
     RelayThread,
+    Wire,
     _RecordingTransaction,
     smtp_settings,
 )

@@ -14,9 +14,15 @@ import pytest
 from mxrelay import log
 from mxrelay.model import Reply
 from mxrelay.smtp.rates import ThrottledLog
-from tests.smtp.conftest import RelayFactory
-from tests.smtp.test_dialogue import Wire, dialogue
-from tests.support.smtp_relay import RecordingSink, RelayThread, ScriptedCheck, smtp_settings
+from tests.support.smtp_relay import (
+    RecordingSink,
+    RelayFactory,
+    RelayThread,
+    ScriptedCheck,
+    Wire,
+    dialogue,
+    smtp_settings,
+)
 
 
 def test_client_outside_allow_list_is_refused_at_connect(make_relay: RelayFactory) -> None:

@@ -7,7 +7,8 @@ the store's migrations once, and `database_url` clones it per test (`CREATE DATA
 as procrastinate's test suite does. Missing binaries fail the tests loudly: `make test` installs the
 package when it runs as root.
 
-The root conftest loads this module as a plugin, so every package shares the one cluster.
+`db` opens the store at `database_url` for the test. The root conftest loads this module as a
+plugin, so every package shares the one cluster.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from mxrelay.store.backend import Database
 from mxrelay.store.open import open_store
 from tests.support.processes import free_port
 
@@ -200,3 +202,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The store at `database_url`, open for the test."""
+    async with open_store(database_url) as database:
+        yield database

@@ -19,12 +19,9 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from tests.support import smarthost as smarthost_support
 from tests.support.postgres import PostgresServer, clone
 from tests.support.processes import ServeProcess, run_mxrelay, wait_for_exit
 from tests.support.smarthost import Smarthost
-
-smarthost = smarthost_support.smarthost
 
 QUEUED_AS = re.compile(r"queued as (\w+)")
 TRACE_ID = re.compile(rb"\(mxrelay\) with \w+ id (\w+)")

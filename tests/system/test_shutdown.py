@@ -11,11 +11,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from tests.support import smarthost as smarthost_support
 from tests.support.processes import ServeProcess, run_mxrelay
 from tests.support.smarthost import Smarthost
-
-smarthost = smarthost_support.smarthost
 
 SHUTDOWN_TIMEOUT = 4.0
 EXIT_ALLOWANCE = 1.0

@@ -8,29 +8,19 @@ and shows the fault in /metrics, /healthz and the /readyz body.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from mxrelay.app import Relay
 from mxrelay.store.queue.admin import QueueAdmin
 from mxrelay.store.queue.entries import QueueState
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.graph_relay import graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn
 from tests.support.relay_app import running_relay
 
-__all__ = ["dns_server"]
-
 WRONG_SECRET = "Not-The~Secret.42"
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path / "standin") as server:
-        yield server
 
 
 async def held(relay: Relay, message_id: str, within: float = 15.0) -> None:

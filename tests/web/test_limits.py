@@ -16,11 +16,9 @@ import httpx
 import pytest
 
 from mxrelay.app import Relay
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.processes import ServeProcess, wait_for_port
 from tests.support.relay_app import running_relay
-
-__all__ = ["dns_server"]
 
 PARTIAL = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
 """A request whose headers never end."""

@@ -22,14 +22,12 @@ from mxrelay.delivery.transport import RecipientStatus
 from mxrelay.store.queue.admin import QueueAdmin
 from mxrelay.store.queue.entries import QueueState
 from tests.support.connect_proxy import ConnectProxy
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_relay import graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn
 from tests.support.processes import free_port
 from tests.support.relay_app import running_relay
-
-__all__ = ["dns_server"]
 
 PROXY = "http://proxy.example.net:3128"
 
@@ -148,12 +146,6 @@ async def test_the_relay_does_not_start_in_graph_mode_with_such_a_proxy(
 
 
 # --- through a real CONNECT proxy -------------------------------------------------------------
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path / "standin") as server:
-        yield server
 
 
 @pytest.fixture

@@ -21,12 +21,9 @@ from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue, QueueState
-from tests.support import smarthost as smarthost_support
 from tests.support.processes import wait_for_exit
 from tests.support.relay_app import running_relay
 from tests.support.smarthost import Smarthost
-
-smarthost = smarthost_support.smarthost
 
 MESSAGE = b"From: app@example.net\r\nTo: user@example.org\r\nSubject: hello\r\n\r\nHello.\r\n"
 

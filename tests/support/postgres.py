@@ -20,7 +20,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import pytest
 
 from mxrelay.store.backend import Database
 from mxrelay.store.open import open_store
+from tests.support.polling import eventually
 from tests.support.processes import free_port
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
@@ -97,16 +97,16 @@ class PostgresServer:
             stderr=log,
         )
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"postgres exited: {(self.tmp / 'server.log').read_text()}")
-            if self._accepts():
-                return
-            time.sleep(0.05)  # polling a condition (the server answers), bounded by the deadline
-        raise RuntimeError("postgres did not start in time")
+        eventually(self._accepts, what="postgres accepts connections", within=START_TIMEOUT)
 
     def _accepts(self) -> bool:
+        """Whether the server answers; it must not have exited."""
+        assert self._proc is not None
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"postgres exited: {(self.tmp / 'server.log').read_text()}")
+        return self._pg_isready()
+
+    def _pg_isready(self) -> bool:
         result = subprocess.run(
             [str(self.bin / "pg_isready"), "-h", self.host, "-p", str(self.port), "-U", self.user],
             stdout=subprocess.DEVNULL,

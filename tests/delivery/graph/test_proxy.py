@@ -9,7 +9,6 @@ can be routed apart.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from mxrelay.app import StartupError
 from mxrelay.delivery.errors import UpstreamUnavailable
 from mxrelay.delivery.graph.proxy import OutboundProxy, ProxyProblem
 from mxrelay.delivery.transport import RecipientStatus
-from mxrelay.store.queue.admin import QueueAdmin
 from mxrelay.store.queue.entries import QueueState
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.dns_server import DnsServer
@@ -27,7 +25,7 @@ from tests.support.graph_harness import graph_transport, job, message, relay_env
 from tests.support.graph_relay import graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn
 from tests.support.processes import free_port
-from tests.support.relay_app import running_relay
+from tests.support.relay_app import entry_in_state, running_relay
 
 PROXY = "http://proxy.example.net:3128"
 
@@ -254,13 +252,5 @@ async def test_mail_is_delivered_when_no_proxy_names_both_hosts(
     async with running_relay(environ) as relay:
         message_id, _ = await submit(relay, MAILBOX, ["alice@example.net"], data)
         await standin.arrived(1)
-        assert relay.queue_stage is not None
-        assert relay.queue_stage.queue is not None
-        queue = relay.queue_stage.queue
-        async with asyncio.timeout(10):
-            while True:
-                entry = await QueueAdmin(queue.db).get(message_id)
-                if entry is not None and entry.state is QueueState.DELIVERED:
-                    break
-                await asyncio.sleep(0.05)  # the state lives in the database
+        entry = await entry_in_state(relay, message_id, QueueState.DELIVERED, within=10)
     assert entry.attempts == 1

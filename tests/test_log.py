@@ -135,6 +135,7 @@ def test_json_lines_escape_what_json_leaves_raw(
     assert '"plain":"é🙂"' in line  # printable text stays readable
 
 
+@pytest.mark.slow
 def test_a_running_relays_text_log_escapes_a_clients_helo(
     dns_server: DnsServer, tmp_path: Path
 ) -> None:

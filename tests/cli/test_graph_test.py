@@ -106,6 +106,7 @@ def test_configuration_problems_exit_2(
     assert standin.token_requests() == []
 
 
+@pytest.mark.slow
 def test_each_host_is_reached_as_the_proxy_variables_say(
     standin: GraphStandIn, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

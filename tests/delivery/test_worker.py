@@ -304,6 +304,7 @@ async def test_throttle_before_sending_is_not_an_attempt(rig: Rig) -> None:
         await worker.stop(5.0)
 
 
+@pytest.mark.slow
 async def test_a_throttle_waits_its_retry_after_exactly_and_is_not_counted(rig: Rig) -> None:
     """Graph's 429 with Retry-After: the entry goes again when asked (the worker wakes for it;
     the poll is half a minute), and only the attempt that delivered counts."""

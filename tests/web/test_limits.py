@@ -146,6 +146,7 @@ def serve_env(dns: DnsServer, tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_serve_raises_its_soft_file_limit_to_the_hard_one(
     dns_server: DnsServer, tmp_path: Path
 ) -> None:
@@ -167,6 +168,7 @@ def smtp_greeting(port: int) -> bytes:
         return sock.recv(512)
 
 
+@pytest.mark.slow
 def test_half_open_http_requests_do_not_stop_smtp_or_the_probes(
     dns_server: DnsServer, tmp_path: Path
 ) -> None:

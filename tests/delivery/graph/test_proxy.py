@@ -165,6 +165,7 @@ async def deliver_one(standin: GraphStandIn, environ: dict[str, str]) -> None:
     assert len(standin.sent()) == 1
 
 
+@pytest.mark.slow
 async def test_without_no_proxy_both_hosts_are_tunnelled(
     standin: GraphStandIn, proxy: ConnectProxy
 ) -> None:
@@ -174,6 +175,7 @@ async def test_without_no_proxy_both_hosts_are_tunnelled(
 
 
 @pytest.mark.parametrize("variable", ["ALL_PROXY", "https_proxy"])
+@pytest.mark.slow
 async def test_all_proxy_and_lowercase_variables_are_honoured(
     standin: GraphStandIn, proxy: ConnectProxy, variable: str
 ) -> None:
@@ -181,6 +183,7 @@ async def test_all_proxy_and_lowercase_variables_are_honoured(
     assert set(proxy.tunnels()) == {f"localhost:{standin.port}", f"127.0.0.1:{standin.port}"}
 
 
+@pytest.mark.slow
 async def test_no_proxy_naming_the_identity_platform_sends_only_graph_through_the_proxy(
     standin: GraphStandIn, proxy: ConnectProxy
 ) -> None:
@@ -189,6 +192,7 @@ async def test_no_proxy_naming_the_identity_platform_sends_only_graph_through_th
 
 
 @pytest.mark.parametrize("form", ["127.0.0.1", "127.0.0.0/8", "127.0.0.1:{port}", "example.org,*"])
+@pytest.mark.slow
 async def test_no_proxy_naming_graph_sends_only_the_identity_platform_through_the_proxy(
     standin: GraphStandIn, proxy: ConnectProxy, form: str
 ) -> None:
@@ -198,6 +202,7 @@ async def test_no_proxy_naming_graph_sends_only_the_identity_platform_through_th
     assert proxy.tunnels() == expected
 
 
+@pytest.mark.slow
 async def test_no_proxy_on_another_port_does_not_bypass(
     standin: GraphStandIn, proxy: ConnectProxy
 ) -> None:
@@ -206,6 +211,7 @@ async def test_no_proxy_on_another_port_does_not_bypass(
     assert set(proxy.tunnels()) == {f"localhost:{standin.port}", f"127.0.0.1:{standin.port}"}
 
 
+@pytest.mark.slow
 async def test_an_https_proxy_with_credentials_is_trusted_as_graph_is(
     standin: GraphStandIn, tmp_path: Path
 ) -> None:

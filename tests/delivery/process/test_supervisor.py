@@ -26,6 +26,8 @@ from tests.support.processes import wait_for_exit
 from tests.support.relay_app import running_relay
 from tests.support.smarthost import Smarthost
 
+pytestmark = pytest.mark.slow  # relays with their delivery processes
+
 MESSAGE = b"From: app@example.net\r\nTo: user@example.org\r\nSubject: hello\r\n\r\nHello.\r\n"
 
 

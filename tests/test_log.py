@@ -13,10 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from mxrelay import log
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.processes import ServeProcess
-
-__all__ = ["dns_server"]
 
 
 @pytest.fixture
@@ -137,6 +135,7 @@ def test_json_lines_escape_what_json_leaves_raw(
     assert '"plain":"é🙂"' in line  # printable text stays readable
 
 
+@pytest.mark.slow
 def test_a_running_relays_text_log_escapes_a_clients_helo(
     dns_server: DnsServer, tmp_path: Path
 ) -> None:

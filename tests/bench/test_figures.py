@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from prometheus_client import generate_latest
 
 from bench import figures
 from mxrelay.metrics import Metrics
+from tests.support.polling import eventually
 
 
 def test_table_shows_each_run_and_the_median_with_ratios_below() -> None:
@@ -114,10 +114,7 @@ def test_process_cpu_counts_the_process_alone_and_busy_share_the_machine() -> No
     spin = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
     with subprocess.Popen([sys.executable, "-c", f"{spin}\ninput()"], stdin=subprocess.PIPE) as p:
         before = figures.cpu_ticks()
-        for _ in range(500):  # until the spin is done (at most 10 s)
-            if figures.process_cpu(p.pid) >= 0.28:
-                break
-            time.sleep(0.02)
+        eventually(lambda: figures.process_cpu(p.pid) >= 0.28)  # the spin is done
         used = figures.process_cpu(p.pid)
         after = figures.cpu_ticks()
         assert p.stdin is not None

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import email
 import email.policy
@@ -19,6 +18,7 @@ import aiosmtplib
 import pytest
 
 from bench import rig, soak
+from tests.support.polling import until
 from tests.support.processes import free_port
 
 
@@ -115,10 +115,8 @@ async def test_sink_defers_its_addresses_once_and_takes_long_lines(
         assert refused[deferred][0] == 450
         refused, _ = await client.sendmail("a@example.net", [deferred], b"Subject: y\r\n\r\nz\r\n")
         assert refused == {}
-    for _ in range(100):  # the status file is written every quarter second
-        if soak.read_sink_status(status).messages == 2:
-            break
-        await asyncio.sleep(0.05)  # polling the status file
+    # The status file is written every quarter second.
+    await until(lambda: soak.read_sink_status(status).messages == 2, interval=0.05)
     assert soak.read_sink_status(status) == soak.SinkStatus(
         messages=2, recipients=2, deferred=1, deferred_delivered=1, duplicates=0
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.support.dns_server import DnsServer, Fault, dns_server
+import pytest
+
+from tests.support.dns_server import DnsServer, Fault
 from tests.support.processes import run_mxrelay
 from tests.support.relay_app import ROUTABLE_FOR_TESTS
 
-__all__ = ["dns_server"]
+pytestmark = pytest.mark.slow  # each test runs mxrelay in a process of its own
 
 
 def mxrelay(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,8 @@ import pytest
 
 from tests.cli.test_check import mxrelay
 
+pytestmark = pytest.mark.slow  # each test runs mxrelay in a process of its own
+
 
 def test_config_prints_every_setting_with_secrets_redacted(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret"

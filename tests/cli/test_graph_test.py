@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,6 @@ from tests.support.connect_proxy import ConnectProxy
 from tests.support.graph_standin import MAILBOX, SECRET, GraphStandIn
 
 TO = "alice@example.net"
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path) as server:
-        yield server
 
 
 def graph_test(
@@ -113,6 +106,7 @@ def test_configuration_problems_exit_2(
     assert standin.token_requests() == []
 
 
+@pytest.mark.slow
 def test_each_host_is_reached_as_the_proxy_variables_say(
     standin: GraphStandIn, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -116,6 +116,7 @@ def assert_no_raw_controls(text: str) -> None:
     assert raw == [], text
 
 
+@pytest.mark.slow
 def test_show_escapes_what_the_client_wrote(tmp_path: Path) -> None:
     """Subject, Message-ID and HELO name, received over SMTP, reach `mxrelay queue show` with
     their control characters escaped: nothing a terminal would act on is printed raw."""

@@ -144,6 +144,7 @@ def test_any_duration_loads_within_bounds_or_is_refused_in_one_line(
         ),
     ],
 )
+@pytest.mark.slow
 def test_serve_refuses_what_used_to_spin_or_crash(
     env: dict[str, str], message: str, tmp_path: object
 ) -> None:

@@ -50,6 +50,7 @@ def serve(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[st
         ),
     ],
 )
+@pytest.mark.slow
 def test_an_unknown_variable_stops_start_up(env: dict[str, str], line: str, tmp_path: Path) -> None:
     result = serve(env, tmp_path)
     assert result.returncode == 2, result.stderr
@@ -59,6 +60,7 @@ def test_an_unknown_variable_stops_start_up(env: dict[str, str], line: str, tmp_
     ]
 
 
+@pytest.mark.slow
 def test_the_value_of_a_misspelt_secret_is_never_shown(tmp_path: Path) -> None:
     result = serve({"MXRELAY_UPSTREAM_PASWORD": "hunter2"}, tmp_path)
     assert result.returncode == 2
@@ -66,6 +68,7 @@ def test_the_value_of_a_misspelt_secret_is_never_shown(tmp_path: Path) -> None:
     assert "hunter2" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_secret_files_and_the_test_suites_knobs_are_accepted(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text("hunter2\n")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -16,25 +15,13 @@ from mxrelay.delivery.transport import DeliveryJob, DeliveryOutcome
 from mxrelay.health import ConditionName, Health
 from mxrelay.model import DeliveryMode, QueueState
 from mxrelay.store.backend import Database
-from mxrelay.store.open import open_store
 from mxrelay.store.queue import HoldKind, Queue, QueueEntry, Settlement
 from mxrelay.store.queue.admin import QueueAdmin
 from tests.store.helpers import T0, accept, record
+from tests.support.polling import until
 
 NOW = T0.timestamp()
 LEASE = 0.3  # renewed every 0.1 s
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    async with open_store(database_url) as database:
-        yield database
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    async with asyncio.timeout(within):
-        while not await check():  # noqa: ASYNC110 (the condition lives in the database)
-            await asyncio.sleep(0.02)
 
 
 async def lease_of(queue: Queue, entry: QueueEntry) -> tuple[str | None, float | None]:
@@ -73,9 +60,7 @@ async def test_a_lease_taken_by_another_owner_is_logged_as_lost(
     keeper = LeaseKeeper(queue, "me", lease_time=LEASE, now=lambda: NOW + 2, entries=lambda: [mine])
     keeper.start()
     try:
-        async with asyncio.timeout(10):
-            while "queue.lease_lost" not in caplog.text:  # noqa: ASYNC110 (a log line)
-                await asyncio.sleep(0.02)
+        await until(lambda: "queue.lease_lost" in caplog.text)
     finally:
         await keeper.stop()
     assert await lease_of(queue, theirs) == ("other", NOW + 61)

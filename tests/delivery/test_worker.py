@@ -38,10 +38,8 @@ from mxrelay.store.queue import Queue, QueueEntry
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from mxrelay.upstream.pool import UpstreamPool
 from tests.store.helpers import message_bytes, transaction
-from tests.support import smarthost as smarthost_support
+from tests.support.polling import until
 from tests.support.smarthost import Smarthost
-
-smarthost = smarthost_support.smarthost
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 POLICY = RetryPolicy(timedelta(minutes=1), timedelta(hours=1), timedelta(days=5))
@@ -102,16 +100,15 @@ class Rig:
         return (await self.queue.stats()).counts
 
     async def wait_states(self, expected: dict[str, int], within: float = 10.0) -> None:
-        await wait_until(lambda: self._states_are(expected), within)
+        seen: list[dict[QueueState, int]] = []
 
-    async def _states_are(self, expected: dict[str, int]) -> bool:
-        return await self.states() == expected
+        async def reached() -> bool:
+            seen.append(await self.states())
+            return seen[-1] == expected
 
-
-async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    async with asyncio.timeout(within):
-        while not await check():  # noqa: ASYNC110 (the condition lives in the database)
-            await asyncio.sleep(0.02)
+        await until(
+            reached, what=lambda: f"queue {expected} (last seen: {seen[-1:]})", within=within
+        )
 
 
 @pytest.fixture
@@ -271,7 +268,7 @@ async def test_configuration_fault_holds_then_probe_releases(rig: Rig) -> None:
         entry = await QueueAdmin(rig.db).get(message_id)
         assert entry is not None
         assert (entry.attempts, entry.hold_kind) == (0, "fault")  # no attempt budget burnt
-        await wait_until(lambda: _probed(transport, 2))
+        await until(lambda: _probed(transport, 2))
         transport.probe_error = None
         await rig.wait_states({"delivered": 1})
         assert rig.health.failing() == {}
@@ -307,6 +304,7 @@ async def test_throttle_before_sending_is_not_an_attempt(rig: Rig) -> None:
         await worker.stop(5.0)
 
 
+@pytest.mark.slow
 async def test_a_throttle_waits_its_retry_after_exactly_and_is_not_counted(rig: Rig) -> None:
     """Graph's 429 with Retry-After: the entry goes again when asked (the worker wakes for it;
     the poll is half a minute), and only the attempt that delivered counts."""

@@ -17,24 +17,10 @@ from mxrelay.config import Settings, load_settings
 from mxrelay.dns.check import RecipientChecker
 from mxrelay.metrics import Metrics
 from mxrelay.model import RecipientVerdict
-from tests.support.dns_server import DnsServer, dns_server
-
-__all__ = ["dns_server"]
+from tests.support.clocks import FakeClock
+from tests.support.dns_server import DnsServer
 
 ROUTABLE_FOR_TESTS = "192.0.2.0/24,198.51.100.0/24,203.0.113.0/24,2001:db8::/32"
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 NOT_FOUND = "Recipient address rejected: Domain not found (Bad destination mailbox address)"

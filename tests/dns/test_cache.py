@@ -15,7 +15,7 @@ from mxrelay.dns import verdict as v
 from mxrelay.dns.cache import CachePolicy, SingleFlight, VerdictCache, lifetime
 from mxrelay.dns.verdict import Lifetime, Verdict
 from mxrelay.model import Reason
-from tests.dns.conftest import FakeClock
+from tests.support.clocks import FakeClock
 
 POLICY = CachePolicy(
     max_entries=100,

@@ -352,8 +352,10 @@ async def test_t40_query_timeout_is_451_within_the_budget(
     verdict = await checker.check("<user@slow.example.net>", False)
     elapsed = loop.time() - started
     assert str(verdict.reply) == TEMPFAIL.format("slow.example.net")
-    assert verdict.stage == "B7"
-    assert 0.29 <= elapsed < 0.3 + 0.25
+    assert verdict.stage == "B7"  # the query's timeout, not the RCPT budget (B8), ended it
+    assert len(dns_server.queries_for("slow.example.net", "MX")) == 1  # asked once, not again
+    # The query's 0.3 s, and well inside the 2 s budget (a bound that load cannot break).
+    assert 0.29 <= elapsed < 2.0
 
 
 async def test_b8_rcpt_budget_is_451(make_checker: CheckerFactory, dns_server: DnsServer) -> None:
@@ -371,7 +373,7 @@ async def test_b8_rcpt_budget_is_451(make_checker: CheckerFactory, dns_server: D
     assert (verdict.reason, verdict.stage) == (Reason.TEMPFAIL, "B8")
     assert "per-RCPT DNS budget of 0.5s exhausted (B8)" in verdict.evidence
     assert "MX slow.example.net.: ok" in verdict.evidence[0]  # what was learnt is kept
-    assert 0.49 <= elapsed < 0.5 + 0.5
+    assert 0.49 <= elapsed < 2.0  # the 0.5 s budget, not the answer 2 s late, ended the check
 
 
 async def test_t44_cname_to_nxdomain_is_550(

@@ -9,7 +9,8 @@ import string
 
 from mxrelay.dns.check import RecipientChecker
 from mxrelay.metrics import Metrics
-from tests.dns.conftest import CheckerFactory, FakeClock
+from tests.dns.conftest import CheckerFactory
+from tests.support.clocks import FakeClock
 from tests.support.dns_server import DnsServer, Fault
 
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from mxrelay.runtime.child import CHILD_COMMAND
+
+pytestmark = pytest.mark.slow  # each test starts the delivery child
 
 
 def test_the_child_command_runs_and_wants_its_socket() -> None:

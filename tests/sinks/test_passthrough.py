@@ -19,12 +19,10 @@ from mxrelay.model import Reply
 from mxrelay.sinks.passthrough import reply_from_upstream
 from mxrelay.smtp import replies
 from mxrelay.upstream.replies import parse_reply
-from tests.support.dns_server import DnsServer, Fault, dns_server
+from tests.support.dns_server import DnsServer, Fault
 from tests.support.processes import free_port
 from tests.support.relay_app import running_relay
-from tests.support.smarthost import Smarthost, smarthost
-
-__all__ = ["dns_server", "smarthost"]
+from tests.support.smarthost import Smarthost
 
 MESSAGE = (
     b"From: App <app@example.org>\r\n"

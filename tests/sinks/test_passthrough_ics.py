@@ -14,11 +14,9 @@ import pytest
 
 from mxrelay.mime.ics import transform_calendar
 from mxrelay.model import IcsAction
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.relay_app import running_relay, send_mail, transaction_lines
-from tests.support.smarthost import Smarthost, smarthost
-
-__all__ = ["dns_server", "smarthost"]
+from tests.support.smarthost import Smarthost
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "ics"
 INVITATION = (CORPUS / "nodemailer-calcom-request.eml").read_bytes()

@@ -1,13 +1,13 @@
+"""The SMTP engine's fixtures: relays (engine and policy) on loopback, stopped after the test."""
+
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.smtp_relay import RelayThread
-
-RelayFactory = Callable[..., RelayThread]
+from tests.support.smtp_relay import RelayFactory, RelayThread
 
 
 @pytest.fixture

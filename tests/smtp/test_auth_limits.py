@@ -18,9 +18,7 @@ import pytest
 
 from mxrelay.smtp.auth import CHECK_BACKLOG, UserTable, UserTableError, hash_password
 from mxrelay.smtp.rates import FailureBudget, client_key
-from tests.smtp.conftest import RelayFactory
-from tests.smtp.test_dialogue import Wire
-from tests.support.smtp_relay import RelayThread, smtp_settings
+from tests.support.smtp_relay import RelayFactory, RelayThread, Wire, smtp_settings
 
 LONG_PASSWORD = "correct horse battery staple, " * 3  # 90 bytes
 HTPASSWD = shutil.which("htpasswd")

@@ -18,12 +18,12 @@ import pytest
 
 from mxrelay.model import MailParams, Reply, SessionInfo, Transaction
 from mxrelay.smtp.sink import SinkTransaction
-from tests.smtp.conftest import RelayFactory
-from tests.smtp.test_dialogue import Wire
 from tests.support.processes import ServeProcess
 from tests.support.smtp_relay import (
     RecordingSink,
+    RelayFactory,
     RelayThread,
+    Wire,
     _RecordingTransaction,
     smtp_settings,
 )
@@ -146,6 +146,7 @@ def peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
+@pytest.mark.slow
 def test_concurrent_large_messages_stay_within_the_budget(tmp_path: Path) -> None:
     """`mxrelay serve` (hold mode, SQLite), 24 sessions sending 8 MiB at once: without a budget
     the process grew by about 400 MiB, with 16 MiB by about 90 (a message being stored takes a

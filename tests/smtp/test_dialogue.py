@@ -7,64 +7,21 @@ smtpd tests; raw sockets where a client library would hide what is on the wire.
 from __future__ import annotations
 
 import smtplib
-import socket
 
 import pytest
 
 from mxrelay.model import Reply
-from tests.smtp.conftest import RelayFactory
-from tests.support.smtp_relay import RecordingSink, RelayThread, ScriptedCheck
+from tests.support.smtp_relay import (
+    RecordingSink,
+    RelayFactory,
+    RelayThread,
+    ScriptedCheck,
+    Wire,
+    dialogue,
+)
 
 NXDOMAIN = Reply(550, "1.2", "Recipient address rejected: Domain not found")
 TEMPFAIL = Reply(451, "4.3", "Recipient address rejected: Temporary DNS failure")
-
-
-class Wire:
-    """A raw SMTP client: send lines, read whole replies (multi-line included)."""
-
-    def __init__(self, relay: RelayThread, timeout: float = 10, source: str | None = None) -> None:
-        """`source`: the loopback address to connect from (all of 127.0.0.0/8 is local)."""
-        self.sock = socket.create_connection(
-            (relay.host, relay.port),
-            timeout=timeout,
-            source_address=(source, 0) if source else None,
-        )
-        self.file = self.sock.makefile("rb")
-
-    def read(self) -> str:
-        lines = []
-        while True:
-            line = self.file.readline()
-            if not line:
-                raise ConnectionError("connection closed")
-            lines.append(line.decode().rstrip("\r\n"))
-            if len(line) < 4 or line[3:4] != b"-":
-                return "\n".join(lines)
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def command(self, line: str) -> str:
-        self.send(line.encode() + b"\r\n")
-        return self.read()
-
-    def closed(self) -> bool:
-        return self.file.readline() == b""
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
-
-
-def dialogue(relay: RelayThread, steps: list[tuple[str, str]]) -> None:
-    wire = Wire(relay)
-    try:
-        assert wire.read().startswith("220 relay.example.net ESMTP")
-        for command, expected in steps:
-            answer = wire.command(command)
-            assert answer.splitlines()[-1].startswith(expected), (command, answer)
-    finally:
-        wire.close()
 
 
 SEQUENCE_CASES = [

@@ -14,9 +14,16 @@ import pytest
 from mxrelay import log
 from mxrelay.model import Reply
 from mxrelay.smtp.rates import ThrottledLog
-from tests.smtp.conftest import RelayFactory
-from tests.smtp.test_dialogue import Wire, dialogue
-from tests.support.smtp_relay import RecordingSink, RelayThread, ScriptedCheck, smtp_settings
+from tests.support.polling import eventually
+from tests.support.smtp_relay import (
+    RecordingSink,
+    RelayFactory,
+    RelayThread,
+    ScriptedCheck,
+    Wire,
+    dialogue,
+    smtp_settings,
+)
 
 
 def test_client_outside_allow_list_is_refused_at_connect(make_relay: RelayFactory) -> None:
@@ -94,11 +101,7 @@ def test_per_client_connection_limit(make_relay: RelayFactory) -> None:
         first.command("QUIT")
     finally:
         first.close()
-    deadline = time.monotonic() + 5
-    while (
-        relay.server is not None and relay.server.active_connections and time.monotonic() < deadline
-    ):
-        time.sleep(0.01)
+    eventually(lambda: relay.server is None or not relay.server.active_connections)
     third = Wire(relay)  # the slot was released when the first one quit
     assert third.read().startswith("220")
     third.close()

@@ -17,13 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mxrelay.smtp.commands import valid_reverse_path
-from tests.smtp.test_dialogue import Wire
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.relay_app import running_relay
-from tests.support.smarthost import Smarthost, smarthost
-from tests.support.smtp_relay import RelayThread
-
-__all__ = ["dns_server", "smarthost"]
+from tests.support.smarthost import Smarthost
+from tests.support.smtp_relay import RelayThread, Wire
 
 BAD_SENDER = "501 5.1.7 Bad sender address syntax"
 

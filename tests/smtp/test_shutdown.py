@@ -9,9 +9,7 @@ from concurrent.futures import Future
 import aiosmtplib
 import pytest
 
-from tests.smtp.conftest import RelayFactory
-from tests.smtp.test_dialogue import Wire
-from tests.support.smtp_relay import RecordingSink, RelayThread
+from tests.support.smtp_relay import RecordingSink, RelayFactory, RelayThread, Wire
 
 
 def test_shutdown_drains_in_flight_transactions(make_relay: RelayFactory) -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.smtp.conftest import RelayFactory
-from tests.smtp.test_dialogue import Wire
-from tests.support.smtp_relay import RecordingSink, RelayThread
+from tests.support.smtp_relay import RecordingSink, RelayFactory, RelayThread, Wire
 
 
 def open_data(relay: RelayThread) -> Wire:

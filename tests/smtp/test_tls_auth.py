@@ -12,9 +12,7 @@ import pytest
 import trustme
 
 from mxrelay.smtp.auth import UserTable, hash_password
-from tests.smtp.conftest import RelayFactory
-from tests.smtp.test_dialogue import Wire
-from tests.support.smtp_relay import RecordingSink, RelayThread, smtp_settings
+from tests.support.smtp_relay import RecordingSink, RelayFactory, RelayThread, Wire, smtp_settings
 
 
 @pytest.fixture(scope="module")

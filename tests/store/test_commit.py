@@ -16,6 +16,7 @@ from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
+from tests.support.polling import until
 from tests.support.postgres import PostgresServer
 
 T = TypeVar("T")
@@ -124,10 +125,12 @@ def bulky(conn: Connection, items: Sequence[str]) -> None:
     )
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        while not condition():  # noqa: ASYNC110 (the committer's own probe sets it, in time)
-            await asyncio.sleep(0.01)
+def failures(metrics: Metrics) -> float:
+    return metrics.registry.get_sample_value("mxrelay_store_commit_failures_total") or 0.0
+
+
+def commits(metrics: Metrics) -> float:
+    return metrics.registry.get_sample_value("mxrelay_store_commit_batch_size_count") or 0.0
 
 
 async def test_an_outage_fails_every_write_and_clears_without_traffic(
@@ -146,8 +149,9 @@ async def test_an_outage_fails_every_write_and_clears_without_traffic(
         assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
         assert await tags(db) == []
         assert health.failing()["store"].startswith("commits fail: ")
-        assert (metrics.registry.get_sample_value("mxrelay_store_commit_failures_total") or 0) >= 1
-        await asyncio.sleep(0.2)
+        failed = failures(metrics)
+        assert failed >= 1
+        await until(lambda: failures(metrics) > failed)  # a probe, failing too
         assert not health.ready  # the probe finds it still failing
         await switch.set(working=True)
         await until(lambda: health.ready)  # the probe clears it; nothing else was written
@@ -157,10 +161,12 @@ async def test_an_outage_fails_every_write_and_clears_without_traffic(
 async def test_an_idle_relay_notices_a_store_that_stops_taking_writes(
     db: Database, request: pytest.FixtureRequest
 ) -> None:
-    health = Health()
+    health, metrics = Health(), Metrics()
     switch = StoreSwitch(db, request)
-    async with GroupCommitter(db, health=health, probe_idle=0.05, probe_retry=0.05):
-        await asyncio.sleep(0.2)
+    async with GroupCommitter(
+        db, health=health, metrics=metrics, probe_idle=0.05, probe_retry=0.05
+    ):
+        await until(lambda: commits(metrics) >= 2)  # two idle probes, written
         assert health.failing() == {}
         await switch.set(working=False)
         await until(lambda: not health.ready)

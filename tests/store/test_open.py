@@ -42,6 +42,7 @@ async def test_a_second_relay_on_one_sqlite_file_is_refused(tmp_path: Path) -> N
         pass
 
 
+@pytest.mark.slow
 def test_the_lock_is_held_by_a_live_process_and_released_by_its_death(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'relay.db'}"
     code = (

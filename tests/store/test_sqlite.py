@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mxrelay.store import sqlite as sqlite_store
 from mxrelay.store.open import open_store
+from tests.support.polling import until
 
 BLOB = b"x" * 100_000
 
@@ -95,15 +96,16 @@ async def test_a_cancelled_writer_keeps_the_connection_until_its_work_is_done(
     tmp_path: Path,
 ) -> None:
     """The next write may only take the connection once the thread's transaction has ended."""
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def slow(conn: Connection) -> None:
         insert_tag(conn, "slow")
+        started.set()
         release.wait(10)
 
     async with open_store(f"sqlite:///{tmp_path / 'relay.db'}") as db:
         writer = asyncio.create_task(db.write(slow))
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(started.wait, 10)  # the transaction is on the thread
         writer.cancel()
         nxt = asyncio.create_task(db.write_batch(insert_tag, "next"))
         await asyncio.sleep(0.05)
@@ -132,8 +134,5 @@ async def test_checkpoints_run_on_a_thread(tmp_path: Path, monkeypatch: pytest.M
     async with open_store(f"sqlite:///{path}") as db:
         for n in range(20):
             await db.write_batch(insert_blob, f"b{n}")
-        for _ in range(250):  # the checkpoints run on a thread of their own
-            if path.stat().st_size > len(BLOB) * 10:
-                break
-            await asyncio.sleep(0.02)
-        assert path.stat().st_size > len(BLOB) * 10  # copied into the database file
+        # The checkpoints run on a thread of their own: the rows are copied into the database file.
+        await until(lambda: path.stat().st_size > len(BLOB) * 10)

@@ -13,10 +13,10 @@ import contextlib
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.support.polling import eventually
 from tests.support.processes import free_port, wait_for_port
 
 _CONNECTING = re.compile(r"Connecting to upstream (\S+):(\d+)")
@@ -108,8 +108,14 @@ class ConnectProxy:
     def wait_for_tunnels(self, *expected: str, timeout: float = 10.0) -> list[str]:
         """The tunnels once each of `expected` is among them (polled: the log is another
         process's)."""
-        deadline = time.monotonic() + timeout
-        while not set(expected) <= set(tunnels := self.tunnels()):
-            assert time.monotonic() < deadline, f"tunnels {tunnels}, expected {expected}"
-            time.sleep(0.05)
-        return tunnels
+
+        def all_there() -> list[str] | None:
+            tunnels = self.tunnels()
+            return tunnels if set(expected) <= set(tunnels) else None
+
+        return eventually(
+            all_there,
+            what=lambda: f"tunnels {self.tunnels()}, expected {expected}",
+            within=timeout,
+            interval=0.05,
+        )

@@ -1,17 +1,27 @@
-"""mxrelay's Graph transport pointed at the stand-in: environment, messages, jobs, transports."""
+"""mxrelay's Graph transport pointed at the stand-in: environment, messages, jobs, transports, and
+the `standin` fixture (registered for the whole suite by the root conftest)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from ulid import ULID
 
 from mxrelay.config import load_settings
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.transport import DeliveryJob
 from tests.support.graph_standin import MAILBOX, GraphStandIn
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
+    """A Graph stand-in per test, its files (the CA, the app's certificates) in its own folder."""
+    with GraphStandIn.running(tmp_path / "standin") as server:
+        yield server
 
 
 def relay_environ(standin: GraphStandIn, **extra: str) -> dict[str, str]:

@@ -41,6 +41,11 @@ def graph_relay_environ(
     return relay_environ(standin, **settings)
 
 
+def crlf(text: str) -> bytes:
+    """A message written with \\n line ends, as it goes over SMTP (CRLF, UTF-8)."""
+    return text.replace("\n", "\r\n").encode("utf-8")
+
+
 async def submit(
     relay: Relay, sender: str, recipients: list[str], data: bytes
 ) -> tuple[str, dict[str, tuple[int, str]]]:

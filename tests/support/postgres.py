@@ -7,7 +7,8 @@ the store's migrations once, and `database_url` clones it per test (`CREATE DATA
 as procrastinate's test suite does. Missing binaries fail the tests loudly: `make test` installs the
 package when it runs as root.
 
-The root conftest loads this module as a plugin, so every package shares the one cluster.
+`db` opens the store at `database_url` for the test. The root conftest loads this module as a
+plugin, so every package shares the one cluster.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from mxrelay.store.backend import Database
 from mxrelay.store.open import open_store
+from tests.support.polling import eventually
 from tests.support.processes import free_port
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
@@ -95,16 +97,16 @@ class PostgresServer:
             stderr=log,
         )
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"postgres exited: {(self.tmp / 'server.log').read_text()}")
-            if self._accepts():
-                return
-            time.sleep(0.05)  # polling a condition (the server answers), bounded by the deadline
-        raise RuntimeError("postgres did not start in time")
+        eventually(self._accepts, what="postgres accepts connections", within=START_TIMEOUT)
 
     def _accepts(self) -> bool:
+        """Whether the server answers; it must not have exited."""
+        assert self._proc is not None
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"postgres exited: {(self.tmp / 'server.log').read_text()}")
+        return self._pg_isready()
+
+    def _pg_isready(self) -> bool:
         result = subprocess.run(
             [str(self.bin / "pg_isready"), "-h", self.host, "-p", str(self.port), "-U", self.user],
             stdout=subprocess.DEVNULL,
@@ -200,3 +202,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The store at `database_url`, open for the test."""
+    async with open_store(database_url) as database:
+        yield database

@@ -11,10 +11,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support.polling import eventually
 
 
 def free_port() -> int:
@@ -38,16 +39,22 @@ def run_mxrelay(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[
 def wait_for_port(
     port: int, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until something listens on 127.0.0.1:`port`; `process` (the one that should) must not
+    exit meanwhile."""
+
+    def listening() -> bool:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with status {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+
+    eventually(
+        listening,
+        what=f"something listens on 127.0.0.1:{port}",
+        within=timeout,
+        interval=0.05,
+        ignoring=(OSError,),
+    )
 
 
 @contextmanager
@@ -80,14 +87,10 @@ def wait_for_exit(pid: int, timeout: float = 30.0) -> bool:
         if kill:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + timeout
-        while _alive(pid):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.02)  # polling the exit of a process that is not ours
-        else:
+        with contextlib.suppress(AssertionError):  # still there: killed, or reported
+            eventually(lambda: not _alive(pid), what=f"process {pid} exits", within=timeout)
             return True
-    return not _alive(pid)
+    return False
 
 
 def _alive(pid: int) -> bool:

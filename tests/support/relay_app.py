@@ -2,6 +2,7 @@
 
 SMTP and metrics listen on free loopback ports; the DNS settings point at the test DNS server.
 The same mapping is the relay's environment (what Graph mode reads: SSL_CERT_FILE, a proxy).
+A queued relay's entries are read as `mxrelay queue show` reads them, and waited for by state.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any
 from mxrelay.app import Relay
 from mxrelay.config import load_settings
 from mxrelay.log import FIELDS_ATTR
+from mxrelay.model import QueueState
+from mxrelay.store.queue.admin import QueueAdmin
+from mxrelay.store.queue.entries import QueueEntry
+from tests.support.polling import until
 
 ROUTABLE_FOR_TESTS = "192.0.2.0/24,198.51.100.0/24,203.0.113.0/24,2001:db8::/32"
 
@@ -56,3 +61,34 @@ def transaction_lines(records: Iterable[logging.LogRecord]) -> list[Mapping[str,
     """The fields of each transaction log line among `records` (pytest's caplog, with the
     `mxrelay.smtp` logger at INFO)."""
     return [getattr(r, FIELDS_ATTR) for r in records if r.getMessage() == "transaction"]
+
+
+async def queue_entry(relay: Relay, key: str) -> QueueEntry:
+    """The queue entry of message `key` in a running relay of a queued mode."""
+    assert relay.queue_stage is not None
+    assert relay.queue_stage.queue is not None
+    found = await QueueAdmin(relay.queue_stage.queue.db).get(key)
+    assert found is not None, key
+    return found
+
+
+async def entry_in_state(
+    relay: Relay,
+    key: str,
+    state: QueueState,
+    *,
+    where: Callable[[QueueEntry], bool] = lambda entry: True,
+    within: float = 15.0,
+) -> QueueEntry:
+    """The queue entry of message `key` once it is in `state` (and `where` holds of it)."""
+    seen: list[QueueEntry] = []
+
+    async def reached() -> QueueEntry | None:
+        seen.append(await queue_entry(relay, key))
+        return seen[-1] if seen[-1].state is state and where(seen[-1]) else None
+
+    def what() -> str:
+        last = f"{seen[-1].state.value}, {seen[-1].attempts} attempts" if seen else "never read"
+        return f"message {key} {state.value} (last seen: {last})"
+
+    return await until(reached, what=what, within=within)

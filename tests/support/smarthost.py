@@ -65,6 +65,7 @@ class _Handler:
         if self.host.delay:
             await asyncio.sleep(self.host.delay)  # a slow smarthost (its behaviour, not a wait)
         if self.host.script.hang_data:
+            self.host.hanging += 1
             await self.host.stopping.wait()
             return "421 4.3.2 Shutting down"
         if self.host.script.data is not None:
@@ -91,6 +92,8 @@ class Smarthost:
         self.received: list[Received] = []
         self.ids = itertools.count(1)
         self.connections = 0
+        self.hanging = 0
+        """Ends of DATA received and never answered (`script.hang_data`)."""
         self.delay = 0.0
         """Seconds the smarthost takes to answer the end of DATA."""
         self._changed = asyncio.Event()

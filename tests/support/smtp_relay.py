@@ -1,6 +1,7 @@
 """An SMTP engine with the relay policy, running on its own event loop thread on 127.0.0.1.
 
-Tests drive it with real clients (smtplib, aiosmtplib, raw sockets, swaks). The recipient check is
+Tests drive it with real clients (smtplib, aiosmtplib, swaks, and `Wire`, a raw socket that reads
+whole replies; `dialogue` plays a table of commands and replies). The recipient check is
 scripted per domain (the DNS layer is tested against a real DNS server in tests/dns); the sink
 records what it is given, or forwards to a real upstream when a test supplies one.
 """
@@ -8,6 +9,7 @@ records what it is given, or forwards to a real upstream when a test supplies on
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -173,6 +175,58 @@ class RelayThread:
         return 0.0 if value is None else value
 
 
+RelayFactory = Callable[..., RelayThread]
+"""The `make_relay` fixture (tests/smtp): starts a `RelayThread` with these keyword arguments."""
+
+
+class Wire:
+    """A raw SMTP client: send lines, read whole replies (multi-line included)."""
+
+    def __init__(self, relay: RelayThread, timeout: float = 10, source: str | None = None) -> None:
+        """`source`: the loopback address to connect from (all of 127.0.0.0/8 is local)."""
+        self.sock = socket.create_connection(
+            (relay.host, relay.port),
+            timeout=timeout,
+            source_address=(source, 0) if source else None,
+        )
+        self.file = self.sock.makefile("rb")
+
+    def read(self) -> str:
+        lines = []
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise ConnectionError("connection closed")
+            lines.append(line.decode().rstrip("\r\n"))
+            if len(line) < 4 or line[3:4] != b"-":
+                return "\n".join(lines)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def command(self, line: str) -> str:
+        self.send(line.encode() + b"\r\n")
+        return self.read()
+
+    def closed(self) -> bool:
+        return self.file.readline() == b""
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def dialogue(relay: RelayThread, steps: list[tuple[str, str]]) -> None:
+    wire = Wire(relay)
+    try:
+        assert wire.read().startswith("220 relay.example.net ESMTP")
+        for command, expected in steps:
+            answer = wire.command(command)
+            assert answer.splitlines()[-1].startswith(expected), (command, answer)
+    finally:
+        wire.close()
+
+
 def smtp_settings(**overrides: Any) -> SmtpSettings:
     values: dict[str, Any] = {"listen": "127.0.0.1:0"}
     values.update(overrides)
@@ -182,7 +236,10 @@ def smtp_settings(**overrides: Any) -> SmtpSettings:
 __all__ = [
     "ACCEPT",
     "RecordingSink",
+    "RelayFactory",
     "RelayThread",
     "ScriptedCheck",
+    "Wire",
+    "dialogue",
     "smtp_settings",
 ]

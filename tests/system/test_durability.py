@@ -19,12 +19,10 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from tests.support import smarthost as smarthost_support
+from tests.support.polling import until
 from tests.support.postgres import PostgresServer, clone
 from tests.support.processes import ServeProcess, run_mxrelay, wait_for_exit
 from tests.support.smarthost import Smarthost
-
-smarthost = smarthost_support.smarthost
 
 QUEUED_AS = re.compile(r"queued as (\w+)")
 TRACE_ID = re.compile(rb"\(mxrelay\) with \w+ id (\w+)")
@@ -193,10 +191,12 @@ async def test_smarthost_down_for_a_while(smarthost: Smarthost, workdir: Path) -
                     "app@example.net", ["user@example.org"], message(seq)
                 )
                 ids.append(QUEUED_AS.search(reply).group(1))  # type: ignore[union-attr]
-        listing = await _queue_list(env, "--state", "deferred")
-        async with asyncio.timeout(30):
-            while listing.count("smarthost unreachable") < 5:
-                listing = await _queue_list(env, "--state", "deferred")
+
+        async def five_deferred() -> bool:
+            listing = await _queue_list(env, "--state", "deferred")
+            return listing.count("smarthost unreachable") >= 5
+
+        await until(five_deferred, within=30)
         await smarthost.start()
         await wait_for_ids(smarthost, set(ids))
         shown = await _queue_cli(env, "queue", "show", ids[0])

@@ -6,10 +6,9 @@ must be exactly the envelope recipients the relay accepted.
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -19,63 +18,22 @@ import pytest
 from mxrelay.app import Relay
 from mxrelay.model import QueueState
 from mxrelay.store.queue.admin import QueueAdmin
-from mxrelay.store.queue.entries import QueueEntry
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.graph_relay import (
+    crlf,
     graph_relay_environ,
     submit,
 )
 from tests.support.graph_standin import MAILBOX, GraphStandIn, throttle, unavailable
-from tests.support.relay_app import running_relay
-
-__all__ = ["dns_server"]
+from tests.support.relay_app import entry_in_state, queue_entry, running_relay
 
 SENDER = MAILBOX
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path / "standin") as server:
-        yield server
-
-
-@pytest.fixture
-def dns(dns_server: DnsServer) -> DnsServer:
-    for domain in ("example.net", "example.org"):
-        dns_server.mx(domain, f"10 mx.{domain}")
-        dns_server.a(f"mx.{domain}", "192.0.2.10")
-    return dns_server  # nx.example.net has no records: NXDOMAIN, refused with 550 5.1.2
 
 
 @pytest.fixture
 async def relay(standin: GraphStandIn, dns: DnsServer, tmp_path: Path) -> AsyncIterator[Relay]:
     async with running_relay(graph_relay_environ(standin, dns, tmp_path)) as running:
         yield running
-
-
-def crlf(text: str) -> bytes:
-    return text.replace("\n", "\r\n").encode("utf-8")
-
-
-async def entry(relay: Relay, key: str) -> QueueEntry:
-    assert relay.queue_stage is not None
-    assert relay.queue_stage.queue is not None
-    found = await QueueAdmin(relay.queue_stage.queue.db).get(key)
-    assert found is not None
-    return found
-
-
-async def wait_for_state(
-    relay: Relay, key: str, state: QueueState, within: float = 15.0
-) -> QueueEntry:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        current = await entry(relay, key)
-        if current.state is state:
-            return current
-        assert loop.time() < deadline, f"{key} is {current.state}, not {state}"
-        await asyncio.sleep(0.05)
 
 
 async def test_exchange_receives_exactly_the_accepted_envelope(
@@ -96,7 +54,7 @@ async def test_exchange_receives_exactly_the_accepted_envelope(
     assert sorted(sent.recipients) == ["alice@example.net", "bob@example.org", "hidden@example.net"]
     parsed = email.message_from_bytes(sent.mime, policy=email.policy.default)
     assert "Müller" in str(parsed["Cc"])  # encoded display names survive
-    await wait_for_state(relay, message_id, QueueState.DELIVERED)
+    await entry_in_state(relay, message_id, QueueState.DELIVERED)
 
 
 async def test_calendar_policy_applies_per_recipient(
@@ -135,7 +93,7 @@ async def test_retries_honour_retry_after_and_send_the_same_bytes(
     data = crlf(f"From: {SENDER}\nTo: alice@example.net\nSubject: retried\n\nbody\n")
     message_id, _ = await submit(relay, SENDER, ["alice@example.net"], data)
     await standin.arrived(1, within=20)
-    delivered = await wait_for_state(relay, message_id, QueueState.DELIVERED)
+    delivered = await entry_in_state(relay, message_id, QueueState.DELIVERED)
     throttled, failed, accepted = standin.send_requests()
     assert [r.status for r in (throttled, failed, accepted)] == [429, 503, 202]
     assert throttled.body == failed.body == accepted.body  # byte-identical on every attempt
@@ -153,14 +111,14 @@ async def test_token_expiry_mid_run_refreshes_within_the_attempt(
     await standin.arrived(2)
     assert [r.status for r in standin.send_requests()] == [202, 401, 202]
     assert len(standin.token_requests()) == 2
-    assert (await wait_for_state(relay, second, QueueState.DELIVERED)).attempts == 1
+    assert (await entry_in_state(relay, second, QueueState.DELIVERED)).attempts == 1
 
 
 async def test_configuration_fault_holds_then_recovers(relay: Relay, standin: GraphStandIn) -> None:
     standin.app.roles = ()  # admin consent withdrawn
     data = crlf(f"From: {SENDER}\nTo: alice@example.net\nSubject: held\n\nbody\n")
     message_id, _ = await submit(relay, SENDER, ["alice@example.net"], data)
-    held = await wait_for_state(relay, message_id, QueueState.HELD)
+    held = await entry_in_state(relay, message_id, QueueState.HELD)
     assert held.attempts == 0  # a configuration fault burns no retries
     assert "Mail.Send" in (held.hold_reason or "")
     assert relay.health.ready  # held, not refused: the relay goes on accepting
@@ -173,7 +131,7 @@ async def test_configuration_fault_holds_then_recovers(relay: Relay, standin: Gr
     )
     standin.app.roles = ("Mail.Send",)  # consent granted again: the probe notices
     await standin.arrived(1)
-    await wait_for_state(relay, message_id, QueueState.DELIVERED)
+    await entry_in_state(relay, message_id, QueueState.DELIVERED)
     assert relay.health.failing() == {}
 
 
@@ -187,9 +145,9 @@ async def test_restart_mid_backoff_keeps_attempts_and_next_attempt_time(
     data = crlf(f"From: {SENDER}\nTo: alice@example.net\nSubject: backoff\n\nbody\n")
     async with running_relay(environ) as relay:
         message_id, _ = await submit(relay, SENDER, ["alice@example.net"], data)
-        before = await wait_for_state(relay, message_id, QueueState.DEFERRED)
+        before = await entry_in_state(relay, message_id, QueueState.DEFERRED)
     async with running_relay(environ) as relay:
-        after = await entry(relay, message_id)
+        after = await queue_entry(relay, message_id)
         assert after.state is QueueState.DEFERRED
         assert after.attempts == before.attempts == 1
         assert after.next_attempt_at == before.next_attempt_at
@@ -199,6 +157,6 @@ async def test_restart_mid_backoff_keeps_attempts_and_next_attempt_time(
             [after], now=after.queued_at
         )  # operator: now
         await standin.arrived(1)
-        done = await wait_for_state(relay, message_id, QueueState.DELIVERED)
+        done = await entry_in_state(relay, message_id, QueueState.DELIVERED)
     assert done.attempts == 2
     assert [r.status for r in standin.send_requests()] == [503, 202]

@@ -23,13 +23,10 @@ from mxrelay.config import Settings
 from mxrelay.delivery.graph import lanes
 from mxrelay.delivery.graph import transport as graph_transport
 from mxrelay.delivery.graph.pacing import PacingLimits
-from tests.support.dns_server import DnsServer, dns_server
-from tests.support.graph_relay import graph_relay_environ, submit
+from tests.support.dns_server import DnsServer
+from tests.support.graph_relay import crlf, graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn, MailboxLimits, throttle
 from tests.support.relay_app import running_relay
-from tests.system.test_graph_delivery import crlf, dns
-
-__all__ = ["dns", "dns_server"]
 
 pytestmark = pytest.mark.postgres
 

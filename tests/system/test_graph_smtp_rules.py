@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from mxrelay.app import Relay
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.graph_relay import graph_relay_environ
 from tests.support.graph_standin import MAILBOX, GraphStandIn
 from tests.support.relay_app import running_relay
-
-__all__ = ["dns_server"]
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path / "standin") as server:
-        yield server
 
 
 @pytest.fixture

@@ -12,13 +12,10 @@ import pytest
 
 from mxrelay.model import QueueState
 from mxrelay.store.message_log import get_message
-from tests.support.dns_server import DnsServer, dns_server
-from tests.support.graph_relay import graph_relay_environ, submit
+from tests.support.dns_server import DnsServer
+from tests.support.graph_relay import crlf, graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn, throttle, unavailable
-from tests.support.relay_app import running_relay
-from tests.system.test_graph_delivery import crlf, dns, standin, wait_for_state
-
-__all__ = ["dns", "dns_server", "standin"]
+from tests.support.relay_app import entry_in_state, running_relay
 
 DEFAULTS = {  # the relay's own defaults, not the quick ones the other system tests use
     "MXRELAY_RETRY_INITIAL": "1m",
@@ -43,7 +40,7 @@ async def test_throttled_twice_then_delivered_within_the_retry_afters(
     async with running_relay(environ) as relay:
         message_id, _ = await submit(relay, MAILBOX, ["alice@example.net"], data)
         await standin.arrived(1, within=15)
-        delivered = await wait_for_state(relay, message_id, QueueState.DELIVERED)
+        delivered = await entry_in_state(relay, message_id, QueueState.DELIVERED)
         assert relay.queue_stage is not None
         assert relay.queue_stage.db is not None
         view = await get_message(relay.queue_stage.db, message_id)
@@ -71,10 +68,9 @@ async def test_a_failure_after_throttles_backs_off_from_the_first_step(
         message_id, _ = await submit(relay, MAILBOX, ["alice@example.net"], data)
         await asyncio.to_thread(standin.wait_for, lambda: len(standin.send_requests()) == 4, 15.0)
         answered = time.time()
-        deferred = await wait_for_state(relay, message_id, QueueState.DEFERRED)
-        while deferred.attempts == 0:  # the 503's result is being written
-            await asyncio.sleep(0.02)
-            deferred = await wait_for_state(relay, message_id, QueueState.DEFERRED)
+        deferred = await entry_in_state(  # with the 503's result written
+            relay, message_id, QueueState.DEFERRED, where=lambda entry: entry.attempts > 0
+        )
     assert [r.status for r in standin.send_requests()] == [429, 429, 429, 503]
     assert deferred.attempts == 1  # only the 503 counts
     assert deferred.next_attempt_at - answered <= 30.5  # MXRELAY_RETRY_INITIAL, the first step

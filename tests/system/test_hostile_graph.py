@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiosmtplib
@@ -28,12 +27,6 @@ pytestmark = pytest.mark.slow
 QUEUED_AS = re.compile(r"queued as (\w+)")
 ATTEMPTS = 3
 """Delivery attempts watched: every one of them read the From again in earlier versions."""
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path / "standin") as server:
-        yield server
 
 
 def graph_env(standin: GraphStandIn, directory: Path, **extra: str) -> dict[str, str]:

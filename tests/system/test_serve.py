@@ -8,11 +8,9 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from tests.support.dns_server import DnsServer, Fault, dns_server
+from tests.support.dns_server import DnsServer, Fault
 from tests.support.processes import ServeProcess, smtp_sink
 from tests.support.relay_app import ROUTABLE_FOR_TESTS
-
-__all__ = ["dns_server"]
 
 
 def swaks(port: int, to: str, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -11,27 +11,15 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from tests.support import smarthost as smarthost_support
+from tests.support.polling import until
 from tests.support.processes import ServeProcess, run_mxrelay
 from tests.support.smarthost import Smarthost
-
-smarthost = smarthost_support.smarthost
 
 SHUTDOWN_TIMEOUT = 4.0
 EXIT_ALLOWANCE = 1.0
 """Seconds past the deadline allowed for the interpreter to exit after the relay has stopped."""
 
 MESSAGE = b"From: app@example.net\r\nTo: user@example.org\r\nSubject: slow\r\n\r\nbody\r\n"
-
-
-async def poll(condition: object, within: float) -> None:
-    """Until `condition()` holds (checked every 50 ms), at most `within` seconds."""
-    assert callable(condition)
-    for _ in range(int(within / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    assert condition()
 
 
 @pytest.mark.slow
@@ -53,14 +41,14 @@ async def test_sigterm_during_a_slow_delivery_and_a_slow_client_stops_within_the
     try:
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.smtp_port) as sender:
             await sender.sendmail("app@example.net", ["user@example.org"], MESSAGE)
-        await poll(lambda: smarthost.connections >= 1, within=20)
+        # The delivery has sent its DATA and waits for the answer.
+        await until(lambda: smarthost.hanging >= 1, within=20)
         # A second client is in the middle of its transaction, and stays there.
         await client.connect()
         await client.ehlo()
         await client.mail("app@example.net")
         await client.rcpt("user@example.org")
         await client.execute_command(b"DATA")
-        await asyncio.sleep(0.5)  # the delivery has sent its DATA and waits for the answer
 
         started = time.monotonic()
         status = await asyncio.to_thread(relay.terminate, 30)

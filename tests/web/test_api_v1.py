@@ -12,11 +12,9 @@ import pytest
 
 from mxrelay.app import Relay
 from mxrelay.web.api_v1 import parse_search
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.processes import free_port
 from tests.support.relay_app import running_relay
-
-__all__ = ["dns_server"]
 
 FIRST = (
     b"From: Billing <billing@example.org>\r\nTo: Alex <alex@example.net>\r\n"

@@ -7,42 +7,17 @@ and shows the fault in /metrics, /healthz and the /readyz body.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from mxrelay.app import Relay
 from mxrelay.model import QueueState
-from mxrelay.store.queue.admin import QueueAdmin
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.graph_relay import graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn
-from tests.support.relay_app import running_relay
-
-__all__ = ["dns_server"]
+from tests.support.relay_app import entry_in_state, running_relay
 
 WRONG_SECRET = "Not-The~Secret.42"
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path / "standin") as server:
-        yield server
-
-
-async def held(relay: Relay, message_id: str, within: float = 15.0) -> None:
-    assert relay.queue_stage is not None
-    assert relay.queue_stage.queue is not None
-    queue = relay.queue_stage.queue
-    async with asyncio.timeout(within):
-        while True:
-            entry = await QueueAdmin(queue.db).get(message_id)
-            if entry is not None and entry.state is QueueState.HELD:
-                return
-            await asyncio.sleep(0.05)
 
 
 async def test_a_token_fault_keeps_the_relay_ready_and_shows_everywhere_else(
@@ -57,7 +32,8 @@ async def test_a_token_fault_keeps_the_relay_ready_and_shows_everywhere_else(
     async with running_relay(environ) as relay, httpx.AsyncClient() as client:
         base = f"http://127.0.0.1:{relay.metrics_port}"
         first, _ = await submit(relay, MAILBOX, ["alice@example.net"], data)  # 250, or it raises
-        await held(relay, first)  # the token was refused: the mail waits for the fix
+        # The token was refused: the mail waits for the fix.
+        await entry_in_state(relay, first, QueueState.HELD)
         second, _ = await submit(relay, MAILBOX, ["alice@example.net"], data)  # still 250
         ready = await client.get(f"{base}/readyz")
         health = await client.get(f"{base}/healthz")

@@ -16,11 +16,10 @@ import httpx
 import pytest
 
 from mxrelay.app import Relay
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
+from tests.support.polling import eventually, until
 from tests.support.processes import ServeProcess, wait_for_port
 from tests.support.relay_app import running_relay
-
-__all__ = ["dns_server"]
 
 PARTIAL = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
 """A request whose headers never end."""
@@ -54,14 +53,6 @@ async def seconds_until_closed(stream: Stream, limit: float) -> float:
         return time.monotonic() - started
     finally:
         writer.close()
-
-
-async def until(condition: object, what: str) -> None:
-    for _ in range(500):
-        if callable(condition) and condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not reached after 5 s: {what}")
 
 
 async def test_headers_that_never_end_are_cut_off(relay: Relay) -> None:
@@ -111,7 +102,7 @@ async def test_a_slow_but_complete_request_is_answered(relay: Relay) -> None:
 async def test_past_the_cap_a_connection_is_closed_at_once(relay: Relay) -> None:
     held = [await held_open(relay.web_port) for _ in range(5)]
     try:
-        await until(lambda: relay.web is not None and relay.web.open_connections == 5, "5 held")
+        await until(lambda: relay.web is not None and relay.web.open_connections == 5)
         extra = await held_open(relay.web_port)
         assert await seconds_until_closed(extra, 0.8) < 0.8  # well before the header deadline
         async with httpx.AsyncClient() as client:  # the other listener has its own cap
@@ -155,6 +146,7 @@ def serve_env(dns: DnsServer, tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_serve_raises_its_soft_file_limit_to_the_hard_one(
     dns_server: DnsServer, tmp_path: Path
 ) -> None:
@@ -176,6 +168,7 @@ def smtp_greeting(port: int) -> bytes:
         return sock.recv(512)
 
 
+@pytest.mark.slow
 def test_half_open_http_requests_do_not_stop_smtp_or_the_probes(
     dns_server: DnsServer, tmp_path: Path
 ) -> None:
@@ -196,15 +189,14 @@ def test_half_open_http_requests_do_not_stop_smtp_or_the_probes(
             url = f"http://127.0.0.1:{serve.metrics_port}{path}"
             with urllib.request.urlopen(url, timeout=5) as response:
                 assert response.status == 200
-        deadline = time.monotonic() + 10
-        while True:  # the held ones are cut off after 2 s; then the UI answers again
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=5) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the UI never answered again"
-                time.sleep(0.2)
+
+        def ui_answers() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=5) as r:
+                assert r.status == 200
+                return True
+
+        # The held ones are cut off after 2 s; then the UI answers again.
+        eventually(ui_answers, what="the UI answers again", interval=0.2, ignoring=(OSError,))
         assert serve.process.poll() is None
         assert "Too many open files" not in serve.log
     finally:

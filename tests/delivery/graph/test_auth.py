@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,6 @@ from tests.support.graph_standin import SECRET, TENANT_DOMAIN, GraphStandIn
 from tests.support.graph_standin_tokens import Reply
 
 WRONG_SECRET = "Wr0ng~SecretValue.123"
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path) as server:
-        yield server
 
 
 def source(environ: dict[str, str], **options: object) -> MsalTokenSource:

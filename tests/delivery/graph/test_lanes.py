@@ -30,29 +30,22 @@ from mxrelay.delivery.graph.pacing import (
 from mxrelay.model import PacingLimit
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.open import OpenMode, open_store
+from tests.support.clocks import FakeClock
 
 T0 = 1_800_000_000.0
 HOLD = 40.0  # how long a request may take
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 Replicas = Callable[[PacingLimits], tuple[SharedLanes, SharedLanes]]
 
 
 @pytest.fixture
-async def clock() -> Clock:
-    return Clock()
+async def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-async def replicas(database_url: str, clock: Clock) -> AsyncIterator[Replicas]:
+async def replicas(database_url: str, clock: FakeClock) -> AsyncIterator[Replicas]:
     """Two replicas' lanes on one store (each its own database handle), on one clock."""
     async with AsyncExitStack() as stack:
         first = await stack.enter_async_context(open_store(database_url))
@@ -80,7 +73,7 @@ def waits(decision: Decision, seconds: float, limit: PacingLimit) -> bool:
 
 
 async def test_concurrency_is_app_wide_across_replicas_and_a_dead_ones_slots_lapse(
-    replicas: Replicas, clock: Clock
+    replicas: Replicas, clock: FakeClock
 ) -> None:
     a, b = replicas(PacingLimits(0, 0, 0, 2, 3))
     dying = await ask(a, "x@example.net", "m1", recipients=2)
@@ -99,7 +92,7 @@ async def test_concurrency_is_app_wide_across_replicas_and_a_dead_ones_slots_lap
 
 
 async def test_a_slot_promised_by_one_replica_is_kept_by_the_other(
-    replicas: Replicas, clock: Clock
+    replicas: Replicas, clock: FakeClock
 ) -> None:
     a, b = replicas(PacingLimits(60, 0, 0, 0, 0))
     spacing = 1.0 + WINDOW_GUARD
@@ -116,7 +109,7 @@ async def test_a_slot_promised_by_one_replica_is_kept_by_the_other(
 
 
 async def test_a_retry_after_closes_the_lane_for_every_replica_and_voids_promises(
-    replicas: Replicas, clock: Clock
+    replicas: Replicas, clock: FakeClock
 ) -> None:
     a, b = replicas(PacingLimits(60, 0, 0, 0, 0))
     spacing = 1.0 + WINDOW_GUARD
@@ -139,12 +132,12 @@ async def test_a_retried_request_counts_on_every_replica(replicas: Replicas) -> 
 
 
 async def test_shared_lanes_decide_exactly_as_lanes_in_this_process(
-    replicas: Replicas, clock: Clock
+    replicas: Replicas, clock: FakeClock
 ) -> None:
     """One code path for the decision: the same calls, alternating between two replicas, get the
     same answers as one process's lanes."""
     limits = PacingLimits(6, 12, 5000, 3, 8, 6.0, 12.0, 6.0, 30.0)
-    local_clock = Clock()
+    local_clock = FakeClock(T0)
     local = LocalLanes(Pacer(limits), local_clock)
     shared = replicas(limits)
     rng = random.Random(10)

@@ -9,7 +9,6 @@ can be routed apart.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,16 +19,13 @@ from mxrelay.delivery.errors import UpstreamUnavailable
 from mxrelay.delivery.graph.proxy import OutboundProxy, ProxyProblem
 from mxrelay.delivery.transport import RecipientStatus
 from mxrelay.model import QueueState
-from mxrelay.store.queue.admin import QueueAdmin
 from tests.support.connect_proxy import ConnectProxy
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_relay import graph_relay_environ, submit
 from tests.support.graph_standin import MAILBOX, GraphStandIn
 from tests.support.processes import free_port
-from tests.support.relay_app import running_relay
-
-__all__ = ["dns_server"]
+from tests.support.relay_app import entry_in_state, running_relay
 
 PROXY = "http://proxy.example.net:3128"
 
@@ -151,12 +147,6 @@ async def test_the_relay_does_not_start_in_graph_mode_with_such_a_proxy(
 
 
 @pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path / "standin") as server:
-        yield server
-
-
-@pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[ConnectProxy]:
     with ConnectProxy.running(tmp_path / "proxy") as running:
         yield running
@@ -175,6 +165,7 @@ async def deliver_one(standin: GraphStandIn, environ: dict[str, str]) -> None:
     assert len(standin.sent()) == 1
 
 
+@pytest.mark.slow
 async def test_without_no_proxy_both_hosts_are_tunnelled(
     standin: GraphStandIn, proxy: ConnectProxy
 ) -> None:
@@ -184,6 +175,7 @@ async def test_without_no_proxy_both_hosts_are_tunnelled(
 
 
 @pytest.mark.parametrize("variable", ["ALL_PROXY", "https_proxy"])
+@pytest.mark.slow
 async def test_all_proxy_and_lowercase_variables_are_honoured(
     standin: GraphStandIn, proxy: ConnectProxy, variable: str
 ) -> None:
@@ -191,6 +183,7 @@ async def test_all_proxy_and_lowercase_variables_are_honoured(
     assert set(proxy.tunnels()) == {f"localhost:{standin.port}", f"127.0.0.1:{standin.port}"}
 
 
+@pytest.mark.slow
 async def test_no_proxy_naming_the_identity_platform_sends_only_graph_through_the_proxy(
     standin: GraphStandIn, proxy: ConnectProxy
 ) -> None:
@@ -199,6 +192,7 @@ async def test_no_proxy_naming_the_identity_platform_sends_only_graph_through_th
 
 
 @pytest.mark.parametrize("form", ["127.0.0.1", "127.0.0.0/8", "127.0.0.1:{port}", "example.org,*"])
+@pytest.mark.slow
 async def test_no_proxy_naming_graph_sends_only_the_identity_platform_through_the_proxy(
     standin: GraphStandIn, proxy: ConnectProxy, form: str
 ) -> None:
@@ -208,6 +202,7 @@ async def test_no_proxy_naming_graph_sends_only_the_identity_platform_through_th
     assert proxy.tunnels() == expected
 
 
+@pytest.mark.slow
 async def test_no_proxy_on_another_port_does_not_bypass(
     standin: GraphStandIn, proxy: ConnectProxy
 ) -> None:
@@ -216,6 +211,7 @@ async def test_no_proxy_on_another_port_does_not_bypass(
     assert set(proxy.tunnels()) == {f"localhost:{standin.port}", f"127.0.0.1:{standin.port}"}
 
 
+@pytest.mark.slow
 async def test_an_https_proxy_with_credentials_is_trusted_as_graph_is(
     standin: GraphStandIn, tmp_path: Path
 ) -> None:
@@ -262,13 +258,5 @@ async def test_mail_is_delivered_when_no_proxy_names_both_hosts(
     async with running_relay(environ) as relay:
         message_id, _ = await submit(relay, MAILBOX, ["alice@example.net"], data)
         await standin.arrived(1)
-        assert relay.queue_stage is not None
-        assert relay.queue_stage.queue is not None
-        queue = relay.queue_stage.queue
-        async with asyncio.timeout(10):
-            while True:
-                entry = await QueueAdmin(queue.db).get(message_id)
-                if entry is not None and entry.state is QueueState.DELIVERED:
-                    break
-                await asyncio.sleep(0.05)  # the state lives in the database
+        entry = await entry_in_state(relay, message_id, QueueState.DELIVERED, within=10)
     assert entry.attempts == 1

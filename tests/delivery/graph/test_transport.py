@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -16,12 +14,6 @@ from mxrelay.metrics import Metrics
 from mxrelay.mime.headers import reconcile_headers
 from tests.support.graph_harness import graph_transport, job, message, relay_environ
 from tests.support.graph_standin import MAILBOX, SECRET, GraphStandIn, unavailable
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path) as server:
-        yield server
 
 
 async def test_sends_the_message_base64_encoded_and_records_the_request_id(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime
-from pathlib import Path
 
 import pytest
 
@@ -38,12 +36,6 @@ from tests.support.graph_standin import (
     throttle,
     unavailable,
 )
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
-    with GraphStandIn.running(tmp_path) as server:
-        yield server
 
 
 @pytest.mark.parametrize(

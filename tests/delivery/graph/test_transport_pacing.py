@@ -89,6 +89,7 @@ def per_second(messages: int = 10, requests: int = 20) -> Pacer:
     )
 
 
+@pytest.mark.slow
 async def test_paced_backlog_goes_at_the_configured_rate_without_a_single_429(
     enforcing: GraphStandIn,
 ) -> None:
@@ -111,6 +112,7 @@ async def test_paced_backlog_goes_at_the_configured_rate_without_a_single_429(
     assert waits == deferrals
 
 
+@pytest.mark.slow
 async def test_the_same_backlog_unpaced_collects_429s(enforcing: GraphStandIn) -> None:
     """The stand-in's limits are real: without pacing the burst is throttled, and the lane
     closes for everyone on that mailbox."""

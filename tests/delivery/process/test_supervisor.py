@@ -8,7 +8,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosmtplib
@@ -22,12 +22,12 @@ from mxrelay.metrics import Metrics
 from mxrelay.model import QueueState
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
-from tests.support import smarthost as smarthost_support
+from tests.support.polling import until
 from tests.support.processes import wait_for_exit
 from tests.support.relay_app import running_relay
 from tests.support.smarthost import Smarthost
 
-smarthost = smarthost_support.smarthost
+pytestmark = pytest.mark.slow  # relays with their delivery processes
 
 MESSAGE = b"From: app@example.net\r\nTo: user@example.org\r\nSubject: hello\r\n\r\nHello.\r\n"
 
@@ -57,15 +57,6 @@ async def send(relay: Relay, count: int) -> None:
             await client.sendmail("app@example.net", ["user@example.org"], MESSAGE)
 
 
-async def eventually(condition: Callable[[], bool], within: float = 20.0) -> None:
-    """Until `condition` holds (checked every 20 ms), at most `within` seconds."""
-    for _ in range(int(within / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    assert condition()
-
-
 def sample(relay: Relay, name: str, **labels: str) -> float:
     return relay.metrics.registry.get_sample_value(name, labels) or 0.0
 
@@ -74,6 +65,12 @@ async def queue_counts(relay: Relay) -> dict[QueueState, int]:
     assert relay.queue_stage is not None
     assert relay.queue_stage.queue is not None
     return (await relay.queue_stage.queue.stats()).counts
+
+
+async def with_one_active(relay: Relay) -> dict[QueueState, int] | None:
+    """The queue's counts once an entry is active (a delivery in progress)."""
+    counts = await queue_counts(relay)
+    return counts if counts.get(QueueState.ACTIVE) else None
 
 
 async def test_mail_is_delivered_by_the_delivery_process(
@@ -87,7 +84,7 @@ async def test_mail_is_delivered_by_the_delivery_process(
     # What the child counted shows on the relay's /metrics; its conditions show on the relay's
     # /healthz under names of their own (status: the relay's own "store" stays its own).
     delivered = {"transport": "smtp", "outcome": "delivered"}
-    await eventually(lambda: sample(relay, "mxrelay_deliveries_total", **delivered) == 3)
+    await until(lambda: sample(relay, "mxrelay_deliveries_total", **delivered) == 3, within=20)
     conditions = relay.health.snapshot()
     assert conditions[ConditionName.DELIVERY_PROCESS].ok
     assert conditions["delivery_process:delivery"].ok
@@ -103,22 +100,16 @@ async def test_a_delivery_process_that_dies_is_replaced_and_its_mail_sent_again(
     assert first is not None
     smarthost.script.hang_data = True  # the attempt is in progress when the child dies
     await send(relay, 1)
-    counts: dict[QueueState, int] = {}
-    for _ in range(500):
-        counts = await queue_counts(relay)
-        if counts.get(QueueState.ACTIVE):
-            break
-        await asyncio.sleep(0.02)
-    assert counts == {"active": 1}
+    assert await until(lambda: with_one_active(relay)) == {"active": 1}
     os.kill(first, signal.SIGKILL)
-    await eventually(lambda: sample(relay, "mxrelay_delivery_process_exits_total") == 1)
+    await until(lambda: sample(relay, "mxrelay_delivery_process_exits_total") == 1, within=20)
     smarthost.script.hang_data = False
     [received] = await smarthost.wait_for(1, within=30)
     assert received.recipients == ("user@example.org",)
     assert delivery.pid not in (None, first)
-    await eventually(lambda: relay.health.snapshot()[ConditionName.DELIVERY_PROCESS].ok)
-    await eventually(lambda: sample(relay, "mxrelay_deliveries_total", transport="smtp",
-                                    outcome="delivered") == 1)  # fmt: skip
+    await until(lambda: relay.health.snapshot()[ConditionName.DELIVERY_PROCESS].ok, within=20)
+    delivered = {"transport": "smtp", "outcome": "delivered"}
+    await until(lambda: sample(relay, "mxrelay_deliveries_total", **delivered) == 1, within=20)
     assert await queue_counts(relay) == {"delivered": 1}
 
 

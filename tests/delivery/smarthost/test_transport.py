@@ -15,10 +15,7 @@ from mxrelay.delivery.transport import (
 )
 from mxrelay.metrics import Metrics
 from mxrelay.upstream.pool import UpstreamPool
-from tests.support import smarthost as smarthost_support
 from tests.support.smarthost import Smarthost
-
-smarthost = smarthost_support.smarthost
 
 DATA = b"From: a@example.net\r\nTo: b@example.org\r\nSubject: t\r\n\r\n.leading dot\r\nbody\r\n"
 

@@ -33,6 +33,7 @@ from tests.support.processes import run_mxrelay
         ),
     ],
 )
+@pytest.mark.slow
 def test_bad_smtp_settings_stop_start_up_with_one_line(env: dict[str, str], message: str) -> None:
     result = run_mxrelay("serve", env=env)
     assert result.returncode == 2

@@ -21,7 +21,7 @@ PACKAGE = "mxrelay"
 ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset()
 
 # Leaves: shared values and services every stage may use.
-LEAVES = frozenset({"model", "config", "metrics", "log", "health", "tasks", "trace"})
+LEAVES = frozenset({"model", "config", "metrics", "log", "health", "tasks", "received"})
 
 # What each area may import besides itself and the leaves. Nothing may import `app` or `cli`; the
 # SMTP engine reaches DNS and storage only through the callables its policy is handed.
@@ -32,9 +32,9 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "log": frozenset(),
     "health": frozenset(),
     "tasks": frozenset(),
-    "trace": frozenset({"model"}),
+    "received": frozenset({"model"}),
     "smtp": LEAVES,
-    "dns": LEAVES,
+    "rcpt": LEAVES,
     "mime": LEAVES - {"metrics"},  # pure: what a transform did is counted by its callers
     "upstream": LEAVES,
     "store": LEAVES | {"mime"},
@@ -42,10 +42,10 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "delivery": LEAVES | {"store", "mime", "upstream"},
     "web": LEAVES | {"store", "mime"},
     # The composition root: builds the stages; no area but `app` imports it.
-    "runtime": LEAVES | {"smtp", "dns", "mime", "store", "sinks", "upstream", "delivery"},
+    "runtime": LEAVES | {"smtp", "rcpt", "mime", "store", "sinks", "upstream", "delivery"},
     # Orders the stages runtime builds: starts them, stops them in reverse.
-    "app": LEAVES | {"runtime", "smtp", "dns", "store", "web"},
-    "cli": LEAVES | {"app", "smtp", "dns", "mime", "store", "delivery", "web"},
+    "app": LEAVES | {"runtime", "smtp", "rcpt", "store", "web"},
+    "cli": LEAVES | {"app", "smtp", "rcpt", "mime", "store", "delivery", "web"},
     "__main__": frozenset({"cli"}),
 }
 
@@ -59,7 +59,7 @@ PURE = {
     ),
 }
 # The recipient checker does its I/O in one module, the resolver; the rest of it decides.
-DNS_IO_MODULES = frozenset({"mxrelay.dns.resolver"})
+DNS_IO_MODULES = frozenset({"mxrelay.rcpt.resolver"})
 DNS_IO_LIBRARIES = frozenset({"socket", "ssl", "dns", "sqlalchemy", "httpx", "aiosmtplib"})
 
 
@@ -253,7 +253,7 @@ def test_the_recipient_checker_does_io_only_in_its_resolver() -> None:
     wrong = {
         module: sorted(_third_party(module) & DNS_IO_LIBRARIES)
         for module in KNOWN
-        if area(module) == "dns"
+        if area(module) == "rcpt"
         and module not in DNS_IO_MODULES
         and _third_party(module) & DNS_IO_LIBRARIES
     }

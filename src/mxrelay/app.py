@@ -22,9 +22,9 @@ from types import TracebackType
 
 from mxrelay import __version__, log
 from mxrelay.config import Settings
-from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import ConditionName, Health
 from mxrelay.metrics import Metrics
+from mxrelay.rcpt.check import RecipientChecker
 from mxrelay.runtime.listener import load_users, smtp_server
 from mxrelay.runtime.passthrough import PassthroughStage
 from mxrelay.runtime.plan import SinkKind, StagePlan, StartupError, plan_stages

@@ -14,9 +14,9 @@ import pytest
 
 from bench import rig
 from mxrelay.config import load_settings
-from mxrelay.dns.check import RecipientChecker
 from mxrelay.metrics import Metrics
 from mxrelay.model import DeliveryMode, Reason
+from mxrelay.rcpt.check import RecipientChecker
 from tests.support.dns_server import DnsServer
 
 needs_postconf = pytest.mark.skipif(shutil.which("postconf") is None, reason="needs postconf")

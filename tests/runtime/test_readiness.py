@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from mxrelay.config import load_settings
-from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
+from mxrelay.rcpt.check import RecipientChecker
 from mxrelay.runtime.readiness import watch_dns
 from tests.support.dns_server import DnsServer, dns_server
 

@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from mxrelay.dns.check import explain  # imported here so other commands start fast
+    from mxrelay.rcpt.check import explain  # imported here so other commands start fast
 
     settings = load_or_exit(environ)
 

@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from mxrelay.dns.answer import Query
-from mxrelay.dns.check import RecipientChecker
 from mxrelay.health import ConditionName, Health
 from mxrelay.model import RdType
+from mxrelay.rcpt.answer import Query
+from mxrelay.rcpt.check import RecipientChecker
 
 DNS_FRESHNESS = 60.0
 """Seconds after which the resolver must answer a probe again for the `dns` status condition

@@ -24,8 +24,8 @@ from mxrelay import log
 from mxrelay.metrics import Metrics, PassthroughResult, UpstreamCommand
 from mxrelay.mime.pipeline import Variant
 from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction
+from mxrelay.received import received_header
 from mxrelay.smtp import replies
-from mxrelay.trace import received_header
 from mxrelay.upstream.errors import UpstreamError, map_upstream_errors
 from mxrelay.upstream.pool import UpstreamPool
 from mxrelay.upstream.replies import UpstreamReply, parse_reply, send_data

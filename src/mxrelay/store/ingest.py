@@ -2,7 +2,7 @@
 
 `build_record()` computes everything that is written at accept time: the hash and the compressed
 bytes, the header fields worth listing and searching (subject, From, To, Message-ID, a snippet and the
-text body), the relay's `Received:` header (`trace.py`), and the delivery variants. Every parse is
+text body), the relay's `Received:` header (`received.py`), and the delivery variants. Every parse is
 bounded (`mime.parse`, `mime.addresses`, `mime.text`, `mime.content`, and the limits below): a
 malformed or hostile message is still accepted and stored byte for byte; only its summary fields
 stay empty or short. The header From kept here is the one the Graph transport sends as: it is read
@@ -24,8 +24,8 @@ from mxrelay.mime.content import decode_body, message_content, strip_tags
 from mxrelay.mime.parse import FieldFinder, header_region
 from mxrelay.mime.text import decode_words
 from mxrelay.model import Transaction
+from mxrelay.received import received_header
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
-from mxrelay.trace import received_header
 
 SNIPPET_LENGTH = 250
 """Mailpit's `Snippet`: up to 250 characters of body text."""

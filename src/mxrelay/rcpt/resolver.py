@@ -38,9 +38,9 @@ import dns.rdtypes.IN.AAAA
 import dns.resolver
 
 from mxrelay.config import HostPort
-from mxrelay.dns.answer import Answer, Cname, Query, Record
 from mxrelay.metrics import Metrics
 from mxrelay.model import DnsStatus, RdType
+from mxrelay.rcpt.answer import Answer, Cname, Query, Record
 
 RETRANSMIT_INTERVAL = 1.0  # seconds before a silent server is asked again (then doubled)
 EDNS_PAYLOAD = 1232  # the DNS Flag Day 2020 size: avoids fragmentation, TC+TCP beyond it

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.dns.routable import is_globally_routable, parse_ip
+from mxrelay.rcpt.routable import is_globally_routable, parse_ip
 
 
 @pytest.mark.parametrize("text", ["8.8.8.8", "2a00:1450::1", "1.1.1.1", "::ffff:8.8.8.8"])

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.dns.answer import Answer, Cname, Query, Record
-from mxrelay.dns.decide import DecideOptions, combine_verdicts, decide
-from mxrelay.dns.verdict import Lifetime, Verdict, render
 from mxrelay.model import DnsStatus, RdType, Reason, RecipientVerdict, Reply
+from mxrelay.rcpt.answer import Answer, Cname, Query, Record
+from mxrelay.rcpt.decide import DecideOptions, combine_verdicts, decide
+from mxrelay.rcpt.verdict import Lifetime, Verdict, render
 
 MX, A, AAAA = RdType.MX, RdType.A, RdType.AAAA
 TEST_NETS = (

@@ -7,9 +7,9 @@ import asyncio
 import random
 import string
 
-from mxrelay.dns.check import RecipientChecker
 from mxrelay.metrics import Metrics
-from tests.dns.conftest import CheckerFactory
+from mxrelay.rcpt.check import RecipientChecker
+from tests.rcpt.conftest import CheckerFactory
 from tests.support.clocks import FakeClock
 from tests.support.dns_server import DnsServer, Fault
 

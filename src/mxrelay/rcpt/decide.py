@@ -30,11 +30,11 @@ import logging
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 
-from mxrelay.dns import verdict as v
-from mxrelay.dns.answer import Answer, Cname, Query, Record
-from mxrelay.dns.routable import IPAddress, IPNetwork, is_globally_routable, parse_ip
-from mxrelay.dns.verdict import Verdict
 from mxrelay.model import DnsStatus, RdType, RecipientVerdict
+from mxrelay.rcpt import verdict as v
+from mxrelay.rcpt.answer import Answer, Cname, Query, Record
+from mxrelay.rcpt.routable import IPAddress, IPNetwork, is_globally_routable, parse_ip
+from mxrelay.rcpt.verdict import Verdict
 
 log = logging.getLogger(__name__)
 

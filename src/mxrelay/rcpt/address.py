@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import idna
 
-from mxrelay.dns import verdict as v
-from mxrelay.dns.routable import IPNetwork, is_globally_routable
-from mxrelay.dns.verdict import Verdict
+from mxrelay.rcpt import verdict as v
+from mxrelay.rcpt.routable import IPNetwork, is_globally_routable
+from mxrelay.rcpt.verdict import Verdict
 
 log = logging.getLogger(__name__)
 

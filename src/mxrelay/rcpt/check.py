@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from mxrelay.config import DnsSettings, HostPort, PolicySettings
-from mxrelay.dns import verdict as v
-from mxrelay.dns.address import AddressRules, Parsed, analyse
-from mxrelay.dns.answer import Answer, Query
-from mxrelay.dns.cache import CachePolicy, SingleFlight, VerdictCache
-from mxrelay.dns.decide import DecideOptions, Flow, decide, describe
-from mxrelay.dns.policy import DomainPolicy, listed
-from mxrelay.dns.resolver import Resolver, system_nameservers
-from mxrelay.dns.verdict import Verdict
 from mxrelay.metrics import CacheResult, Metrics
 from mxrelay.model import RecipientVerdict
+from mxrelay.rcpt import verdict as v
+from mxrelay.rcpt.address import AddressRules, Parsed, analyse
+from mxrelay.rcpt.answer import Answer, Query
+from mxrelay.rcpt.cache import CachePolicy, SingleFlight, VerdictCache
+from mxrelay.rcpt.decide import DecideOptions, Flow, decide, describe
+from mxrelay.rcpt.policy import DomainPolicy, listed
+from mxrelay.rcpt.resolver import Resolver, system_nameservers
+from mxrelay.rcpt.verdict import Verdict
 
 # The shared lookup enforces the per-RCPT budget itself and returns a 451 with its evidence; a
 # waiter only gives up on its own if that verdict is somehow late, so it waits a moment longer.

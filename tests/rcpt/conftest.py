@@ -14,9 +14,9 @@ from typing import Protocol
 import pytest
 
 from mxrelay.config import Settings, load_settings
-from mxrelay.dns.check import RecipientChecker
 from mxrelay.metrics import Metrics
 from mxrelay.model import RecipientVerdict
+from mxrelay.rcpt.check import RecipientChecker
 from tests.support.clocks import FakeClock
 from tests.support.dns_server import DnsServer
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from mxrelay.config import DnsSettings
-from mxrelay.dns.verdict import Lifetime, Verdict
+from mxrelay.rcpt.verdict import Lifetime, Verdict
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,10 @@ import itertools
 import pytest
 
 from mxrelay.config import HostPort, load_settings
-from mxrelay.dns.check import RecipientChecker
 from mxrelay.metrics import Metrics
 from mxrelay.model import Reason
-from tests.dns.conftest import NOT_FOUND, ROUTABLE_FOR_TESTS, TEMPFAIL, CheckerFactory, ok_mx
+from mxrelay.rcpt.check import RecipientChecker
+from tests.rcpt.conftest import NOT_FOUND, ROUTABLE_FOR_TESTS, TEMPFAIL, CheckerFactory, ok_mx
 from tests.support.dns_server import DnsServer, Fault
 
 # --- Stage A: refused without DNS ----------------------------------------------------------------

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.dns.address import AddressRules, Parsed, analyse, domain_problem
-from mxrelay.dns.verdict import render
 from mxrelay.model import Reason
+from mxrelay.rcpt.address import AddressRules, Parsed, analyse, domain_problem
+from mxrelay.rcpt.verdict import render
 
 TEST_NET = (ipaddress.ip_network("192.0.2.0/24"),)
 
@@ -99,7 +99,7 @@ def test_t06_a3_long_local_part_is_not_judged_only_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     local = "x" * 200
-    with caplog.at_level("INFO", logger="mxrelay.dns.address"):
+    with caplog.at_level("INFO", logger="mxrelay.rcpt.address"):
         parsed = analyse(f"<{local}@ok.example.net>", False)
     needs_dns(parsed, "ok.example.net")
     assert parsed.mailbox == f"{local}@ok.example.net"

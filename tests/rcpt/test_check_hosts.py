@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
-from mxrelay.dns.check import RecipientChecker, explain
 from mxrelay.model import Reason
-from tests.dns.conftest import NOT_FOUND, TEMPFAIL, CheckerFactory, ok_mx, settings_for
+from mxrelay.rcpt.check import RecipientChecker, explain
+from tests.rcpt.conftest import NOT_FOUND, TEMPFAIL, CheckerFactory, ok_mx, settings_for
 from tests.support.dns_server import DnsServer, Fault
 
 # --- Stage C -------------------------------------------------------------------------------------

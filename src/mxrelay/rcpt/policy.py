@@ -23,8 +23,8 @@ from pathlib import Path
 import idna
 
 from mxrelay.config import ConfigError, PolicySettings, domain_alabel
-from mxrelay.dns import verdict as v
-from mxrelay.dns.verdict import Verdict
+from mxrelay.rcpt import verdict as v
+from mxrelay.rcpt.verdict import Verdict
 
 
 class Suffixes:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from mxrelay.config import ConfigError, PolicySettings, load_settings
-from mxrelay.dns.policy import DomainPolicy, load_typo_file
 from mxrelay.model import Reason
-from tests.dns.conftest import CheckerFactory
+from mxrelay.rcpt.policy import DomainPolicy, load_typo_file
+from tests.rcpt.conftest import CheckerFactory
 from tests.support.dns_server import DnsServer, Fault
 
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.dns import verdict as v
-from mxrelay.dns.cache import CachePolicy, SingleFlight, VerdictCache, lifetime
-from mxrelay.dns.verdict import Lifetime, Verdict
 from mxrelay.model import Reason
+from mxrelay.rcpt import verdict as v
+from mxrelay.rcpt.cache import CachePolicy, SingleFlight, VerdictCache, lifetime
+from mxrelay.rcpt.verdict import Lifetime, Verdict
 from tests.support.clocks import FakeClock
 
 POLICY = CachePolicy(

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 
 from mxrelay.config import HostPort
-from mxrelay.dns.answer import Answer, Query
-from mxrelay.dns.resolver import RETRANSMIT_INTERVAL, Resolver, system_nameservers
 from mxrelay.metrics import Metrics
 from mxrelay.model import DnsStatus, RdType
+from mxrelay.rcpt.answer import Answer, Query
+from mxrelay.rcpt.resolver import RETRANSMIT_INTERVAL, Resolver, system_nameservers
 from tests.support.clocks import FakeClock
 from tests.support.dns_server import DnsServer, Fault
 

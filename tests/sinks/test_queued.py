@@ -240,7 +240,9 @@ async def test_transform_notes_reach_the_log_line_and_the_message_record(
         await send_mail(relay, "cal@example.net", ["a@example.org"], SIGNED_INVITATION)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{relay.web_port}") as client:
             latest = (await client.get("/api/v1/message/latest")).json()
+            path = f"/api/v1/message/{latest['ID']}/deliveries"
+            deliveries = (await client.get(path)).json()
     [line] = transaction_lines(caplog.records)
     assert line["queue_id"] == latest["ID"]
     assert line["transforms"] == [f"ics strip: nothing changed; {LEFT_UNCHANGED}"]
-    assert latest["Delivery"]["TransformReports"] == line["transforms"]
+    assert deliveries["TransformReports"] == line["transforms"]

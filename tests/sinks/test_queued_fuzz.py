@@ -35,7 +35,7 @@ from mxrelay.mime.headers import reconcile_headers
 from mxrelay.model import Peer, SessionInfo, Transaction
 from mxrelay.runtime.queued import QueueStage
 from mxrelay.store.message_log import get_message, get_raw
-from mxrelay.web.api_v1 import message
+from mxrelay.web.api_v1.shapes import message
 from tests.support.fuzzing import EXAMPLES, FUZZ, messages
 from tests.support.hostile import hold_relay
 from tests.support.processes import ServeProcess

@@ -52,6 +52,26 @@ class MessageSummary:
     seen: bool
 
 
+def parse_search(query: str) -> SearchQuery:
+    """`from:` (envelope sender), `to:` (a recipient), `status:` (a recipient's delivery state),
+    `before:`/`after:` (Unix time); other words must all occur in subject, addresses or text."""
+    fields: dict[str, Any] = {}
+    words: list[str] = []
+    for token in query.split():
+        key, sep, value = token.partition(":")
+        key = key.lower()
+        if sep and value and key in ("from", "to", "status"):
+            fields[{"from": "sender", "to": "recipient", "status": "state"}[key]] = value
+        elif sep and value and key in ("before", "after"):
+            try:
+                fields[key] = float(value)
+            except ValueError:
+                words.append(token)
+        else:
+            words.append(token)
+    return SearchQuery(text=" ".join(words) or None, **fields)
+
+
 def fts5_query(words: str) -> str:
     """An FTS5 query matching all `words` in the searchable columns (each word quoted)."""
     terms = " AND ".join('"' + w.replace('"', '""') + '"' for w in _WORD.findall(words))

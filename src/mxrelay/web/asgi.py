@@ -184,5 +184,7 @@ def web_app(
     """The routes inside both middlewares; outside Starlette's own error handler too, so even its
     500 answer carries the security headers."""
     info = functools.partial(relay_info, facts, metrics)
-    routes = Starlette(routes=[*ui_routes(db), *api_routes(db, info=info), *health_routes(health)])
+    routes = Starlette(
+        routes=[*ui_routes(db), *api_routes(db, info_facts=info), *health_routes(health)]
+    )
     return SecurityHeaders(HostCheck(routes, allowed_hosts))

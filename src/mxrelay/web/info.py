@@ -2,7 +2,7 @@
 
 `RelayFacts` is fixed at start-up (the delivery mode and the database URL, redacted: the info
 endpoint shows no secret); `relay_info` adds the SMTP counts, read from the metrics the SMTP
-policy already keeps. `api_v1.py` adds the version, the message count and the uptime.
+policy already keeps. `api_v1/info.py` adds the version, the message count and the uptime.
 """
 
 from __future__ import annotations

@@ -15,8 +15,7 @@ from starlette.routing import Route
 from mxrelay import __version__
 from mxrelay.store.backend import Database
 from mxrelay.store.message_log import MessageView, get_message
-from mxrelay.store.search import MessageSummary, SearchQuery, search_messages
-from mxrelay.web.api_v1 import parse_search
+from mxrelay.store.search import MessageSummary, SearchQuery, parse_search, search_messages
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1f2328; }

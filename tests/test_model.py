@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import idna
 import pytest
 
 from mxrelay.config import load_settings
-from mxrelay.model import IcsScope, Mailbox, ScopeKind
+from mxrelay.model import (
+    IcsScope,
+    Mailbox,
+    ScopeKind,
+    canonical_domain,
+    domain_alabel,
+    to_alabel,
+)
+from mxrelay.rcpt.address import analyse
 
 
 def _scope(value: str) -> IcsScope:
@@ -60,3 +69,30 @@ def test_mailbox_parsing() -> None:
     assert Mailbox.parse('<"a\\"b"@x.example>') == Mailbox('a"b', "x.example")
     assert Mailbox.parse("u@bücher.example.") == Mailbox("u", "xn--bcher-kva.example")
     assert str(Mailbox.parse("local")) == "local"
+
+
+@pytest.mark.parametrize(
+    ("written", "alabel"),
+    [
+        ("Example.NET", "example.net"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("BÜCHER.example", "xn--bcher-kva.example"),
+        ("faß.de", "xn--fa-hia.de"),  # non-transitional: ß is kept, not mapped to ss
+        ("例え.テスト", "xn--r8jz45g.xn--zckzah"),
+    ],
+)
+def test_one_idna_conversion_for_settings_mail_and_recipient_checks(
+    written: str, alabel: str
+) -> None:
+    assert to_alabel(written) == alabel
+    assert domain_alabel(f" {written}. ") == alabel  # as written in a setting
+    assert canonical_domain(f"{written}.") == alabel  # as read from mail
+    parsed = analyse(f"<user@{written}>", smtputf8=True)
+    assert parsed.domain == alabel  # what the recipient checks look up
+
+
+def test_only_the_lenient_form_accepts_a_name_idna_refuses() -> None:
+    with pytest.raises(idna.IDNAError):
+        domain_alabel("a\u200db.example")
+    assert canonical_domain("A\u200dB.example") == "a\u200db.example"
+    assert canonical_domain("[192.0.2.1]") == "[192.0.2.1]"

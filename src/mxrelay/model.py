@@ -214,13 +214,31 @@ class Mailbox:
         return f"{self.local}@{self.domain}" if self.domain else self.local
 
 
+def to_alabel(name: str) -> str:
+    """A domain name in lower-case IDNA A-labels, as every part of the relay compares domains.
+
+    IDNA 2008 with UTS-46 non-transitional processing (so `ß` stays `ß`, as browsers and mail
+    systems now treat it); raises `idna.IDNAError` (a `UnicodeError`) for a name IDNA refuses.
+    The one conversion the recipient checks, the settings and the transforms share.
+    """
+    if name.isascii():
+        return name.lower()
+    return idna.encode(name, uts46=True, transitional=False).decode("ascii").lower()
+
+
+def domain_alabel(domain: str) -> str:
+    """A domain as written in a setting or a file: trimmed, without its final dot, `to_alabel`."""
+    return to_alabel(domain.strip().lower().removesuffix("."))
+
+
 def canonical_domain(domain: str) -> str:
-    """Lower-case A-label form of a domain; a name IDNA cannot encode is only lower-cased."""
+    """`domain_alabel` for a domain read from mail, which must not fail: an address literal, or a
+    name IDNA cannot encode, is only lower-cased."""
     text = domain.strip().rstrip(".").lower()
-    if text.startswith("[") or text.isascii():
+    if text.startswith("["):
         return text
     try:
-        return idna.encode(text, uts46=True).decode("ascii")
+        return to_alabel(text)
     except idna.IDNAError:
         return text
 

@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import idna
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from mxrelay.model import domain_alabel
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -172,18 +174,6 @@ def parse_host_name(value: object) -> str:
 
 def _parse_lower_list(value: object) -> tuple[str, ...]:
     return tuple(str(item).strip().lower() for item in _split_list(value))
-
-
-def domain_alabel(domain: str) -> str:
-    """A domain as the recipient checks compare it: lower case, no final dot, IDNA A-labels.
-
-    Non-ASCII names are converted with IDNA 2008 / UTS-46 non-transitional processing, as
-    recipient domains are (`dns/address.py`); raises `idna.IDNAError` for a name IDNA refuses.
-    """
-    domain = domain.strip().lower().removesuffix(".")
-    if domain.isascii():
-        return domain
-    return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
 
 
 def _parse_domains(value: object) -> tuple[str, ...]:

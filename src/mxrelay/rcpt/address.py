@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import idna
 
+from mxrelay.model import to_alabel
 from mxrelay.rcpt import verdict as v
 from mxrelay.rcpt.routable import IPNetwork, is_globally_routable
 from mxrelay.rcpt.verdict import Verdict
@@ -200,9 +201,9 @@ def _domain(shown: str, local: str, written: str, rules: AddressRules) -> Parsed
         normalised = alabel
     else:
         try:
-            alabel = idna.encode(written, uts46=True, transitional=False).decode("ascii").lower()
+            alabel = to_alabel(written)
             normalised = idna.decode(alabel)
-        except (idna.IDNAError, UnicodeError, ValueError):
+        except (UnicodeError, ValueError):
             return Parsed(shown, verdict=v.bad_syntax("A5", "invalid internationalised domain"))
     problem = domain_problem(alabel)
     if problem is not None:

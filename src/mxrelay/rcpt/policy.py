@@ -22,7 +22,8 @@ from pathlib import Path
 
 import idna
 
-from mxrelay.config import ConfigError, PolicySettings, domain_alabel
+from mxrelay.config import ConfigError, PolicySettings
+from mxrelay.model import domain_alabel
 from mxrelay.rcpt import verdict as v
 from mxrelay.rcpt.verdict import Verdict
 

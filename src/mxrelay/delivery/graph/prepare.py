@@ -28,6 +28,7 @@ from mxrelay.delivery.errors import PermanentFailure
 from mxrelay.delivery.transport import DeliveryJob
 from mxrelay.mime.addresses import read_author, split_list
 from mxrelay.mime.headers import HeaderResult
+from mxrelay.mime.parse import header_region
 from mxrelay.model import DeliveryMode, canonical_domain
 
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
@@ -102,20 +103,11 @@ def graph_size_limit(settings: Settings) -> int:
     return general
 
 
-def header_end(data: bytes) -> int:
-    """Offset of the blank line that ends the header block (len(data) if there is none)."""
-    crlf = data.find(b"\r\n\r\n")
-    lf = data.find(b"\n\n")
-    candidates = [i for i in (crlf, lf) if i != -1]
-    if data.startswith((b"\r\n", b"\n")):
-        return 0
-    return min(candidates) if candidates else len(data)
-
-
 def field_names(data: bytes) -> set[str]:
     """Lower-case names of the message's own header fields (one regular expression in C over
     the header block, which may hold tens of thousands of fields)."""
-    found = _FIELD_NAMES.findall(data, 0, header_end(data))
+    end, _ = header_region(data, len(data))
+    found = _FIELD_NAMES.findall(data, 0, end)
     return {name.decode("ascii").lower() for name in found}
 
 
@@ -168,7 +160,8 @@ def complete_headers(
     same object).
     """
     present = field_names(data)
-    newline = b"\r\n" if b"\r\n" in data[: header_end(data) + 2] or not data else b"\n"
+    end, _ = header_region(data, len(data))
+    newline = b"\r\n" if b"\r\n" in data[: end + 2] or not data else b"\n"
     added: list[bytes] = []
     if "from" not in present and sender and header_address(sender):
         added.append(b"From: " + sender.encode("utf-8") + newline)

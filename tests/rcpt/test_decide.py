@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.model import DnsStatus, RdType, Reason, RecipientVerdict, Reply
+from mxrelay.model import DnsStatus, RdType, Reason
 from mxrelay.rcpt.answer import Answer, Cname, Query, Record
-from mxrelay.rcpt.decide import DecideOptions, combine_verdicts, decide
+from mxrelay.rcpt.decide import DecideOptions, decide
 from mxrelay.rcpt.verdict import Lifetime, Verdict, render
 
 MX, A, AAAA = RdType.MX, RdType.A, RdType.AAAA
@@ -416,35 +416,6 @@ def test_d5_spf_is_never_consulted() -> None:
     verdict, asked = drive(D, {(D, MX): NODATA, (D, A): addresses("192.0.2.1")})
     is_(verdict, 250, "1.5", "D1")
     assert {q.rdtype for q in asked} <= {MX, A, AAAA}
-
-
-# --- combine_verdicts ----------------------------------------------------------------------------
-
-
-def _rv(code: int, status: str) -> RecipientVerdict:
-    return RecipientVerdict(Reply(code, status, f"<u@x.example>: {code}"), Reason.OK)
-
-
-def test_combine_5xx_beats_4xx_and_4xx_beats_250() -> None:
-    ok, temp, hard = _rv(250, "1.5"), _rv(451, "4.3"), _rv(550, "7.1")
-    assert combine_verdicts(temp, hard) is hard
-    assert combine_verdicts(hard, temp) is hard
-    assert combine_verdicts(ok, temp) is temp
-    assert combine_verdicts(ok, ok) is ok
-    with pytest.raises(ValueError, match="at least one"):
-        combine_verdicts()
-
-
-@given(st.lists(st.sampled_from([250, 450, 451, 550, 553, 556]), min_size=1, max_size=6))
-def test_combine_property(codes: list[int]) -> None:
-    verdicts = [_rv(code, "1.2" if code != 250 else "1.5") for code in codes]
-    result = combine_verdicts(*verdicts)
-    if any(code >= 500 for code in codes):
-        assert result.reply.code >= 500
-    elif any(code >= 400 for code in codes):
-        assert 400 <= result.reply.code < 500
-    else:
-        assert result.reply.code == 250
 
 
 # --- properties of decide --------------------------------------------------------------------------

@@ -5,7 +5,8 @@ special-use names) → policies (`policy.py`, A12) → trusted domains (no DNS) 
 stages B-D (`decide.py`) driven against the resolver within the per-RCPT budget. Lookups of one
 domain that overlap share one task (single-flight) and their verdict is cached once, by the task,
 even if every waiting client has gone. Policies run before DNS, so a definite 5xx is never hidden
-behind a temporary DNS failure (see `combine_verdicts`).
+behind a temporary DNS failure: the order is the precedence rule (Postfix's
+`defer_if_permit`; `tests/rcpt/test_policy.py` holds it).
 
 The checker owns the resolver, the cache and the in-flight tasks; `aclose()` cancels what runs.
 """

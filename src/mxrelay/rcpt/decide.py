@@ -1,4 +1,4 @@
-"""Stages B-D of recipient-domain validation as a sans-I/O generator, and `combine_verdicts`.
+"""Stages B-D of recipient-domain validation as a sans-I/O generator.
 
 `decide(domain, options)` yields `Query` values and receives `Answer` values (as httpx's auth flows
 do with requests), and returns a `Verdict`. It never touches a socket or a clock: `check.py` drives
@@ -30,7 +30,7 @@ import logging
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 
-from mxrelay.model import DnsStatus, RdType, RecipientVerdict
+from mxrelay.model import DnsStatus, RdType
 from mxrelay.rcpt import verdict as v
 from mxrelay.rcpt.answer import Answer, Cname, Query, Record
 from mxrelay.rcpt.routable import IPAddress, IPNetwork, is_globally_routable, parse_ip
@@ -281,20 +281,3 @@ def _min_ttl(ttls: Iterable[int | None]) -> int | None:
     if not values or any(ttl is None for ttl in values):
         return None
     return min(ttl for ttl in values if ttl is not None)
-
-
-def combine_verdicts(*verdicts: RecipientVerdict) -> RecipientVerdict:
-    """One RCPT's verdict from several checks: a definite 5xx beats a temporary 4xx.
-
-    A temporary failure is returned only when every other check would have accepted (Postfix's
-    `defer_if_permit`), and among equals the first given wins.
-    """
-    if not verdicts:
-        raise ValueError("combine_verdicts needs at least one verdict")
-    for candidate in verdicts:
-        if candidate.reply.is_permanent:
-            return candidate
-    for candidate in verdicts:
-        if candidate.reply.is_transient:
-            return candidate
-    return verdicts[0]

@@ -35,3 +35,24 @@ async def test_list_filters(db: Database) -> None:
     assert await keys(states=(QueueState.DEAD,)) == []
     assert await keys(message_ids=(second.id,)) == ["other@example.com"]
     assert await keys(sender="app@", recipient="y@example") == []  # combined with AND
+
+
+async def test_sender_and_recipient_filters_take_wildcards_literally(db: Database) -> None:
+    """`%` and `_` are characters to find, as in the message-log search, not LIKE wildcards."""
+    admin = QueueAdmin(db)
+    plain = transaction(mail_from="app@example.net", recipients=("ab@example.org",))
+    odd = transaction(
+        mail_from="a_p%p@example.net",
+        recipients=("a_b@example.org",),
+        received_at=T0.replace(hour=13),
+    )
+    await accept(db, record(plain), record(odd))
+
+    async def senders(**kwargs: str) -> list[str]:
+        rows = await admin.list_entries(QueueFilter(**kwargs), now=NOW + 7200)  # type: ignore[arg-type]
+        return [row.mail_from for row in rows]
+
+    assert await senders(sender="%") == ["a_p%p@example.net"]
+    assert await senders(sender="a_p") == ["a_p%p@example.net"]
+    assert await senders(recipient="a_b") == ["a_p%p@example.net"]
+    assert await senders(recipient="_") == ["a_p%p@example.net"]

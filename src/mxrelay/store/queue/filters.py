@@ -49,14 +49,14 @@ def conditions(where: QueueFilter, now: float) -> list[ColumnElement[bool]]:
     if where.states:
         found.append(q.c.state.in_([s.value for s in where.states]))
     if where.sender is not None:
-        found.append(func.lower(m.c.mail_from).contains(where.sender.lower()))
+        found.append(func.lower(m.c.mail_from).contains(where.sender.lower(), autoescape=True))
     if where.recipient is not None:
         found.append(
             exists().where(
                 and_(
                     r.c.message_id == q.c.message_id,
                     r.c.variant == q.c.variant,
-                    func.lower(r.c.address).contains(where.recipient.lower()),
+                    func.lower(r.c.address).contains(where.recipient.lower(), autoescape=True),
                 )
             )
         )

@@ -1,10 +1,12 @@
-"""The README's settings tables are the ones generated from mxrelay.config; its commands exist.
+"""The README's settings tables are the ones generated from mxrelay.config; its commands exist; every
+log event the code writes is in its table.
 
 To refresh the tables after adding a setting: `.venv/bin/python -m tests.test_readme --write`.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from pathlib import Path
@@ -13,7 +15,8 @@ from mxrelay.cli import build_parser
 from mxrelay.cli.config import markdown_table
 from mxrelay.config import options
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 SECTION = re.compile(r"(<!-- settings:start[^\n]*-->\n)(.*?)(<!-- settings:end -->)", re.S)
 
 
@@ -50,6 +53,29 @@ def test_documented_commands_exist() -> None:
     for command in re.findall(r"`mxrelay ([a-z-]+)", text):
         if command not in ("--help", "COMMAND"):
             assert command in choices, command
+
+
+def logged_events() -> set[str]:
+    """Every event name the code logs: the literal second argument of each `event(...)` call."""
+    names = set()
+    for path in (ROOT / "src" / "mxrelay").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or len(node.args) < 2:
+                continue
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if called == "event" and isinstance(node.args[1], ast.Constant):
+                names.add(str(node.args[1].value))
+    return names
+
+
+def test_every_log_event_is_in_the_readme_table() -> None:
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("### Log events") :]
+    table = table[: table.index("\n## ")]
+    documented = set(re.findall(r"`([^`]+)`", table.split("| event |", 1)[1]))
+    assert len(logged_events()) > 20
+    assert logged_events() - documented == set()
 
 
 def write() -> None:

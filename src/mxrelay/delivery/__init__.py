@@ -3,7 +3,7 @@
 `transport.py` (the one-method `Transport` and the job/outcome values) and `errors.py` are the
 contract; `worker.py` claims and delivers, `settle.py` and `retry.py` decide what an attempt leaves
 behind, `leases.py` keeps the leases and probes after a fault. `graph/` delivers through Microsoft
-Graph, `smtp.py` to a smarthost, `process/` runs the worker in a child process. This package
+Graph, `smarthost/` to a smarthost, `process/` runs the worker in a child process. This package
 exports what the relay and the command line use.
 """
 

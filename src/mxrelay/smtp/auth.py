@@ -209,12 +209,6 @@ def dummy_hash(hashes: Iterable[bytes], default_cost: int = 12) -> bytes:
     return prefix + b"%02d$" % cost + (chars(22) + chars(31)).encode("ascii")
 
 
-def hash_password(password: str, rounds: int = 12) -> str:
-    """A bcrypt hash for a users file line (`mxrelay` does not need the plain password)."""
-    candidate = password.encode("utf-8")[:PASSWORD_BYTES]
-    return bcrypt.hashpw(candidate, bcrypt.gensalt(rounds)).decode("ascii")
-
-
 async def read_credentials(
     mechanism: str, initial: str, challenge: Challenge
 ) -> tuple[str, str] | Reply:

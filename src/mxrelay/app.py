@@ -24,13 +24,13 @@ from mxrelay import __version__, log
 from mxrelay.config import Settings
 from mxrelay.health import ConditionName, Health
 from mxrelay.metrics import Metrics
+from mxrelay.passwords import UserTable
 from mxrelay.rcpt.check import RecipientChecker
 from mxrelay.runtime.listener import load_users, smtp_server
 from mxrelay.runtime.passthrough import PassthroughStage
 from mxrelay.runtime.plan import SinkKind, StagePlan, StartupError, plan_stages
 from mxrelay.runtime.queued import QueueStage, open_queue_stage
 from mxrelay.runtime.readiness import watch_dns
-from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.server import SmtpServer
 from mxrelay.smtp.sink import Sink
 from mxrelay.store.backend import Database

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mxrelay.smtp.auth import CHECK_BACKLOG, UserTable, UserTableError, hash_password
-from mxrelay.smtp.rates import FailureBudget, client_key
+from mxrelay.passwords import CHECK_BACKLOG, UserTable, UserTableError, hash_password
+from mxrelay.rates import FailureBudget, client_key
 from tests.support.smtp_relay import RelayFactory, RelayThread, Wire, smtp_settings
 
 LONG_PASSWORD = "correct horse battery staple, " * 3  # 90 bytes

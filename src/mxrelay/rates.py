@@ -1,6 +1,7 @@
-"""Rates that keep one noisy client from costing the relay CPU or log volume.
+"""Rates that keep one noisy client from costing the relay CPU or log volume (a leaf: SMTP AUTH
+and the web's Basic authentication share it).
 
-`FailureBudget`: failed AUTH per client address, a token bucket each, in bounded memory.
+`FailureBudget`: failed logins per client address, a token bucket each, in bounded memory.
 `ThrottledLog`: an event logged at most once per interval, the rest counted into the next line.
 Both take their clock; neither starts a task or a timer.
 """

@@ -180,10 +180,16 @@ class UserTable:
         """The hash an unknown user is checked against (same prefix and cost as the users')."""
         return self._dummy
 
+    def remembers(self, username: str, password: str) -> bool:
+        """Whether these credentials passed a check lately (the cache's, no bcrypt)."""
+        if self._cache is None or username not in self._users:
+            return False
+        return self._cache.hit(self._cache.key(username, _candidate(password)))
+
     async def verify(self, username: str, password: str) -> bool | None:
         """True or False; None when CHECK_BACKLOG checks are already waiting (try later)."""
         hashed = self._users.get(username)
-        candidate = password.encode("utf-8", "surrogateescape")[:PASSWORD_BYTES]
+        candidate = _candidate(password)
         key = None
         if self._cache is not None and hashed is not None:
             key = self._cache.key(username, candidate)
@@ -200,6 +206,11 @@ class UserTable:
         """Stop the check threads if the pool is this table's own."""
         if self._owns_pool:
             self._pool.close()
+
+
+def _candidate(password: str) -> bytes:
+    """What bcrypt is given: the UTF-8 bytes (undecodable ones kept as they came), cut at 72."""
+    return password.encode("utf-8", "surrogateescape")[:PASSWORD_BYTES]
 
 
 def _cost(hashed: bytes) -> tuple[bytes, int] | None:

@@ -150,6 +150,14 @@ class WebSettings(SettingsGroup):
         help="Users of POST /api/v1/send alone, instead of the UI's operators (as Mailpit's "
         "send API auth).",
     )
+    ui_auth_failure_limit: int = int_setting(
+        10,
+        env="MXRELAY_UI_AUTH_FAILURE_LIMIT",
+        least=1,
+        most=10_000,
+        help="Failed logins a client address (an IPv6 /64) may make per minute on the web UI and "
+        "API; past it, 429 without a password check until the minute's failures age out.",
+    )
     cors_origins: Origins = setting(
         "",
         env="MXRELAY_UI_CORS_ORIGINS",

@@ -62,9 +62,16 @@ class WebUsers:
     pool: CheckPool
 
     @classmethod
-    def load(cls, web: WebSettings, *, clock: Callable[[], float] = time.monotonic) -> WebUsers:
-        """Read the users files the settings name; AuthFileError when one cannot be used."""
-        pool = CheckPool(name="mxrelay-web-auth")
+    def load(
+        cls,
+        web: WebSettings,
+        *,
+        pool: CheckPool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> WebUsers:
+        """Read the users files the settings name; AuthFileError when one cannot be used. Both
+        files' checks share `pool` (one of their own by default)."""
+        pool = pool if pool is not None else CheckPool(name="mxrelay-web-auth")
         ui = _table(web.ui_auth_file, "MXRELAY_UI_AUTH_FILE", pool, clock)
         send = _table(web.send_api_auth_file, "MXRELAY_SEND_API_AUTH_FILE", pool, clock)
         every = "*" in web.ui_operators

@@ -6,6 +6,7 @@ middleware is driven directly."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -180,6 +181,21 @@ async def test_a_client_that_keeps_failing_gets_429_but_a_recent_login_stays_in(
         assert throttled.headers["retry-after"] == "60"
         # bob's right password is not even checked; alice logged in a moment ago and stays in
         assert (await call(port, "GET", "/api/v1/info", "alice")).status_code == 200
+
+
+async def test_concurrent_guesses_cannot_overdraw_the_budget(
+    tmp_path: Path, ui_users: Path
+) -> None:
+    """Checks under way count as failures until they end: of twelve guesses sent at once, only
+    the budget's three are checked."""
+    slow = htpasswd_file(tmp_path / "slow-users", 9, alice=PASSWORDS["alice"])
+    env = relay_env(tmp_path, MXRELAY_UI_AUTH_FILE=str(slow), MXRELAY_UI_AUTH_FAILURE_LIMIT="3")
+    async with running_relay(env) as relay:
+        guesses = [
+            call(relay.web_port, "GET", "/api/v1/info", "alice", f"guess {n}") for n in range(12)
+        ]
+        statuses = sorted(response.status_code for response in await asyncio.gather(*guesses))
+    assert statuses == [401] * 3 + [429] * 9
 
 
 async def test_no_password_or_hash_reaches_the_log_but_the_user_name_does(

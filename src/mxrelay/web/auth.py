@@ -10,7 +10,8 @@ an authenticating proxy in front, which the settings insist on) everyone is let 
 Checks cost a bcrypt each, so they run on a bounded pool of their own (shared by both files), a
 client's good credentials are remembered for a minute (`VerifiedCache`: HTTP Basic repeats them
 with every request), and a client address that keeps failing gets 429 without a check until its
-failures age out (MXRELAY_UI_AUTH_FAILURE_LIMIT per minute). The user name is logged; a password
+failures age out (MXRELAY_UI_AUTH_FAILURE_LIMIT per minute; checks under way count as failures
+until they end, so concurrent guesses cannot overdraw the budget). The user name is logged; a password
 or a hash never is, nor the Authorization header.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import logging
 import time
 from collections.abc import Callable
@@ -31,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mxrelay import log
 from mxrelay.config import WebSettings
 from mxrelay.passwords import CheckPool, UserTable, VerifiedCache
-from mxrelay.rates import FailureBudget, ThrottledLog
+from mxrelay.rates import FailureBudget, ThrottledLog, client_key
 from mxrelay.web.roles import PRINCIPAL_KEY, Principal, Role, client_address, required_role
 
 logger = logging.getLogger("mxrelay.web")
@@ -164,6 +166,8 @@ class BasicAuth:
         self.throttled_log = ThrottledLog(
             logger, "web.login_throttled", logging.WARNING, LOG_INTERVAL, clock=clock
         )
+        self._checking: collections.Counter[str] = collections.Counter()
+        """Password checks under way, per client (`client_key`): each may yet be a failure."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -211,16 +215,25 @@ class BasicAuth:
         if credentials is None:
             return None, unauthorized()
         user, password = credentials
-        if not self.failures.allows(client) and not table.remembers(user, password):
-            # A user whose login passed lately is still let in: behind a proxy every client
-            # shares its address, and one guesser must not lock all of them out.
+        key = client_key(client)
+        if table.remembers(user, password):
+            # A user whose login passed lately is let in even past the budget: behind a proxy
+            # every client shares its address, and one guesser must not lock all of them out.
+            return Principal(user, self._role(table, user), client), None
+        if not self.failures.allows(client, under_way=self._checking[key]):
             self.throttled_log.event(client=client)
             return None, PlainTextResponse(
                 "Too many failed logins; try again later.\n",
                 status_code=429,
                 headers={"Retry-After": str(int(FAILURE_PERIOD))},
             )
-        verdict = await table.verify(user, password)
+        self._checking[key] += 1
+        try:
+            verdict = await table.verify(user, password)
+        finally:
+            self._checking[key] -= 1
+            if not self._checking[key]:
+                del self._checking[key]
         if verdict is None:
             return None, PlainTextResponse(
                 "Busy checking passwords; try again.\n",
@@ -231,5 +244,7 @@ class BasicAuth:
             self.failures.failed(client)
             self.failed_log.event(client=client, user=user)
             return None, unauthorized()
-        role = Role.SENDER if table is self.users.send else self.users.role_of(user)
-        return Principal(user, role, client), None
+        return Principal(user, self._role(table, user), client), None
+
+    def _role(self, table: UserTable, user: str) -> Role:
+        return Role.SENDER if table is self.users.send else self.users.role_of(user)

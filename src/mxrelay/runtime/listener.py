@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from mxrelay.config import Settings
 from mxrelay.metrics import Metrics
+from mxrelay.passwords import UserTable
 from mxrelay.runtime.plan import StagePlan, StartupError
 from mxrelay.runtime.sender_rules import sender_rules
-from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.hooks import SmtpLimits
 from mxrelay.smtp.policy import RelayPolicy
 from mxrelay.smtp.server import SmtpServer

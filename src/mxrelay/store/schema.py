@@ -22,6 +22,9 @@ dialects); queries use these tables, or the named statements in `sql/`. Layout, 
 - `pacing_lanes`, `pacing_promises`: Graph's per-mailbox pacing state, shared by the replicas of
   one queue (`store/lanes.py`): a JSON state per sending mailbox plus the app-wide row `''`, and
   the slots promised to messages waiting in the queue.
+- `audit_log`: who did what through the API (delete, mark read, tag, release, retry, send), when,
+  from where, to how many, and how it ended (`store/audit.py`); kept for
+  `MXRELAY_STORE_AUDIT_RETENTION`.
 - `message_search` (created by the migration, not here): the full-text index over subject, addresses
   and text body: an FTS5 table on SQLite, a `tsvector` column with a GIN index on PostgreSQL.
 
@@ -233,4 +236,18 @@ pacing_promises = Table(
     Column("slot", Time, nullable=False),
     PrimaryKeyConstraint("lane", "message"),
     Index("ix_pacing_promises_slot", "slot"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("at", Time, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("client_address", String(64), nullable=False),
+    Column("action", String(255), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("count", Integer),
+    Column("outcome", String(16), nullable=False),
+    Index("ix_audit_log_at", "at"),
 )

@@ -73,9 +73,13 @@ async def test_messages_list_in_mailpit_shape(relay: Relay) -> None:
 async def test_message_latest_raw_and_deliveries(relay: Relay) -> None:
     latest = (await get(relay, "/api/v1/message/latest")).json()
     assert latest["Text"].strip() == "See the report."
-    assert latest["Attachments"] == [
-        {"FileName": "report.csv", "ContentType": "text/csv", "Size": 8}
-    ]
+    [report] = latest["Attachments"]
+    assert (report["PartID"], report["FileName"], report["ContentType"], report["Size"]) == (
+        "2",
+        "report.csv",
+        "text/csv",
+        8,
+    )
     assert "Delivery" not in latest  # a Mailpit object carries Mailpit's keys only
     assert latest["ReturnPath"] == "app@example.org"
     raw = await get(relay, f"/api/v1/message/{latest['ID']}/raw")
@@ -108,7 +112,7 @@ async def test_page_escapes_what_clients_wrote(relay: Relay) -> None:
     assert "sam@example.net" in detail.text
     info = (await get(relay, "/api/v1/info")).json()
     assert info["Messages"] == 2
-    assert info["Mode"] == "hold"
+    assert "Mode" not in info  # a Mailpit object carries Mailpit's keys only
     assert info["RuntimeStats"]["SMTPAccepted"] == 2
 
 
@@ -120,7 +124,8 @@ async def test_passthrough_has_no_log(dns_server: DnsServer) -> None:
     }
     async with running_relay(env) as relay:
         assert (await get(relay, "/api/v1/messages")).status_code == 404
-        assert (await get(relay, "/api/v1/info")).json()["Mode"] == "passthrough"
+        info = (await get(relay, "/api/v1/info")).json()
+        assert (info["Messages"], info["Unread"], info["Tags"], info["Database"]) == (0, 0, {}, "")
         assert (await get(relay, "/readyz")).status_code in (200, 503)
 
 

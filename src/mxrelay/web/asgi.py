@@ -28,6 +28,7 @@ from mxrelay.store.backend import Database
 from mxrelay.web.api_v1 import api_routes
 from mxrelay.web.health import health_routes
 from mxrelay.web.info import RelayFacts, relay_info
+from mxrelay.web.paths import CleanPaths
 from mxrelay.web.ui import STYLE, ui_routes
 
 
@@ -187,4 +188,4 @@ def web_app(
     routes = Starlette(
         routes=[*ui_routes(db), *api_routes(db, info_facts=info), *health_routes(health)]
     )
-    return SecurityHeaders(HostCheck(routes, allowed_hosts))
+    return SecurityHeaders(HostCheck(CleanPaths(routes), allowed_hosts))

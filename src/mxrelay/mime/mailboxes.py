@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mxrelay.mime.addresses import ENTRY_LIMIT, NESTING_LIMIT, nesting
+from mxrelay.mime.addresses import ENTRY_LIMIT, NESTING_LIMIT, nesting, unquoted
 from mxrelay.mime.text import decode_words
 
 LIST_LIMIT = 1000
@@ -47,27 +47,12 @@ def mailboxes(value: str) -> list[Mailbox]:
 def _entries(value: str) -> Iterator[str]:
     """Items of an address list: commas inside quotes, `<...>` and comments do not split."""
     start = 0
-    depth = 0
-    quoted = angle = escaped = False
-    for index, char in enumerate(value):
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif quoted:
-            quoted = char != '"'
-        elif char == '"':
-            quoted = True
-        elif char == "(":
-            depth += 1
-        elif char == ")" and depth:
-            depth -= 1
-        elif depth:
+    angle = False
+    for index, char, depth in unquoted(value):
+        if depth:
             continue
-        elif char == "<":
-            angle = True
-        elif char == ">":
-            angle = False
+        if char in "<>":
+            angle = char == "<"
         elif char == "," and not angle:
             yield value[start:index]
             start = index + 1

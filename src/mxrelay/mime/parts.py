@@ -40,7 +40,7 @@ from urllib.parse import unquote_plus
 from mxrelay.mime.fields import Fields, read_fields
 from mxrelay.mime.html2text import html_to_text
 from mxrelay.mime.mediatype import parse_media_type
-from mxrelay.mime.parse import find
+from mxrelay.mime.parse import delimiter_lines, line_end_at
 from mxrelay.mime.text import base64_prefix, decode_text, decode_words, text_codec
 
 ENMIME_ALIASES = {
@@ -283,45 +283,16 @@ def _children(data: bytes, start: int, end: int, parent: Part, budget: _Budget, 
 
 
 def _spans(data: bytes, start: int, end: int, boundary: bytes) -> Iterator[tuple[int, int]]:
-    """The (start, end) of each part between the delimiter lines of `boundary`: a delimiter is
-    `--boundary` at the start of a line, then blanks and a line end; `--boundary--` closes. The
+    """The (start, end) of each part between the delimiter lines of `boundary` (`parse.py`): the
     line end before a delimiter belongs to it; a part that is never closed ends at `end`."""
-    dash = b"--" + boundary
-    opened: int | None = None
-    pos = start
-    while pos < end:
-        at = find(data, dash, pos, end)
-        if at == -1:
-            break
-        after = at + len(dash)
-        if at != start and data[at - 1] != 0x0A:
-            pos = after
-            continue
-        closing = data.startswith(b"--", after, end)
-        cursor = after + 2 if closing else after
-        while cursor < end and data[cursor] in b" \t":
-            cursor += 1
-        if not closing and cursor < end and data[cursor] not in b"\r\n":
-            pos = after
-            continue
-        line_end = data.find(b"\n", cursor, end)
-        line_end = end if line_end == -1 else line_end + 1
-        if opened is not None:
-            yield opened, _before_line_end(data, at, opened)
-        if closing:
-            return
-        opened = line_end
-        pos = line_end
-    if opened is not None and opened < end:
-        yield opened, end
-
-
-def _before_line_end(data: bytes, at: int, floor: int) -> int:
-    if at > floor and data[at - 1] == 0x0A:
-        at -= 1
-        if at > floor and data[at - 1] == 0x0D:
-            at -= 1
-    return at
+    delimiters, close = delimiter_lines(data, boundary, start, end)
+    stops = [d.start for d in delimiters[1:]]
+    stops.append(close.start if close is not None else end)
+    for opened, stop in zip(delimiters, stops, strict=True):
+        if close is None and stop == end:
+            yield opened.end, end
+        else:
+            yield opened.end, max(opened.end, stop - line_end_at(data, stop))
 
 
 def _content_id(value: str) -> str:

@@ -54,6 +54,8 @@ NO_ROWS = "sql: no rows in result set"
 class Found:
     db: Database
     view: MessageView
+    raw: bytes | None
+    """The message as received; None once its body was pruned."""
 
 
 async def newest(db: Database, request: Request) -> str | None:
@@ -75,7 +77,9 @@ async def find_message(context: ApiContext, request: Request) -> Found | Respons
         if ident is None:
             return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
     view = await get_message(db, ident) if ident else None
-    return not_found() if view is None else Found(db, view)
+    if view is None:
+        return not_found()
+    return Found(db, view, await get_raw(db, view.id))
 
 
 def disposition(kind: str, filename: str) -> str:
@@ -94,9 +98,8 @@ class Message:
         if isinstance(found, Response):
             return found
         ident = found.view.id
-        raw = await get_raw(found.db, ident)
         tags = await message_tags(found.db, ident)
-        body = await asyncio.to_thread(message, found.view, raw, tags)
+        body = await asyncio.to_thread(message, found.view, found.raw, tags)
         await set_read(found.db, [ident], True)
         return JSONResponse(body)
 
@@ -104,31 +107,26 @@ class Message:
         found = await find_message(self.context, request)
         if isinstance(found, Response):
             return found
-        raw = await get_raw(found.db, found.view.id)
-        if raw is None:
+        if found.raw is None:
             return not_found()
-        return JSONResponse(await asyncio.to_thread(headers, found.view, raw))
+        return JSONResponse(await asyncio.to_thread(headers, found.view, found.raw))
 
     async def raw(self, request: Request) -> Response:
         found = await find_message(self.context, request)
         if isinstance(found, Response):
             return found
-        data = await get_raw(found.db, found.view.id)
-        if data is None:
+        if found.raw is None:
             return not_found()
         sent = {"X-Content-Type-Options": "nosniff"}
         if request.query_params.get("dl") == "1":
             sent["Content-Disposition"] = f'attachment; filename="{found.view.id}.eml"'
-        return Response(data, media_type="text/plain; charset=utf-8", headers=sent)
+        return Response(found.raw, media_type="text/plain; charset=utf-8", headers=sent)
 
     async def _find_part(self, request: Request) -> tuple[Found | Response, Part | None]:
         found = await find_message(self.context, request)
-        if isinstance(found, Response):
+        if isinstance(found, Response) or found.raw is None:
             return found, None
-        data = await get_raw(found.db, found.view.id)
-        if data is None:
-            return found, None
-        reading = await asyncio.to_thread(read_parts, data)
+        reading = await asyncio.to_thread(read_parts, found.raw)
         return found, reading.part(str(request.path_params["part"]))
 
     async def part(self, request: Request) -> Response:

@@ -21,7 +21,6 @@ from starlette.routing import BaseRoute, Route
 
 from mxrelay.mime.parts import Part, Reading, read_parts
 from mxrelay.store.flags import set_read
-from mxrelay.store.message_log import get_raw
 from mxrelay.web.api_v1.context import ApiContext, NoStore
 from mxrelay.web.api_v1.message import Found, find_message, newest
 
@@ -83,10 +82,9 @@ class View:
         found = await find_message(self.context, request)
         if isinstance(found, Response):
             return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
-        raw = await get_raw(found.db, found.view.id)
-        if raw is None:
+        if found.raw is None:
             return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
-        reading = await asyncio.to_thread(read_parts, raw)
+        reading = await asyncio.to_thread(read_parts, found.raw)
         await set_read(found.db, [found.view.id], True)
         return found, reading
 

@@ -8,20 +8,21 @@ prefixed with `>` and wrapped at 74 columns; a link as `text ( href )` unless th
 text; head, title, style and script left out; then runs of blank lines as one, and the whole
 trimmed.
 
-The tree is built with the standard library's tokenizer, not an HTML5 tree builder, so markup that
-a browser would restructure (a `<div>` inside a `<p>`, say) can come out with different line
+The tree is built by a small linear scanner (`_TreeBuilder`), not an HTML5 tree builder (the
+standard library's tokenizer rescans an unclosed tag at every step: quadratic), so markup that a
+browser would restructure (a `<div>` inside a `<p>`, say) can come out with different line
 breaks. Bounded: at most `INPUT_LIMIT` characters are read, `NODE_LIMIT` nodes built, and nesting
 past `DEPTH_LIMIT` is flattened.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 
-INPUT_LIMIT = 2 * 1024 * 1024
-NODE_LIMIT = 200_000
+INPUT_LIMIT = 1024 * 1024
+NODE_LIMIT = 100_000
 DEPTH_LIMIT = 200
 LINE_LIMIT = 74
 """Columns a quoted line is wrapped at (jaytaylor's `maxLineLen`)."""
@@ -60,9 +61,18 @@ class _Node:
         return self.attrs.get(name, "")
 
 
-class _TreeBuilder(HTMLParser):
+_TAG_NAME = re.compile(r"/?([A-Za-z][^\s/>]*)")
+_ATTRIBUTE = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?""")
+_RAW_TEXT = frozenset({"script", "style", "title", "textarea"})
+
+
+class _TreeBuilder:
+    """A tree of elements and text from a linear scan: a tag is `<name ...>` (quoted attribute
+    values may hold `>`); an end tag closes the nearest open element of its name; comments and
+    declarations are dropped; a tag not closed by the end of the input ends the scan (as HTML5
+    drops it). Every search moves forward, so the whole scan is linear in the input."""
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.root = _Node("#document")
         self.stack = [self.root]
         self.nodes = 0
@@ -74,35 +84,100 @@ class _TreeBuilder(HTMLParser):
         self.stack[-1].children.append(node)
         return True
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = _Node(tag, {name: value or "" for name, value in attrs})
-        if self._add(node) and tag not in _VOID and len(self.stack) < DEPTH_LIMIT:
+    def _text(self, data: str) -> None:
+        if not data:
+            return
+        text = html.unescape(data)
+        last = self.stack[-1].children[-1] if self.stack[-1].children else None
+        if last is not None and last.text is not None:
+            last.text += text
+        else:
+            self._add(_Node("#text", text=text))
+
+    def feed(self, source: str) -> None:
+        pos = text_from = 0
+        length = len(source)
+        while pos < length and self.nodes <= NODE_LIMIT:
+            lt = source.find("<", pos)
+            if lt == -1:
+                break
+            if source.startswith(("<!", "<?"), lt):
+                self._text(source[text_from:lt])
+                close = source.find("-->", lt + 4) if source.startswith("<!--", lt) else -1
+                if close != -1:
+                    pos = close + 3
+                else:
+                    close = source.find(">", lt)
+                    pos = length if close == -1 else close + 1
+                text_from = pos
+                continue
+            name = _TAG_NAME.match(source, lt + 1)
+            if name is None:  # a "<" that opens no tag is text
+                pos = lt + 1
+                continue
+            end = _tag_end(source, name.end())
+            if end == -1:  # a tag cut off by the end of the input is dropped
+                self._text(source[text_from:lt])
+                return
+            self._text(source[text_from:lt])
+            tag = name.group(1).lower()
+            self._tag(source, lt, tag, name.end(), end)
+            pos = text_from = end + 1
+            if tag in _RAW_TEXT and source[lt + 1] != "/" and self.stack[-1].tag == tag:
+                close_tag = re.compile(r"</" + re.escape(tag) + r"\s*>", re.IGNORECASE)
+                found = close_tag.search(source, pos)
+                self._text(source[pos : length if found is None else found.start()])
+                self.stack.pop()
+                pos = text_from = length if found is None else found.end()
+        self._text(source[text_from:])
+
+    def _tag(self, source: str, lt: int, tag: str, start: int, end: int) -> None:
+        if source[lt + 1] == "/":
+            for index in range(len(self.stack) - 1, 0, -1):
+                if self.stack[index].tag == tag:
+                    del self.stack[index:]
+                    return
+            return
+        attrs: dict[str, str] = {}
+        for match in _ATTRIBUTE.finditer(source, start, end):
+            value = match.group(2) or ""
+            if value[:1] in ("'", '"'):
+                value = value[1:-1]
+            attrs.setdefault(match.group(1).lower(), html.unescape(value))
+        node = _Node(tag, attrs)
+        closed = source[end - 1] == "/" or tag in _VOID
+        if self._add(node) and not closed and len(self.stack) < DEPTH_LIMIT:
             self.stack.append(node)
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._add(_Node(tag, {name: value or "" for name, value in attrs}))
 
-    def handle_endtag(self, tag: str) -> None:
-        for index in range(len(self.stack) - 1, 0, -1):
-            if self.stack[index].tag == tag:
-                del self.stack[index:]
-                return
+def _tag_end(source: str, pos: int) -> int:
+    """Where the tag going on at `pos` ends (its `>`), quoted values skipped; -1 at the end."""
+    quote = ""
+    length = len(source)
+    while pos < length:
+        if quote:
+            pos = source.find(quote, pos)
+            if pos == -1:
+                return -1
+            quote = ""
+            pos += 1
+            continue
+        gt = source.find(">", pos)
+        if gt == -1:
+            return -1
+        quotes = [q for q in (source.find('"', pos, gt), source.find("'", pos, gt)) if q != -1]
+        if not quotes:
+            return gt
+        first = min(quotes)
+        quote = source[first]
+        pos = first + 1
+    return -1
 
-    def handle_data(self, data: str) -> None:
-        if self.stack[-1].children and self.stack[-1].children[-1].text is not None:
-            self.stack[-1].children[-1].text += data
-        else:
-            self._add(_Node("#text", text=data))
 
-
-def html_to_text(html: str) -> str:
+def html_to_text(source: str) -> str:
     """The text of an HTML body; never raises."""
     builder = _TreeBuilder()
-    try:
-        builder.feed(html[:INPUT_LIMIT])
-        builder.close()
-    except (AssertionError, ValueError):  # the tokenizer's own complaints about broken markup
-        pass
+    builder.feed(source[:INPUT_LIMIT])
     context = _Context()
     context.children(builder.root)
     text = "".join(context.out).replace("\n ", "\n")

@@ -286,6 +286,8 @@ def _spans(data: bytes, start: int, end: int, boundary: bytes) -> Iterator[tuple
     """The (start, end) of each part between the delimiter lines of `boundary` (`parse.py`): the
     line end before a delimiter belongs to it; a part that is never closed ends at `end`."""
     delimiters, close = delimiter_lines(data, boundary, start, end)
+    if not delimiters:
+        return
     stops = [d.start for d in delimiters[1:]]
     stops.append(close.start if close is not None else end)
     for opened, stop in zip(delimiters, stops, strict=True):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import smtplib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from mxrelay.app import Relay
 from mxrelay.store.search import parse_search
 from tests.support.dns_server import DnsServer
 from tests.support.processes import free_port
-from tests.support.relay_app import running_relay
+from tests.support.relay_app import hold_relay, running_relay
 
 FIRST = (
     b"From: Billing <billing@example.org>\r\nTo: Alex <alex@example.net>\r\n"
@@ -33,19 +31,11 @@ SECOND = (
 async def relay(dns_server: DnsServer, tmp_path: Path) -> AsyncIterator[Relay]:
     dns_server.mx("example.net", "10 mx.example.net")
     dns_server.a("mx.example.net", "192.0.2.10")
-    env = {
-        "MXRELAY_DELIVERY": "hold",
-        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'log.db'}",
-        "MXRELAY_DNS_SERVERS": dns_server.address,
-    }
-    async with running_relay(env) as running:
-
-        def send() -> None:
-            with smtplib.SMTP("127.0.0.1", running.smtp_port, timeout=30) as client:
-                client.sendmail("billing@example.org", ["alex@example.net"], FIRST)
-                client.sendmail("app@example.org", ["sam@example.net", "cc@example.net"], SECOND)
-
-        await asyncio.to_thread(send)
+    sent = [
+        ("billing@example.org", ["alex@example.net"], FIRST),
+        ("app@example.org", ["sam@example.net", "cc@example.net"], SECOND),
+    ]
+    async with hold_relay(dns_server.address, tmp_path / "log.db", sent) as running:
         yield running
 
 

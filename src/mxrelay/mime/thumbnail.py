@@ -64,8 +64,8 @@ def _decode(data: bytes) -> Image.Image | None:
     with Image.open(io.BytesIO(data), formats=FORMATS) as image:
         if image.width * image.height > PIXEL_LIMIT or not image.width or not image.height:
             return None
-        if image.format == "JPEG":
-            image.draft("RGB", (WIDTH, HEIGHT))
+        if image.format == "JPEG":  # square: still covers the thumbnail once turned upright
+            image.draft("RGB", (WIDTH, WIDTH))
         image.load()
         upright = ImageOps.exif_transpose(image)
         return upright.convert("RGBA")

@@ -121,10 +121,11 @@ def message(view: MessageView, raw: bytes | None, tags: Sequence[str] = ()) -> d
     reading = read_parts(raw) if raw is not None else None
     fields = message_fields(view, reading)
     found_from = mailboxes(fields.get("From"))
+    kept_from = split_list(view.header_from) if reading is None else []
     if found_from:
         sender = mailbox(found_from[0])
-    elif reading is None and view.header_from:
-        sender = {"Name": "", "Address": split_list(view.header_from)[0]}
+    elif kept_from:
+        sender = {"Name": "", "Address": kept_from[0]}
     else:
         sender = {"Name": decode_words(fields.get("From")), "Address": ""}
     unsubscribe = list_unsubscribe(

@@ -97,8 +97,9 @@ async def test_latest_and_latest_with_a_query(mailbox: Mailbox) -> None:
     assert (missing.status_code, missing.text) == (404, "Message not found")
     raw = await mailbox.get("/api/v1/message/latest/raw", query="broken")
     assert raw.content == corpus("broken")
-    unknown = await mailbox.get("/api/v1/message/01NOTAMESSAGE0000000000000")
-    assert (unknown.status_code, unknown.text) == (404, "404 page not found")
+    for unknown_id in ("01NOTAMESSAGE0000000000000", "x" * 5000):
+        unknown = await mailbox.get(f"/api/v1/message/{unknown_id}")
+        assert (unknown.status_code, unknown.text) == (404, "404 page not found")
 
 
 async def test_headers_have_go_canonical_names_and_the_envelope_fields(mailbox: Mailbox) -> None:

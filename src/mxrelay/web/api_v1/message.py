@@ -22,6 +22,7 @@ from mxrelay.store.backend import Database
 from mxrelay.store.flags import set_read
 from mxrelay.store.mailbox import message_tags
 from mxrelay.store.message_log import MessageView, get_message, get_raw
+from mxrelay.store.schema import ID_LENGTH
 from mxrelay.store.search import SearchQuery, parse_search, search_messages
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found
 from mxrelay.web.api_v1.shapes import headers, message
@@ -76,7 +77,7 @@ async def find_message(context: ApiContext, request: Request) -> Found | Respons
         ident = await newest(db, request)
         if ident is None:
             return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
-    view = await get_message(db, ident) if ident else None
+    view = await get_message(db, ident) if ident and len(ident) <= ID_LENGTH else None
     if view is None:
         return not_found()
     return Found(db, view, await get_raw(db, view.id))

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from mxrelay.mime.parts import Attachment, PartLimits, read_parts
 from tests.data.mailpit import corpus
+from tests.support.mime_trees import Leaf, Multi, render, tree_leaves, trees
 
 
 def tree(data: bytes) -> list[tuple[str, str, str, str, str]]:
@@ -192,3 +193,32 @@ def test_any_bytes_are_read_without_error(data: bytes) -> None:
 def test_hostile_structures_are_read_without_error(lines: list[bytes]) -> None:
     data = b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + b"".join(lines)
     read_parts(data)
+
+
+def expected_ids(node: Leaf | Multi, own: str = "0", top: bool = True) -> list[str]:
+    """enmime's ids, depth first: children of the message `1`, `2`...; of a nested multipart
+    `N.1`, `N.2`..., which is then itself `N.0`."""
+    if isinstance(node, Leaf):
+        return [own]
+    children = [
+        expected_ids(child, str(index) if top else f"{own}.{index}", top=False)
+        for index, child in enumerate(node.children, 1)
+    ]
+    return [own if top else f"{own}.0", *(part for ids in children for part in ids)]
+
+
+def decoded(leaf: Leaf, newline: bytes) -> bytes:
+    body = leaf.body.replace(b"\n", newline)
+    if "Content-Transfer-Encoding: base64" in leaf.header_lines:
+        return base64.b64decode(leaf.body)
+    return body
+
+
+@given(trees, st.sampled_from([b"\r\n", b"\n"]))
+def test_generated_trees_are_numbered_and_decoded_as_enmime_does(
+    tree: Leaf | Multi, newline: bytes
+) -> None:
+    reading = read_parts(render(tree, newline))
+    assert [p.part_id for p in reading.root.depth_first()] == expected_ids(tree)
+    found = [p for p in reading.root.depth_first() if not p.children and p.boundary == ""]
+    assert [p.content for p in found] == [decoded(leaf, newline) for leaf in tree_leaves(tree)]

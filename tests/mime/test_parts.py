@@ -8,7 +8,7 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.mime.parts import Attachment, PartLimits, read_parts
+from mxrelay.mime.parts import Attachment, PartLimits, decode_base64, read_parts
 from tests.data.mailpit import corpus
 from tests.support.mime_trees import Leaf, Multi, render, tree_leaves, trees
 
@@ -222,3 +222,13 @@ def test_generated_trees_are_numbered_and_decoded_as_enmime_does(
     assert [p.part_id for p in reading.root.depth_first()] == expected_ids(tree)
     found = [p for p in reading.root.depth_first() if not p.children and p.boundary == ""]
     assert [p.content for p in found] == [decoded(leaf, newline) for leaf in tree_leaves(tree)]
+
+
+def test_base64_is_decoded_in_windows_exactly_whatever_the_line_length() -> None:
+    payload = bytes(range(256)) * 12_000  # 3 MiB: several windows
+    encoded = base64.b64encode(payload)
+    for width in (76, 78, 4, 1001):
+        lines = b"\r\n".join(encoded[i : i + width] for i in range(0, len(encoded), width))
+        assert decode_base64(lines) == payload
+    assert decode_base64(b"AAEC!!AwQF\r\n") == bytes(range(6))
+    assert decode_base64(b"QUJD\nRA") == b"ABCD"  # a partial last group, kept

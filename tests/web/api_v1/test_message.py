@@ -3,12 +3,15 @@ read), its headers, raw source, parts and thumbnails; `latest` and `latest?query
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import time
 
 from PIL import Image
 
 from tests.data.mailpit import corpus
+from tests.support.relay_app import send_mail
 from tests.web.api_v1.conftest import Mailbox
 
 # Mailpit's documented objects (Message, Attachment, ListUnsubscribe, Address), key for key.
@@ -161,3 +164,25 @@ async def test_thumbnails(mailbox: Mailbox) -> None:
     assert (missing.status_code, missing.text) == (400, "attachment not found")
     unknown = await mailbox.get("/api/v1/message/01NOTAMESSAGE0000000000000/part/1/thumb")
     assert (unknown.status_code, unknown.text) == (400, "sql: no rows in result set")
+
+
+async def test_a_huge_attachment_is_served_whole(mailbox: Mailbox) -> None:
+    payload = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    encoded = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    data = (
+        b"From: big@example.org\r\nTo: alex@example.net\r\nSubject: huge\r\n"
+        b'Content-Type: multipart/mixed; boundary="h"\r\n\r\n--h\r\nContent-Type: text/plain\r\n\r\n'
+        b"See attached.\r\n--h\r\nContent-Type: application/zip\r\n"
+        b"Content-Disposition: attachment; filename=big.zip\r\nContent-Transfer-Encoding: base64\r\n"
+        b"\r\n" + encoded + b"--h--\r\n"
+    )
+    await send_mail(mailbox.relay, "big@example.org", ["alex@example.net"], data)
+    started = time.monotonic()
+    message = (await mailbox.get("/api/v1/message/latest")).json()
+    elapsed = time.monotonic() - started
+    [attachment] = message["Attachments"]
+    assert attachment["Size"] == len(payload)
+    assert attachment["Checksums"]["SHA256"] == hashlib.sha256(payload).hexdigest()
+    part = await mailbox.get(f"/api/v1/message/{message['ID']}/part/{attachment['PartID']}")
+    assert part.content == payload
+    assert elapsed < 10

@@ -9,6 +9,7 @@ run in threads, and at most `THUMBNAIL_WORKERS` thumbnails are drawn at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -83,6 +84,10 @@ async def find_message(context: ApiContext, request: Request) -> Found | Respons
     return Found(db, view, await get_raw(db, view.id))
 
 
+def message_response(view: MessageView, raw: bytes | None, tags: Sequence[str]) -> Response:
+    return JSONResponse(message(view, raw, tags))
+
+
 def disposition(kind: str, filename: str) -> str:
     """A Content-Disposition with the file name escaped as Go's `url.PathEscape` escapes it
     (nothing in it can break out of the quotes or the header)."""
@@ -100,9 +105,10 @@ class Message:
             return found
         ident = found.view.id
         tags = await message_tags(found.db, ident)
-        body = await asyncio.to_thread(message, found.view, found.raw, tags)
+        # Parsing, hashing and encoding (a body may be megabytes of JSON) off the event loop.
+        response = await asyncio.to_thread(message_response, found.view, found.raw, tags)
         await set_read(found.db, [ident], True)
-        return JSONResponse(body)
+        return response
 
     async def headers(self, request: Request) -> Response:
         found = await find_message(self.context, request)

@@ -49,7 +49,7 @@ async def running_relay(
 
 
 @asynccontextmanager
-async def hold_relay(
+async def relay_holding(
     dns_address: str, database: Path, sent: Iterable[tuple[str, Sequence[str], bytes]]
 ) -> AsyncIterator[Relay]:
     """A relay in hold mode on a SQLite store at `database` (the DNS server at `dns_address`

@@ -12,7 +12,7 @@ from mxrelay.app import Relay
 from mxrelay.store.search import parse_search
 from tests.support.dns_server import DnsServer
 from tests.support.processes import free_port
-from tests.support.relay_app import hold_relay, running_relay
+from tests.support.relay_app import relay_holding, running_relay
 
 FIRST = (
     b"From: Billing <billing@example.org>\r\nTo: Alex <alex@example.net>\r\n"
@@ -35,7 +35,7 @@ async def relay(dns_server: DnsServer, tmp_path: Path) -> AsyncIterator[Relay]:
         ("billing@example.org", ["alex@example.net"], FIRST),
         ("app@example.org", ["sam@example.net", "cc@example.net"], SECOND),
     ]
-    async with hold_relay(dns_server.address, tmp_path / "log.db", sent) as running:
+    async with relay_holding(dns_server.address, tmp_path / "log.db", sent) as running:
         yield running
 
 

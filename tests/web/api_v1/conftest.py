@@ -12,7 +12,7 @@ import pytest
 from mxrelay.app import Relay
 from tests.data.mailpit import corpus
 from tests.support.dns_server import DnsServer
-from tests.support.relay_app import hold_relay
+from tests.support.relay_app import relay_holding
 
 SENT = (
     # (corpus, envelope sender, envelope recipients): blind@ is in no header of `related`.
@@ -47,7 +47,7 @@ async def mailbox(dns_server: DnsServer, tmp_path: Path) -> AsyncIterator[Mailbo
     dns_server.mx("example.net", "10 mx.example.net")
     dns_server.a("mx.example.net", "192.0.2.10")
     sent = [(sender, recipients, corpus(name)) for name, sender, recipients in SENT]
-    async with hold_relay(dns_server.address, tmp_path / "log.db", sent) as relay:
+    async with relay_holding(dns_server.address, tmp_path / "log.db", sent) as relay:
         box = Mailbox(relay, {})
         listing = (await box.get("/api/v1/messages")).json()["messages"]
         subjects = {"Your order ✓": "related", "Fwd: two messages": "forward"}

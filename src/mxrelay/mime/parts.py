@@ -131,12 +131,19 @@ class Reading:
     """What Mailpit shows of a message's body."""
 
     root: Part
-    text: str
+    plain: str
+    """The text parts' text (`text` is what Mailpit shows)."""
     html: str
     attachments: tuple[Part, ...]
     inline: tuple[Part, ...]
     """Inline parts, then the other parts: both only with a file name or a Content-ID."""
     truncated: bool = False
+
+    @property
+    def text(self) -> str:
+        """Mailpit's `Text`: the text parts' text, else the HTML as text (converted on each
+        access: only the message view and the text view ask)."""
+        return self.plain or (html_to_text(self.html) if self.html else "")
 
     def part(self, part_id: str) -> Part | None:
         """An attachment or inline part by id, as Mailpit finds one (`GetAttachmentPart`)."""
@@ -184,9 +191,9 @@ def read_parts(data: bytes, limits: PartLimits = DEFAULT_PART_LIMITS) -> Reading
             budget.exceeded,
         )
     body = root.content.decode("utf-8", "replace")
-    html = body if root.content_type == "text/html" else ""
-    text = body if not html else html_to_text(html)
-    return Reading(root, text, html, (), (), budget.exceeded)
+    if root.content_type == "text/html":
+        return Reading(root, "", body, (), (), budget.exceeded)
+    return Reading(root, body, "", (), (), budget.exceeded)
 
 
 def _multipart_reading(root: Part, budget: _Budget) -> Reading:
@@ -207,8 +214,6 @@ def _multipart_reading(root: Part, budget: _Budget) -> Reading:
         None,
     )
     html = _text(html_part) if html_part else ""
-    if not text and html:
-        text = html_to_text(html)
 
     def select(test: Callable[[Part], bool]) -> tuple[Part, ...]:
         return tuple(p for p in root.breadth_first() if test(p) and _named(p))

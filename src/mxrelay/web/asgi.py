@@ -35,6 +35,7 @@ from mxrelay.web.auth import BasicAuth, WebUsers
 from mxrelay.web.health import health_routes
 from mxrelay.web.info import RelayFacts, relay_info
 from mxrelay.web.origins import CorsPolicy, OriginCheck
+from mxrelay.web.paths import CleanPaths
 from mxrelay.web.ui import STYLE, ui_routes
 
 
@@ -214,4 +215,5 @@ def web_app(
     authenticated = BasicAuth(routes, access.users, failure_limit=access.failure_limit, clock=clock)
     audited = AuditTrail(authenticated, Auditor(db, wall_clock))
     guarded = OriginCheck(audited, access.cors, clock=clock)
-    return SecurityHeaders(HostCheck(guarded, allowed_hosts))
+    # Doubled slashes are answered with a redirect before any login, as Mailpit does.
+    return SecurityHeaders(HostCheck(CleanPaths(guarded), allowed_hosts))

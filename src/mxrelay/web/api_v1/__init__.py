@@ -3,7 +3,8 @@
 
 Each module has a resource class whose bound methods are the endpoints and a `routes()` that names
 them; `api_routes` gathers them over one `ApiContext`. Without a store (passthrough mode) only
-`/api/v1/info` answers.
+`/api/v1/info` and `/api/v1/webui` answer. The `/view/` routes (a message's bodies alone, for UI
+tests) are Mailpit's too, outside `/api/v1`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from mxrelay.store.backend import Database
-from mxrelay.web.api_v1 import audit, deliveries, info, message, messages
+from mxrelay.web.api_v1 import audit, deliveries, info, message, messages, view, webui
 from mxrelay.web.api_v1.context import ApiContext
 
 __all__ = ["ApiContext", "api_routes"]
@@ -31,8 +32,10 @@ def api_routes(
     context = ApiContext(db, info_facts, time.time() if started is None else started)
     return [
         *info.routes(context),
+        *webui.routes(context),
         *messages.routes(context),
         *message.routes(context),
         *deliveries.routes(context),
+        *view.routes(context),
         *audit.routes(context),
     ]

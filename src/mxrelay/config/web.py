@@ -1,5 +1,5 @@
 """The HTTP listeners' settings: the web UI and API, /metrics and the probes, connection
-limits, header timeout and the Host headers answered.
+limits, header timeout, the Host headers answered, and the live events' websocket.
 
 Read by `web/`.
 """
@@ -51,4 +51,26 @@ class WebSettings(SettingsGroup):
         form="comma-separated host names, *.domain, or *",
         help="Host headers the web UI and API answer besides IP addresses, localhost and "
         "MXRELAY_HOSTNAME (others get 400, against DNS rebinding); * allows any.",
+    )
+    events_client_limit: int = int_setting(
+        100,
+        env="MXRELAY_HTTP_EVENTS_CLIENT_LIMIT",
+        least=1,
+        most=10_000,
+        help="Websocket clients of /api/events at once; past it, a new one is refused.",
+    )
+    events_poll_interval: Duration = duration_setting(
+        "250ms",
+        env="MXRELAY_HTTP_EVENTS_POLL_INTERVAL",
+        least="50ms",
+        most="1m",
+        help="How often /api/events looks for new rows in the store while clients are connected "
+        "(on PostgreSQL a notification wakes it at once, and this is only the fallback).",
+    )
+    events_stats_interval: Duration = duration_setting(
+        "1s",
+        env="MXRELAY_HTTP_EVENTS_STATS_INTERVAL",
+        least="100ms",
+        most="1h",
+        help="Least time between two `stats` frames (message and unread counts) on /api/events.",
     )

@@ -25,7 +25,9 @@ from mxrelay.config import Settings
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.backend import Database
-from mxrelay.web.api_v1 import api_routes
+from mxrelay.web.api_v1 import Sending, api_routes
+from mxrelay.web.api_v1.events import routes as event_routes
+from mxrelay.web.events import EventHub
 from mxrelay.web.health import health_routes
 from mxrelay.web.info import RelayFacts, relay_info
 from mxrelay.web.ui import STYLE, ui_routes
@@ -120,7 +122,12 @@ class HostCheck:
         self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.allowed.allows(Headers(scope=scope).get("host")):
+        if scope["type"] in ("http", "websocket") and not self.allowed.allows(
+            Headers(scope=scope).get("host")
+        ):
+            if scope["type"] == "websocket":  # refused before the handshake completes: 403
+                await send({"type": "websocket.close", "code": 1008, "reason": ""})
+                return
             response = PlainTextResponse("Invalid host header", status_code=400)
             await response(scope, receive, send)
             return
@@ -180,11 +187,12 @@ def web_app(
     facts: RelayFacts,
     metrics: Metrics,
     allowed_hosts: AllowedHosts,
+    sending: Sending | None = None,
+    events: EventHub | None = None,
 ) -> ASGIApp:
     """The routes inside both middlewares; outside Starlette's own error handler too, so even its
     500 answer carries the security headers."""
     info = functools.partial(relay_info, facts, metrics)
-    routes = Starlette(
-        routes=[*ui_routes(db), *api_routes(db, info_facts=info), *health_routes(health)]
-    )
+    api = api_routes(db, info_facts=info, sending=sending, health=health)
+    routes = Starlette(routes=[*ui_routes(db), *api, *event_routes(events), *health_routes(health)])
     return SecurityHeaders(HostCheck(routes, allowed_hosts))

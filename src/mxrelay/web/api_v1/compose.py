@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email import quoprimime
+from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -141,7 +142,11 @@ def parse_address(text: str) -> Address | None:
         addresses = parsed.addresses
     except (ValueError, IndexError, TypeError):
         return None
-    if getattr(parsed, "defects", ()) or len(addresses) != 1:
+    # A non-ASCII local part is an SMTPUTF8 address, which Go's parser takes too.
+    defects = [
+        d for d in getattr(parsed, "defects", ()) if not isinstance(d, NonASCIILocalPartDefect)
+    ]
+    if defects or len(addresses) != 1:
         return None
     address: Address = addresses[0]
     if not address.username or not address.domain or " " in address.addr_spec:

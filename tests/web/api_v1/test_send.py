@@ -68,10 +68,7 @@ async def test_a_sent_message_is_stored_and_delivered(relay: Relay, smarthost: S
             "hidden@example.net",
             "sam@example.net",
         ]
-        assert (
-            b"hidden@example.net"
-            not in delivered.data.split(b"\r\n\r\n", 1)[0].split(b"Received:", 2)[-1]
-        )
+        assert b"hidden@example.net" not in delivered.data  # a Bcc is the envelope's only
         assert b"Received: from http-api (unknown [127.0.0.1])" in delivered.data
         assert f"id {ident}".encode() in delivered.data
         deliveries = (await http.get(f"/api/v1/message/{ident}/deliveries")).json()

@@ -81,14 +81,8 @@ async def smtp(relay: Relay, recipients: list[str]) -> Mapping[str, tuple[int, b
     return await asyncio.to_thread(send)
 
 
-async def connected(socket: ClientConnection) -> None:
-    """Give the hub's poller its first look (it starts with the first client)."""
-    await asyncio.sleep(0.3)
-
-
 async def test_ingest_delivery_refusal_and_api_actions_reach_the_client(relay: Relay) -> None:
     async with connect(url(relay)) as socket:
-        await connected(socket)
         refused = await smtp(relay, ["alex@example.net", "x@nope.example.net"])
         assert list(refused) == ["x@nope.example.net"]
         found = await frames_of(socket, "new", "refusal", "delivery", "stats")
@@ -162,8 +156,8 @@ async def test_a_slow_client_is_dropped_and_the_others_get_everything() -> None:
     hub = EventHub(
         lambda: None, EventLimits(clients=10, poll_interval=1.0, stats_interval=1.0, client_queue=2)
     )
-    slow = hub.subscribe()
-    quick = hub.subscribe()
+    slow = await hub.subscribe()
+    quick = await hub.subscribe()
     got: list[str | None] = []
     for index in range(4):
         hub.broadcast([f"frame {index}"])

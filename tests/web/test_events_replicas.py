@@ -61,7 +61,6 @@ async def test_an_event_on_one_replica_reaches_the_clients_of_another(
         running_relay(env) as second,
         connect(f"ws://127.0.0.1:{second.web_port}/api/events") as socket,
     ):
-        await asyncio.sleep(0.5)  # the second relay's poller is listening
         await smtp(first, ["alex@example.net", "x@nope.example.net"])
         found = await frames_of(socket, "new", "refusal", within=10)
         assert found["new"]["Subject"] == "Hello"
@@ -85,7 +84,6 @@ async def test_a_delivery_by_the_delivery_process_reaches_the_client(
         assert relay.queue_stage is not None
         assert relay.queue_stage.delivery is not None  # delivering from its child process
         async with connect(f"ws://127.0.0.1:{relay.web_port}/api/events") as socket:
-            await asyncio.sleep(0.3)
             await smtp(relay, ["alex@example.net"])
             delivery = (await frames_of(socket, "delivery", within=20))["delivery"]
             assert delivery["Outcome"] == "delivered"

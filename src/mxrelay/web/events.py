@@ -4,7 +4,8 @@ The events come from the store (`store/feed.py`): whatever process or replica wr
 poller finds it, so SMTP ingest, the delivery process, API actions and other replicas on one
 PostgreSQL all reach every client. The poller runs while at least one client is connected: it
 reads every `poll_interval` on SQLite, and on PostgreSQL when a notification wakes it
-(`store/notify.py`; the interval is then only the fallback).
+(`store/notify.py`; the interval is then only the fallback). A handshake completes once the
+poller has its starting point, so whatever is written after it reaches the new client.
 
 Frames are Mailpit's `{"Type": …, "Data": …}`: `new` (a MessageSummary), `update`, `delete`,
 `prune`, `truncate`, `error`, `stats` (`{Total, Unread, Version}`, at most every `stats_interval`,
@@ -43,6 +44,9 @@ CLIENT_QUEUE = 256
 
 LISTEN_FALLBACK = 20
 """On PostgreSQL, polls happen every `poll_interval` × this while notifications wake the poller."""
+
+START_WAIT = 5.0
+"""Seconds a new client waits for the poller's starting point (the store may be slow)."""
 
 ERROR_BACKOFF = 2.0
 """Seconds between tries while the store cannot be read."""
@@ -144,16 +148,22 @@ class EventHub:
         self.clients: set[EventClient] = set()
         self.version = __version__ if __version__.startswith("v") else f"v{__version__}"
         self._poller: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
         self._last_stats = float("-inf")
         self._stats_due: float | None = None
 
-    def subscribe(self) -> EventClient:
+    async def subscribe(self) -> EventClient:
+        """A new client, once the poller has its starting point: whatever is written after this
+        returns reaches the client."""
         if len(self.clients) >= self.limits.clients:
             raise TooManyClients
         client = EventClient(self.limits.client_queue)
         self.clients.add(client)
         if self._poller is None or self._poller.done():
+            self._started = asyncio.Event()
             self._poller = asyncio.get_running_loop().create_task(self._run(), name="events")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._started.wait(), START_WAIT)
         return client
 
     def unsubscribe(self, client: EventClient) -> None:
@@ -185,6 +195,7 @@ class EventHub:
     async def _run(self) -> None:
         database = self.db()
         if database is None:  # passthrough: no log, so no events
+            self._started.set()
             return
         feed = EventFeed(database)
         wakeups = Wakeups(database)
@@ -194,6 +205,7 @@ class EventHub:
                 try:
                     if not feed.cursors:
                         await feed.start()
+                        self._started.set()
                     events = await feed.poll()
                     await self._publish(database, events)
                 except Exception as exc:  # the store may fail; the poller must outlive it

@@ -61,7 +61,6 @@ async def test_the_summary(relay: Relay) -> None:
 async def test_actions_on_a_message(relay: Relay) -> None:
     async with client(relay) as http, connect(f"ws://127.0.0.1:{relay.web_port}/api/events") as ws:
         ident = (await http.get("/api/v1/messages")).json()["messages"][0]["ID"]
-        await asyncio.sleep(0.3)
 
         async def act(action: str) -> dict[str, object]:
             answer = await http.post(f"/api/v1/mxrelay/message/{ident}/{action}")

@@ -48,7 +48,7 @@ class Events:
             await websocket.close(POLICY_VIOLATION)
             return
         try:
-            client = self.hub.subscribe()
+            client = await self.hub.subscribe()
         except TooManyClients:
             await websocket.close(TRY_AGAIN_LATER)
             return

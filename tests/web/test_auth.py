@@ -115,12 +115,12 @@ async def test_a_viewer_reads_and_gets_403_for_acting(relay: Relay) -> None:
 
 
 async def test_an_operator_gets_through_to_the_routes(relay: Relay) -> None:
-    """Past authentication: the routes answer (405 and 404 for those not served here)."""
+    """Past authentication: the routes answer (an empty send request is the handler's 400)."""
     assert (await call(relay.web_port, "GET", "/api/v1/messages", "alice")).status_code == 200
     response = await call(relay.web_port, "DELETE", "/api/v1/messages", "alice")
     assert response.status_code == 405
     response = await call(relay.web_port, "POST", "/api/v1/send", "alice", json={})
-    assert response.status_code == 404
+    assert response.status_code == 400
 
 
 async def test_probes_stay_open_and_the_metrics_port_is_untouched(relay: Relay) -> None:
@@ -145,7 +145,7 @@ async def test_the_send_api_has_users_of_its_own(
     )
     async with running_relay(env) as relay:
         port = relay.web_port
-        assert (await call(port, "POST", "/api/v1/send", "app", json={})).status_code == 404
+        assert (await call(port, "POST", "/api/v1/send", "app", json={})).status_code == 400
         assert (await call(port, "POST", "/api/v1/send", "alice", json={})).status_code == 401
         assert (await call(port, "POST", "/api/v1/send", json={})).status_code == 401
         assert (await call(port, "GET", "/api/v1/messages", "app")).status_code == 401
@@ -164,7 +164,7 @@ async def test_without_a_ui_users_file_the_send_api_still_needs_its_users(
         response = await call(port, "POST", "/api/v1/send", json={})
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == CHALLENGE
-        assert (await call(port, "POST", "/api/v1/send", "app", json={})).status_code == 404
+        assert (await call(port, "POST", "/api/v1/send", "app", json={})).status_code == 400
 
 
 async def test_a_client_that_keeps_failing_gets_429_but_a_recent_login_stays_in(

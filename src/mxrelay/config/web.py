@@ -1,6 +1,6 @@
 """The HTTP listeners' settings: the web UI and API, /metrics and the probes, connection
-limits, header timeout, the Host headers answered, who may log in (and as what) and which other
-web origins may call the API.
+limits, header timeout, the Host headers answered, who may log in (and as what), which other
+web origins may call the API, and the live events' websocket.
 
 Secure by default (`web_settings_problem`, checked with the other settings, so `mxrelay config`
 refuses what `serve` would): without users the UI and API listen on loopback only, unless the
@@ -164,6 +164,28 @@ class WebSettings(SettingsGroup):
         form="comma-separated origins (https://host[:port], or host[:port] for any scheme), or *",
         help="Other web origins whose pages may call the API (CORS). Requests from any other "
         "origin get 403, as do state-changing ones a browser marks cross-site.",
+    )
+    events_client_limit: int = int_setting(
+        100,
+        env="MXRELAY_HTTP_EVENTS_CLIENT_LIMIT",
+        least=1,
+        most=10_000,
+        help="Websocket clients of /api/events at once; past it, a new one is refused.",
+    )
+    events_poll_interval: Duration = duration_setting(
+        "250ms",
+        env="MXRELAY_HTTP_EVENTS_POLL_INTERVAL",
+        least="50ms",
+        most="1m",
+        help="How often /api/events looks for new rows in the store while clients are connected "
+        "(on PostgreSQL a notification wakes it at once, and this is only the fallback).",
+    )
+    events_stats_interval: Duration = duration_setting(
+        "1s",
+        env="MXRELAY_HTTP_EVENTS_STATS_INTERVAL",
+        least="100ms",
+        most="1h",
+        help="Least time between two `stats` frames (message and unread counts) on /api/events.",
     )
 
 

@@ -29,9 +29,11 @@ from mxrelay.config import Settings
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.backend import Database
-from mxrelay.web.api_v1 import api_routes
+from mxrelay.web.api_v1 import Sending, api_routes
+from mxrelay.web.api_v1.events import routes as event_routes
 from mxrelay.web.audit import Auditor, AuditTrail
 from mxrelay.web.auth import BasicAuth, WebUsers
+from mxrelay.web.events import EventHub
 from mxrelay.web.health import health_routes
 from mxrelay.web.info import RelayFacts, relay_info
 from mxrelay.web.origins import CorsPolicy, OriginCheck
@@ -128,7 +130,12 @@ class HostCheck:
         self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.allowed.allows(Headers(scope=scope).get("host")):
+        if scope["type"] in ("http", "websocket") and not self.allowed.allows(
+            Headers(scope=scope).get("host")
+        ):
+            if scope["type"] == "websocket":  # refused before the handshake completes: 403
+                await send({"type": "websocket.close", "code": 1008, "reason": ""})
+                return
             response = PlainTextResponse("Invalid host header", status_code=400)
             await response(scope, receive, send)
             return
@@ -205,13 +212,14 @@ def web_app(
     access: Access,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
+    sending: Sending | None = None,
+    events: EventHub | None = None,
 ) -> ASGIApp:
     """The routes inside the middlewares; outside Starlette's own error handler too, so even its
     500 answer carries the security headers."""
     info = functools.partial(relay_info, facts, metrics)
-    routes = Starlette(
-        routes=[*ui_routes(db), *api_routes(db, info_facts=info), *health_routes(health)]
-    )
+    api = api_routes(db, info_facts=info, sending=sending, health=health)
+    routes = Starlette(routes=[*ui_routes(db), *api, *event_routes(events), *health_routes(health)])
     authenticated = BasicAuth(routes, access.users, failure_limit=access.failure_limit, clock=clock)
     audited = AuditTrail(authenticated, Auditor(db, wall_clock))
     guarded = OriginCheck(audited, access.cors, clock=clock)

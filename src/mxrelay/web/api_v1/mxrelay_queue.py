@@ -32,6 +32,7 @@ from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from mxrelay.store.queue.entries import QueueEntry
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found, rfc3339
 from mxrelay.web.api_v1.mxrelay_refusals import PREFIX
+from mxrelay.web.audit import audit
 
 ENTRIES_PER_MESSAGE = 1000
 """Variants one action reaches (a message has one per transform split, a handful at most)."""
@@ -86,6 +87,7 @@ class QueueResource:
         result = {"ID": ident, "Action": action, "Changed": changed}
         if changed:
             await announce(database, ChangeKind.DELIVERY, result)
+        await audit(request, action=action, target=ident, count=changed)
         return JSONResponse(result)
 
     async def _operate(

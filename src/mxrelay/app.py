@@ -144,6 +144,8 @@ class Relay:
                 facts=RelayFacts.from_settings(settings),
                 metrics=self.metrics,
                 allowed_hosts=AllowedHosts.from_settings(settings),
+                webroot=settings.web.ui_webroot,
+                explain=self.checker.explain,
             ),
             settings.web.http_listen,
             http_limits,

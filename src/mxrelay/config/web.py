@@ -6,6 +6,11 @@ Read by `web/`.
 
 from __future__ import annotations
 
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
 from mxrelay.config.values import (
     Address,
     Duration,
@@ -15,6 +20,23 @@ from mxrelay.config.values import (
     int_setting,
     setting,
 )
+
+
+_WEBROOT_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+
+
+def parse_webroot(value: object) -> str:
+    """A path prefix as `/segment/.../`: leading and trailing slash, unreserved URL characters
+    only (it is written into every page and every `Set-Cookie` path), no `.` or `..` segment."""
+    segments = [part for part in str(value).strip().split("/") if part]
+    if len(segments) > 8 or any(
+        part in (".", "..") or not _WEBROOT_SEGMENT.match(part) for part in segments
+    ):
+        raise ValueError("is not a path prefix of letters, digits, '.', '_', '~', '-' and '/'")
+    return "/" + "".join(f"{part}/" for part in segments)
+
+
+WebRoot = Annotated[str, BeforeValidator(parse_webroot)]
 
 
 class WebSettings(SettingsGroup):
@@ -51,4 +73,11 @@ class WebSettings(SettingsGroup):
         form="comma-separated host names, *.domain, or *",
         help="Host headers the web UI and API answer besides IP addresses, localhost and "
         "MXRELAY_HOSTNAME (others get 400, against DNS rebinding); * allows any.",
+    )
+    ui_webroot: WebRoot = setting(
+        "/",
+        env="MXRELAY_UI_WEBROOT",
+        form="path",
+        help="Path prefix the web UI and API are served under (behind an ingress that forwards "
+        "/mail/... as is, say /mail/); /livez, /readyz and /healthz answer at the root too.",
     )

@@ -1,17 +1,17 @@
-"""The application on MXRELAY_HTTP_LISTEN: the operator's page, the `/api/v1` message log, probes.
+"""The application on MXRELAY_HTTP_LISTEN: the operator's console, the `/api/v1` message log,
+probes, all under MXRELAY_UI_WEBROOT (the probes answer at the root as well).
 
 Two middlewares guard it. `HostCheck` answers 400 to a `Host` header that names none of the relay's
 names, so a web page whose domain an attacker re-points at the relay (DNS rebinding) cannot read
 the message log through a victim's browser, even on a port-forwarded or loopback listener.
-`SecurityHeaders` adds to every response the headers that keep the page from being framed, sniffed
-into another type, or made to run anything but its own style sheet.
+`SecurityHeaders` adds to every response the headers that keep it from being framed, sniffed into
+another type, or made to run or load anything. A console page replaces the policy with its own,
+which allows its own script and style files and nothing inline (`web/console/policy.py`).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse
+from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mxrelay.config import Settings
@@ -26,9 +27,9 @@ from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.backend import Database
 from mxrelay.web.api_v1 import api_routes
+from mxrelay.web.console import Explain, console_routes
 from mxrelay.web.health import health_routes
 from mxrelay.web.info import RelayFacts, relay_info
-from mxrelay.web.ui import STYLE, ui_routes
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,21 +128,16 @@ class HostCheck:
         await self.app(scope, receive, send)
 
 
-def _style_hash(style: str) -> str:
-    digest = hashlib.sha256(style.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
-        f"style-src {_style_hash(STYLE)}",
         "form-action 'self'",
         "base-uri 'none'",
         "frame-ancestors 'none'",
     )
 )
-"""No script, no remote resource, the one inline style sheet, the search form, no framing."""
+"""No script, no style, no remote resource, no framing: what every response but a console page
+(which sets its own) carries."""
 
 SECURITY_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
@@ -180,11 +176,18 @@ def web_app(
     facts: RelayFacts,
     metrics: Metrics,
     allowed_hosts: AllowedHosts,
+    webroot: str = "/",
+    explain: Explain | None = None,
 ) -> ASGIApp:
     """The routes inside both middlewares; outside Starlette's own error handler too, so even its
-    500 answer carries the security headers."""
+    500 answer carries the security headers. Everything is under `webroot` (`/` or `/prefix/`);
+    the probes answer at the root too, where Kubernetes and load balancers look for them."""
     info = functools.partial(relay_info, facts, metrics)
-    routes = Starlette(
-        routes=[*ui_routes(db), *api_routes(db, info_facts=info), *health_routes(health)]
-    )
-    return SecurityHeaders(HostCheck(routes, allowed_hosts))
+    served: list[BaseRoute] = [
+        *console_routes(db, health, webroot=webroot, explain=explain),
+        *api_routes(db, info_facts=info),
+        *health_routes(health),
+    ]
+    if webroot != "/":
+        served = [Mount(webroot.rstrip("/"), routes=served), *health_routes(health)]
+    return SecurityHeaders(HostCheck(Starlette(routes=served), allowed_hosts))

@@ -53,6 +53,11 @@ class Watched:
     console: list[ConsoleMessage] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
+    """Every request the page or a frame of it started, blocked ones included."""
+    answered: list[str] = field(default_factory=list)
+    """The URL of every request that got a response."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """URL -> why the request failed (`csp` when a Content-Security-Policy blocked it)."""
 
     def urls(self) -> list[str]:
         return [request.url for request in self.requests]
@@ -64,6 +69,11 @@ def watched(context: BrowserContext) -> Watched:
     page.on("console", lambda message: seen.console.append(message))
     page.on("pageerror", lambda error: seen.errors.append(str(error)))
     context.on("request", lambda request: seen.requests.append(request))
+    context.on("response", lambda response: seen.answered.append(response.url))
+    context.on(
+        "requestfailed",
+        lambda request: seen.failed.__setitem__(request.url, request.failure or ""),
+    )
     return seen
 
 

@@ -52,9 +52,9 @@ class Body:
     broken: str | None
 
 
-def read_body(raw: bytes, part_url: str) -> Body:
+def read_body(raw: bytes) -> Body:
     content = message_content(raw, TEXT_LIMIT)
-    shown = html_preview(raw, part_url)
+    shown = html_preview(raw)
     parts, broken = leaf_parts(raw)
     return Body(
         text=content.text,
@@ -101,10 +101,7 @@ class Message:
         }
         if tab in NEEDS_BODY:
             raw = await get_raw(database, message_id)
-            part_url = f"{self.context.webroot}message/{message_id}/part/"
-            values["body"] = (
-                None if raw is None else await asyncio.to_thread(read_body, raw, part_url)
-            )
+            values["body"] = None if raw is None else await asyncio.to_thread(read_body, raw)
         template = "message.html"
         if is_fragment(request, "panel"):
             template = "_message_panel.html"

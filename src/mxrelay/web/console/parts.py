@@ -4,13 +4,13 @@ its header fields, and its HTML body made ready for the sandboxed preview.
 Pure functions of the stored bytes, bounded by `mime.parse`'s limits and by the limits below.
 The HTML is never cleaned into something "safe": it is shown only in a frame whose policy lets
 nothing run or load (`policy.preview`). Two changes are made all the same: `cid:` references
-become the URLs of the parts they name (inline images), and `<meta http-equiv="refresh">` is
-removed, because a frame may navigate itself and that would be a remote load the policy cannot
-forbid.
+become the images they name, as `data:` URLs, and `<meta http-equiv>` elements are removed,
+because a refresh would let the frame navigate itself, a remote load the policy cannot forbid.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 
@@ -27,6 +27,10 @@ from mxrelay.mime.text import decode_transfer, decode_words
 
 HTML_LIMIT = 2 * 1024 * 1024
 """Decoded bytes of the HTML body the preview shows."""
+
+INLINE_BUDGET = 8 * 1024 * 1024
+"""Decoded bytes of inline images the preview embeds (the frame loads nothing from the relay:
+as a sandboxed, opaque-origin document it could not read the relay's same-origin parts)."""
 
 HEADER_VALUE_LIMIT = 16 * 1024
 """Characters shown of one header field's value."""
@@ -121,9 +125,9 @@ class Preview:
     """References to remote resources (images, styles) the policy blocks unless asked."""
 
 
-def html_preview(data: bytes, part_url: str) -> Preview | None:
-    """The first HTML body with `cid:` references pointing at `part_url` + part id, or None
-    when the message has no HTML body."""
+def html_preview(data: bytes) -> Preview | None:
+    """The first HTML body, its `cid:` references replaced by the images they name as `data:`
+    URLs (raster images only, within `INLINE_BUDGET`), or None when there is no HTML body."""
     parts, _ = leaf_parts(data)
     html_entity = next(
         (e for p, e in parts if p.content_type == "text/html" and not p.is_attachment), None
@@ -131,11 +135,17 @@ def html_preview(data: bytes, part_url: str) -> Preview | None:
     if html_entity is None:
         return None
     html = _REFRESH.sub("", body_text(data, html_entity, HTML_LIMIT))
-    by_cid = {p.content_id.lower(): p.part_id for p, _ in parts if p.content_id}
+    by_cid = {p.content_id.lower(): (p, e) for p, e in parts if p.content_id}
+    budget = [INLINE_BUDGET]
 
     def cid(match: re.Match[str]) -> str:
         found = by_cid.get(match.group(2).lower())
-        return match.group(1) + (part_url + found if found else "about:blank")
+        if found is None or not found[0].is_inline_image or budget[0] <= 0:
+            return match.group(1) + "about:blank"
+        body = part_body(data, found[1], budget[0])
+        budget[0] -= len(body)
+        encoded = base64.b64encode(body).decode("ascii")
+        return f"{match.group(1)}data:{found[0].content_type};base64,{encoded}"
 
     html = _CID.sub(cid, html)
     return Preview(html, len(_REMOTE.findall(html)))

@@ -52,9 +52,7 @@ class Preview:
         found = await self._raw(request)
         if found is None:
             return not_found()
-        message_id, raw = found
-        part_url = f"{self.context.webroot}message/{quote(message_id)}/part/"
-        shown = await asyncio.to_thread(html_preview, raw, part_url)
+        shown = await asyncio.to_thread(html_preview, found[1])
         remote = request.query_params.get("remote") == "1"
         response = HTMLResponse(shown.html if shown else EMPTY_PREVIEW)
         response.headers["cache-control"] = "no-store"

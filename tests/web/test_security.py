@@ -4,8 +4,6 @@ names (and IP addresses) as `Host`, and the security headers on every response."
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import re
 import smtplib
 from collections.abc import AsyncIterator

@@ -21,7 +21,6 @@ from mxrelay.config.values import (
     setting,
 )
 
-
 _WEBROOT_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 
 

@@ -66,7 +66,7 @@ def hostile(remote: str) -> bytes:
         f'<body><p id="bait">Hello</p><img id="remote" src="{remote}/pixel.png" alt="pixel">'
         f'<img src="x" onerror="alert(\'onerror\')" alt="broken">'
         f'<iframe src="{remote}/frame.html"></iframe>'
-        f'<svg onload="alert(\'svg\')"></svg></body></html>'
+        f"<svg onload=\"alert('svg')\"></svg></body></html>"
     ).encode()
     return (
         b"From: Mallory <mallory@example.org>\r\nTo: <victim@example.net>\r\n"

@@ -15,7 +15,10 @@ PAGES = ("", "?q=invoice", "queue", "refusals", "summary")
 @pytest.mark.parametrize("path", PAGES)
 def test_no_page_is_wider_than_a_phone(console: RelayThread, browser: Browser, path: str) -> None:
     context = browser.new_context(
-        viewport={"width": 375, "height": 740}, device_scale_factor=2, is_mobile=True, has_touch=True
+        viewport={"width": 375, "height": 740},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
     )
     try:
         page = watched(context).page
@@ -26,7 +29,8 @@ def test_no_page_is_wider_than_a_phone(console: RelayThread, browser: Browser, p
             subject = page.locator("#messages tbody tr[data-id] .c-subject a").first
             expect(subject).to_be_visible()
             box = subject.bounding_box()
-            assert box is not None and box["x"] + box["width"] <= 375
+            assert box is not None
+            assert box["x"] + box["width"] <= 375
     finally:
         context.close()
 

@@ -71,7 +71,12 @@ def test_the_preview_opened_on_its_own_is_inert(
     """Opened as a top-level page (a link someone was sent), the preview is still sandboxed by
     its policy: an opaque origin that runs nothing."""
     dialogs: list[str] = []
-    page.page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.page.on("dialog", dismiss)
     with RelayThread(hold_env(tmp_path)) as relay:
         relay.send("mallory@example.org", ["victim@example.net"], hostile(recorder.url))
         page.page.goto(relay.url)

@@ -1,9 +1,10 @@
 """A real browser for the console's tests: Debian's Chromium driven by Playwright, one per test
-run (`browser`), a fresh context and page per test (`page`), and a relay running in a thread of
+run (`chromium`, connected to by each test as `browser`), a fresh context and page per test
+(`page`), and a relay running in a thread of
 its own (`RelayThread`), so the tests can be plain functions, as Playwright's sync API wants.
 
 Playwright's own browser download is never used: the browser is `/usr/bin/chromium`, installed
-by `make test` (DEB_TEST_PACKAGES). Each page records what it and its frames tried: console
+by `make test` (DEB_TEST_PACKAGES), started once per run (`chromium`). Each page records what it and its frames tried: console
 messages, page errors and every request, so a test can show from the page itself that a hostile
 message ran nothing and loaded nothing.
 """
@@ -11,7 +12,10 @@ message ran nothing and loaded nothing.
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -37,18 +41,79 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One headless Chromium for the whole run, as a process of its own; its DevTools endpoint.
+
+    Not Playwright's `launch()`: Playwright's sync API holds an event loop in the test's thread
+    for as long as it is open, which would stop every asyncio test after the first browser test.
+    So the browser outlives the tests and each test connects to it (`browser`) and disconnects."""
     if not CHROMIUM.exists():
         raise RuntimeError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as playwright:
-        # --no-sandbox: the tests run as root (CI does), where Chromium's sandbox cannot start.
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-        )
+    profile = tmp_path_factory.mktemp("chromium")
+    # --no-sandbox: the tests run as root (CI does), where Chromium's sandbox cannot start.
+    process = subprocess.Popen(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    endpoint = None
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 60
+        while endpoint is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line and process.poll() is not None:
+                break
+            found = re.search(r"DevTools listening on (ws://\S+)", line)
+            endpoint = found.group(1) if found else None
+        if endpoint is None:
+            raise RuntimeError("chromium did not open its DevTools endpoint")
+        stream = process.stderr
+
+        def drain() -> None:  # keep the pipe from filling, close it at its end
+            stream.read()
+            stream.close()
+
+        drainer = threading.Thread(target=drain, daemon=True)
+        drainer.start()
+        yield endpoint
+    finally:
+        process.terminate()
         try:
-            yield launched
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if endpoint is not None:
+            drainer.join(timeout=10)
+        elif process.stderr is not None:
+            process.stderr.close()
+
+
+@pytest.fixture
+def browser(chromium: str) -> Iterator[Browser]:
+    """The run's Chromium, connected to for this test through Playwright's sync API."""
+    with sync_playwright() as playwright:
+        connected = playwright.chromium.connect_over_cdp(chromium)
+        try:
+            yield connected
         finally:
-            launched.close()
+            connected.close()
 
 
 @dataclass

@@ -60,7 +60,19 @@ class Messages:
     def __init__(self, context: ConsoleContext) -> None:
         self.context = context
 
+    async def count(self, request: Request) -> Response:
+        """How many messages match, asked by the page after it is shown: a count of a broad
+        search reads every match, which the list itself never has to."""
+        query = request.query_params.get("q", "").strip()[:QUERY_LIMIT]
+        database = self.context.db()
+        total = 0
+        if database is not None:
+            total = await count_messages(database, parse_search(query) if query else SearchQuery())
+        return page(self.context, request, "_count.html", total=total, query=query)
+
     async def index(self, request: Request) -> Response:
+        if request.query_params.get("fragment") == "count":
+            return await self.count(request)
         query = request.query_params.get("q", "").strip()[:QUERY_LIMIT]
         token = request.query_params.get("page", "")
         key = PageKey.parse(token) if token else None
@@ -95,7 +107,7 @@ class Messages:
             rows=rows,
             link_suffix="?" + urlencode({"back": listed}) if listed else "",
             page_key=key,
-            total=await count_messages(database, search) if key is None else None,
+            count_url=url(fragment="count") if key is None else None,
             next_url=url(page=found.next_key.token()) if found.next_key else None,
             first_url=url(),
             fragment_url=url(page=token if key else ""),

@@ -38,8 +38,11 @@ def console_routes(
     explain: Explain | None = None,
     clock: Callable[[], float] = time.time,
     poll_seconds: float = POLL_SECONDS,
+    operator: Callable[[Request], bool] = lambda request: False,
 ) -> list[BaseRoute]:
-    """Every route of the console, relative to `webroot` (where the caller mounts them)."""
+    """Every route of the console, relative to `webroot` (where the caller mounts them).
+    `operator` tells whether a request comes from an operator; until the web's authentication
+    tells roles apart nobody is one, and no action is offered."""
     assets = Assets(webroot)
     context = ConsoleContext(
         db=db,
@@ -50,6 +53,7 @@ def console_routes(
         explain=explain,
         clock=clock,
         poll_seconds=poll_seconds,
+        operator=operator,
     )
 
     async def banner(request: Request) -> Response:

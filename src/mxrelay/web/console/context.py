@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import jinja2
+from starlette.requests import Request
 
 from mxrelay.health import Health
 from mxrelay.model import RecipientVerdict
@@ -35,3 +36,6 @@ class ConsoleContext:
     """Epoch seconds (the store's times are epoch seconds)."""
     poll_seconds: float
     """How often a page re-fetches what can change when the relay's event socket is not there."""
+    operator: Callable[[Request], bool]
+    """Whether this request's user holds the operator role: only then are actions shown (the API
+    decides again when the action comes)."""

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from mxrelay import __version__
+from mxrelay.web.console.actions import ACTIONS
 from mxrelay.web.console.assets import Assets
 from mxrelay.web.console.banner import faults
 from mxrelay.web.console.context import ConsoleContext
@@ -129,6 +130,8 @@ def page(
         section=section,
         poll_ms=int(context.poll_seconds * 1000),
         now=context.clock(),
+        operator=context.operator(request),
+        actions=ACTIONS,
         **values,
     )
     response = HTMLResponse(html, status_code=status)

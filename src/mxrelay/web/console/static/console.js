@@ -178,5 +178,95 @@
     if (again) { again.classList.add("is-current"); again.setAttribute("aria-selected", "true"); }
   });
 
+  /* --- operator actions (rendered for operators only) ------------------------------------
+   * Each button names an API call (data-method, data-url, data-body); the page confirms, then
+   * sends it with the operator's own credentials. Never without an ID: for Mailpit's API an
+   * empty list means every message. */
+
+  var dialog = document.getElementById("confirm-dialog");
+
+  function selectedIds(bar) {
+    if (bar.dataset.ids) return bar.dataset.ids.split(",");
+    return Array.prototype.slice.call(document.querySelectorAll("input[name=ids]:checked"))
+      .map(function (box) { return box.value; });
+  }
+
+  function splitList(text) {
+    return text.split(",").map(function (item) { return item.trim(); })
+      .filter(function (item) { return item.length > 0; });
+  }
+
+  function bodyFor(kind, ids, typed) {
+    if (kind === "read" || kind === "unread") return { IDs: ids, Read: kind === "read" };
+    if (kind === "tags") return { IDs: ids, Tags: splitList(typed) };
+    if (kind === "release") return { To: splitList(typed) };
+    return { IDs: ids };
+  }
+
+  function ask(question, needsInput, then) {
+    var input = document.getElementById("confirm-input");
+    document.getElementById("confirm-question").textContent = question;
+    input.hidden = !needsInput;
+    input.value = "";
+    dialog.returnValue = "";
+    dialog.addEventListener("close", function answered() {
+      dialog.removeEventListener("close", answered);
+      if (dialog.returnValue === "ok") then(input.value);
+    });
+    dialog.showModal();
+    (needsInput ? input : dialog.querySelector("button.primary")).focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-action]");
+    if (!button || !dialog) return;
+    var bar = button.closest(".actions");
+    var status = bar.querySelector(".action-status");
+    var ids = selectedIds(bar);
+    if (!ids.length || ids.some(function (id) { return !/^[0-9A-Za-z]{1,64}$/.test(id); })) {
+      status.textContent = "Select one or more messages first.";
+      return;
+    }
+    var kind = button.dataset.body;
+    var count = ids.length === 1 ? "1 message" : ids.length + " messages";
+    var question = button.dataset.confirm.replace("{n}", count);
+    ask(question, kind === "tags" || kind === "release", function (typed) {
+      if (kind === "release" && !splitList(typed).length) { status.textContent = "No address given."; return; }
+      status.textContent = button.textContent + "…";
+      fetch(button.dataset.url, {
+        method: button.dataset.method,
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(bodyFor(kind, ids, typed))
+      }).then(function (response) {
+        return response.text().then(function (text) {
+          status.textContent = response.ok ? button.textContent + ": done." :
+            button.textContent + " failed (" + response.status + "): " + text.slice(0, 200);
+          if (response.ok) fire("mx:update", { data: { IDs: ids } });
+        });
+      }, function () {
+        status.textContent = button.textContent + " failed: the relay did not answer.";
+      });
+    });
+  });
+
+  /* The selection survives the list's refreshes. */
+  var checked = {};
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (!target.matches) return;
+    if (target.matches("input[data-select-all]")) {
+      document.querySelectorAll("input[name=ids]").forEach(function (box) {
+        box.checked = target.checked;
+        if (box.checked) checked[box.value] = true; else delete checked[box.value];
+      });
+    } else if (target.matches("input[name=ids]")) {
+      if (target.checked) checked[target.value] = true; else delete checked[target.value];
+    }
+  });
+  body.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll("input[name=ids]").forEach(function (box) { box.checked = !!checked[box.value]; });
+  });
+
   connect();
 })();

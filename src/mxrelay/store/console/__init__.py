@@ -13,7 +13,14 @@ from __future__ import annotations
 from mxrelay.store.console.activity import Series, activity
 from mxrelay.store.console.lanes import LaneView, lane_views
 from mxrelay.store.console.message import EntryView, MessageExtras, VariantView, message_extras
-from mxrelay.store.console.paging import MessagePage, PageKey, RowFacts, message_page, row_facts
+from mxrelay.store.console.paging import (
+    MessagePage,
+    PageKey,
+    RowFacts,
+    log_version,
+    message_page,
+    row_facts,
+)
 from mxrelay.store.console.refusals import (
     DomainCount,
     RefusalPage,
@@ -36,6 +43,7 @@ __all__ = [
     "VariantView",
     "activity",
     "lane_views",
+    "log_version",
     "message_extras",
     "message_page",
     "refusal_page",

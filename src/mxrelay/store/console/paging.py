@@ -121,3 +121,16 @@ def _row_facts(conn: Connection, ids: list[str]) -> dict[str, RowFacts]:
             tuple(json_strings(transforms)),
         )
     return facts
+
+
+async def log_version(db: Database) -> str:
+    """A token that changes when a message arrives or a delivery attempt is logged: two lookups
+    at the end of primary-key indexes, so a page that polls can ask cheaply whether to re-read."""
+    return await db.read(_log_version)
+
+
+def _log_version(conn: Connection) -> str:
+    m, a = schema.messages, schema.attempts
+    newest = conn.execute(select(func.max(m.c.id))).scalar()
+    attempt = conn.execute(select(func.max(a.c.id))).scalar()
+    return f"{newest or ''}.{attempt or 0}"

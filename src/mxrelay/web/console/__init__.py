@@ -26,7 +26,7 @@ from mxrelay.web.console.render import environment, page
 
 __all__ = ["ConsoleContext", "Explain", "console_routes"]
 
-POLL_SECONDS = 5.0
+POLL_SECONDS = 10.0
 """How often a page re-fetches what can change while it has no event socket."""
 
 

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mxrelay.mime.addresses import split_list
-from mxrelay.store.console import PageKey, message_page, row_facts
+from mxrelay.store.console import PageKey, log_version, message_page, row_facts
 from mxrelay.store.search import MessageSummary, SearchQuery, count_messages, parse_search
 from mxrelay.web.console.context import ConsoleContext
 from mxrelay.web.console.render import is_fragment, page
@@ -80,6 +80,11 @@ class Messages:
         values: dict[str, Any] = {"query": query, "query_limit": QUERY_LIMIT}
         if database is None:
             return page(self.context, request, "messages.html", section="messages", no_store=True)
+        version = await log_version(database)
+        refresh = is_fragment(request, "messages")
+        if refresh and request.query_params.get("since") == version:
+            # Nothing arrived and nothing was attempted since this table was drawn: htmx keeps it.
+            return Response(status_code=204, headers={"cache-control": "no-store"})
         search = parse_search(query) if query else SearchQuery()
         found = await message_page(database, search, key=key, limit=PAGE_SIZE)
         facts = await row_facts(database, [m.id for m in found.messages])
@@ -110,10 +115,10 @@ class Messages:
             count_url=url(fragment="count") if key is None else None,
             next_url=url(page=found.next_key.token()) if found.next_key else None,
             first_url=url(),
-            fragment_url=url(page=token if key else ""),
+            fragment_url=url(page=token if key else "", since=version),
             no_store=False,
         )
-        template = "_messages_table.html" if is_fragment(request, "messages") else "messages.html"
+        template = "_messages_table.html" if refresh else "messages.html"
         return page(self.context, request, template, section="messages", **values)
 
 

@@ -32,8 +32,12 @@
     live.title = title;
   }
 
+  var pollEvery = 0;
+
   function startPolling(every) {
+    if (pollTimer !== null && pollEvery === every) return; /* keep its rhythm across retries */
     stopPolling();
+    pollEvery = every;
     pollTimer = window.setInterval(function () {
       if (document.visibilityState === "visible") fire("mx:poll");
     }, every);

@@ -14,8 +14,13 @@ BIN    := $(VENV)/bin
 #   nodejs npm                     the Flux and Prometheus Operator CRD validators (tests/deploy/crd)
 #   age                            age-keygen: the operations guide's SOPS step, run by a test
 #   apache2-utils                  htpasswd: the users files (SMTP AUTH, web UI and API) the tests write
+#   chromium                       the browser the console's tests drive with Playwright
+#                                  (tests/web/console; Playwright's own download is not used)
+#   fonts-dejavu-core              a font for that browser's text and screenshots (Chromium
+#                                  only recommends fonts, and recommends are not installed)
 DEB_TEST_PACKAGES := python3-venv ca-certificates postgresql postfix swaks libnet-ssleay-perl \
-	libio-socket-ssl-perl iproute2 prometheus nodejs npm age apache2-utils
+	libio-socket-ssl-perl iproute2 prometheus nodejs npm age apache2-utils chromium \
+	fonts-dejavu-core
 # Packages whose program may come from elsewhere (NodeSource's nodejs bundles npm and conflicts
 # with Debian's npm): present when the program is on PATH.
 DEB_TEST_PROGRAMS := nodejs:node npm:npm
@@ -37,6 +42,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
+
+# axe-core for the console's accessibility test, at the version its lock file pins.
+AXE_DIR := tests/web/console
+$(AXE_DIR)/node_modules/.package-lock.json: $(AXE_DIR)/package-lock.json
+	cd $(AXE_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
 venv: $(VENV)/.installed
 
@@ -77,7 +87,7 @@ unit: $(VENV)/.installed-test
 
 # Every test, the slow ones included. pytest's own status fails the target, 5 (no tests ran)
 # included.
-test: deb-packages lint typecheck
+test: deb-packages lint typecheck $(AXE_DIR)/node_modules/.package-lock.json
 	$(BIN)/pytest
 
 bench: deb-packages $(VENV)/.installed-test

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from mxrelay.app import Relay
-from mxrelay.store.search import parse_search
 from tests.support.dns_server import DnsServer
 from tests.support.processes import free_port
 from tests.support.relay_app import running_relay
@@ -122,17 +121,6 @@ async def test_passthrough_has_no_log(dns_server: DnsServer) -> None:
         assert (await get(relay, "/api/v1/messages")).status_code == 404
         assert (await get(relay, "/api/v1/info")).json()["Mode"] == "passthrough"
         assert (await get(relay, "/readyz")).status_code in (200, 503)
-
-
-def test_search_syntax() -> None:
-    query = parse_search("invoice from:billing to:alex status:failed after:100 late")
-    assert query.text == "invoice late"
-    assert (query.sender, query.recipient, query.state, query.after) == (
-        "billing",
-        "alex",
-        "failed",
-        100.0,
-    )
 
 
 @pytest.mark.postgres

@@ -1,0 +1,200 @@
+"""Search terms (`search_terms.py`) as SQL conditions on `messages`, each served by an index.
+
+Every value goes to the database as a bound parameter; the only text built from a query is the
+argument of a full-text match, made of the query's letters and digits alone. The conditions:
+
+- text: the full-text index over subject, addresses and body (`message_search`: FTS5 on SQLite, a
+  `tsvector` on PostgreSQL). A term's words must follow one another (a quoted phrase is a phrase),
+  each as a word or, from three characters on, the start of one: `invoice` finds "invoices";
+  Mailpit's `LIKE '%invoice%'` would also find "reinvoiced", which no word index can serve.
+- header filters (`from:`, `to:`, `cc:`, `bcc:`, `reply-to:`, `addressed:`, `subject:`,
+  `message-id:`, `refused:`): substrings of the lower-cased fields of `message_fields`, found
+  through a trigram index over all of them (FTS5 `trigram` on SQLite, `pg_trgm` on PostgreSQL), then
+  checked in the one field asked for. On SQLite the index's `LIKE` has no escape, so `%` and `_`
+  in a value widen the candidates and the check (`instr`) narrows them again; PostgreSQL's pattern
+  escapes them. Values under three characters, which no trigram can serve, scan the fields.
+- `tag:`, `is:tagged`, `status:`, `transport:`: the indexes of `message_tags`, `recipients` by
+  state and `attempts` by transport; flags, sizes and dates: columns of `messages`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import ColumnElement, String, false, func, or_, select, text
+from sqlalchemy.sql.elements import TextClause
+
+from mxrelay.store import schema
+from mxrelay.store.backend import Dialect
+from mxrelay.store.search_terms import Filter, SearchQuery, Term
+
+RECIPIENT_STATES = frozenset({"queued", "deferred", "held", "delivered", "failed"})
+TRANSPORTS = frozenset({"graph", "smtp"})
+TRIGRAM = 3
+PREFIX_FROM = 3
+"""Letters from which a word of a text term also finds longer words (a shorter prefix would
+merge the index entries of too many words)."""
+
+HAYSTACK = " || ' ' || ".join(schema.FIELD_COLUMNS)
+"""What the trigram index covers: the same expression as the migration's (on PostgreSQL the
+index is on this expression, so a condition must spell it the same way)."""
+
+FIELD_OF = {
+    Filter.FROM: ("from_list",),
+    Filter.TO: ("to_list",),
+    Filter.CC: ("cc_list",),
+    Filter.BCC: ("bcc_list",),
+    Filter.REPLY_TO: ("reply_to_list",),
+    Filter.ADDRESSED: schema.FIELD_COLUMNS[:6],  # the envelope sender and every address list
+    Filter.SUBJECT: ("subject",),
+    Filter.MESSAGE_ID: ("message_id_header",),
+    Filter.REFUSED: ("refused_list",),
+}
+
+_WORD = re.compile(r"[^\W_]+")
+_TSQUERY_UNSAFE = re.compile(r"['\\]")
+
+m = schema.messages
+f = schema.message_fields
+
+
+class Compiler:
+    """The conditions of one query, with parameters named apart (`t0`, `t1`...)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._names = iter(range(1_000_000))
+
+    def _name(self) -> str:
+        return f"t{next(self._names)}"
+
+    def conditions(self, query: SearchQuery) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        words = [t for t in query.terms if t.kind is Filter.TEXT and not t.negated]
+        unwanted = [t for t in query.terms if t.kind is Filter.TEXT and t.negated]
+        if words:
+            found.append(self._text(words))
+        if unwanted:
+            found.append(~self._text(unwanted, either=True))
+        found.extend(self.term(t) for t in query.terms if t.kind is not Filter.TEXT)
+        return found
+
+    def term(self, term: Term) -> ColumnElement[bool]:
+        condition = self._positive(term)
+        return ~condition if term.negated else condition
+
+    def _positive(self, term: Term) -> ColumnElement[bool]:
+        kind = term.kind
+        if kind in FIELD_OF:
+            return self._fields(FIELD_OF[kind], term.text.casefold())
+        if kind is Filter.TAG:
+            mt, t = schema.message_tags, schema.tags
+            tagged = select(mt.c.message_id).join(t, t.c.id == mt.c.tag_id)
+            return m.c.id.in_(tagged.where(t.c.key == term.text.lower()))
+        if kind is Filter.TAGGED:
+            return m.c.id.in_(select(schema.message_tags.c.message_id))
+        if kind in (Filter.READ, Filter.UNREAD):
+            return m.c.seen == (kind is Filter.READ)
+        if kind is Filter.ATTACHMENT:
+            return m.c.attachments > 0
+        if kind is Filter.INLINE:
+            return func.coalesce(m.c.inline_parts, 0) > 0
+        return self._measured(term)
+
+    def _measured(self, term: Term) -> ColumnElement[bool]:
+        """Sizes, dates and mxrelay's own filters. Mailpit negates a size or a date by turning the
+        comparison round (`-larger:1K` is `Size < 1024`), so the negation is applied here and
+        `term` undoes it; a value mxrelay does not know matches nothing."""
+        kind, number = term.kind, term.number
+        flip = term.negated
+        if kind in (Filter.LARGER, Filter.SMALLER):
+            larger = (kind is Filter.LARGER) != flip
+            condition = m.c.size > number if larger else m.c.size < number
+            return ~condition if flip else condition
+        if kind in (Filter.AFTER, Filter.BEFORE):
+            later = (kind is Filter.AFTER) != flip
+            condition = m.c.received_at >= number if later else m.c.received_at <= number
+            return ~condition if flip else condition
+        if kind is Filter.STATUS and term.text in RECIPIENT_STATES:
+            r = schema.recipients
+            return m.c.id.in_(select(r.c.message_id).where(r.c.state == term.text))
+        if kind is Filter.TRANSPORT and term.text in TRANSPORTS:
+            a = schema.attempts
+            return m.c.id.in_(select(a.c.message_id).where(a.c.transport == term.text))
+        return false()
+
+    # --- header fields --------------------------------------------------------------------
+
+    def _fields(self, columns: tuple[str, ...], needle: str) -> ColumnElement[bool]:
+        name = self._name()
+        position = func.strpos if self.dialect is Dialect.POSTGRESQL else func.instr
+        inside = or_(*(position(f.c[column], needle) > 0 for column in columns))
+        rows = select(f.c.message_id).where(inside)
+        if len(needle) >= TRIGRAM:
+            rows = rows.where(self._trigrams(name, needle))
+        return m.c.id.in_(rows)
+
+    def _trigrams(self, name: str, needle: str) -> ColumnElement[bool]:
+        if self.dialect is Dialect.POSTGRESQL:
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", needle) + "%"
+            return text(f"({HAYSTACK}) LIKE :{name}").bindparams(**{name: pattern})  # type: ignore[return-value]
+        candidates = text(
+            f"SELECT rowid FROM message_fields_search WHERE haystack LIKE :{name}"
+        ).bindparams(**{name: f"%{needle}%"})
+        return f.c.id.in_(candidates.columns(rowid=schema.RowId))
+
+    # --- text -----------------------------------------------------------------------------
+
+    def _text(self, terms: list[Term], *, either: bool = False) -> ColumnElement[bool]:
+        """Messages whose full-text row matches every term (or, `either`, any of them)."""
+        phrases = [p for p in (self._phrase(t.text) for t in terms) if p]
+        if not phrases:
+            return false()
+        name = self._name()
+        if self.dialect is Dialect.POSTGRESQL:
+            joiner = " || " if either else " && "
+            names = [f"{name}_{i}" for i in range(len(phrases))]
+            query = joiner.join(f"to_tsquery('simple', :{n})" for n in names)
+            clause: TextClause = text(
+                f"SELECT message_id FROM message_search WHERE document @@ ({query})"
+            ).bindparams(**dict(zip(names, phrases, strict=True)))
+        else:
+            operator = " OR " if either else " AND "
+            match = "{subject addresses body} : (" + operator.join(phrases) + ")"
+            clause = text(
+                f"SELECT message_id FROM message_search WHERE message_search MATCH :{name}"
+            ).bindparams(**{name: match})
+        return m.c.id.in_(clause.columns(message_id=String))
+
+    def _phrase(self, value: str) -> str:
+        """A term as the full-text index's query language: FTS5 `"one"* + "two"` (each word in
+        turn, a prefix from PREFIX_FROM letters), or a quoted tsquery lexeme sequence whose words
+        PostgreSQL's own parser splits as it split the document. Empty when nothing is left."""
+        words = _WORD.findall(value)
+        if not words:
+            return ""
+        if self.dialect is Dialect.POSTGRESQL:
+            safe = " ".join(_TSQUERY_UNSAFE.sub(" ", value).split())
+            return f"'{safe}'" + (":*" if len(words[-1]) >= PREFIX_FROM else "")
+        return " + ".join(_fts5_word(word) for word in words)
+
+
+def _fts5_word(word: str) -> str:
+    return f'"{word}"' + ("*" if len(word) >= PREFIX_FROM else "")
+
+
+def compile_search(query: SearchQuery, dialect: Dialect) -> list[ColumnElement[bool]]:
+    """The conditions on `messages` (as `schema.messages`) that every match meets."""
+    return Compiler(dialect).conditions(query)
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def id_bound(before: float) -> str:
+    """The smallest message id (a ULID: 48 bits of milliseconds first) of the millisecond
+    `before` falls in: `id < id_bound(t)` is "received before t" to the millisecond, as
+    Mailpit compares, and is served by the primary key."""
+    milliseconds = min(max(int(before * 1000), 0), 2**48 - 1)
+    encoded = "".join(_CROCKFORD[(milliseconds >> shift) & 31] for shift in range(45, -5, -5))
+    return encoded + "0" * 16

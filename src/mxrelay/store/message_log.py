@@ -20,6 +20,7 @@ from mxrelay.store.backend import Database
 from mxrelay.store.bulk import execute_many, insert_many
 from mxrelay.store.fields import FieldRow, with_envelope
 from mxrelay.store.ingest import NewMessage, decompress
+from mxrelay.store.search_sql import text_words
 from mxrelay.store.tags import tag_messages
 
 _INSERT_SEARCH = text(
@@ -169,12 +170,19 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage]) -> None:
                 )
     insert_many(conn, schema.messages, message_rows)
     insert_many(conn, schema.message_bodies, body_rows)
+    if conn.dialect.name == "postgresql":
+        search_rows = [searchable_words(row) for row in search_rows]
     execute_many(conn, _INSERT_SEARCH, search_rows)
     insert_many(conn, schema.variants, variant_rows)
     insert_many(conn, schema.recipients, recipient_rows)
     insert_many(conn, schema.message_fields, field_rows)
     if tagged:
         tag_messages(conn, tagged)
+
+
+def searchable_words(row: dict[str, str]) -> dict[str, str]:
+    """A full-text row as PostgreSQL's index should read it (`search_sql.text_words`)."""
+    return {key: value if key == "message_id" else text_words(value) for key, value in row.items()}
 
 
 def insert_refusals(conn: Connection, items: Sequence[Refusal]) -> None:

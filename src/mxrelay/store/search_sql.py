@@ -52,7 +52,8 @@ FIELD_OF = {
 }
 
 _WORD = re.compile(r"[^\W_]+")
-_TSQUERY_UNSAFE = re.compile(r"['\\]")
+"""A word as FTS5's `unicode61` tokenizer sees one: letters and digits (no underscore)."""
+_NOT_WORD = re.compile(r"[\W_]+")
 
 m = schema.messages
 f = schema.message_fields
@@ -167,20 +168,22 @@ class Compiler:
         return m.c.id.in_(clause.columns(message_id=String))
 
     def _phrase(self, value: str) -> str:
-        """A term as the full-text index's query language: FTS5 `"one"* + "two"` (each word in
-        turn, a prefix from PREFIX_FROM letters), or a quoted tsquery lexeme sequence whose words
-        PostgreSQL's own parser splits as it split the document. Empty when nothing is left."""
+        """A term in the full-text index's query language, each word of it in turn, a word from
+        PREFIX_FROM letters also the start of a longer one: FTS5 `"your"* + "inv"*`, tsquery
+        `'your':* <-> 'inv':*` (the words are letters and digits only: nothing to escape).
+        Empty when the term has no word."""
         words = _WORD.findall(value)
-        if not words:
-            return ""
         if self.dialect is Dialect.POSTGRESQL:
-            safe = " ".join(_TSQUERY_UNSAFE.sub(" ", value).split())
-            return f"'{safe}'" + (":*" if len(words[-1]) >= PREFIX_FROM else "")
-        return " + ".join(_fts5_word(word) for word in words)
+            return " <-> ".join(f"'{w}'" + (":*" if len(w) >= PREFIX_FROM else "") for w in words)
+        return " + ".join(f'"{w}"' + ("*" if len(w) >= PREFIX_FROM else "") for w in words)
 
 
-def _fts5_word(word: str) -> str:
-    return f'"{word}"' + ("*" if len(word) >= PREFIX_FROM else "")
+def text_words(value: str) -> str:
+    """Text as the full-text index should read it on PostgreSQL: its words, separated by spaces.
+    FTS5's tokenizer splits `alex@example.net` into its words itself; PostgreSQL's parser keeps it
+    one token, which a search for `example` would not find, so the words are split before it sees
+    them (at ingest, `message_log.py`, and by the backfill)."""
+    return _NOT_WORD.sub(" ", value).strip()
 
 
 def compile_search(query: SearchQuery, dialect: Dialect) -> list[ColumnElement[bool]]:

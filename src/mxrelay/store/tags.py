@@ -75,7 +75,9 @@ def _insert_ignoring(conn: Connection) -> Executable:
 def ensure_tags(conn: Connection, names: Iterable[str]) -> dict[str, tuple[int, str]]:
     """The tags of these (clean) names, created where missing: lower-cased name -> (id, name as
     stored, which may be spelt differently)."""
-    wanted = {name.lower(): name for name in names}
+    wanted: dict[str, str] = {}
+    for name in names:
+        wanted.setdefault(name.lower(), name)  # the first spelling, as the first to ask had it
     if not wanted:
         return {}
     t = schema.tags

@@ -15,7 +15,8 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from mxrelay.store.backend import Database
-from mxrelay.web.api_v1 import deliveries, info, message, messages
+from mxrelay.web.api_v1 import deliveries, info, message, messages, tags
+from mxrelay.web.api_v1.changes import Change, ignore_change
 from mxrelay.web.api_v1.context import ApiContext
 
 __all__ = ["ApiContext", "api_routes"]
@@ -26,12 +27,17 @@ def api_routes(
     *,
     info_facts: Callable[[], dict[str, Any]],
     started: float | None = None,
+    on_change: Callable[[Change], None] = ignore_change,
 ) -> list[BaseRoute]:
-    """Every `/api/v1` route; `db` returns the open store (None in passthrough mode)."""
-    context = ApiContext(db, info_facts, time.time() if started is None else started)
+    """Every `/api/v1` route; `db` returns the open store (None in passthrough mode);
+    `on_change` is told of every change the routes make to the log (`changes.py`)."""
+    context = ApiContext(
+        db, info_facts, time.time() if started is None else started, on_change=on_change
+    )
     return [
         *info.routes(context),
         *messages.routes(context),
+        *tags.routes(context),
         *message.routes(context),
         *deliveries.routes(context),
     ]

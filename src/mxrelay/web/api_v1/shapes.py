@@ -6,9 +6,11 @@ Mailpit's keys, and what mxrelay adds has routes of its own (`deliveries.py`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from mxrelay.mime.addresses import split_list
+from mxrelay.mime.addresses import NamedAddress, split_list
 from mxrelay.mime.content import message_content
 from mxrelay.store.message_log import MessageView
 from mxrelay.store.search import MessageSummary
@@ -27,24 +29,45 @@ def sender(header_from: str, mail_from: str) -> dict[str, str]:
     return found[0] if found else {"Name": "", "Address": mail_from}
 
 
+def mailbox(named: NamedAddress) -> dict[str, str]:
+    """Mailpit's address object."""
+    return {"Name": named[0], "Address": named[1]}
+
+
+def mailboxes(named: Sequence[NamedAddress]) -> list[dict[str, str]]:
+    return [mailbox(item) for item in named]
+
+
+def go_time(timestamp: float) -> str:
+    """A time as Mailpit's JSON has it (Go's RFC 3339 with nanoseconds, of a time Mailpit keeps
+    to the millisecond): `2024-05-01T13:00:00.25Z`, the fraction's trailing zeros dropped."""
+    milliseconds = round(timestamp * 1_000_000) // 1000
+    moment = datetime.fromtimestamp(milliseconds // 1000, UTC)
+    fraction = f".{milliseconds % 1000:03d}".rstrip("0").rstrip(".")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
 def summary(message: MessageSummary) -> dict[str, Any]:
+    """Mailpit's MessageSummary: exactly its keys, in its order. The address lists are arrays
+    (Mailpit's list answers `null` for an empty one; its documentation, its live events and
+    the typed clients have arrays)."""
+    lists = message.addresses
     return {
         "ID": message.id,
-        "MessageID": message.message_id_header.strip("<>"),
+        "MessageID": message.message_id_header,
         "Read": message.seen,
-        "From": sender(message.header_from, message.mail_from),
-        "To": addresses(message.header_to),
-        "Cc": [],
-        "Bcc": [],
-        "ReplyTo": [],
+        "From": mailbox(lists.sender),
+        "To": mailboxes(lists.to),
+        "Cc": mailboxes(lists.cc),
+        "Bcc": mailboxes(lists.bcc),
+        "ReplyTo": mailboxes(lists.reply_to),
         "Subject": message.subject,
-        "Created": rfc3339(message.received_at),
+        "Created": go_time(message.received_at),
         "Username": message.username or "",
-        "Tags": [],
+        "Tags": list(message.tags),
         "Size": message.size,
         "Attachments": message.attachments,
         "Snippet": message.snippet,
-        "ReturnPath": message.mail_from,
     }
 
 

@@ -94,7 +94,7 @@ async def delete_matching(db: Database, query: SearchQuery, *, now: float) -> De
 def _delete_next(
     conn: Connection, query: SearchQuery, cursor: str | None, now: float
 ) -> tuple[list[str], list[str], list[str]]:
-    statement = matching(query, Dialect(conn.dialect.name))
+    statement = matching(conn, query)
     if cursor is not None:
         statement = statement.where(schema.messages.c.id < cursor)
     found = list(conn.execute(statement.limit(BATCH)).scalars())

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
-from mxrelay.store.backend import Database, Dialect
+from mxrelay.store.backend import Database
 from mxrelay.store.listing import EVERYTHING, matching
 from mxrelay.store.search_terms import SearchQuery
 
@@ -78,7 +78,7 @@ async def mark_matching(db: Database, query: SearchQuery, read: bool) -> Changed
 
 def _mark_next(conn: Connection, query: SearchQuery, cursor: str | None, read: bool) -> list[str]:
     """The next batch of matches still to change (older than `cursor`), changed."""
-    statement = matching(query, Dialect(conn.dialect.name)).where(m.c.seen != read)
+    statement = matching(conn, query).where(m.c.seen != read)
     if cursor is not None:
         statement = statement.where(m.c.id < cursor)
     ids = list(conn.execute(statement.limit(BATCH)).scalars())

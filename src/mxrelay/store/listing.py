@@ -14,16 +14,24 @@ own matches, which its conditions find through indexes (`search_sql.py`); a sear
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.fields import AddressLists
-from mxrelay.store.search_sql import compile_search, id_bound
+from mxrelay.store.search_sql import (
+    Probe,
+    compile_search,
+    id_bound,
+    narrows_by_id,
+    trigram_probe,
+)
 from mxrelay.store.search_terms import Filter, SearchQuery
 from mxrelay.store.tags import all_tags, tags_of
 
@@ -82,23 +90,45 @@ class Page:
     """Every tag in use."""
 
 
+_COUNTS = select(
+    func.coalesce(func.sum(schema.message_counts.c.total), 0),
+    func.coalesce(func.sum(schema.message_counts.c.unread), 0),
+)
+_ENVELOPES = (
+    select(schema.recipients.c.message_id, schema.recipients.c.address)
+    .where(schema.recipients.c.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(
+        schema.recipients.c.message_id, schema.recipients.c.variant, schema.recipients.c.position
+    )
+)
+"""Statements built once: SQLAlchemy then finds their compiled form by identity, not by
+building and hashing a new statement on every listing."""
+
+
 def mailbox_counts(conn: Connection) -> Counts:
-    c = schema.message_counts
-    total, unread = conn.execute(
-        select(func.coalesce(func.sum(c.c.total), 0), func.coalesce(func.sum(c.c.unread), 0))
-    ).one()
+    total, unread = conn.execute(_COUNTS).one()
     return Counts(int(total), int(unread))
 
 
-def matching(query: SearchQuery, dialect: Dialect, before: float | None = None) -> Select[str]:
-    """The ids of the messages `query` matches (received before `before`), newest first."""
-    statement = select(m.c.id).where(*compile_search(query, dialect))
+def matching(
+    conn: Connection,
+    query: SearchQuery,
+    before: float | None = None,
+    probe: Probe | None = None,
+) -> Select[str]:
+    """The ids of the messages `query` matches (received before `before`), newest first, as a
+    statement for `conn` (whose index it may look at to plan: `search_sql.trigram_probe`)."""
+    probe = probe or trigram_probe(conn)
+    conditions = compile_search(query, Dialect(conn.dialect.name), probe)
+    statement = select(m.c.id).where(*conditions)
     if before is not None:
         statement = statement.where(m.c.id < id_bound(before))
     return statement.order_by(m.c.id.desc())
 
 
-def _counts(conn: Connection, query: SearchQuery, before: float | None) -> Counts:
+def _counts(
+    conn: Connection, query: SearchQuery, before: float | None, probe: Probe | None = None
+) -> Counts:
     mailbox = mailbox_counts(conn)
     if before is None and all(t.kind in (Filter.READ, Filter.UNREAD) for t in query.terms):
         wants = {(t.kind is Filter.READ) != t.negated for t in query.terms}
@@ -109,30 +139,50 @@ def _counts(conn: Connection, query: SearchQuery, before: float | None) -> Count
         if wants == {False}:
             return Counts(mailbox.unread, mailbox.unread)
         return Counts()
-    dialect = Dialect(conn.dialect.name)
+    conditions = compile_search(query, Dialect(conn.dialect.name), probe or trigram_probe(conn))
     unread = func.sum(case((m.c.seen, 0), else_=1))
-    statement = select(func.count(), func.coalesce(unread, 0)).where(
-        *compile_search(query, dialect)
-    )
+    statement = select(func.count(), func.coalesce(unread, 0)).select_from(m).where(*conditions)
     if before is not None:
         statement = statement.where(m.c.id < id_bound(before))
-    total, unread_count = conn.execute(statement).one()
+    if conn.dialect.name == Dialect.SQLITE and narrows_by_id(query):
+        total, unread_count = _through_index(conn, statement, COUNTING_INDEX)
+    else:
+        total, unread_count = conn.execute(statement).one()
     return Counts(int(total), int(unread_count))
 
 
-def summaries(conn: Connection, ids: Sequence[str]) -> list[MessageSummary]:
-    """The summaries of these messages, in this order (ids not found are left out)."""
-    if not ids:
+COUNTING_INDEX = "ix_messages_seen"
+"""(id, seen): a search's matches found by id are counted, and their unread ones, from this
+index alone. SQLite's planner takes the primary key's index for `id IN (...)` instead (it has no
+statistics to tell them apart) and then reads every matching row, so the count names it."""
+_OUTER_FROM = re.compile(r"\bFROM messages\b")
+
+
+def _through_index(conn: Connection, statement: Select[Any], index: str) -> tuple[Any, ...]:
+    """`statement` (on `messages`) run with SQLite's `INDEXED BY index` on its outer table: its
+    compiled text gets the clause after the first `FROM messages` (the outer one: subqueries
+    come later, in WHERE); the parameters stay bound."""
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    sql = _OUTER_FROM.sub(f"FROM messages INDEXED BY {index}", compiled.string, count=1)
+    names = compiled.positiontup or ()
+    row = conn.exec_driver_sql(sql, tuple(compiled.params[name] for name in names)).one()
+    return tuple(row)
+
+
+def summaries(conn: Connection, page: Select[str]) -> list[MessageSummary]:
+    """The summaries of the messages `page` selects, newest first: one statement for the rows,
+    one for their tags."""
+    rows = conn.execute(
+        select(*SUMMARY_COLUMNS).where(m.c.id.in_(page)).order_by(m.c.id.desc())
+    ).all()
+    if not rows:
         return []
-    rows = {row.id: row for row in conn.execute(select(*SUMMARY_COLUMNS).where(m.c.id.in_(ids)))}
-    tags = tags_of(conn, list(rows))
-    unfilled = [row.id for row in rows.values() if row.addresses is None]
+    tags = tags_of(conn, [row.id for row in rows])
+    unfilled = [row.id for row in rows if row.addresses is None]
     envelopes = _envelopes(conn, unfilled) if unfilled else {}
     found = []
-    for ident in ids:
-        row = rows.get(ident)
-        if row is None:
-            continue
+    for row in rows:
+        ident = row.id
         if row.addresses is None:
             lists = AddressLists.fallback(row.header_from, row.header_to, envelopes.get(ident, []))
         else:
@@ -159,14 +209,8 @@ def summaries(conn: Connection, ids: Sequence[str]) -> list[MessageSummary]:
 
 
 def _envelopes(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
-    r = schema.recipients
-    rows = conn.execute(
-        select(r.c.message_id, r.c.address)
-        .where(r.c.message_id.in_(list(ids)))
-        .order_by(r.c.message_id, r.c.variant, r.c.position)
-    )
     found: dict[str, list[str]] = {}
-    for message_id, address in rows:
+    for message_id, address in conn.execute(_ENVELOPES, {"ids": list(ids)}):
         found.setdefault(message_id, []).append(address)
     return found
 
@@ -174,13 +218,12 @@ def _envelopes(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
 def _page(
     conn: Connection, query: SearchQuery, start: int, limit: int, before: float | None
 ) -> Page:
-    dialect = Dialect(conn.dialect.name)
-    page = matching(query, dialect, before).limit(limit).offset(start)
-    ids = list(conn.execute(page).scalars())
+    probe = trigram_probe(conn)
+    page = matching(conn, query, before, probe).limit(limit).offset(start)
     mailbox = mailbox_counts(conn)
     # Mailpit's list counts the whole mailbox, `before` or not.
-    counted = mailbox if query.everything else _counts(conn, query, before)
-    return Page(tuple(summaries(conn, ids)), mailbox, counted, tuple(all_tags(conn)))
+    counted = mailbox if query.everything else _counts(conn, query, before, probe)
+    return Page(tuple(summaries(conn, page)), mailbox, counted, tuple(all_tags(conn)))
 
 
 async def list_page(
@@ -202,7 +245,7 @@ async def count_matching(db: Database, query: SearchQuery) -> Counts:
 
 async def newest_matching(db: Database, query: SearchQuery) -> str | None:
     def first(conn: Connection) -> str | None:
-        row = conn.execute(matching(query, Dialect(conn.dialect.name)).limit(1)).first()
+        row = conn.execute(matching(conn, query).limit(1)).first()
         return None if row is None else str(row[0])
 
     return await db.read(first)

@@ -107,6 +107,7 @@ messages = Table(
         sqlite_where=text("addresses IS NULL"),
         postgresql_where=text("addresses IS NULL"),
     ),
+    Index("ix_messages_seen", "id", "seen", unique=True),
 )
 
 message_bodies = Table(

@@ -20,8 +20,10 @@ argument of a full-text match, made of the query's letters and digits alone. The
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, String, false, func, or_, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
 from mxrelay.store import schema
@@ -59,11 +61,21 @@ m = schema.messages
 f = schema.message_fields
 
 
+Probe = Callable[[str], int]
+"""How many fields rows (up to PROBE_LIMIT) hold a trigram: what picks the trigrams to look up."""
+
+PROBE_LIMIT = 500
+PROBED = 12
+"""Trigrams of a value probed at most (spread over it), and looked up at most (the rarest)."""
+LOOKED_UP = 4
+
+
 class Compiler:
     """The conditions of one query, with parameters named apart (`t0`, `t1`...)."""
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, probe: Probe | None = None) -> None:
         self.dialect = dialect
+        self.probe = probe
         self._names = iter(range(1_000_000))
 
     def _name(self) -> str:
@@ -139,9 +151,15 @@ class Compiler:
         if self.dialect is Dialect.POSTGRESQL:
             pattern = "%" + re.sub(r"([\\%_])", r"\\\1", needle) + "%"
             return text(f"({HAYSTACK}) LIKE :{name}").bindparams(**{name: pattern})  # type: ignore[return-value]
-        candidates = text(
-            f"SELECT rowid FROM message_fields_search WHERE haystack LIKE :{name}"
-        ).bindparams(**{name: f"%{needle}%"})
+        if self.probe is None:
+            search = f"SELECT rowid FROM message_fields_search WHERE haystack LIKE :{name}"
+            value = f"%{needle}%"
+        else:
+            search = (
+                f"SELECT rowid FROM message_fields_search WHERE message_fields_search MATCH :{name}"
+            )
+            value = " AND ".join(fts5_string(t) for t in rarest(needle, self.probe))
+        candidates = text(search).bindparams(**{name: value})
         return f.c.id.in_(candidates.columns(rowid=schema.RowId))
 
     # --- text -----------------------------------------------------------------------------
@@ -186,9 +204,61 @@ def text_words(value: str) -> str:
     return _NOT_WORD.sub(" ", value).strip()
 
 
-def compile_search(query: SearchQuery, dialect: Dialect) -> list[ColumnElement[bool]]:
-    """The conditions on `messages` (as `schema.messages`) that every match meets."""
-    return Compiler(dialect).conditions(query)
+def fts5_string(value: str) -> str:
+    """A value as an FTS5 string: double-quoted, its quotes doubled (nothing in it is syntax)."""
+    return '"' + value.replace('"', '""') + '"'
+
+
+def rarest(needle: str, probe: Probe) -> list[str]:
+    """The trigrams of `needle` to look up in the trigram index: the LOOKED_UP rarest of at
+    most PROBED of them. A trigram every row has (`.example`, `@gm`) costs a pass over the whole
+    index when it is looked up, and narrows nothing; the rarest ones narrow the candidates as far
+    as any, and the check in the field itself (`instr`) makes the result exact."""
+    trigrams = list(dict.fromkeys(needle[i : i + TRIGRAM] for i in range(len(needle) - 2)))
+    if len(trigrams) > PROBED:
+        step = len(trigrams) / PROBED
+        trigrams = [trigrams[int(n * step)] for n in range(PROBED)]
+    counted = sorted((probe(t), n, t) for n, t in enumerate(trigrams))
+    return [t for _, _, t in counted[:LOOKED_UP]]
+
+
+_PROBE = (
+    "SELECT count(*) FROM (SELECT rowid FROM message_fields_search "
+    f"WHERE message_fields_search MATCH ? LIMIT {PROBE_LIMIT})"
+)
+
+
+def trigram_probe(conn: Connection) -> Probe | None:
+    """On SQLite, how common a trigram is, read from the index's first PROBE_LIMIT rows for it
+    (a bounded read however common it is), each trigram once per probe; None elsewhere
+    (PostgreSQL plans its own index)."""
+    if conn.dialect.name != Dialect.SQLITE:
+        return None
+    known: dict[str, int] = {}
+
+    def probe(trigram: str) -> int:
+        if trigram not in known:
+            row = conn.exec_driver_sql(_PROBE, (fts5_string(trigram),)).one()
+            known[trigram] = int(row[0])
+        return known[trigram]
+
+    return probe
+
+
+def compile_search(
+    query: SearchQuery, dialect: Dialect, probe: Probe | None = None
+) -> list[ColumnElement[bool]]:
+    """The conditions on `messages` (as `schema.messages`) that every match meets; `probe`
+    (`trigram_probe`) lets substring filters pick the trigrams they look up."""
+    return Compiler(dialect, probe).conditions(query)
+
+
+def narrows_by_id(query: SearchQuery) -> bool:
+    """Whether some term limits the matches to a set of ids found through an index (text,
+    header filters, tags, `status:`, `transport:`), rather than only to values of columns of
+    `messages` (flags, sizes, dates)."""
+    by_id = {Filter.TEXT, *FIELD_OF, Filter.TAG, Filter.TAGGED, Filter.STATUS, Filter.TRANSPORT}
+    return any(t.kind in by_id and not t.negated for t in query.terms)
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -12,8 +12,9 @@ read counts kept by triggers, and the indexes the search filters use.
   and `message_tags` by tag id (rebuilt: nothing wrote the old table, rows are carried over).
 - `message_counts`: total and unread messages, kept by triggers on `messages` in the writing
   transaction, so a listing never counts the whole table.
-- Indexes for `status:` (recipients by state), `transport:` (attempts by transport) and the
-  backfill (messages whose address lists are not known yet).
+- Indexes for `status:` (recipients by state), `transport:` (attempts by transport), counting a
+  search's unread matches (messages by id and read flag) and the backfill (messages whose address
+  lists are not known yet).
 
 Revision ID: 0003
 Revises: 0002
@@ -52,7 +53,10 @@ BIG_TABLE_INDEXES = (
     ("ix_recipients_state", "recipients", ("state", "message_id"), None),
     ("ix_attempts_transport", "attempts", ("transport", "message_id"), None),
     ("ix_messages_unfilled", "messages", ("id",), "addresses IS NULL"),
+    ("ix_messages_seen", "messages", ("id", "seen"), None),
 )
+"""`ix_messages_seen` is unique (so is its first column): it lets a search count its matches and
+their unread ones from the index alone."""
 
 
 def upgrade() -> None:
@@ -82,6 +86,7 @@ def _index_big_tables(dialect: str) -> None:
             name,
             table,
             list(columns),
+            unique=name == "ix_messages_seen",
             sqlite_where=condition,
             postgresql_where=condition,
             if_not_exists=dialect == "postgresql",

@@ -1,7 +1,7 @@
 """The message log at scale: Mailpit's list and search calls against a store of N messages, beside
 Mailpit's own approach on the same data, on SQLite and on PostgreSQL.
 
-A generator (`generate`, deterministic from a seed) makes N realistic messages: application mail
+A generator (`corpus` and `message`, deterministic from a seed) makes N realistic messages: application mail
 from a few hundred senders to tens of thousands of recipients in hundreds of domains, subjects from
 templates, bodies of Zipf-distributed words, some Cc, blind recipients, attachments, `X-Tags`,
 refused recipients; most delivered, some failed, deferred, queued or held; most read. They are
@@ -49,12 +49,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, Text, text, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection
 from starlette.applications import Starlette
+from ulid import ULID
 
 from mxrelay.model import Peer, Reason, RefusedRecipient, Reply, SessionInfo, Transaction
-from mxrelay.sinks.queued import new_message_id
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
 from mxrelay.store.bulk import insert_many
@@ -292,7 +303,8 @@ def message(rng: random.Random, c: Corpus, position: int, count: int) -> NewMess
     body = " ".join(words)
     tag = rng.choice(TAGS) if rng.random() < 0.03 else ""
     attached = rng.random() < 0.1
-    ident = new_message_id(received)
+    milliseconds = int(received.timestamp() * 1000)
+    ident = str(ULID.from_bytes(milliseconds.to_bytes(6, "big") + rng.randbytes(10)))
     lines = [
         f"From: {_header([sender])}",
         f"To: {_header(to)}",
@@ -378,7 +390,7 @@ mailpit = MetaData()
 mailpit_mailbox = Table(
     "mailpit_mailbox",
     mailpit,
-    Column("created", Integer, nullable=False, index=True),
+    Column("created", BigInteger, nullable=False, index=True),
     Column("id", String(26), nullable=False, unique=True),
     Column("message_id", Text, nullable=False),
     Column("subject", Text, nullable=False),

@@ -7,9 +7,9 @@ Mailpit's behaviour is kept where clients rely on it: `start` and `limit` that a
 are their defaults, not an error; a `before` or `tz` that cannot be read is ignored; a `PUT`
 with neither IDs nor a search marks every message; a `DELETE` whose body is empty, missing or not
 the JSON it expects deletes every message (test suites empty the mailbox that way). Bounds
-Mailpit does not have answer before any of that: a body over `BODY_LIMIT` is refused with 413
-(never read as "delete everything"), more than `MAX_IDS` ids (`requests.py`) or a query beyond the search's
-bounds with 400, and `limit` is at most `MAX_LIMIT`.
+Mailpit does not have answer before any of that (`requests.py`): a body over `BODY_LIMIT` is
+refused with 413 (never read as "delete everything"), more than `MAX_IDS` ids or a query beyond
+the search's bounds with 400, and `limit` is at most `MAX_LIMIT`.
 """
 
 from __future__ import annotations

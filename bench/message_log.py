@@ -31,16 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import math
+import os
 import random
 import sqlite3
 import statistics
 import tempfile
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -829,8 +831,14 @@ def _verdicts(backend: str, results: Sequence[Measured]) -> str:
 
 
 @contextlib.asynccontextmanager
-async def store(backend: str) -> AsyncIterator[Database]:
+async def store(backend: str, kept: Path | None = None) -> AsyncIterator[Database]:
+    """A store to fill: SQLite in a temporary directory (or the file `kept`, left afterwards for
+    another run to measure again without filling), PostgreSQL in a throw-away cluster."""
     if backend == "sqlite":
+        if kept is not None:
+            async with open_store(f"sqlite:///{kept}") as db:
+                yield db
+            return
         with tempfile.TemporaryDirectory(prefix="mxrelay-bench-log-") as directory:
             async with open_store(f"sqlite:///{Path(directory) / 'log.db'}") as db:
                 yield db
@@ -847,22 +855,52 @@ async def store(backend: str) -> AsyncIterator[Database]:
         server.close()
 
 
-async def bench_backend(backend: str, plan: Plan, say: Callable[[str], None]) -> str:
+KEEP = "MXRELAY_BENCH_LOG_STORE"
+"""For working on the benchmark: a SQLite file that is filled once and measured again by later
+runs (read by the benchmark only, never by the relay)."""
+
+
+async def bench_backend(
+    backend: str, plan: Plan, say: Callable[[str], None], kept: Path | None = None
+) -> str:
     c = corpus(plan.seed)
-    async with store(backend) as db:
+    async with store(backend, kept) as db:
         started = time.monotonic()
-        generated = await fill(db, plan, c, say)
-        say(
-            f"  {backend}: {plan.messages:,} messages written in {time.monotonic() - started:.0f} s"
-        )
+        if kept is not None and await _count(db) == plan.messages:
+            generated = await _recall(db, plan)
+            say(f"  {backend}: {plan.messages:,} messages kept in {kept}")
+        else:
+            generated = await fill(db, plan, c, say)
+            elapsed = time.monotonic() - started
+            say(f"  {backend}: {plan.messages:,} messages written in {elapsed:.0f} s")
         results = await measure(db, plan, c, generated)
     return report(backend, plan, results)
 
 
-def run(plan: Plan = Plan()) -> None:
+async def _count(db: Database) -> int:
+    return int(
+        await db.read(lambda conn: conn.execute(text("SELECT COUNT(*) FROM messages")).scalar_one())
+    )
+
+
+async def _recall(db: Database, plan: Plan) -> Generated:
+    """What `fill` noted, read back from a kept store."""
+
+    def read(conn: Connection) -> Generated:
+        ids = list(conn.execute(text("SELECT id FROM messages ORDER BY id")).scalars())
+        middle = conn.execute(
+            text("SELECT received_at FROM messages WHERE id = :id"),
+            {"id": ids[plan.messages - plan.messages // 2]},
+        ).scalar_one()
+        return Generated(ids[::1000], float(middle))
+
+    return await db.read(read)
+
+
+def run(plan: Plan = Plan(), environ: Mapping[str, str] = os.environ) -> None:
+    kept = Path(environ[KEEP]) if environ.get(KEEP) else None
     for backend in plan.backends:
-        print(
-            asyncio.run(bench_backend(backend, plan, lambda line: print(line, flush=True))),
-            flush=True,
-        )
+        say = functools.partial(print, flush=True)
+        keep = kept if backend == "sqlite" else None
+        print(asyncio.run(bench_backend(backend, plan, say, keep)), flush=True)
         print(flush=True)

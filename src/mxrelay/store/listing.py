@@ -15,7 +15,7 @@ own matches, which its conditions find through indexes (`search_sql.py`); a sear
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,22 +159,36 @@ _OUTER_FROM = re.compile(r"\bFROM messages\b")
 
 
 def _through_index(conn: Connection, statement: Select[Any], index: str) -> tuple[Any, ...]:
+    """`statement`'s one row, on SQLite through `index` (`_rows_through_index`)."""
+    return next(iter(_rows_through_index(conn, statement, index)))
+
+
+def _rows_through_index(
+    conn: Connection, statement: Select[Any], index: str
+) -> Iterator[tuple[Any, ...]]:
     """`statement` (on `messages`) run with SQLite's `INDEXED BY index` on its outer table: its
     compiled text gets the clause after the first `FROM messages` (the outer one: subqueries
-    come later, in WHERE); the parameters stay bound."""
+    come later, in WHERE); the parameters stay bound. Rows come as the cursor reads them."""
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     sql = _OUTER_FROM.sub(f"FROM messages INDEXED BY {index}", compiled.string, count=1)
     names = compiled.positiontup or ()
-    row = conn.exec_driver_sql(sql, tuple(compiled.params[name] for name in names)).one()
-    return tuple(row)
+    values = tuple(compiled.params[name] for name in names)
+    return (tuple(row) for row in conn.exec_driver_sql(sql, values))
 
 
-def summaries(conn: Connection, page: Select[str]) -> list[MessageSummary]:
-    """The summaries of the messages `page` selects, newest first: one statement for the rows,
-    one for their tags."""
-    rows = conn.execute(
-        select(*SUMMARY_COLUMNS).where(m.c.id.in_(page)).order_by(m.c.id.desc())
-    ).all()
+_SUMMARIES = (
+    select(*SUMMARY_COLUMNS)
+    .where(m.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(m.c.id.desc())
+)
+
+
+def summaries(conn: Connection, ids: Sequence[str]) -> list[MessageSummary]:
+    """The summaries of these messages, newest first: one statement for the rows, one for
+    their tags."""
+    if not ids:
+        return []
+    rows = conn.execute(_SUMMARIES, {"ids": list(ids)}).all()
     if not rows:
         return []
     tags = tags_of(conn, [row.id for row in rows])
@@ -219,11 +233,50 @@ def _page(
     conn: Connection, query: SearchQuery, start: int, limit: int, before: float | None
 ) -> Page:
     probe = trigram_probe(conn)
-    page = matching(conn, query, before, probe).limit(limit).offset(start)
     mailbox = mailbox_counts(conn)
-    # Mailpit's list counts the whole mailbox, `before` or not.
-    counted = mailbox if query.everything else _counts(conn, query, before, probe)
-    return Page(tuple(summaries(conn, page)), mailbox, counted, tuple(all_tags(conn)))
+    if query.everything or not narrows_by_id(query):
+        page = matching(conn, query, before, probe).limit(limit).offset(start)
+        ids: list[str] = list(conn.execute(page).scalars())
+        # Mailpit's list counts the whole mailbox, `before` or not.
+        counted = mailbox if query.everything else _counts(conn, query, before, probe)
+    else:
+        ids, counted = _one_pass(conn, query, before, probe, start, limit)
+    return Page(tuple(summaries(conn, ids)), mailbox, counted, tuple(all_tags(conn)))
+
+
+def _one_pass(
+    conn: Connection,
+    query: SearchQuery,
+    before: float | None,
+    probe: Probe | None,
+    start: int,
+    limit: int,
+) -> tuple[list[str], Counts]:
+    """A search whose matches come from an index (`narrows_by_id`): every match read once,
+    newest first, with its read flag (`COUNTING_INDEX`, no row read), counted here as the
+    cursor streams it, the page kept. Counting in one statement and paging in another would find
+    the matches twice, and finding them (a full-text index, recipients by state) is the larger
+    part of the work."""
+    statement = (
+        select(m.c.id, m.c.seen)
+        .select_from(m)
+        .where(*compile_search(query, Dialect(conn.dialect.name), probe))
+    )
+    if before is not None:
+        statement = statement.where(m.c.id < id_bound(before))
+    statement = statement.order_by(m.c.id.desc())
+    if conn.dialect.name == Dialect.SQLITE:
+        rows: Iterable[Sequence[Any]] = _rows_through_index(conn, statement, COUNTING_INDEX)
+    else:
+        rows = conn.execution_options(stream_results=True, yield_per=1000).execute(statement)
+    page: list[str] = []
+    total = unread = 0
+    for ident, seen in rows:
+        if start <= total < start + limit:
+            page.append(str(ident))
+        total += 1
+        unread += 0 if seen else 1
+    return page, Counts(total, unread)
 
 
 async def list_page(

@@ -102,6 +102,10 @@ def _create_fields(dialect: str) -> None:
         sa.UniqueConstraint("message_id", name="uq_message_fields_message"),
     )
     if dialect == "sqlite":
+        # The message ids of full-text matches read from an index of FTS5's content table
+        # (`id`, the match's rowid; `c0`, its first column, `message_id`) rather than row by row
+        # through FTS5: a word in one message in a hundred is ten thousand rows at a million.
+        op.execute("CREATE INDEX ix_message_search_key ON message_search_content (id, c0)")
         op.execute(
             f"CREATE VIEW message_fields_haystack AS SELECT id, {HAYSTACK} AS haystack "
             "FROM message_fields"
@@ -270,6 +274,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER {trigger}")
         op.execute("DROP TABLE message_fields_search")
         op.execute("DROP VIEW message_fields_haystack")
+        op.execute("DROP INDEX ix_message_search_key")
     else:
         for name in ("insert", "delete", "update"):
             op.execute(f"DROP TRIGGER message_counts_{name} ON messages")

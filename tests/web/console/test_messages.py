@@ -41,7 +41,7 @@ def test_search_is_kept_in_the_url_and_explained(console: RelayThread, page: Wat
     expect(rows).to_have_count(1)
     expect(rows.locator(".c-subject a")).to_have_text("Invoice 42")
     expect(page.page.locator(".count")).to_have_text("1 message match")
-    page.page.goto(console.url + "?q=to%3Akim%40example.net")
+    page.page.goto(console.url + "?q=addressed%3Akim%40example.net")  # a blind copy: Bcc, not To
     expect(rows).to_have_count(1)
     expect(rows.locator(".c-subject a")).to_have_text("Quarterly report")
     page.page.goto(console.url + "?q=nothing-like-this")

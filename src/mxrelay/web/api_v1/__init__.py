@@ -15,7 +15,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from mxrelay.store.backend import Database
-from mxrelay.web.api_v1 import deliveries, info, message, messages
+from mxrelay.web.api_v1 import deliveries, info, message, messages, swagger
 from mxrelay.web.api_v1.context import ApiContext
 
 __all__ = ["ApiContext", "api_routes"]
@@ -34,4 +34,5 @@ def api_routes(
         *messages.routes(context),
         *message.routes(context),
         *deliveries.routes(context),
+        *swagger.routes(),
     ]

@@ -88,8 +88,9 @@ bench: deb-packages $(VENV)/.installed-test
 rules: $(VENV)/.installed-test
 	$(BIN)/python -m tests.deploy.rules
 
+# The long runs: the fuzz tests with many examples, schemathesis with many requests per operation.
 fuzz: $(VENV)/.installed-test
-	MXRELAY_FUZZ_EXAMPLES=200000 $(BIN)/pytest -q tests -k fuzz -p no:randomly
+	MXRELAY_FUZZ_EXAMPLES=200000 MXRELAY_API_FUZZ_EXAMPLES=2000 $(BIN)/pytest -q tests -k fuzz -p no:randomly
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

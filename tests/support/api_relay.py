@@ -106,9 +106,37 @@ RICH = (
 )
 """Text and HTML, an inline image referenced by cid, a PNG and a CSV attachment."""
 
+FILES = (
+    b"From: Sender Smith <sender@example.org>\r\n"
+    b"To: Recipient Ross <recipient@example.net>\r\n"
+    b"Subject: Files\r\n"
+    b"Message-ID: <files-1@example.org>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="f"\r\n'
+    b"\r\n"
+    b"--f\r\n"
+    b"Content-Type: text/plain; charset=us-ascii\r\n"
+    b"\r\n"
+    b"Two files.\r\n"
+    b"--f\r\n"
+    b"Content-Type: text/plain\r\n"
+    b'Content-Disposition: attachment; filename="attachment.txt"\r\n'
+    b"\r\n"
+    b"This is a test attachment\r\n"
+    b"\r\n--f\r\n"
+    b"Content-Type: text/plain\r\n"
+    b'Content-Disposition: inline; filename="attachment_inline.txt"\r\n'
+    b"\r\n"
+    b"This is an inline attachment\r\n"
+    b"\r\n--f--\r\n"
+)
+"""A text body, an attachment (part 2) and a named inline text part (part 3), the layout a
+Python client's suite reads part numbers from."""
+
 SEED: tuple[tuple[str, tuple[str, ...], bytes], ...] = (
     ("billing@example.org", ("alex@example.net", "sam@example.net", "bcc@example.net"), PLAIN),
     ("app@example.org", ("ops@example.net",), RICH),
+    ("sender@example.org", ("recipient@example.net",), FILES),
 )
 """(envelope sender, envelope recipients, message), sent in this order."""
 

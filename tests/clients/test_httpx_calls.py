@@ -7,29 +7,17 @@ Written from what those clients call and assert on, not copied."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.support.api_relay import ApiRelay, api_relay, png
+from tests.support.api_relay import ApiRelay, png
 
 TIMEOUT = 10
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def seeded() -> Iterator[ApiRelay]:
-    with api_relay() as relay:
-        yield relay
-
-
-@pytest.fixture
-def fresh() -> Iterator[ApiRelay]:
-    with api_relay() as relay:
-        yield relay
 
 
 @pytest.fixture

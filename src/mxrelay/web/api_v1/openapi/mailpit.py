@@ -38,6 +38,9 @@ LIMIT = query_parameter(
     f"Messages on the page, clamped to 1–{MAX_LIMIT}",
     {"type": "integer", "default": 50},
 )
+LATEST_QUERY = query_parameter(
+    "query", "With the ID `latest`: the newest message matching this search"
+)
 TZ = query_parameter(
     "tz", "Time zone (IANA name) of the dates in `before:` and `after:`, UTC when absent"
 )
@@ -62,7 +65,7 @@ def _message_get(operation_id: str, summary: str, description: str, found: Json)
             summary,
             description,
             tag=MESSAGE_TAG,
-            parameters=[MESSAGE_ID],
+            parameters=[MESSAGE_ID, LATEST_QUERY],
             answers={"200": found, "404": NOT_FOUND},
         )
     }
@@ -93,7 +96,6 @@ def messages_paths() -> dict[str, Json]:
                 parameters=[TZ],
                 body=request_obj({"IDs": ids, "Read": BOOLEAN, "Search": STRING}),
                 answers={"200": OK},
-                changes_state=True,
             ),
             "delete": operation(
                 "deleteMessages",
@@ -103,7 +105,6 @@ def messages_paths() -> dict[str, Json]:
                 tag=MESSAGES_TAG,
                 body=request_obj({"IDs": ids}),
                 answers={"200": OK},
-                changes_state=True,
             ),
         },
         "/api/v1/search": {
@@ -122,7 +123,6 @@ def messages_paths() -> dict[str, Json]:
                 tag=MESSAGES_TAG,
                 parameters=[SEARCH, TZ],
                 answers={"200": OK},
-                changes_state=True,
             ),
         },
     }
@@ -150,6 +150,7 @@ def message_paths() -> dict[str, Json]:
                 tag=MESSAGE_TAG,
                 parameters=[
                     MESSAGE_ID,
+                    LATEST_QUERY,
                     query_parameter("dl", "`1` adds a download disposition"),
                 ],
                 answers={"200": text_answer("The source"), "404": NOT_FOUND},
@@ -161,7 +162,7 @@ def message_paths() -> dict[str, Json]:
                 "Get an attachment or inline part",
                 "The decoded part, with its own content type.",
                 tag=MESSAGE_TAG,
-                parameters=[MESSAGE_ID, PART_ID],
+                parameters=[MESSAGE_ID, PART_ID, LATEST_QUERY],
                 answers={
                     "200": answer("The part", {"*/*": {"schema": {"format": "binary"}}}),
                     "404": NOT_FOUND,
@@ -175,12 +176,12 @@ def message_paths() -> dict[str, Json]:
                 "A 180×120 JPEG of an image part (padded when smaller; blank when the part "
                 "is no image).",
                 tag=MESSAGE_TAG,
-                parameters=[MESSAGE_ID, PART_ID],
+                parameters=[MESSAGE_ID, PART_ID, LATEST_QUERY],
                 answers={
                     "200": answer(
                         "The thumbnail", {"image/jpeg": {"schema": {"format": "binary"}}}
                     ),
-                    "404": NOT_FOUND,
+                    "400": text_answer("No such part (`attachment not found`), or message"),
                 },
             )
         },
@@ -192,11 +193,10 @@ def message_paths() -> dict[str, Json]:
                 "transforms, store, queue and delivery. The copy is a new message linked to "
                 "this one; a refused recipient gives 400 with the SMTP reply.",
                 tag=MESSAGE_TAG,
-                parameters=[MESSAGE_ID],
+                parameters=[MESSAGE_ID, LATEST_QUERY],
                 body=request_obj({"To": STRINGS}, required=["To"]),
                 body_required=True,
                 answers={"200": OK, "404": NOT_FOUND},
-                changes_state=True,
             )
         },
         "/api/v1/send": {
@@ -213,7 +213,6 @@ def message_paths() -> dict[str, Json]:
                     "400": json_answer("Why the message was refused", schema("JSONError")),
                     "413": json_answer("The message is too large", schema("JSONError")),
                 },
-                changes_state=True,
             )
         },
     }
@@ -221,6 +220,22 @@ def message_paths() -> dict[str, Json]:
 
 def view_paths() -> dict[str, Json]:
     return {
+        "/view/latest": {
+            "get": operation(
+                "viewLatest",
+                "The newest message's page",
+                "Redirects to the web UI's page of the newest message (or of the newest match "
+                "of `query`), or to the message list when there is none.",
+                tag="testing",
+                parameters=[LATEST_QUERY],
+                answers={
+                    "302": answer(
+                        "Where the page is",
+                        headers={"Location": {"description": "The page", "schema": STRING}},
+                    )
+                },
+            )
+        },
         "/view/{ID}.html": {
             "get": operation(
                 "viewMessageHTML",
@@ -230,6 +245,7 @@ def view_paths() -> dict[str, Json]:
                 tag="testing",
                 parameters=[
                     MESSAGE_ID,
+                    LATEST_QUERY,
                     query_parameter("embed", "`1` to open links in a new window"),
                 ],
                 answers={
@@ -244,7 +260,7 @@ def view_paths() -> dict[str, Json]:
                 "The message's text part",
                 "For UI tests.",
                 tag="testing",
-                parameters=[MESSAGE_ID],
+                parameters=[MESSAGE_ID, LATEST_QUERY],
                 answers={"200": text_answer("The text"), "404": NOT_FOUND},
             )
         },
@@ -269,7 +285,6 @@ def tags_paths() -> dict[str, Json]:
                 body=request_obj({"IDs": STRINGS, "Tags": STRINGS}, required=["IDs"]),
                 body_required=True,
                 answers={"200": OK},
-                changes_state=True,
             ),
         },
         "/api/v1/tags/{Tag}": {
@@ -282,7 +297,6 @@ def tags_paths() -> dict[str, Json]:
                 body=request_obj({"Name": STRING}, required=["Name"]),
                 body_required=True,
                 answers={"200": OK},
-                changes_state=True,
             ),
             "delete": operation(
                 "deleteTag",
@@ -291,7 +305,6 @@ def tags_paths() -> dict[str, Json]:
                 tag="tags",
                 parameters=[TAG],
                 answers={"200": OK},
-                changes_state=True,
             ),
         },
     }

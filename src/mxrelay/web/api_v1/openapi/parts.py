@@ -117,16 +117,15 @@ def operation(
     parameters: Iterable[Json] = (),
     body: Json | None = None,
     body_required: bool = False,
-    changes_state: bool = False,
 ) -> Json:
-    """One operation. Every one may meet the shared refusals: 400 for a `Host` the relay does
-    not answer to, 401 without valid credentials (when the relay has users); an operation that
-    changes state also 403 (a viewer, or a request from another site)."""
+    """One operation. Every one may meet the refusals every route shares: 400 for a `Host` the
+    relay does not answer to, 401 without valid credentials (when the relay has users), 403 for a
+    viewer acting or a request from another site, 429 past the failed-login budget."""
     responses: Json = {**answers}
     responses.setdefault("400", ref("responses", "Error"))
     responses["401"] = ref("responses", "Unauthorized")
-    if changes_state:
-        responses["403"] = ref("responses", "Forbidden")
+    responses["403"] = ref("responses", "Forbidden")
+    responses["429"] = ref("responses", "TooManyFailures")
     found: Json = {
         "operationId": operation_id,
         "summary": summary,

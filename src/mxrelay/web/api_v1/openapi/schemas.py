@@ -9,6 +9,7 @@ case, which a schema cannot say: the descriptions do).
 
 from __future__ import annotations
 
+from mxrelay.model import QueueState
 from mxrelay.web.api_v1.openapi.parts import (
     BOOLEAN,
     COUNT,
@@ -214,6 +215,76 @@ OWN: dict[str, Json] = {
             "Attempts": array(schema("DeliveryAttempt")),
             "Transforms": described(STRINGS, "The transforms applied"),
             "TransformReports": described(STRINGS, "What they did, or left and why"),
+            "ReleasedFrom": described(nullable(STRING), "The original of a released copy"),
+        }
+    ),
+    "QueueSummary": obj(
+        {
+            "States": obj({state.value: COUNT for state in QueueState}),
+            "OldestAge": described(
+                nullable({"type": "number", "minimum": 0}), "Seconds the oldest entry has waited"
+            ),
+            "Lanes": array(
+                obj(
+                    {
+                        "Lane": described(STRING, "The sending mailbox ('' for the app)"),
+                        "State": described({}, "The lane's pacing state, as Graph's keeps it"),
+                        "Updated": TIMESTAMP,
+                    }
+                )
+            ),
+            "Faults": array(obj({"Condition": STRING, "Detail": STRING})),
+        }
+    ),
+    "QueueAction": obj(
+        {
+            "ID": STRING,
+            "Action": {"type": "string", "enum": ["retry", "hold", "resume", "cancel"]},
+            "Changed": described(COUNT, "Entries changed (0: none was in a state it applies to)"),
+        }
+    ),
+    "Refusal": obj(
+        {
+            "ID": {"type": "integer"},
+            "Time": TIMESTAMP,
+            "Recipient": STRING,
+            "Sender": STRING,
+            "Client": STRING,
+            "Helo": STRING,
+            "Username": STRING,
+            "Code": {"type": "integer"},
+            "EnhancedStatus": STRING,
+            "Text": STRING,
+            "Reason": STRING,
+        }
+    ),
+    "Refusals": obj({"Start": COUNT, "Count": COUNT, "Refusals": array(schema("Refusal"))}),
+    "RefusedDomains": obj(
+        {
+            "Since": TIMESTAMP,
+            "Until": TIMESTAMP,
+            "Total": COUNT,
+            "Domains": array(obj({"Domain": STRING, "Count": COUNT, "Last": TIMESTAMP})),
+        }
+    ),
+    "AuditEntry": obj(
+        {
+            "ID": {"type": "integer"},
+            "At": TIMESTAMP,
+            "Actor": STRING,
+            "Client": STRING,
+            "Action": STRING,
+            "Target": STRING,
+            "Count": nullable({"type": "integer"}),
+            "Outcome": STRING,
+        }
+    ),
+    "AuditPage": obj(
+        {
+            "total": COUNT,
+            "start": COUNT,
+            "count": COUNT,
+            "entries": array(schema("AuditEntry")),
         }
     ),
 }

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.dns_server import DnsServer
+from tests.support.passwords import hash_password
 from tests.support.processes import ServeProcess, free_port, wait_for_port
 from tests.support.relay_app import ROUTABLE_FOR_TESTS
 
@@ -156,9 +157,26 @@ class ApiRelay:
             client.sendmail(sender, list(recipients), message)
 
 
+OPERATOR = ("operator", "operator-secret")
+VIEWER = ("viewer", "viewer-secret")
+
+
+def users_env(workdir: Path) -> dict[str, str]:
+    """A users file with an operator and a viewer, and the settings that name it."""
+    path = workdir / "ui-users"
+    path.write_text(
+        "".join(f"{name}:{hash_password(password)}\n" for name, password in (OPERATOR, VIEWER)),
+        encoding="utf-8",
+    )
+    return {"MXRELAY_UI_AUTH_FILE": str(path), "MXRELAY_UI_OPERATORS": OPERATOR[0]}
+
+
 @contextlib.contextmanager
-def api_relay(env: Mapping[str, str] | None = None, *, seed: bool = True) -> Iterator[ApiRelay]:
-    """`mxrelay serve` in hold mode with the corpus in its log (unless `seed` is false)."""
+def api_relay(
+    env: Mapping[str, str] | None = None, *, seed: bool = True, users: bool = False
+) -> Iterator[ApiRelay]:
+    """`mxrelay serve` in hold mode with the corpus in its log (unless `seed` is false); with
+    `users`, HTTP Basic with OPERATOR and VIEWER."""
     with (
         tempfile.TemporaryDirectory(prefix="mxrelay-api-") as scratch,
         DnsServer() as dns,
@@ -167,6 +185,8 @@ def api_relay(env: Mapping[str, str] | None = None, *, seed: bool = True) -> Ite
             dns.mx(domain, f"10 mx.{domain}")
             dns.a(f"mx.{domain}", "192.0.2.10")
         workdir, web_port = Path(scratch), free_port()
+        if users:
+            env = {**users_env(workdir), **(env or {})}
         process = ServeProcess(
             {
                 "MXRELAY_DELIVERY": "hold",

@@ -52,11 +52,13 @@ COPY --from=build /opt/mxrelay /opt/mxrelay
 # name for it: a LISTEN_ADDR of the deployment replaces it, and MXRELAY_SMTP_LISTEN wins over
 # both, exactly as outside the image. (An image MXRELAY_SMTP_LISTEN would win over the
 # deployment's LISTEN_ADDR, and a drop-in for the validator would listen elsewhere.)
+# The web UI and API keep mxrelay's default, 127.0.0.1:8025: off loopback they need users
+# (MXRELAY_UI_AUTH_FILE) or an authenticating proxy stated (MXRELAY_UI_AUTH=none), so the
+# deployment that gives one of them also sets MXRELAY_HTTP_LISTEN=0.0.0.0:8025.
 ENV PATH=/opt/mxrelay/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     LISTEN_ADDR=:25 \
-    MXRELAY_HTTP_LISTEN=0.0.0.0:8025 \
     MXRELAY_METRICS_LISTEN=0.0.0.0:9090 \
     MXRELAY_DATABASE_URL=sqlite:////var/lib/mxrelay/mxrelay.db \
     MXRELAY_LOG_FORMAT=json

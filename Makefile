@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 #   nodejs npm                     the Flux and Prometheus Operator CRD validators (tests/deploy/crd),
 #                                  Mailpit's npm client (tests/clients)
 #   age                            age-keygen: the operations guide's SOPS step, run by a test
-#   apache2-utils                  htpasswd: the SMTP AUTH users files the tests write
+#   apache2-utils                  htpasswd: the users files (SMTP AUTH, web UI and API) the tests write
 DEB_TEST_PACKAGES := python3-venv ca-certificates postgresql postfix swaks libnet-ssleay-perl \
 	libio-socket-ssl-perl iproute2 prometheus nodejs npm age apache2-utils
 # Packages whose program may come from elsewhere (NodeSource's nodejs bundles npm and conflicts

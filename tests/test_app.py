@@ -3,26 +3,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 import httpx
 
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import DnsServer
+from tests.support.polling import until
 from tests.support.processes import free_port
 from tests.support.relay_app import running_relay
 
-__all__ = ["dns_server"]
 
-
-async def wait_for_status(url: str, status: int, within: float = 10) -> httpx.Response:
+async def wait_for_status(url: str, status: int) -> httpx.Response:
+    """The first answer of `url` with `status`."""
     async with httpx.AsyncClient() as client:
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
+
+        async def answered() -> httpx.Response | None:
             response = await client.get(url)
-            if response.status_code == status or asyncio.get_running_loop().time() > deadline:
-                return response
-            await asyncio.sleep(0.05)
+            return response if response.status_code == status else None
+
+        return await until(answered, what=f"{url} answering {status}")
 
 
 async def test_ready_when_listening_and_the_resolver_answers(dns_server: DnsServer) -> None:
@@ -47,17 +46,16 @@ async def test_ready_when_listening_and_the_resolver_answers(dns_server: DnsServ
     )
 
 
-async def wait_for_condition(url: str, name: str, ok: bool, within: float = 10) -> httpx.Response:
-    """Poll /healthz until condition `name` is `ok`."""
+async def wait_for_condition(url: str, name: str, ok: bool) -> httpx.Response:
+    """The first /healthz answer in which condition `name` is `ok`."""
     async with httpx.AsyncClient() as client:
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
+
+        async def reported() -> httpx.Response | None:
             response = await client.get(url)
             condition = response.json()["conditions"].get(name)
-            if condition is not None and condition["ok"] is ok:
-                return response
-            assert asyncio.get_running_loop().time() < deadline, response.text
-            await asyncio.sleep(0.05)
+            return response if condition is not None and condition["ok"] is ok else None
+
+        return await until(reported, what=f"{name} ok={ok} at {url}")
 
 
 async def test_ready_while_the_resolver_is_silent() -> None:

@@ -117,7 +117,10 @@ def test_every_test_module_sits_in_the_mirror_of_what_it_tests() -> None:
         ("test_fuzz_accept.py", "names no top-level module and is no check of the whole tree"),
         ("test_settle.py", "belongs in tests/delivery/"),
         ("smtp/test_settings.py", "belongs in tests/config/"),
-        ("delivery/test_auth_tokens.py", "belongs in tests/delivery/graph/ or tests/smtp/"),
+        (
+            "delivery/test_auth_tokens.py",
+            "belongs in tests/delivery/graph/ or tests/smtp/ or tests/web/",
+        ),
         ("mailbox/test_anything.py", "tests/mailbox/ mirrors no package of src/mxrelay"),
     ],
 )

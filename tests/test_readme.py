@@ -56,7 +56,8 @@ def test_documented_commands_exist() -> None:
 
 
 def logged_events() -> set[str]:
-    """Every event name the code logs: the literal second argument of each `event(...)` call."""
+    """Every event name the code logs: the literal second argument of each `event(...)` call and
+    of each `ThrottledLog(...)`, which writes its event at most once per interval."""
     names = set()
     for path in (ROOT / "src" / "mxrelay").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -64,7 +65,7 @@ def logged_events() -> set[str]:
                 continue
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-            if called == "event" and isinstance(node.args[1], ast.Constant):
+            if called in ("event", "ThrottledLog") and isinstance(node.args[1], ast.Constant):
                 names.add(str(node.args[1].value))
     return names
 

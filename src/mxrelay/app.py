@@ -24,18 +24,22 @@ from mxrelay import __version__, log
 from mxrelay.config import Settings
 from mxrelay.health import ConditionName, Health
 from mxrelay.metrics import Metrics
+from mxrelay.passwords import UserTable
 from mxrelay.rcpt.check import RecipientChecker
-from mxrelay.runtime.listener import load_users, smtp_server
+from mxrelay.runtime.listener import load_users, relay_policy, smtp_server
 from mxrelay.runtime.passthrough import PassthroughStage
 from mxrelay.runtime.plan import SinkKind, StagePlan, StartupError, plan_stages
 from mxrelay.runtime.queued import QueueStage, open_queue_stage
 from mxrelay.runtime.readiness import watch_dns
-from mxrelay.smtp.auth import UserTable
+from mxrelay.runtime.submit import PolicySubmission
 from mxrelay.smtp.server import SmtpServer
 from mxrelay.smtp.sink import Sink
 from mxrelay.store.backend import Database
 from mxrelay.tasks import cancel_and_wait
-from mxrelay.web.asgi import AllowedHosts, web_app
+from mxrelay.web.api_v1 import Sending
+from mxrelay.web.asgi import Access, AllowedHosts, web_app
+from mxrelay.web.auth import AuthFileError, WebUsers
+from mxrelay.web.events import EventHub, EventLimits
 from mxrelay.web.health import metrics_app
 from mxrelay.web.info import RelayFacts
 from mxrelay.web.server import HttpLimits, HttpServer
@@ -84,7 +88,9 @@ class Relay:
         self.plan: StagePlan | None = None
         self.queue_stage: QueueStage | None = None
         self.passthrough: PassthroughStage | None = None
+        self.events: EventHub | None = None
         self._users: UserTable | None = None
+        self._web_users: WebUsers | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._stop_started: float | None = None
@@ -116,9 +122,13 @@ class Relay:
         self.checker = RecipientChecker(
             settings.dns, settings.policy, self.metrics, clock=self.clock
         )
+        try:
+            web_users = self._web_users = WebUsers.load(settings.web, clock=self.clock)
+        except AuthFileError as exc:
+            raise StartupError(str(exc)) from None
         sink = await self._open_sink(plan)
         users = self._users = load_users(settings)
-        self.smtp = smtp_server(
+        policy = relay_policy(
             settings,
             plan,
             check=self.checker.check,
@@ -127,11 +137,23 @@ class Relay:
             metrics=self.metrics,
             clock=self.clock,
         )
+        self.smtp = smtp_server(
+            settings, plan, policy=policy, users=users, metrics=self.metrics, clock=self.clock
+        )
+        # Mail from the HTTP API goes through the same policy as SMTP mail (runtime/submit.py).
+        submission = PolicySubmission(
+            policy,
+            self.smtp.limits,
+            metrics=self.metrics,
+            stores=plan.sink is SinkKind.QUEUED,
+            clock=self.clock,
+        )
         listen = settings.smtp.listen
         with _listening("SMTP", listen):
             await self.smtp.start(listen.host, listen.port)
         self.health.set(ConditionName.SMTP, True, "listening")
         http_limits = HttpLimits.from_settings(settings.web)
+        self.events = EventHub(self._database, EventLimits.from_settings(settings.web))
         self.http = HttpServer(
             metrics_app(self.metrics, self.health), settings.web.metrics_listen, http_limits
         )
@@ -144,6 +166,12 @@ class Relay:
                 facts=RelayFacts.from_settings(settings),
                 metrics=self.metrics,
                 allowed_hosts=AllowedHosts.from_settings(settings),
+                access=Access.from_settings(settings, web_users),
+                clock=self.clock,
+                sending=Sending(
+                    submission, settings.service.hostname, self.smtp.limits.max_message_size
+                ),
+                events=self.events,
             ),
             settings.web.http_listen,
             http_limits,
@@ -221,6 +249,11 @@ class Relay:
             self.checker = None
         if self._users is not None:
             self._users.close()
+        if self._web_users is not None:
+            self._web_users.close()
+        if self.events is not None:
+            await self.events.aclose()
+            self.events = None
         for server in (self.web, self.http):
             if server is not None:
                 # An HTTP request still running must not hold the process past the deadline.

@@ -99,11 +99,19 @@ def image_settings(dockerfile: Dockerfile, deployment: dict[str, str]) -> Settin
 
 
 def test_the_image_listens_where_it_says(dockerfile: Dockerfile) -> None:
+    """SMTP and metrics on every interface; the web UI and API on loopback until the deployment
+    gives it users (or states a proxy in front) and the address to listen on."""
     settings = image_settings(dockerfile, {})
     exposed = {int(port) for port in dockerfile.one(dockerfile.final, "EXPOSE").arguments.split()}
     listen = [settings.smtp.listen, settings.web.http_listen, settings.web.metrics_listen]
     assert exposed == {address.port for address in listen} == {25, 8025, 9090}
-    assert all(address.host == "0.0.0.0" for address in listen)
+    assert settings.smtp.listen.host == settings.web.metrics_listen.host == "0.0.0.0"
+    assert settings.web.http_listen.host == "127.0.0.1"
+    with_users = image_settings(
+        dockerfile,
+        {"MXRELAY_HTTP_LISTEN": "0.0.0.0:8025", "MXRELAY_UI_AUTH_FILE": "/run/secrets/ui/users"},
+    )
+    assert str(with_users.web.http_listen) == "0.0.0.0:8025"
     volume = dockerfile.one(dockerfile.final, "VOLUME").arguments
     assert settings.store.database_url.removeprefix("sqlite:///").rpartition("/")[0] in volume
 

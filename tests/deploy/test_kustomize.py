@@ -11,11 +11,13 @@ from tests.deploy.manifests import (
     container,
     container_env,
     containers,
+    mounted_file,
     named,
     one,
     pod_spec,
     relay,
     render,
+    secret_values,
 )
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
@@ -200,4 +202,24 @@ def test_relays_without_a_local_store_mount_no_data_volume(
     overlays: dict[str, list[Manifest]], overlay: str
 ) -> None:
     _, mxrelay = relay(overlays[overlay])
-    assert {m["mountPath"] for m in mxrelay["volumeMounts"]} <= {"/tmp", "/run/secrets/graph"}
+    secrets = {"/run/secrets/graph", "/run/secrets/ui"}
+    assert {m["mountPath"] for m in mxrelay["volumeMounts"]} <= {"/tmp", *secrets}
+
+
+@pytest.mark.parametrize("overlay", ["standalone", "ha", "ha-cloudnative-pg"])
+def test_the_web_ui_on_the_pods_address_asks_for_mxrelays_login(
+    overlays: dict[str, list[Manifest]], overlay: str
+) -> None:
+    """The UI listens on the pod's address, so it has users (a mounted Secret's file, as
+    MXRELAY_UI_AUTH_FILE) and names its operators among them."""
+    objects = overlays[overlay]
+    deployment, mxrelay = relay(objects)
+    env = container_env(mxrelay, objects)
+    assert env["MXRELAY_HTTP_LISTEN"].value == "0.0.0.0:8025"
+    path = env["MXRELAY_UI_AUTH_FILE"].value
+    found = mounted_file(deployment, mxrelay, path)
+    assert found is not None
+    volume, key = found
+    users = secret_values(one(objects, "Secret", volume["secret"]["secretName"]))[key]
+    names = {line.split(":", 1)[0] for line in users.splitlines() if line.strip()}
+    assert set(env["MXRELAY_UI_OPERATORS"].value.split(",")) <= names

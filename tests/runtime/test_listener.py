@@ -10,7 +10,7 @@ import pytest
 from mxrelay.config import load_settings
 from mxrelay.metrics import Metrics
 from mxrelay.model import Peer, SessionInfo
-from mxrelay.runtime.listener import load_users, smtp_server, tls_context
+from mxrelay.runtime.listener import load_users, relay_policy, smtp_server, tls_context
 from mxrelay.runtime.plan import StartupError, plan_stages
 from mxrelay.smtp.policy import RelayPolicy
 from mxrelay.smtp.replies import SENDER_NOT_ALLOWED
@@ -30,14 +30,19 @@ SESSION = SessionInfo(Peer("127.0.0.1", 40000), helo="app.example.net", esmtp=Tr
 
 def server_for(environ: dict[str, str]) -> SmtpServer:
     settings = load_settings(environ, hostname=lambda: "relay.example.net")
-    return smtp_server(
+    plan = plan_stages(settings)
+    metrics = Metrics()
+    policy = relay_policy(
         settings,
-        plan_stages(settings),
+        plan,
         check=ScriptedCheck(),
         sink=RecordingSink(),
         users=None,
-        metrics=Metrics(),
+        metrics=metrics,
         clock=lambda: 0.0,
+    )
+    return smtp_server(
+        settings, plan, policy=policy, users=None, metrics=metrics, clock=lambda: 0.0
     )
 
 

@@ -6,6 +6,7 @@ rebuilt at each attempt, delivered to a real SMTP server on loopback."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,18 +19,22 @@ from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.mime.pipeline import UnknownTransform
-from mxrelay.model import QueueState
+from mxrelay.model import QueueState, utc_now
 from mxrelay.runtime.plan import StartupError, plan_stages
 from mxrelay.runtime.queued import QueueStage, open_queue_stage, queue_transport
 from mxrelay.runtime.transforms import ics_policy, store_variants
+from mxrelay.runtime.worker import smarthost_transport
 from mxrelay.sinks.queued import StoreSink
 from mxrelay.store import message_log
+from mxrelay.store.changes import ChangeKind
 from mxrelay.store.commit import GroupCommitter
+from mxrelay.store.feed import EventFeed
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
 from mxrelay.upstream.pool import UpstreamPool
 from tests.store.helpers import transaction
 from tests.support import smarthost as smarthost_support
+from tests.support.polling import until
 from tests.support.smarthost import Smarthost
 
 smarthost = smarthost_support.smarthost
@@ -216,3 +221,46 @@ async def test_a_store_that_cannot_open_stops_the_start(tmp_path: Path) -> None:
         await open_queue_stage(
             plan_stages(settings), settings, {}, metrics=Metrics(), health=health
         )
+
+
+async def test_a_pruning_run_that_pruned_messages_announces_it(
+    tmp_path: Path, smarthost: Smarthost
+) -> None:
+    now = [utc_now()]
+    settings = settings_for(
+        f"sqlite:///{tmp_path / 'relay.db'}",
+        MXRELAY_DELIVERY="smtp",
+        MXRELAY_UPSTREAM=smarthost.url,
+        MXRELAY_DELIVERY_PROCESS="false",
+        MXRELAY_STORE_PRUNE_INTERVAL="1s",
+    )
+    metrics = Metrics()
+    stage = QueueStage(
+        settings,
+        metrics=metrics,
+        health=Health(),
+        transport=smarthost_transport(settings, metrics),
+        clock=lambda: now[0],
+    )
+    await stage.start()
+    try:
+        assert (await stage.sink.accept(transaction())).code == 250
+        await smarthost.wait_for(1)
+        assert stage.db is not None
+        feed = EventFeed(stage.db)
+        await feed.start()
+        await until(lambda: _delivered(stage), what="the message delivered", within=10)
+        now[0] += timedelta(days=400)  # past MXRELAY_STORE_LOG_RETENTION
+
+        async def announced() -> bool | None:
+            changes = (await feed.poll()).changes
+            return True if any(c.kind is ChangeKind.PRUNE for c in changes) else None
+
+        await until(announced, what="a prune change", within=10)
+    finally:
+        await stage.aclose(5.0)
+
+
+async def _delivered(stage: QueueStage) -> bool | None:
+    assert stage.queue is not None
+    return True if (await stage.queue.stats()).counts.get(QueueState.DELIVERED) else None

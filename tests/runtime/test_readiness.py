@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from mxrelay.config import load_settings
@@ -13,9 +13,8 @@ from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.rcpt.check import RecipientChecker
 from mxrelay.runtime.readiness import watch_dns
-from tests.support.dns_server import DnsServer, dns_server
-
-__all__ = ["dns_server"]
+from tests.support.dns_server import DnsServer
+from tests.support.polling import until
 
 
 @asynccontextmanager
@@ -41,14 +40,6 @@ async def watching(servers: str, health: Health) -> AsyncIterator[asyncio.Event]
         stopping.set()
         await asyncio.wait_for(watch, 5)  # ends of itself once the relay stops
         await checker.aclose()
-
-
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        assert loop.time() < deadline
-        await asyncio.sleep(0.02)
 
 
 async def test_a_resolver_that_answers_is_fresh(dns_server: DnsServer) -> None:

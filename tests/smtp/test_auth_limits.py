@@ -8,39 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from mxrelay.smtp.auth import CHECK_BACKLOG, UserTable, UserTableError
-from mxrelay.smtp.rates import FailureBudget, client_key
+from mxrelay.passwords import CHECK_BACKLOG, UserTable, UserTableError
+from mxrelay.rates import FailureBudget, client_key
+from tests.support.htpasswd import htpasswd_file
 from tests.support.passwords import hash_password
 from tests.support.smtp_relay import RelayFactory, RelayThread, Wire, smtp_settings
 
 LONG_PASSWORD = "correct horse battery staple, " * 3  # 90 bytes
-HTPASSWD = shutil.which("htpasswd")
 
 
 def htpasswd_users(tmp_path: Path, cost: int, **users: str) -> UserTable:
     """A users file written by `htpasswd -B` (apache2-utils), loaded as the relay loads it."""
-    assert HTPASSWD, "htpasswd is missing: install apache2-utils (make test does)"
-    path = tmp_path / "users"
-    lines = []
-    for user, password in users.items():
-        result = subprocess.run(
-            [HTPASSWD, "-nbB", "-C", str(cost), user, password],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        lines.append(result.stdout.strip())
-    path.write_text("\n".join(lines) + "\n")
-    return UserTable.load(path)
+    return UserTable.load(htpasswd_file(tmp_path / "users", cost, **users))
 
 
 def plain(user: str, password: str) -> str:

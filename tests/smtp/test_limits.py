@@ -13,7 +13,7 @@ import pytest
 
 from mxrelay import log
 from mxrelay.model import Reply
-from mxrelay.smtp.rates import ThrottledLog
+from mxrelay.rates import ThrottledLog
 from tests.support.polling import eventually
 from tests.support.smtp_relay import (
     RecordingSink,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from mxrelay.smtp.auth import UserTable
+from mxrelay.passwords import UserTable
 from tests.support.passwords import hash_password
 from tests.support.smtp_relay import RecordingSink, RelayFactory, RelayThread, Wire, smtp_settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bcrypt
 
-from mxrelay.smtp.auth import PASSWORD_BYTES
+from mxrelay.passwords import PASSWORD_BYTES
 
 
 def hash_password(password: str, rounds: int = 4) -> str:

@@ -13,6 +13,7 @@ import smtplib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from mxrelay.app import Relay
@@ -44,6 +45,29 @@ async def running_relay(
     environ = {**BASE_ENV, **env}
     settings = load_settings(environ, hostname=lambda: "relay.example.net")
     async with Relay(settings, environ=environ, clock=clock) as relay:
+        yield relay
+
+
+@asynccontextmanager
+async def relay_holding(
+    dns_address: str, database: Path, sent: Iterable[tuple[str, Sequence[str], bytes]]
+) -> AsyncIterator[Relay]:
+    """A relay in hold mode on a SQLite store at `database` (the DNS server at `dns_address`
+    answers for the recipients' domains) that has received each (sender, recipients, data) of
+    `sent` over SMTP, in one session."""
+    env = {
+        "MXRELAY_DELIVERY": "hold",
+        "MXRELAY_DATABASE_URL": f"sqlite:///{database}",
+        "MXRELAY_DNS_SERVERS": dns_address,
+    }
+    async with running_relay(env) as relay:
+
+        def send() -> None:
+            with smtplib.SMTP("127.0.0.1", relay.smtp_port, timeout=30) as client:
+                for sender, recipients, data in sent:
+                    client.sendmail(sender, list(recipients), data)
+
+        await asyncio.to_thread(send)
         yield relay
 
 

@@ -30,7 +30,7 @@ from mxrelay.model import (
     SessionInfo,
     Transaction,
 )
-from mxrelay.smtp.auth import UserTable
+from mxrelay.passwords import UserTable
 from mxrelay.smtp.hooks import SmtpLimits
 from mxrelay.smtp.policy import RelayPolicy
 from mxrelay.smtp.server import SmtpServer

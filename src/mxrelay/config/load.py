@@ -26,6 +26,7 @@ from mxrelay.config.settings import Settings
 from mxrelay.config.smtp import SmtpSettings
 from mxrelay.config.store import store_url
 from mxrelay.config.values import ConfigError, format_duration, format_size, parse_host_name
+from mxrelay.config.web import web_settings_problem
 from mxrelay.log import MASK, redact
 from mxrelay.model import DeliveryMode
 
@@ -280,6 +281,8 @@ def _complete(settings: Settings, hostname: Callable[[], str]) -> Settings:
         shown = redact_url(settings.store.database_url)
         raise ConfigError(f"MXRELAY_DATABASE_URL: {shown!r} {exc}; expected {form}") from None
     if problem := smtp_settings_problem(settings.smtp):
+        raise ConfigError(problem)
+    if problem := web_settings_problem(settings.web):
         raise ConfigError(problem)
     if (settings.smtp.tls_cert_file is None) != (settings.smtp.tls_key_file is None):
         missing = (

@@ -1,5 +1,6 @@
 """The store's settings: the database (`store_url` checks the URL as the store opens it),
-SQLite durability, group commit, and the retention of bodies and of the message log.
+SQLite durability, group commit, and the retention of bodies, of the message log and of the audit
+log.
 
 Read by `store/`.
 """
@@ -88,6 +89,14 @@ class StoreSettings(SettingsGroup):
         least="1h",
         most="3650d",
         help="Age after which message metadata, delivery attempts and refusals are pruned.",
+    )
+    audit_retention: Duration = duration_setting(
+        "730d",
+        env="MXRELAY_STORE_AUDIT_RETENTION",
+        least="1d",
+        most="3650d",
+        help="Age after which audit log entries (who deleted, released, sent, retried or tagged "
+        "what through the API) are pruned.",
     )
     prune_interval: Duration = duration_setting(
         "1m",

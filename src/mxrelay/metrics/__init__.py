@@ -253,7 +253,7 @@ class Metrics:
     )
     store_pruned = counter(
         "mxrelay_store_pruned_total",
-        "Rows removed by retention, by kind (bodies, messages, refusals).",
+        "Rows removed by retention, by kind (bodies, messages, refusals, audit log entries).",
         kind=PruneKind,
     )
     store_body_bytes = gauge(

@@ -84,6 +84,7 @@ class PruneKind(enum.StrEnum):
     BODIES = "bodies"
     MESSAGES = "messages"
     REFUSALS = "refusals"
+    AUDIT = "audit"
 
 
 class GraphStatusClass(enum.StrEnum):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import email.errors
 import email.policy
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mxrelay.mime.parse import FieldFinder, header_region
@@ -69,11 +70,13 @@ class Parsed:
 UNREADABLE = Parsed(readable=False, clean=False)
 
 
-def nesting(text: str) -> int:
-    """The deepest comment nesting in `text` (quoted strings and escapes respected)."""
-    deepest = depth = 0
+def unquoted(text: str) -> Iterator[tuple[int, str, int]]:
+    """(index, character, comment depth) of each character of `text` outside quoted strings and
+    escapes; the depth counts the comment parentheses open around the character (a parenthesis
+    itself included)."""
+    depth = 0
     quoted = escaped = False
-    for char in text:
+    for index, char in enumerate(text):
         if escaped:
             escaped = False
         elif char == "\\":
@@ -82,12 +85,17 @@ def nesting(text: str) -> int:
             quoted = char != '"'
         elif char == '"' and not depth:
             quoted = True
-        elif char == "(":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char == ")" and depth:
-            depth -= 1
-    return deepest
+        else:
+            if char == "(":
+                depth += 1
+            yield index, char, depth
+            if char == ")" and depth:
+                depth -= 1
+
+
+def nesting(text: str) -> int:
+    """The deepest comment nesting in `text` (quoted strings and escapes respected)."""
+    return max((depth for _, _, depth in unquoted(text)), default=0)
 
 
 def parse_addresses(text: str) -> Parsed:

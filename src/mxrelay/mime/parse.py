@@ -348,7 +348,7 @@ class _Scanner:
     def multipart(self, base: Entity, boundary: bytes | None, depth: int) -> Entity:
         if not boundary:
             raise MimeStructureError(f"{base.content_type} without a boundary parameter")
-        delimiters, close = self.delimiters(boundary, base.body_start, base.end)
+        delimiters, close = delimiter_lines(self.data, boundary, base.body_start, base.end)
         if not delimiters:
             raise MimeStructureError(f"{base.content_type} boundary not found")
         if close is None:
@@ -367,39 +367,42 @@ class _Scanner:
             close=close,
         )
 
-    def delimiters(
-        self, boundary: bytes, start: int, end: int
-    ) -> tuple[list[Delimiter], Delimiter | None]:
-        data = self.data
-        dash = b"--" + boundary
-        found: list[Delimiter] = []
-        pos = start
-        while pos < end:
-            at = find(data, dash, pos, end)
-            if at == -1:
-                break
-            after = at + len(dash)
-            if at != start and data[at - 1] != _LF:
-                pos = after
-                continue
-            closing = data.startswith(b"--", after, end)
-            cursor = after + 2 if closing else after
-            while cursor < end and data[cursor] in _WSP:
-                cursor += 1
-            if cursor == end:
-                line_end = end
-            elif data[cursor] == _LF:
-                line_end = cursor + 1
-            elif data[cursor] == _CR and cursor + 1 < end and data[cursor + 1] == _LF:
-                line_end = cursor + 2
-            else:
-                pos = after
-                continue
-            if closing:
-                return found, Delimiter(at, line_end)
-            found.append(Delimiter(at, line_end))
-            pos = line_end
-        return found, None
+
+def delimiter_lines(
+    data: bytes, boundary: bytes, start: int, end: int
+) -> tuple[list[Delimiter], Delimiter | None]:
+    """The delimiter lines of `boundary` in `data[start:end]` (`--boundary` at the start of a line,
+    then blanks and a line end), up to the close delimiter (`--boundary--`), which is None when
+    the multipart is never closed."""
+    dash = b"--" + boundary
+    found: list[Delimiter] = []
+    pos = start
+    while pos < end:
+        at = find(data, dash, pos, end)
+        if at == -1:
+            break
+        after = at + len(dash)
+        if at != start and data[at - 1] != _LF:
+            pos = after
+            continue
+        closing = data.startswith(b"--", after, end)
+        cursor = after + 2 if closing else after
+        while cursor < end and data[cursor] in _WSP:
+            cursor += 1
+        if cursor == end:
+            line_end = end
+        elif data[cursor] == _LF:
+            line_end = cursor + 1
+        elif data[cursor] == _CR and cursor + 1 < end and data[cursor + 1] == _LF:
+            line_end = cursor + 2
+        else:
+            pos = after
+            continue
+        if closing:
+            return found, Delimiter(at, line_end)
+        found.append(Delimiter(at, line_end))
+        pos = line_end
+    return found, None
 
 
 @dataclass(frozen=True, slots=True)

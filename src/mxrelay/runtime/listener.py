@@ -1,8 +1,9 @@
 """The SMTP listener as a stage: the engine with the relay's policy, limits, TLS and users.
 
-`smtp_server` hands the engine (`smtp/server.py`) the relay policy (`smtp/policy.py`) with what
-the other stages give it: the recipient check, the sink the plan chose, Graph's sender rules
-(`sender_rules.py`) and the message size the plan allows. A certificate or a users file that
+`relay_policy` fills the relay policy (`smtp/policy.py`) with what the other stages give it: the
+recipient check, the sink the plan chose, Graph's sender rules (`sender_rules.py`); `smtp_server`
+hands it to the engine (`smtp/server.py`) with the message size the plan allows. The same policy
+answers for mail that enters without SMTP (`submit.py`). A certificate or a users file that
 cannot be read is a StartupError naming the variable, before anything listens.
 """
 
@@ -13,16 +14,16 @@ from collections.abc import Callable
 
 from mxrelay.config import Settings
 from mxrelay.metrics import Metrics
+from mxrelay.passwords import UserTable
 from mxrelay.runtime.plan import StagePlan, StartupError
 from mxrelay.runtime.sender_rules import sender_rules
-from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.hooks import SmtpLimits
 from mxrelay.smtp.policy import RelayPolicy
 from mxrelay.smtp.server import SmtpServer
 from mxrelay.smtp.sink import RecipientCheck, Sink
 
 
-def smtp_server(
+def relay_policy(
     settings: Settings,
     plan: StagePlan,
     *,
@@ -31,11 +32,12 @@ def smtp_server(
     users: UserTable | None,
     metrics: Metrics,
     clock: Callable[[], float],
-) -> SmtpServer:
-    """The SMTP engine and its policy, not yet listening."""
+) -> RelayPolicy:
+    """The relay's answers at MAIL, RCPT and DATA: the SMTP engine asks them, and so does mail
+    that enters without SMTP (`submit.py`)."""
     smtp = settings.smtp
     sender_check, message_check = sender_rules(plan.allowed_senders)
-    policy = RelayPolicy(
+    return RelayPolicy(
         allowed_clients=smtp.allowed_clients,
         check=check,
         sink=sink,
@@ -47,6 +49,19 @@ def smtp_server(
         refusal_log_limit=smtp.refusal_log_limit,
         clock=clock,
     )
+
+
+def smtp_server(
+    settings: Settings,
+    plan: StagePlan,
+    *,
+    policy: RelayPolicy,
+    users: UserTable | None,
+    metrics: Metrics,
+    clock: Callable[[], float],
+) -> SmtpServer:
+    """The SMTP engine with the relay's policy, not yet listening."""
+    smtp = settings.smtp
     return SmtpServer(
         hostname=settings.service.hostname,
         limits=SmtpLimits.from_settings(smtp, plan.size_limit),

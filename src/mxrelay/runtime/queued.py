@@ -6,7 +6,7 @@ plan says delivers (`plan.py`): the delivery worker with its start-up recovery (
 dispatcher: new mail goes to it straight from memory while it has room), or the delivery process
 that runs that worker beside this one (`delivery/process/`, `child.py`), or nothing in `hold` mode;
 plus two background loops: queue gauges every few seconds and retention pruning every
-`MXRELAY_STORE_PRUNE_INTERVAL`. With PostgreSQL, where replicas share the queue, a transport that
+`MXRELAY_STORE_PRUNE_INTERVAL` (a run that pruned messages announces a `prune` event). With PostgreSQL, where replicas share the queue, a transport that
 paces (Graph) is handed the store's pacing lanes, so that the replicas pace each mailbox together.
 `aclose(grace)` undoes it in reverse: the worker finishes or hands back its leases within the grace
 period, pending commits are written, the store closes. On SIGTERM the relay calls
@@ -42,6 +42,7 @@ from mxrelay.runtime.transforms import store_variants
 from mxrelay.runtime.worker import build_worker, group_committer, replica_name, smarthost_transport
 from mxrelay.sinks.queued import StoreSink
 from mxrelay.store.backend import Database, Dialect, StoreError
+from mxrelay.store.changes import ChangeKind, announce
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
@@ -238,7 +239,9 @@ class QueueStage:
         self.metrics.queue_oldest_age.set(0.0 if oldest is None else max(now - oldest, 0.0))
 
     async def _prune(self, pruner: Pruner) -> None:
-        await pruner.run_once(self.clock().timestamp())
+        report = await pruner.run_once(self.clock().timestamp())
+        if report.messages and self.db is not None:
+            await announce(self.db, ChangeKind.PRUNE)  # the event clients reload the list
 
 
 def store_kind(db: Database) -> str:

@@ -19,10 +19,10 @@ from mxrelay import log
 from mxrelay.config import IPNetwork
 from mxrelay.metrics import Metrics, ReplyClass
 from mxrelay.model import MailParams, Reason, RefusedRecipient, Reply, Transaction, utc_now
+from mxrelay.passwords import UserTable
+from mxrelay.rates import ThrottledLog
 from mxrelay.smtp import replies
-from mxrelay.smtp.auth import UserTable
 from mxrelay.smtp.hooks import RcptOutcome
-from mxrelay.smtp.rates import ThrottledLog
 from mxrelay.smtp.session import Envelope, Session
 from mxrelay.smtp.sink import (
     DescribedTransaction,

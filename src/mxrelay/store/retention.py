@@ -3,7 +3,9 @@
 Tiered as an audit log needs it (see the message-log notes): a body is dropped after
 `MXRELAY_STORE_BODY_RETENTION` or, oldest first, when bodies together exceed
 `MXRELAY_STORE_BODY_MAX_SIZE`; the message's envelope, recipients, attempts and its full-text row
-(minus the body text) stay until `MXRELAY_STORE_LOG_RETENTION`; refusals follow the same age.
+(minus the body text) stay until `MXRELAY_STORE_LOG_RETENTION`; refusals follow the same age. The
+audit log (who acted on the log through the API) has its own, longer age,
+`MXRELAY_STORE_AUDIT_RETENTION`.
 Nothing that is still queued (queued, active, deferred, held) is ever pruned.
 
 `Pruner.run_once()` works in bounded batches, each its own short transaction, so the SMTP side's
@@ -50,6 +52,8 @@ class RetentionPolicy:
     log_age: float
     """Seconds message metadata, attempts and refusals are kept."""
     batch: int = 1000
+    audit_age: float = 730 * 86400.0
+    """Seconds audit log entries are kept."""
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> RetentionPolicy:
@@ -58,6 +62,7 @@ class RetentionPolicy:
             body_max_size=settings.body_max_size,
             log_age=settings.log_retention.total_seconds(),
             batch=settings.prune_batch_limit,
+            audit_age=settings.audit_retention.total_seconds(),
         )
 
 
@@ -66,6 +71,7 @@ class PruneReport:
     bodies: int = 0
     messages: int = 0
     refusals: int = 0
+    audit: int = 0
     body_bytes: int = 0
     """Stored body bytes after the run."""
     oldest_body_at: float | None = None
@@ -99,6 +105,7 @@ class Pruner:
         await self._prune_bodies_by_size(now, report)
         await self._prune_messages(now, report)
         await self._prune_refusals(now, report)
+        await self._prune_audit(now, report)
         total, oldest = await self.db.read(self._one, "body_totals")
         report.body_bytes = int(total or 0)
         report.oldest_body_at = None if oldest is None else float(oldest)
@@ -174,29 +181,42 @@ class Pruner:
                 return
 
     async def _prune_refusals(self, now: float, report: PruneReport) -> None:
-        cutoff = now - self.policy.log_age
+        report.refusals += await self._prune_by_age(
+            "prune_refusals", now - self.policy.log_age, report
+        )
+
+    async def _prune_audit(self, now: float, report: PruneReport) -> None:
+        report.audit += await self._prune_by_age("prune_audit", now - self.policy.audit_age, report)
+
+    async def _prune_by_age(self, query: str, cutoff: float, report: PruneReport) -> int:
+        """Rows older than `cutoff` deleted by `query` in batches; how many."""
+        total = 0
         while self._budget(report):
             params = {"cutoff": cutoff, "limit": self.policy.batch}
-            deleted = await self.db.write(self._deleted, "prune_refusals", params)
-            report.refusals += deleted
+            deleted = await self.db.write(self._deleted, query, params)
+            total += deleted
             if deleted < self.policy.batch:
-                return
+                break
+        return total
 
     def _observe(self, report: PruneReport, now: float) -> None:
         if self.metrics is not None:
             self.metrics.store_pruned.labels(kind=PruneKind.BODIES).inc(report.bodies)
             self.metrics.store_pruned.labels(kind=PruneKind.MESSAGES).inc(report.messages)
             self.metrics.store_pruned.labels(kind=PruneKind.REFUSALS).inc(report.refusals)
+            self.metrics.store_pruned.labels(kind=PruneKind.AUDIT).inc(report.audit)
             self.metrics.store_body_bytes.set(report.body_bytes)
             age = 0.0 if report.oldest_body_at is None else max(now - report.oldest_body_at, 0.0)
             self.metrics.store_oldest_body_age.set(age)
-        if report.bodies or report.messages or report.refusals or not report.complete:
+        pruned = report.bodies or report.messages or report.refusals or report.audit
+        if pruned or not report.complete:
             event(
                 logger,
                 "store.pruned",
                 bodies=report.bodies,
                 messages=report.messages,
                 refusals=report.refusals,
+                audit=report.audit,
                 body_bytes=report.body_bytes,
                 complete=report.complete,
             )

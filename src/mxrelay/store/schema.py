@@ -22,6 +22,14 @@ dialects); queries use these tables, or the named statements in `sql/`. Layout, 
 - `pacing_lanes`, `pacing_promises`: Graph's per-mailbox pacing state, shared by the replicas of
   one queue (`store/lanes.py`): a JSON state per sending mailbox plus the app-wide row `''`, and
   the slots promised to messages waiting in the queue.
+- `audit_log`: who did what through the API (delete, mark read, tag, release, retry, send), when,
+  from where, to how many, and how it ended (`store/audit.py`); kept for
+  `MXRELAY_STORE_AUDIT_RETENTION`.
+- `log_changes`: the outbox of what the API changed (deleted, read, tagged, truncated, queue
+  actions), one row per event for the live events' pollers (`changes.py`); kept minutes, not days.
+  Its keys are never reused (AUTOINCREMENT on SQLite), so a poller's cursor stays true.
+- `messages.released_from`: set on a copy released from a stored message (`POST
+  /api/v1/message/{ID}/release`), the original's id.
 - `message_search` (created by the migration, not here): the full-text index over subject, addresses
   and text body: an FTS5 table on SQLite, a `tsvector` column with a GIN index on PostgreSQL.
 
@@ -86,6 +94,7 @@ messages = Table(
     Column("transaction_id", String(64), nullable=False),
     Column("seen", Boolean, nullable=False),
     Column("body_pruned_at", Time),
+    Column("released_from", String(ID_LENGTH)),
     Index("ix_messages_received_at", "received_at"),
     Index("ix_messages_mail_from", "mail_from"),
     Index("ix_messages_message_id_header", "message_id_header"),
@@ -233,4 +242,29 @@ pacing_promises = Table(
     Column("slot", Time, nullable=False),
     PrimaryKeyConstraint("lane", "message"),
     Index("ix_pacing_promises_slot", "slot"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("at", Time, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("client_address", String(64), nullable=False),
+    Column("action", String(255), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("count", Integer),
+    Column("outcome", String(16), nullable=False),
+    Index("ix_audit_log_at", "at"),
+)
+
+log_changes = Table(
+    "log_changes",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("created_at", Time, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_log_changes_created_at", "created_at"),
+    sqlite_autoincrement=True,
 )

@@ -1,10 +1,13 @@
 """The application on MXRELAY_HTTP_LISTEN: the operator's page, the `/api/v1` message log, probes.
 
-Two middlewares guard it. `HostCheck` answers 400 to a `Host` header that names none of the relay's
-names, so a web page whose domain an attacker re-points at the relay (DNS rebinding) cannot read
-the message log through a victim's browser, even on a port-forwarded or loopback listener.
-`SecurityHeaders` adds to every response the headers that keep the page from being framed, sniffed
-into another type, or made to run anything but its own style sheet.
+Middlewares guard it, outermost first. `SecurityHeaders` adds to every response the headers that
+keep the page from being framed, sniffed into another type, or made to run anything but its own
+style sheet. `HostCheck` answers 400 to a `Host` header that names none of the relay's names, so a
+web page whose domain an attacker re-points at the relay (DNS rebinding) cannot read the message
+log through a victim's browser, even on a port-forwarded or loopback listener. `OriginCheck`
+(`origins.py`) refuses what other sites' pages send and answers CORS. `AuditTrail` (`audit.py`)
+records state-changing requests, and `BasicAuth` (`auth.py`) lets in only users whose role
+(`roles.py`) the request needs.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import base64
 import functools
 import hashlib
 import ipaddress
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -25,9 +29,15 @@ from mxrelay.config import Settings
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.store.backend import Database
-from mxrelay.web.api_v1 import api_routes
+from mxrelay.web.api_v1 import Sending, api_routes
+from mxrelay.web.api_v1.events import routes as event_routes
+from mxrelay.web.audit import Auditor, AuditTrail
+from mxrelay.web.auth import BasicAuth, WebUsers
+from mxrelay.web.events import EventHub
 from mxrelay.web.health import health_routes
 from mxrelay.web.info import RelayFacts, relay_info
+from mxrelay.web.origins import CorsPolicy, OriginCheck
+from mxrelay.web.paths import CleanPaths
 from mxrelay.web.ui import STYLE, ui_routes
 
 
@@ -120,7 +130,12 @@ class HostCheck:
         self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.allowed.allows(Headers(scope=scope).get("host")):
+        if scope["type"] in ("http", "websocket") and not self.allowed.allows(
+            Headers(scope=scope).get("host")
+        ):
+            if scope["type"] == "websocket":  # refused before the handshake completes: 403
+                await send({"type": "websocket.close", "code": 1008, "reason": ""})
+                return
             response = PlainTextResponse("Invalid host header", status_code=400)
             await response(scope, receive, send)
             return
@@ -173,6 +188,20 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who may use the UI and API, from where: the users, the CORS origins, the login budget."""
+
+    users: WebUsers
+    cors: CorsPolicy
+    failure_limit: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings, users: WebUsers) -> Access:
+        web = settings.web
+        return cls(users, CorsPolicy.build(web.cors_origins), web.ui_auth_failure_limit)
+
+
 def web_app(
     db: Callable[[], Database | None],
     health: Health,
@@ -180,11 +209,19 @@ def web_app(
     facts: RelayFacts,
     metrics: Metrics,
     allowed_hosts: AllowedHosts,
+    access: Access,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    sending: Sending | None = None,
+    events: EventHub | None = None,
 ) -> ASGIApp:
-    """The routes inside both middlewares; outside Starlette's own error handler too, so even its
+    """The routes inside the middlewares; outside Starlette's own error handler too, so even its
     500 answer carries the security headers."""
     info = functools.partial(relay_info, facts, metrics)
-    routes = Starlette(
-        routes=[*ui_routes(db), *api_routes(db, info_facts=info), *health_routes(health)]
-    )
-    return SecurityHeaders(HostCheck(routes, allowed_hosts))
+    api = api_routes(db, info_facts=info, sending=sending, health=health)
+    routes = Starlette(routes=[*ui_routes(db), *api, *event_routes(events), *health_routes(health)])
+    authenticated = BasicAuth(routes, access.users, failure_limit=access.failure_limit, clock=clock)
+    audited = AuditTrail(authenticated, Auditor(db, wall_clock))
+    guarded = OriginCheck(audited, access.cors, clock=clock)
+    # Doubled slashes are answered with a redirect before any login, as Mailpit does.
+    return SecurityHeaders(HostCheck(CleanPaths(guarded), allowed_hosts))

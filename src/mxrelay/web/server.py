@@ -19,6 +19,7 @@ import socket
 from collections.abc import Generator
 from dataclasses import dataclass
 
+import h11
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -62,6 +63,14 @@ def _guarded_protocol(limits: HttpLimits) -> type[H11Protocol]:
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self._arm()
+
+        def handle_websocket_upgrade(self, event: h11.Request) -> None:
+            # The connection is a websocket's from here on (uvicorn's websocket protocol, with
+            # its pings): the header deadline no longer applies.
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            super().handle_websocket_upgrade(event)
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self._deadline is not None:

@@ -191,6 +191,10 @@ DELETE FROM messages WHERE id = :message_id
 DELETE FROM refusals WHERE id IN (
     SELECT id FROM refusals WHERE refused_at < :cutoff ORDER BY refused_at LIMIT :limit)
 
+-- name: prune_audit
+DELETE FROM audit_log WHERE id IN (
+    SELECT id FROM audit_log WHERE at < :cutoff ORDER BY at LIMIT :limit)
+
 -- name: body_totals
 SELECT COALESCE(SUM(stored_size), 0), MIN(received_at) FROM message_bodies
 

@@ -3,7 +3,10 @@
 
 Each module has a resource class whose bound methods are the endpoints and a `routes()` that names
 them; `api_routes` gathers them over one `ApiContext`. Without a store (passthrough mode) only
-`/api/v1/info` answers.
+`/api/v1/info`, `/api/v1/webui` and `/api/v1/send` answer. The `/view/` routes (a message's bodies
+alone, for UI tests) are Mailpit's too, outside `/api/v1`. mxrelay's own routes are under
+`/api/v1/mxrelay/` (`mxrelay_*.py`) and `/api/v1/audit`; the websocket of live events (`events.py`, at `/api/events`) is gathered by the
+app itself (`web/asgi.py`), beside the hub that feeds it.
 """
 
 from __future__ import annotations
@@ -14,11 +17,26 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
+from mxrelay.health import Health
 from mxrelay.store.backend import Database
-from mxrelay.web.api_v1 import deliveries, info, message, messages, swagger
+from mxrelay.web.api_v1 import (
+    audit,
+    deliveries,
+    info,
+    message,
+    messages,
+    mxrelay_queue,
+    mxrelay_refusals,
+    release,
+    send,
+    swagger,
+    view,
+    webui,
+)
 from mxrelay.web.api_v1.context import ApiContext
+from mxrelay.web.api_v1.send import Sending
 
-__all__ = ["ApiContext", "api_routes"]
+__all__ = ["ApiContext", "Sending", "api_routes"]
 
 
 def api_routes(
@@ -26,13 +44,23 @@ def api_routes(
     *,
     info_facts: Callable[[], dict[str, Any]],
     started: float | None = None,
+    sending: Sending | None = None,
+    health: Health | None = None,
 ) -> list[BaseRoute]:
-    """Every `/api/v1` route; `db` returns the open store (None in passthrough mode)."""
+    """Every `/api/v1` route; `db` returns the open store (None in passthrough mode), `sending`
+    is the pipeline `/send` and `/release` submit to (none: those routes are absent)."""
     context = ApiContext(db, info_facts, time.time() if started is None else started)
     return [
         *info.routes(context),
+        *webui.routes(context),
         *messages.routes(context),
         *message.routes(context),
         *deliveries.routes(context),
+        *view.routes(context),
+        *audit.routes(context),
+        *send.routes(sending),
+        *release.routes(context, sending),
+        *mxrelay_queue.routes(context, health),
+        *mxrelay_refusals.routes(context),
         *swagger.routes(),
     ]

@@ -1,5 +1,6 @@
 """`GET /api/v1/message/{ID}/deliveries`: mxrelay's own route, each recipient's delivery state and
-every delivery attempt of one message (Mailpit has no such data)."""
+every delivery attempt of one message (Mailpit has no such data), and, for a copy released from
+another message, that message's ID (`ReleasedFrom`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mxrelay.store.message_log import AttemptView, MessageView, get_message
+from mxrelay.store.releases import released_from
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found, rfc3339
 
 
@@ -30,7 +32,7 @@ def attempt(view: AttemptView) -> dict[str, Any]:
     }
 
 
-def deliveries(view: MessageView) -> dict[str, Any]:
+def deliveries(view: MessageView, released_from: str | None = None) -> dict[str, Any]:
     return {
         "Recipients": [
             {
@@ -47,6 +49,7 @@ def deliveries(view: MessageView) -> dict[str, Any]:
         "Attempts": [attempt(a) for a in view.attempts],
         "Transforms": list(view.transforms),
         "TransformReports": list(view.transform_reports),
+        "ReleasedFrom": released_from,
     }
 
 
@@ -62,7 +65,7 @@ class Deliveries:
         view = await get_message(database, request.path_params["id"])
         if view is None:
             return not_found()
-        return JSONResponse(deliveries(view))
+        return JSONResponse(deliveries(view, await released_from(database, view.id)))
 
 
 def routes(context: ApiContext) -> list[BaseRoute]:

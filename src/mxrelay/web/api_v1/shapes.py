@@ -6,10 +6,18 @@ Mailpit's keys, and what mxrelay adds has routes of its own (`deliveries.py`).
 
 from __future__ import annotations
 
+import email.utils
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mxrelay.mime.addresses import split_list
-from mxrelay.mime.content import message_content
+from mxrelay.mime.envelope_fields import with_envelope
+from mxrelay.mime.fields import Fields, read_fields
+from mxrelay.mime.mailboxes import Mailbox, mailboxes
+from mxrelay.mime.parts import Attachment, Reading, read_parts
+from mxrelay.mime.text import decode_words
+from mxrelay.mime.unsubscribe import list_unsubscribe
 from mxrelay.store.message_log import MessageView
 from mxrelay.store.search import MessageSummary
 from mxrelay.web.api_v1.context import rfc3339
@@ -48,45 +56,115 @@ def summary(message: MessageSummary) -> dict[str, Any]:
     }
 
 
-VIEW_TEXT_LIMIT = 1024 * 1024
-"""Decoded bytes of the text and of the HTML body shown in the message view (the whole message
-is always at `/raw`)."""
+DATE_FIELD_LIMIT = 256
+"""Characters of a Date field that are parsed (a real one has about 40)."""
 
 
-def bodies(raw: bytes | None) -> tuple[str, str, list[dict[str, Any]]]:
-    """Text body, HTML body and attachment list of a stored message (empty once pruned, or when
-    its MIME structure is broken); bounded work (`mime.content`), never raises."""
-    if raw is None:
-        return "", "", []
-    content = message_content(raw, VIEW_TEXT_LIMIT)
-    files = [
-        {"FileName": a.filename, "ContentType": a.content_type, "Size": a.size}
-        for a in content.attachments
-    ]
-    return content.text, content.html, files
+def envelope_recipients(view: MessageView) -> list[str]:
+    """The accepted recipients of a message, in envelope order, each once."""
+    return list(dict.fromkeys(recipient.address for recipient in view.recipients))
 
 
-def message(view: MessageView, raw: bytes | None) -> dict[str, Any]:
-    text, html, files = bodies(raw)
+def message_fields(view: MessageView, reading: Reading | None) -> Fields:
+    """The message's own header fields, with Return-Path and Bcc as Mailpit would have written
+    them from the envelope (`mime.envelope_fields`)."""
+    own = reading.root.fields if reading is not None else Fields((), 0)
+    return with_envelope(own, view.mail_from, envelope_recipients(view))
+
+
+def go_time(moment: datetime) -> str:
+    """A time as Go's JSON encoder writes it (RFC 3339, fraction without trailing zeros, `Z` for
+    UTC)."""
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    offset = moment.utcoffset() or timedelta(0)
+    if not offset:
+        return text + "Z"
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def message_date(fields: Fields, received_at: float) -> str:
+    """Mailpit's `Date`: the Date field, else the time the message was received (to the
+    millisecond, as Mailpit keeps it)."""
+    value = fields.get("Date")[:DATE_FIELD_LIMIT]
+    if value:
+        try:
+            return go_time(email.utils.parsedate_to_datetime(value))
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
+    received = datetime.fromtimestamp(round(received_at, 3), UTC)
+    return go_time(received)
+
+
+def mailbox(box: Mailbox) -> dict[str, str]:
+    return {"Name": box.name, "Address": box.address}
+
+
+def attachment(part: Attachment) -> dict[str, Any]:
+    return {
+        "PartID": part.part_id,
+        "FileName": part.filename,
+        "ContentType": part.content_type,
+        "ContentID": part.content_id,
+        "Size": part.size,
+        "Checksums": {"MD5": part.md5, "SHA1": part.sha1, "SHA256": part.sha256},
+    }
+
+
+def message(view: MessageView, raw: bytes | None, tags: Sequence[str] = ()) -> dict[str, Any]:
+    """Mailpit's `Message`, with exactly its keys. CPU work proportional to the message (its
+    parts are decoded and hashed): callers run it in a thread. A message whose body was pruned
+    shows what the log kept of it."""
+    reading = read_parts(raw) if raw is not None else None
+    fields = message_fields(view, reading)
+    found_from = mailboxes(fields.get("From"))
+    kept_from = split_list(view.header_from) if reading is None else []
+    if found_from:
+        sender = mailbox(found_from[0])
+    elif kept_from:
+        sender = {"Name": "", "Address": kept_from[0]}
+    else:
+        sender = {"Name": decode_words(fields.get("From")), "Address": ""}
+    unsubscribe = list_unsubscribe(
+        decode_words(fields.get("List-Unsubscribe")),
+        decode_words(fields.get("List-Unsubscribe-Post")),
+    )
+    subject = decode_words(fields.get("Subject")) if reading else view.subject
+    message_id = fields.get("Message-Id") if reading else view.message_id_header
     return {
         "ID": view.id,
-        "MessageID": view.message_id_header.strip("<>"),
-        "From": sender(view.header_from, view.mail_from),
-        "To": addresses(view.header_to),
-        "Cc": [],
-        "Bcc": [],
-        "ReplyTo": [],
-        "ReturnPath": view.mail_from,
-        "Subject": view.subject,
-        "Date": rfc3339(view.received_at),
-        "Tags": [],
+        "MessageID": decode_words(message_id).strip("<>"),
+        "From": sender,
+        "To": [mailbox(box) for box in mailboxes(fields.get("To"))],
+        "Cc": [mailbox(box) for box in mailboxes(fields.get("Cc"))],
+        "Bcc": [mailbox(box) for box in mailboxes(fields.get("Bcc"))],
+        "ReplyTo": [mailbox(box) for box in mailboxes(fields.get("Reply-To"))],
+        "ReturnPath": view.mail_from or sender["Address"],
+        "Subject": subject,
+        "ListUnsubscribe": {
+            "Header": unsubscribe.header,
+            "Links": list(unsubscribe.links),
+            "Errors": unsubscribe.errors,
+            "HeaderPost": unsubscribe.header_post,
+        },
+        "Date": message_date(fields, view.received_at),
+        "Tags": list(tags),
         "Username": view.username or "",
-        "Text": text,
-        "HTML": html,
-        "Size": view.size,
-        "Inline": [],
-        "Attachments": files,
-        "SHA256": view.sha256,
-        "Client": {"Address": view.client_address, "Helo": view.helo, "TLS": view.tls_version},
-        "BodyPruned": view.body_pruned,
+        "Text": reading.text if reading else "",
+        "HTML": reading.html if reading else "",
+        "Size": len(raw) if raw is not None else view.size,
+        "Inline": [attachment(Attachment.of(p)) for p in reading.inline] if reading else [],
+        "Attachments": (
+            [attachment(Attachment.of(p)) for p in reading.attachments] if reading else []
+        ),
     }
+
+
+def headers(view: MessageView, raw: bytes) -> dict[str, list[str]]:
+    """Mailpit's headers object: Go-canonical names (sorted) → values, Return-Path and Bcc as
+    Mailpit would have written them from the envelope."""
+    own = read_fields(raw)
+    return with_envelope(own, view.mail_from, envelope_recipients(view)).as_map()

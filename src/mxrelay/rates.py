@@ -1,6 +1,7 @@
-"""Rates that keep one noisy client from costing the relay CPU or log volume.
+"""Rates that keep one noisy client from costing the relay CPU or log volume (a leaf: SMTP AUTH
+and the web's Basic authentication share it).
 
-`FailureBudget`: failed AUTH per client address, a token bucket each, in bounded memory.
+`FailureBudget`: failed logins per client address, a token bucket each, in bounded memory.
 `ThrottledLog`: an event logged at most once per interval, the rest counted into the next line.
 Both take their clock; neither starts a task or a timer.
 """
@@ -61,10 +62,13 @@ class FailureBudget:
         tokens, stamp = self._buckets.get(key, (float(self.limit), now))
         return min(float(self.limit), tokens + (now - stamp) * self.rate)
 
-    def allows(self, host: str) -> bool:
-        """May this client try once more?"""
+    def allows(self, host: str, *, under_way: int = 0) -> bool:
+        """May this client try once more, with `under_way` of its tries still being checked
+        (each may yet fail: counted as spent, so concurrent tries cannot overdraw the budget)?"""
         key = client_key(host)
-        return key not in self._buckets or self._tokens(key, self.clock()) >= 1
+        if key not in self._buckets:
+            return under_way < self.limit
+        return self._tokens(key, self.clock()) - under_way >= 1
 
     def failed(self, host: str) -> None:
         """Take one token for a failure of this client."""

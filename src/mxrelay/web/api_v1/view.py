@@ -1,0 +1,136 @@
+"""A message's HTML and text bodies alone, for UI tests: Mailpit's `/view/{ID}.html`, `.txt` and
+`/view/latest` (`server/handlers/messages.go`).
+
+The HTML is the sender's, so it is served under a policy that keeps it inert: the Content
+Security Policy sandboxes the document (an origin of its own, no scripts, no forms, no plugins)
+and allows no remote resource, only the message's own inline images (linked to their parts, or
+embedded with `?embed=1`) and inline styles. Reading a message here marks it read, as in Mailpit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from collections.abc import Callable
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from mxrelay.mime.parts import Part, Reading, read_parts
+from mxrelay.store.flags import set_read
+from mxrelay.web.api_v1.context import ApiContext, NoStore
+from mxrelay.web.api_v1.message import Found, find_message, newest
+
+PREVIEW_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "img-src 'self' data:",
+        "style-src 'unsafe-inline'",
+        "font-src data:",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'self'",
+        "sandbox",
+    )
+)
+"""No script, no remote load, no form, no plugin; framed only by the UI itself."""
+
+MESSAGE_NOT_FOUND = "Message not found"
+NO_HTML = "This message does not contain a HTML part"
+EMBED_LIMIT = 8 * 1024 * 1024
+"""Bytes of inline images that `?embed=1` puts in the page (the rest stay links)."""
+
+
+def link_inline_images(html: str, reading: Reading, message_id: str, *, embed: bool) -> str:
+    """`cid:` references to the message's parts as links to them (relative to `/view/`), or with
+    `embed` as `data:` URLs: Mailpit's `linkInlineImages`, with its pattern."""
+    budget = EMBED_LIMIT
+    for part in (*reading.inline, *reading.attachments):
+        if not part.content_id:
+            continue
+        if embed and len(part.content) <= budget:
+            budget -= len(part.content)
+            target = _data_url(part)
+        else:
+            target = f"../api/v1/message/{quote(message_id)}/part/{quote(part.part_id)}"
+        pattern = re.compile(
+            r"(=[\"']?)(cid:" + re.escape(part.content_id) + r")([\"|'\\s/>;])", re.IGNORECASE
+        )
+        html = pattern.sub(_replacement(target), html)
+    return html
+
+
+def _replacement(target: str) -> Callable[[re.Match[str]], str]:
+    def replace(match: re.Match[str]) -> str:
+        return match.group(1) + target + match.group(3)
+
+    return replace
+
+
+def _data_url(part: Part) -> str:
+    return f"data:{part.content_type};base64," + base64.b64encode(part.content).decode("ascii")
+
+
+class View:
+    def __init__(self, context: ApiContext) -> None:
+        self.context = context
+
+    async def _read(self, request: Request) -> tuple[Found, Reading] | Response:
+        found = await find_message(self.context, request)
+        if isinstance(found, Response):
+            return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
+        if found.raw is None:
+            return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
+        reading = await asyncio.to_thread(read_parts, found.raw)
+        await set_read(found.db, [found.view.id], True)
+        return found, reading
+
+    async def html(self, request: Request) -> Response:
+        read = await self._read(request)
+        if isinstance(read, Response):
+            return read
+        found, reading = read
+        if not reading.html:
+            return PlainTextResponse(NO_HTML, status_code=404)
+        embed = request.query_params.get("embed") == "1"
+        page = await asyncio.to_thread(
+            link_inline_images, reading.html, reading, found.view.id, embed=embed
+        )
+        return Response(
+            page,
+            media_type="text/html; charset=utf-8",
+            headers={"Content-Security-Policy": PREVIEW_POLICY, "X-Frame-Options": "SAMEORIGIN"},
+        )
+
+    async def text(self, request: Request) -> Response:
+        read = await self._read(request)
+        if isinstance(read, Response):
+            return read
+        return Response(
+            read[1].text,
+            media_type="text/plain; charset=utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
+
+    async def latest(self, request: Request) -> Response:
+        """Mailpit's `/view/latest`: a redirect to the newest message's page (the page list when
+        there is none)."""
+        try:
+            db = self.context.store()
+        except NoStore:
+            return RedirectResponse("../", status_code=302)
+        ident = await newest(db, request)
+        target = f"../message/{quote(ident)}" if ident else "../"
+        return RedirectResponse(target, status_code=302)
+
+
+def routes(context: ApiContext) -> list[BaseRoute]:
+    resource = View(context)
+    return [
+        Route("/view/latest", resource.latest, methods=["GET"]),
+        Route("/view/{id}.html", resource.html, methods=["GET"]),
+        Route("/view/{id}.txt", resource.text, methods=["GET"]),
+    ]

@@ -1,0 +1,254 @@
+"""Live events for `/api/events`: one poller per process, fanned out to every websocket client.
+
+The events come from the store (`store/feed.py`): whatever process or replica wrote a row, the
+poller finds it, so SMTP ingest, the delivery process, API actions and other replicas on one
+PostgreSQL all reach every client. The poller runs while at least one client is connected: it
+reads every `poll_interval` on SQLite, and on PostgreSQL when a notification wakes it
+(`store/notify.py`; the interval is then only the fallback). A handshake completes once the
+poller has its starting point, so whatever is written after it reaches the new client.
+
+Frames are Mailpit's `{"Type": …, "Data": …}`: `new` (a MessageSummary), `update`, `delete`,
+`prune`, `truncate`, `error`, `stats` (`{Total, Unread, Version}`, at most every `stats_interval`,
+after something changed), and mxrelay's `delivery` (an attempt, with each recipient's new state,
+or an operator's queue action) and `refusal` (a recipient refused at RCPT). Each frame is encoded
+once and queued for every client; a client's queue holds `client_queue` frames, and a client
+that falls that far behind is dropped (its socket closed), so a slow client never holds up the
+poller or the others. At most `clients` are connected at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mxrelay import __version__
+from mxrelay.config import WebSettings
+from mxrelay.log import event
+from mxrelay.store.backend import Database, Dialect
+from mxrelay.store.feed import AttemptEvent, EventFeed, FeedEvents, mailbox_counts
+from mxrelay.store.notify import Wakeups
+from mxrelay.web.api_v1.deliveries import attempt
+from mxrelay.web.api_v1.mxrelay_refusals import refusal_json
+from mxrelay.web.api_v1.shapes import summary
+
+logger = logging.getLogger(__name__)
+
+CLIENT_QUEUE = 256
+"""Frames queued for one client before it counts as too slow (Mailpit's buffer)."""
+
+LISTEN_FALLBACK = 20
+"""On PostgreSQL, polls happen every `poll_interval` × this while notifications wake the poller."""
+
+START_WAIT = 5.0
+"""Seconds a new client waits for the poller's starting point (the store may be slow)."""
+
+ERROR_BACKOFF = 2.0
+"""Seconds between tries while the store cannot be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventLimits:
+    clients: int
+    poll_interval: float
+    stats_interval: float
+    client_queue: int = CLIENT_QUEUE
+
+    @classmethod
+    def from_settings(cls, web: WebSettings) -> EventLimits:
+        return cls(
+            clients=web.events_client_limit,
+            poll_interval=web.events_poll_interval.total_seconds(),
+            stats_interval=web.events_stats_interval.total_seconds(),
+        )
+
+
+class TooManyClients(Exception):
+    """The hub has `limits.clients` clients already."""
+
+
+class EventClient:
+    """One connected websocket's queue of frames; None at the end means: dropped, close."""
+
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(size + 1)
+        self.size = size
+        self.dropped = False
+
+    def offer(self, frame: str) -> bool:
+        """Queue a frame; False when the client is too far behind (then it is dropped)."""
+        if self.dropped:
+            return False
+        if self.queue.qsize() >= self.size:
+            self.dropped = True
+            self.queue.put_nowait(None)
+            return False
+        self.queue.put_nowait(frame)
+        return True
+
+
+def frame(kind: str, data: Any) -> str:
+    return json.dumps({"Type": kind, "Data": data}, separators=(",", ":"))
+
+
+def delivery_json(found: AttemptEvent) -> dict[str, Any]:
+    """An attempt as the `delivery` frame carries it: `/deliveries`' attempt, the message's ID
+    and what the attempt did for each recipient."""
+    return {
+        "ID": found.message_id,
+        **attempt(found.view),
+        "Recipients": [
+            {
+                "Address": r.recipient,
+                "Status": r.status,
+                "Code": r.code,
+                "EnhancedStatus": r.enhanced,
+                "Text": r.text,
+            }
+            for r in found.recipients
+        ],
+    }
+
+
+def frames(events: FeedEvents) -> list[str]:
+    """One poll's frames: new messages, attempts, refusals, then announced changes."""
+    found = [frame("new", summary(message)) for message in events.new]
+    found += [frame("delivery", delivery_json(a)) for a in events.attempts]
+    found += [frame("refusal", refusal_json(r)) for r in events.refusals]
+    found += [frame(c.kind.value, c.data) for c in events.changes if c.kind is not None]
+    return found
+
+
+def changes_counts(events: FeedEvents) -> bool:
+    """Whether the message and unread counts may have changed."""
+    return bool(events.new) or any(
+        c.kind is not None and c.kind.value in ("update", "delete", "prune", "truncate")
+        for c in events.changes
+    )
+
+
+class EventHub:
+    """The clients of this process and the poller that feeds them."""
+
+    def __init__(
+        self,
+        db: Callable[[], Database | None],
+        limits: EventLimits,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.limits = limits
+        self.clock = clock
+        self.clients: set[EventClient] = set()
+        self.version = __version__ if __version__.startswith("v") else f"v{__version__}"
+        self._poller: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+        self._last_stats = float("-inf")
+        self._stats_due: float | None = None
+
+    async def subscribe(self) -> EventClient:
+        """A new client, once the poller has its starting point: whatever is written after this
+        returns reaches the client."""
+        if len(self.clients) >= self.limits.clients:
+            raise TooManyClients
+        client = EventClient(self.limits.client_queue)
+        self.clients.add(client)
+        if self._poller is None or self._poller.done():
+            self._started = asyncio.Event()
+            self._poller = asyncio.get_running_loop().create_task(self._run(), name="events")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._started.wait(), START_WAIT)
+        return client
+
+    def unsubscribe(self, client: EventClient) -> None:
+        self.clients.discard(client)
+        if not self.clients and self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    def broadcast(self, encoded: Iterable[str]) -> None:
+        for text in encoded:
+            for client in list(self.clients):
+                if not client.offer(text):
+                    self.clients.discard(client)
+                    event(logger, "events.client_dropped", logging.WARNING, reason="too slow")
+
+    async def aclose(self) -> None:
+        """Stop the poller and tell every client to close."""
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        for client in list(self.clients):
+            client.dropped = True
+            with contextlib.suppress(asyncio.QueueFull):
+                client.queue.put_nowait(None)
+        self.clients.clear()
+
+    async def _run(self) -> None:
+        database = self.db()
+        if database is None:  # passthrough: no log, so no events
+            self._started.set()
+            return
+        feed = EventFeed(database)
+        wakeups = Wakeups(database)
+        failing = False
+        try:
+            while True:
+                try:
+                    if not feed.cursors:
+                        await feed.start()
+                        self._started.set()
+                    events = await feed.poll()
+                    await self._publish(database, events)
+                except Exception as exc:  # the store may fail; the poller must outlive it
+                    if not failing:
+                        detail = (
+                            f"live events paused: the store cannot be read ({type(exc).__name__})"
+                        )
+                        event(
+                            logger, "events.poll_failed", logging.WARNING, error=type(exc).__name__
+                        )
+                        self.broadcast([frame("error", detail)])
+                    failing = True
+                    await asyncio.sleep(ERROR_BACKOFF)
+                    continue
+                failing = False
+                if events.more:
+                    continue
+                await wakeups.wait(self._timeout(database, feed))
+                await self._stats_if_due(database)
+        finally:
+            await wakeups.aclose()
+
+    def _timeout(self, database: Database, feed: EventFeed) -> float:
+        interval = self.limits.poll_interval
+        awaiting = any(cursor.awaited for cursor in feed.cursors.values())
+        if database.dialect is Dialect.POSTGRESQL and not awaiting:
+            interval *= LISTEN_FALLBACK
+        if self._stats_due is not None:
+            interval = min(interval, max(self._stats_due - self.clock(), 0.0))
+        return interval
+
+    async def _publish(self, database: Database, events: FeedEvents) -> None:
+        if events:
+            self.broadcast(frames(events))
+        if changes_counts(events):
+            self._stats_due = max(self.clock(), self._last_stats + self.limits.stats_interval)
+        await self._stats_if_due(database)
+
+    async def _stats_if_due(self, database: Database) -> None:
+        if self._stats_due is None or self.clock() < self._stats_due:
+            return
+        self._stats_due = None
+        self._last_stats = self.clock()
+        total, unread = await mailbox_counts(database)
+        data = {"Total": total, "Unread": unread, "Version": self.version}
+        self.broadcast([frame("stats", data)])

@@ -1,0 +1,63 @@
+"""The /view pages over real HTTP: the HTML under a sandboxing policy, the text, /view/latest,
+and doubled slashes answered as Mailpit answers them."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.web.api_v1.conftest import Mailbox
+
+
+async def test_html_is_served_inert_with_inline_images_linked(mailbox: Mailbox) -> None:
+    ident = mailbox.ids["related"]
+    page = await mailbox.get(f"/view/{ident}.html")
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    policy = page.headers["content-security-policy"]
+    assert "sandbox" in policy.split("; ")  # an origin of its own, no script, no form
+    assert "default-src 'none'" in policy
+    assert "img-src 'self' data:" in policy  # no remote image, no remote anything
+    assert "script-src" not in policy
+    assert page.headers["x-frame-options"] == "SAMEORIGIN"  # the UI may frame it
+    assert f'src="../api/v1/message/{ident}/part/1.2"' in page.text  # was cid:logo@example.org
+    assert "cid:logo@example.org" not in page.text
+    embedded = await mailbox.get(f"/view/{ident}.html", embed="1")
+    assert 'src="data:image/png;base64,iVBORw0KGgo' in embedded.text
+
+
+async def test_text_missing_html_and_unknown_messages(mailbox: Mailbox) -> None:
+    text = await mailbox.get(f"/view/{mailbox.ids['related']}.txt")
+    assert text.headers["content-type"] == "text/plain; charset=utf-8"
+    assert text.text == "Thank you for your order ✓.\r\nLine two."
+    no_html = await mailbox.get(f"/view/{mailbox.ids['forward']}.html")
+    assert (no_html.status_code, no_html.text) == (404, "This message does not contain a HTML part")
+    unknown = await mailbox.get("/view/01NOTAMESSAGE0000000000000.txt")
+    assert (unknown.status_code, unknown.text) == (404, "Message not found")
+    latest = await mailbox.get("/view/latest.txt")
+    assert latest.text.startswith("*****\nHello")
+    flags = {m["ID"]: m["Read"] for m in (await mailbox.get("/api/v1/messages")).json()["messages"]}
+    assert flags[mailbox.ids["related"]]  # viewing a message reads it
+    assert flags[mailbox.ids["html-only"]]
+
+
+async def test_view_latest_redirects_to_the_newest_messages_page(mailbox: Mailbox) -> None:
+    moved = await mailbox.get("/view/latest")
+    assert (moved.status_code, moved.headers["location"]) == (
+        302,
+        f"../message/{mailbox.ids['html-only']}",
+    )
+    matching = await mailbox.get("/view/latest", query="order")
+    assert matching.headers["location"] == f"../message/{mailbox.ids['related']}"
+
+
+async def test_doubled_slashes_are_moved_permanently(mailbox: Mailbox) -> None:
+    ident = mailbox.ids["related"]
+    async with httpx.AsyncClient() as client:
+        moved = await client.get(f"{mailbox.base}//view/{ident}.html?embed=1")
+        assert (moved.status_code, moved.headers["location"]) == (
+            301,
+            f"/view/{ident}.html?embed=1",
+        )
+        api = await client.get(f"{mailbox.base}/api/v1//message/latest")
+        assert (api.status_code, api.headers["location"]) == (301, "/api/v1/message/latest")
+        followed = await client.get(f"{mailbox.base}//view/{ident}.txt", follow_redirects=True)
+        assert followed.text.startswith("Thank you for your order")

@@ -1,0 +1,173 @@
+"""`/api/events` with a real websocket client against a running relay: SMTP ingest, delivery to a
+smarthost, a refused RCPT and announced API actions reach the client as Mailpit-style frames; the
+handshake is refused cross-origin, under a foreign Host and past the client limit; a client that
+does not keep up is dropped without holding up the others."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from mxrelay.app import Relay
+from mxrelay.store.changes import ChangeKind, announce
+from mxrelay.web.events import EventHub, EventLimits
+from tests.support.dns_server import DnsServer
+from tests.support.relay_app import running_relay
+from tests.support.smarthost import Smarthost
+
+MESSAGE = b"From: app@example.org\r\nTo: alex@example.net\r\nSubject: Hello\r\n\r\nHi.\r\n"
+
+
+def env_for(dns_server: DnsServer, smarthost: Smarthost, tmp_path: Path) -> dict[str, str]:
+    dns_server.mx("example.net", "10 mx.example.net")
+    dns_server.a("mx.example.net", "192.0.2.10")
+    return {
+        "MXRELAY_DELIVERY": "smtp",
+        "MXRELAY_DELIVERY_PROCESS": "false",
+        "MXRELAY_UPSTREAM": smarthost.url,
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'log.db'}",
+        "MXRELAY_DNS_SERVERS": dns_server.address,
+        "MXRELAY_HTTP_EVENTS_POLL_INTERVAL": "100ms",
+        "MXRELAY_HTTP_EVENTS_STATS_INTERVAL": "100ms",
+    }
+
+
+@pytest.fixture
+async def relay(
+    dns_server: DnsServer, smarthost: Smarthost, tmp_path: Path
+) -> AsyncIterator[Relay]:
+    async with running_relay(env_for(dns_server, smarthost, tmp_path)) as running:
+        yield running
+
+
+def url(relay: Relay) -> str:
+    return f"ws://127.0.0.1:{relay.web_port}/api/events"
+
+
+async def frame_of(socket: ClientConnection, kind: str, within: float = 15.0) -> Any:
+    """The data of the next frame of type `kind` (frames of other types are passed over)."""
+    async with asyncio.timeout(within):
+        while True:
+            frame = json.loads(await socket.recv())
+            assert set(frame) == {"Type", "Data"}
+            if frame["Type"] == kind:
+                return frame["Data"]
+
+
+async def frames_of(socket: ClientConnection, *kinds: str, within: float = 15.0) -> dict[str, Any]:
+    """The data of the first frame of each type in `kinds`, in whatever order they come."""
+    found: dict[str, Any] = {}
+    async with asyncio.timeout(within):
+        while set(kinds) - set(found):
+            frame = json.loads(await socket.recv())
+            assert set(frame) == {"Type", "Data"}
+            found.setdefault(frame["Type"], frame["Data"])
+    return found
+
+
+async def smtp(relay: Relay, recipients: list[str]) -> Mapping[str, tuple[int, bytes]]:
+    def send() -> Mapping[str, tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", relay.smtp_port, timeout=30) as client:
+            return client.sendmail("app@example.org", recipients, MESSAGE)
+
+    return await asyncio.to_thread(send)
+
+
+async def test_ingest_delivery_refusal_and_api_actions_reach_the_client(relay: Relay) -> None:
+    async with connect(url(relay)) as socket:
+        refused = await smtp(relay, ["alex@example.net", "x@nope.example.net"])
+        assert list(refused) == ["x@nope.example.net"]
+        found = await frames_of(socket, "new", "refusal", "delivery", "stats")
+        new, refusal, delivery, stats = (found[k] for k in ("new", "refusal", "delivery", "stats"))
+        assert new["Subject"] == "Hello"
+        assert new["From"]["Address"] == "app@example.org"
+        message_id = new["ID"]
+        assert (refusal["Recipient"], refusal["Code"], refusal["Reason"]) == (
+            "x@nope.example.net",
+            550,
+            "nxdomain",
+        )
+        assert (delivery["ID"], delivery["Outcome"], delivery["Code"]) == (
+            message_id,
+            "delivered",
+            250,
+        )
+        assert [(r["Address"], r["Status"]) for r in delivery["Recipients"]] == [
+            ("alex@example.net", "delivered")
+        ]
+        assert (stats["Total"], stats["Unread"]) == (1, 1)
+        assert stats["Version"].startswith("v")
+        # What the API's delete route announces after deleting (store/changes.py).
+        assert relay.queue_stage is not None
+        assert relay.queue_stage.db is not None
+        await announce(relay.queue_stage.db, ChangeKind.DELETE, {"ID": message_id})
+        assert await frame_of(socket, "delete") == {"ID": message_id}
+
+
+async def test_a_websocket_outlives_the_header_timeout(
+    dns_server: DnsServer, smarthost: Smarthost, tmp_path: Path
+) -> None:
+    env = {**env_for(dns_server, smarthost, tmp_path), "MXRELAY_HTTP_HEADER_TIMEOUT": "1s"}
+    async with running_relay(env) as relay, connect(url(relay)) as socket:
+        await asyncio.sleep(1.5)
+        await smtp(relay, ["alex@example.net"])
+        assert (await frame_of(socket, "new"))["Subject"] == "Hello"
+
+
+async def test_foreign_origins_and_hosts_are_refused(relay: Relay) -> None:
+    own = f"http://127.0.0.1:{relay.web_port}"
+    async with connect(url(relay), origin=own) as socket:  # type: ignore[arg-type]
+        await socket.ping()
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url(relay), origin="http://evil.example"):  # type: ignore[arg-type]
+            pass
+    assert refused.value.response.status_code == 403
+    rebinding = f"ws://evil.example:{relay.web_port}/api/events"  # a name re-pointed at the relay
+    with pytest.raises(InvalidStatus) as rebound:
+        async with connect(rebinding, host="127.0.0.1", port=relay.web_port):
+            pass
+    assert rebound.value.response.status_code == 403
+
+
+async def test_clients_past_the_limit_are_refused(
+    dns_server: DnsServer, smarthost: Smarthost, tmp_path: Path
+) -> None:
+    env = {**env_for(dns_server, smarthost, tmp_path), "MXRELAY_HTTP_EVENTS_CLIENT_LIMIT": "1"}
+    async with running_relay(env) as relay:
+        async with connect(url(relay)) as first:
+            await first.ping()
+            with pytest.raises(InvalidStatus):
+                async with connect(url(relay)):
+                    pass
+        await asyncio.sleep(0.2)  # the first one's end reaches the server
+        async with connect(url(relay)) as again:
+            await again.ping()
+
+
+async def test_a_slow_client_is_dropped_and_the_others_get_everything() -> None:
+    hub = EventHub(
+        lambda: None, EventLimits(clients=10, poll_interval=1.0, stats_interval=1.0, client_queue=2)
+    )
+    slow = await hub.subscribe()
+    quick = await hub.subscribe()
+    got: list[str | None] = []
+    for index in range(4):
+        hub.broadcast([f"frame {index}"])
+        got.append(quick.queue.get_nowait())
+    assert got == [f"frame {i}" for i in range(4)]
+    assert slow.dropped
+    assert slow not in hub.clients
+    assert [slow.queue.get_nowait() for _ in range(slow.queue.qsize())] == [
+        "frame 0",
+        "frame 1",
+        None,
+    ]
+    await hub.aclose()

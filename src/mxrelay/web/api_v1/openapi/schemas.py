@@ -116,7 +116,7 @@ MAILPIT: dict[str, Json] = {
             "Tags": {"type": "object", "additionalProperties": COUNT},
             "RuntimeStats": obj(
                 {
-                    "Uptime": described(COUNT, "Seconds"),
+                    "Uptime": described({"type": "number", "minimum": 0}, "Seconds"),
                     "Memory": described(COUNT, "Bytes"),
                     "MessagesDeleted": COUNT,
                     "SMTPAccepted": COUNT,

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.support.api_relay import ApiRelay, png
+from tests.support.api_relay import OPERATOR, ApiRelay, png
 
 TIMEOUT = 10
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -24,7 +24,7 @@ JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"
 async def playwright(fresh: ApiRelay) -> AsyncIterator[httpx.AsyncClient]:
     """playwright-mailpit's requests: JSON headers on every one, the base URL without a slash."""
     async with httpx.AsyncClient(
-        base_url=fresh.base_url, headers=JSON_HEADERS, timeout=TIMEOUT
+        base_url=fresh.base_url, headers=JSON_HEADERS, auth=OPERATOR, timeout=TIMEOUT
     ) as client:
         yield client
 
@@ -33,6 +33,7 @@ def messages(relay: ApiRelay, limit: int = 50, start: int = 0) -> dict[str, Any]
     response = httpx.get(
         f"{relay.base_url}/api/v1/messages",
         params={"limit": limit, "start": start},
+        auth=OPERATOR,
         timeout=TIMEOUT,
     )
     response.raise_for_status()
@@ -56,7 +57,9 @@ def test_attachments_and_inline_parts_are_numbered_as_mailpit_numbers_them(
     seeded: ApiRelay,
 ) -> None:
     [files] = [m for m in messages(seeded)["messages"] if m["Subject"] == "Files"]
-    response = httpx.get(f"{seeded.base_url}/api/v1/message/{files['ID']}", timeout=TIMEOUT)
+    response = httpx.get(
+        f"{seeded.base_url}/api/v1/message/{files['ID']}", auth=OPERATOR, timeout=TIMEOUT
+    )
     response.raise_for_status()
     message = response.json()
     assert [
@@ -71,7 +74,9 @@ def test_attachments_and_inline_parts_are_numbered_as_mailpit_numbers_them(
         ("3", "This is an inline attachment\r\n"),
     ):
         got = httpx.get(
-            f"{seeded.base_url}/api/v1/message/{files['ID']}/part/{part}", timeout=TIMEOUT
+            f"{seeded.base_url}/api/v1/message/{files['ID']}/part/{part}",
+            auth=OPERATOR,
+            timeout=TIMEOUT,
         )
         got.raise_for_status()
         assert got.text == text
@@ -79,7 +84,9 @@ def test_attachments_and_inline_parts_are_numbered_as_mailpit_numbers_them(
 
 def test_headers_are_lists_under_go_canonical_names(seeded: ApiRelay) -> None:
     [files] = [m for m in messages(seeded)["messages"] if m["Subject"] == "Files"]
-    response = httpx.get(f"{seeded.base_url}/api/v1/message/{files['ID']}/headers", timeout=TIMEOUT)
+    response = httpx.get(
+        f"{seeded.base_url}/api/v1/message/{files['ID']}/headers", auth=OPERATOR, timeout=TIMEOUT
+    )
     response.raise_for_status()
     headers = response.json()
     assert headers["Content-Type"] == ['multipart/mixed; boundary="f"']
@@ -93,7 +100,11 @@ def test_a_form_body_on_delete_is_no_json_so_everything_is_deleted(fresh: ApiRel
     DELETE without IDs deletes every message."""
     ids = [m["ID"] for m in messages(fresh)["messages"]]
     response = httpx.request(
-        "DELETE", f"{fresh.base_url}/api/v1/messages", data={"ids": ids[:1]}, timeout=TIMEOUT
+        "DELETE",
+        f"{fresh.base_url}/api/v1/messages",
+        data={"ids": ids[:1]},
+        auth=OPERATOR,
+        timeout=TIMEOUT,
     )
     response.raise_for_status()
     assert response.text == "ok"
@@ -103,7 +114,10 @@ def test_a_form_body_on_delete_is_no_json_so_everything_is_deleted(fresh: ApiRel
 def test_a_form_body_on_put_is_refused_as_mailpit_refuses_it(fresh: ApiRelay) -> None:
     ids = [m["ID"] for m in messages(fresh)["messages"]]
     response = httpx.put(
-        f"{fresh.base_url}/api/v1/messages", data={"ids": ids, "Read": "true"}, timeout=TIMEOUT
+        f"{fresh.base_url}/api/v1/messages",
+        data={"ids": ids, "Read": "true"},
+        auth=OPERATOR,
+        timeout=TIMEOUT,
     )
     assert response.status_code == 400
     assert messages(fresh)["unread"] == 3

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.api_relay import ApiRelay, png
+from tests.support.api_relay import OPERATOR, ApiRelay, png
 
 TIMEOUT = 10
 
@@ -24,6 +24,7 @@ class Mailpit:
     def __init__(self, relay: ApiRelay) -> None:
         self.base = relay.base_url + "/"
         self.session = requests.Session()
+        self.session.auth = OPERATOR
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         response = self.session.request(
@@ -176,5 +177,7 @@ def test_delete_by_ids_by_search_and_all(fresh: ApiRelay) -> None:
 
 
 def test_an_unknown_message_is_mailpits_404(seeded: ApiRelay) -> None:
-    response = requests.get(f"{seeded.base_url}/api/v1/message/nothing-here", timeout=TIMEOUT)
+    response = requests.get(
+        f"{seeded.base_url}/api/v1/message/nothing-here", auth=OPERATOR, timeout=TIMEOUT
+    )
     assert (response.status_code, response.text.strip()) == (404, "404 page not found")

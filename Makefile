@@ -15,8 +15,13 @@ BIN    := $(VENV)/bin
 #                                  Mailpit's npm client (tests/clients)
 #   age                            age-keygen: the operations guide's SOPS step, run by a test
 #   apache2-utils                  htpasswd: the users files (SMTP AUTH, web UI and API) the tests write
+#   chromium                       the browser the console's tests drive with Playwright
+#                                  (tests/web/console; Playwright's own download is not used)
+#   fonts-dejavu-core              a font for that browser's text and screenshots (Chromium
+#                                  only recommends fonts, and recommends are not installed)
 DEB_TEST_PACKAGES := python3-venv ca-certificates postgresql postfix swaks libnet-ssleay-perl \
-	libio-socket-ssl-perl iproute2 prometheus nodejs npm age apache2-utils
+	libio-socket-ssl-perl iproute2 prometheus nodejs npm age apache2-utils chromium \
+	fonts-dejavu-core
 # Packages whose program may come from elsewhere (NodeSource's nodejs bundles npm and conflicts
 # with Debian's npm): present when the program is on PATH.
 DEB_TEST_PROGRAMS := nodejs:node npm:npm
@@ -39,6 +44,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
 
+<<<<<<< HEAD
 # Mailpit's npm client that tests/clients drives, pinned by its package-lock.json; installed when
 # Node.js is here (without it, the client tests install it themselves or fail saying why).
 CLIENTS_NPM := tests/clients/node_modules/.package-lock.json
@@ -46,6 +52,12 @@ $(CLIENTS_NPM): tests/clients/package-lock.json
 	@if command -v npm >/dev/null; then \
 	  cd tests/clients && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error; \
 	else echo "npm not found: not installing tests/clients' npm packages" >&2; fi
+=======
+# axe-core for the console's accessibility test, at the version its lock file pins.
+AXE_DIR := tests/web/console
+$(AXE_DIR)/node_modules/.package-lock.json: $(AXE_DIR)/package-lock.json
+	cd $(AXE_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+>>>>>>> main
 
 venv: $(VENV)/.installed
 
@@ -86,7 +98,11 @@ unit: $(VENV)/.installed-test $(CLIENTS_NPM)
 
 # Every test, the slow ones included. pytest's own status fails the target, 5 (no tests ran)
 # included.
+<<<<<<< HEAD
 test: deb-packages lint typecheck $(CLIENTS_NPM)
+=======
+test: deb-packages lint typecheck $(AXE_DIR)/node_modules/.package-lock.json
+>>>>>>> main
 	$(BIN)/pytest
 
 bench: deb-packages $(VENV)/.installed-test

@@ -22,7 +22,16 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import TextIO
 
-BENCHMARKS = ("front_door", "smtp_engine", "mime", "store", "graph", "data_memory", "soak")
+BENCHMARKS = (
+    "front_door",
+    "smtp_engine",
+    "mime",
+    "store",
+    "graph",
+    "data_memory",
+    "console",
+    "soak",
+)
 EXIT_INTERRUPTED = 130
 
 

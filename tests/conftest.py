@@ -2,7 +2,8 @@
 
 The fixtures that start real servers live beside their servers in tests/support/ and are
 registered here once, for the whole suite: `dns_server`, `smarthost`, `standin` (the Graph
-stand-in), and `postgres_server`, `database_url` and `db` (every store test on SQLite and on
+stand-in), `chromium` (Debian's Chromium, one per run), `browser` and `page` (Playwright on it), and
+`postgres_server`, `database_url` and `db` (every store test on SQLite and on
 PostgreSQL). Each starts its server on 127.0.0.1, port 0, and closes it. A test module uses them
 by name, without importing them; the per-package conftest files hold what one package alone uses.
 
@@ -31,6 +32,7 @@ pytest_plugins = [
     "tests.support.dns_server",
     "tests.support.smarthost",
     "tests.support.graph_harness",
+    "tests.support.browser",
 ]
 
 settings.register_profile(

@@ -172,6 +172,8 @@ class Relay:
                     submission, settings.service.hostname, self.smtp.limits.max_message_size
                 ),
                 events=self.events,
+                webroot=settings.web.ui_webroot,
+                explain=self.checker.explain,
             ),
             settings.web.http_listen,
             http_limits,

@@ -348,3 +348,13 @@ async def test_latin1_password_bytes_are_checked_as_sent(tmp_path: Path) -> None
     assert await table.verify(*credentials)
     assert not await table.verify("zoe", "pässword")  # the UTF-8 spelling is other bytes
     table.close()
+
+
+async def test_the_console_offers_actions_to_operators_only(relay: Relay) -> None:
+    """The console asks the login which role a request has (roles.acts): an operator's page has
+    the action buttons, a viewer's has none (the API refuses a viewer's action anyway)."""
+    operator = await call(relay.web_port, "GET", "/", "alice")
+    viewer = await call(relay.web_port, "GET", "/", "bob")
+    assert operator.status_code == viewer.status_code == 200
+    assert "data-action=" in operator.text
+    assert "data-action=" not in viewer.text

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
@@ -105,6 +106,11 @@ async def test_ingest_delivery_refusal_and_api_actions_reach_the_client(relay: R
         ]
         assert (stats["Total"], stats["Unread"]) == (1, 1)
         assert stats["Version"].startswith("v")
+        # Reading the message marks it read, once: one update frame.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{relay.web_port}") as http:
+            assert (await http.get(f"/api/v1/message/{message_id}")).status_code == 200
+            assert (await http.get(f"/api/v1/message/{message_id}")).status_code == 200
+        assert await frame_of(socket, "update") == {"ID": message_id, "Read": True}
         # What the API's delete route announces after deleting (store/changes.py).
         assert relay.queue_stage is not None
         assert relay.queue_stage.db is not None

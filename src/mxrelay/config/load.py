@@ -163,9 +163,13 @@ TEST_VARIABLES = (
     "MXRELAY_HYPOTHESIS_EXAMPLES",
     "MXRELAY_SOAK_SECONDS",
     "MXRELAY_SOAK_RATE",
+    "MXRELAY_CONSOLE_BENCH_MESSAGES",
+    "MXRELAY_CONSOLE_BENCH_REQUESTS",
+    "MXRELAY_WRITE_SCREENSHOTS",
 )
-"""MXRELAY_ names that are not settings: the test suite's and the benchmarks' own knobs (`make fuzz`
-and the soak set them), which a relay started from that environment must tolerate."""
+"""MXRELAY_ names that are not settings: the test suite's and the benchmarks' own knobs (`make fuzz`,
+the soak, the console's benchmark and screenshots set them), which a relay started from that
+environment must tolerate."""
 
 
 def known_variables() -> frozenset[str]:

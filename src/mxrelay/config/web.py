@@ -12,6 +12,7 @@ Read by `web/`.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -84,6 +85,22 @@ def _parse_origins(value: object) -> tuple[str, ...]:
 
 UserNames = Annotated[tuple[str, ...], BeforeValidator(_parse_user_names)]
 Origins = Annotated[tuple[str, ...], BeforeValidator(_parse_origins)]
+
+_WEBROOT_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+
+
+def parse_webroot(value: object) -> str:
+    """A path prefix as `/segment/.../`: leading and trailing slash, unreserved URL characters
+    only (it is written into every page and every `Set-Cookie` path), no `.` or `..` segment."""
+    segments = [part for part in str(value).strip().split("/") if part]
+    if len(segments) > 8 or any(
+        part in (".", "..") or not _WEBROOT_SEGMENT.match(part) for part in segments
+    ):
+        raise ValueError("is not a path prefix of letters, digits, '.', '_', '~', '-' and '/'")
+    return "/" + "".join(f"{part}/" for part in segments)
+
+
+WebRoot = Annotated[str, BeforeValidator(parse_webroot)]
 
 
 class WebSettings(SettingsGroup):
@@ -186,6 +203,13 @@ class WebSettings(SettingsGroup):
         least="100ms",
         most="1h",
         help="Least time between two `stats` frames (message and unread counts) on /api/events.",
+    )
+    ui_webroot: WebRoot = setting(
+        "/",
+        env="MXRELAY_UI_WEBROOT",
+        form="path",
+        help="Path prefix the web UI and API are served under (behind an ingress that forwards "
+        "/mail/... as is, say /mail/); /livez, /readyz and /healthz answer at the root too.",
     )
 
 

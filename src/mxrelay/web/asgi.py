@@ -1,8 +1,10 @@
-"""The application on MXRELAY_HTTP_LISTEN: the operator's page, the `/api/v1` message log, probes.
+"""The application on MXRELAY_HTTP_LISTEN: the operator's console, the `/api/v1` message log,
+probes, all under MXRELAY_UI_WEBROOT (the probes answer at the root as well).
 
 Middlewares guard it, outermost first. `SecurityHeaders` adds to every response the headers that
-keep the page from being framed, sniffed into another type, or made to run anything but its own
-style sheet. `HostCheck` answers 400 to a `Host` header that names none of the relay's names, so a
+keep it from being framed, sniffed into another type, or made to run or load anything (a
+console page replaces the policy with its own, which allows its own script and style files and
+nothing inline: `web/console/policy.py`). `HostCheck` answers 400 to a `Host` header that names none of the relay's names, so a
 web page whose domain an attacker re-points at the relay (DNS rebinding) cannot read the message
 log through a victim's browser, even on a port-forwarded or loopback listener. `OriginCheck`
 (`origins.py`) refuses what other sites' pages send and answers CORS. `AuditTrail` (`audit.py`)
@@ -12,9 +14,7 @@ records state-changing requests, and `BasicAuth` (`auth.py`) lets in only users 
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import ipaddress
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse
+from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mxrelay.config import Settings
@@ -33,12 +34,13 @@ from mxrelay.web.api_v1 import Sending, api_routes
 from mxrelay.web.api_v1.events import routes as event_routes
 from mxrelay.web.audit import Auditor, AuditTrail
 from mxrelay.web.auth import BasicAuth, WebUsers
+from mxrelay.web.console import Explain, console_routes
 from mxrelay.web.events import EventHub
 from mxrelay.web.health import health_routes
 from mxrelay.web.info import RelayFacts, relay_info
 from mxrelay.web.origins import CorsPolicy, OriginCheck
 from mxrelay.web.paths import CleanPaths
-from mxrelay.web.ui import STYLE, ui_routes
+from mxrelay.web.roles import acts
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,21 +144,16 @@ class HostCheck:
         await self.app(scope, receive, send)
 
 
-def _style_hash(style: str) -> str:
-    digest = hashlib.sha256(style.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
-        f"style-src {_style_hash(STYLE)}",
         "form-action 'self'",
         "base-uri 'none'",
         "frame-ancestors 'none'",
     )
 )
-"""No script, no remote resource, the one inline style sheet, the search form, no framing."""
+"""No script, no style, no remote resource, no framing: what every response but a console page
+(which sets its own) carries."""
 
 SECURITY_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
@@ -214,12 +211,24 @@ def web_app(
     wall_clock: Callable[[], float] = time.time,
     sending: Sending | None = None,
     events: EventHub | None = None,
+    webroot: str = "/",
+    explain: Explain | None = None,
 ) -> ASGIApp:
     """The routes inside the middlewares; outside Starlette's own error handler too, so even its
-    500 answer carries the security headers."""
+    500 answer carries the security headers. Everything is under `webroot` (`/` or `/prefix/`);
+    the probes answer at the root too, where Kubernetes and load balancers look for them."""
     info = functools.partial(relay_info, facts, metrics)
-    api = api_routes(db, info_facts=info, sending=sending, health=health)
-    routes = Starlette(routes=[*ui_routes(db), *api, *event_routes(events), *health_routes(health)])
+    served: list[BaseRoute] = [
+        *console_routes(
+            db, health, webroot=webroot, explain=explain, operator=lambda r: acts(r.scope)
+        ),
+        *api_routes(db, info_facts=info, sending=sending, health=health),
+        *event_routes(events),
+        *health_routes(health),
+    ]
+    if webroot != "/":
+        served = [Mount(webroot.rstrip("/"), routes=served), *health_routes(health)]
+    routes = Starlette(routes=served)
     authenticated = BasicAuth(routes, access.users, failure_limit=access.failure_limit, clock=clock)
     audited = AuditTrail(authenticated, Auditor(db, wall_clock))
     guarded = OriginCheck(audited, access.cors, clock=clock)

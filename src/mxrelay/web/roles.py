@@ -78,6 +78,13 @@ def principal_of(scope: Mapping[str, Any]) -> Principal | None:
     return found if isinstance(found, Principal) else None
 
 
+def acts(scope: Mapping[str, Any]) -> bool:
+    """Whether the request was let in with the operator's role (the console shows actions only
+    then; the API checks the role again on each action)."""
+    principal = principal_of(scope)
+    return principal is not None and principal.role.allows(Role.OPERATOR)
+
+
 def client_address(scope: Mapping[str, Any]) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"

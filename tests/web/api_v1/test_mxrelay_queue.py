@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 from mxrelay.app import Relay
 from mxrelay.health import ConditionName
 from mxrelay.model import QueueState
+from mxrelay.web.api_v1.mxrelay_queue import ACTIONS
 from tests.support.dns_server import DnsServer
 from tests.support.relay_app import entry_in_state, running_relay, send_mail
 
@@ -84,3 +85,37 @@ async def test_actions_on_a_message(relay: Relay) -> None:
         unknown = await http.post("/api/v1/mxrelay/message/01NOPE/retry")
         assert unknown.status_code == 404
         assert (await http.post(f"/api/v1/mxrelay/message/{ident}/explode")).status_code == 404
+
+
+async def test_actions_on_a_selection(relay: Relay) -> None:
+    await send_mail(relay, "app@example.org", ["sam@example.net"], MESSAGE)
+    async with client(relay) as http:
+        ids = [m["ID"] for m in (await http.get("/api/v1/messages")).json()["messages"]]
+        assert len(ids) == 2
+        answer = await http.post("/api/v1/mxrelay/messages/resume", json={"IDs": ids})
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["Action"], answer.json()["Changed"]) == ("resume", 2)
+        assert sorted(m["ID"] for m in answer.json()["Messages"]) == sorted(ids)
+        for ident in ids:
+            await entry_in_state(relay, ident, QueueState.QUEUED)
+        again = await http.post("/api/v1/mxrelay/messages/hold", json={"IDs": [ids[0]]})
+        assert again.json()["Changed"] == 1
+        await entry_in_state(relay, ids[0], QueueState.HELD)
+        # Never "all": an empty, missing or broken selection is refused.
+        selections: list[dict[str, list[str]]] = [{"IDs": []}, {}]
+        for body in selections:
+            refused = await http.post("/api/v1/mxrelay/messages/cancel", json=body)
+            assert (refused.status_code, refused.text) == (400, "no IDs given")
+        broken = await http.post("/api/v1/mxrelay/messages/cancel", content=b"{")
+        assert broken.status_code == 400
+        too_many = {"IDs": [f"01ID{n:022d}" for n in range(1001)]}
+        refused = await http.post("/api/v1/mxrelay/messages/cancel", json=too_many)
+        assert (refused.status_code, refused.text) == (400, "at most 1000 IDs at once")
+        assert (
+            await http.post("/api/v1/mxrelay/messages/explode", json={"IDs": ids})
+        ).status_code == 404
+        entries = (await http.get("/api/v1/audit")).json()["entries"]
+        assert [(e["Action"], e["Count"]) for e in entries if e["Action"] in ACTIONS] == [
+            ("hold", 1),
+            ("resume", 2),
+        ]

@@ -20,12 +20,12 @@ from starlette.routing import BaseRoute, Route
 from mxrelay.mime.parts import Part, read_parts
 from mxrelay.mime.thumbnail import thumbnail
 from mxrelay.store.backend import Database
-from mxrelay.store.flags import set_read
 from mxrelay.store.mailbox import message_tags
 from mxrelay.store.message_log import MessageView, get_message, get_raw
 from mxrelay.store.schema import ID_LENGTH
 from mxrelay.store.search import SearchQuery, parse_search, search_messages
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found
+from mxrelay.web.api_v1.reading import mark_read
 from mxrelay.web.api_v1.shapes import headers, message
 
 THUMBNAIL_WORKERS = 2
@@ -107,7 +107,7 @@ class Message:
         tags = await message_tags(found.db, ident)
         # Parsing, hashing and encoding (a body may be megabytes of JSON) off the event loop.
         response = await asyncio.to_thread(message_response, found.view, found.raw, tags)
-        await set_read(found.db, [ident], True)
+        await mark_read(found.db, ident)
         return response
 
     async def headers(self, request: Request) -> Response:

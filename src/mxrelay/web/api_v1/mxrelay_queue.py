@@ -1,6 +1,8 @@
 """mxrelay's queue routes: `GET /api/v1/mxrelay/queue` (the summary) and
 `POST /api/v1/mxrelay/message/{ID}/{retry|hold|resume|cancel}` (an operator's actions on one
-message's queue entries, every variant).
+message's queue entries, every variant), and `POST /api/v1/mxrelay/messages/{action}` with
+`{"IDs": [...]}` for the same on a selection (at most `SELECTION_LIMIT` messages; an empty or
+missing list is refused, never taken as "all").
 
 The actions are `mxrelay queue`'s (`store/queue/admin.py`): `retry` makes the entries due at once
 (a dead one comes back with a fresh lifetime), `hold` keeps them from delivery until `resume`,
@@ -19,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mxrelay.health import Health
@@ -30,11 +32,18 @@ from mxrelay.store.message_log import get_message
 from mxrelay.store.overview import queue_overview
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from mxrelay.store.queue.entries import QueueEntry
+from mxrelay.web.api_v1.body import BodyError, TooLarge, decode_object, read_body
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found, rfc3339
 from mxrelay.web.api_v1.mxrelay_refusals import PREFIX
+from mxrelay.web.audit import audit
 
 ENTRIES_PER_MESSAGE = 1000
 """Variants one action reaches (a message has one per transform split, a handful at most)."""
+
+SELECTION_LIMIT = 1000
+"""Messages one selection action reaches; each is one bounded store call."""
+BODY_LIMIT = 256 * 1024
+"""Bytes of a selection's request body (1,000 ids of 26 characters, quoted, fit many times)."""
 
 ACTIONS: dict[str, Callable[[QueueAdmin, list[QueueEntry], float], Awaitable[int]]] = {
     "retry": lambda admin, entries, now: admin.retry(entries, now),
@@ -86,7 +95,39 @@ class QueueResource:
         result = {"ID": ident, "Action": action, "Changed": changed}
         if changed:
             await announce(database, ChangeKind.DELIVERY, result)
+        await audit(request, action=action, target=ident, count=changed)
         return JSONResponse(result)
+
+    async def act_many(self, request: Request) -> Response:
+        action = str(request.path_params["action"])
+        operate = ACTIONS.get(action)
+        try:
+            database = self.context.store()
+        except NoStore:
+            return not_found()
+        if operate is None:
+            return not_found()
+        try:
+            ids = decode_object(await read_body(request, BODY_LIMIT), "selection").texts("IDs")
+        except BodyError as exc:
+            return PlainTextResponse(
+                str(exc), status_code=413 if isinstance(exc, TooLarge) else 400
+            )
+        if not ids:
+            return PlainTextResponse("no IDs given", status_code=400)
+        if len(ids) > SELECTION_LIMIT:
+            return PlainTextResponse(f"at most {SELECTION_LIMIT} IDs at once", status_code=400)
+        results: list[dict[str, Any]] = []
+        total = 0
+        for ident in dict.fromkeys(ids):
+            changed = await self._operate(database, ident, operate)
+            result = {"ID": ident, "Action": action, "Changed": changed}
+            if changed:
+                await announce(database, ChangeKind.DELIVERY, result)
+            results.append(result)
+            total += changed
+        await audit(request, action=action, target=list(dict.fromkeys(ids)), count=total)
+        return JSONResponse({"Action": action, "Changed": total, "Messages": results})
 
     async def _operate(
         self,
@@ -107,4 +148,5 @@ def routes(context: ApiContext, health: Health | None) -> list[BaseRoute]:
     return [
         Route(f"{PREFIX}/queue", resource.summary),
         Route(f"{PREFIX}/message/{{id}}/{{action}}", resource.act, methods=["POST"]),
+        Route(f"{PREFIX}/messages/{{action}}", resource.act_many, methods=["POST"]),
     ]

@@ -36,6 +36,7 @@ from mxrelay.web.api_v1.send import (
     refusal_status,
     refusal_text,
 )
+from mxrelay.web.audit import audit
 
 BODY_LIMIT = 256 * 1024
 """Bytes of a release request (a list of addresses)."""
@@ -104,7 +105,9 @@ class Release:
             )
         )
         if not result.accepted:
+            await audit(request, action="release", target=ident, outcome="refused")
             return _text(f"SMTP error: {refusal_text(result)}", refusal_status(result))
+        await audit(request, action="release", target=ident, count=len(recipients))
         if result.stored and result.message_id is not None:
             await link_release(database, result.message_id, ident)
         return PlainTextResponse("ok")

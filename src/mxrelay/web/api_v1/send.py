@@ -27,6 +27,7 @@ from mxrelay.model import Peer
 from mxrelay.submission import Submit, SubmitResult, Submitted
 from mxrelay.web.api_v1.body import BodyError, TooLarge, decode_object, read_body
 from mxrelay.web.api_v1.compose import STRUCT, Composed, ComposeError, compose, read_send_request
+from mxrelay.web.audit import audit
 from mxrelay.web.roles import principal_of
 
 BODY_SLACK = 1024 * 1024
@@ -105,8 +106,11 @@ class Send:
                 smtputf8=composed.smtputf8,
             )
         )
+        recipients = composed.recipients
         if not result.accepted or result.message_id is None:
+            await audit(request, action="send", target=recipients, outcome="refused")
             return _error(refusal_text(result), refusal_status(result))
+        await audit(request, action="send", target=result.message_id, count=len(recipients))
         return JSONResponse({"ID": result.message_id})
 
 

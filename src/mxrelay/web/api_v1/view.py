@@ -20,9 +20,9 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mxrelay.mime.parts import Part, Reading, read_parts
-from mxrelay.store.flags import set_read
 from mxrelay.web.api_v1.context import ApiContext, NoStore
 from mxrelay.web.api_v1.message import Found, find_message, newest
+from mxrelay.web.api_v1.reading import mark_read
 
 PREVIEW_POLICY = "; ".join(
     (
@@ -85,7 +85,7 @@ class View:
         if found.raw is None:
             return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
         reading = await asyncio.to_thread(read_parts, found.raw)
-        await set_read(found.db, [found.view.id], True)
+        await mark_read(found.db, found.view.id)
         return found, reading
 
     async def html(self, request: Request) -> Response:

@@ -1,7 +1,9 @@
 """`GET /api/v1/webui`: Mailpit's WebUIConfiguration, with exactly its keys and truthful values.
 
-None of the Mailpit features it describes is configured in the relay: no SMTP relay of Mailpit's
-kind (the relay's own delivery is its queue), no SpamAssassin, no chaos triggers, no duplicate
+Releasing works wherever the relay keeps a log (`POST /api/v1/message/{ID}/release` puts a copy
+through the relay's own checks, store and queue), so `MessageRelay.Enabled` says whether there is a
+log; Mailpit's relay settings (its own SMTP server, allow and block lists, From override) have no
+counterpart and stay empty. Not configured either: SpamAssassin, no chaos triggers, no duplicate
 filter, no label; the delete-all button is not hidden.
 """
 
@@ -16,11 +18,11 @@ from starlette.routing import BaseRoute, Route
 from mxrelay.web.api_v1.context import ApiContext
 
 
-def web_ui_configuration() -> dict[str, Any]:
+def web_ui_configuration(releases: bool) -> dict[str, Any]:
     return {
         "Label": "",
         "MessageRelay": {
-            "Enabled": False,
+            "Enabled": releases,
             "SMTPServer": "",
             "ReturnPath": "",
             "AllowedRecipients": "",
@@ -41,7 +43,7 @@ class WebUi:
         self.context = context
 
     async def get(self, request: Request) -> Response:
-        return JSONResponse(web_ui_configuration())
+        return JSONResponse(web_ui_configuration(self.context.db() is not None))
 
 
 def routes(context: ApiContext) -> list[BaseRoute]:

@@ -1,0 +1,127 @@
+"""The message list: newest first, searchable, paged by key, refreshed in place.
+
+`/` is the page; the same URL asked by htmx for `#messages` answers the table alone, which is how
+a new message appears, or a state changes, without a reload (the page's script asks on each
+event of the relay's event socket, or every few seconds without one). Paging is by key
+(`store.console.PageKey`), never by offset, so an old page costs what the first one does. The
+search is the API's (`store.search.parse_search`) and lives in the URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mxrelay.mime.addresses import split_list
+from mxrelay.store.console import PageKey, log_version, message_page, row_facts
+from mxrelay.store.search import MessageSummary, SearchQuery, count_messages, parse_search
+from mxrelay.web.console.context import ConsoleContext
+from mxrelay.web.console.render import is_fragment, page
+
+QUERY_LIMIT = 1000
+"""Characters of a search the list takes (the rest is cut)."""
+
+PAGE_SIZE = 50
+TRANSFORM_LABELS = {"ics:strip": "calendar stripped", "ics:attach": "calendar as attachment"}
+"""The badge of each transform (`mime.pipeline.transform_name`, `-deep` aside)."""
+
+
+def transform_labels(transforms: tuple[str, ...]) -> tuple[str, ...]:
+    labels = (TRANSFORM_LABELS.get(t.removesuffix("-deep"), t) for t in transforms)
+    return tuple(dict.fromkeys(labels))
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    summary: MessageSummary
+    sender: str
+    to: str
+    states: tuple[tuple[str, int], ...]
+    transforms: tuple[str, ...]
+
+
+def _first(addresses: str, fallback: str) -> str:
+    found = split_list(addresses[:4096])
+    return found[0] if found else fallback
+
+
+def _recipients(addresses: str) -> str:
+    found = split_list(addresses[:4096])
+    shown = ", ".join(found[:3])
+    return f"{shown} +{len(found) - 3}" if len(found) > 3 else shown
+
+
+class Messages:
+    def __init__(self, context: ConsoleContext) -> None:
+        self.context = context
+
+    async def count(self, request: Request) -> Response:
+        """How many messages match, asked by the page after it is shown: a count of a broad
+        search reads every match, which the list itself never has to."""
+        query = request.query_params.get("q", "").strip()[:QUERY_LIMIT]
+        database = self.context.db()
+        total = 0
+        if database is not None:
+            total = await count_messages(database, parse_search(query) if query else SearchQuery())
+        return page(self.context, request, "_count.html", total=total, query=query)
+
+    async def index(self, request: Request) -> Response:
+        if request.query_params.get("fragment") == "count":
+            return await self.count(request)
+        query = request.query_params.get("q", "").strip()[:QUERY_LIMIT]
+        token = request.query_params.get("page", "")
+        key = PageKey.parse(token) if token else None
+        database = self.context.db()
+        values: dict[str, Any] = {"query": query, "query_limit": QUERY_LIMIT}
+        if database is None:
+            return page(self.context, request, "messages.html", section="messages", no_store=True)
+        version = await log_version(database)
+        refresh = is_fragment(request, "messages")
+        if refresh and request.query_params.get("since") == version:
+            # Nothing arrived and nothing was attempted since this table was drawn: htmx keeps it.
+            return Response(status_code=204, headers={"cache-control": "no-store"})
+        search = parse_search(query) if query else SearchQuery()
+        found = await message_page(database, search, key=key, limit=PAGE_SIZE)
+        facts = await row_facts(database, [m.id for m in found.messages])
+        rows = []
+        for m in found.messages:
+            fact = facts.get(m.id)
+            transforms = fact.transforms if fact else ()
+            rows.append(
+                Row(
+                    summary=m,
+                    sender=_first(m.header_from, m.mail_from or "<>"),
+                    to=_recipients(m.header_to),
+                    states=fact.states if fact else (),
+                    transforms=transform_labels(transforms),
+                )
+            )
+        base = self.context.webroot
+
+        def url(**params: str) -> str:
+            kept = {k: v for k, v in (("q", query), *params.items()) if v}
+            return base + ("?" + urlencode(kept) if kept else "")
+
+        listed = url(page=token if key else "").removeprefix(base)
+        values.update(
+            rows=rows,
+            link_suffix="?" + urlencode({"back": listed}) if listed else "",
+            page_key=key,
+            count_url=url(fragment="count") if key is None else None,
+            next_url=url(page=found.next_key.token()) if found.next_key else None,
+            first_url=url(),
+            fragment_url=url(page=token if key else "", since=version),
+            no_store=False,
+        )
+        template = "_messages_table.html" if refresh else "messages.html"
+        return page(self.context, request, template, section="messages", **values)
+
+
+def routes(context: ConsoleContext) -> list[BaseRoute]:
+    resource = Messages(context)
+    return [Route("/", resource.index)]

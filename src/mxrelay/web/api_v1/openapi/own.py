@@ -6,15 +6,19 @@ from __future__ import annotations
 
 from mxrelay.model import Reason
 from mxrelay.web.api_v1.context import MAX_LIMIT
+from mxrelay.web.api_v1.mxrelay_queue import SELECTION_LIMIT
 from mxrelay.web.api_v1.openapi.mailpit import LIMIT, MESSAGE_ID, NOT_FOUND, START
 from mxrelay.web.api_v1.openapi.parts import (
+    STRINGS,
     Json,
     answer,
     json_answer,
     operation,
     path_parameter,
     query_parameter,
+    request_obj,
     schema,
+    text_answer,
 )
 
 QUEUE_ACTIONS = ("retry", "hold", "resume", "cancel")
@@ -61,6 +65,23 @@ def queue_paths() -> dict[str, Json]:
                 "(PostgreSQL) and the status conditions that fail.",
                 tag="mxrelay",
                 answers={"200": json_answer("The summary", schema("QueueSummary"))},
+            )
+        },
+        "/api/v1/mxrelay/messages/{Action}": {
+            "post": operation(
+                "actOnQueueSelection",
+                "Retry, hold, resume or cancel several messages",
+                f"The action of `/api/v1/mxrelay/message/{{ID}}/{{Action}}` on each message "
+                f"`IDs` names (at most {SELECTION_LIMIT}; none is refused, never taken as all).",
+                tag="mxrelay",
+                parameters=[action],
+                body=request_obj({"IDs": STRINGS}, required=["IDs"]),
+                body_required=True,
+                answers={
+                    "200": json_answer("What changed", schema("QueueActions")),
+                    "404": NOT_FOUND,
+                    "413": text_answer("The request is too large"),
+                },
             )
         },
         "/api/v1/mxrelay/message/{ID}/{Action}": {

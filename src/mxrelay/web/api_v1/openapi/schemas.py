@@ -243,6 +243,13 @@ OWN: dict[str, Json] = {
             "Changed": described(COUNT, "Entries changed (0: none was in a state it applies to)"),
         }
     ),
+    "QueueActions": obj(
+        {
+            "Action": {"type": "string", "enum": ["retry", "hold", "resume", "cancel"]},
+            "Changed": described(COUNT, "Entries changed, all messages together"),
+            "Messages": array(schema("QueueAction")),
+        }
+    ),
     "Refusal": obj(
         {
             "ID": {"type": "integer"},

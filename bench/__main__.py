@@ -30,6 +30,7 @@ BENCHMARKS = (
     "graph",
     "data_memory",
     "console",
+    "message_log",
     "soak",
 )
 EXIT_INTERRUPTED = 130

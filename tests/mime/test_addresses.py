@@ -14,6 +14,7 @@ from mxrelay.mime.addresses import (
     _SIMPLE,
     ENTRY_LIMIT,
     NESTING_LIMIT,
+    named_addresses,
     nesting,
     parse_addresses,
     read_author,
@@ -129,3 +130,40 @@ def test_the_fast_path_pattern_has_no_nested_ambiguity() -> None:
     # Every repetition of _SIMPLE is followed by something it cannot match itself; a pattern
     # with two adjacent blank runs took quadratic time on a long run of blanks.
     assert not re.search(r"\[ \\t\]\*\[ \\t\]", _SIMPLE.pattern)
+
+
+@pytest.mark.parametrize(
+    ("value", "mailboxes"),
+    [
+        ("Alex <alex@example.net>", (("Alex", "alex@example.net"),)),
+        ('"Doe, John" <j@x.org>, b@y.org', (("Doe, John", "j@x.org"), ("", "b@y.org"))),
+        ("=?utf-8?q?J=C3=BCrgen?= <j@x.net>", (("Jürgen", "j@x.net"),)),
+        ("Jürgen Ö <j@x.net>", (("Jürgen Ö", "j@x.net"),)),
+        ('"quoted \\" name" <q@x.y>', (('quoted " name', "q@x.y"),)),
+        ("a@b.c (comment)", (("", "a@b.c"),)),
+        ("undisclosed-recipients:;", ()),
+        ("team: a@x.org, b@y.org;", (("", "a@x.org"), ("", "b@y.org"))),
+        ("postmaster", ()),
+        ("", ()),
+    ],
+)
+def test_named_addresses(value: str, mailboxes: tuple[tuple[str, str], ...]) -> None:
+    assert named_addresses(value) == mailboxes
+
+
+def test_named_addresses_are_bounded() -> None:
+    many = ", ".join(f"user{n}@example.org" for n in range(3000))
+    assert len(named_addresses(many, limit=1000)) == 1000
+    assert len(named_addresses(many, characters=100)) == 5
+    huge = "(" * 50 + "x@y.z" + ")" * 50
+    assert named_addresses(huge) == (("", "x@y.z"),)  # beyond NESTING_LIMIT: no parse, no name
+    assert named_addresses("a" * (ENTRY_LIMIT + 10) + "@b.c") == (
+        ("", "a" * (ENTRY_LIMIT + 10) + "@b.c"),
+    )
+
+
+@given(st.text(max_size=300))
+def test_named_addresses_never_raise(value: str) -> None:
+    for name, address in named_addresses(value):
+        assert isinstance(name, str)
+        assert address

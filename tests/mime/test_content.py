@@ -65,3 +65,18 @@ def test_never_raises(data: bytes) -> None:
     content = message_content(data, 512)
     assert len(content.text.encode()) <= 3 * 512
     assert len(content.html.encode()) <= 3 * 512
+
+
+def test_inline_parts_apart_from_attachments() -> None:
+    raw = (
+        b'Content-Type: multipart/related; boundary="r"\r\n\r\n'
+        b"--r\r\nContent-Type: text/html\r\n\r\n<img src=cid:c>\r\n"
+        b"--r\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename=c.png\r\n\r\n"
+        b"iVBO\r\n"
+        b"--r\r\nContent-Type: text/plain\r\nContent-Disposition: inline\r\n\r\nmore text\r\n"
+        b"--r\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=a.csv\r\n\r\n"
+        b"a,b\r\n--r--\r\n"
+    )
+    content = message_content(raw, 1000)
+    assert [a.filename for a in content.inlines] == ["c.png"]
+    assert [a.filename for a in content.attachments] == ["a.csv"]

@@ -29,10 +29,12 @@ from mxrelay.store import message_log
 from mxrelay.store.changes import ChangeKind
 from mxrelay.store.commit import GroupCommitter
 from mxrelay.store.feed import EventFeed
+from mxrelay.store.listing import list_page
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
+from mxrelay.store.search import parse_search
 from mxrelay.upstream.pool import UpstreamPool
-from tests.store.helpers import transaction
+from tests.store.helpers import accept, record, transaction
 from tests.support import smarthost as smarthost_support
 from tests.support.polling import until
 from tests.support.smarthost import Smarthost
@@ -264,3 +266,33 @@ async def test_a_pruning_run_that_pruned_messages_announces_it(
 async def _delivered(stage: QueueStage) -> bool | None:
     assert stage.queue is not None
     return True if (await stage.queue.stats()).counts.get(QueueState.DELIVERED) else None
+
+
+async def test_rows_stored_before_the_message_list_are_filled_in_the_background(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    async with open_store(url) as db:
+        raw = (
+            b"From: Ann <ann@example.net>\r\nTo: Bob <bob@example.org>\r\nSubject: old\r\n\r\nx\r\n"
+        )
+        await accept(db, record(transaction(data=raw)))
+        await db.write(lambda conn: conn.exec_driver_sql("UPDATE messages SET addresses = NULL"))
+        await db.write(lambda conn: conn.exec_driver_sql("DELETE FROM message_fields"))
+    settings = settings_for(url, MXRELAY_DELIVERY="hold")
+    stage = await open_queue_stage(
+        plan_stages(settings), settings, {}, metrics=Metrics(), health=Health()
+    )
+    try:
+        assert stage.db is not None
+        database = stage.db
+
+        async def filled() -> bool:
+            page = await list_page(database, parse_search("from:ann"))
+            return bool(page.messages) and page.messages[0].addresses.to == (
+                ("Bob", "bob@example.org"),
+            )
+
+        await until(filled, what="the older row filled in by the backfill")
+    finally:
+        await stage.aclose(5.0)

@@ -53,20 +53,20 @@ async def test_rows_come_back_in_the_order_given(db: Database) -> None:
 
 
 async def test_inserts_and_named_statements(db: Database) -> None:
-    tags = [{"message_id": f"m{n}", "tag": "t"} for n in range(3)]
-    rename = text("UPDATE message_tags SET tag = :tag WHERE message_id = :message_id")
+    tags = [{"key": f"k{n}", "name": "t"} for n in range(3)]
+    rename = text("UPDATE tags SET name = :name WHERE key = :key")
 
     def write(conn: Connection) -> None:
-        insert_many(conn, schema.message_tags, tags)
-        insert_many(conn, schema.message_tags, [])
-        execute_many(conn, rename, [{"message_id": "m1", "tag": "renamed"}])
+        insert_many(conn, schema.tags, tags)
+        insert_many(conn, schema.tags, [])
+        execute_many(conn, rename, [{"key": "k1", "name": "renamed"}])
         execute_many(conn, rename, [])
 
     await db.write(write)
 
     def read(conn: Connection) -> list[tuple[str, str]]:
-        t = schema.message_tags
-        rows = conn.execute(select(t.c.message_id, t.c.tag).order_by(t.c.message_id))
+        t = schema.tags
+        rows = conn.execute(select(t.c.key, t.c.name).order_by(t.c.key))
         return [(row[0], row[1]) for row in rows]
 
-    assert await db.read(read) == [("m0", "t"), ("m1", "renamed"), ("m2", "t")]
+    assert await db.read(read) == [("k0", "t"), ("k1", "renamed"), ("k2", "t")]

@@ -24,8 +24,8 @@ T = TypeVar("T")
 
 def tag(conn: Connection, items: Sequence[str]) -> list[str]:
     conn.execute(
-        text("INSERT INTO message_tags (message_id, tag) VALUES (:m, :t)"),
-        [{"m": item, "t": "a"} for item in items],
+        text("INSERT INTO message_tags (message_id, tag_id) VALUES (:m, :t)"),
+        [{"m": item, "t": 1} for item in items],
     )
     return [f"tagged {item}" for item in items]
 
@@ -36,8 +36,8 @@ def untag(conn: Connection, items: Sequence[str]) -> None:
 
 def broken(conn: Connection, items: Sequence[str]) -> None:
     """A write the database refuses for what it writes (a duplicate key), not for its state."""
-    row = {"m": "dup", "t": "a"}
-    conn.execute(text("INSERT INTO message_tags (message_id, tag) VALUES (:m, :t)"), [row, row])
+    row = {"m": "dup", "t": 1}
+    conn.execute(text("INSERT INTO message_tags (message_id, tag_id) VALUES (:m, :t)"), [row, row])
 
 
 async def tags(db: Database) -> list[str]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert
-
-from mxrelay.store import schema
 from mxrelay.store.backend import Database
 from mxrelay.store.flags import set_read
 from mxrelay.store.mailbox import mailbox_stats, message_tags
+from mxrelay.store.tags import set_tags
 from tests.store.helpers import accept, record
 
 
@@ -18,12 +16,8 @@ async def test_counts_tags_and_size(db: Database) -> None:
     first, second, third = record(), record(), record()
     await accept(db, first, second, third)
     await set_read(db, [second.id], True)
-    rows = [
-        {"message_id": first.id, "tag": "invoice"},
-        {"message_id": first.id, "tag": "Alpha tag"},
-        {"message_id": third.id, "tag": "invoice"},
-    ]
-    await db.write(lambda conn: conn.execute(insert(schema.message_tags), rows))
+    await set_tags(db, [first.id], ["invoice", "Alpha tag"])
+    await set_tags(db, [third.id], ["invoice"])
     stats = await mailbox_stats(db)
     assert (stats.messages, stats.unread) == (3, 2)
     assert stats.tags == {"Alpha tag": 1, "invoice": 2}

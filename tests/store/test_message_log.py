@@ -10,7 +10,7 @@ from sqlalchemy import select
 from mxrelay.model import Peer, Reason, RefusedRecipient, Reply, SessionInfo, TlsInfo
 from mxrelay.store import message_log, schema
 from mxrelay.store.backend import Database
-from mxrelay.store.search import SearchQuery, count_messages, search_messages
+from mxrelay.store.search import SearchQuery, count_messages, parse_search, search_messages
 from tests.store.helpers import T0, accept, message_bytes, record, transaction
 
 RAW = (
@@ -62,6 +62,8 @@ async def test_everything_about_a_message_is_kept(db: Database) -> None:
     assert len(rec.compressed) < len(RAW) * 2
     [summary] = await search_messages(db, SearchQuery())
     assert (summary.attachments, summary.snippet) == (1, "Your invoice 4711 is attached.")
+    assert summary.addresses.sender == ("Jürgen", "jurgen@example.net")
+    assert summary.addresses.to == (("Bob", "bob@example.org"), ("", "carol@example.org"))
 
 
 async def test_refusals_are_logged(db: Database) -> None:
@@ -96,21 +98,24 @@ async def test_search(db: Database) -> None:
     )
     await accept(db, first, second)
 
-    async def ids(**kwargs: object) -> list[str]:
-        return [m.id for m in await search_messages(db, SearchQuery(**kwargs))]  # type: ignore[arg-type]
+    async def ids(query: str) -> list[str]:
+        return [m.id for m in await search_messages(db, parse_search(query))]
 
-    assert await ids() == [second.id, first.id]  # newest first
-    assert await ids(text="quarterly") == [first.id]
-    assert await ids(text="tracking number") == [second.id]
-    assert await ids(text="dave@example.com") == [second.id]
-    assert await ids(text="report tracking") == []
-    assert await ids(text='" OR 1=1 --') == []
-    assert await ids(sender="SHOP.example") == [second.id]
-    assert await ids(recipient="bob@") == [first.id]
-    assert await ids(state="queued") == [second.id, first.id]
-    assert await ids(state="delivered") == []
-    assert await ids(before=second.received_at) == [first.id]
-    assert await count_messages(db, SearchQuery(after=second.received_at)) == 1
+    assert await ids("") == [second.id, first.id]  # newest first
+    assert await ids("quarterly") == [first.id]
+    assert await ids("tracking number") == [second.id]
+    assert await ids('"tracking number"') == [second.id]
+    assert await ids('"number tracking"') == []
+    assert await ids("dave@example.com") == [second.id]
+    assert await ids("report tracking") == []
+    assert await ids('" OR 1=1 --') == []
+    assert await ids("addressed:SHOP.example") == [second.id]
+    assert await ids("to:bob@") == [second.id, first.id]  # the To field of both
+    assert await ids("bcc:dave@") == [second.id]  # an envelope recipient no field names
+    assert await ids("status:queued") == [second.id, first.id]
+    assert await ids("status:delivered") == []
+    assert await ids(f"before:{int(second.received_at) - 1}") == [first.id]
+    assert await count_messages(db, parse_search(f"after:{int(second.received_at)}")) == 1
 
 
 HOSTILE = (
@@ -134,7 +139,7 @@ async def test_text_either_database_refuses_is_kept_with_replacement_characters(
     assert view.header_from == "a\ufffdb@example.net"
     assert view.mail_from == '"a\ufffdb"@example.net'
     assert await message_log.get_raw(db, rec.id) == HOSTILE  # the bytes themselves are untouched
-    [summary] = await search_messages(db, SearchQuery(text="pair"))
+    [summary] = await search_messages(db, parse_search("pair"))
     assert summary.snippet == "+2D0- lone +2D3cAQ- pair"
     refused = RefusedRecipient("x\x00y@example.com", Reply(550, "1.1", "no\ud800"), Reason.SYNTAX)
     refusal = message_log.Refusal(
@@ -149,8 +154,8 @@ async def test_text_either_database_refuses_is_kept_with_replacement_characters(
     )
 
 
-async def test_sender_and_recipient_filters_find_wildcards_literally(db: Database) -> None:
-    """`from:a_b` is the text a_b, not LIKE's a-any-character-b."""
+async def test_address_filters_find_wildcards_literally(db: Database) -> None:
+    """`addressed:a_b` is the text a_b, not LIKE's a-any-character-b."""
     plain = record(transaction(mail_from="axb@example.net", recipients=("c%d@example.org",)))
     marked = record(
         transaction(
@@ -161,11 +166,13 @@ async def test_sender_and_recipient_filters_find_wildcards_literally(db: Databas
     )
     await accept(db, plain, marked)
 
-    async def ids(**kwargs: str) -> list[str]:
-        return [m.id for m in await search_messages(db, SearchQuery(**kwargs))]  # type: ignore[arg-type]
+    async def ids(query: str) -> list[str]:
+        return [m.id for m in await search_messages(db, parse_search(query))]
 
-    assert await ids(sender="a_b") == [marked.id]
-    assert await ids(sender="%") == []
-    assert await ids(sender="/") == []
-    assert await ids(recipient="c%d") == [plain.id]
-    assert await ids(recipient="c_d") == []
+    assert await ids("addressed:a_b") == [marked.id]
+    assert await ids("addressed:%") == [plain.id]  # its envelope recipient c%d
+    assert await ids("addressed:/") == []
+    assert await ids("bcc:c%d") == [plain.id]
+    assert await ids("bcc:c_d") == []
+    assert await ids("addressed:a_b@example") == [marked.id]
+    assert await ids("addressed:%@example") == []

@@ -22,12 +22,17 @@ from mxrelay.store.open import OpenMode, open_store
 from tests.support.postgres import PostgresServer
 
 ROUNDS = 3
+DIALECT_TABLES = ("message_search", "message_fields_search")
+DIALECT_INDEXES = frozenset({"ix_message_fields_trgm"})
 
 
 def _is_schema_object(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
     if kind == "table" and name is not None:
-        # the full-text table (and FTS5's shadow tables) are dialect-specific, made by the migration
-        return not name.startswith("message_search") and name != "alembic_version"
+        # the full-text tables (and FTS5's shadow tables) are dialect-specific, made by the
+        # migrations
+        return not name.startswith(DIALECT_TABLES) and name != "alembic_version"
+    if kind == "index" and name is not None:
+        return name not in DIALECT_INDEXES
     return True
 
 

@@ -13,7 +13,7 @@ from mxrelay.model import Reason, RefusedRecipient, Reply
 from mxrelay.store import message_log
 from mxrelay.store.backend import Database
 from mxrelay.store.retention import Pruner, RetentionPolicy
-from mxrelay.store.search import SearchQuery, search_messages
+from mxrelay.store.search import count_messages, parse_search, search_messages
 from tests.store.helpers import T0, accept, message_bytes, record, transaction
 
 DAY = 86400.0
@@ -60,8 +60,12 @@ async def test_bodies_go_first_metadata_later_and_queued_mail_stays(db: Database
     assert await message_log.get_message(db, ancient) is None
     assert await message_log.get_raw(db, still_queued) is not None  # queued: never pruned
     # the full-text row of a pruned body keeps subject and addresses, not the body text
-    assert [m.id for m in await search_messages(db, SearchQuery(text="findme"))] == []
-    assert old_delivered in [m.id for m in await search_messages(db, SearchQuery(text="Hello"))]
+    assert [m.id for m in await search_messages(db, parse_search("findme"))] == []
+    assert old_delivered in [m.id for m in await search_messages(db, parse_search("Hello"))]
+    # every row of a pruned message goes, its searchable fields and its count included
+    fields = await db.read(lambda c: c.execute(text("SELECT message_id FROM message_fields")).all())
+    assert sorted(row[0] for row in fields) == sorted([old_delivered, recent, still_queued])
+    assert await count_messages(db, parse_search("")) == 3
     assert metrics.store_pruned.labels(kind="bodies")._value.get() == 2
 
 

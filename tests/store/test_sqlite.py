@@ -21,7 +21,7 @@ BLOB = b"x" * 100_000
 
 
 def insert_tag(conn: Connection, name: str, fail: str = "") -> str:
-    conn.execute(text("INSERT INTO message_tags (message_id, tag) VALUES (:m, 'a')"), {"m": name})
+    conn.execute(text("INSERT INTO message_tags (message_id, tag_id) VALUES (:m, 1)"), {"m": name})
     if fail:
         conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
     return name

@@ -166,6 +166,7 @@ TEST_VARIABLES = (
     "MXRELAY_CONSOLE_BENCH_MESSAGES",
     "MXRELAY_CONSOLE_BENCH_REQUESTS",
     "MXRELAY_WRITE_SCREENSHOTS",
+    "MXRELAY_BENCH_LOG_STORE",
 )
 """MXRELAY_ names that are not settings: the test suite's and the benchmarks' own knobs (`make fuzz`,
 the soak, the console's benchmark and screenshots set them), which a relay started from that

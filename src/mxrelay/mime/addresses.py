@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mxrelay.mime.parse import FieldFinder, header_region
+from mxrelay.mime.text import decode_words
 
 ENTRY_LIMIT = 2048
 """Characters of one address entry (or a whole From field) handed to the RFC 5322 parser."""
@@ -170,3 +171,48 @@ def author_of(raw: bytes | None, *, complete: bool = True) -> Author:
 def split_list(stored: str) -> list[str]:
     """The items of an address list as the store keeps it (addr-specs joined by commas)."""
     return [item.strip() for item in _LIST_ITEM.findall(stored) if item.strip()]
+
+
+NamedAddress = tuple[str, str]
+"""(display name, addr-spec) of one mailbox, as Mailpit's API shows it (`{"Name", "Address"}`)."""
+
+_NAMED = re.compile(
+    rf"(?:(?:({_ATOM}(?:[ \t]+{_ATOM})*)|\"([^\"\\\r\n]*)\")[ \t]*)?<({_DOT_ATOM}@{_DOMAIN})>"
+    rf"|({_DOT_ATOM}@{_DOMAIN})"
+)
+"""`_SIMPLE`, with the display name captured (an atom run, or a quoted string)."""
+_LOOSE_ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]@]+@[^\s<>,;:\"()\[\]@]+")
+"""Something shaped like an address, for an entry the parser cannot read (linear: no nesting)."""
+
+
+def named_addresses(
+    value: str, *, limit: int = 1000, characters: int = 32 * 1024
+) -> tuple[NamedAddress, ...]:
+    """The mailboxes of an address-list field value, in order, each with its display name
+    (encoded words decoded); never raises. Read with bounds: the first `characters` of the value,
+    at most `limit` mailboxes, and each comma-separated entry within `ENTRY_LIMIT` and
+    `NESTING_LIMIT`; an entry beyond them or that the parser cannot read gives what looks like
+    an address in it, without a name. Groups are flattened, as Mailpit shows them."""
+    found: list[NamedAddress] = []
+    for item in _LIST_ITEM.findall(value[:characters].replace("\r", "").replace("\n", "")):
+        if len(found) >= limit:
+            break
+        entry = item.strip(" \t")
+        if entry:
+            found.extend(_entry_mailboxes(entry))
+    return tuple(found[:limit])
+
+
+def _entry_mailboxes(entry: str) -> tuple[NamedAddress, ...]:
+    simple = _NAMED.fullmatch(entry)
+    if simple is not None:
+        name = simple.group(1) or simple.group(2) or ""
+        return ((decode_words(name) if "=?" in name else name, simple.group(3) or simple.group(4)),)
+    if len(entry) > ENTRY_LIMIT or nesting(entry) > NESTING_LIMIT:
+        return tuple(("", m) for m in _LOOSE_ADDRESS.findall(entry[: ENTRY_LIMIT * 4]))
+    readable = entry.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    try:
+        header = _PARSER.header_factory("to", readable)
+        return tuple((str(a.display_name), str(a.addr_spec)) for a in header.addresses if a.domain)
+    except (ValueError, IndexError, AttributeError, TypeError, email.errors.HeaderParseError):
+        return tuple(("", m) for m in _LOOSE_ADDRESS.findall(entry))

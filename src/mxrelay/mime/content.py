@@ -43,6 +43,9 @@ class Content:
     text: str = ""
     html: str = ""
     attachments: tuple[Attachment, ...] = ()
+    inlines: tuple[Attachment, ...] = ()
+    """Parts shown in the body rather than attached (`Content-Disposition: inline` with a file
+    name or a type other than text), apart from the attachments as Mailpit counts them."""
     broken: str | None = None
     """Why the MIME structure could not be read (then everything else is empty)."""
 
@@ -52,7 +55,8 @@ def strip_tags(html: str) -> str:
 
 
 def message_content(data: bytes, limit: int) -> Content:
-    """The first text/plain and text/html bodies (at most `limit` decoded bytes each) and every
+    """The first text/plain and text/html bodies (at most `limit` decoded bytes each), every
+    inline part (`Content-Disposition: inline` with a file name, or not text) and every other
     attachment (a part with a file name or `Content-Disposition: attachment`, and attached
     messages); never raises."""
     try:
@@ -62,6 +66,7 @@ def message_content(data: bytes, limit: int) -> Content:
     text: str | None = None
     html: str | None = None
     attachments: list[Attachment] = []
+    inlines: list[Attachment] = []
     stack = [root]
     while stack:  # document order, without recursion
         entity = stack.pop()
@@ -69,13 +74,15 @@ def message_content(data: bytes, limit: int) -> Content:
             stack.extend(reversed(entity.children))
             continue
         kind = entity.content_type
-        if entity.filenames or entity.disposition == "attachment" or kind == "message/rfc822":
+        if entity.disposition == "inline" and (entity.filenames or not kind.startswith("text/")):
+            inlines.append(Attachment(entity.filename or "", kind, _decoded_size(data, entity)))
+        elif entity.filenames or entity.disposition == "attachment" or kind == "message/rfc822":
             attachments.append(Attachment(entity.filename or "", kind, _decoded_size(data, entity)))
         elif kind == "text/plain" and text is None:
             text = body_text(data, entity, limit)
         elif kind == "text/html" and html is None:
             html = body_text(data, entity, limit)
-    return Content(text or "", html or "", tuple(attachments))
+    return Content(text or "", html or "", tuple(attachments), tuple(inlines))
 
 
 def _encoding(data: bytes, entity: Entity) -> str:

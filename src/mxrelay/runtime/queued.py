@@ -42,6 +42,7 @@ from mxrelay.runtime.transforms import store_variants
 from mxrelay.runtime.worker import build_worker, group_committer, replica_name, smarthost_transport
 from mxrelay.sinks.queued import StoreSink
 from mxrelay.store.backend import Database, Dialect, StoreError
+from mxrelay.store.backfill import backfill_fields
 from mxrelay.store.changes import ChangeKind, announce
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.open import open_store
@@ -50,6 +51,10 @@ from mxrelay.store.retention import Pruner, RetentionPolicy
 from mxrelay.tasks import cancel_and_wait
 
 STATS_INTERVAL = 5.0
+BACKFILL_INTERVAL = 2.0
+BACKFILL_BATCHES = 10
+"""Batches of `store.backfill` per round: rows older than the message list's columns are filled
+in a few thousand at a time, and the store's other work goes on in between."""
 """Seconds between refreshes of the queue gauges (entries by state, oldest age)."""
 
 logger = logging.getLogger(__name__)
@@ -195,6 +200,7 @@ class QueueStage:
                 self._every(store.prune_interval.total_seconds(), lambda: self._prune(pruner)),
                 name="retention",
             ),
+            asyncio.create_task(self._every(BACKFILL_INTERVAL, self._backfill), name="backfill"),
         ]
 
     async def stop_delivering(self, grace: float, *, within: float | None = None) -> None:
@@ -242,6 +248,12 @@ class QueueStage:
         report = await pruner.run_once(self.clock().timestamp())
         if report.messages and self.db is not None:
             await announce(self.db, ChangeKind.PRUNE)  # the event clients reload the list
+
+    async def _backfill(self) -> None:
+        assert self.db is not None
+        for _ in range(BACKFILL_BATCHES):
+            if not await backfill_fields(self.db):
+                return
 
 
 def store_kind(db: Database) -> str:

@@ -77,6 +77,17 @@ async def announce(
     await db.write(_write, [(kind, data)], clock(), durable=False)
 
 
+async def announce_all(
+    db: Database,
+    changes: Sequence[tuple[ChangeKind, Mapping[str, Any] | str | None]],
+    *,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Several changes in one write (the frames of one API action)."""
+    if changes:
+        await db.write(_write, list(changes), clock(), durable=False)
+
+
 async def announce_each(
     db: Database,
     kind: ChangeKind,

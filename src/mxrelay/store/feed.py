@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Column, Table, desc, func, select
 from sqlalchemy.engine import Connection, RowMapping
 
-from mxrelay.store import schema
+from mxrelay.store import listing, schema
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.changes import Change, change_from_row
 from mxrelay.store.cursor import KeyCursor, Row
@@ -269,22 +269,16 @@ def _follow_deletions(conn: Connection, source: _Source, cursor: KeyCursor) -> N
 def _summaries(conn: Connection, ids: Sequence[str]) -> list[MessageSummary]:
     """The listing's summaries of these messages, in the order given (those deleted since are
     left out)."""
-    if not ids:
-        return []
-    m = schema.messages
-    names = MessageSummary.__dataclass_fields__
-    rows = conn.execute(select(*(m.c[name] for name in names)).where(m.c.id.in_(list(ids))))
-    by_id = {row.id: MessageSummary(**dict(row._mapping)) for row in rows}
+    by_id = {found.id: found for found in listing.summaries(conn, ids)}
     return [by_id[i] for i in ids if i in by_id]
 
 
 async def mailbox_counts(db: Database) -> tuple[int, int]:
-    """(messages, unread messages) in the log: Mailpit's `stats` frame."""
-    m = schema.messages
+    """(messages, unread messages) in the log: Mailpit's `stats` frame, from the counts the
+    store keeps beside the log (not counted per frame)."""
 
     def run(conn: Connection) -> tuple[int, int]:
-        total = conn.execute(select(func.count()).select_from(m)).scalar_one()
-        unread = conn.execute(select(func.count()).select_from(m).where(~m.c.seen)).scalar_one()
-        return int(total), int(unread)
+        counts = listing.mailbox_counts(conn)
+        return counts.total, counts.unread
 
     return await db.read(run)

@@ -17,14 +17,16 @@ import json
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from mxrelay.mime.addresses import author_of
+from mxrelay.mime.addresses import NamedAddress, author_of, named_addresses
 from mxrelay.mime.content import decode_body, message_content, strip_tags
 from mxrelay.mime.parse import FieldFinder, header_region
 from mxrelay.mime.text import decode_words
 from mxrelay.model import Transaction
 from mxrelay.received import received_header
+from mxrelay.store.fields import NO_SENDER, AddressLists
+from mxrelay.store.tags import header_tags
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 
 SNIPPET_LENGTH = 250
@@ -66,6 +68,13 @@ class Summary:
     snippet: str = ""
     body_text: str = ""
     attachments: int = 0
+    addresses: AddressLists = field(default_factory=AddressLists)
+    """From, To, Cc, Bcc and Reply-To with display names, as the header has them (the envelope's
+    blind recipients are added when the message is stored: `fields.with_envelope`)."""
+    inline: int = 0
+    tags: tuple[str, ...] = ()
+    """What an `X-Tags` header asks for (cleaned: `tags.header_tags`)."""
+    attachment_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +121,25 @@ BODY_DECODE_LIMIT = 256 * 1024
 """Decoded bytes of the body read for the snippet and the search text."""
 
 _SUMMARY_FIELDS = FieldFinder(
-    ("subject", "from", "to", "message-id", "content-type", "content-transfer-encoding")
+    (
+        "subject",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "message-id",
+        "content-type",
+        "content-transfer-encoding",
+        "x-tags",
+    )
 )
 _DELIMITERS = re.compile(r"[\s<>,;:\"()\[\]]+")
 
 
 def _raw_fields(data: bytes, end: int) -> dict[str, list[bytes]]:
     """Found by one regular expression (`mime.parse.FieldFinder`) in the first `HEADER_LIMIT`
-    bytes, not by `email.parser`: the summary needs six fields, the standard parser costs several
+    bytes, not by `email.parser`: the summary needs ten fields, the standard parser costs several
     times more per message on the accept path, and no object is made for other fields, however
     many a message has."""
     return _SUMMARY_FIELDS.values(data, end, SUMMARY_FIELDS_PER_NAME)
@@ -195,6 +215,34 @@ def _single_text(fields: dict[str, list[str]], body: bytes) -> str | None:
     return strip_tags(text) if kind == "text/html" else text
 
 
+def _mailboxes(fields: dict[str, list[str]], name: str) -> tuple[NamedAddress, ...]:
+    """The mailboxes of every field of this name, within the summary's bounds."""
+    values = fields.get(name)
+    if not values:
+        return ()
+    return named_addresses(
+        ", ".join(values),
+        limit=SUMMARY_ADDRESS_LIMIT,
+        characters=SUMMARY_ADDRESS_CHARACTERS,
+    )
+
+
+def address_lists(fields: dict[str, list[str]]) -> AddressLists:
+    """Mailpit's From (the first mailbox of the field; the field's text as the name when it
+    names none; empty without a field) and the other lists."""
+    sender = NO_SENDER
+    if "from" in fields:
+        mailboxes = _mailboxes({"from": fields["from"][:1]}, "from")
+        sender = mailboxes[0] if mailboxes else (_decode(fields["from"][0]), "")
+    return AddressLists(
+        sender,
+        _mailboxes(fields, "to"),
+        _mailboxes(fields, "cc"),
+        _mailboxes(fields, "bcc"),
+        _mailboxes(fields, "reply-to"),
+    )
+
+
 def summarise(data: bytes) -> Summary:
     """Header fields and text body for listing and search; never raises, and reads a bounded
     part of any message (`HEADER_LIMIT` of header, `BODY_DECODE_LIMIT` of text, `MimeLimits`)."""
@@ -204,11 +252,13 @@ def summarise(data: bytes) -> Summary:
     separator = data.find(b"\n", end)
     body = data[separator + 1 :] if complete and separator != -1 else b""
     text = _single_text(fields, body)
-    attachments = 0
+    attachments = inline = 0
+    names: tuple[str, ...] = ()
     if text is None:
         content = message_content(data, BODY_DECODE_LIMIT)
         text = content.text or strip_tags(content.html)
-        attachments = len(content.attachments)
+        attachments, inline = len(content.attachments), len(content.inlines)
+        names = tuple(a.filename for a in content.attachments if a.filename)
     words = collapse_spaces(text)
     # Read as the sender allow-list read it at the end of DATA (`read_author`).
     author = author_of(raw["from"][0] if "from" in raw else None, complete=complete)
@@ -220,6 +270,10 @@ def summarise(data: bytes) -> Summary:
         snippet=words[:SNIPPET_LENGTH],
         body_text=words[:SEARCH_TEXT_LIMIT],
         attachments=attachments,
+        addresses=address_lists(fields),
+        inline=inline,
+        tags=tuple(header_tags(",".join(fields.get("x-tags", ())))),
+        attachment_names=names,
     )
 
 

@@ -18,7 +18,10 @@ from mxrelay.model import AttemptOutcome, RefusedRecipient, SessionInfo
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
 from mxrelay.store.bulk import execute_many, insert_many
+from mxrelay.store.fields import FieldRow, with_envelope
 from mxrelay.store.ingest import NewMessage, decompress
+from mxrelay.store.search_sql import text_words
+from mxrelay.store.tags import tag_messages
 
 _INSERT_SEARCH = text(
     "INSERT INTO message_search (message_id, subject, addresses, body) "
@@ -75,10 +78,19 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage]) -> None:
     search_rows = []
     variant_rows = []
     recipient_rows = []
+    field_rows = []
+    tagged: dict[str, tuple[str, ...]] = {}
     for item in items:
         t = item.transaction
         s = item.summary
         session = t.session
+        lists = with_envelope(s.addresses, t.recipients)
+        refused = tuple(r.address for r in t.refused)
+        field_rows.append(
+            FieldRow(item.id, lists, t.mail_from, s.subject, s.message_id, refused).row()
+        )
+        if s.tags:
+            tagged[item.id] = s.tags
         message_rows.append(
             {
                 "id": item.id,
@@ -108,6 +120,8 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage]) -> None:
                 "transaction_id": t.transaction_id[:64],
                 "seen": False,
                 "body_pruned_at": None,
+                "addresses": lists.json(),
+                "inline_parts": s.inline,
             }
         )
         body_rows.append(
@@ -119,14 +133,11 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage]) -> None:
                 "raw": item.compressed,
             }
         )
-        addresses = " ".join((t.mail_from, s.header_from, s.header_to, *t.recipients))
+        named = (f"{n} {a}" for mailboxes in lists.lists() for n, a in mailboxes)
+        addresses = " ".join((t.mail_from, " ".join(lists.sender), *named, *t.recipients))
+        body = " ".join((s.body_text, *s.attachment_names)) if s.attachment_names else s.body_text
         search_rows.append(
-            {
-                "message_id": item.id,
-                "subject": s.subject,
-                "addresses": addresses,
-                "body": s.body_text,
-            }
+            {"message_id": item.id, "subject": s.subject, "addresses": addresses, "body": body}
         )
         sizes = {variant: (size, digest) for variant, size, digest in item.variant_sizes}
         state = "held" if item.hold_reason else "queued"
@@ -159,9 +170,19 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage]) -> None:
                 )
     insert_many(conn, schema.messages, message_rows)
     insert_many(conn, schema.message_bodies, body_rows)
+    if conn.dialect.name == "postgresql":
+        search_rows = [searchable_words(row) for row in search_rows]
     execute_many(conn, _INSERT_SEARCH, search_rows)
     insert_many(conn, schema.variants, variant_rows)
     insert_many(conn, schema.recipients, recipient_rows)
+    insert_many(conn, schema.message_fields, field_rows)
+    if tagged:
+        tag_messages(conn, tagged)
+
+
+def searchable_words(row: dict[str, str]) -> dict[str, str]:
+    """A full-text row as PostgreSQL's index should read it (`search_sql.text_words`)."""
+    return {key: value if key == "message_id" else text_words(value) for key, value in row.items()}
 
 
 def insert_refusals(conn: Connection, items: Sequence[Refusal]) -> None:

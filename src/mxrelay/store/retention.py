@@ -39,6 +39,7 @@ _MESSAGE_DELETES = (
     "prune_message_queue",
     "prune_message_attempts",
     "prune_message_tags",
+    "prune_message_fields",
     "prune_message",
 )
 

@@ -17,8 +17,15 @@ dialects); queries use these tables, or the named statements in `sql/`. Layout, 
   after delivery (state `delivered` or `dead`) as history and leave with the message.
 - `attempts`: every delivery attempt with its timing, transport, outcome and remote reply.
 - `refusals`: every recipient refused at RCPT, with the client, the sender and the reply.
-- `message_tags`: a message's tags, as Mailpit keeps them; the relay neither writes nor reads
-  them, and retention deletes them with their message.
+- `message_fields`: each message's header fields lower-cased for substring search (`search_sql.py`):
+  envelope sender, From, To, Cc, Bcc (with the envelope-only recipients), Reply-To, the recipients
+  its transaction had refused, Subject and Message-ID; indexed by trigrams (created by the
+  migration, not here: an FTS5 table on SQLite, a `pg_trgm` index on PostgreSQL).
+- `tags`, `message_tags`: tags as Mailpit has them (a name, case-insensitive: `key` is the name
+  lower-cased) and which messages carry them (`store/tags.py`); an `X-Tags` header sets them at
+  ingest; retention deletes a message's with the message.
+- `message_counts`: total and unread messages, kept by triggers on `messages` (created by the
+  migration) in the transaction that changes them: a listing reads them instead of counting.
 - `pacing_lanes`, `pacing_promises`: Graph's per-mailbox pacing state, shared by the replicas of
   one queue (`store/lanes.py`): a JSON state per sending mailbox plus the app-wide row `''`, and
   the slots promised to messages waiting in the queue.
@@ -95,9 +102,21 @@ messages = Table(
     Column("seen", Boolean, nullable=False),
     Column("body_pruned_at", Time),
     Column("released_from", String(ID_LENGTH)),
+    # Mailpit's From, To, Cc, Bcc and ReplyTo with display names (JSON, `store/fields.py`), and
+    # the number of inline parts; NULL on rows older than these columns, until the backfill has
+    # read them from the stored bytes.
+    Column("addresses", Text),
+    Column("inline_parts", Integer),
     Index("ix_messages_received_at", "received_at"),
     Index("ix_messages_mail_from", "mail_from"),
     Index("ix_messages_message_id_header", "message_id_header"),
+    Index(
+        "ix_messages_unfilled",
+        "id",
+        sqlite_where=text("addresses IS NULL"),
+        postgresql_where=text("addresses IS NULL"),
+    ),
+    Index("ix_messages_seen", "id", "seen", unique=True),
 )
 
 message_bodies = Table(
@@ -139,6 +158,7 @@ recipients = Table(
     Column("updated_at", Time, nullable=False),
     Index("ix_recipients_message", "message_id", "variant"),
     Index("ix_recipients_address", "address"),
+    Index("ix_recipients_state", "state", "message_id"),
 )
 
 queue = Table(
@@ -195,6 +215,7 @@ attempts = Table(
     Column("recipients", Text, nullable=False),
     Index("ix_attempts_message", "message_id", "variant"),
     Index("ix_attempts_started_at", "started_at"),
+    Index("ix_attempts_transport", "transport", "message_id"),
 )
 
 refusals = Table(
@@ -216,13 +237,53 @@ refusals = Table(
     Index("ix_refusals_recipient", "recipient"),
 )
 
+FIELD_COLUMNS = (
+    "envelope_from",
+    "from_list",
+    "to_list",
+    "cc_list",
+    "bcc_list",
+    "reply_to_list",
+    "refused_list",
+    "subject",
+    "message_id_header",
+)
+
+message_fields = Table(
+    "message_fields",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("message_id", String(ID_LENGTH), nullable=False),
+    *(Column(name, Text, nullable=False) for name in FIELD_COLUMNS),
+    UniqueConstraint("message_id", name="uq_message_fields_message"),
+)
+
+TAG_LENGTH = 255
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("name", String(TAG_LENGTH), nullable=False),
+    Column("key", String(TAG_LENGTH), nullable=False),
+    UniqueConstraint("key", name="uq_tags_key"),
+)
+
 message_tags = Table(
     "message_tags",
     metadata,
     Column("message_id", String(ID_LENGTH), nullable=False),
-    Column("tag", String(255), nullable=False),
-    PrimaryKeyConstraint("message_id", "tag"),
-    Index("ix_message_tags_tag", "tag"),
+    Column("tag_id", RowId, nullable=False),
+    PrimaryKeyConstraint("message_id", "tag_id"),
+    Index("ix_message_tags_tag_id", "tag_id", "message_id"),
+)
+
+message_counts = Table(
+    "message_counts",
+    metadata,
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("total", BigInteger, nullable=False),
+    Column("unread", BigInteger, nullable=False),
 )
 
 pacing_lanes = Table(

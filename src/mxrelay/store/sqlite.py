@@ -35,6 +35,10 @@ BUSY_POLLS = 20
 the `mxrelay queue` command) writes, a loop turn or BUSY_POLL apart, before it waits for the lock
 on the writer thread; their transactions are short, and SQLite's own wait sleeps a millisecond
 or more at a time."""
+READ_CACHE_KIB = 16 * 1024
+"""Page cache of each reader connection (SQLite's default is 2 MiB): the message list and its
+searches look rows up by id across indexes of tens of megabytes at a million messages, and each
+page that is not cached is a system call."""
 CHECKPOINT_COMMITS = 64
 """Commits between two checkpoints: the log stays at a few megabytes."""
 
@@ -318,6 +322,8 @@ def _engine(target: Target, *, writer: bool) -> Engine:
         cursor.execute("PRAGMA synchronous = NORMAL")  # the fsync after commit is `sync()`
         if writer:
             cursor.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints are `_checkpoint()`
+        else:
+            cursor.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
         cursor.execute("PRAGMA foreign_keys = OFF")
         cursor.close()
 

@@ -14,6 +14,7 @@ from mxrelay.store import schema
 from mxrelay.store.backend import Database
 from mxrelay.store.console.common import PAGE_LIMIT, json_strings
 from mxrelay.store.search import MessageSummary, SearchQuery, search_messages
+from mxrelay.store.search_terms import Filter, Term
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +77,16 @@ async def message_page(
 def _within(
     query: SearchQuery, *, after: float | None = None, before: float | None = None
 ) -> SearchQuery | None:
-    """`query` narrowed to [after, before); None when nothing can match."""
-    lows = [x for x in (after, query.after) if x is not None]
-    highs = [x for x in (before, query.before) if x is not None]
-    low = max(lows) if lows else None
-    high = min(highs) if highs else None
-    if low is not None and high is not None and low >= high:
+    """`query` narrowed to [after, before) by two more terms; None when nothing can match.
+    (The search's `before:` includes its bound, so the open end is the float just below.)"""
+    if after is not None and before is not None and after >= before:
         return None
-    return replace(query, after=low, before=high)
+    terms = list(query.terms)
+    if after is not None:
+        terms.append(Term(Filter.AFTER, number=after))
+    if before is not None:
+        terms.append(Term(Filter.BEFORE, number=math.nextafter(before, -math.inf)))
+    return replace(query, terms=tuple(terms))
 
 
 # --- the messages of a page --------------------------------------------------------------------

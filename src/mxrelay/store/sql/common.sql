@@ -184,6 +184,9 @@ DELETE FROM attempts WHERE message_id = :message_id
 -- name: prune_message_tags
 DELETE FROM message_tags WHERE message_id = :message_id
 
+-- name: prune_message_fields
+DELETE FROM message_fields WHERE message_id = :message_id
+
 -- name: prune_message
 DELETE FROM messages WHERE id = :message_id
 

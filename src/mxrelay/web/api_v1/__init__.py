@@ -30,9 +30,11 @@ from mxrelay.web.api_v1 import (
     release,
     send,
     swagger,
+    tags,
     view,
     webui,
 )
+from mxrelay.web.api_v1.changes import Change, ignore_change
 from mxrelay.web.api_v1.context import ApiContext
 from mxrelay.web.api_v1.send import Sending
 
@@ -46,14 +48,20 @@ def api_routes(
     started: float | None = None,
     sending: Sending | None = None,
     health: Health | None = None,
+    on_change: Callable[[Change], None] = ignore_change,
 ) -> list[BaseRoute]:
     """Every `/api/v1` route; `db` returns the open store (None in passthrough mode), `sending`
-    is the pipeline `/send` and `/release` submit to (none: those routes are absent)."""
-    context = ApiContext(db, info_facts, time.time() if started is None else started)
+    is the pipeline `/send` and `/release` submit to (none: those routes are absent); every
+    change the routes make to the log is announced to the live events through the store and
+    told to `on_change` (`changes.py`)."""
+    context = ApiContext(
+        db, info_facts, time.time() if started is None else started, on_change=on_change
+    )
     return [
         *info.routes(context),
         *webui.routes(context),
         *messages.routes(context),
+        *tags.routes(context),
         *message.routes(context),
         *deliveries.routes(context),
         *view.routes(context),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 from starlette.responses import PlainTextResponse
 
 from mxrelay.store.backend import Database
+from mxrelay.web.api_v1.changes import Change, announce_change, ignore_change
 
 MAX_LIMIT = 500
 MAX_START = 2**63 - 1
@@ -33,6 +35,16 @@ class ApiContext:
     """The relay's facts for `/info` (mode, database, SMTP counts)."""
     started: float
     """When the relay started (epoch seconds), for the uptime."""
+    on_change: Callable[[Change], None] = ignore_change
+    """Told of each change a route made to the message log, after it is committed
+    (`changes.py`): where the live events hook in."""
+    clock: Callable[[], float] = time.time
+
+    async def report(self, change: Change) -> None:
+        """Tell `on_change`, and announce the change to every replica's live clients (the store
+        is their bus: `store/changes.py`)."""
+        self.on_change(change)
+        await announce_change(self.db(), change)
 
     def store(self) -> Database:
         database = self.db()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mxrelay.mime.addresses import split_list
+from mxrelay.mime.addresses import NamedAddress, split_list
 from mxrelay.mime.envelope_fields import with_envelope
 from mxrelay.mime.fields import Fields, read_fields
 from mxrelay.mime.mailboxes import Mailbox, mailboxes
@@ -20,7 +20,6 @@ from mxrelay.mime.text import decode_words
 from mxrelay.mime.unsubscribe import list_unsubscribe
 from mxrelay.store.message_log import MessageView
 from mxrelay.store.search import MessageSummary
-from mxrelay.web.api_v1.context import rfc3339
 
 
 def addresses(stored: str) -> list[dict[str, str]]:
@@ -35,24 +34,45 @@ def sender(header_from: str, mail_from: str) -> dict[str, str]:
     return found[0] if found else {"Name": "", "Address": mail_from}
 
 
+def named_mailbox(named: NamedAddress) -> dict[str, str]:
+    """Mailpit's address object."""
+    return {"Name": named[0], "Address": named[1]}
+
+
+def named_mailboxes(named: Sequence[NamedAddress]) -> list[dict[str, str]]:
+    return [named_mailbox(item) for item in named]
+
+
+def created_time(timestamp: float) -> str:
+    """A time as Mailpit's JSON has it (Go's RFC 3339 with nanoseconds, of a time Mailpit keeps
+    to the millisecond): `2024-05-01T13:00:00.25Z`, the fraction's trailing zeros dropped."""
+    milliseconds = round(timestamp * 1_000_000) // 1000
+    moment = datetime.fromtimestamp(milliseconds // 1000, UTC)
+    fraction = f".{milliseconds % 1000:03d}".rstrip("0").rstrip(".")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
 def summary(message: MessageSummary) -> dict[str, Any]:
+    """Mailpit's MessageSummary: exactly its keys, in its order. The address lists are arrays
+    (Mailpit's list answers `null` for an empty one; its documentation, its live events and
+    the typed clients have arrays)."""
+    lists = message.addresses
     return {
         "ID": message.id,
-        "MessageID": message.message_id_header.strip("<>"),
+        "MessageID": message.message_id_header,
         "Read": message.seen,
-        "From": sender(message.header_from, message.mail_from),
-        "To": addresses(message.header_to),
-        "Cc": [],
-        "Bcc": [],
-        "ReplyTo": [],
+        "From": named_mailbox(lists.sender),
+        "To": named_mailboxes(lists.to),
+        "Cc": named_mailboxes(lists.cc),
+        "Bcc": named_mailboxes(lists.bcc),
+        "ReplyTo": named_mailboxes(lists.reply_to),
         "Subject": message.subject,
-        "Created": rfc3339(message.received_at),
+        "Created": created_time(message.received_at),
         "Username": message.username or "",
-        "Tags": [],
+        "Tags": list(message.tags),
         "Size": message.size,
         "Attachments": message.attachments,
         "Snippet": message.snippet,
-        "ReturnPath": message.mail_from,
     }
 
 

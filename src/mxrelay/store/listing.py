@@ -1,0 +1,304 @@
+"""The message list: a page of summaries, newest first, with the counts Mailpit's list carries.
+
+Newest first is by message id: a ULID, whose first 48 bits are the millisecond the message
+arrived, so the primary key orders the list and a `before` time is a key range (`id_bound`):
+the first page, and every page reached through `before`, reads as many index entries as it shows.
+A page reached through `start` skips that many entries of the same index, without reading rows.
+
+The mailbox's total and unread counts come from `message_counts`, kept by triggers in every
+transaction that adds, removes or marks a message (`COUNT(*)` would read the whole table for
+every listing: at a million messages, tens of milliseconds on each request). A search counts its
+own matches, which its conditions find through indexes (`search_sql.py`); a search of nothing but
+`is:read`/`is:unread` is answered from the counts too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, bindparam, case, func, select
+from sqlalchemy.engine import Connection
+
+from mxrelay.store import schema
+from mxrelay.store.backend import Database, Dialect
+from mxrelay.store.fields import AddressLists
+from mxrelay.store.search_sql import (
+    Probe,
+    compile_search,
+    id_bound,
+    narrows_by_id,
+    trigram_probe,
+)
+from mxrelay.store.search_terms import Filter, SearchQuery
+from mxrelay.store.tags import all_tags, tags_of
+
+m = schema.messages
+EVERYTHING = SearchQuery()
+
+SUMMARY_COLUMNS = (
+    m.c.id,
+    m.c.received_at,
+    m.c.mail_from,
+    m.c.subject,
+    m.c.header_from,
+    m.c.header_to,
+    m.c.message_id_header,
+    m.c.username,
+    m.c.size,
+    m.c.attachments,
+    m.c.snippet,
+    m.c.seen,
+    m.c.addresses,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    id: str
+    received_at: float
+    mail_from: str
+    subject: str
+    header_from: str
+    header_to: str
+    message_id_header: str
+    username: str | None
+    size: int
+    attachments: int
+    snippet: str
+    seen: bool
+    addresses: AddressLists = field(default_factory=AddressLists)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    total: int = 0
+    unread: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    messages: tuple[MessageSummary, ...]
+    mailbox: Counts
+    """Every message in the store."""
+    matching: Counts
+    """The messages the query matches (before `before`, for a search)."""
+    tags: tuple[str, ...]
+    """Every tag in use."""
+
+
+_COUNTS = select(
+    func.coalesce(func.sum(schema.message_counts.c.total), 0),
+    func.coalesce(func.sum(schema.message_counts.c.unread), 0),
+)
+_ENVELOPES = (
+    select(schema.recipients.c.message_id, schema.recipients.c.address)
+    .where(schema.recipients.c.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(
+        schema.recipients.c.message_id, schema.recipients.c.variant, schema.recipients.c.position
+    )
+)
+"""Statements built once: SQLAlchemy then finds their compiled form by identity, not by
+building and hashing a new statement on every listing."""
+
+
+def mailbox_counts(conn: Connection) -> Counts:
+    total, unread = conn.execute(_COUNTS).one()
+    return Counts(int(total), int(unread))
+
+
+def matching(
+    conn: Connection,
+    query: SearchQuery,
+    before: float | None = None,
+    probe: Probe | None = None,
+) -> Select[str]:
+    """The ids of the messages `query` matches (received before `before`), newest first, as a
+    statement for `conn` (whose index it may look at to plan: `search_sql.trigram_probe`)."""
+    probe = probe or trigram_probe(conn)
+    conditions = compile_search(query, Dialect(conn.dialect.name), probe)
+    statement = select(m.c.id).where(*conditions)
+    if before is not None:
+        statement = statement.where(m.c.id < id_bound(before))
+    return statement.order_by(m.c.id.desc())
+
+
+def _counts(
+    conn: Connection, query: SearchQuery, before: float | None, probe: Probe | None = None
+) -> Counts:
+    mailbox = mailbox_counts(conn)
+    if before is None and all(t.kind in (Filter.READ, Filter.UNREAD) for t in query.terms):
+        wants = {(t.kind is Filter.READ) != t.negated for t in query.terms}
+        if not wants:
+            return mailbox
+        if wants == {True}:
+            return Counts(mailbox.total - mailbox.unread, 0)
+        if wants == {False}:
+            return Counts(mailbox.unread, mailbox.unread)
+        return Counts()
+    conditions = compile_search(query, Dialect(conn.dialect.name), probe or trigram_probe(conn))
+    unread = func.sum(case((m.c.seen, 0), else_=1))
+    statement = select(func.count(), func.coalesce(unread, 0)).select_from(m).where(*conditions)
+    if before is not None:
+        statement = statement.where(m.c.id < id_bound(before))
+    if conn.dialect.name == Dialect.SQLITE and narrows_by_id(query):
+        total, unread_count = _through_index(conn, statement, COUNTING_INDEX)
+    else:
+        total, unread_count = conn.execute(statement).one()
+    return Counts(int(total), int(unread_count))
+
+
+COUNTING_INDEX = "ix_messages_seen"
+"""(id, seen): a search's matches found by id are counted, and their unread ones, from this
+index alone. SQLite's planner takes the primary key's index for `id IN (...)` instead (it has no
+statistics to tell them apart) and then reads every matching row, so the count names it."""
+_OUTER_FROM = re.compile(r"\bFROM messages\b")
+
+
+def _through_index(conn: Connection, statement: Select[Any], index: str) -> tuple[Any, ...]:
+    """`statement`'s one row, on SQLite through `index` (`_rows_through_index`)."""
+    return next(iter(_rows_through_index(conn, statement, index)))
+
+
+def _rows_through_index(
+    conn: Connection, statement: Select[Any], index: str
+) -> Iterator[tuple[Any, ...]]:
+    """`statement` (on `messages`) run with SQLite's `INDEXED BY index` on its outer table: its
+    compiled text gets the clause after the first `FROM messages` (the outer one: subqueries
+    come later, in WHERE); the parameters stay bound. Rows come as the cursor reads them."""
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    sql = _OUTER_FROM.sub(f"FROM messages INDEXED BY {index}", compiled.string, count=1)
+    names = compiled.positiontup or ()
+    values = tuple(compiled.params[name] for name in names)
+    return (tuple(row) for row in conn.exec_driver_sql(sql, values))
+
+
+_SUMMARIES = (
+    select(*SUMMARY_COLUMNS)
+    .where(m.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(m.c.id.desc())
+)
+
+
+def summaries(conn: Connection, ids: Sequence[str]) -> list[MessageSummary]:
+    """The summaries of these messages, newest first: one statement for the rows, one for
+    their tags."""
+    if not ids:
+        return []
+    rows = conn.execute(_SUMMARIES, {"ids": list(ids)}).all()
+    if not rows:
+        return []
+    tags = tags_of(conn, [row.id for row in rows])
+    unfilled = [row.id for row in rows if row.addresses is None]
+    envelopes = _envelopes(conn, unfilled) if unfilled else {}
+    found = []
+    for row in rows:
+        ident = row.id
+        if row.addresses is None:
+            lists = AddressLists.fallback(row.header_from, row.header_to, envelopes.get(ident, []))
+        else:
+            lists = AddressLists.from_json(row.addresses)
+        found.append(
+            MessageSummary(
+                id=row.id,
+                received_at=row.received_at,
+                mail_from=row.mail_from,
+                subject=row.subject,
+                header_from=row.header_from,
+                header_to=row.header_to,
+                message_id_header=row.message_id_header,
+                username=row.username,
+                size=row.size,
+                attachments=row.attachments,
+                snippet=row.snippet,
+                seen=bool(row.seen),
+                addresses=lists,
+                tags=tuple(tags.get(ident, ())),
+            )
+        )
+    return found
+
+
+def _envelopes(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for message_id, address in conn.execute(_ENVELOPES, {"ids": list(ids)}):
+        found.setdefault(message_id, []).append(address)
+    return found
+
+
+def _page(
+    conn: Connection, query: SearchQuery, start: int, limit: int, before: float | None
+) -> Page:
+    probe = trigram_probe(conn)
+    mailbox = mailbox_counts(conn)
+    if query.everything or not narrows_by_id(query):
+        page = matching(conn, query, before, probe).limit(limit).offset(start)
+        ids: list[str] = list(conn.execute(page).scalars())
+        # Mailpit's list counts the whole mailbox, `before` or not.
+        counted = mailbox if query.everything else _counts(conn, query, before, probe)
+    else:
+        ids, counted = _one_pass(conn, query, before, probe, start, limit)
+    return Page(tuple(summaries(conn, ids)), mailbox, counted, tuple(all_tags(conn)))
+
+
+def _one_pass(
+    conn: Connection,
+    query: SearchQuery,
+    before: float | None,
+    probe: Probe | None,
+    start: int,
+    limit: int,
+) -> tuple[list[str], Counts]:
+    """A search whose matches come from an index (`narrows_by_id`): every match read once,
+    newest first, with its read flag (`COUNTING_INDEX`, no row read), counted here as the
+    cursor streams it, the page kept. Counting in one statement and paging in another would find
+    the matches twice, and finding them (a full-text index, recipients by state) is the larger
+    part of the work."""
+    statement = (
+        select(m.c.id, m.c.seen)
+        .select_from(m)
+        .where(*compile_search(query, Dialect(conn.dialect.name), probe))
+    )
+    if before is not None:
+        statement = statement.where(m.c.id < id_bound(before))
+    statement = statement.order_by(m.c.id.desc())
+    if conn.dialect.name == Dialect.SQLITE:
+        rows: Iterable[Sequence[Any]] = _rows_through_index(conn, statement, COUNTING_INDEX)
+    else:
+        rows = conn.execution_options(stream_results=True, yield_per=1000).execute(statement)
+    page: list[str] = []
+    total = unread = 0
+    for ident, seen in rows:
+        if start <= total < start + limit:
+            page.append(str(ident))
+        total += 1
+        unread += 0 if seen else 1
+    return page, Counts(total, unread)
+
+
+async def list_page(
+    db: Database,
+    query: SearchQuery = EVERYTHING,
+    *,
+    start: int = 0,
+    limit: int = 50,
+    before: float | None = None,
+) -> Page:
+    """A page of the messages `query` matches, newest first, with the counts; one read
+    transaction, so the counts and the page agree."""
+    return await db.read(_page, query, start, limit, before)
+
+
+async def count_matching(db: Database, query: SearchQuery) -> Counts:
+    return await db.read(_counts, query, None)
+
+
+async def newest_matching(db: Database, query: SearchQuery) -> str | None:
+    def first(conn: Connection) -> str | None:
+        row = conn.execute(matching(conn, query).limit(1)).first()
+        return None if row is None else str(row[0])
+
+    return await db.read(first)

@@ -43,22 +43,6 @@ STEPS = {
     "current": COMMON,
     "events": ["websocket connects with Basic auth", *COMMON, "onEvent('*') sees new and stats"],
 }
-LIST = "lands with the list, search, delete and tags routes"
-LISTING = [
-    "listMessages",
-    "setReadStatus",
-    "searchMessages",
-    "waitForMessage",
-    "setTags, renameTag, getTags, deleteTag",
-    "deleteMessagesBySearch",
-    "deleteMessages with IDs",
-    "deleteMessages without IDs deletes every message",
-]
-PENDING = {
-    "current": dict.fromkeys(LISTING, LIST),
-    "events": dict.fromkeys([*LISTING, "sendMessage", "onEvent('*') sees new and stats"], LIST),
-}
-"""Steps that fail until the routes they call land, with why."""
 
 
 def run_client(client: str) -> dict[str, Any]:
@@ -97,24 +81,11 @@ def events() -> dict[str, Any]:
     return run_client("events")
 
 
-def steps(client: str) -> list[Any]:
-    return [
-        pytest.param(
-            name,
-            id=name,
-            marks=[pytest.mark.xfail(strict=True, reason=PENDING[client][name])]
-            if name in PENDING[client]
-            else [],
-        )
-        for name in STEPS[client]
-    ]
-
-
-@pytest.mark.parametrize("name", steps("current"))
+@pytest.mark.parametrize("name", STEPS["current"])
 def test_mailpit_api(current: dict[str, Any], name: str) -> None:
     assert name not in current["failed"], current["failed"].get(name)
 
 
-@pytest.mark.parametrize("name", steps("events"))
+@pytest.mark.parametrize("name", STEPS["events"])
 def test_mailpit_api_with_events(events: dict[str, Any], name: str) -> None:
     assert name not in events["failed"], events["failed"].get(name)

@@ -44,7 +44,6 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
 
-<<<<<<< HEAD
 # Mailpit's npm client that tests/clients drives, pinned by its package-lock.json; installed when
 # Node.js is here (without it, the client tests install it themselves or fail saying why).
 CLIENTS_NPM := tests/clients/node_modules/.package-lock.json
@@ -52,12 +51,11 @@ $(CLIENTS_NPM): tests/clients/package-lock.json
 	@if command -v npm >/dev/null; then \
 	  cd tests/clients && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error; \
 	else echo "npm not found: not installing tests/clients' npm packages" >&2; fi
-=======
+
 # axe-core for the console's accessibility test, at the version its lock file pins.
 AXE_DIR := tests/web/console
 $(AXE_DIR)/node_modules/.package-lock.json: $(AXE_DIR)/package-lock.json
 	cd $(AXE_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
->>>>>>> main
 
 venv: $(VENV)/.installed
 
@@ -98,11 +96,7 @@ unit: $(VENV)/.installed-test $(CLIENTS_NPM)
 
 # Every test, the slow ones included. pytest's own status fails the target, 5 (no tests ran)
 # included.
-<<<<<<< HEAD
-test: deb-packages lint typecheck $(CLIENTS_NPM)
-=======
-test: deb-packages lint typecheck $(AXE_DIR)/node_modules/.package-lock.json
->>>>>>> main
+test: deb-packages lint typecheck $(AXE_DIR)/node_modules/.package-lock.json $(CLIENTS_NPM)
 	$(BIN)/pytest
 
 bench: deb-packages $(VENV)/.installed-test

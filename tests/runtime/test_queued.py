@@ -251,14 +251,14 @@ async def test_a_pruning_run_that_pruned_messages_announces_it(
         assert stage.db is not None
         feed = EventFeed(stage.db)
         await feed.start()
-        await until(lambda: _delivered(stage), what="the message delivered", within=10)
+        await until(lambda: _delivered(stage), what="the message delivered", within=60)
         now[0] += timedelta(days=400)  # past MXRELAY_STORE_LOG_RETENTION
 
         async def announced() -> bool | None:
             changes = (await feed.poll()).changes
             return True if any(c.kind is ChangeKind.PRUNE for c in changes) else None
 
-        await until(announced, what="a prune change", within=10)
+        await until(announced, what="a prune change", within=60)
     finally:
         await stage.aclose(5.0)
 

@@ -11,7 +11,8 @@ BIN    := $(VENV)/bin
 #   swaks libnet-ssleay-perl libio-socket-ssl-perl   swaks, and the TLS modules apt only recommends
 #   iproute2                       ip netns: the benchmarks' private network namespace
 #   prometheus                     promtool: the alert rules and their unit tests
-#   nodejs npm                     the Flux and Prometheus Operator CRD validators (tests/deploy/crd)
+#   nodejs npm                     the Flux and Prometheus Operator CRD validators (tests/deploy/crd),
+#                                  Mailpit's npm client (tests/clients)
 #   age                            age-keygen: the operations guide's SOPS step, run by a test
 #   apache2-utils                  htpasswd: the users files (SMTP AUTH, web UI and API) the tests write
 #   chromium                       the browser the console's tests drive with Playwright
@@ -42,6 +43,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
+
+# Mailpit's npm client that tests/clients drives, pinned by its package-lock.json; installed when
+# Node.js is here (without it, the client tests install it themselves or fail saying why).
+CLIENTS_NPM := tests/clients/node_modules/.package-lock.json
+$(CLIENTS_NPM): tests/clients/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd tests/clients && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error; \
+	else echo "npm not found: not installing tests/clients' npm packages" >&2; fi
 
 # axe-core for the console's accessibility test, at the version its lock file pins.
 AXE_DIR := tests/web/console
@@ -82,12 +91,12 @@ typecheck: $(VENV)/.installed-test
 
 # The fast tier, for the edit-test loop: every test but those marked slow (relays started as
 # processes, the deployment, the benchmarks' rig, real-time waits; see tests/conftest.py).
-unit: $(VENV)/.installed-test
+unit: $(VENV)/.installed-test $(CLIENTS_NPM)
 	$(BIN)/pytest -m "not slow"
 
 # Every test, the slow ones included. pytest's own status fails the target, 5 (no tests ran)
 # included.
-test: deb-packages lint typecheck $(AXE_DIR)/node_modules/.package-lock.json
+test: deb-packages lint typecheck $(AXE_DIR)/node_modules/.package-lock.json $(CLIENTS_NPM)
 	$(BIN)/pytest
 
 bench: deb-packages $(VENV)/.installed-test
@@ -98,8 +107,9 @@ bench: deb-packages $(VENV)/.installed-test
 rules: $(VENV)/.installed-test
 	$(BIN)/python -m tests.deploy.rules
 
-fuzz: $(VENV)/.installed-test
-	MXRELAY_FUZZ_EXAMPLES=200000 $(BIN)/pytest -q tests -k fuzz -p no:randomly
+# The long runs: the fuzz tests with many examples, schemathesis with many requests per operation.
+fuzz: $(VENV)/.installed-test $(CLIENTS_NPM)
+	MXRELAY_FUZZ_EXAMPLES=200000 MXRELAY_API_FUZZ_EXAMPLES=2000 $(BIN)/pytest -q tests -k fuzz -p no:randomly
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

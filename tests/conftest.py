@@ -7,9 +7,9 @@ stand-in), `chromium` (Debian's Chromium, one per run), `browser` and `page` (Pl
 PostgreSQL). Each starts its server on 127.0.0.1, port 0, and closes it. A test module uses them
 by name, without importing them; the per-package conftest files hold what one package alone uses.
 
-Two tiers. `slow` marks every test under `SLOW_AREAS` (relays started as `mxrelay serve`, the
-deployment rendered and run, the benchmarks' rig) and every one on PostgreSQL (the `postgres`
-mark), here; elsewhere a test that starts a process (mxrelay, the delivery child, a proxy) or
+Two tiers. `slow` marks every test under `SLOW_AREAS` (relays started as `mxrelay serve`, real API
+clients against one, the deployment rendered and run, the benchmarks' rig) and every one on
+PostgreSQL (the `postgres` mark), here; elsewhere a test that starts a process (mxrelay, the delivery child, a proxy) or
 waits seconds of real time says so itself with `@pytest.mark.slow`. `make unit` runs the rest
 (`-m "not slow"`: in-process, on SQLite); `make test` runs everything.
 """
@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 TESTS = Path(__file__).resolve().parent
-SLOW_AREAS = frozenset({"bench", "deploy", "system"})
+SLOW_AREAS = frozenset({"bench", "clients", "deploy", "system"})
 
 # One PostgreSQL cluster per test run, whoever asks first; a DNS server, a smarthost and a Graph
 # stand-in per test that asks for one.

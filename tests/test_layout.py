@@ -3,7 +3,8 @@
 
 Three rules, read from the tree alone:
 1. every folder of tests is the mirror of a package of `src/mxrelay`, but for the suite's own
-   areas (`OWN_AREAS`: its servers and data, whole-relay tests, the deployment, the benchmarks);
+   areas (`OWN_AREAS`: its servers and data, whole-relay tests, real API clients, the deployment,
+   the benchmarks);
 2. a test module named after a module (`test_<module>.py`, or `test_<module>_<aspect>.py`, the
    longest such prefix counting) sits in the mirror of a package that has a module of that name;
    one named after a package, in that package's mirror or beside it;
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "mxrelay"
 TESTS = ROOT / "tests"
 
-OWN_AREAS = frozenset({"bench", "data", "deploy", "support", "system"})
+OWN_AREAS = frozenset({"bench", "clients", "data", "deploy", "support", "system"})
 SUITE_CHECKS = frozenset({"test_architecture.py", "test_layout.py", "test_readme.py"})
 
 Package = tuple[str, ...]

@@ -9,43 +9,19 @@ crd/node_modules the first time (and again whenever the lock file changes).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from tests.deploy.manifests import Manifest
+from tests.support import npm
 
 CRD_DIR = Path(__file__).resolve().with_name("crd")
 
 
-def _installed_matches_lock() -> bool:
-    installed = CRD_DIR / "node_modules" / ".package-lock.json"
-    if not installed.exists():
-        return False
-    wanted = json.loads((CRD_DIR / "package-lock.json").read_text(encoding="utf-8"))["packages"]
-    have = json.loads(installed.read_text(encoding="utf-8"))["packages"]
-    return all(
-        have.get(path, {}).get("version") == entry.get("version")
-        for path, entry in wanted.items()
-        if path
-    )
-
-
 def ensure_installed() -> str:
     """Install the pinned packages if needed; return the path of `node`."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        raise RuntimeError("Node.js and npm are needed to validate the CRD-based objects")
-    if not _installed_matches_lock():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
-            cwd=CRD_DIR,
-            check=True,
-            timeout=300,
-            capture_output=True,
-        )
-    return node
+    return npm.ensure_installed(CRD_DIR, "to validate the CRD-based objects")
 
 
 def validate(node: str, objects: list[Manifest]) -> list[dict[str, Any]]:

@@ -97,6 +97,8 @@ class HttpServer:
 
     def __init__(self, app: ASGIApp, address: HostPort, limits: HttpLimits) -> None:
         self.address = address
+        self.app = app
+        """What it serves (tests read its routes)."""
         config = uvicorn.Config(
             app,
             http=_guarded_protocol(limits),

@@ -14,6 +14,7 @@ import pytest
 
 from mxrelay.app import Relay
 from tests.support.dns_server import DnsServer
+from tests.support.passwords import hash_password
 from tests.support.relay_app import running_relay
 from tests.support.smarthost import Smarthost
 
@@ -144,3 +145,25 @@ async def test_passthrough_relays_a_sent_message_upstream(
         refused = await http.post("/api/v1/send", json=REQUEST)
         assert (refused.status_code, refused.json()) == (400, {"Error": "550 5.1.1 No such user"})
     assert len(smarthost.received) == 1
+
+
+async def test_the_authenticated_user_is_the_messages_username(
+    dns_server: DnsServer, smarthost: Smarthost, tmp_path: Path
+) -> None:
+    """As Mailpit records its send-API user: the user the web's login let in."""
+    zone(dns_server)
+    users = tmp_path / "ui-users"
+    users.write_text(f"operator:{hash_password('secret')}\n", encoding="utf-8")
+    env = {
+        "MXRELAY_DELIVERY": "hold",
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'log.db'}",
+        "MXRELAY_DNS_SERVERS": dns_server.address,
+        "MXRELAY_UI_AUTH_FILE": str(users),
+        "MXRELAY_UI_OPERATORS": "operator",
+    }
+    async with running_relay(env) as relay, client(relay) as http:
+        http.auth = ("operator", "secret")
+        answer = await http.post("/api/v1/send", json=REQUEST)
+        assert answer.status_code == 200, answer.text
+        message = (await http.get(f"/api/v1/message/{answer.json()['ID']}")).json()
+        assert message["Username"] == "operator"

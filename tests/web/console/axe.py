@@ -4,33 +4,19 @@ the first time, or when the lock file changed) and evaluated in the page under t
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page
+
+from tests.support import npm
 
 HERE = Path(__file__).resolve().parent
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def ensure_installed() -> Path:
-    lock = json.loads((HERE / "package-lock.json").read_text())
-    wanted = lock["packages"]["node_modules/axe-core"]["version"]
-    installed = HERE / "node_modules" / "axe-core" / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != wanted:
-        npm = shutil.which("npm")
-        if npm is None:
-            raise RuntimeError("npm is needed to install axe-core (make test installs it)")
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
-            cwd=HERE,
-            check=True,
-            timeout=300,
-            capture_output=True,
-        )
+    npm.ensure_installed(HERE, "to install axe-core (make test installs it)")
     return AXE
 
 

@@ -29,6 +29,7 @@ from mxrelay.web.api_v1 import (
     mxrelay_refusals,
     release,
     send,
+    swagger,
     tags,
     view,
     webui,
@@ -69,4 +70,5 @@ def api_routes(
         *release.routes(context, sending),
         *mxrelay_queue.routes(context, health),
         *mxrelay_refusals.routes(context),
+        *swagger.routes(),
     ]

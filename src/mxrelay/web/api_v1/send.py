@@ -28,6 +28,7 @@ from mxrelay.submission import Submit, SubmitResult, Submitted
 from mxrelay.web.api_v1.body import BodyError, TooLarge, decode_object, read_body
 from mxrelay.web.api_v1.compose import STRUCT, Composed, ComposeError, compose, read_send_request
 from mxrelay.web.audit import audit
+from mxrelay.web.roles import principal_of
 
 BODY_SLACK = 1024 * 1024
 """Bytes of JSON around the message's content allowed in a request."""
@@ -45,11 +46,8 @@ def http_peer(request: Request) -> Peer:
 
 def http_user(request: Request) -> str | None:
     """The user the HTTP side authenticated, if it did (recorded as an SMTP AUTH user is)."""
-    user = request.scope.get("user")
-    if user is None or not getattr(user, "is_authenticated", False):
-        return None
-    name = getattr(user, "display_name", "") or getattr(user, "username", "")
-    return str(name)[:255] or None
+    principal = principal_of(request.scope)
+    return principal.user[:255] if principal is not None and principal.user else None
 
 
 def refusal_text(result: SubmitResult) -> str:

@@ -167,9 +167,10 @@ TEST_VARIABLES = (
     "MXRELAY_CONSOLE_BENCH_REQUESTS",
     "MXRELAY_WRITE_SCREENSHOTS",
     "MXRELAY_BENCH_LOG_STORE",
+    "MXRELAY_API_FUZZ_EXAMPLES",
 )
 """MXRELAY_ names that are not settings: the test suite's and the benchmarks' own knobs (`make fuzz`,
-the soak, the console's benchmark and screenshots set them), which a relay started from that
+the soak, the benchmarks and the API fuzz run set them), which a relay started from that
 environment must tolerate."""
 
 

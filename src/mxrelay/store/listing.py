@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,21 +162,14 @@ _OUTER_FROM = re.compile(r"\bFROM messages\b")
 
 
 def _through_index(conn: Connection, statement: Select[Any], index: str) -> tuple[Any, ...]:
-    """`statement`'s one row, on SQLite through `index` (`_rows_through_index`)."""
-    return next(iter(_rows_through_index(conn, statement, index)))
-
-
-def _rows_through_index(
-    conn: Connection, statement: Select[Any], index: str
-) -> Iterator[tuple[Any, ...]]:
-    """`statement` (on `messages`) run with SQLite's `INDEXED BY index` on its outer table: its
-    compiled text gets the clause after the first `FROM messages` (the outer one: subqueries
-    come later, in WHERE); the parameters stay bound. Rows come as the cursor reads them."""
+    """`statement`'s one row (on `messages`), run with SQLite's `INDEXED BY index` on its outer
+    table: its compiled text gets the clause after the first `FROM messages` (the outer one:
+    subqueries come later, in WHERE); the parameters stay bound."""
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     sql = _OUTER_FROM.sub(f"FROM messages INDEXED BY {index}", compiled.string, count=1)
     names = compiled.positiontup or ()
     values = tuple(compiled.params[name] for name in names)
-    return (tuple(row) for row in conn.exec_driver_sql(sql, values))
+    return tuple(conn.exec_driver_sql(sql, values).one())
 
 
 _SUMMARIES = (

@@ -318,6 +318,12 @@ async def count_matching(db: Database, query: SearchQuery) -> Counts:
     return await db.read(_counts, query, None)
 
 
+async def matching_ids(db: Database, query: SearchQuery) -> list[str]:
+    """Every message `query` matches, newest first: what a change to a search's matches works
+    through (in batches of these ids), finding them once rather than once per batch."""
+    return await db.read(lambda conn: list(conn.execute(matching(conn, query)).scalars()))
+
+
 async def newest_matching(db: Database, query: SearchQuery) -> str | None:
     def first(conn: Connection) -> str | None:
         row = conn.execute(matching(conn, query).limit(1)).first()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from bench.message_log import Plan, bench_backend, corpus, message
+from bench.log_corpus import corpus, message
+from bench.message_log import Plan, bench_backend
 
 from bench import message_log
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
@@ -89,3 +89,51 @@ async def test_processes_starting_together_on_a_fresh_database_migrate_it_once(
             await asyncio.to_thread(
                 postgres_server.sql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
             )
+
+
+async def test_upgrading_a_store_with_messages_keeps_their_counts_and_tags(db: Database) -> None:
+    """0002 → 0003 on rows already there: the counts start from them, the tags (once keyed by
+    name) are carried over to tags by id, case-insensitively, and the new columns are empty
+    until the backfill reads the messages."""
+    await db.write(downgrade, "0002")
+
+    def older(conn: Connection) -> None:
+        for ident, seen in (("01OLD1", True), ("01OLD2", False), ("01OLD3", False)):
+            conn.execute(
+                text(
+                    "INSERT INTO messages (id, received_at, client_address, client_port, helo, "
+                    "esmtp, mail_from, mail_params, smtputf8, body_8bitmime, size, sha256, "
+                    "subject, header_from, header_to, message_id_header, snippet, attachments, "
+                    "recipient_count, transforms, received_header, transaction_id, seen) VALUES "
+                    "(:id, 0, '', 0, '', false, '', '[]', false, false, 1, '', '', '', '', '', '', "
+                    "0, 0, '[]', '', '', :seen)"
+                ),
+                {"id": ident, "seen": seen},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO message_tags (message_id, tag) VALUES "
+                "('01OLD1', 'Urgent'), ('01OLD2', 'urgent'), ('01OLD2', 'Other')"
+            )
+        )
+
+    await db.write(older)
+    await db.write(upgrade)
+
+    def read(conn: Connection) -> tuple[Any, ...]:
+        counts = conn.execute(text("SELECT SUM(total), SUM(unread) FROM message_counts")).one()
+        tags = conn.execute(text("SELECT name, key FROM tags ORDER BY key")).all()
+        links = conn.execute(
+            text(
+                "SELECT mt.message_id, t.name FROM message_tags mt JOIN tags t "
+                "ON t.id = mt.tag_id ORDER BY mt.message_id, t.key"
+            )
+        ).all()
+        unfilled = conn.execute(text("SELECT COUNT(*) FROM messages WHERE addresses IS NULL"))
+        return tuple(counts), [tuple(t) for t in tags], [tuple(r) for r in links], unfilled.scalar()
+
+    counts, tag_rows, links, unfilled = await db.read(read)
+    assert counts == (3, 2)
+    assert tag_rows == [("Other", "other"), ("Urgent", "urgent")]
+    assert links == [("01OLD1", "Urgent"), ("01OLD2", "Other"), ("01OLD2", "Urgent")]
+    assert unfilled == 3

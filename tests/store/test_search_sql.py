@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from mxrelay.model import Reason, RefusedRecipient, Reply
+from mxrelay.store import listing
 from mxrelay.store.backend import Database
 from mxrelay.store.listing import list_page
 from mxrelay.store.search import parse_search
@@ -196,3 +197,26 @@ async def test_paging(db: Database, corpus: dict[str, str]) -> None:
         [],
     ]
     assert {p.matching.total for p in pages} == {3}
+
+
+@pytest.mark.parametrize("query", ["status:queued", "example", "addressed:example", "is:unread"])
+async def test_every_way_of_paging_agrees(
+    db: Database, corpus: dict[str, str], query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-term search is paged from its index (`_from_source`); the general way gives the
+    same pages and counts (here forced by a source limit too small for any search)."""
+    cut = (T0 + timedelta(days=2)).timestamp()
+
+    async def pages() -> list[tuple[list[str], int, int]]:
+        found = []
+        for start, before in ((0, None), (1, None), (0, cut), (5, None)):
+            page = await list_page(db, parse_search(query), start=start, limit=1, before=before)
+            found.append(([m.id for m in page.messages], page.matching.total, page.matching.unread))
+        return found
+
+    direct = await pages()
+    monkeypatch.setattr(listing, "SOURCE_LIMIT", 0)  # a source with more ids than this
+    assert await pages() == direct
+    monkeypatch.setattr(listing, "single_source", lambda *args: None)  # no source at all
+    assert await pages() == direct
+    assert direct[0][0]  # something is found

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
-from mxrelay.store.listing import EVERYTHING, matching
+from mxrelay.store.listing import EVERYTHING, matching, matching_ids
 from mxrelay.store.search_terms import SearchQuery
 from mxrelay.store.tags import message_tag_ids, prune_unused
 
@@ -79,8 +79,11 @@ async def delete_all(db: Database, *, now: float) -> Deleted:
 
 
 async def delete_matching(db: Database, query: SearchQuery, *, now: float) -> Deleted:
-    """Delete the messages `query` matches, newest first, a batch at a time (each batch looks
-    for matches older than the last one seen, so kept messages are not looked at again)."""
+    """Delete the messages `query` matches, newest first, a batch at a time: found once
+    (`matching_ids`), or, for every message, a batch at a time along the primary key (each batch
+    looks for messages older than the last one seen, so kept ones are not looked at again)."""
+    if not query.everything:
+        return await delete_messages(db, await matching_ids(db, query), now=now)
     result = Deleted()
     cursor: str | None = None
     while True:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
-from mxrelay.store.listing import EVERYTHING, matching
+from mxrelay.store.listing import EVERYTHING, matching, matching_ids
 from mxrelay.store.search_terms import SearchQuery
 
 BATCH = 2000
@@ -65,7 +65,10 @@ async def mark_all(db: Database, read: bool) -> Changed:
 
 
 async def mark_matching(db: Database, query: SearchQuery, read: bool) -> Changed:
-    """The messages `query` matches, in batches, newest first."""
+    """The messages `query` matches, in batches, newest first: found once (`matching_ids`),
+    or, for every message, a batch at a time along the primary key."""
+    if not query.everything:
+        return await mark(db, await matching_ids(db, query), read)
     changed = Changed()
     cursor: str | None = None
     while True:

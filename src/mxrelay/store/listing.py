@@ -14,12 +14,13 @@ own matches, which its conditions find through indexes (`search_sql.py`); a sear
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, func, select
+from sqlalchemy import Select, bindparam, case, func, select, text
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
@@ -27,9 +28,11 @@ from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.fields import AddressLists
 from mxrelay.store.search_sql import (
     Probe,
+    Source,
     compile_search,
     id_bound,
     narrows_by_id,
+    single_source,
     trigram_probe,
 )
 from mxrelay.store.search_terms import Filter, SearchQuery
@@ -159,21 +162,14 @@ _OUTER_FROM = re.compile(r"\bFROM messages\b")
 
 
 def _through_index(conn: Connection, statement: Select[Any], index: str) -> tuple[Any, ...]:
-    """`statement`'s one row, on SQLite through `index` (`_rows_through_index`)."""
-    return next(iter(_rows_through_index(conn, statement, index)))
-
-
-def _rows_through_index(
-    conn: Connection, statement: Select[Any], index: str
-) -> Iterator[tuple[Any, ...]]:
-    """`statement` (on `messages`) run with SQLite's `INDEXED BY index` on its outer table: its
-    compiled text gets the clause after the first `FROM messages` (the outer one: subqueries
-    come later, in WHERE); the parameters stay bound. Rows come as the cursor reads them."""
+    """`statement`'s one row (on `messages`), run with SQLite's `INDEXED BY index` on its outer
+    table: its compiled text gets the clause after the first `FROM messages` (the outer one:
+    subqueries come later, in WHERE); the parameters stay bound."""
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     sql = _OUTER_FROM.sub(f"FROM messages INDEXED BY {index}", compiled.string, count=1)
     names = compiled.positiontup or ()
     values = tuple(compiled.params[name] for name in names)
-    return (tuple(row) for row in conn.exec_driver_sql(sql, values))
+    return tuple(conn.exec_driver_sql(sql, values).one())
 
 
 _SUMMARIES = (
@@ -234,49 +230,75 @@ def _page(
 ) -> Page:
     probe = trigram_probe(conn)
     mailbox = mailbox_counts(conn)
-    if query.everything or not narrows_by_id(query):
+    source = None
+    if not query.everything:
+        source = single_source(query, Dialect(conn.dialect.name), probe)
+    found = None if source is None else _from_source(conn, query, source, start, limit, before)
+    if found is not None:
+        ids, counted = found
+    else:
         page = matching(conn, query, before, probe).limit(limit).offset(start)
-        ids: list[str] = list(conn.execute(page).scalars())
+        ids = list(conn.execute(page).scalars())
         # Mailpit's list counts the whole mailbox, `before` or not.
         counted = mailbox if query.everything else _counts(conn, query, before, probe)
-    else:
-        ids, counted = _one_pass(conn, query, before, probe, start, limit)
     return Page(tuple(summaries(conn, ids)), mailbox, counted, tuple(all_tags(conn)))
 
 
-def _one_pass(
+SOURCE_LIMIT = 100_000
+"""Ids of a one-term search read into memory at most to page them (a search matching more is
+paged by the database: `_page`)."""
+
+
+def _from_source(
     conn: Connection,
     query: SearchQuery,
-    before: float | None,
-    probe: Probe | None,
+    source: Source,
     start: int,
     limit: int,
-) -> tuple[list[str], Counts]:
-    """A search whose matches come from an index (`narrows_by_id`): every match read once,
-    newest first, with its read flag (`COUNTING_INDEX`, no row read), counted here as the
-    cursor streams it, the page kept. Counting in one statement and paging in another would find
-    the matches twice, and finding them (a full-text index, recipients by state) is the larger
-    part of the work."""
-    statement = (
-        select(m.c.id, m.c.seen)
-        .select_from(m)
-        .where(*compile_search(query, Dialect(conn.dialect.name), probe))
-    )
-    if before is not None:
-        statement = statement.where(m.c.id < id_bound(before))
-    statement = statement.order_by(m.c.id.desc())
+    before: float | None,
+) -> tuple[list[str], Counts] | None:
+    """A one-term search (`single_source`), its matches found once: an index in id order gives
+    the page directly (`status:`, `tag:`: the newest ids first, as many as the page needs) and
+    the count is one statement; other sources (full text, header fields) are read once, the page
+    sorted from them here and the count taken on just those ids (`_counts_of`). None when a
+    source has more than SOURCE_LIMIT ids (the general way then)."""
+    bound = None if before is None else id_bound(before)
+    if source.ordered and isinstance(source.ids, Select):
+        column = source.ids.selected_columns[0]
+        newest = source.ids if bound is None else source.ids.where(column < bound)
+        page = newest.with_only_columns(column).distinct().order_by(column.desc())
+        ids = list(conn.execute(page.limit(limit).offset(start)).scalars())
+        return ids, _counts(conn, query, before)
+    found: set[str] = set()
+    for (ident,) in conn.execute(source.ids).yield_per(1000):
+        if bound is None or ident < bound:
+            found.add(str(ident))
+            if len(found) > SOURCE_LIMIT:
+                return None
+    ordered = sorted(found, reverse=True)
+    return ordered[start : start + limit], _counts_of(conn, ordered)
+
+
+def _counts_of(conn: Connection, ids: Sequence[str]) -> Counts:
+    """How many of these ids are messages, and unread ones: each looked up in the index of
+    (id, read flag), the ids handed over as one JSON array (SQLite) or array (PostgreSQL)."""
+    if not ids:
+        return Counts()
     if conn.dialect.name == Dialect.SQLITE:
-        rows: Iterable[Sequence[Any]] = _rows_through_index(conn, statement, COUNTING_INDEX)
+        sql = (
+            f"SELECT count(*), coalesce(sum(seen = 0), 0) FROM messages INDEXED BY {COUNTING_INDEX} "
+            "WHERE id IN (SELECT value FROM json_each(?))"
+        )
+        total, unread = conn.exec_driver_sql(sql, (json.dumps(list(ids)),)).one()
     else:
-        rows = conn.execution_options(stream_results=True, yield_per=1000).execute(statement)
-    page: list[str] = []
-    total = unread = 0
-    for ident, seen in rows:
-        if start <= total < start + limit:
-            page.append(str(ident))
-        total += 1
-        unread += 0 if seen else 1
-    return page, Counts(total, unread)
+        total, unread = conn.execute(_COUNT_ANY, {"ids": list(ids)}).one()
+    return Counts(int(total), int(unread))
+
+
+_COUNT_ANY = text(
+    "SELECT count(*), coalesce(sum(CASE WHEN seen THEN 0 ELSE 1 END), 0) FROM messages "
+    "WHERE id = ANY(:ids)"
+)
 
 
 async def list_page(
@@ -294,6 +316,12 @@ async def list_page(
 
 async def count_matching(db: Database, query: SearchQuery) -> Counts:
     return await db.read(_counts, query, None)
+
+
+async def matching_ids(db: Database, query: SearchQuery) -> list[str]:
+    """Every message `query` matches, newest first: what a change to a search's matches works
+    through (in batches of these ids), finding them once rather than once per batch."""
+    return await db.read(lambda conn: list(conn.execute(matching(conn, query)).scalars()))
 
 
 async def newest_matching(db: Database, query: SearchQuery) -> str | None:

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, false, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, String, false, func, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Dialect
@@ -61,6 +64,20 @@ m = schema.messages
 f = schema.message_fields
 
 
+@dataclass(frozen=True)
+class Source:
+    """The ids of the messages a term matches, found through an index: a statement of one
+    column (each id at least once). `ordered`: an index gives them in id order, so the newest
+    can be read without finding them all (`message_id DESC LIMIT` on the index)."""
+
+    ids: Select[Any] | TextualSelect
+    ordered: bool = False
+
+
+def _within(found: Source | None) -> ColumnElement[bool]:
+    return false() if found is None else m.c.id.in_(found.ids)
+
+
 Probe = Callable[[str], int]
 """How many fields rows (up to PROBE_LIMIT) hold a trigram: what picks the trigrams to look up."""
 
@@ -86,9 +103,9 @@ class Compiler:
         words = [t for t in query.terms if t.kind is Filter.TEXT and not t.negated]
         unwanted = [t for t in query.terms if t.kind is Filter.TEXT and t.negated]
         if words:
-            found.append(self._text(words))
+            found.append(_within(self.text_source(words)))
         if unwanted:
-            found.append(~self._text(unwanted, either=True))
+            found.append(~_within(self.text_source(unwanted, either=True)))
         found.extend(self.term(t) for t in query.terms if t.kind is not Filter.TEXT)
         return found
 
@@ -96,16 +113,33 @@ class Compiler:
         condition = self._positive(term)
         return ~condition if term.negated else condition
 
-    def _positive(self, term: Term) -> ColumnElement[bool]:
+    def source(self, term: Term) -> Source | None:
+        """The ids of the messages a (positive) term matches, found through an index; None for
+        a term on columns of `messages` (flags, sizes, dates)."""
         kind = term.kind
+        if kind is Filter.TEXT:
+            return self.text_source([term])
         if kind in FIELD_OF:
             return self._fields(FIELD_OF[kind], term.text.casefold())
         if kind is Filter.TAG:
             mt, t = schema.message_tags, schema.tags
             tagged = select(mt.c.message_id).join(t, t.c.id == mt.c.tag_id)
-            return m.c.id.in_(tagged.where(t.c.key == term.text.lower()))
+            return Source(tagged.where(t.c.key == term.text.lower()), ordered=True)
         if kind is Filter.TAGGED:
-            return m.c.id.in_(select(schema.message_tags.c.message_id))
+            return Source(select(schema.message_tags.c.message_id), ordered=True)
+        if kind is Filter.STATUS and term.text in RECIPIENT_STATES:
+            r = schema.recipients
+            return Source(select(r.c.message_id).where(r.c.state == term.text), ordered=True)
+        if kind is Filter.TRANSPORT and term.text in TRANSPORTS:
+            a = schema.attempts
+            return Source(select(a.c.message_id).where(a.c.transport == term.text), ordered=True)
+        return None
+
+    def _positive(self, term: Term) -> ColumnElement[bool]:
+        kind = term.kind
+        found = self.source(term)
+        if found is not None:
+            return m.c.id.in_(found.ids)
         if kind in (Filter.READ, Filter.UNREAD):
             return m.c.seen == (kind is Filter.READ)
         if kind is Filter.ATTACHMENT:
@@ -128,24 +162,18 @@ class Compiler:
             later = (kind is Filter.AFTER) != flip
             condition = m.c.received_at >= number if later else m.c.received_at <= number
             return ~condition if flip else condition
-        if kind is Filter.STATUS and term.text in RECIPIENT_STATES:
-            r = schema.recipients
-            return m.c.id.in_(select(r.c.message_id).where(r.c.state == term.text))
-        if kind is Filter.TRANSPORT and term.text in TRANSPORTS:
-            a = schema.attempts
-            return m.c.id.in_(select(a.c.message_id).where(a.c.transport == term.text))
-        return false()
+        return false()  # a `status:` or `transport:` value mxrelay does not know
 
     # --- header fields --------------------------------------------------------------------
 
-    def _fields(self, columns: tuple[str, ...], needle: str) -> ColumnElement[bool]:
+    def _fields(self, columns: tuple[str, ...], needle: str) -> Source:
         name = self._name()
         position = func.strpos if self.dialect is Dialect.POSTGRESQL else func.instr
         inside = or_(*(position(f.c[column], needle) > 0 for column in columns))
         rows = select(f.c.message_id).where(inside)
         if len(needle) >= TRIGRAM:
             rows = rows.where(self._trigrams(name, needle))
-        return m.c.id.in_(rows)
+        return Source(rows)
 
     def _trigrams(self, name: str, needle: str) -> ColumnElement[bool]:
         if self.dialect is Dialect.POSTGRESQL:
@@ -164,11 +192,12 @@ class Compiler:
 
     # --- text -----------------------------------------------------------------------------
 
-    def _text(self, terms: list[Term], *, either: bool = False) -> ColumnElement[bool]:
-        """Messages whose full-text row matches every term (or, `either`, any of them)."""
+    def text_source(self, terms: list[Term], *, either: bool = False) -> Source | None:
+        """Messages whose full-text row matches every term (or, `either`, any of them); None
+        when no term has a word (nothing matches)."""
         phrases = [p for p in (self._phrase(t.text) for t in terms) if p]
         if not phrases:
-            return false()
+            return None
         name = self._name()
         if self.dialect is Dialect.POSTGRESQL:
             joiner = " || " if either else " && "
@@ -181,7 +210,7 @@ class Compiler:
             operator = " OR " if either else " AND "
             match = "{subject addresses body} : (" + operator.join(phrases) + ")"
             clause = text(_FTS5_IDS.format(name=name)).bindparams(**{name: match})
-        return m.c.id.in_(clause.columns(message_id=String))
+        return Source(clause.columns(message_id=String))
 
     def _phrase(self, value: str) -> str:
         """A term in the full-text index's query language, each word of it in turn, a word from
@@ -259,6 +288,20 @@ def compile_search(
     """The conditions on `messages` (as `schema.messages`) that every match meets; `probe`
     (`trigram_probe`) lets substring filters pick the trigrams they look up."""
     return Compiler(dialect, probe).conditions(query)
+
+
+def single_source(
+    query: SearchQuery, dialect: Dialect, probe: Probe | None = None
+) -> Source | None:
+    """The source of a query that is one index-served term (or words only, which are one
+    full-text match), None otherwise: such a query's matches are exactly its source's ids."""
+    terms = query.terms
+    if not terms or any(t.negated for t in terms):
+        return None
+    compiler = Compiler(dialect, probe)
+    if all(t.kind is Filter.TEXT for t in terms):
+        return compiler.text_source(list(terms))
+    return compiler.source(terms[0]) if len(terms) == 1 else None
 
 
 def narrows_by_id(query: SearchQuery) -> bool:

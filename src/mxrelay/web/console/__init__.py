@@ -1,9 +1,9 @@
 """The operator's console: server-rendered pages over the message log, the queue, the refusals
 and the relay's health, made live by a little script.
 
-One module per page (`messages`, `message`, `queue`, `refusals`, `summary`), `preview` for what
-a message shows in its sandboxed frame, `render` and `templates/` for the HTML, `assets` and
-`static/` for the script, the style sheet and the one vendored library (htmx). Pages read the
+One module per page (`messages`, `message`, `queue`, `refusals`, `summary`, `audit`),
+`preview` for what a message shows in its sandboxed frame, `render` and `templates/` for the
+HTML, `assets` and `static/` for the script, the style sheet and the one vendored library (htmx). Pages read the
 store through its modules (`store.console` holds the console's own small reads). The routes
 live under the web root the caller mounts them at; every URL a page writes starts with it.
 """
@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from mxrelay.health import Health
 from mxrelay.store.backend import Database
-from mxrelay.web.console import message, messages, preview, queue, refusals, summary
+from mxrelay.web.console import audit, message, messages, preview, queue, refusals, summary
 from mxrelay.web.console.assets import Assets
 from mxrelay.web.console.context import ConsoleContext, Explain
 from mxrelay.web.console.render import environment, page
@@ -66,6 +66,7 @@ def console_routes(
         *queue.routes(context),
         *refusals.routes(context),
         *summary.routes(context),
+        *audit.routes(context),
         Route("/banner", banner),
         Route("/static/{name}", assets.serve),
     ]

@@ -50,6 +50,8 @@ class MessageExtras:
     client_port: int
     esmtp: bool
     tls_cipher: str | None
+    seen: bool
+    """Whether the message is marked read (opening its page marks it)."""
 
 
 async def message_extras(db: Database, message_id: str) -> MessageExtras | None:
@@ -66,11 +68,12 @@ def _message_extras(conn: Connection, message_id: str) -> MessageExtras | None:
             m.c.mail_from,
             m.c.esmtp,
             m.c.tls_cipher,
+            m.c.seen,
         ).where(m.c.id == message_id)
     ).first()
     if row is None:
         return None
-    received_at, address, port, mail_from, esmtp, cipher = row
+    received_at, address, port, mail_from, esmtp, cipher, seen = row
     entries = tuple(
         EntryView(*entry)
         for entry in conn.execute(
@@ -122,4 +125,4 @@ def _message_extras(conn: Connection, message_id: str) -> MessageExtras | None:
             .limit(PAGE_LIMIT)
         )
     )
-    return MessageExtras(entries, variants, refused, int(port), bool(esmtp), cipher)
+    return MessageExtras(entries, variants, refused, int(port), bool(esmtp), cipher, bool(seen))

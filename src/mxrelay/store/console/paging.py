@@ -127,13 +127,15 @@ def _row_facts(conn: Connection, ids: list[str]) -> dict[str, RowFacts]:
 
 
 async def log_version(db: Database) -> str:
-    """A token that changes when a message arrives or a delivery attempt is logged: two lookups
-    at the end of primary-key indexes, so a page that polls can ask cheaply whether to re-read."""
+    """A token that changes when a message arrives, a delivery attempt is logged or an action
+    changes messages in place (read, tagged, deleted, held: the change outbox): three lookups at
+    the end of primary-key indexes, so a page that polls can ask cheaply whether to re-read."""
     return await db.read(_log_version)
 
 
 def _log_version(conn: Connection) -> str:
-    m, a = schema.messages, schema.attempts
+    m, a, c = schema.messages, schema.attempts, schema.log_changes
     newest = conn.execute(select(func.max(m.c.id))).scalar()
     attempt = conn.execute(select(func.max(a.c.id))).scalar()
-    return f"{newest or ''}.{attempt or 0}"
+    change = conn.execute(select(func.max(c.c.id))).scalar()
+    return f"{newest or ''}.{attempt or 0}.{change or 0}"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from mxrelay.store import flags
 from mxrelay.store.backend import Database
-from mxrelay.store.changes import ChangeKind, announce
-from mxrelay.store.flags import set_read
+from mxrelay.web.api_v1.changes import ReadChanged, announce_change
 
 
 async def mark_read(db: Database, ident: str) -> None:
-    """Set the read flag of message `ident`; an `update` event only when it changed (reading a
-    message again announces nothing)."""
-    if await set_read(db, [ident], True):
-        await announce(db, ChangeKind.UPDATE, {"ID": ident, "Read": True})
+    """Set the read flag of message `ident` as `PUT /api/v1/messages` sets it (`flags.mark`) and
+    announce it as that route does (an `update` frame); nothing when it was read already (reading
+    a message again announces nothing). The API's message and view routes and the console's
+    message page all read through here."""
+    changed = await flags.mark(db, [ident], True)
+    await announce_change(db, ReadChanged(changed.ids, True))

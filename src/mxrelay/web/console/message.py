@@ -4,6 +4,10 @@ what each recipient group received, the delivery timeline, and the session it ca
 A tab is a URL (`?tab=`), so each can be linked to and works without script; htmx swaps the
 panel alone (`#panel`) and refreshes the delivery tabs when the relay reports a delivery. The
 message's bytes are read only for the tabs that show them, and parsed off the event loop.
+
+Opening the page marks the message read, as Mailpit's UI does, through the API's own
+`reading.mark_read` (so every open list and websocket client is told); a tab or a refresh of the
+page's parts does not, so a message an operator marked unread while looking at it stays unread.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from mxrelay.mime.content import message_content
 from mxrelay.store.console import message_extras
 from mxrelay.store.message_log import get_message, get_raw
+from mxrelay.web.api_v1.reading import mark_read
 from mxrelay.web.console.context import ConsoleContext
 from mxrelay.web.console.messages import transform_labels
 from mxrelay.web.console.parts import Part, header_fields, html_preview, leaf_parts
@@ -107,6 +112,8 @@ class Message:
             template = "_message_panel.html"
         elif is_fragment(request, "message-body"):
             template = "_message_body.html"
+        elif extras is not None and not extras.seen:
+            await mark_read(database, message_id)
         return page(self.context, request, template, section="messages", **values)
 
 

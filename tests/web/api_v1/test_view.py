@@ -1,10 +1,20 @@
 """The /view pages over real HTTP: the HTML under a sandboxing policy, the text, /view/latest,
-and doubled slashes answered as Mailpit answers them."""
+and doubled slashes answered as Mailpit answers them; the HTML without its refreshes, and the
+policy that lets remote images in when asked."""
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 
+from mxrelay.mime.parts import read_parts
+from mxrelay.web.api_v1.view import (
+    PREVIEW_POLICY,
+    REMOTE_IMAGES_POLICY,
+    remote_references,
+    served_html,
+)
 from tests.web.api_v1.conftest import Mailbox
 
 
@@ -61,3 +71,37 @@ async def test_doubled_slashes_are_moved_permanently(mailbox: Mailbox) -> None:
         assert (api.status_code, api.headers["location"]) == (301, "/api/v1/message/latest")
         followed = await client.get(f"{mailbox.base}//view/{ident}.txt", follow_redirects=True)
         assert followed.text.startswith("Thank you for your order")
+
+
+def test_a_refresh_is_removed_and_remote_references_are_counted() -> None:
+    html = (
+        '<html><head><meta http-equiv="refresh" content="0; url=https://tracker.example/r">'
+        '<META HTTP-EQUIV=Refresh CONTENT="1;URL=//tracker.example/r2">'
+        '<meta charset="utf-8"><link rel="stylesheet" href="https://tracker.example/s.css">'
+        "<style>body { background: url('//tracker.example/bg.png') }</style></head>"
+        '<body><img src="cid:logo@example.org"><img src="https://tracker.example/p.gif">'
+        "</body></html>"
+    )
+    logo = b"\x89PNG\r\n\x1a\n"
+    message = (
+        b'Content-Type: multipart/related; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html.encode() + b"\r\n"
+        b"--b\r\nContent-Type: image/png\r\nContent-ID: <logo@example.org>\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(logo) + b"\r\n--b--\r\n"
+    )
+    reading = read_parts(message)
+    served = served_html(reading, "01ID", embed=True)
+    assert "http-equiv" not in served.lower()
+    assert '<meta charset="utf-8">' in served
+    assert 'src="data:image/png;base64,' in served
+    # The sheet, the background and the pixel (the refreshes are removed, not counted).
+    assert remote_references(reading.html) == 3
+    assert remote_references(served) == 3
+
+
+def test_remote_images_are_the_only_thing_remote_allowed() -> None:
+    strict, remote = PREVIEW_POLICY.split("; "), REMOTE_IMAGES_POLICY.split("; ")
+    assert "img-src 'self' data: https: http:" in remote
+    assert set(strict) - set(remote) == {"img-src 'self' data:"}
+    assert set(remote) - set(strict) == {"img-src 'self' data: https: http:"}
+    assert "sandbox" in remote

@@ -1,7 +1,7 @@
 """A hostile message in a real browser runs nothing and loads nothing, checked from the page:
 dialogs, page errors and every request of the page and its frames are recorded, and the
 "remote" server the message points at (on 127.0.0.1) counts its hits. Remote images come only
-when the operator asks, and then only images."""
+when the operator asks, and then only images. The frame shows the API's `/view/{ID}.html`."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def test_a_hostile_message_runs_nothing_and_loads_nothing(
         expect(page.page.locator("h1")).to_have_text("<script>alert('subject')</script> hostile")
         assert page.page.title().endswith("· mxrelay")
         page.page.wait_for_load_state("networkidle")
-        preview = next(f for f in page.page.frames if f.url.endswith("/preview"))
+        preview = next(f for f in page.page.frames if ".html?embed=1" in f.url)
+        assert "/view/" in preview.url
         assert preview.evaluate("1 + 1") == 2  # the frame exists; its own scripts never ran
         assert dialogs == []
         assert page.errors == []
@@ -52,7 +53,7 @@ def test_a_hostile_message_runs_nothing_and_loads_nothing(
         # Still nothing after a while: the refresh that would have navigated the frame is gone.
         page.page.wait_for_timeout(1500)
         assert recorder.hits == []
-        assert preview.url.endswith("/preview")
+        assert preview.url.endswith(".html?embed=1")
 
         page.page.get_by_role("link", name="Load remote images").click()
         frame = page.page.frame_locator("iframe.preview")
@@ -80,11 +81,19 @@ def test_the_preview_opened_on_its_own_is_inert(
     with RelayThread(hold_env(tmp_path)) as relay:
         relay.send("mallory@example.org", ["victim@example.net"], hostile(recorder.url))
         page.page.goto(relay.url)
-        href = page.page.locator("#messages tbody a").first.get_attribute("href")
-        assert href is not None
-        page.page.goto(relay.url.rstrip("/") + href.split("?")[0] + "/preview")
+        ident = page.page.locator("#messages tbody tr[data-id]").first.get_attribute("data-id")
+        page.page.goto(relay.url + f"view/{ident}.html?embed=1")
         expect(page.page.locator("#bait")).to_have_text("Hello")
         page.page.wait_for_load_state("networkidle")
         assert page.page.evaluate("window.origin") == "null"
+        assert page.page.locator("meta[http-equiv]").count() == 0  # the refresh is gone
         assert dialogs == []
         assert recorder.hits == []
+        # With remote images asked for: images come, and still nothing runs or loads.
+        page.page.goto(relay.url + f"view/{ident}.html?embed=1&remote=1")
+        expect(page.page.locator("#remote")).to_be_visible()
+        page.page.wait_for_load_state("networkidle")
+        assert page.page.evaluate("window.origin") == "null"
+        assert dialogs == []
+        assert "/pixel.png" in recorder.hits
+        assert set(recorder.hits) <= {"/pixel.png", "/bg.png"}

@@ -1,10 +1,13 @@
-"""A message's HTML and text bodies alone, for UI tests: Mailpit's `/view/{ID}.html`, `.txt` and
-`/view/latest` (`server/handlers/messages.go`).
+"""A message's HTML and text bodies alone, for UI tests and the console's preview: Mailpit's
+`/view/{ID}.html`, `.txt` and `/view/latest` (`server/handlers/messages.go`).
 
 The HTML is the sender's, so it is served under a policy that keeps it inert: the Content
 Security Policy sandboxes the document (an origin of its own, no scripts, no forms, no plugins)
 and allows no remote resource, only the message's own inline images (linked to their parts, or
-embedded with `?embed=1`) and inline styles. Reading a message here marks it read, as in Mailpit.
+embedded with `?embed=1`) and inline styles; `?remote=1` allows remote images too, and nothing
+else (the console's "Load remote images"). `<meta http-equiv>` elements are removed, because a
+refresh would navigate the frame to anywhere, a remote load no policy of the page forbids.
+Reading a message here marks it read, as in Mailpit.
 """
 
 from __future__ import annotations
@@ -37,6 +40,22 @@ PREVIEW_POLICY = "; ".join(
     )
 )
 """No script, no remote load, no form, no plugin; framed only by the UI itself."""
+REMOTE_IMAGES_POLICY = PREVIEW_POLICY.replace(
+    "img-src 'self' data:", "img-src 'self' data: https: http:"
+)
+"""The same, with images from anywhere (asked for by `?remote=1`)."""
+
+_META_EQUIV = re.compile(r"<meta[^<>]{0,2000}http-equiv[^<>]{0,2000}>", re.I)
+_REMOTE = re.compile(
+    r"""(?:src|background|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//""", re.I
+)
+
+
+def remote_references(html: str) -> int:
+    """References to remote resources (images, style sheets, frames) in `html`: what the
+    policy blocks unless remote images are asked for."""
+    return len(_REMOTE.findall(html))
+
 
 MESSAGE_NOT_FOUND = "Message not found"
 NO_HTML = "This message does not contain a HTML part"
@@ -61,6 +80,12 @@ def link_inline_images(html: str, reading: Reading, message_id: str, *, embed: b
         )
         html = pattern.sub(_replacement(target), html)
     return html
+
+
+def served_html(reading: Reading, message_id: str, *, embed: bool) -> str:
+    """The HTML body as `/view/{ID}.html` serves it: `<meta http-equiv>` removed, inline images
+    linked or embedded."""
+    return link_inline_images(_META_EQUIV.sub("", reading.html), reading, message_id, embed=embed)
 
 
 def _replacement(target: str) -> Callable[[re.Match[str]], str]:
@@ -96,13 +121,13 @@ class View:
         if not reading.html:
             return PlainTextResponse(NO_HTML, status_code=404)
         embed = request.query_params.get("embed") == "1"
-        page = await asyncio.to_thread(
-            link_inline_images, reading.html, reading, found.view.id, embed=embed
-        )
+        page = await asyncio.to_thread(served_html, reading, found.view.id, embed=embed)
+        remote = request.query_params.get("remote") == "1"
+        policy = REMOTE_IMAGES_POLICY if remote else PREVIEW_POLICY
         return Response(
             page,
             media_type="text/html; charset=utf-8",
-            headers={"Content-Security-Policy": PREVIEW_POLICY, "X-Frame-Options": "SAMEORIGIN"},
+            headers={"Content-Security-Policy": policy, "X-Frame-Options": "SAMEORIGIN"},
         )
 
     async def text(self, request: Request) -> Response:

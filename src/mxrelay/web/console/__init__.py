@@ -1,11 +1,13 @@
 """The operator's console: server-rendered pages over the message log, the queue, the refusals
 and the relay's health, made live by a little script.
 
-One module per page (`messages`, `message`, `queue`, `refusals`, `summary`, `audit`),
-`preview` for what a message shows in its sandboxed frame, `render` and `templates/` for the
-HTML, `assets` and `static/` for the script, the style sheet and the one vendored library (htmx). Pages read the
-store through its modules (`store.console` holds the console's own small reads). The routes
-live under the web root the caller mounts them at; every URL a page writes starts with it.
+One module per page (`messages`, `message`, `queue`, `refusals`, `summary`, `audit`), `render`
+and `templates/` for the HTML, `assets` and `static/` for the script, the style sheet and the one
+vendored library (htmx). What a message contains reaches the browser through the API's routes
+(`/view/{ID}.html`, `/api/v1/message/{ID}/part/...`), never through routes of the console's own.
+Pages read the store through its modules (`store.console` holds the console's own small reads).
+The routes live under the web root the caller mounts them at; every URL a page writes starts
+with it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from mxrelay.health import Health
 from mxrelay.store.backend import Database
-from mxrelay.web.console import audit, message, messages, preview, queue, refusals, summary
+from mxrelay.web.console import audit, message, messages, queue, refusals, summary
 from mxrelay.web.console.assets import Assets
 from mxrelay.web.console.context import ConsoleContext, Explain
 from mxrelay.web.console.render import environment, page
@@ -62,7 +64,6 @@ def console_routes(
     return [
         *messages.routes(context),
         *message.routes(context),
-        *preview.routes(context),
         *queue.routes(context),
         *refusals.routes(context),
         *summary.routes(context),

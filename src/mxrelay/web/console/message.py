@@ -3,7 +3,10 @@ what each recipient group received, the delivery timeline, and the session it ca
 
 A tab is a URL (`?tab=`), so each can be linked to and works without script; htmx swaps the
 panel alone (`#panel`) and refreshes the delivery tabs when the relay reports a delivery. The
-message's bytes are read only for the tabs that show them, and parsed off the event loop.
+message's bytes are read only for the tabs that show them, and parsed off the event loop. The
+page writes the text, the header fields and the start of the source as text; whatever else the
+browser loads of a message comes from the API's routes: the HTML from `/view/{ID}.html` in a
+sandboxed frame, each part from `/api/v1/message/{ID}/part/{PartID}`, the source from `/raw`.
 
 Opening the page marks the message read, as Mailpit's UI does, through the API's own
 `reading.mark_read` (so every open list and websocket client is told); a tab or a refresh of the
@@ -20,13 +23,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mxrelay.mime.content import message_content
+from mxrelay.mime.parts import Part, read_parts
+from mxrelay.mime.text import decode_words
 from mxrelay.store.console import message_extras
 from mxrelay.store.message_log import get_message, get_raw
 from mxrelay.web.api_v1.reading import mark_read
+from mxrelay.web.api_v1.view import remote_references
 from mxrelay.web.console.context import ConsoleContext
 from mxrelay.web.console.messages import transform_labels
-from mxrelay.web.console.parts import Part, header_fields, html_preview, leaf_parts
 from mxrelay.web.console.render import is_fragment, page
 
 TABS = (
@@ -41,8 +45,41 @@ TABS = (
 )
 NEEDS_BODY = frozenset({"html", "text", "headers", "source", "parts"})
 TEXT_LIMIT = 1024 * 1024
+"""Characters of the text body shown in the page."""
+HEADER_VALUE_LIMIT = 16 * 1024
+"""Characters shown of one header field's value."""
 SOURCE_LIMIT = 256 * 1024
 """Bytes of the raw source shown in the page (the whole of it is a download)."""
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+"""Parts shown as images in the page. SVG is not among them: it is a document that can hold
+script, and the API serves it only as a download."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A part as the Attachments tab lists it; `part_id` is the API's (`/part/{PartID}`)."""
+
+    part_id: str
+    content_type: str
+    filename: str
+    disposition: str
+    content_id: str
+    size: int
+    """Decoded bytes."""
+    image: bool
+
+    @classmethod
+    def of(cls, part: Part) -> Shown:
+        kind = part.content_type
+        return cls(
+            part.part_id,
+            kind,
+            part.filename,
+            part.disposition,
+            part.content_id,
+            len(part.content),
+            kind in IMAGE_TYPES,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,26 +87,40 @@ class Body:
     text: str
     has_html: bool
     remote: int
+    """References to remote resources in the HTML, blocked until the operator asks."""
     headers: list[tuple[str, str]]
     source: str
     source_cut: bool
-    parts: list[Part]
-    broken: str | None
+    files: list[Shown]
+    """Attachments, and inline parts that are not images, each a download."""
+    images: list[Shown]
+    """Inline images."""
+    parts: list[Shown]
+    """Every leaf part, in document order."""
+    truncated: bool
+    """Past the parser's bounds: the parts after them are not listed."""
 
 
 def read_body(raw: bytes) -> Body:
-    content = message_content(raw, TEXT_LIMIT)
-    shown = html_preview(raw)
-    parts, broken = leaf_parts(raw)
+    """What the body tabs show, read as the API reads a message (`mime.parts`), so the parts
+    listed are the ones the API's part route serves. The HTML itself is the API's
+    `/view/{ID}.html`, framed by the page."""
+    reading = read_parts(raw)
+    inline = [Shown.of(p) for p in reading.inline]
     return Body(
-        text=content.text,
-        has_html=shown is not None,
-        remote=shown.remote if shown else 0,
-        headers=header_fields(raw),
+        text=reading.text[:TEXT_LIMIT],
+        has_html=bool(reading.html),
+        remote=remote_references(reading.html),
+        headers=[
+            (name, decode_words(value[:HEADER_VALUE_LIMIT]))
+            for name, value in reading.root.fields.items
+        ],
         source=raw[:SOURCE_LIMIT].decode("utf-8", "replace"),
         source_cut=len(raw) > SOURCE_LIMIT,
-        parts=[p for p, _ in parts],
-        broken=broken,
+        files=[Shown.of(p) for p in reading.attachments] + [p for p in inline if not p.image],
+        images=[p for p in inline if p.image],
+        parts=[Shown.of(p) for p in reading.root.depth_first() if not p.is_multipart],
+        truncated=reading.truncated,
     )
 
 

@@ -247,6 +247,10 @@ def view_paths() -> dict[str, Json]:
                     MESSAGE_ID,
                     LATEST_QUERY,
                     query_parameter("embed", "`1` to open links in a new window"),
+                    query_parameter(
+                        "remote",
+                        "mxrelay's own: `1` to let remote images load (nothing else remote does)",
+                    ),
                 ],
                 answers={
                     "200": answer("The HTML", {"text/html": {"schema": STRING}}),

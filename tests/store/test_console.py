@@ -1,7 +1,7 @@
 """The console's reads on SQLite and PostgreSQL: keyset pages that neither skip nor repeat a
-message (ties on the received time included), the facts of a page's rows, the refusals of a
-message's transaction, the refusal log and its per-domain counts, the activity buckets, and the
-pacing lanes as the queue page reads them."""
+message (ties on the received time included), what a page shows of its messages and when it
+need not be read again, the refusals of a message's transaction, the refusal log and its
+per-domain counts, the activity buckets, and the pacing lanes as the queue page reads them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import json
 from datetime import timedelta
 
 from mxrelay.model import Peer, Reason, RefusedRecipient, Reply, SessionInfo
-from mxrelay.store import message_log
+from mxrelay.store import flags, message_log
 from mxrelay.store.backend import Database
+from mxrelay.store.changes import ChangeKind, announce
 from mxrelay.store.console import (
     PageKey,
     activity,
@@ -19,7 +20,6 @@ from mxrelay.store.console import (
     message_page,
     refusal_page,
     refusals_by_domain,
-    row_facts,
 )
 from mxrelay.store.search import SearchQuery, parse_search, search_messages
 from tests.store.helpers import T0, accept, message_bytes, record, transaction
@@ -48,6 +48,7 @@ async def walk(db: Database, query: SearchQuery, limit: int) -> list[list[str]]:
     key: PageKey | None = None
     while True:
         page = await message_page(db, query, key=key, limit=limit)
+        assert page is not None
         pages.append([m.id for m in page.messages])
         if page.next_key is None:
             return pages
@@ -78,15 +79,29 @@ def test_a_page_token_is_checked() -> None:
         assert PageKey.parse(bad) is None, bad
 
 
-async def test_row_facts(db: Database) -> None:
+async def test_a_page_shows_states_and_transforms_and_is_not_read_again_unchanged(
+    db: Database,
+) -> None:
     rec = record(transaction(recipients=("a@example.org", "b@example.org")))
     held = record(transaction(), hold_reason="hold mode")
     await accept(db, rec, held)
-    facts = await row_facts(db, [rec.id, held.id, "unknown"])
-    assert facts[rec.id].states == (("queued", 2),)
-    assert facts[held.id].states == (("held", 1),)
-    assert facts[rec.id].transforms == ()
-    assert "unknown" not in facts
+    page = await message_page(db, SearchQuery(), key=None, limit=10)
+    assert page is not None
+    by_id = {m.id: m for m in page.messages}
+    assert by_id[rec.id].states == (("queued", 2),)
+    assert by_id[held.id].states == (("held", 1),)
+    assert by_id[rec.id].transforms == ()
+    assert (by_id[rec.id].seen, page.total) == (False, 2)
+    assert await message_page(db, SearchQuery(), key=None, limit=10, unless=page.version) is None
+    # Marking a message read is a change of the log's version (announced in the outbox).
+    await flags.mark(db, [rec.id], True)
+    await announce(db, ChangeKind.UPDATE, {"ID": rec.id, "Read": True})
+    again = await message_page(db, SearchQuery(), key=None, limit=10, unless=page.version)
+    assert again is not None
+    assert {m.id: m.seen for m in again.messages}[rec.id] is True
+    searched = await message_page(db, parse_search("odd"), key=None, limit=10)
+    assert searched is not None
+    assert searched.total is None
 
 
 async def test_the_refusals_of_a_messages_transaction(db: Database) -> None:

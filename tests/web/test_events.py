@@ -1,11 +1,13 @@
 """`/api/events` with a real websocket client against a running relay: SMTP ingest, delivery to a
 smarthost, a refused RCPT and announced API actions reach the client as Mailpit-style frames; the
 handshake is refused cross-origin, under a foreign Host and past the client limit; a client that
-does not keep up is dropped without holding up the others."""
+does not keep up is dropped without holding up the others; a brief client (the console's pages)
+is told each kind of event once a poll, without data."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import smtplib
 from collections.abc import AsyncIterator, Mapping
@@ -18,8 +20,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from mxrelay.app import Relay
-from mxrelay.store.changes import ChangeKind, announce
-from mxrelay.web.events import EventHub, EventLimits
+from mxrelay.store.changes import Change, ChangeKind, announce
+from mxrelay.store.feed import FeedEvents
+from mxrelay.web.events import EventHub, EventLimits, brief_frames
 from tests.support.dns_server import DnsServer
 from tests.support.relay_app import running_relay
 from tests.support.smarthost import Smarthost
@@ -177,3 +180,72 @@ async def test_a_slow_client_is_dropped_and_the_others_get_everything() -> None:
         None,
     ]
     await hub.aclose()
+
+
+def test_brief_frames_name_each_kind_once() -> None:
+    update = {"ID": "a", "Read": True}
+    events = FeedEvents(
+        arrived=("a", "b", "c"),
+        changes=(
+            Change(1, 0.0, ChangeKind.UPDATE, update),
+            Change(2, 0.0, ChangeKind.UPDATE, {"ID": "b", "Read": True}),
+            Change(3, 0.0, ChangeKind.DELETE, {"ID": "c"}),
+            Change(4, 0.0, None, {}),
+        ),
+    )
+    assert [json.loads(text) for text in brief_frames(events)] == [
+        {"Type": "new", "Data": None},
+        {"Type": "update", "Data": None},
+        {"Type": "delete", "Data": None},
+    ]
+    assert brief_frames(FeedEvents()) == []
+
+
+async def test_brief_and_full_clients_get_their_own_frames() -> None:
+    hub = EventHub(lambda: None, EventLimits(clients=10, poll_interval=1.0, stats_interval=1.0))
+    brief = await hub.subscribe(brief=True)
+    full = await hub.subscribe()
+    hub.broadcast(["full 1", "full 2"], ["brief"])
+    hub.broadcast(["both"])
+    hub.broadcast(["full only"], brief=[])
+    assert [brief.queue.get_nowait() for _ in range(brief.queue.qsize())] == ["brief", "both"]
+    assert [full.queue.get_nowait() for _ in range(full.queue.qsize())] == [
+        "full 1",
+        "full 2",
+        "both",
+        "full only",
+    ]
+    await hub.aclose()
+
+
+async def test_a_brief_client_is_told_each_kind_once_a_poll_and_no_stats(relay: Relay) -> None:
+    """What the console's pages subscribe to: under a burst of mail a frame per kind and poll
+    (polls a second apart while only such clients listen), without data and without `stats`;
+    a client of Mailpit's frames beside one still gets every frame."""
+
+    async def told(socket: ClientConnection, within: float) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while True:
+                    found.append(json.loads(await socket.recv()))
+        return found
+
+    def burst() -> None:
+        with smtplib.SMTP("127.0.0.1", relay.smtp_port, timeout=30) as client:
+            for _ in range(10):
+                client.sendmail("app@example.org", ["alex@example.net"], MESSAGE)
+
+    async with connect(url(relay) + "?brief=1") as brief:
+        await smtp(relay, ["alex@example.net", "x@nope.example.net"])
+        await asyncio.to_thread(burst)
+        frames = await told(brief, 3)
+        assert frames
+        assert all(frame["Data"] is None for frame in frames)
+        kinds = [frame["Type"] for frame in frames]
+        assert set(kinds) == {"new", "refusal", "delivery"}  # and no stats
+        assert kinds.count("new") < 5  # 11 messages
+        async with connect(url(relay)) as full:
+            await smtp(relay, ["alex@example.net"])
+            assert (await frame_of(full, "new"))["Subject"] == "Hello"
+            assert {"Type": "new", "Data": None} in await told(brief, 2)

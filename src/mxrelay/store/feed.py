@@ -59,14 +59,17 @@ class FeedEvents:
     """What one poll found, each kind oldest first."""
 
     new: tuple[MessageSummary, ...] = ()
+    """The new messages' summaries (none when the poll was asked for none)."""
     attempts: tuple[AttemptEvent, ...] = ()
     refusals: tuple[RefusalView, ...] = ()
     changes: tuple[Change, ...] = ()
     more: bool = False
     """A table had more than one batch: poll again at once."""
+    arrived: tuple[str, ...] = ()
+    """The new messages' ids, summaries or not."""
 
     def __bool__(self) -> bool:
-        return bool(self.new or self.attempts or self.refusals or self.changes)
+        return bool(self.arrived or self.new or self.attempts or self.refusals or self.changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +188,16 @@ class EventFeed:
             cursors[name] = cursor
         return cursors
 
-    async def poll(self) -> FeedEvents:
-        return await self.db.read(self._poll, self.clock())
+    async def poll(self, *, summaries: bool = True) -> FeedEvents:
+        """What is new since the last poll; without `summaries`, new messages by id only (for
+        listeners that only need to know that mail arrived)."""
+        return await self.db.read(self._poll, self.clock(), summaries)
 
-    def _poll(self, conn: Connection, now: float) -> FeedEvents:
+    async def summaries(self, ids: Sequence[str]) -> list[MessageSummary]:
+        """The summaries of new messages a poll without summaries found (in the order given)."""
+        return await self.db.read(_summaries, ids)
+
+    def _poll(self, conn: Connection, now: float, summaries: bool = True) -> FeedEvents:
         fresh: dict[str, list[Row]] = {}
         more = False
         for name, source in SOURCES.items():
@@ -199,11 +208,12 @@ class EventFeed:
             str(row.value) for row in fresh["recipients"] if self._first_time(str(row.value))
         ]
         return FeedEvents(
-            new=tuple(_summaries(conn, new_ids)),
+            new=tuple(_summaries(conn, new_ids)) if summaries else (),
             attempts=tuple(row.value for row in fresh["attempts"]),
             refusals=tuple(row.value for row in fresh["refusals"]),
             changes=tuple(row.value for row in fresh["log_changes"]),
             more=more,
+            arrived=tuple(new_ids),
         )
 
     def _first_time(self, message_id: str) -> bool:

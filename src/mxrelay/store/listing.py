@@ -230,18 +230,46 @@ def _page(
 ) -> Page:
     probe = trigram_probe(conn)
     mailbox = mailbox_counts(conn)
-    source = None
-    if not query.everything:
-        source = single_source(query, Dialect(conn.dialect.name), probe)
-    found = None if source is None else _from_source(conn, query, source, start, limit, before)
-    if found is not None:
-        ids, counted = found
-    else:
-        page = matching(conn, query, before, probe).limit(limit).offset(start)
-        ids = list(conn.execute(page).scalars())
+    ids, counted = _ids(conn, query, start, limit, before, probe, counting=True)
+    if counted is None:
         # Mailpit's list counts the whole mailbox, `before` or not.
         counted = mailbox if query.everything else _counts(conn, query, before, probe)
     return Page(tuple(summaries(conn, ids)), mailbox, counted, tuple(all_tags(conn)))
+
+
+def page_ids(
+    conn: Connection,
+    query: SearchQuery,
+    *,
+    start: int = 0,
+    limit: int = 50,
+    before: float | None = None,
+) -> list[str]:
+    """The ids of the page `list_page` would show, newest first, found the same way but
+    without counting the matches (a broad search's count reads every match)."""
+    return _ids(conn, query, start, limit, before, trigram_probe(conn), counting=False)[0]
+
+
+def _ids(
+    conn: Connection,
+    query: SearchQuery,
+    start: int,
+    limit: int,
+    before: float | None,
+    probe: Probe | None,
+    *,
+    counting: bool,
+) -> tuple[list[str], Counts | None]:
+    """A page's ids, and the matches' counts when a one-term search's source gave them."""
+    source = None
+    if not query.everything:
+        source = single_source(query, Dialect(conn.dialect.name), probe)
+    if source is not None:
+        found = _from_source(conn, query, source, start, limit, before, counting=counting)
+        if found is not None:
+            return found
+    page = matching(conn, query, before, probe).limit(limit).offset(start)
+    return list(conn.execute(page).scalars()), None
 
 
 SOURCE_LIMIT = 100_000
@@ -256,7 +284,9 @@ def _from_source(
     start: int,
     limit: int,
     before: float | None,
-) -> tuple[list[str], Counts] | None:
+    *,
+    counting: bool = True,
+) -> tuple[list[str], Counts | None] | None:
     """A one-term search (`single_source`), its matches found once: an index in id order gives
     the page directly (`status:`, `tag:`: the newest ids first, as many as the page needs) and
     the count is one statement; other sources (full text, header fields) are read once, the page
@@ -268,7 +298,7 @@ def _from_source(
         newest = source.ids if bound is None else source.ids.where(column < bound)
         page = newest.with_only_columns(column).distinct().order_by(column.desc())
         ids = list(conn.execute(page.limit(limit).offset(start)).scalars())
-        return ids, _counts(conn, query, before)
+        return ids, _counts(conn, query, before) if counting else None
     found: set[str] = set()
     for (ident,) in conn.execute(source.ids).yield_per(1000):
         if bound is None or ident < bound:
@@ -276,7 +306,7 @@ def _from_source(
             if len(found) > SOURCE_LIMIT:
                 return None
     ordered = sorted(found, reverse=True)
-    return ordered[start : start + limit], _counts_of(conn, ordered)
+    return ordered[start : start + limit], _counts_of(conn, ordered) if counting else None
 
 
 def _counts_of(conn: Connection, ids: Sequence[str]) -> Counts:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, tzinfo
 
+from sqlalchemy.engine import Connection
+
 from mxrelay.store.backend import Database
 from mxrelay.store.listing import (
     Counts,
@@ -18,6 +20,8 @@ from mxrelay.store.listing import (
     count_matching,
     list_page,
     newest_matching,
+    page_ids,
+    summaries,
 )
 from mxrelay.store.search_terms import (
     MAX_QUERY_LENGTH,
@@ -54,9 +58,13 @@ async def latest_matching(db: Database, query_text: str, zone: tzinfo = UTC) -> 
 async def search_messages(
     db: Database, query: SearchQuery, *, limit: int = 50, offset: int = 0
 ) -> list[MessageSummary]:
-    """A page of the messages `query` matches, newest first, without the counts."""
-    page = await list_page(db, query, start=offset, limit=limit)
-    return list(page.messages)
+    """A page of the messages `query` matches, newest first, without the counts (which are
+    not read: counting a broad search reads every match)."""
+
+    def run(conn: Connection) -> list[MessageSummary]:
+        return summaries(conn, page_ids(conn, query, start=offset, limit=limit))
+
+    return await db.read(run)
 
 
 async def count_messages(db: Database, query: SearchQuery) -> int:

@@ -14,6 +14,12 @@ or an operator's queue action) and `refusal` (a recipient refused at RCPT). Each
 once and queued for every client; a client's queue holds `client_queue` frames, and a client
 that falls that far behind is dropped (its socket closed), so a slow client never holds up the
 poller or the others. At most `clients` are connected at once.
+
+A `brief` client (the console's pages, which only re-read what changed) gets one frame without
+data per kind of event a poll found, not one per event, and no `stats`: under a flood of mail
+that is a frame a second instead of one per message for each open page. While only brief
+clients are connected, new messages' summaries are not read nor frames encoded, the counts are
+not read for `stats`, and the store is polled at most every `BRIEF_POLL` seconds.
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mxrelay import __version__
@@ -51,6 +57,10 @@ START_WAIT = 5.0
 ERROR_BACKOFF = 2.0
 """Seconds between tries while the store cannot be read."""
 
+BRIEF_POLL = 1.0
+"""Seconds between polls while every client is brief (the console's pages re-read what changed
+at most every two seconds)."""
+
 
 @dataclass(frozen=True, slots=True)
 class EventLimits:
@@ -75,9 +85,11 @@ class TooManyClients(Exception):
 class EventClient:
     """One connected websocket's queue of frames; None at the end means: dropped, close."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, brief: bool = False) -> None:
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(size + 1)
         self.size = size
+        self.brief = brief
+        """Only one frame, without data, per kind of event a poll finds (`brief_frames`)."""
         self.dropped = False
 
     def offer(self, frame: str) -> bool:
@@ -124,9 +136,18 @@ def frames(events: FeedEvents) -> list[str]:
     return found
 
 
+def brief_frames(events: FeedEvents) -> list[str]:
+    """One poll's events for brief clients: a frame without data per kind, in `frames`' order."""
+    kinds = ["new"] if events.arrived else []
+    kinds += ["delivery"] if events.attempts else []
+    kinds += ["refusal"] if events.refusals else []
+    kinds += [c.kind.value for c in events.changes if c.kind is not None]
+    return [frame(kind, None) for kind in dict.fromkeys(kinds)]
+
+
 def changes_counts(events: FeedEvents) -> bool:
     """Whether the message and unread counts may have changed."""
-    return bool(events.new) or any(
+    return bool(events.arrived) or any(
         c.kind is not None and c.kind.value in ("update", "delete", "prune", "truncate")
         for c in events.changes
     )
@@ -151,13 +172,14 @@ class EventHub:
         self._started = asyncio.Event()
         self._last_stats = float("-inf")
         self._stats_due: float | None = None
+        self._polled = float("-inf")
 
-    async def subscribe(self) -> EventClient:
+    async def subscribe(self, *, brief: bool = False) -> EventClient:
         """A new client, once the poller has its starting point: whatever is written after this
         returns reaches the client."""
         if len(self.clients) >= self.limits.clients:
             raise TooManyClients
-        client = EventClient(self.limits.client_queue)
+        client = EventClient(self.limits.client_queue, brief=brief)
         self.clients.add(client)
         if self._poller is None or self._poller.done():
             self._started = asyncio.Event()
@@ -172,12 +194,14 @@ class EventHub:
             self._poller.cancel()
             self._poller = None
 
-    def broadcast(self, encoded: Iterable[str]) -> None:
-        for text in encoded:
-            for client in list(self.clients):
+    def broadcast(self, encoded: Sequence[str], brief: Sequence[str] | None = None) -> None:
+        """`encoded` to every client, or `brief` instead to the brief ones when it is given."""
+        for client in list(self.clients):
+            for text in brief if brief is not None and client.brief else encoded:
                 if not client.offer(text):
                     self.clients.discard(client)
                     event(logger, "events.client_dropped", logging.WARNING, reason="too slow")
+                    break
 
     async def aclose(self) -> None:
         """Stop the poller and tell every client to close."""
@@ -206,7 +230,11 @@ class EventHub:
                     if not feed.cursors:
                         await feed.start()
                         self._started.set()
-                    events = await feed.poll()
+                    self._polled = self.clock()
+                    events = await feed.poll(summaries=not self._brief_only())
+                    if events.arrived and not events.new and not self._brief_only():
+                        # A client of Mailpit's frames came while the poll was under way.
+                        events = replace(events, new=tuple(await feed.summaries(events.arrived)))
                     await self._publish(database, events)
                 except Exception as exc:  # the store may fail; the poller must outlive it
                     if not failing:
@@ -224,22 +252,30 @@ class EventHub:
                 if events.more:
                     continue
                 await wakeups.wait(self._timeout(database, feed))
+                if self._brief_only():  # woken early (PostgreSQL): the pages can wait
+                    await asyncio.sleep(max(self._polled + BRIEF_POLL - self.clock(), 0.0))
                 await self._stats_if_due(database)
         finally:
             await wakeups.aclose()
+
+    def _brief_only(self) -> bool:
+        return bool(self.clients) and all(client.brief for client in self.clients)
 
     def _timeout(self, database: Database, feed: EventFeed) -> float:
         interval = self.limits.poll_interval
         awaiting = any(cursor.awaited for cursor in feed.cursors.values())
         if database.dialect is Dialect.POSTGRESQL and not awaiting:
             interval *= LISTEN_FALLBACK
+        elif self._brief_only():
+            interval = max(interval, BRIEF_POLL)
         if self._stats_due is not None:
             interval = min(interval, max(self._stats_due - self.clock(), 0.0))
         return interval
 
     async def _publish(self, database: Database, events: FeedEvents) -> None:
         if events:
-            self.broadcast(frames(events))
+            full = any(not client.brief for client in self.clients)
+            self.broadcast(frames(events) if full else [], brief_frames(events))
         if changes_counts(events):
             self._stats_due = max(self.clock(), self._last_stats + self.limits.stats_interval)
         await self._stats_if_due(database)
@@ -249,6 +285,8 @@ class EventHub:
             return
         self._stats_due = None
         self._last_stats = self.clock()
+        if self._brief_only():
+            return
         total, unread = await mailbox_counts(database)
         data = {"Total": total, "Unread": unread, "Version": self.version}
-        self.broadcast([frame("stats", data)])
+        self.broadcast([frame("stats", data)], brief=[])

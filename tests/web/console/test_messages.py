@@ -1,9 +1,12 @@
 """The message list in a real browser: columns and badges, search kept in the URL with its help,
-keyboard navigation, and a new message appearing without a reload."""
+keyboard navigation, a new message appearing without a reload, and a burst of them costing a
+few re-reads of the list."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import smtplib
 
 import pytest
 from playwright.sync_api import expect
@@ -82,3 +85,25 @@ def test_a_new_message_appears_without_a_reload(console: RelayThread, page: Watc
     expect(rows.nth(0).locator(".c-subject a")).to_have_text("Invoice 43")
     assert page.page.evaluate("window.notReloaded") is True
     expect(page.page.locator("#live")).to_have_attribute("data-state", re.compile("events|polling"))
+
+
+def test_a_burst_of_mail_is_shown_with_few_re_reads(console: RelayThread, page: Watched) -> None:
+    """Each new message is an event, but the page re-reads the list once, then once more when
+    the burst is over, not once per message; the last message is shown all the same."""
+    page.page.goto(console.url)
+    expect(page.page.locator("#live")).to_have_attribute("data-state", "events")
+    asked: list[str] = []
+    page.page.on("request", lambda request: asked.append(request.url))
+
+    def burst() -> None:
+        with smtplib.SMTP("127.0.0.1", console.relay.smtp_port, timeout=30) as client:
+            for n in range(30):
+                data = PLAIN.replace(b"Invoice 42", f"Burst {n}".encode())
+                client.sendmail("billing@example.org", ["alex@example.net"], data)
+
+    console.call(lambda: asyncio.to_thread(burst))
+    rows = page.page.locator("#messages tbody tr[data-id]")
+    expect(rows.nth(0).locator(".c-subject a")).to_have_text("Burst 29", timeout=20_000)
+    page.page.wait_for_timeout(3000)  # any re-read still due
+    re_reads = [url for url in asked if "since=" in url]
+    assert 1 <= len(re_reads) <= 4, re_reads

@@ -34,10 +34,9 @@ def test_the_first_page_is_under_100_kb(tmp_path: Path, browser: Browser) -> Non
                 total += sizes["responseBodySize"] + sizes["responseHeadersSize"]
                 total += sizes["requestHeadersSize"]
             names = sorted(r.url.rsplit("/", 1)[-1].split("?v=")[0] for r in finished)
-            # The page, its count (asked once it is shown), the style sheet, the scripts, the icon.
+            # The page (the log's count in it), the style sheet, the scripts, the icon.
             assert names == [
                 "",
-                "?fragment=count",
                 "console.css",
                 "console.js",
                 "favicon.svg",

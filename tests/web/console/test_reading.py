@@ -1,6 +1,7 @@
 """Opening a message marks it read, as in Mailpit's UI: the list shows it unread, then read once
-opened and left, the API's list says so, and another tab showing the list is told by the event
-socket (Mailpit's `update` frame) and redraws it without a reload."""
+opened and left, the API's list says so, another tab showing the list is told by the event
+socket and redraws it without a reload, and a client of the event socket gets Mailpit's `update`
+frame."""
 
 from __future__ import annotations
 
@@ -60,6 +61,13 @@ def test_another_tab_sees_it_read_live(console: RelayThread, browser: Browser) -
         listing.goto(console.url)
         expect(listing.locator("#live")).to_have_attribute("data-state", "events")
         listing.evaluate("window.notReloaded = true")
+        # Beside the page's own (brief) subscription, a client of Mailpit's frames.
+        listing.evaluate(
+            """() => new Promise(opened => {
+                const socket = new WebSocket(location.href.replace(/^http/, "ws") + "api/events");
+                socket.onopen = opened;
+            })"""
+        )
         row = listing.locator("#messages tbody tr[data-id]").filter(has_text="Invoice 77")
         expect(row).to_have_class(UNREAD)
         ident = row.get_attribute("data-id")
@@ -71,6 +79,12 @@ def test_another_tab_sees_it_read_live(console: RelayThread, browser: Browser) -
         expect(row).to_have_class(READ, timeout=15_000)
         expect(row.locator(".unread-mark")).to_have_count(0)
         assert listing.evaluate("window.notReloaded") is True
-        assert {"Type": "update", "Data": {"ID": ident, "Read": True}} in frames
+        mailpits = {"Type": "update", "Data": {"ID": ident, "Read": True}}
+        for _ in range(100):  # the frames reach this side in their own time
+            if mailpits in frames:
+                break
+            listing.wait_for_timeout(100)
+        assert mailpits in frames
+        assert {"Type": "update", "Data": None} in frames  # the page's own: the kind, no data
     finally:
         context.close()

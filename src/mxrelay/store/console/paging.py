@@ -1,5 +1,7 @@
-"""Keyset paging over the search's public query, and what the list shows of each message beyond
-its summary (recipient states, transforms), one read per page."""
+"""The message list's page: keyset paging over the search's own page finding (so a deep page
+costs what the first one does), and what the list shows of each message (its summary's fields,
+its recipients' delivery states, its transforms), read with the log's version in one read
+transaction, and not at all when the version is the one the page already shows."""
 
 from __future__ import annotations
 
@@ -7,13 +9,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
 from mxrelay.store.console.common import PAGE_LIMIT, json_strings
-from mxrelay.store.search import MessageSummary, SearchQuery, search_messages
+from mxrelay.store.listing import mailbox_counts, page_ids
+from mxrelay.store.search import SearchQuery
 from mxrelay.store.search_terms import Filter, Term
 
 
@@ -43,35 +46,76 @@ class PageKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ListedMessage:
+    """A message as the list shows it."""
+
+    id: str
+    received_at: float
+    mail_from: str
+    subject: str
+    header_from: str
+    header_to: str
+    size: int
+    attachments: int
+    snippet: str
+    seen: bool
+    states: tuple[tuple[str, int], ...]
+    """(delivery state, recipients in it), most recipients first."""
+    transforms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MessagePage:
-    messages: tuple[MessageSummary, ...]
+    messages: tuple[ListedMessage, ...]
     next_key: PageKey | None
     """The key of the next (older) page; None on the last page."""
+    version: str
+    """The log's version the page was read at (`_log_version`)."""
+    total: int | None
+    """Every message in the log, on the first page of the whole log (from the kept counts);
+    None for a search or a later page."""
 
 
 async def message_page(
-    db: Database, query: SearchQuery, *, key: PageKey | None, limit: int
-) -> MessagePage:
-    """Up to `limit` messages matching `query`, newest first, starting at `key`."""
+    db: Database,
+    query: SearchQuery,
+    *,
+    key: PageKey | None,
+    limit: int,
+    unless: str | None = None,
+) -> MessagePage | None:
+    """Up to `limit` messages matching `query`, newest first, starting at `key`; None, with
+    nothing else read, when the log's version is still `unless`."""
     limit = max(1, min(limit, PAGE_LIMIT))
-    found: list[MessageSummary] = []
+    return await db.read(_message_page, query, key, limit, unless)
+
+
+def _message_page(
+    conn: Connection, query: SearchQuery, key: PageKey | None, limit: int, unless: str | None
+) -> MessagePage | None:
+    version = _log_version(conn)
+    if version == unless:
+        return None
+    ids: list[str] = []
     if key is not None:
         tied = _within(query, after=key.received_at, before=math.nextafter(key.received_at, 1e300))
         if tied is not None:
-            found.extend(await search_messages(db, tied, limit=limit + 1, offset=key.skip))
+            ids.extend(page_ids(conn, tied, start=key.skip, limit=limit + 1))
         older = _within(query, before=key.received_at)
-        if older is not None and len(found) <= limit:
-            found.extend(await search_messages(db, older, limit=limit + 1 - len(found)))
+        if older is not None and len(ids) <= limit:
+            ids.extend(page_ids(conn, older, limit=limit + 1 - len(ids)))
     else:
-        found.extend(await search_messages(db, query, limit=limit + 1))
+        ids.extend(page_ids(conn, query, limit=limit + 1))
+    found = _listed(conn, ids)
     shown = found[:limit]
+    total = mailbox_counts(conn).total if key is None and query.everything else None
     if len(found) <= limit:
-        return MessagePage(tuple(shown), None)
+        return MessagePage(tuple(shown), None, version, total)
     last = shown[-1].received_at
     same = sum(1 for m in shown if m.received_at == last)
     if key is not None and key.received_at == last and all(m.received_at == last for m in shown):
         same += key.skip
-    return MessagePage(tuple(shown), PageKey(last, same))
+    return MessagePage(tuple(shown), PageKey(last, same), version, total)
 
 
 def _within(
@@ -89,52 +133,66 @@ def _within(
     return replace(query, terms=tuple(terms))
 
 
-# --- the messages of a page --------------------------------------------------------------------
+m, r = schema.messages, schema.recipients
+_ROWS = select(
+    m.c.id,
+    m.c.received_at,
+    m.c.mail_from,
+    m.c.subject,
+    m.c.header_from,
+    m.c.header_to,
+    m.c.size,
+    m.c.attachments,
+    m.c.snippet,
+    m.c.seen,
+    m.c.transforms,
+).where(m.c.id.in_(bindparam("ids", expanding=True)))
+_STATES = (
+    select(r.c.message_id, r.c.state, func.count())
+    .where(r.c.message_id.in_(bindparam("ids", expanding=True)))
+    .group_by(r.c.message_id, r.c.state)
+)
+"""Statements built once (SQLAlchemy finds their compiled form by identity)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RowFacts:
-    """What the list shows of a message beyond its summary."""
-
-    states: tuple[tuple[str, int], ...]
-    """(delivery state, recipients in it), most recipients first."""
-    transforms: tuple[str, ...]
-
-
-async def row_facts(db: Database, ids: Sequence[str]) -> dict[str, RowFacts]:
-    """Recipient states and transforms of the messages `ids` (a page of them)."""
-    return await db.read(_row_facts, list(ids)[:PAGE_LIMIT])
-
-
-def _row_facts(conn: Connection, ids: list[str]) -> dict[str, RowFacts]:
+def _listed(conn: Connection, ids: Sequence[str]) -> list[ListedMessage]:
+    """What the list shows of these messages, in the order given (deleted ones left out)."""
     if not ids:
-        return {}
-    m, r = schema.messages, schema.recipients
+        return []
     states: dict[str, dict[str, int]] = {}
-    counted = select(r.c.message_id, r.c.state, func.count()).where(r.c.message_id.in_(ids))
-    for message_id, state, n in conn.execute(counted.group_by(r.c.message_id, r.c.state)):
+    for message_id, state, n in conn.execute(_STATES, {"ids": list(ids)}):
         states.setdefault(message_id, {})[state] = int(n)
-    facts = {}
-    for message_id, transforms in conn.execute(
-        select(m.c.id, m.c.transforms).where(m.c.id.in_(ids))
-    ):
-        by_state = states.get(message_id, {})
-        facts[message_id] = RowFacts(
-            tuple(sorted(by_state.items(), key=lambda item: (-item[1], item[0]))),
-            tuple(json_strings(transforms)),
+    rows = {row.id: row for row in conn.execute(_ROWS, {"ids": list(ids)})}
+    found = []
+    for ident in dict.fromkeys(ids):
+        row = rows.get(ident)
+        if row is None:
+            continue
+        by_state = states.get(ident, {})
+        found.append(
+            ListedMessage(
+                id=row.id,
+                received_at=row.received_at,
+                mail_from=row.mail_from,
+                subject=row.subject,
+                header_from=row.header_from,
+                header_to=row.header_to,
+                size=row.size,
+                attachments=row.attachments,
+                snippet=row.snippet,
+                seen=bool(row.seen),
+                states=tuple(sorted(by_state.items(), key=lambda item: (-item[1], item[0]))),
+                transforms=tuple(json_strings(row.transforms)),
+            )
         )
-    return facts
-
-
-async def log_version(db: Database) -> str:
-    """A token that changes when a message arrives, a delivery attempt is logged or an action
-    changes messages in place (read, tagged, deleted, held: the change outbox): three lookups at
-    the end of primary-key indexes, so a page that polls can ask cheaply whether to re-read."""
-    return await db.read(_log_version)
+    return found
 
 
 def _log_version(conn: Connection) -> str:
-    m, a, c = schema.messages, schema.attempts, schema.log_changes
+    """A token that changes when a message arrives, a delivery attempt is logged or an action
+    changes messages in place (read, tagged, deleted, held: the change outbox): three lookups at
+    the end of primary-key indexes, so a page that polls learns cheaply that nothing changed."""
+    a, c = schema.attempts, schema.log_changes
     newest = conn.execute(select(func.max(m.c.id))).scalar()
     attempt = conn.execute(select(func.max(a.c.id))).scalar()
     change = conn.execute(select(func.max(c.c.id))).scalar()

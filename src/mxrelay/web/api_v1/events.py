@@ -4,7 +4,8 @@ A browser opens websockets across origins and sends its stored credentials with 
 page elsewhere could read the log through a user's browser: a handshake whose `Origin` is not the
 relay's own (the `Host` it was asked under) is refused, as Mailpit refuses it; clients that are
 not browsers send no `Origin`. Past the hub's client limit a handshake is refused too. Whatever a
-client sends is read and ignored (uvicorn bounds its size and answers pings).
+client sends is read and ignored (uvicorn bounds its size and answers pings). `?brief=1` (mxrelay's,
+what the console's pages ask for) subscribes to one frame without data per kind of event and poll.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Events:
             await websocket.close(POLICY_VIOLATION)
             return
         try:
-            client = await self.hub.subscribe()
+            client = await self.hub.subscribe(brief=websocket.query_params.get("brief") == "1")
         except TooManyClients:
             await websocket.close(TRY_AGAIN_LATER)
             return

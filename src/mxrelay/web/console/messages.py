@@ -18,8 +18,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mxrelay.mime.addresses import split_list
-from mxrelay.store.console import PageKey, log_version, message_page, row_facts
-from mxrelay.store.search import MessageSummary, SearchQuery, count_messages, parse_search
+from mxrelay.store.console import ListedMessage, PageKey, message_page
+from mxrelay.store.search import SearchQuery, count_messages, parse_search
 from mxrelay.web.console.context import ConsoleContext
 from mxrelay.web.console.render import is_fragment, page
 
@@ -38,10 +38,10 @@ def transform_labels(transforms: tuple[str, ...]) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    summary: MessageSummary
+    message: ListedMessage
+    href: str
     sender: str
     to: str
-    states: tuple[tuple[str, int], ...]
     transforms: tuple[str, ...]
 
 
@@ -80,27 +80,13 @@ class Messages:
         values: dict[str, Any] = {"query": query, "query_limit": QUERY_LIMIT}
         if database is None:
             return page(self.context, request, "messages.html", section="messages", no_store=True)
-        version = await log_version(database)
         refresh = is_fragment(request, "messages")
-        if refresh and request.query_params.get("since") == version:
-            # Nothing arrived and nothing was attempted since this table was drawn: htmx keeps it.
-            return Response(status_code=204, headers={"cache-control": "no-store"})
         search = parse_search(query) if query else SearchQuery()
-        found = await message_page(database, search, key=key, limit=PAGE_SIZE)
-        facts = await row_facts(database, [m.id for m in found.messages])
-        rows = []
-        for m in found.messages:
-            fact = facts.get(m.id)
-            transforms = fact.transforms if fact else ()
-            rows.append(
-                Row(
-                    summary=m,
-                    sender=_first(m.header_from, m.mail_from or "<>"),
-                    to=_recipients(m.header_to),
-                    states=fact.states if fact else (),
-                    transforms=transform_labels(transforms),
-                )
-            )
+        since = request.query_params.get("since") if refresh else None
+        found = await message_page(database, search, key=key, limit=PAGE_SIZE, unless=since)
+        if found is None:
+            # Nothing arrived and nothing changed since this table was drawn: htmx keeps it.
+            return Response(status_code=204, headers={"cache-control": "no-store"})
         base = self.context.webroot
 
         def url(**params: str) -> str:
@@ -108,14 +94,25 @@ class Messages:
             return base + ("?" + urlencode(kept) if kept else "")
 
         listed = url(page=token if key else "").removeprefix(base)
+        suffix = "?" + urlencode({"back": listed}) if listed else ""
+        rows = [
+            Row(
+                message=m,
+                href=f"{base}message/{m.id}{suffix}",
+                sender=_first(m.header_from, m.mail_from or "<>"),
+                to=_recipients(m.header_to),
+                transforms=transform_labels(m.transforms),
+            )
+            for m in found.messages
+        ]
         values.update(
             rows=rows,
-            link_suffix="?" + urlencode({"back": listed}) if listed else "",
             page_key=key,
+            total=found.total,
             count_url=url(fragment="count") if key is None else None,
             next_url=url(page=found.next_key.token()) if found.next_key else None,
             first_url=url(),
-            fragment_url=url(page=token if key else "", since=version),
+            fragment_url=url(page=token if key else "", since=found.version),
             no_store=False,
         )
         template = "_messages_table.html" if refresh else "messages.html"

@@ -182,6 +182,13 @@ def events_paths() -> dict[str, Json]:
                 "mxrelay's `delivery` (an attempt, or a queue action) and `refusal` (a refused "
                 "recipient). A handshake from another origin is refused.",
                 tag="mxrelay",
+                parameters=[
+                    query_parameter(
+                        "brief",
+                        "`1`: one frame without data per kind of event and poll, no `stats` "
+                        "(what the console's pages ask for)",
+                    )
+                ],
                 answers={"101": answer("Switching to the websocket")},
             )
         },

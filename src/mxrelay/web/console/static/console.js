@@ -1,11 +1,18 @@
 /* mxrelay console: theme toggle, keyboard navigation, and live updates.
  *
- * Live updates: the page subscribes to the relay's event socket (body[data-events], frames
- * {Type, Data}) and turns each frame into a DOM event "mx:<type>" on <body>; the fragments that
- * can change listen for the events that concern them (hx-trigger="mx:new from:body ...") and
- * re-fetch themselves. Without the socket (not offered, or a proxy that drops it) the page fires
- * "mx:poll" every body[data-poll] milliseconds instead, while it is visible, and tries the socket
- * again later. There is no other channel: the server renders, htmx swaps.
+ * Live updates: the page subscribes to the relay's event socket (body[data-events], brief frames
+ * {Type}: one per kind of event the relay's poller found) and turns them into DOM events
+ * "mx:<type>" on <body>; the fragments that can change listen for the events that concern them
+ * (hx-trigger="mx:new from:body ...") and re-fetch themselves. Each kind is passed on at most
+ * once per gap: at once after a quiet spell, then once more when the gap is over, so the last
+ * change always shows. While the events keep coming the gap grows (2 s, 4 s, up to 5 s) and after
+ * a quiet spell it is 2 s again: a flood of mail costs the relay a page's re-read every few
+ * seconds, not one per message. (htmx's own `throttle:` would not do: a fragment swapped for its
+ * new self starts with no throttle, so under a flood it re-reads as fast as the relay answers.)
+ * A page in a background tab re-reads nothing until it is shown again.
+ * Without the socket (not offered, or a proxy that drops it) the page fires "mx:poll" every
+ * body[data-poll] milliseconds instead, while it is visible, and tries the socket again later.
+ * There is no other channel: the server renders, htmx swaps.
  */
 (function () {
   "use strict";
@@ -24,6 +31,41 @@
       body.dispatchEvent(new CustomEvent(name, { detail: detail || {} }));
     }
   }
+
+  var GAP_MS = 2000;
+  var GAP_MAX_MS = 5000;
+  var signals = {};
+
+  function signal(type) {
+    var kind = signals[type] || (signals[type] = { timer: null, last: 0, gap: GAP_MS, hidden: false });
+    if (document.visibilityState !== "visible") {
+      kind.hidden = true; /* passed on when the page is shown again */
+      return;
+    }
+    if (kind.timer !== null) return; /* the trailing re-read is due already */
+    var wait = kind.last + kind.gap - Date.now();
+    if (wait <= 0) {
+      kind.gap = GAP_MS;
+      kind.last = Date.now();
+      fire("mx:" + type);
+      return;
+    }
+    kind.timer = window.setTimeout(function () {
+      kind.timer = null;
+      kind.last = Date.now();
+      kind.gap = Math.min(kind.gap * 2, GAP_MAX_MS);
+      fire("mx:" + type);
+    }, wait);
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState !== "visible") return;
+    Object.keys(signals).forEach(function (type) {
+      if (!signals[type].hidden) return;
+      signals[type].hidden = false;
+      signal(type);
+    });
+  });
 
   function setLive(state, title) {
     if (!live) return;
@@ -81,7 +123,7 @@
         return;
       }
       if (frame && typeof frame.Type === "string" && /^[a-z_]{1,32}$/i.test(frame.Type)) {
-        fire("mx:" + frame.Type.toLowerCase(), { data: frame.Data });
+        signal(frame.Type.toLowerCase());
       }
     });
     socket.addEventListener("close", function () {

@@ -43,12 +43,14 @@ async def set_read(db: Database, ids: Sequence[str], read: bool) -> int:
     return (await mark(db, ids, read)).count
 
 
-async def mark(db: Database, ids: Sequence[str], read: bool) -> Changed:
+async def mark(db: Database, ids: Sequence[str], read: bool, *, durable: bool = True) -> Changed:
+    """Mark these messages; `durable=False` does not wait for the disk (what reading a message
+    does by the way: a crash that loses it shows the message unread again)."""
     changed = Changed()
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), BATCH):
         chunk = unique[start : start + BATCH]
-        changed = changed.plus(await db.write(_mark, chunk, read))
+        changed = changed.plus(await db.write(_mark, chunk, read, durable=durable))
     return changed
 
 

@@ -244,10 +244,14 @@ def page_ids(
     start: int = 0,
     limit: int = 50,
     before: float | None = None,
+    below: str | None = None,
 ) -> list[str]:
     """The ids of the page `list_page` would show, newest first, found the same way but
-    without counting the matches (a broad search's count reads every match)."""
-    return _ids(conn, query, start, limit, before, trigram_probe(conn), counting=False)[0]
+    without counting the matches (a broad search's count reads every match); `below`, a message
+    id, leaves out that message and every newer one (a keyset page: an index range, however
+    deep)."""
+    probe = trigram_probe(conn)
+    return _ids(conn, query, start, limit, before, probe, counting=False, below=below)[0]
 
 
 def _ids(
@@ -259,17 +263,22 @@ def _ids(
     probe: Probe | None,
     *,
     counting: bool,
+    below: str | None = None,
 ) -> tuple[list[str], Counts | None]:
     """A page's ids, and the matches' counts when a one-term search's source gave them."""
     source = None
     if not query.everything:
         source = single_source(query, Dialect(conn.dialect.name), probe)
     if source is not None:
-        found = _from_source(conn, query, source, start, limit, before, counting=counting)
+        found = _from_source(
+            conn, query, source, start, limit, before, counting=counting, below=below
+        )
         if found is not None:
             return found
-    page = matching(conn, query, before, probe).limit(limit).offset(start)
-    return list(conn.execute(page).scalars()), None
+    page = matching(conn, query, before, probe)
+    if below is not None:
+        page = page.where(m.c.id < below)
+    return list(conn.execute(page.limit(limit).offset(start)).scalars()), None
 
 
 SOURCE_LIMIT = 100_000
@@ -286,6 +295,7 @@ def _from_source(
     before: float | None,
     *,
     counting: bool = True,
+    below: str | None = None,
 ) -> tuple[list[str], Counts | None] | None:
     """A one-term search (`single_source`), its matches found once: an index in id order gives
     the page directly (`status:`, `tag:`: the newest ids first, as many as the page needs) and
@@ -293,6 +303,8 @@ def _from_source(
     sorted from them here and the count taken on just those ids (`_counts_of`). None when a
     source has more than SOURCE_LIMIT ids (the general way then)."""
     bound = None if before is None else id_bound(before)
+    if below is not None and (bound is None or below < bound):
+        bound = below
     if source.ordered and isinstance(source.ids, Select):
         column = source.ids.selected_columns[0]
         newest = source.ids if bound is None else source.ids.where(column < bound)

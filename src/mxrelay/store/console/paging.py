@@ -1,13 +1,13 @@
-"""The message list's page: keyset paging over the search's own page finding (so a deep page
-costs what the first one does), and what the list shows of each message (its summary's fields,
-its recipients' delivery states, its transforms), read with the log's version in one read
-transaction, and not at all when the version is the one the page already shows."""
+"""The message list's page: keyset paging by message id over the search's own page finding (so
+a deep page costs what the first one does), and what the list shows of each message (its
+summary's fields, its recipients' delivery states, its transforms), read with the log's version
+in one read transaction, and not at all when the version is the one the page already shows."""
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
@@ -16,33 +16,28 @@ from mxrelay.store import schema
 from mxrelay.store.backend import Database
 from mxrelay.store.console.common import PAGE_LIMIT, json_strings
 from mxrelay.store.listing import mailbox_counts, page_ids
+from mxrelay.store.schema import ID_LENGTH
 from mxrelay.store.search import SearchQuery
-from mxrelay.store.search_terms import Filter, Term
 
 
 @dataclass(frozen=True, slots=True)
 class PageKey:
-    """Where the next page starts: after `skip` messages received exactly at `received_at`
-    (the ones already shown), then older ones. Exact on ties, and an index range scan however
-    deep the page."""
+    """Where the next page starts: after the message `after` (the last one shown), with older
+    ones. The list is in id order (a ULID: the time it arrived, then a random part), so a page
+    is an index range however deep it is, and no message is skipped or shown twice."""
 
-    received_at: float
-    skip: int
+    after: str
 
     def token(self) -> str:
-        return f"{self.received_at!r}_{self.skip}"
+        return self.after
 
     @classmethod
     def parse(cls, token: str) -> PageKey | None:
         """The key a `token()` wrote, or None for anything else (a page link is user input)."""
-        stamp, _, skip = token[:64].partition("_")
-        try:
-            received_at, count = float(stamp), int(skip)
-        except ValueError:
-            return None
-        if not math.isfinite(received_at) or not 0 <= count <= 1_000_000:
-            return None
-        return cls(received_at, count)
+        return cls(token) if _ID.fullmatch(token) else None
+
+
+_ID = re.compile(f"[0-9A-Za-z]{{1,{ID_LENGTH}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,41 +91,12 @@ def _message_page(
     version = _log_version(conn)
     if version == unless:
         return None
-    ids: list[str] = []
-    if key is not None:
-        tied = _within(query, after=key.received_at, before=math.nextafter(key.received_at, 1e300))
-        if tied is not None:
-            ids.extend(page_ids(conn, tied, start=key.skip, limit=limit + 1))
-        older = _within(query, before=key.received_at)
-        if older is not None and len(ids) <= limit:
-            ids.extend(page_ids(conn, older, limit=limit + 1 - len(ids)))
-    else:
-        ids.extend(page_ids(conn, query, limit=limit + 1))
-    found = _listed(conn, ids)
+    below = key.after if key is not None else None
+    found = _listed(conn, page_ids(conn, query, limit=limit + 1, below=below))
     shown = found[:limit]
     total = mailbox_counts(conn).total if key is None and query.everything else None
-    if len(found) <= limit:
-        return MessagePage(tuple(shown), None, version, total)
-    last = shown[-1].received_at
-    same = sum(1 for m in shown if m.received_at == last)
-    if key is not None and key.received_at == last and all(m.received_at == last for m in shown):
-        same += key.skip
-    return MessagePage(tuple(shown), PageKey(last, same), version, total)
-
-
-def _within(
-    query: SearchQuery, *, after: float | None = None, before: float | None = None
-) -> SearchQuery | None:
-    """`query` narrowed to [after, before) by two more terms; None when nothing can match.
-    (The search's `before:` includes its bound, so the open end is the float just below.)"""
-    if after is not None and before is not None and after >= before:
-        return None
-    terms = list(query.terms)
-    if after is not None:
-        terms.append(Term(Filter.AFTER, number=after))
-    if before is not None:
-        terms.append(Term(Filter.BEFORE, number=math.nextafter(before, -math.inf)))
-    return replace(query, terms=tuple(terms))
+    next_key = PageKey(shown[-1].id) if len(found) > limit else None
+    return MessagePage(tuple(shown), next_key, version, total)
 
 
 m, r = schema.messages, schema.recipients

@@ -220,7 +220,12 @@ def web_app(
     info = functools.partial(relay_info, facts, metrics)
     served: list[BaseRoute] = [
         *console_routes(
-            db, health, webroot=webroot, explain=explain, operator=lambda r: acts(r.scope)
+            db,
+            health,
+            webroot=webroot,
+            explain=explain,
+            operator=lambda r: acts(r.scope),
+            told=(lambda: events.told_at) if events is not None else lambda: None,
         ),
         *api_routes(db, info_facts=info, sending=sending, health=health),
         *event_routes(events),

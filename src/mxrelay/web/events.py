@@ -173,6 +173,8 @@ class EventHub:
         self._last_stats = float("-inf")
         self._stats_due: float | None = None
         self._polled = float("-inf")
+        self.told_at = float("-inf")
+        """When frames were last queued for the clients (on `clock`)."""
 
     async def subscribe(self, *, brief: bool = False) -> EventClient:
         """A new client, once the poller has its starting point: whatever is written after this
@@ -196,6 +198,7 @@ class EventHub:
 
     def broadcast(self, encoded: Sequence[str], brief: Sequence[str] | None = None) -> None:
         """`encoded` to every client, or `brief` instead to the brief ones when it is given."""
+        self.told_at = self.clock()
         for client in list(self.clients):
             for text in brief if brief is not None and client.brief else encoded:
                 if not client.offer(text):

@@ -17,6 +17,7 @@ from mxrelay.store.console.paging import (
     ListedMessage,
     MessagePage,
     PageKey,
+    log_version,
     message_page,
 )
 from mxrelay.store.console.refusals import (
@@ -41,6 +42,7 @@ __all__ = [
     "VariantView",
     "activity",
     "lane_views",
+    "log_version",
     "message_extras",
     "message_page",
     "refusal_page",

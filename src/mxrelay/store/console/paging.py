@@ -1,7 +1,7 @@
 """The message list's page: keyset paging by message id over the search's own page finding (so
 a deep page costs what the first one does), and what the list shows of each message (its
-summary's fields, its recipients' delivery states, its transforms), read with the log's version
-in one read transaction, and not at all when the version is the one the page already shows."""
+summary's fields, its recipients' delivery states, its transforms), read with the log's version in one read
+transaction; and the version alone, which tells a page whether it need be read again."""
 
 from __future__ import annotations
 
@@ -77,20 +77,16 @@ async def message_page(
     *,
     key: PageKey | None,
     limit: int,
-    unless: str | None = None,
-) -> MessagePage | None:
-    """Up to `limit` messages matching `query`, newest first, starting at `key`; None, with
-    nothing else read, when the log's version is still `unless`."""
+) -> MessagePage:
+    """Up to `limit` messages matching `query`, newest first, starting at `key`."""
     limit = max(1, min(limit, PAGE_LIMIT))
-    return await db.read(_message_page, query, key, limit, unless)
+    return await db.read(_message_page, query, key, limit)
 
 
 def _message_page(
-    conn: Connection, query: SearchQuery, key: PageKey | None, limit: int, unless: str | None
-) -> MessagePage | None:
+    conn: Connection, query: SearchQuery, key: PageKey | None, limit: int
+) -> MessagePage:
     version = _log_version(conn)
-    if version == unless:
-        return None
     below = key.after if key is not None else None
     found = _listed(conn, page_ids(conn, query, limit=limit + 1, below=below))
     shown = found[:limit]
@@ -152,6 +148,11 @@ def _listed(conn: Connection, ids: Sequence[str]) -> list[ListedMessage]:
             )
         )
     return found
+
+
+async def log_version(db: Database) -> str:
+    """The log's version alone: whether a page drawn at a version need be drawn again."""
+    return await db.read(_log_version)
 
 
 def _log_version(conn: Connection) -> str:

@@ -25,6 +25,7 @@ from mxrelay.web.console import audit, message, messages, queue, refusals, summa
 from mxrelay.web.console.assets import Assets
 from mxrelay.web.console.context import ConsoleContext, Explain
 from mxrelay.web.console.render import environment, page
+from mxrelay.web.console.shared import SharedRenders
 
 __all__ = ["ConsoleContext", "Explain", "console_routes"]
 
@@ -41,10 +42,13 @@ def console_routes(
     clock: Callable[[], float] = time.time,
     poll_seconds: float = POLL_SECONDS,
     operator: Callable[[Request], bool] = lambda request: False,
+    told: Callable[[], float | None] = lambda: None,
 ) -> list[BaseRoute]:
     """Every route of the console, relative to `webroot` (where the caller mounts them).
     `operator` tells whether a request comes from an operator; until the web's authentication
-    tells roles apart nobody is one, and no action is offered."""
+    tells roles apart nobody is one, and no action is offered. `told` is when the event hub
+    last broadcast (on `time.monotonic`), None without one: pages asking after the same
+    broadcast share one render (`shared.py`)."""
     assets = Assets(webroot)
     context = ConsoleContext(
         db=db,
@@ -56,6 +60,7 @@ def console_routes(
         clock=clock,
         poll_seconds=poll_seconds,
         operator=operator,
+        shared=SharedRenders(told),
     )
 
     async def banner(request: Request) -> Response:

@@ -16,6 +16,7 @@ from mxrelay.health import Health
 from mxrelay.model import RecipientVerdict
 from mxrelay.store.backend import Database
 from mxrelay.web.console.assets import Assets
+from mxrelay.web.console.shared import SharedRenders
 
 Explain = Callable[[str], Awaitable[RecipientVerdict]]
 """The recipient check with its evidence, as `mxrelay check` runs it (the relay's checker,
@@ -39,3 +40,6 @@ class ConsoleContext:
     operator: Callable[[Request], bool]
     """Whether this request's user holds the operator role: only then are actions shown (the API
     decides again when the action comes)."""
+    shared: SharedRenders[tuple[str, str]]
+    """Renders of the list (its version and HTML) shared by the pages that ask after the same
+    event."""

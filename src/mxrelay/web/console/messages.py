@@ -18,10 +18,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mxrelay.mime.addresses import split_list
-from mxrelay.store.console import ListedMessage, PageKey, message_page
+from mxrelay.store.console import ListedMessage, MessagePage, PageKey, log_version, message_page
 from mxrelay.store.search import SearchQuery, count_messages, parse_search
 from mxrelay.web.console.context import ConsoleContext
-from mxrelay.web.console.render import is_fragment, page
+from mxrelay.web.console.render import is_fragment, page, render, respond
 
 QUERY_LIMIT = 1000
 """Characters of a search the list takes (the rest is cut)."""
@@ -83,10 +83,34 @@ class Messages:
         refresh = is_fragment(request, "messages")
         search = parse_search(query) if query else SearchQuery()
         since = request.query_params.get("since") if refresh else None
-        found = await message_page(database, search, key=key, limit=PAGE_SIZE, unless=since)
-        if found is None:
-            # Nothing arrived and nothing changed since this table was drawn: htmx keeps it.
-            return Response(status_code=204, headers={"cache-control": "no-store"})
+        if since is not None and since == await log_version(database):
+            return self.unchanged()
+        if not refresh:
+            found = await message_page(database, search, key=key, limit=PAGE_SIZE)
+            values.update(self.table(found, query, token, key))
+            return page(self.context, request, "messages.html", section="messages", **values)
+
+        async def table() -> tuple[str, str]:
+            assert database is not None
+            found = await message_page(database, search, key=key, limit=PAGE_SIZE)
+            values.update(self.table(found, query, token, key))
+            html = render(self.context, request, "_messages_table.html", **values)
+            return found.version, html
+
+        # The pages told of the same change ask at once: one of them reads and renders.
+        operator = self.context.operator(request)
+        version, html = await self.context.shared.get((query, token, operator), table)
+        return self.unchanged() if version == since else respond(html)
+
+    @staticmethod
+    def unchanged() -> Response:
+        """Nothing arrived and nothing changed since the table was drawn: htmx keeps it."""
+        return Response(status_code=204, headers={"cache-control": "no-store"})
+
+    def table(
+        self, found: MessagePage, query: str, token: str, key: PageKey | None
+    ) -> dict[str, Any]:
+        """What the table's template shows of a page."""
         base = self.context.webroot
 
         def url(**params: str) -> str:
@@ -105,18 +129,16 @@ class Messages:
             )
             for m in found.messages
         ]
-        values.update(
-            rows=rows,
-            page_key=key,
-            total=found.total,
-            count_url=url(fragment="count") if key is None else None,
-            next_url=url(page=found.next_key.token()) if found.next_key else None,
-            first_url=url(),
-            fragment_url=url(page=token if key else "", since=found.version),
-            no_store=False,
-        )
-        template = "_messages_table.html" if refresh else "messages.html"
-        return page(self.context, request, template, section="messages", **values)
+        return {
+            "rows": rows,
+            "page_key": key,
+            "total": found.total,
+            "count_url": url(fragment="count") if key is None else None,
+            "next_url": url(page=found.next_key.token()) if found.next_key else None,
+            "first_url": url(),
+            "fragment_url": url(page=token if key else "", since=found.version),
+            "no_store": False,
+        }
 
 
 def routes(context: ConsoleContext) -> list[BaseRoute]:

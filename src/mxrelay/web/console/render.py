@@ -114,6 +114,31 @@ def is_fragment(request: Request, target: str) -> bool:
     )
 
 
+def render(
+    context: ConsoleContext, request: Request, template: str, *, section: str = "", **values: Any
+) -> str:
+    """A whole page (or, for htmx, one fragment template) as HTML."""
+    return context.templates.get_template(template).render(
+        banner=faults(context.health.snapshot()),
+        theme=theme_of(request).value,
+        section=section,
+        poll_ms=int(context.poll_seconds * 1000),
+        now=context.clock(),
+        operator=context.operator(request),
+        actions=ACTIONS,
+        **values,
+    )
+
+
+def respond(html: str, *, status: int = 200) -> Response:
+    """Rendered HTML as the console answers it: never cached (it shows message data), varying
+    on the htmx headers (a fragment and its page share one URL), under the console's policy."""
+    response = HTMLResponse(html, status_code=status)
+    response.headers["cache-control"] = "no-store"
+    response.headers["vary"] = "hx-request, hx-target"
+    return with_policy(response, CONSOLE)
+
+
 def page(
     context: ConsoleContext,
     request: Request,
@@ -124,17 +149,4 @@ def page(
     **values: Any,
 ) -> Response:
     """A whole page (or, for htmx, one fragment template) as a response."""
-    html = context.templates.get_template(template).render(
-        banner=faults(context.health.snapshot()),
-        theme=theme_of(request).value,
-        section=section,
-        poll_ms=int(context.poll_seconds * 1000),
-        now=context.clock(),
-        operator=context.operator(request),
-        actions=ACTIONS,
-        **values,
-    )
-    response = HTMLResponse(html, status_code=status)
-    response.headers["cache-control"] = "no-store"
-    response.headers["vary"] = "hx-request, hx-target"
-    return with_policy(response, CONSOLE)
+    return respond(render(context, request, template, section=section, **values), status=status)

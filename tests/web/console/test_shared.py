@@ -35,11 +35,14 @@ async def test_pages_after_one_broadcast_share_a_render() -> None:
     gate.set()
     assert await asyncio.gather(*waiting) == [1] * 10  # joined while it ran
     assert await shared.get("list", make) == 1  # and taken when done
+    assert shared.done("list") == 1
+    assert shared.done("unknown") is None
     assert await shared.get("other", make) == 2  # another part: its own
     told[0] = 100.5  # a broadcast after the render started: read again
     clock.now = 100.6
     assert await shared.get("list", make) == 3
     clock.now = 101.7  # too old, broadcast or not
+    assert shared.done("list") is None
     assert await shared.get("list", make) == 4
     assert len(made) == 4
 

@@ -83,6 +83,10 @@ class Messages:
         refresh = is_fragment(request, "messages")
         search = parse_search(query) if query else SearchQuery()
         since = request.query_params.get("since") if refresh else None
+        shared_key = (query, token, self.context.operator(request))
+        drawn = self.context.shared.done(shared_key) if refresh else None
+        if drawn is not None:  # drawn since the change this page was told of
+            return self.unchanged() if drawn[0] == since else respond(drawn[1])
         if since is not None and since == await log_version(database):
             return self.unchanged()
         if not refresh:
@@ -98,8 +102,7 @@ class Messages:
             return found.version, html
 
         # The pages told of the same change ask at once: one of them reads and renders.
-        operator = self.context.operator(request)
-        version, html = await self.context.shared.get((query, token, operator), table)
+        version, html = await self.context.shared.get(shared_key, table)
         return self.unchanged() if version == since else respond(html)
 
     @staticmethod

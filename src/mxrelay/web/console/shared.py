@@ -51,18 +51,24 @@ class SharedRenders(Generic[T]):
         self.size = size
         self._renders: OrderedDict[Hashable, _Render[T]] = OrderedDict()
 
+    def _current(self, key: Hashable, now: float) -> _Render[T] | None:
+        """The render of `key` a page may be answered with now, if there is one."""
+        told, render = self.told(), self._renders.get(key)
+        if render is None or told is None or render.started <= told or render.failed():
+            return None
+        return render if now - render.started <= self.max_age else None
+
+    def done(self, key: Hashable) -> T | None:
+        """The finished render of `key` a page may be answered with now, if there is one."""
+        render = self._current(key, self.clock())
+        return render.task.result() if render is not None and render.task.done() else None
+
     async def get(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
         """`make()`'s result for `key`: a render started since the last broadcast and at most
         `max_age` old, or a new one."""
-        told, now = self.told(), self.clock()
-        render = self._renders.get(key)
-        if (
-            render is None
-            or told is None
-            or render.started <= told
-            or now - render.started > self.max_age
-            or render.failed()
-        ):
+        now = self.clock()
+        render = self._current(key, now)
+        if render is None:
             render = _Render(now, asyncio.ensure_future(make()))
             self._renders[key] = render
             while len(self._renders) > self.size:

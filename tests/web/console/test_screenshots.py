@@ -26,7 +26,10 @@ PAGES = {
     "queue": "queue",
     "refusals": "refusals?check=nobody@nowhere.invalid",
     "summary": "summary",
+    "audit": "audit",
 }
+SIZE_LIMIT = 250_000
+"""Bytes of one screenshot at most (the README shows twelve of them)."""
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -60,11 +63,26 @@ def test_screenshots(tmp_path: Path, browser: Browser, scheme: str) -> None:
             page = watched(context).page
             page.goto(relay.url)
             newest = page.locator("#messages tbody tr[data-id]").first.get_attribute("data-id")
+            ids = page.eval_on_selector_all(
+                "#messages tbody tr[data-id]", "rows => rows.map(row => row.dataset.id)"
+            )
+            # What the audit page shows: actions through the API, and one it refuses.
+            for path, method, body in (
+                ("api/v1/tags", "PUT", {"IDs": ids[1:3], "Tags": ["billing"]}),
+                ("api/v1/messages", "PUT", {"IDs": ids[-1:], "Read": True}),
+                ("api/v1/mxrelay/messages/retry", "POST", {"IDs": ids[:1]}),
+                ("api/v1/messages", "PUT", {"IDs": "not a list"}),
+            ):
+                page.evaluate(
+                    "([path, method, body]) => fetch(path, {method, body: JSON.stringify(body)})",
+                    [path, method, body],
+                )
             for name, path in PAGES.items():
                 page.goto(relay.url + path.format(id=newest))
                 page.wait_for_load_state("networkidle")
                 target = folder / f"{name}-{scheme}.png"
                 page.screenshot(path=str(target))
                 assert png_size(target.read_bytes()) == (1200, 720)
+                assert target.stat().st_size < SIZE_LIMIT, target.name
         finally:
             context.close()

@@ -1,7 +1,8 @@
 """The message-log benchmark's data: a generator of realistic application mail, deterministic
 from a seed (`corpus`, `message`), the same messages as Mailpit keeps them (`mailpit_mailbox`,
 `mailpit_data`), and a store filled with both in bulk through the store's own ingest writer
-(`fill`). Measured by `message_log.py`.
+(`fill`), or found filled already (`filled`: a kept store is measured again without filling).
+Measured by `message_log.py` and `console.py`.
 """
 
 from __future__ import annotations
@@ -434,11 +435,45 @@ async def fill(
                 generated.middle = item.received_at
         if (first // batch) % 50 == 0 and first:
             rate = first / (time.monotonic() - started)
-            say(f"  {first:,} messages written, {rate:,.0f}/s")
+            say(f"{first:,} messages written, {rate:,.0f}/s")
     if db.dialect.value == "postgresql":
         await db.write(lambda conn: conn.execute(text("ANALYZE")))  # what autovacuum would do
     elif db.target.path is not None:
         # The log as the relay's regular checkpoints keep it, not as a bulk load leaves it.
         with contextlib.closing(sqlite3.connect(db.target.path)) as checkpoint:
             checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    return generated
+
+
+async def stored_messages(db: Database) -> int:
+    return int(
+        await db.read(lambda conn: conn.execute(text("SELECT COUNT(*) FROM messages")).scalar_one())
+    )
+
+
+async def recall(db: Database, count: int) -> Generated:
+    """What `fill` noted, read back from a store it filled with `count` messages."""
+
+    def read(conn: Connection) -> Generated:
+        ids = list(conn.execute(text("SELECT id FROM messages ORDER BY id")).scalars())
+        middle = conn.execute(
+            text("SELECT received_at FROM messages WHERE id = :id"),
+            {"id": ids[count - count // 2]},
+        ).scalar_one()
+        return Generated(ids[::1000], float(middle))
+
+    return await db.read(read)
+
+
+async def filled(
+    db: Database, count: int, batch: int, seed: int, c: Corpus, say: Callable[[str], None]
+) -> Generated:
+    """A store holding the `count` messages of `seed`: filled now, or, when it holds that many
+    already (a kept store, filled by an earlier run), read back."""
+    started = time.monotonic()
+    if await stored_messages(db) == count:
+        say(f"{count:,} messages kept from an earlier run")
+        return await recall(db, count)
+    generated = await fill(db, count, batch, seed, c, say)
+    say(f"{count:,} messages written in {time.monotonic() - started:.0f} s")
     return generated

@@ -52,7 +52,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from starlette.applications import Starlette
 
-from bench.log_corpus import Corpus, Generated, corpus, fill
+from bench.log_corpus import Corpus, Generated, corpus, filled
 from mxrelay.store.backend import Database
 from mxrelay.store.open import open_store
 from mxrelay.web.api_v1 import api_routes
@@ -378,36 +378,11 @@ async def bench_backend(
 ) -> str:
     c = corpus(plan.seed)
     async with store(backend, kept) as db:
-        started = time.monotonic()
-        if kept is not None and await _count(db) == plan.messages:
-            generated = await _recall(db, plan)
-            say(f"  {backend}: {plan.messages:,} messages kept in {kept}")
-        else:
-            generated = await fill(db, plan.messages, plan.batch, plan.seed, c, say)
-            elapsed = time.monotonic() - started
-            say(f"  {backend}: {plan.messages:,} messages written in {elapsed:.0f} s")
+        generated = await filled(
+            db, plan.messages, plan.batch, plan.seed, c, lambda text: say(f"  {backend}: {text}")
+        )
         results = await measure(db, plan, c, generated)
     return report(backend, plan, results)
-
-
-async def _count(db: Database) -> int:
-    return int(
-        await db.read(lambda conn: conn.execute(text("SELECT COUNT(*) FROM messages")).scalar_one())
-    )
-
-
-async def _recall(db: Database, plan: Plan) -> Generated:
-    """What `fill` noted, read back from a kept store."""
-
-    def read(conn: Connection) -> Generated:
-        ids = list(conn.execute(text("SELECT id FROM messages ORDER BY id")).scalars())
-        middle = conn.execute(
-            text("SELECT received_at FROM messages WHERE id = :id"),
-            {"id": ids[plan.messages - plan.messages // 2]},
-        ).scalar_one()
-        return Generated(ids[::1000], float(middle))
-
-    return await db.read(read)
 
 
 def run(plan: Plan = Plan(), environ: Mapping[str, str] = os.environ) -> None:

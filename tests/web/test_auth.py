@@ -87,7 +87,7 @@ async def test_without_good_credentials_every_route_is_401_with_a_challenge(
         ("GET", "/"),
         ("GET", "/api/v1/messages"),
         ("GET", "/api/v1/info"),
-        ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/mxrelay/audit"),
         ("DELETE", "/api/v1/messages"),
         ("POST", "/api/v1/send"),
         ("GET", "/no/such/route"),
@@ -100,7 +100,7 @@ async def test_without_good_credentials_every_route_is_401_with_a_challenge(
 
 
 async def test_a_viewer_reads_and_gets_403_for_acting(relay: Relay) -> None:
-    for path in ("/", "/api/v1/messages", "/api/v1/info", "/api/v1/audit"):
+    for path in ("/", "/api/v1/messages", "/api/v1/info", "/api/v1/mxrelay/audit"):
         assert (await call(relay.web_port, "GET", path, "bob")).status_code == 200, path
     for method, path in [
         ("DELETE", "/api/v1/messages"),

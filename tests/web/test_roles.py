@@ -31,7 +31,7 @@ TABLE = [
     ("GET", "/api/v1/webui", VIEWER),
     ("GET", "/api/v1/tags", VIEWER),
     ("GET", "/api/v1/swagger.json", VIEWER),
-    ("GET", "/api/v1/audit", VIEWER),
+    ("GET", "/api/v1/mxrelay/audit", VIEWER),
     ("GET", "/api/events", VIEWER),  # the websocket
     ("GET", "/view/01ABC.html", VIEWER),
     ("GET", "/api/v1/send", VIEWER),  # not a send: reading, for what it is worth

@@ -149,6 +149,15 @@ async def test_a_websocket_outlives_the_header_timeout(
         assert (await frame_of(socket, "new"))["Subject"] == "Hello"
 
 
+async def test_frames_go_out_uncompressed(relay: Relay) -> None:
+    """A client's offer of per-message deflate is declined: the relay would compress every frame
+    once per client."""
+    async with connect(url(relay), compression="deflate") as socket:
+        assert socket.protocol.extensions == []
+        await smtp(relay, ["alex@example.net"])
+        assert (await frame_of(socket, "new"))["Subject"] == "Hello"
+
+
 async def test_foreign_origins_and_hosts_are_refused(relay: Relay) -> None:
     own = f"http://127.0.0.1:{relay.web_port}"
     async with connect(url(relay), origin=own) as socket:  # type: ignore[arg-type]

@@ -106,6 +106,11 @@ class HttpServer:
             access_log=False,
             lifespan="off",
             server_header=False,
+            # Websocket frames go out uncompressed: the server would deflate each live event
+            # once per client (it cannot share one compressed frame between clients), which
+            # costs every accepted message CPU per connected client, and a zlib context per
+            # connection; the frames are small JSON.
+            ws_per_message_deflate=False,
         )
         self._server = _Server(config)
         self._socket: socket.socket | None = None

@@ -145,7 +145,11 @@ class QueueStage:
         settings = self.settings
         store = settings.store
         self.db = await self._stack.enter_async_context(
-            open_store(store.database_url, synchronous=store.synchronous)
+            open_store(
+                store.database_url,
+                synchronous=store.synchronous,
+                read_cache=store.sqlite_read_cache,
+            )
         )
         committer = await self._stack.enter_async_context(
             group_committer(

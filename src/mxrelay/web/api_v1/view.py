@@ -5,6 +5,11 @@ The HTML is the sender's, so it is served under a policy that keeps it inert: th
 Security Policy sandboxes the document (an origin of its own, no scripts, no forms, no plugins)
 and allows no remote resource, only the message's own inline images (linked to their parts, or
 embedded with `?embed=1`) and inline styles. Reading a message here marks it read, as in Mailpit.
+
+`?embed=1` is for a page that frames the HTML: as in Mailpit, every link then opens in a new
+window (`target="_blank" rel="noreferrer noopener"`), and the sandbox lets it open one (a window
+of its own, outside the sandbox, that knows nothing of the page). Mailpit also adds a script that
+posts the document's height to the framing page; no script runs here, so there is none.
 """
 
 from __future__ import annotations
@@ -19,24 +24,30 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from mxrelay.mime.htmltags import open_links_apart
 from mxrelay.mime.parts import Part, Reading, read_parts
 from mxrelay.web.api_v1.context import ApiContext, NoStore
 from mxrelay.web.api_v1.message import Found, find_message, newest
 from mxrelay.web.api_v1.reading import mark_read
 
-PREVIEW_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "img-src 'self' data:",
-        "style-src 'unsafe-inline'",
-        "font-src data:",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'self'",
-        "sandbox",
+
+def preview_policy(*, embed: bool = False) -> str:
+    """No script, no remote load, no form, no plugin; framed only by the UI itself. Embedded,
+    a link may open a new window (each has `target="_blank"`): one outside the sandbox."""
+    sandbox = "sandbox allow-popups allow-popups-to-escape-sandbox" if embed else "sandbox"
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "img-src 'self' data:",
+            "style-src 'unsafe-inline'",
+            "font-src data:",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'self'",
+            sandbox,
+        )
     )
-)
-"""No script, no remote load, no form, no plugin; framed only by the UI itself."""
+
 
 MESSAGE_NOT_FOUND = "Message not found"
 NO_HTML = "This message does not contain a HTML part"
@@ -61,6 +72,13 @@ def link_inline_images(html: str, reading: Reading, message_id: str, *, embed: b
         )
         html = pattern.sub(_replacement(target), html)
     return html
+
+
+def rendered(html: str, reading: Reading, message_id: str, *, embed: bool) -> str:
+    """The page `/view/{ID}.html` answers: inline images linked (or embedded), and embedded,
+    every link opened in a new window (`mime/htmltags.py`)."""
+    page = link_inline_images(html, reading, message_id, embed=embed)
+    return open_links_apart(page) if embed else page
 
 
 def _replacement(target: str) -> Callable[[re.Match[str]], str]:
@@ -96,13 +114,14 @@ class View:
         if not reading.html:
             return PlainTextResponse(NO_HTML, status_code=404)
         embed = request.query_params.get("embed") == "1"
-        page = await asyncio.to_thread(
-            link_inline_images, reading.html, reading, found.view.id, embed=embed
-        )
+        page = await asyncio.to_thread(rendered, reading.html, reading, found.view.id, embed=embed)
         return Response(
             page,
             media_type="text/html; charset=utf-8",
-            headers={"Content-Security-Policy": PREVIEW_POLICY, "X-Frame-Options": "SAMEORIGIN"},
+            headers={
+                "Content-Security-Policy": preview_policy(embed=embed),
+                "X-Frame-Options": "SAMEORIGIN",
+            },
         )
 
     async def text(self, request: Request) -> Response:

@@ -121,10 +121,12 @@ def process_tree_cpu(root: int) -> float:
     return tree_ticks(processes, root) / os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds used so far by process `pid` alone (its threads, not its children)."""
+def process_cpu(pid: int, thread: int | None = None) -> float:
+    """CPU seconds used so far by process `pid` alone (its threads, not its children), or by
+    one of its threads (`thread`: a thread id; the process's own id is its main thread)."""
+    stat = Path("/proc") / str(pid) / ("stat" if thread is None else f"task/{thread}/stat")
     try:
-        fields = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
+        fields = stat.read_text().rpartition(")")[2].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

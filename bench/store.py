@@ -45,6 +45,7 @@ from bench.rig import (
 )
 
 POSTGRES_PORT = 5432
+POSTGRES_START_TIMEOUT = 60.0
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 DRAIN_TIMEOUT = 600.0
 DELIVERED = "mxrelay_deliveries_total"
@@ -56,10 +57,18 @@ CPU_TITLE = (
 )
 ACCEPTING_TITLE = (
     "while accepting: CPU time per message of mxrelay's accepting process alone (its delivery "
-    "process and the database excluded), and the machine's CPU busy (every process)"
+    "process and the database excluded) and of its event loop (the main thread: the store's "
+    "threads excluded), and the machine's CPU busy (every process)"
 )
-TARGETS = {(ACCEPTANCE, "sqlite", 20): 1.5, (END_TO_END, "sqlite", 20): 1.0}
-"""The issue's targets, against Postfix at 20 sessions with fsync-on-commit durability."""
+TARGETS = {
+    (ACCEPTANCE, "sqlite", 20): 2.0,
+    (END_TO_END, "sqlite", 20): 1.5,
+    (ACCEPTANCE, "sqlite", 1): 1.0,
+    (ACCEPTANCE, "postgresql", 20): 1.5,
+    (ACCEPTANCE, "postgresql", 1): 0.8,
+}
+"""The targets against Postfix, with fsync-on-commit durability on both sides: at 20 sessions
+throughput, at one session latency (each client waits for its own commit)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,8 @@ class Figures:
         self.cpu.setdefault(label, []).append(run.cpu_ms)
         if run.accepting_cpu_ms is not None:
             self.accepting.setdefault(f"{label}: ms", []).append(run.accepting_cpu_ms)
+        if run.loop_cpu_ms is not None:
+            self.accepting.setdefault(f"{label}: loop ms", []).append(run.loop_cpu_ms)
         self.accepting.setdefault(f"{label}: busy %", []).append(run.busy)
 
     def cpu_rows(self) -> list[Row]:
@@ -133,6 +144,7 @@ class Run:
     cpu_ms: float
     busy: float
     accepting_cpu_ms: float | None = None
+    loop_cpu_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -178,15 +190,18 @@ def wait_relay_delivered(rig: Rig, count: float, timeout: float = DRAIN_TIMEOUT)
 def relay_run(rig: Rig, load: SourceLoad, pids: list[int]) -> Run:
     """One run against mxrelay; `pids[0]` is the accepting process."""
     before = delivered(rig)
-    cpu, accepting, ticks = cpu_seconds(pids), process_cpu(pids[0]), cpu_ticks()
+    main = pids[0]
+    cpu, accepting, loop = cpu_seconds(pids), process_cpu(main), process_cpu(main, main)
+    ticks = cpu_ticks()
     started = rig.clock()
     elapsed, _ = rig.run(load.argv(LOOPBACK, RELAY_PORT))
-    accepting_ms = (process_cpu(pids[0]) - accepting) * 1000 / load.messages
+    accepting_ms = (process_cpu(main) - accepting) * 1000 / load.messages
+    loop_ms = (process_cpu(main, main) - loop) * 1000 / load.messages
     busy = busy_share(ticks, cpu_ticks())
     finished = wait_relay_delivered(rig, before + load.messages)
     used = (cpu_seconds(pids) - cpu) * 1000 / load.messages
     rates = load.messages / elapsed, load.messages / (finished - started)
-    return Run(*rates, used, busy, accepting_ms)
+    return Run(*rates, used, busy, accepting_ms, loop_ms)
 
 
 def postfix_run(rig: Rig, load: SourceLoad, pids: list[int]) -> Run:
@@ -261,5 +276,14 @@ def start_postgres(rig: Rig) -> tuple[str, Service]:
     )  # fmt: skip
     rig.wait_for_port(server, POSTGRES_PORT)
     psql = [str(bin_dir / "psql"), "-h", LOOPBACK, "-p", str(POSTGRES_PORT), "-U", "postgres"]
+    deadline = rig.clock() + POSTGRES_START_TIMEOUT
+    while True:  # listening comes before taking connections ("the database system is starting up")
+        try:
+            rig.run([*psql, "-qc", "SELECT 1"])
+            break
+        except RigError:
+            if rig.clock() > deadline:
+                raise
+            time.sleep(0.2)  # polling a server that is still starting
     rig.run([*psql, "-qc", "CREATE DATABASE mxrelay"])
     return f"postgresql://postgres@{LOOPBACK}:{POSTGRES_PORT}/mxrelay", server

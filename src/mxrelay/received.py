@@ -48,4 +48,6 @@ def received_header(
 
 def _clean(text: str) -> str:
     """Keep client-supplied text from breaking the header (no CR/LF, no unbalanced parens)."""
+    if text.isprintable() and "(" not in text and ")" not in text:  # the usual case, at once
+        return text[:255]
     return "".join(c for c in text if c.isprintable() and c not in "()\r\n")[:255]

@@ -140,3 +140,25 @@ def test_metric_value_reads_a_real_metrics_page() -> None:
     assert figures.metric_value(page, "mxrelay_smtp_recipients_total", rejected) == 3
     with pytest.raises(KeyError):
         figures.metric_value(page, "mxrelay_no_such_metric")
+
+
+def test_process_cpu_of_one_thread() -> None:
+    """A spin on a second thread counts for the process, not for its main thread."""
+    spin = (
+        "import threading, time\n"
+        "def spin():\n"
+        "    end = time.thread_time() + 0.3\n"
+        "    while time.thread_time() < end: pass\n"
+        "worker = threading.Thread(target=spin); worker.start(); worker.join()\n"
+        "print('done', flush=True); input()"
+    )
+    command = [sys.executable, "-c", spin]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as p:
+        assert p.stdout is not None
+        assert p.stdout.readline() == "done\n"
+        process, main = figures.process_cpu(p.pid), figures.process_cpu(p.pid, p.pid)
+        assert p.stdin is not None
+        p.stdin.close()
+        p.wait(30)
+    assert process >= 0.28
+    assert main < 0.2

@@ -10,19 +10,25 @@ from bench import store
 
 
 def test_tables_show_both_rates_with_ratios_and_targets() -> None:
-    plan = store.Plan(runs=2, sessions=(20,), backends=("sqlite",))
+    plan = store.Plan(runs=2, sessions=(20, 1), backends=("sqlite",))
     acceptance = {
-        "mxrelay smtp/sqlite, 20 sess.": [900.0, 1000.0],
+        "mxrelay smtp/sqlite, 20 sess.": [1300.0, 1400.0],
         "postfix relay, 20 sess.": [600.0, 700.0, 500.0, 800.0],
+        "mxrelay smtp/sqlite, 1 sess.": [400.0, 420.0],
+        "postfix relay, 1 sess.": [400.0, 400.0, 400.0, 400.0],
     }
     end_to_end = {
         "mxrelay smtp/sqlite, 20 sess.": [500.0, 520.0],
         "postfix relay, 20 sess.": [600.0, 600.0, 600.0, 600.0],
+        "mxrelay smtp/sqlite, 1 sess.": [400.0, 420.0],
+        "postfix relay, 1 sess.": [400.0, 400.0, 400.0, 400.0],
     }
     text = store.tables(plan, acceptance, end_to_end)
-    assert "ratio sqlite / postfix, 20 sess.: 1.46 (target >= 1.50: MISSED)" in text
-    assert "ratio sqlite / postfix, 20 sess.: 0.85 (target >= 1.00: MISSED)" in text
-    assert re.search(r"^mxrelay smtp/sqlite, 20 sess\. +900\.0 +1000\.0 +950\.0$", text, re.M)
+    assert "ratio sqlite / postfix, 20 sess.: 2.08 (target >= 2.00: met)" in text
+    assert "ratio sqlite / postfix, 20 sess.: 0.85 (target >= 1.50: MISSED)" in text
+    assert "ratio sqlite / postfix, 1 sess.: 1.02 (target >= 1.00: met)" in text
+    assert re.search(r"^ratio sqlite / postfix, 1 sess\.: 1\.02$", text, re.M)  # no target
+    assert re.search(r"^mxrelay smtp/sqlite, 20 sess\. +1300\.0 +1400\.0 +1350\.0$", text, re.M)
 
 
 @pytest.mark.slow

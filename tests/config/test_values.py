@@ -1,4 +1,5 @@
-"""How an option is declared: bounded integers and durations state their bounds in their form."""
+"""How an option is declared: bounded integers, sizes and durations state their bounds in their
+form."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from mxrelay.config import Option, load_settings, options
-from mxrelay.config.values import duration_setting, int_setting
+from mxrelay.config.values import duration_setting, format_size, int_setting, size_setting
 
 
 def test_an_integer_setting_states_its_bounds() -> None:
@@ -18,6 +19,15 @@ def test_an_integer_setting_states_its_bounds() -> None:
     assert (field.default, field.description) == (50, "Some.")
     assert [m.ge for m in field.metadata if hasattr(m, "ge")] == [1]
     assert [m.le for m in field.metadata if hasattr(m, "le")] == [100_000]
+
+
+def test_a_size_setting_states_its_bounds() -> None:
+    field = size_setting(
+        "64MiB", env="MXRELAY_STORE_SQLITE_READ_CACHE", least="2MiB", most="4GiB", help=""
+    )
+    assert field.json_schema_extra["form"] == "a size from 2MiB to 4GiB"
+    assert [m.ge for m in field.metadata if hasattr(m, "ge")] == [2 * 1024**2]
+    assert [m.le for m in field.metadata if hasattr(m, "le")] == [4 * 1024**3]
 
 
 def test_a_duration_setting_states_its_bounds() -> None:
@@ -34,5 +44,8 @@ def test_a_duration_setting_states_its_bounds() -> None:
     ids=lambda o: o.env,
 )
 def test_every_bounded_integer_option_says_its_bounds(option: Option) -> None:
-    assert option.form == f"an integer from {option.least} to {option.most}"
+    assert option.form in (
+        f"an integer from {option.least} to {option.most}",
+        f"a size from {format_size(option.least)} to {format_size(option.most)}",
+    )
     assert load_settings({option.env: str(option.most)})  # the bounds are inclusive

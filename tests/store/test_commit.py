@@ -14,8 +14,10 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
+from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
-from mxrelay.store.commit import GroupCommitter, StoreUnavailable
+from mxrelay.store.bulk import insert_many
+from mxrelay.store.commit import GroupCommitter, StoreUnavailable, Writer
 from tests.support.polling import until
 from tests.support.postgres import PostgresServer
 
@@ -40,6 +42,23 @@ def broken(conn: Connection, items: Sequence[str]) -> None:
     conn.execute(text("INSERT INTO message_tags (message_id, tag_id) VALUES (:m, :t)"), [row, row])
 
 
+def bulk_tag(conn: Connection, items: Sequence[str]) -> list[str]:
+    """`tag` through `bulk.insert_many`, which on SQLite hands the rows to the driver itself."""
+    insert_many(conn, schema.message_tags, [{"message_id": item, "tag_id": 1} for item in items])
+    return [f"tagged {item}" for item in items]
+
+
+def bulk_broken(conn: Connection, items: Sequence[str]) -> None:
+    """`broken` through `bulk.insert_many`."""
+    insert_many(conn, schema.message_tags, [{"message_id": "dup", "tag_id": 1}] * 2)
+
+
+def bulk_bulky(conn: Connection, items: Sequence[str]) -> None:
+    """`bulky` through `bulk.insert_many`."""
+    row = {"message_id": items[0], "received_at": 0.0, "encoding": "identity"}
+    insert_many(conn, schema.message_bodies, [row | {"stored_size": 0, "raw": b"x" * 262144}])
+
+
 async def tags(db: Database) -> list[str]:
     rows = await db.read(lambda c: c.execute(text("SELECT message_id FROM message_tags")).all())
     return sorted(r[0] for r in rows)
@@ -59,14 +78,15 @@ async def test_kinds_share_a_transaction_and_results_go_to_their_callers(db: Dat
     assert metrics.registry.get_sample_value("mxrelay_store_commit_batch_size_count") == 1
 
 
-async def test_a_write_that_fails_does_so_alone(db: Database) -> None:
+@pytest.mark.parametrize(("good", "bad"), [(tag, broken), (bulk_tag, bulk_broken)])
+async def test_a_write_that_fails_does_so_alone(db: Database, good: Writer, bad: Writer) -> None:
     health = Health()
     metrics = Metrics()
     async with GroupCommitter(db, window=0.01, health=health, metrics=metrics) as committer:
         outcomes = await asyncio.gather(
-            committer.submit(tag, "m1"),
-            committer.submit(broken, "x"),
-            committer.submit(tag, "m2"),
+            committer.submit(good, "m1"),
+            committer.submit(bad, "x"),
+            committer.submit(good, "m2"),
             return_exceptions=True,
         )
         assert outcomes[0] == "tagged m1"
@@ -76,7 +96,23 @@ async def test_a_write_that_fails_does_so_alone(db: Database) -> None:
         assert health.failing() == {}  # the store works: one bad write is not an outage
         failures = metrics.registry.get_sample_value("mxrelay_store_commit_failures_total")
         assert failures == 0  # the metric (and its alert) are about the store
-        assert await committer.submit(tag, "m3") == "tagged m3"
+        assert await committer.submit(good, "m3") == "tagged m3"
+
+
+async def test_a_bulk_write_to_a_full_store_is_an_outage(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
+    """The driver's own error (SQLite: unwrapped) is read as the store's fault: readiness goes
+    red and the failure is counted, as for statements through SQLAlchemy."""
+    health, metrics = Health(), Metrics()
+    switch = StoreSwitch(db, request)
+    async with GroupCommitter(db, health=health, metrics=metrics, probe_idle=60) as committer:
+        await switch.set(working=False)
+        with pytest.raises(StoreUnavailable):
+            await committer.submit(bulk_bulky, "b1")
+        assert "store" in health.failing()
+        assert failures(metrics) >= 1
+        await switch.set(working=True)
 
 
 class StoreSwitch:

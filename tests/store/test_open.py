@@ -1,4 +1,4 @@
-"""Opening the store: URLs, the one-relay-per-SQLite-file rule, schema checks."""
+"""Opening the store: URLs, the one-relay-per-SQLite-file rule, schema checks, the readers' cache."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Connection
 
+from mxrelay.config.store import StoreSettings
 from mxrelay.store.backend import Database, Dialect, SchemaOutdated, StoreError, StoreLocked
 from mxrelay.store.migrate import current_revision, head_revision
 from mxrelay.store.open import OpenMode, open_store, parse_database_url
+from mxrelay.store.sqlite import READ_CACHE
+from tests.support.relay_app import running_relay
 
 
 def test_urls() -> None:
@@ -123,3 +126,26 @@ async def test_each_user_opens_the_store_its_own_way(
                 pass
     async with open_store(url, mode) as db:
         assert await _on_the_loop(db) is on_the_loop
+
+
+def _cache_size(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+
+async def test_sqlite_readers_keep_the_page_cache_they_are_given(tmp_path: Path) -> None:
+    """MXRELAY_STORE_SQLITE_READ_CACHE, in bytes, becomes each reader's `cache_size` (negative:
+    KiB); its default is the store's own."""
+    assert StoreSettings().sqlite_read_cache == READ_CACHE == 64 * 1024 * 1024
+    async with open_store(f"sqlite:///{tmp_path / 'default.db'}") as db:
+        assert await db.read(_cache_size) == -65536
+    async with open_store(f"sqlite:///{tmp_path / 'small.db'}", read_cache=8 * 1024**2) as db:
+        assert await db.read(_cache_size) == -8192
+    env = {
+        "MXRELAY_DELIVERY": "hold",
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
+        "MXRELAY_STORE_SQLITE_READ_CACHE": "8MiB",
+    }
+    async with running_relay(env) as relay:
+        assert relay.queue_stage is not None
+        assert relay.queue_stage.db is not None
+        assert await relay.queue_stage.db.read(_cache_size) == -8192

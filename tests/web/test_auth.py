@@ -87,7 +87,7 @@ async def test_without_good_credentials_every_route_is_401_with_a_challenge(
         ("GET", "/"),
         ("GET", "/api/v1/messages"),
         ("GET", "/api/v1/info"),
-        ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/mxrelay/audit"),
         ("DELETE", "/api/v1/messages"),
         ("POST", "/api/v1/send"),
         ("GET", "/no/such/route"),
@@ -100,7 +100,7 @@ async def test_without_good_credentials_every_route_is_401_with_a_challenge(
 
 
 async def test_a_viewer_reads_and_gets_403_for_acting(relay: Relay) -> None:
-    for path in ("/", "/api/v1/messages", "/api/v1/info", "/api/v1/audit"):
+    for path in ("/", "/api/v1/messages", "/api/v1/info", "/api/v1/mxrelay/audit"):
         assert (await call(relay.web_port, "GET", path, "bob")).status_code == 200, path
     for method, path in [
         ("DELETE", "/api/v1/messages"),
@@ -151,6 +151,41 @@ async def test_the_send_api_has_users_of_its_own(
         assert (await call(port, "GET", "/api/v1/messages", "app")).status_code == 401
         assert (await call(port, "DELETE", "/api/v1/messages", "app")).status_code == 401
         assert (await call(port, "DELETE", "/api/v1/messages", "bob")).status_code == 200
+
+
+async def test_under_a_webroot_the_roles_are_those_of_the_routes_there(
+    tmp_path: Path, ui_users: Path, send_users: Path
+) -> None:
+    """With MXRELAY_UI_WEBROOT, `/mail/api/v1/send` is the send route (its own users only, when
+    there are any), releasing and every other action need an operator, and the probes are open."""
+    env = relay_env(
+        tmp_path,
+        MXRELAY_UI_AUTH_FILE=str(ui_users),
+        MXRELAY_UI_OPERATORS="alice",
+        MXRELAY_UI_WEBROOT="/mail/",
+    )
+    async with running_relay(env) as relay:
+        port = relay.web_port
+        for path in ("/mail/api/v1/send", "/mail/api/v1/message/latest/release"):
+            refused = await call(port, "POST", path, "bob", json={})
+            assert (refused.status_code, refused.text) == (
+                403,
+                "Forbidden: this needs the operator role.\n",
+            ), path
+        assert (await call(port, "POST", "/mail/api/v1/send", "alice", json={})).status_code == 400
+        released = await call(port, "POST", "/mail/api/v1/message/latest/release", "alice", json={})
+        assert released.status_code == 404  # past the login: there is no message
+        assert (await call(port, "DELETE", "/mail/api/v1/messages", "bob")).status_code == 403
+        assert (await call(port, "DELETE", "/mail/api/v1/messages", "alice")).status_code == 200
+        for probe in ("/livez", "/mail/livez", "/mail/readyz"):
+            assert (await call(port, "GET", probe)).status_code == 200, probe
+    env["MXRELAY_SEND_API_AUTH_FILE"] = str(send_users)
+    async with running_relay(env) as relay:
+        port = relay.web_port
+        assert (await call(port, "POST", "/mail/api/v1/send", "app", json={})).status_code == 400
+        assert (await call(port, "POST", "/mail/api/v1/send", "alice", json={})).status_code == 401
+        assert (await call(port, "POST", "/mail/api/v1/send", "bob", json={})).status_code == 401
+        assert (await call(port, "GET", "/mail/api/v1/messages", "app")).status_code == 401
 
 
 async def test_without_a_ui_users_file_the_send_api_still_needs_its_users(

@@ -1,5 +1,6 @@
 """`/api/events` with a real websocket client against a running relay: SMTP ingest, delivery to a
-smarthost, a refused RCPT and announced API actions reach the client as Mailpit-style frames; the
+smarthost, a refused RCPT and announced API actions reach the client as Mailpit-style frames (an
+`update` for every ID a read-flag request names, as Mailpit sends them); the
 handshake is refused cross-origin, under a foreign Host and past the client limit; a client that
 does not keep up is dropped without holding up the others; a brief client (the console's pages)
 is told each kind of event once a poll, without data."""
@@ -121,12 +122,41 @@ async def test_ingest_delivery_refusal_and_api_actions_reach_the_client(relay: R
         assert await frame_of(socket, "delete") == {"ID": message_id}
 
 
+async def test_marking_by_ids_tells_of_every_id_named(relay: Relay) -> None:
+    """As Mailpit: an `update` for each ID a `PUT /api/v1/messages` names, in its order, whether
+    its flag changed or not (it was already read; it is no message at all)."""
+    async with connect(url(relay)) as socket:
+        await smtp(relay, ["alex@example.net"])
+        ident = (await frame_of(socket, "new"))["ID"]
+        unknown = "01NOTAMESSAGE0000000000000"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{relay.web_port}") as http:
+            marked = await http.put("/api/v1/messages", json={"IDs": [ident], "Read": True})
+            assert (marked.status_code, marked.text) == (200, "ok")
+            assert await frame_of(socket, "update") == {"ID": ident, "Read": True}
+            again = {"IDs": [ident, unknown, ident], "Read": True}
+            assert (await http.put("/api/v1/messages", json=again)).status_code == 200
+        assert [await frame_of(socket, "update") for _ in range(3)] == [
+            {"ID": ident, "Read": True},
+            {"ID": unknown, "Read": True},
+            {"ID": ident, "Read": True},
+        ]
+
+
 async def test_a_websocket_outlives_the_header_timeout(
     dns_server: DnsServer, smarthost: Smarthost, tmp_path: Path
 ) -> None:
     env = {**env_for(dns_server, smarthost, tmp_path), "MXRELAY_HTTP_HEADER_TIMEOUT": "1s"}
     async with running_relay(env) as relay, connect(url(relay)) as socket:
         await asyncio.sleep(1.5)
+        await smtp(relay, ["alex@example.net"])
+        assert (await frame_of(socket, "new"))["Subject"] == "Hello"
+
+
+async def test_frames_go_out_uncompressed(relay: Relay) -> None:
+    """A client's offer of per-message deflate is declined: the relay would compress every frame
+    once per client."""
+    async with connect(url(relay), compression="deflate") as socket:
+        assert socket.protocol.extensions == []
         await smtp(relay, ["alex@example.net"])
         assert (await frame_of(socket, "new"))["Subject"] == "Hello"
 

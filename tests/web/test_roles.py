@@ -1,6 +1,6 @@
 """The role each request needs, by method and path: reading needs a viewer, anything else an
 operator, `POST /api/v1/send` a sender; only probes and preflights are open. Routes that do not
-exist yet are covered by their method."""
+exist yet are covered by their method. Under a webroot, the same rule on the path without it."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ TABLE = [
     ("GET", "/api/v1/webui", VIEWER),
     ("GET", "/api/v1/tags", VIEWER),
     ("GET", "/api/v1/swagger.json", VIEWER),
-    ("GET", "/api/v1/audit", VIEWER),
+    ("GET", "/api/v1/mxrelay/audit", VIEWER),
     ("GET", "/api/events", VIEWER),  # the websocket
     ("GET", "/view/01ABC.html", VIEWER),
     ("GET", "/api/v1/send", VIEWER),  # not a send: reading, for what it is worth
@@ -65,6 +65,31 @@ TABLE = [
 @pytest.mark.parametrize(("method", "path", "role"), TABLE)
 def test_the_role_a_request_needs(method: str, path: str, role: Role | None) -> None:
     assert required_role(method, path) is role
+
+
+@pytest.mark.parametrize(("method", "path", "role"), TABLE)
+def test_under_a_webroot_the_rule_reads_the_path_without_it(
+    method: str, path: str, role: Role | None
+) -> None:
+    assert required_role(method, "/mail" + path, "/mail/") is role
+
+
+WEBROOT_TABLE = [
+    ("GET", "/livez", None),  # the probes answer at the root too
+    ("GET", "/mail/readyz", None),
+    ("GET", "/mail", VIEWER),
+    ("POST", "/api/v1/send", OPERATOR),  # outside the prefix: routed nowhere, no sender's route
+    ("POST", "/mailapi/v1/send", OPERATOR),
+    ("POST", "/mail/mail/api/v1/send", OPERATOR),
+    ("POST", "/mail/api/v1/message/01ABC/release", OPERATOR),
+    ("POST", "/a/b/api/v1/send", SENDER),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "role"), WEBROOT_TABLE)
+def test_paths_beside_a_webroot(method: str, path: str, role: Role | None) -> None:
+    webroot = "/a/b/" if path.startswith("/a/") else "/mail/"
+    assert required_role(method, path, webroot) is role
 
 
 @pytest.mark.parametrize(

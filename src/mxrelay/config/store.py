@@ -1,6 +1,6 @@
 """The store's settings: the database (`store_url` checks the URL as the store opens it),
-SQLite durability, group commit, and the retention of bodies, of the message log and of the audit
-log.
+SQLite durability and reader cache, group commit, and the retention of bodies, of the message log
+and of the audit log.
 
 Read by `store/`.
 """
@@ -19,6 +19,7 @@ from mxrelay.config.values import (
     duration_setting,
     int_setting,
     setting,
+    size_setting,
 )
 
 STORE_BACKENDS = ("sqlite", "postgresql", "postgres")
@@ -53,6 +54,15 @@ class StoreSettings(SettingsGroup):
         form="full or normal",
         help="SQLite: fsync the log at every commit (full), or only at checkpoints (normal: "
         "faster, but a power cut may lose the last commits). PostgreSQL uses its own settings.",
+    )
+    sqlite_read_cache: Size = size_setting(
+        "64MiB",
+        env="MXRELAY_STORE_SQLITE_READ_CACHE",
+        least="2MiB",
+        most="4GiB",
+        help="SQLite: page cache of each reader connection (one per reader thread, four in each "
+        "process), at most; it grows only with what is read. Searches of a large message log "
+        "read tens of megabytes of index; pages not cached are read again from the file.",
     )
     commit_window: Duration = duration_setting(
         "1ms",

@@ -298,6 +298,18 @@ def duration_setting(
     )
 
 
+def size_setting(default: str, *, env: str, least: str, most: str, help: str) -> Any:
+    """Declare a size option with both bounds; the form states them."""
+    return setting(
+        default,
+        env=env,
+        form=f"a size from {least} to {most}",
+        help=help,
+        ge=parse_size(least),
+        le=parse_size(most),
+    )
+
+
 def int_setting(default: int, *, env: str, least: int, most: int, help: str) -> Any:
     """Declare an integer option with both bounds; the form states them."""
     return setting(

@@ -8,10 +8,10 @@ prefixed with `>` and wrapped at 74 columns; a link as `text ( href )` unless th
 text; head, title, style and script left out; then runs of blank lines as one, and the whole
 trimmed.
 
-The tree is built by a small linear scanner (`_TreeBuilder`), not an HTML5 tree builder (the
-standard library's tokenizer rescans an unclosed tag at every step: quadratic), so markup that a
-browser would restructure (a `<div>` inside a `<p>`, say) can come out with different line
-breaks. Bounded: at most `INPUT_LIMIT` characters are read, `NODE_LIMIT` nodes built, and nesting
+The tree is built by a small linear scanner (`_TreeBuilder`, over `htmltags.py`'s pieces), not an
+HTML5 tree builder (the standard library's tokenizer rescans an unclosed tag at every step:
+quadratic), so markup that a browser would restructure (a `<div>` inside a `<p>`, say) can come
+out with different line breaks. Bounded: at most `INPUT_LIMIT` characters are read, `NODE_LIMIT` nodes built, and nesting
 past `DEPTH_LIMIT` is flattened.
 """
 
@@ -20,6 +20,8 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+
+from mxrelay.mime.htmltags import ATTRIBUTE, TAG_NAME, declaration_end, tag_end
 
 INPUT_LIMIT = 1024 * 1024
 NODE_LIMIT = 100_000
@@ -61,8 +63,6 @@ class _Node:
         return self.attrs.get(name, "")
 
 
-_TAG_NAME = re.compile(r"/?([A-Za-z][^\s/>]*)")
-_ATTRIBUTE = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?""")
 _RAW_TEXT = frozenset({"script", "style", "title", "textarea"})
 
 
@@ -101,21 +101,16 @@ class _TreeBuilder:
             lt = source.find("<", pos)
             if lt == -1:
                 break
-            if source.startswith(("<!", "<?"), lt):
+            skipped = declaration_end(source, lt)
+            if skipped is not None:  # comments and declarations are dropped
                 self._text(source[text_from:lt])
-                close = source.find("-->", lt + 4) if source.startswith("<!--", lt) else -1
-                if close != -1:
-                    pos = close + 3
-                else:
-                    close = source.find(">", lt)
-                    pos = length if close == -1 else close + 1
-                text_from = pos
+                pos = text_from = skipped
                 continue
-            name = _TAG_NAME.match(source, lt + 1)
+            name = TAG_NAME.match(source, lt + 1)
             if name is None:  # a "<" that opens no tag is text
                 pos = lt + 1
                 continue
-            end = _tag_end(source, name.end())
+            end = tag_end(source, name.end())
             if end == -1:  # a tag cut off by the end of the input is dropped
                 self._text(source[text_from:lt])
                 return
@@ -139,7 +134,7 @@ class _TreeBuilder:
                     return
             return
         attrs: dict[str, str] = {}
-        for match in _ATTRIBUTE.finditer(source, start, end):
+        for match in ATTRIBUTE.finditer(source, start, end):
             value = match.group(2) or ""
             if value[:1] in ("'", '"'):
                 value = value[1:-1]
@@ -148,30 +143,6 @@ class _TreeBuilder:
         closed = source[end - 1] == "/" or tag in _VOID
         if self._add(node) and not closed and len(self.stack) < DEPTH_LIMIT:
             self.stack.append(node)
-
-
-def _tag_end(source: str, pos: int) -> int:
-    """Where the tag going on at `pos` ends (its `>`), quoted values skipped; -1 at the end."""
-    quote = ""
-    length = len(source)
-    while pos < length:
-        if quote:
-            pos = source.find(quote, pos)
-            if pos == -1:
-                return -1
-            quote = ""
-            pos += 1
-            continue
-        gt = source.find(">", pos)
-        if gt == -1:
-            return -1
-        quotes = [q for q in (source.find('"', pos, gt), source.find("'", pos, gt)) if q != -1]
-        if not quotes:
-            return gt
-        first = min(quotes)
-        quote = source[first]
-        pos = first + 1
-    return -1
 
 
 def html_to_text(source: str) -> str:

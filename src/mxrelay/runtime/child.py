@@ -32,7 +32,12 @@ async def deliver(relay: RelayLink, settings: Settings) -> None:
     metrics = relay.recorder.as_metrics()
     health = ReportedHealth(relay.protocol)
     async with (
-        open_store(store.database_url, OpenMode.DELIVERY, synchronous=store.synchronous) as db,
+        open_store(
+            store.database_url,
+            OpenMode.DELIVERY,
+            synchronous=store.synchronous,
+            read_cache=store.sqlite_read_cache,
+        ) as db,
         group_committer(db, store, metrics=metrics, health=health) as committer,
     ):
         _, render = store_variants(ics_policy(settings.mime), None)

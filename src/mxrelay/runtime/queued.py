@@ -44,6 +44,7 @@ from mxrelay.sinks.queued import StoreSink
 from mxrelay.store.backend import Database, Dialect, StoreError
 from mxrelay.store.backfill import backfill_fields
 from mxrelay.store.changes import ChangeKind, announce
+from mxrelay.store.indexing import SearchIndexer, catch_up
 from mxrelay.store.lanes import LaneStore
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import Queue
@@ -145,7 +146,11 @@ class QueueStage:
         settings = self.settings
         store = settings.store
         self.db = await self._stack.enter_async_context(
-            open_store(store.database_url, synchronous=store.synchronous)
+            open_store(
+                store.database_url,
+                synchronous=store.synchronous,
+                read_cache=store.sqlite_read_cache,
+            )
         )
         committer = await self._stack.enter_async_context(
             group_committer(
@@ -153,6 +158,12 @@ class QueueStage:
             )
         )
         self.health.set(ConditionName.STORE, True, store_kind(self.db))
+        caught_up = await catch_up(self.db)
+        if caught_up:
+            event(logger, "store.index_caught_up", logging.INFO, messages=caught_up)
+        indexer = SearchIndexer(self.db)
+        indexer.start()
+        self._stack.push_async_callback(indexer.close)  # before the committer closes
         self.queue = Queue(self.db)
         transport: object = self.transport  # a Transport that may also be SharesLanes
         if self.db.dialect is Dialect.POSTGRESQL and isinstance(transport, SharesLanes):
@@ -165,6 +176,7 @@ class QueueStage:
             clock=self.clock,
             plan=plan,
             render=render,
+            indexer=indexer,
         )
         if self.plan.delivery is DeliveryPlace.DELIVERY_PROCESS:
             self.delivery = DeliveryProcess(

@@ -4,9 +4,11 @@
 once (nothing is forwarded while the client waits). At the end of DATA, `finish()` builds the rows
 (`ingest.build_record`), hands them to the group committer and answers `250 2.0.0 Ok: queued as <id>`
 only after the transaction that holds the message, its variants, recipients and queue entries is
-committed; if the store fails, the answer is `451 4.3.0` and the client keeps the message. After a
-commit the message goes straight to an in-process delivery worker when it has a free slot
-(`DirectDispatch`), or whoever delivers is woken to claim it (`Waker`).
+committed; if the store fails, the answer is `451 4.3.0` and the client keeps the message. Given a
+`SearchIndexer`, the message's search rows are left out of that transaction and written by it
+afterwards (`store/indexing.py`). After a commit the message goes straight to an in-process
+delivery worker when it has a free slot (`DirectDispatch`), or whoever delivers is woken to claim
+it (`Waker`).
 
 Refused recipients are logged through the same committer without making the session wait. The
 transaction log line gets the queue id and the transform reports (`StoreTransaction.log_fields`).
@@ -29,6 +31,7 @@ from mxrelay.mime.pipeline import parse_in_thread
 from mxrelay.model import MailParams, RefusedRecipient, Reply, SessionInfo, Transaction, utc_now
 from mxrelay.smtp import replies
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
+from mxrelay.store.indexing import SearchIndexer
 from mxrelay.store.ingest import NewMessage, build_record
 from mxrelay.store.message_log import Refusal, insert_messages, insert_refusals
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry
@@ -54,6 +57,14 @@ def write_accepted(conn: Connection, items: Sequence[NewMessage]) -> list[tuple[
     """Group-committer writer: the log rows and the queue entries of accepted messages; per
     message, the entries created leased to this process (see `DirectDispatch`)."""
     insert_messages(conn, items)
+    return Queue.enqueue(conn, items)
+
+
+def write_accepted_unindexed(
+    conn: Connection, items: Sequence[NewMessage]
+) -> list[tuple[QueueEntry, ...]]:
+    """`write_accepted` without the search rows, which a `SearchIndexer` writes after."""
+    insert_messages(conn, items, index=False)
     return Queue.enqueue(conn, items)
 
 
@@ -102,8 +113,11 @@ class StoreSink:
         message_id: Callable[[datetime], str] = new_message_id,
         plan: Callable[[bytes, tuple[str, ...]], tuple[VariantPlan, ...]] = plan_variants,
         render: Callable[[bytes, tuple[str, ...]], bytes] = render_variant,
+        indexer: SearchIndexer | None = None,
     ) -> None:
         self.committer = committer
+        self.indexer = indexer
+        """Writes each message's search rows after its commit; without one, the commit does."""
         self.hostname = hostname
         self.hold_reason = HOLD_MODE_REASON if hold else None
         self.waker = waker
@@ -148,13 +162,17 @@ class StoreSink:
         lease = direct.reserve(slots) if direct is not None else None
         if lease is not None:
             record = dataclasses.replace(record, lease=lease)
+        indexer = self.indexer
+        writer = write_accepted if indexer is None else write_accepted_unindexed
         try:
-            leased = await self.committer.submit(write_accepted, record, large=large)
+            leased = await self.committer.submit(writer, record, large=large)
         except StoreUnavailable as exc:
             if direct is not None and lease is not None:
                 direct.cancel(slots)
             event(logger, "store.accept_failed", logging.ERROR, error=str(exc))
             return replies.STORE_FAILED, None
+        if indexer is not None:
+            indexer.add(record)
         if direct is not None and lease is not None:
             direct.hand_over(_loaded(record, leased))
         elif self.waker is not None and self.hold_reason is None:

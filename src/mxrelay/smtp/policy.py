@@ -156,6 +156,8 @@ class RelayPolicy:
     def transaction_ended(
         self, session: Session, envelope: Envelope, outcome: Reply | None, size: int
     ) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return  # the fields below cost more than the rest of the transaction's bookkeeping
         log.event(
             logger,
             "transaction",

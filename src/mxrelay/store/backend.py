@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.engine import URL
@@ -96,6 +96,14 @@ def statement(sql: str) -> TextClause:
     return text(sql).bindparams(*(bindparam(name, expanding=True) for name in lists))
 
 
+class IndexWriter(Protocol):
+    """Writes rows of the search index behind the commit of their messages (`indexing.py`)."""
+
+    async def flush(self) -> None:
+        """Until the rows of every message committed so far are written."""
+        ...
+
+
 class Database(abc.ABC):
     """An open store. Work is handed in as plain functions of a SQLAlchemy `Connection`:
 
@@ -116,6 +124,14 @@ class Database(abc.ABC):
             name: statement(sql) for name, sql in load_queries(target.dialect).items()
         }
         """The named queries (`load_queries`), built once."""
+        self.index_writer: IndexWriter | None = None
+        """Set while the relay writes the search index behind the commit (`indexing.py`)."""
+
+    async def indexed(self) -> None:
+        """Until the search index has every message committed so far: what a reader of the
+        index (a search, a deletion) awaits first, so that it sees every message answered 250."""
+        if self.index_writer is not None:
+            await self.index_writer.flush()
 
     @abc.abstractmethod
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T: ...

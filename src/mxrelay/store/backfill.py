@@ -24,7 +24,7 @@ from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.fields import AddressLists, FieldRow, with_envelope
 from mxrelay.store.ingest import decompress, summarise
-from mxrelay.store.message_log import searchable_words
+from mxrelay.store.message_log import envelopes_of, searchable_words
 
 BATCH = 200
 """Messages filled in per transaction."""
@@ -62,7 +62,7 @@ async def backfill_fields(db: Database, batch: int = BATCH) -> int:
 
 
 def _unfilled(conn: Connection, batch: int) -> list[Unfilled]:
-    m, b, r = schema.messages, schema.message_bodies, schema.recipients
+    m, b = schema.messages, schema.message_bodies
     rows = conn.execute(
         select(
             m.c.id,
@@ -79,17 +79,8 @@ def _unfilled(conn: Connection, batch: int) -> list[Unfilled]:
         .order_by(m.c.id.desc())
         .limit(batch)
     ).all()
-    envelopes: dict[str, list[str]] = {}
-    if rows:
-        for message_id, address in conn.execute(
-            select(r.c.message_id, r.c.address)
-            .where(r.c.message_id.in_([row.id for row in rows]))
-            .order_by(r.c.message_id, r.c.variant, r.c.position)
-        ):
-            envelopes.setdefault(message_id, []).append(address)
-    return [
-        Unfilled(*row[:6], row.encoding, row.raw, tuple(envelopes.get(row.id, ()))) for row in rows
-    ]
+    envelopes = envelopes_of(conn, [row.id for row in rows])
+    return [Unfilled(*row[:6], row.encoding, row.raw, envelopes.get(row.id, ())) for row in rows]
 
 
 def fill(row: Unfilled) -> Filled:

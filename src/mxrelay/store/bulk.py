@@ -1,9 +1,10 @@
 """Many rows per statement on the group committer's hot path, with little work per row.
 
-On SQLite the rows go straight to the driver (`Connection.exec_driver_sql`): SQLAlchemy's
-per-row parameter processing cost more than SQLite's own work for the rows of an accepted message,
-and a group-commit batch runs on the event loop (`db.write_batch`), where every microsecond is
-taken from the SMTP sessions. The rows are mappings whose values already have their column's
+On SQLite the rows go straight to pysqlite's own `executemany`, past SQLAlchemy altogether: its
+per-row parameter processing, and even `Connection.exec_driver_sql`'s per-statement bookkeeping,
+cost more than SQLite's own work for the rows of an accepted message, and a group-commit batch
+runs on the event loop (`db.write_batch`), where every microsecond is taken from the SMTP
+sessions. pysqlite's errors are then raised as they are (`faults.store_fault` reads both). The rows are mappings whose values already have their column's
 Python type (str, int, float, bool, bytes, None), which is all pysqlite needs. On PostgreSQL the
 same rows go through SQLAlchemy Core as before (asyncpg wants its own placeholders and types).
 
@@ -14,6 +15,7 @@ with other messages (see `storable`).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,8 +65,13 @@ def storable_rows(rows: Rows) -> list[Mapping[str, Any]]:
     return [storable_row(row) for row in rows]
 
 
-def _sqlite(conn: Connection) -> bool:
-    return conn.dialect.name == "sqlite"
+def _sqlite(conn: Connection) -> sqlite3.Connection | None:
+    """The pysqlite connection under `conn` on SQLite; None on PostgreSQL."""
+    if conn.dialect.name != "sqlite":
+        return None
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
 
 
 def insert_many(conn: Connection, table: Table, rows: Rows) -> None:
@@ -72,11 +79,12 @@ def insert_many(conn: Connection, table: Table, rows: Rows) -> None:
     if not rows:
         return
     rows = storable_rows(rows)
-    if _sqlite(conn):
+    driver = _sqlite(conn)
+    if driver is not None:
         columns = list(rows[0])
         names = ", ".join(columns)
         values = ", ".join(f":{column}" for column in columns)
-        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({values})", rows)
+        driver.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({values})", rows)
     else:
         conn.execute(insert(table), list(rows))
 
@@ -92,7 +100,8 @@ def insert_returning(
     if not rows:
         return []
     rows = storable_rows(rows)
-    if not _sqlite(conn):
+    driver = _sqlite(conn)
+    if driver is None:
         statement = insert(table).returning(
             *(table.c[name] for name in returning), sort_by_parameter_order=True
         )
@@ -109,7 +118,7 @@ def insert_returning(
             f"{', '.join([marks] * len(chunk))} RETURNING {', '.join(returning)}"
         )
         flat = tuple(row[column] for row in chunk for column in columns)
-        for row in conn.exec_driver_sql(sql, flat):
+        for row in driver.execute(sql, flat):
             created[tuple(row[p] for p in positions)] = tuple(row)
     return [created[tuple(row[name] for name in key)] for row in rows]
 
@@ -119,7 +128,8 @@ def execute_many(conn: Connection, statement: TextClause, rows: Rows) -> None:
     if not rows:
         return
     rows = storable_rows(rows)
-    if _sqlite(conn):
-        conn.exec_driver_sql(statement.text, rows)
+    driver = _sqlite(conn)
+    if driver is not None:
+        driver.executemany(statement.text, rows)
     else:
         conn.execute(statement, list(rows))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -35,7 +36,7 @@ PROBE_IDLE = 10.0
 read-only, or a SQLite file deleted, shows before the next message needs it)."""
 PROBE_RETRY = 1.0
 """Seconds between probes while the store fails."""
-EXPECTED_FAILURES = (SQLAlchemyError, OSError, StoreError, UnicodeError)
+EXPECTED_FAILURES = (SQLAlchemyError, sqlite3.Error, OSError, StoreError, UnicodeError)
 """What a store or a driver raises for a failed write (logged in one line, without a traceback)."""
 
 logger = logging.getLogger(__name__)

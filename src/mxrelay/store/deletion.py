@@ -65,7 +65,9 @@ class Deleted:
 
 
 async def delete_messages(db: Database, ids: Sequence[str], *, now: float) -> Deleted:
-    """Delete these messages (unknown ids are ignored)."""
+    """Delete these messages (unknown ids are ignored), their search rows included: those
+    still being written behind the commit are written first."""
+    await db.indexed()
     result = Deleted()
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), BATCH):
@@ -84,6 +86,7 @@ async def delete_matching(db: Database, query: SearchQuery, *, now: float) -> De
     looks for messages older than the last one seen, so kept ones are not looked at again)."""
     if not query.everything:
         return await delete_messages(db, await matching_ids(db, query), now=now)
+    await db.indexed()
     result = Deleted()
     cursor: str | None = None
     while True:

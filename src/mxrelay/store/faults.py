@@ -81,11 +81,14 @@ def store_fault(exc: BaseException) -> bool:
     second only its own. Pure: decided from the exception and its driver's code."""
     if isinstance(exc, OSError | StoreError | TimeoutError):
         return True
-    if not isinstance(exc, DBAPIError):
+    if isinstance(exc, sqlite3.Error):  # raised unwrapped by `bulk.py`'s SQLite writes
+        orig: BaseException | None = exc
+    elif isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+    else:
         return False
-    if exc.connection_invalidated:
-        return True
-    orig = exc.orig
     if isinstance(orig, sqlite3.Error):
         code = getattr(orig, "sqlite_errorcode", None)
         return isinstance(code, int) and code & 0xFF in _SQLITE_STORE_CODES

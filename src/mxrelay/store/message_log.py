@@ -19,7 +19,7 @@ from mxrelay.store import schema
 from mxrelay.store.backend import Database
 from mxrelay.store.bulk import execute_many, insert_many
 from mxrelay.store.fields import FieldRow, with_envelope
-from mxrelay.store.ingest import NewMessage, decompress
+from mxrelay.store.ingest import NewMessage, Summary, decompress
 from mxrelay.store.search_sql import text_words
 from mxrelay.store.tags import tag_messages
 
@@ -71,24 +71,62 @@ class AttemptRecord:
     recipients: tuple[RecipientResult, ...] = ()
 
 
-def insert_messages(conn: Connection, items: Sequence[NewMessage]) -> None:
-    """Write the log rows of accepted messages (their queue entries are `Queue.enqueue`'s)."""
+@dataclass(frozen=True, slots=True)
+class SearchRows:
+    """A message's rows in the search index: its full-text row (`message_search`) and its
+    searchable header fields (`message_fields`)."""
+
+    text: dict[str, str]
+    fields: dict[str, str]
+
+
+def search_rows(
+    message_id: str,
+    mail_from: str,
+    recipients: Sequence[str],
+    refused: tuple[str, ...],
+    summary: Summary,
+) -> SearchRows:
+    """The search rows of a message from its envelope and summary (pure)."""
+    s = summary
+    lists = with_envelope(s.addresses, recipients)
+    named = (f"{n} {a}" for mailboxes in lists.lists() for n, a in mailboxes)
+    addresses = " ".join((mail_from, " ".join(lists.sender), *named, *recipients))
+    body = " ".join((s.body_text, *s.attachment_names)) if s.attachment_names else s.body_text
+    return SearchRows(
+        {"message_id": message_id, "subject": s.subject, "addresses": addresses, "body": body},
+        FieldRow(message_id, lists, mail_from, s.subject, s.message_id, refused).row(),
+    )
+
+
+def search_rows_of(item: NewMessage) -> SearchRows:
+    t = item.transaction
+    refused = tuple(r.address for r in t.refused)
+    return search_rows(item.id, t.mail_from, t.recipients, refused, item.summary)
+
+
+def insert_search_rows(conn: Connection, items: Sequence[SearchRows]) -> None:
+    """Write messages' search rows (in the accepting transaction, or behind it: `indexing.py`)."""
+    text_rows = [item.text for item in items]
+    if conn.dialect.name == "postgresql":
+        text_rows = [searchable_words(row) for row in text_rows]
+    execute_many(conn, _INSERT_SEARCH, text_rows)
+    insert_many(conn, schema.message_fields, [item.fields for item in items])
+
+
+def insert_messages(conn: Connection, items: Sequence[NewMessage], *, index: bool = True) -> None:
+    """Write the log rows of accepted messages (their queue entries are `Queue.enqueue`'s), and
+    unless `index` is off, their search rows (the relay's sink writes those behind the commit)."""
     message_rows = []
     body_rows = []
-    search_rows = []
     variant_rows = []
     recipient_rows = []
-    field_rows = []
     tagged: dict[str, tuple[str, ...]] = {}
     for item in items:
         t = item.transaction
         s = item.summary
         session = t.session
         lists = with_envelope(s.addresses, t.recipients)
-        refused = tuple(r.address for r in t.refused)
-        field_rows.append(
-            FieldRow(item.id, lists, t.mail_from, s.subject, s.message_id, refused).row()
-        )
         if s.tags:
             tagged[item.id] = s.tags
         message_rows.append(
@@ -133,12 +171,6 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage]) -> None:
                 "raw": item.compressed,
             }
         )
-        named = (f"{n} {a}" for mailboxes in lists.lists() for n, a in mailboxes)
-        addresses = " ".join((t.mail_from, " ".join(lists.sender), *named, *t.recipients))
-        body = " ".join((s.body_text, *s.attachment_names)) if s.attachment_names else s.body_text
-        search_rows.append(
-            {"message_id": item.id, "subject": s.subject, "addresses": addresses, "body": body}
-        )
         sizes = {variant: (size, digest) for variant, size, digest in item.variant_sizes}
         state = "held" if item.hold_reason else "queued"
         for plan in item.variants:
@@ -170,12 +202,10 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage]) -> None:
                 )
     insert_many(conn, schema.messages, message_rows)
     insert_many(conn, schema.message_bodies, body_rows)
-    if conn.dialect.name == "postgresql":
-        search_rows = [searchable_words(row) for row in search_rows]
-    execute_many(conn, _INSERT_SEARCH, search_rows)
     insert_many(conn, schema.variants, variant_rows)
     insert_many(conn, schema.recipients, recipient_rows)
-    insert_many(conn, schema.message_fields, field_rows)
+    if index:
+        insert_search_rows(conn, [search_rows_of(item) for item in items])
     if tagged:
         tag_messages(conn, tagged)
 
@@ -357,6 +387,20 @@ def _get_message(conn: Connection, message_id: str) -> MessageView | None:
         recipients=tuple(RecipientView(**dict(rec._mapping)) for rec in recipient_rows),
         attempts=tuple(AttemptView(**dict(att._mapping)) for att in attempt_rows),
     )
+
+
+def envelopes_of(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The envelope recipients of these messages, in order (a message without any is left out)."""
+    r = schema.recipients
+    found: dict[str, list[str]] = {}
+    if ids:
+        for message_id, address in conn.execute(
+            select(r.c.message_id, r.c.address)
+            .where(r.c.message_id.in_(ids))
+            .order_by(r.c.message_id, r.c.variant, r.c.position)
+        ):
+            found.setdefault(message_id, []).append(address)
+    return {message_id: tuple(addresses) for message_id, addresses in found.items()}
 
 
 async def get_raw(db: Database, message_id: str) -> bytes | None:

@@ -32,7 +32,7 @@ from mxrelay.store.backend import (
     describe_error,
 )
 from mxrelay.store.postgres import PostgresDatabase
-from mxrelay.store.sqlite import BUSY_POLLS, SqliteDatabase
+from mxrelay.store.sqlite import BUSY_POLLS, READ_CACHE, SqliteDatabase
 
 
 class OpenMode(enum.Enum):
@@ -152,10 +152,15 @@ def _refuse_outdated(conn: Connection) -> None:
 
 @contextlib.asynccontextmanager
 async def open_store(
-    database_url: str, mode: OpenMode = OpenMode.RELAY, *, synchronous: str = "full"
+    database_url: str,
+    mode: OpenMode = OpenMode.RELAY,
+    *,
+    synchronous: str = "full",
+    read_cache: int = READ_CACHE,
 ) -> AsyncIterator[Database]:
     """Open the store for `mode`'s user; on leaving, close its engines (and release the SQLite
-    lock). `synchronous` is `MXRELAY_STORE_SYNCHRONOUS` (SQLite: whether commits are fsynced)."""
+    lock). `synchronous` is `MXRELAY_STORE_SYNCHRONOUS` (SQLite: whether commits are fsynced),
+    `read_cache` `MXRELAY_STORE_SQLITE_READ_CACHE` (SQLite: bytes of each reader's page cache)."""
     access = ACCESS[mode]
     target = parse_database_url(database_url)
     lock: SqliteLock | None = None
@@ -170,7 +175,13 @@ async def open_store(
         except OSError as exc:
             raise StoreError(f"cannot open the store: {exc.filename}: {exc.strerror}") from None
         polls = BUSY_POLLS if access.lock else 0  # the relay's own sessions are waiting
-        db = SqliteDatabase(target, synchronous=synchronous, busy_polls=polls, inline=access.inline)
+        db = SqliteDatabase(
+            target,
+            synchronous=synchronous,
+            busy_polls=polls,
+            inline=access.inline,
+            read_cache=read_cache,
+        )
         if lock is not None and lock.fileno is not None:
             db.child_fds = (lock.fileno,)
     else:

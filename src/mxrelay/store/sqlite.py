@@ -35,12 +35,13 @@ BUSY_POLLS = 20
 the `mxrelay queue` command) writes, a loop turn or BUSY_POLL apart, before it waits for the lock
 on the writer thread; their transactions are short, and SQLite's own wait sleeps a millisecond
 or more at a time."""
-READ_CACHE_KIB = 64 * 1024
-"""Page cache of each reader connection, at most (SQLite's default is 2 MiB; it grows only with
-what is read): a search of the message log looks ids up in indexes of tens of megabytes at a
-million messages, each page not cached is a system call, and the reader threads each have
-their own cache. At 16 MiB a search for a word in one message in a hundred took 110 ms there,
-at 64 MiB 84 ms (`bench/message_log.py`)."""
+READ_CACHE = 64 * 1024 * 1024
+"""Bytes of page cache of each reader connection, at most, unless MXRELAY_STORE_SQLITE_READ_CACHE
+says otherwise (SQLite's default is 2 MiB; it grows only with what is read): a search of the
+message log looks ids up in indexes of tens of megabytes at a million messages, each page not
+cached is a system call, and the reader threads each have their own cache. At 16 MiB a search
+for a word in one message in a hundred took 110 ms there, at 64 MiB 84 ms
+(`bench/message_log.py`)."""
 CHECKPOINT_COMMITS = 64
 """Commits between two checkpoints: the log stays at a few megabytes."""
 
@@ -56,7 +57,13 @@ class SqliteDatabase(Database):
     and write runs on the event loop, and only the fsyncs and checkpoints on threads."""
 
     def __init__(
-        self, target: Target, *, synchronous: str, busy_polls: int = 0, inline: bool = False
+        self,
+        target: Target,
+        *,
+        synchronous: str,
+        busy_polls: int = 0,
+        inline: bool = False,
+        read_cache: int = READ_CACHE,
     ) -> None:
         super().__init__(target)
         self._busy_polls = busy_polls
@@ -66,7 +73,7 @@ class SqliteDatabase(Database):
         self._wal = target.path.with_name(target.path.name + "-wal")
         self._fsync = synchronous.lower() == "full"
         self._writer = _engine(target, writer=True)
-        self._reader = _engine(target, writer=False)
+        self._reader = _engine(target, writer=False, read_cache=read_cache)
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="store-write")
         self._checkpoint_thread = ThreadPoolExecutor(1, thread_name_prefix="store-checkpoint")
         self._read_threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="store-read")
@@ -302,7 +309,7 @@ def _in_transaction(engine: Engine, fn: Callable[..., T], args: tuple[object, ..
         return fn(conn, *args)
 
 
-def _engine(target: Target, *, writer: bool) -> Engine:
+def _engine(target: Target, *, writer: bool, read_cache: int = READ_CACHE) -> Engine:
     # The writer: one connection, used by one thread at a time (the event loop or the writer
     # thread, in turn under the write lock). Readers: one connection per reader thread.
     # check_same_thread is off for that hand-over, and so that dispose() may close connections
@@ -325,7 +332,7 @@ def _engine(target: Target, *, writer: bool) -> Engine:
         if writer:
             cursor.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints are `_checkpoint()`
         else:
-            cursor.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
+            cursor.execute(f"PRAGMA cache_size = -{max(read_cache // 1024, 1)}")
         cursor.execute("PRAGMA foreign_keys = OFF")
         cursor.close()
 

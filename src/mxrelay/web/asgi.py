@@ -234,7 +234,9 @@ def web_app(
     if webroot != "/":
         served = [Mount(webroot.rstrip("/"), routes=served), *health_routes(health)]
     routes = Starlette(routes=served)
-    authenticated = BasicAuth(routes, access.users, failure_limit=access.failure_limit, clock=clock)
+    authenticated = BasicAuth(
+        routes, access.users, failure_limit=access.failure_limit, clock=clock, webroot=webroot
+    )
     audited = AuditTrail(authenticated, Auditor(db, wall_clock))
     guarded = OriginCheck(audited, access.cors, clock=clock)
     # Doubled slashes are answered with a redirect before any login, as Mailpit does.

@@ -146,8 +146,9 @@ async def deny(scope: Scope, receive: Receive, send: Send, response: Response) -
 
 
 class BasicAuth:
-    """ASGI middleware: authenticate, check the role `required_role` names, leave the `Principal`
-    in the scope (`roles.principal_of`) for the handlers and the audit log."""
+    """ASGI middleware: authenticate, check the role `required_role` names (for the routes under
+    `webroot`), leave the `Principal` in the scope (`roles.principal_of`) for the handlers and the
+    audit log."""
 
     def __init__(
         self,
@@ -156,9 +157,11 @@ class BasicAuth:
         *,
         failure_limit: int,
         clock: Callable[[], float] = time.monotonic,
+        webroot: str = "/",
     ) -> None:
         self.app = app
         self.users = users
+        self.webroot = webroot
         self.failures = FailureBudget(failure_limit, FAILURE_PERIOD, clock=clock)
         self.failed_log = ThrottledLog(
             logger, "web.login_failed", logging.WARNING, LOG_INTERVAL, clock=clock
@@ -174,7 +177,7 @@ class BasicAuth:
             await self.app(scope, receive, send)
             return
         method = scope.get("method", "GET") if scope["type"] == "http" else "GET"
-        needed = required_role(method, scope["path"])
+        needed = required_role(method, scope["path"], self.webroot)
         if needed is None:
             await self.app(scope, receive, send)
             return

@@ -5,7 +5,9 @@ The rule is by request, not by a list of routes: reading (GET, HEAD, the websock
 `viewer`, anything else (delete, mark read, tag, release, retry) an `operator`, and
 `POST /api/v1/send` a sender (the users of MXRELAY_SEND_API_AUTH_FILE, or else an operator). A
 route added later is covered by its method without a word here. Only the probes and CORS
-preflights (answered before any handler, with no data) are open. Pure: `auth.py` applies it.
+preflights (answered before any handler, with no data) are open. Under MXRELAY_UI_WEBROOT the
+rule reads the path the routes see, without the prefix: `/mail/api/v1/send` is the send route.
+Pure: `auth.py` applies it.
 """
 
 from __future__ import annotations
@@ -39,13 +41,28 @@ class Role(enum.StrEnum):
         return self is needed
 
 
-def required_role(method: str, path: str) -> Role | None:
+def route_path(path: str, webroot: str = "/") -> str | None:
+    """The path the routes under `webroot` (`/` or `/prefix/`) see: `path` without the prefix;
+    None for a path outside it."""
+    if webroot == "/":
+        return path
+    prefix = webroot.rstrip("/")
+    if path == prefix or path.startswith(prefix + "/"):
+        return path[len(prefix) :] or "/"
+    return None
+
+
+def required_role(method: str, path: str, webroot: str = "/") -> Role | None:
     """The role a request needs, None when it is open. `path` is the one the router dispatches
-    on: a spelling it would route elsewhere (`//livez`, `/api/v1/send/`) only needs more."""
+    on, under `webroot`: a spelling it would route elsewhere (`//livez`, `/api/v1/send/`) only
+    needs more. The probes answer at the root as well as under the prefix."""
     method = method.upper()
-    if method == "OPTIONS" or (method in READ_METHODS and path in OPEN_PATHS):
+    routed = route_path(path, webroot)
+    if method == "OPTIONS" or (
+        method in READ_METHODS and (path in OPEN_PATHS or routed in OPEN_PATHS)
+    ):
         return None
-    if method == "POST" and path == SEND_PATH:
+    if method == "POST" and routed == SEND_PATH:
         return Role.SENDER
     if method in READ_METHODS:
         return Role.VIEWER

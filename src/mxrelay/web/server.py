@@ -9,6 +9,10 @@ soon as it is accepted), and a connection that has not sent a request's headers 
 `header_timeout` of its start, or of the end of its previous response, is closed. uvicorn has
 neither: `limit_concurrency` only answers 503 once a whole request has arrived, and its keep-alive
 timer stops at the first byte, so a client sending half a request held a descriptor for ever.
+
+A websocket's writes made in one turn of the event loop go out as one (`CoalescedWrites`): the
+live events hand each client a poll's frames at once, and uvicorn writes every frame on its own,
+a system call each, per client. The frames stay separate websocket messages.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import contextlib
 import socket
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import h11
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from mxrelay.config import HostPort, WebSettings
 
@@ -92,6 +98,51 @@ def _guarded_protocol(limits: HttpLimits) -> type[H11Protocol]:
     return GuardedH11Protocol
 
 
+class CoalescedWrites:
+    """A transport whose writes in one turn of the event loop reach the socket as one write, in
+    order; everything else is the wrapped transport's. Closing sends what is pending first;
+    aborting drops it, as the transport's own abort drops its buffer."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(bytes(data))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol writing through `CoalescedWrites`."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        coalesced = CoalescedWrites(cast(asyncio.Transport, transport), self.loop)
+        super().connection_made(cast(asyncio.Transport, coalesced))
+
+
 class HttpServer:
     """One listening HTTP server; `start()` binds before returning, so the port is known."""
 
@@ -106,6 +157,12 @@ class HttpServer:
             access_log=False,
             lifespan="off",
             server_header=False,
+            # Websocket frames go out uncompressed: the server would deflate each live event
+            # once per client (it cannot share one compressed frame between clients), which
+            # costs every accepted message CPU per connected client, and a zlib context per
+            # connection; the frames are small JSON.
+            ws=CoalescingWebSocketProtocol,
+            ws_per_message_deflate=False,
         )
         self._server = _Server(config)
         self._socket: socket.socket | None = None

@@ -13,6 +13,7 @@ from mxrelay.delivery.process.ipc import (
     Frame,
     FrameProtocol,
     HealthChange,
+    MetricApplier,
     MetricRecorder,
     MetricUpdate,
     MetricUpdates,
@@ -89,3 +90,34 @@ def test_recorded_metric_updates_apply_to_the_relay() -> None:
     latency = "mxrelay_delivery_attempt_duration_seconds_sum"
     assert registry.get_sample_value(latency, {"transport": "smtp"}) == 0.25
     assert registry.get_sample_value("mxrelay_store_commit_failures_total") == 1
+
+
+def test_counter_updates_cross_the_pipe_once_per_bundle() -> None:
+    """Increments of the same metric and labels are summed into one update; any other operation
+    on them in between keeps its place, so the relay ends with the same values."""
+    recorder = MetricRecorder()
+    child = recorder.as_metrics()
+    for _ in range(50):
+        child.deliveries.labels(transport="smtp", outcome="delivered").inc()
+        child.delivery_latency.labels(transport="smtp").observe(0.5)
+    child.deliveries.labels(transport="smtp", outcome="deferred").inc(2)
+    child.graph_configuration_fault.labels(fault="consent").inc()
+    child.graph_configuration_fault.labels(fault="consent").set(0)
+    child.graph_configuration_fault.labels(fault="consent").inc()
+    updates = recorder.take()
+    delivered = [
+        u for u in updates if u.labels == (("outcome", "delivered"), ("transport", "smtp"))
+    ]
+    assert [(u.operation, u.value) for u in delivered] == [("inc", 50.0)]
+    assert sum(u.operation == "observe" for u in updates) == 50
+    fault = [(u.operation, u.value) for u in updates if u.metric == "graph_configuration_fault"]
+    assert fault == [("inc", 1.0), ("set", 0.0), ("inc", 1.0)]
+    metrics = Metrics()
+    applier = MetricApplier(metrics)
+    assert applier.apply(updates) == 0
+    assert applier.apply(updates) == 0  # labelled metrics found again from what it remembers
+    registry = metrics.registry
+    labels = {"transport": "smtp", "outcome": "delivered"}
+    assert registry.get_sample_value("mxrelay_deliveries_total", labels) == 100
+    gauge = "mxrelay_graph_configuration_fault"
+    assert registry.get_sample_value(gauge, {"fault": "consent"}) == 1

@@ -114,7 +114,7 @@ async def test_actions_on_a_selection(relay: Relay) -> None:
         assert (
             await http.post("/api/v1/mxrelay/messages/explode", json={"IDs": ids})
         ).status_code == 404
-        entries = (await http.get("/api/v1/audit")).json()["entries"]
+        entries = (await http.get("/api/v1/mxrelay/audit")).json()["Entries"]
         assert [(e["Action"], e["Count"]) for e in entries if e["Action"] in ACTIONS] == [
             ("hold", 1),
             ("resume", 2),

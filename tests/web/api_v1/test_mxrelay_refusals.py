@@ -13,6 +13,7 @@ import pytest
 
 from mxrelay.app import Relay
 from tests.support.dns_server import DnsServer
+from tests.support.polling import until
 from tests.support.relay_app import running_relay
 
 
@@ -36,6 +37,13 @@ async def relay(dns_server: DnsServer, tmp_path: Path) -> AsyncIterator[Relay]:
                     client.rset()
 
         await asyncio.to_thread(send)
+
+        async def all_logged() -> bool:
+            async with client(running) as http:
+                answer = await http.get("/api/v1/mxrelay/refusals")
+                return len(answer.json()["Refusals"]) == 3
+
+        await until(all_logged, what="the three refusals in the log", within=30)
         yield running
 
 

@@ -81,7 +81,7 @@ async def test_a_sent_message_is_stored_and_delivered(relay: Relay, smarthost: S
         listed = (await http.get("/api/v1/messages")).json()
         assert [m["ID"] for m in listed["messages"]] == [ident]
         assert listed["messages"][0]["Subject"] == "Invoice"
-        [entry] = (await http.get("/api/v1/audit")).json()["entries"]
+        [entry] = (await http.get("/api/v1/mxrelay/audit")).json()["Entries"]
         assert (entry["Action"], entry["Target"], entry["Count"], entry["Outcome"]) == (
             "send",
             ident,

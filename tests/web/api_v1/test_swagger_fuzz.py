@@ -31,9 +31,12 @@ from schemathesis.specs.openapi.checks import (
 from mxrelay.web.api_v1.openapi import document
 from tests.support.api_relay import OPERATOR, ApiRelay, api_relay
 
-pytestmark = pytest.mark.slow
-
 EXAMPLES = int(os.environ.get("MXRELAY_API_FUZZ_EXAMPLES", "12"))
+TIMEOUT = max(120, EXAMPLES // 2)
+"""Seconds one operation's examples may take: half a second a request, which a loaded machine
+reaches (the suite's 120 s stopped `make fuzz`'s 2,000 requests of a search part way)."""
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
 FUZZ = settings(
     max_examples=EXAMPLES,
     derandomize=True,

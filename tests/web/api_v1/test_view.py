@@ -1,6 +1,6 @@
-"""The /view pages over real HTTP: the HTML under a sandboxing policy, the text, /view/latest,
-and doubled slashes answered as Mailpit answers them; the HTML without its refreshes, and the
-policy that lets remote images in when asked."""
+"""The /view pages over real HTTP: the HTML under a sandboxing policy (with `embed=1`, every link
+opening a new window), the text, /view/latest, and doubled slashes answered as Mailpit answers
+them; the HTML without its refreshes, and the policy that lets remote images in when asked."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import base64
 
 import httpx
 
+from mxrelay.app import Relay
 from mxrelay.mime.parts import read_parts
 from mxrelay.web.api_v1.view import (
     PREVIEW_POLICY,
@@ -15,7 +16,7 @@ from mxrelay.web.api_v1.view import (
     remote_references,
     served_html,
 )
-from tests.web.api_v1.conftest import Mailbox
+from tests.web.api_v1.conftest import Mailbox, call, send
 
 
 async def test_html_is_served_inert_with_inline_images_linked(mailbox: Mailbox) -> None:
@@ -105,3 +106,29 @@ def test_remote_images_are_the_only_thing_remote_allowed() -> None:
     assert set(strict) - set(remote) == {"img-src 'self' data:"}
     assert set(remote) - set(strict) == {"img-src 'self' data: https: http:"}
     assert "sandbox" in remote
+
+
+LINKS = (
+    b"From: News <news@example.org>\r\nTo: rcpt@example.net\r\nSubject: Links\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+    b'<p><a href="https://example.org/a">one</a> <A HREF=https://example.org/b target=_self>two'
+    b"</A> <a href='#' rel=opener>three</a></p><!-- <a href=x> --><script>'<a>'</script>\r\n"
+)
+
+
+async def test_embedded_html_opens_every_link_in_a_new_window(relay: Relay) -> None:
+    await send(relay, [("news@example.org", ["rcpt@example.net"], LINKS)])
+    plain = await call(relay, "GET", "/view/latest.html")
+    assert plain.text == LINKS.split(b"\r\n\r\n", 1)[1].decode()  # as sent, without embed
+    assert plain.headers["content-security-policy"].endswith("; sandbox")
+    embedded = await call(relay, "GET", "/view/latest.html", params={"embed": "1"})
+    new = ' target="_blank" rel="noreferrer noopener">'
+    assert embedded.text == (
+        f'<p><a href="https://example.org/a"{new}one</a> <A HREF=https://example.org/b{new}two'
+        f"</A> <a href='#'{new}three</a></p><!-- <a href=x> --><script>'<a>'</script>\r\n"
+    )
+    policy = embedded.headers["content-security-policy"].split("; ")
+    # The links may open their window, outside the sandbox; the page still runs nothing.
+    assert policy[-1] == "sandbox allow-popups allow-popups-to-escape-sandbox"
+    assert "default-src 'none'" in policy
+    assert not any(directive.startswith("script-src") for directive in policy)

@@ -188,6 +188,10 @@ class MetricRecorder:
     def __init__(self, on_record: Callable[[], None] = lambda: None) -> None:
         self._updates: list[MetricUpdate] = []
         self._on_record = on_record
+        self._summing: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        """Per metric and labels, the position of the `inc` that later ones are added to (until
+        another operation on the same metric and labels comes between): a counter bumped for
+        every message crosses the pipe, and is applied, once per bundle."""
 
     def __getattr__(self, name: str) -> _Recorded:
         if name.startswith("_"):
@@ -195,11 +199,22 @@ class MetricRecorder:
         return _Recorded(name, self._record)
 
     def _record(self, update: MetricUpdate) -> None:
+        key = (update.metric, update.labels)
+        if update.operation != "inc":
+            self._summing.pop(key, None)
+        elif (position := self._summing.get(key)) is not None:
+            earlier = self._updates[position]
+            self._updates[position] = earlier._replace(value=earlier.value + update.value)
+            self._on_record()
+            return
+        else:
+            self._summing[key] = len(self._updates)
         self._updates.append(update)
         self._on_record()
 
     def take(self) -> tuple[MetricUpdate, ...]:
         updates, self._updates = self._updates, []
+        self._summing.clear()
         return tuple(updates)
 
     def as_metrics(self) -> Metrics:
@@ -210,15 +225,42 @@ class MetricRecorder:
 def apply_updates(metrics: Metrics, updates: Iterable[MetricUpdate]) -> int:
     """Apply the delivery process's metric updates; returns how many were not applicable (an
     unknown metric, label or operation), which are skipped."""
-    skipped = 0
-    for name, labels, operation, value in updates:
-        family = getattr(metrics, name, None)
-        if operation not in OPERATIONS or not isinstance(family, MetricWrapperBase):
-            skipped += 1
-            continue
-        try:
+    return MetricApplier(metrics).apply(updates)
+
+
+class MetricApplier:
+    """Applies the delivery process's metric updates to the relay's registry, finding each
+    metric's labelled child once (the label sets are bounded enums) rather than per update."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._targets: dict[tuple[str, tuple[tuple[str, str], ...]], MetricWrapperBase] = {}
+
+    def apply(self, updates: Iterable[MetricUpdate]) -> int:
+        """As `apply_updates`."""
+        skipped = 0
+        for name, labels, operation, value in updates:
+            if operation not in OPERATIONS:
+                skipped += 1
+                continue
+            try:
+                getattr(self._target(name, labels), operation)(value)
+            except (AttributeError, ValueError, TypeError):
+                skipped += 1
+        return skipped
+
+    def _target(self, name: str, labels: tuple[tuple[str, str], ...]) -> MetricWrapperBase:
+        """The metric, with these labels; AttributeError or ValueError if there is no such."""
+        target = self._targets.get((name, labels))
+        if target is None:
+            family = getattr(self._metrics, name, None)
+            if not isinstance(family, MetricWrapperBase):
+                raise AttributeError(name)
             target = family.labels(**dict(labels)) if labels else family
-            getattr(target, operation)(value)
-        except (AttributeError, ValueError, TypeError):
-            skipped += 1
-    return skipped
+            if len(self._targets) < TARGETS_LIMIT:
+                self._targets[(name, labels)] = target
+        return target
+
+
+TARGETS_LIMIT = 1000
+"""Labelled metrics a `MetricApplier` remembers (every metric's bounded label sets, with room)."""

@@ -39,12 +39,12 @@ from mxrelay.delivery.process.ipc import (
     Frame,
     FrameProtocol,
     HealthChange,
+    MetricApplier,
     MetricUpdates,
     Ready,
     Start,
     Stop,
     Wake,
-    apply_updates,
 )
 from mxrelay.health import ConditionName, Health
 from mxrelay.log import event
@@ -75,11 +75,12 @@ class _RunningChild:
         self.ready: asyncio.Future[None] = loop.create_future()
         self.gone: asyncio.Future[None] = loop.create_future()
         self.protocol = FrameProtocol(self.on_frame, self.on_lost)
+        self._applier = MetricApplier(metrics)
 
     def on_frame(self, frame: Frame) -> None:
         match frame:
             case MetricUpdates(updates):
-                apply_updates(self.metrics, updates)
+                self._applier.apply(updates)
             case HealthChange(name, ok, detail):
                 # Under a name of its own: the child's store and worker conditions are about
                 # delivery (status), never the relay's own readiness conditions of the same name.

@@ -5,8 +5,9 @@ Each module has a resource class whose bound methods are the endpoints and a `ro
 them; `api_routes` gathers them over one `ApiContext`. Without a store (passthrough mode) only
 `/api/v1/info`, `/api/v1/webui` and `/api/v1/send` answer. The `/view/` routes (a message's bodies
 alone, for UI tests) are Mailpit's too, outside `/api/v1`. mxrelay's own routes are under
-`/api/v1/mxrelay/` (`mxrelay_*.py`) and `/api/v1/audit`; the websocket of live events (`events.py`, at `/api/events`) is gathered by the
-app itself (`web/asgi.py`), beside the hub that feeds it.
+`/api/v1/mxrelay/` (`mxrelay_*.py`), as is the delivery history at
+`/api/v1/message/{ID}/deliveries`; the websocket of live events (`events.py`, at `/api/events`)
+is gathered by the app itself (`web/asgi.py`), beside the hub that feeds it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from starlette.routing import BaseRoute
 from mxrelay.health import Health
 from mxrelay.store.backend import Database
 from mxrelay.web.api_v1 import (
-    audit,
     deliveries,
     info,
     message,
     messages,
+    mxrelay_audit,
     mxrelay_queue,
     mxrelay_refusals,
     release,
@@ -65,10 +66,10 @@ def api_routes(
         *message.routes(context),
         *deliveries.routes(context),
         *view.routes(context),
-        *audit.routes(context),
         *send.routes(sending),
         *release.routes(context, sending),
         *mxrelay_queue.routes(context, health),
         *mxrelay_refusals.routes(context),
+        *mxrelay_audit.routes(context),
         *swagger.routes(),
     ]

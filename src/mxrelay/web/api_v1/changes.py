@@ -32,6 +32,8 @@ class MessagesDeleted:
 @dataclass(frozen=True, slots=True)
 class ReadChanged:
     ids: tuple[str, ...]
+    """The messages to tell of: every ID a request named, as Mailpit tells of each whether or not
+    its flag changed (an unknown one too), or the matches of a search whose flag changed."""
     read: bool
     everything: bool = False
     """Every message (Mailpit then sends no `update` per message)."""

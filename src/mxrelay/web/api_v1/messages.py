@@ -160,15 +160,17 @@ class Messages:
         if search:
             query = search_param(request.query_params, search)
             changed = await flags.mark_matching(database, query, read)
+            told = changed.ids  # Mailpit marks, and tells of, the matches that change
         elif not ids:
             changed = await flags.mark_all(database, read)
             await self.context.report(ReadChanged(changed.ids, read, everything=True))
-            await audit(request, action=action, target="all", count=len(changed.ids))
+            await audit(request, action=action, target="all", count=changed.count)
             return ok()
         else:
             changed = await flags.mark(database, ids, read)
-        await self.context.report(ReadChanged(changed.ids, read))
-        await audit(request, action=action, target=ids or search, count=len(changed.ids))
+            told = tuple(ids)  # Mailpit tells of every ID named, changed or not
+        await self.context.report(ReadChanged(told, read))
+        await audit(request, action=action, target=ids or search, count=changed.count)
         return ok()
 
     @answering

@@ -34,7 +34,7 @@ from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from mxrelay.store.queue.entries import QueueEntry
 from mxrelay.web.api_v1.body import BodyError, TooLarge, decode_object, read_body
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found, rfc3339
-from mxrelay.web.api_v1.mxrelay_refusals import PREFIX
+from mxrelay.web.api_v1.mxrelay_query import PREFIX
 from mxrelay.web.audit import audit
 
 ENTRIES_PER_MESSAGE = 1000

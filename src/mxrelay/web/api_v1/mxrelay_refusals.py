@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -29,14 +28,9 @@ from mxrelay.store.refusal_log import (
     search_refusals,
 )
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found, rfc3339, window
+from mxrelay.web.api_v1.mxrelay_query import PREFIX, parse_time, text_filter, time_filter
 
 DAY = 86_400.0
-PREFIX = "/api/v1/mxrelay"
-"""Where mxrelay's own routes live, apart from Mailpit's."""
-
-FILTER_LENGTH = 512
-LATEST = 253_402_300_799.0
-"""The last second of year 9999: later times cannot be written in RFC 3339."""
 
 
 def refusal_json(view: RefusalView) -> dict[str, Any]:
@@ -55,42 +49,16 @@ def refusal_json(view: RefusalView) -> dict[str, Any]:
     }
 
 
-def parse_time(value: str, name: str) -> float:
-    """RFC 3339 (a zone-less time is UTC) or Unix seconds; ValueError naming the parameter."""
-    text = value.strip()
-    problem = f"{name} must be an RFC 3339 time or Unix seconds"
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError(problem) from None
-        seconds = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    if not 0 <= seconds <= LATEST:
-        raise ValueError(problem + " (from 1970 to 9999)")
-    return seconds
-
-
-def _filter(params: Any, name: str) -> str | None:
-    value = params.get(name, "").strip()
-    if len(value) > FILTER_LENGTH:
-        raise ValueError(f"{name} must be at most {FILTER_LENGTH} characters")
-    return value or None
-
-
 def refusal_query(params: Any) -> RefusalQuery:
-    reason = _filter(params, "reason")
+    reason = text_filter(params, "reason")
     if reason is not None and reason not in {r.value for r in Reason}:
         raise ValueError("reason must be one of " + ", ".join(r.value for r in Reason))
-    since = _filter(params, "since")
-    until = _filter(params, "until")
     return RefusalQuery(
-        address=_filter(params, "address"),
-        domain=_filter(params, "domain"),
+        address=text_filter(params, "address"),
+        domain=text_filter(params, "domain"),
         reason=reason,
-        since=None if since is None else parse_time(since, "since"),
-        until=None if until is None else parse_time(until, "until"),
+        since=time_filter(params, "since"),
+        until=time_filter(params, "until"),
     )
 
 

@@ -8,6 +8,11 @@ embedded with `?embed=1`) and inline styles; `?remote=1` allows remote images to
 else (the console's "Load remote images"). `<meta http-equiv>` elements are removed, because a
 refresh would navigate the frame to anywhere, a remote load no policy of the page forbids.
 Reading a message here marks it read, as in Mailpit.
+
+`?embed=1` is for a page that frames the HTML: as in Mailpit, every link then opens in a new
+window (`target="_blank" rel="noreferrer noopener"`), and the sandbox lets it open one (a window
+of its own, outside the sandbox, that knows nothing of the page). Mailpit also adds a script that
+posts the document's height to the framing page; no script runs here, so there is none.
 """
 
 from __future__ import annotations
@@ -22,28 +27,36 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from mxrelay.mime.htmltags import open_links_apart
 from mxrelay.mime.parts import Part, Reading, read_parts
 from mxrelay.web.api_v1.context import ApiContext, NoStore
 from mxrelay.web.api_v1.message import Found, find_message, newest
 from mxrelay.web.api_v1.reading import mark_read
 
-PREVIEW_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "img-src 'self' data:",
-        "style-src 'unsafe-inline'",
-        "font-src data:",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'self'",
-        "sandbox",
+
+def preview_policy(*, embed: bool = False, remote: bool = False) -> str:
+    """No script, no remote load, no form, no plugin; framed only by the UI itself. Embedded,
+    a link may open a new window (each has `target="_blank"`): one outside the sandbox. With
+    `remote`, images from anywhere too (asked for by `?remote=1`)."""
+    sandbox = "sandbox allow-popups allow-popups-to-escape-sandbox" if embed else "sandbox"
+    images = "img-src 'self' data: https: http:" if remote else "img-src 'self' data:"
+    return "; ".join(
+        (
+            "default-src 'none'",
+            images,
+            "style-src 'unsafe-inline'",
+            "font-src data:",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'self'",
+            sandbox,
+        )
     )
-)
-"""No script, no remote load, no form, no plugin; framed only by the UI itself."""
-REMOTE_IMAGES_POLICY = PREVIEW_POLICY.replace(
-    "img-src 'self' data:", "img-src 'self' data: https: http:"
-)
-"""The same, with images from anywhere (asked for by `?remote=1`)."""
+
+
+PREVIEW_POLICY = preview_policy()
+REMOTE_IMAGES_POLICY = preview_policy(remote=True)
+
 
 _META_EQUIV = re.compile(r"<meta[^<>]{0,2000}http-equiv[^<>]{0,2000}>", re.I)
 _REMOTE = re.compile(
@@ -83,9 +96,10 @@ def link_inline_images(html: str, reading: Reading, message_id: str, *, embed: b
 
 
 def served_html(reading: Reading, message_id: str, *, embed: bool) -> str:
-    """The HTML body as `/view/{ID}.html` serves it: `<meta http-equiv>` removed, inline images
-    linked or embedded."""
-    return link_inline_images(_META_EQUIV.sub("", reading.html), reading, message_id, embed=embed)
+    """The page `/view/{ID}.html` answers: `<meta http-equiv>` removed, inline images linked
+    (or embedded), and embedded, every link opened in a new window (`mime/htmltags.py`)."""
+    page = link_inline_images(_META_EQUIV.sub("", reading.html), reading, message_id, embed=embed)
+    return open_links_apart(page) if embed else page
 
 
 def _replacement(target: str) -> Callable[[re.Match[str]], str]:
@@ -123,11 +137,13 @@ class View:
         embed = request.query_params.get("embed") == "1"
         page = await asyncio.to_thread(served_html, reading, found.view.id, embed=embed)
         remote = request.query_params.get("remote") == "1"
-        policy = REMOTE_IMAGES_POLICY if remote else PREVIEW_POLICY
         return Response(
             page,
             media_type="text/html; charset=utf-8",
-            headers={"Content-Security-Policy": policy, "X-Frame-Options": "SAMEORIGIN"},
+            headers={
+                "Content-Security-Policy": preview_policy(embed=embed, remote=remote),
+                "X-Frame-Options": "SAMEORIGIN",
+            },
         )
 
     async def text(self, request: Request) -> Response:

@@ -149,7 +149,7 @@ def refusal_paths() -> dict[str, Json]:
 
 def audit_paths() -> dict[str, Json]:
     return {
-        "/api/v1/audit": {
+        "/api/v1/mxrelay/audit": {
             "get": operation(
                 "listAudit",
                 "The audit log",
@@ -157,12 +157,12 @@ def audit_paths() -> dict[str, Json]:
                 "when, from where, on how many; newest first.",
                 tag="mxrelay",
                 parameters=[
-                    START,
-                    LIMIT,
                     query_parameter("actor", "The user"),
                     query_parameter("action", "The action (`delete`, `release`, `send`, …)"),
                     query_parameter("outcome", "`ok`, `denied`, `refused` or `error`"),
                     *_since_until("Entries"),
+                    START,
+                    LIMIT,
                 ],
                 answers={"200": json_answer("A page of the log", schema("AuditPage"))},
             )

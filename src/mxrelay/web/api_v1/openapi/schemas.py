@@ -288,10 +288,10 @@ OWN: dict[str, Json] = {
     ),
     "AuditPage": obj(
         {
-            "total": COUNT,
-            "start": COUNT,
-            "count": COUNT,
-            "entries": array(schema("AuditEntry")),
+            "Total": COUNT,
+            "Start": COUNT,
+            "Count": COUNT,
+            "Entries": array(schema("AuditEntry")),
         }
     ),
 }

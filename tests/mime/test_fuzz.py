@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mxrelay.mime.headers import reconcile_headers
 from mxrelay.mime.ics import transform_calendar
 from mxrelay.model import IcsAction
-from tests.support.fuzzing import EXAMPLES, FUZZ, raw_messages
+from tests.support.fuzzing import EXAMPLES, FUZZ, LARGE_EXAMPLES, raw_messages
 
 STRIP_GROWTH = 256
 """At most a notice body and two header fields replace what was removed."""
@@ -23,7 +23,7 @@ ATTACH_GROWTH_PER_PART = 256
 
 # The suite's 120 s per-test limit is for the default run; a long `make fuzz` run gets time in
 # proportion to its examples (a few milliseconds each on the corpus seeds).
-pytestmark = pytest.mark.timeout(max(120, EXAMPLES // 50))
+pytestmark = [pytest.mark.timeout(max(120, EXAMPLES // 50)), LARGE_EXAMPLES]
 
 
 @FUZZ

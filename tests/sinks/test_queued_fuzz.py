@@ -36,7 +36,7 @@ from mxrelay.model import Peer, SessionInfo, Transaction
 from mxrelay.runtime.queued import QueueStage
 from mxrelay.store.message_log import get_message, get_raw
 from mxrelay.web.api_v1.shapes import message
-from tests.support.fuzzing import EXAMPLES, FUZZ, messages
+from tests.support.fuzzing import EXAMPLES, FUZZ, LARGE_EXAMPLES, messages
 from tests.support.hostile import hold_relay
 from tests.support.processes import ServeProcess
 
@@ -53,7 +53,11 @@ SMTP_EXAMPLES = max(20, EXAMPLES // 100)
 a few for the transforms alone: a long run (`make fuzz`) takes a tenth and a hundredth of
 MXRELAY_FUZZ_EXAMPLES, about as long as the transform fuzzing."""
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(max(300, ACCEPT_EXAMPLES // 5))]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(max(300, ACCEPT_EXAMPLES // 5)),
+    LARGE_EXAMPLES,
+]
 
 _T = TypeVar("_T")
 

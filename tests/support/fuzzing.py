@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,13 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+LARGE_EXAMPLES = pytest.mark.filterwarnings(
+    "ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning"
+)
+"""For tests drawing whole messages: Hypothesis warns when it prints a failing example of more
+than 30 kB, and with warnings as errors that warning, not the failure, was all a long run
+reported."""
 
 SEEDS = [path.read_bytes() for path in corpus_files()]
 MIME_TOKENS = [

@@ -26,8 +26,12 @@ PARTIAL = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
 
 
 @pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    env = {"MXRELAY_HTTP_HEADER_TIMEOUT": "1s", "MXRELAY_HTTP_CONNECTION_LIMIT": "5"}
+async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
+    env = {
+        "MXRELAY_HTTP_HEADER_TIMEOUT": "1s",
+        "MXRELAY_HTTP_CONNECTION_LIMIT": "5",
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'limits.db'}",
+    }
     async with running_relay(env) as running:
         yield running
 

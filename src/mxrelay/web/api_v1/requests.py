@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from mxrelay.store.backend import Database
+from mxrelay.web.api_v1.body import TooLarge
+from mxrelay.web.api_v1.body import read_body as bounded_body
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found
 from mxrelay.web.api_v1.gojson import Field, GoJsonError, decode
 
@@ -62,20 +64,14 @@ def bad_request(text: str) -> PlainTextResponse:
 
 
 async def read_body(request: Request, limit: int = BODY_LIMIT) -> bytes:
-    """The request body, read no further than `limit` bytes: beyond, 413 (never a body that
-    reads as empty, which some routes take as "every message")."""
-    declared = request.headers.get("content-length", "")
-    body = bytearray()
-    if not (declared.isdigit() and int(declared) > limit):
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                break
-        else:
-            return bytes(body)
-    raise Answered(
-        PlainTextResponse(f"request body too large (at most {limit} bytes)", status_code=413)
-    )
+    """The request body, read no further than `limit` bytes (`body.read_body`): beyond, 413
+    (never a body that reads as empty, which some routes take as "every message")."""
+    try:
+        return await bounded_body(request, limit)
+    except TooLarge:
+        raise Answered(
+            PlainTextResponse(f"request body too large (at most {limit} bytes)", status_code=413)
+        ) from None
 
 
 async def body_fields(request: Request, fields: Sequence[Field]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import html
 import re
 from dataclasses import dataclass, field
 
-from mxrelay.mime.htmltags import ATTRIBUTE, TAG_NAME, declaration_end, tag_end
+from mxrelay.mime.htmltags import ATTRIBUTE, Markup, next_markup
 
 INPUT_LIMIT = 1024 * 1024
 NODE_LIMIT = 100_000
@@ -95,52 +95,41 @@ class _TreeBuilder:
             self._add(_Node("#text", text=text))
 
     def feed(self, source: str) -> None:
-        pos = text_from = 0
+        pos = 0
         length = len(source)
-        while pos < length and self.nodes <= NODE_LIMIT:
-            lt = source.find("<", pos)
-            if lt == -1:
-                break
-            skipped = declaration_end(source, lt)
-            if skipped is not None:  # comments and declarations are dropped
-                self._text(source[text_from:lt])
-                pos = text_from = skipped
-                continue
-            name = TAG_NAME.match(source, lt + 1)
-            if name is None:  # a "<" that opens no tag is text
-                pos = lt + 1
-                continue
-            end = tag_end(source, name.end())
-            if end == -1:  # a tag cut off by the end of the input is dropped
-                self._text(source[text_from:lt])
+        while self.nodes <= NODE_LIMIT and (markup := next_markup(source, pos)) is not None:
+            self._text(source[pos : markup.start])
+            if markup.cut:  # a tag cut off by the end of the input is dropped
                 return
-            self._text(source[text_from:lt])
-            tag = name.group(1).lower()
-            self._tag(source, lt, tag, name.end(), end)
-            pos = text_from = end + 1
-            if tag in _RAW_TEXT and source[lt + 1] != "/" and self.stack[-1].tag == tag:
+            pos = markup.end
+            if not markup.tag:  # comments and declarations are dropped
+                continue
+            self._tag(source, markup)
+            tag = markup.tag
+            if tag in _RAW_TEXT and not markup.closing and self.stack[-1].tag == tag:
                 close_tag = re.compile(r"</" + re.escape(tag) + r"\s*>", re.IGNORECASE)
                 found = close_tag.search(source, pos)
                 self._text(source[pos : length if found is None else found.start()])
                 self.stack.pop()
-                pos = text_from = length if found is None else found.end()
-        self._text(source[text_from:])
+                pos = length if found is None else found.end()
+        self._text(source[pos:])
 
-    def _tag(self, source: str, lt: int, tag: str, start: int, end: int) -> None:
-        if source[lt + 1] == "/":
+    def _tag(self, source: str, markup: Markup) -> None:
+        tag = markup.tag
+        if markup.closing:
             for index in range(len(self.stack) - 1, 0, -1):
                 if self.stack[index].tag == tag:
                     del self.stack[index:]
                     return
             return
         attrs: dict[str, str] = {}
-        for match in ATTRIBUTE.finditer(source, start, end):
+        for match in ATTRIBUTE.finditer(source, markup.attributes, markup.end - 1):
             value = match.group(2) or ""
             if value[:1] in ("'", '"'):
                 value = value[1:-1]
             attrs.setdefault(match.group(1).lower(), html.unescape(value))
         node = _Node(tag, attrs)
-        closed = source[end - 1] == "/" or tag in _VOID
+        closed = source[markup.end - 2] == "/" or tag in _VOID
         if self._add(node) and not closed and len(self.stack) < DEPTH_LIMIT:
             self.stack.append(node)
 

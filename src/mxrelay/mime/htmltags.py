@@ -2,7 +2,7 @@
 makes: every link opened in a new window, as Mailpit's embed mode (`/view/{ID}.html?embed=1`)
 sets them.
 
-`html2text.py` builds its tree from the same pieces (`TAG_NAME`, `ATTRIBUTE`, `tag_end`). The
+`html2text.py` builds its tree from the same scan (`next_markup`, `ATTRIBUTE`). The
 standard library's tokenizer is not used: it rescans an unclosed tag at every step, which is
 quadratic in hostile input. Here every search moves forward, so a scan is linear in the body,
 which the MIME reader has already bounded (`parts.PartLimits`).
@@ -11,6 +11,7 @@ which the MIME reader has already bounded (`parts.PartLimits`).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 TAG_NAME = re.compile(r"/?([A-Za-z][^\s/>]*)")
 """A tag's name after its `<` (an end tag's after `</`)."""
@@ -62,6 +63,47 @@ def declaration_end(source: str, lt: int) -> int | None:
     return len(source) if close == -1 else close + 1
 
 
+@dataclass(frozen=True, slots=True)
+class Markup:
+    """A tag, comment or declaration found at `start` (its `<`), ending just before `end`."""
+
+    start: int
+    end: int
+    tag: str = ""
+    """The tag's name in lower case; empty for a comment or declaration."""
+    attributes: int = 0
+    """Where the tag's attributes begin (after its name)."""
+    closing: bool = False
+    cut: bool = False
+    """The tag never ends: the input stops inside it (`end` is the input's end)."""
+
+
+def next_markup(source: str, pos: int) -> Markup | None:
+    """The first markup at or after `pos` (a `<` that opens none is text); None when no more."""
+    length = len(source)
+    while pos < length:
+        lt = source.find("<", pos)
+        if lt == -1:
+            return None
+        skipped = declaration_end(source, lt)
+        if skipped is not None:
+            return Markup(lt, skipped)
+        name = TAG_NAME.match(source, lt + 1)
+        if name is None:
+            pos = lt + 1
+            continue
+        end = tag_end(source, name.end())
+        return Markup(
+            lt,
+            length if end == -1 else end + 1,
+            name.group(1).lower(),
+            name.end(),
+            source[lt + 1] == "/",
+            end == -1,
+        )
+    return None
+
+
 def open_links_apart(source: str) -> str:
     """`source` with every `<a>` start tag given `target="_blank"` and `rel="noreferrer
     noopener"` in place of any it had; comments, declarations and the text of elements such as
@@ -69,41 +111,25 @@ def open_links_apart(source: str) -> str:
     (a browser drops it). Never raises."""
     pieces: list[str] = []
     pos = copied = 0
-    length = len(source)
-    while pos < length:
-        lt = source.find("<", pos)
-        if lt == -1:
-            break
-        skipped = declaration_end(source, lt)
-        if skipped is not None:
-            pos = skipped
+    while (markup := next_markup(source, pos)) is not None and not markup.cut:
+        pos = markup.end
+        if not markup.tag or markup.closing:
             continue
-        name = TAG_NAME.match(source, lt + 1)
-        if name is None:  # a "<" that opens no tag is text
-            pos = lt + 1
-            continue
-        end = tag_end(source, name.end())
-        if end == -1:
-            break
-        pos = end + 1
-        if source[lt + 1] == "/":
-            continue
-        tag = name.group(1).lower()
-        if tag == "a":
-            pieces += (source[copied:lt], _link(source, lt, name.end(), end))
+        if markup.tag == "a":
+            pieces += (source[copied : markup.start], _link(source, markup))
             copied = pos
-        elif tag in _TEXT_ONLY:
-            text_end = re.compile(r"</" + re.escape(tag) + r"[\s/>]", re.IGNORECASE)
+        elif markup.tag in _TEXT_ONLY:
+            text_end = re.compile(r"</" + re.escape(markup.tag) + r"[\s/>]", re.IGNORECASE)
             found = text_end.search(source, pos)
-            pos = length if found is None else found.start()
+            pos = len(source) if found is None else found.start()
     pieces.append(source[copied:])
     return "".join(pieces)
 
 
-def _link(source: str, lt: int, attributes: int, end: int) -> str:
+def _link(source: str, markup: Markup) -> str:
     kept = (
         " " + found.group(0)
-        for found in ATTRIBUTE.finditer(source, attributes, end)
+        for found in ATTRIBUTE.finditer(source, markup.attributes, markup.end - 1)
         if found.group(1).lower() not in _REPLACED
     )
-    return source[lt:attributes] + "".join(kept) + LINK_ATTRIBUTES + ">"
+    return source[markup.start : markup.attributes] + "".join(kept) + LINK_ATTRIBUTES + ">"

@@ -22,17 +22,27 @@ through the event socket, and again while the same pages show `about:blank` (the
 CPU is not the console's load): five rounds each, alternating which comes first. Printed: each
 round's rate and the relay's CPU time per accepted message (its process tree, read from /proc),
 their medians, and the ratios console / blank.
+
+Then the API's live events on a fresh relay the same way: 10 websocket clients on `/api/events`
+in a process of their own (`python -m bench.console watch URL 10`, reading and dropping every
+frame, on the CPUs of this process, not the relay's) connected for a round and gone for the
+next, five rounds each, alternating. Printed as above (no clients / 10 clients), and the frames
+the clients received per round (a `new` for every message, and `stats`).
+`MXRELAY_CONSOLE_BENCH_MESSAGES=0` leaves the server time (and the million messages) out and
+measures only the two acceptance cases.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import aiosmtplib
@@ -40,10 +50,12 @@ import httpx
 from playwright.async_api import async_playwright
 from starlette.applications import Starlette
 from tests.support.processes import ServeProcess, free_port, wait_for_port
+from websockets.asyncio.client import ClientConnection, connect
 
 from bench.figures import process_tree_cpu
 from bench.log_corpus import Corpus, Generated, corpus, filled, message
 from bench.message_log import KEEP, Plan, store
+from bench.rig import REPO
 from mxrelay.health import Health
 from mxrelay.store import flags
 from mxrelay.store.backend import Database
@@ -52,7 +64,8 @@ from mxrelay.web.console import console_routes
 
 TARGET_P95_MS = 100.0
 TARGET_LOAD = 0.05
-"""The console's extra CPU per accepted message, at most."""
+"""What the console (or the event clients) may change in the acceptance rate or the relay's CPU
+per accepted message, at most."""
 
 
 def p95(samples: Sequence[float]) -> float:
@@ -120,7 +133,11 @@ SESSIONS = 10
 BROWSERS = 10
 ROUNDS = 5
 CHROMIUM = "/usr/bin/chromium"
-SHOWN = ("about:blank", "console")
+WATCHERS = 10
+PACE = 200.0
+"""Messages a second in the paced rounds: well within what the relay accepts on one core."""
+BLANK, CONSOLE = "pages on about:blank", "pages on the console"
+NO_WATCHERS, WATCHED = "no event client", f"{WATCHERS} event clients"
 
 
 def payloads(count: int) -> list[tuple[str, list[str], bytes]]:
@@ -134,29 +151,39 @@ def payloads(count: int) -> list[tuple[str, list[str], bytes]]:
 
 
 async def smtp_rate(
-    port: int, sent: Sequence[tuple[str, list[str], bytes]], relay_pid: int
+    port: int, sent: Sequence[tuple[str, list[str], bytes]], relay_pid: int, pace: float = 0.0
 ) -> tuple[float, float]:
     """Messages per second for `sent` over `SESSIONS` connections, and the relay's CPU
     milliseconds per message (its process and any children: not the SMTP clients' nor the
-    browsers')."""
+    browsers'). As fast as the relay answers, or at `pace` messages a second in all."""
 
-    async def session(share: Sequence[tuple[str, list[str], bytes]]) -> None:
+    async def session(n: int) -> None:
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60) as client:
-            for sender, recipients, data in share:
+            for k, (sender, recipients, data) in enumerate(sent[n::SESSIONS]):
+                if pace:
+                    await asyncio.sleep(began + (k * SESSIONS + n) / pace - time.perf_counter())
                 await client.sendmail(sender, recipients, data)
 
     began, cpu = time.perf_counter(), process_tree_cpu(relay_pid)
-    await asyncio.gather(*(session(sent[n::SESSIONS]) for n in range(SESSIONS)))
+    await asyncio.gather(*(session(n) for n in range(SESSIONS)))
     elapsed, used = time.perf_counter() - began, process_tree_cpu(relay_pid) - cpu
     return len(sent) / elapsed, used * 1000 / len(sent)
 
 
-async def acceptance(folder: Path, rounds: int = ROUNDS) -> dict[str, dict[str, list[float]]]:
-    """SMTP acceptance by `mxrelay serve` with 10 browser pages on its console's list against the
-    same 10 pages on `about:blank` (the browsers' own CPU, on the same cores, is not the
-    console's load; neither is the work of driving them, done in this process). Rounds
-    alternate which comes first. Returns the rates and the relay's CPU costs by what the pages
-    showed."""
+Condition = tuple[str, Callable[[], Awaitable[None]]]
+"""A label, and what puts the condition in place before a round."""
+
+Figures = dict[str, dict[str, list[float]]]
+"""By measure, by condition, a value per round: `rate` (msg/s) and `cpu` (the relay's ms per
+message) as fast as the relay accepts, and `paced cpu` at `PACE` messages a second."""
+
+MEASURES = ("rate", "cpu", "paced cpu")
+
+
+@contextlib.asynccontextmanager
+async def serving(folder: Path) -> AsyncIterator[tuple[ServeProcess, int]]:
+    """`mxrelay serve` in hold mode on SQLite, recipients in a trusted domain (no DNS), pinned to
+    the first CPU; its UI port."""
     web_port = free_port()
     env = {
         "MXRELAY_DELIVERY": "hold",
@@ -165,44 +192,173 @@ async def acceptance(folder: Path, rounds: int = ROUNDS) -> dict[str, dict[str, 
         "MXRELAY_LOG_LEVEL": "warning",
         "MXRELAY_HTTP_LISTEN": f"127.0.0.1:{web_port}",
     }
-    sent = payloads(ACCEPT_MESSAGES)
-    figures: dict[str, dict[str, list[float]]] = {"rate": {}, "cpu": {}}
-    for shown in SHOWN:
-        figures["rate"][shown], figures["cpu"][shown] = [], []
+    folder.mkdir(parents=True, exist_ok=True)
     relay = await ServeProcess.start(env, folder / "relay.log")
     pinned = pin(relay.process.pid)
     try:
         await asyncio.to_thread(wait_for_port, web_port)
-        url = f"http://127.0.0.1:{web_port}/"
-        pid = relay.process.pid
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-            )
-            try:
-                pages = [await (await browser.new_context()).new_page() for _ in range(BROWSERS)]
-                await smtp_rate(relay.smtp_port, sent[:200], pid)  # warm up
-                for round_ in range(rounds):
-                    for shown in SHOWN if round_ % 2 == 0 else reversed(SHOWN):
-                        for page in pages:
-                            await page.goto(url if shown == "console" else "about:blank")
-                        await asyncio.sleep(1)  # the pages settle: sockets open, first reads done
-                        rate, cost = await smtp_rate(relay.smtp_port, sent, pid)
-                        figures["rate"][shown].append(rate)
-                        figures["cpu"][shown].append(cost)
-            finally:
-                await browser.close()
+        yield relay, web_port
     finally:
         relay.close()
         if pinned is not None:
             os.sched_setaffinity(0, pinned)
+
+
+async def alternate(
+    relay: ServeProcess, conditions: Sequence[Condition], rounds: int, messages: int
+) -> Figures:
+    """`rounds` rounds under each condition, alternating which comes first, after a warm-up;
+    each round `messages` messages as fast as the relay accepts them, then as many at `PACE`
+    (the same batches of commits under every condition, so that the relay's CPU per message
+    differs by the condition's own work alone: at full speed, clients slowed by the browsers
+    on their core would make the relay's group commits smaller and each message dearer)."""
+    sent = payloads(messages)
+    port, pid = relay.smtp_port, relay.process.pid
+    figures: Figures = {measure: {label: [] for label, _ in conditions} for measure in MEASURES}
+    await smtp_rate(port, sent[:200], pid)  # warm up
+    for round_ in range(rounds):
+        for label, enter in conditions if round_ % 2 == 0 else list(reversed(conditions)):
+            await enter()
+            await asyncio.sleep(1)  # settle: sockets open, first reads done
+            rate, cost = await smtp_rate(port, sent, pid)
+            _, paced = await smtp_rate(port, sent, pid, pace=PACE)
+            figures["rate"][label].append(rate)
+            figures["cpu"][label].append(cost)
+            figures["paced cpu"][label].append(paced)
     return figures
+
+
+async def acceptance(
+    folder: Path, rounds: int = ROUNDS, messages: int = ACCEPT_MESSAGES
+) -> Figures:
+    """SMTP acceptance by `mxrelay serve` with 10 browser pages on its console's list against the
+    same 10 pages on `about:blank` (the browsers' own CPU, on the same cores, is not the
+    console's load; neither is the work of driving them, done in this process)."""
+    async with serving(folder) as (relay, web_port), async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            pages = [await (await browser.new_context()).new_page() for _ in range(BROWSERS)]
+
+            def showing(url: str) -> Callable[[], Awaitable[None]]:
+                async def enter() -> None:
+                    for page in pages:
+                        await page.goto(url)
+
+                return enter
+
+            return await alternate(
+                relay,
+                [
+                    (BLANK, showing("about:blank")),
+                    (CONSOLE, showing(f"http://127.0.0.1:{web_port}/")),
+                ],
+                rounds,
+                messages,
+            )
+        finally:
+            await browser.close()
+
+
+class Watchers:
+    """`WATCHERS` websocket clients of `/api/events` in a process of their own (`watch`, pinned
+    where this process is, away from the relay), so their CPU is not the relay's: started for a
+    round, stopped before the next."""
+
+    def __init__(self, url: str, count: int = WATCHERS) -> None:
+        self.url = url
+        self.count = count
+        self.process: asyncio.subprocess.Process | None = None
+        self.frames: list[int] = []
+        """Frames the clients received in each round they were connected (all of them)."""
+
+    async def start(self) -> None:
+        await self.stop()
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.console",
+            "watch",
+            self.url,
+            str(self.count),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=REPO,
+        )
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), 60)
+        if line.strip() != b"connected":
+            raise RuntimeError(f"the event clients did not connect: {line!r}")
+
+    async def received(self) -> int:
+        """Frames the clients have received so far (0 when they are not connected)."""
+        if self.process is None:
+            return 0
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(b"count\n")
+        await self.process.stdin.drain()
+        return int(await asyncio.wait_for(self.process.stdout.readline(), 60))
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.close()
+        counted = await asyncio.wait_for(process.stdout.read(), 60)
+        await process.wait()
+        self.frames.append(int(counted.strip() or b"0"))
+
+
+async def event_acceptance(
+    folder: Path, rounds: int = ROUNDS, messages: int = ACCEPT_MESSAGES
+) -> tuple[Figures, list[int]]:
+    """SMTP acceptance with `WATCHERS` clients on `/api/events` against none: the cost of the
+    live feed (the new rows read once, each frame encoded once and sent to every client). The
+    frames the clients received in each round they were connected, too."""
+    async with serving(folder) as (relay, web_port):
+        watchers = Watchers(f"ws://127.0.0.1:{web_port}/api/events")
+        try:
+            figures = await alternate(
+                relay, [(NO_WATCHERS, watchers.stop), (WATCHED, watchers.start)], rounds, messages
+            )
+        finally:
+            await watchers.stop()
+    return figures, watchers.frames[: len(figures["rate"][WATCHED])]
+
+
+async def watch(url: str, count: int) -> None:
+    """Connect `count` clients to `url`, say `connected`, read and drop their frames until
+    standard input closes (printing how many so far for each line read from it), then print how
+    many they received in all."""
+    received = 0
+
+    async def client(socket: ClientConnection) -> None:
+        nonlocal received
+        async for _ in socket:
+            received += 1
+
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(connect(url, max_queue=None)) for _ in range(count)
+        ]
+        readers = [asyncio.create_task(client(s)) for s in sockets]
+        print("connected", flush=True)
+        while await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline):
+            print(received, flush=True)
+        for reader in readers:
+            reader.cancel()
+    print(received, flush=True)
 
 
 def pin(relay_pid: int) -> set[int] | None:
     """With two CPUs or more: the relay (and its threads) on the first, this process (the SMTP
-    clients, the browsers it starts) on the others, as in production, where browsers run on
-    their users' machines; this process's CPUs before (to give back), None when not pinned."""
+    clients, the browsers or event clients it starts) on the others, as in production, where
+    those run on their users' machines; this process's CPUs before (to give back), None when
+    not pinned."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return None
@@ -212,27 +368,36 @@ def pin(relay_pid: int) -> set[int] | None:
     return set(cpus)
 
 
-def report_acceptance(figures: Mapping[str, Mapping[str, list[float]]]) -> None:
-    print(f"\nSMTP acceptance, {ACCEPT_MESSAGES} messages over {SESSIONS} sessions")
-    for key, title, unit in (
-        ("rate", "rate", "msg/s"),
-        ("cpu", "the relay's CPU per accepted message", "ms"),
+def report_acceptance(title: str, figures: Figures, without: str, loaded: str) -> None:
+    """Each round, the medians, and what `loaded` changes against `without`, each against 5 %:
+    the rate at full speed, and the relay's CPU per message at `PACE` (the condition's own load
+    on the relay). The CPU per message at full speed is shown too."""
+    print(f"\n{title}: SMTP acceptance, {ACCEPT_MESSAGES} messages over {SESSIONS} sessions")
+    for key, heading, unit in (
+        ("rate", "rate, as fast as the relay accepts", "msg/s"),
+        ("cpu", "the relay's CPU per accepted message, as fast as it accepts", "ms"),
+        ("paced cpu", f"the relay's CPU per accepted message at {PACE:.0f} msg/s", "ms"),
     ):
-        print(f"{title} ({unit})")
-        for shown, runs in figures[key].items():
+        print(f"{heading} ({unit})")
+        for label, runs in figures[key].items():
             cells = "  ".join(f"{value:7.2f}" for value in runs)
-            print(
-                f"  {BROWSERS} pages on {shown:12} {cells}  median {statistics.median(runs):7.2f}"
-            )
-    rate = statistics.median(figures["rate"]["console"]) / statistics.median(
-        figures["rate"]["about:blank"]
+            print(f"  {label:24} {cells}  median {statistics.median(runs):7.2f}")
+    rate, cpu, paced = (
+        statistics.median(figures[key][loaded]) / statistics.median(figures[key][without])
+        for key in MEASURES
     )
-    cpu = statistics.median(figures["cpu"]["console"]) / statistics.median(
-        figures["cpu"]["about:blank"]
+    print(f"ratio {loaded} / {without}:")
+    print(f"  rate {rate:.3f} ({(rate - 1) * 100:+.1f} %; target within 5 %: {verdict(1 - rate)})")
+    print(f"  CPU per message, as fast as it accepts {cpu:.3f} ({(cpu - 1) * 100:+.1f} %)")
+    print(
+        f"  CPU per message at {PACE:.0f} msg/s {paced:.3f} ({(paced - 1) * 100:+.1f} %; "
+        f"target within 5 %: {verdict(paced - 1)})"
     )
-    verdict = "met" if cpu - 1 <= TARGET_LOAD else "MISSED"
-    print(f"ratio console / blank: rate {rate:.3f} ({(rate - 1) * 100:+.1f} %), ", end="")
-    print(f"CPU per message {cpu:.3f} ({(cpu - 1) * 100:+.1f} %; target within 5 %: {verdict})")
+
+
+def verdict(cost: float) -> str:
+    """`cost`: the fraction lost (rate) or added (CPU)."""
+    return "met" if cost <= TARGET_LOAD else "MISSED"
 
 
 def run(environ: Mapping[str, str] = os.environ) -> None:
@@ -240,5 +405,15 @@ def run(environ: Mapping[str, str] = os.environ) -> None:
     requests = int(environ.get("MXRELAY_CONSOLE_BENCH_REQUESTS", "200"))
     kept = Path(environ[KEEP]) if environ.get(KEEP) else None
     with tempfile.TemporaryDirectory(prefix="mxrelay-console-bench-") as folder:
-        asyncio.run(measure(count, requests, kept))
-        report_acceptance(asyncio.run(acceptance(Path(folder))))
+        if count:
+            asyncio.run(measure(count, requests, kept))
+        browsers = asyncio.run(acceptance(Path(folder) / "browsers"))
+        report_acceptance(f"{BROWSERS} browser pages", browsers, BLANK, CONSOLE)
+        events, frames = asyncio.run(event_acceptance(Path(folder) / "events"))
+        report_acceptance(f"{WATCHERS} clients of /api/events", events, NO_WATCHERS, WATCHED)
+        print(f"frames the event clients received per round: {', '.join(map(str, frames))}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["watch"]:
+        asyncio.run(watch(sys.argv[2], int(sys.argv[3])))

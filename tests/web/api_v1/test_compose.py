@@ -11,8 +11,14 @@ from typing import Any
 
 import pytest
 
-from mxrelay.web.api_v1.body import BodyError, decode_object
-from mxrelay.web.api_v1.compose import STRUCT, Composed, ComposeError, compose, read_send_request
+from mxrelay.web.api_v1.compose import (
+    SEND_REQUEST,
+    Composed,
+    ComposeError,
+    compose,
+    read_send_request,
+)
+from mxrelay.web.api_v1.gojson import GoJsonError, decode
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BASE: dict[str, Any] = {
@@ -25,7 +31,7 @@ BASE: dict[str, Any] = {
 
 def build(request: dict[str, Any] | str) -> Composed:
     raw = request if isinstance(request, str) else json.dumps(request)
-    body = decode_object(raw.encode(), STRUCT)
+    body = decode(raw.encode(), SEND_REQUEST)
     return compose(read_send_request(body), now=NOW, hostname="relay.example.net")
 
 
@@ -48,21 +54,43 @@ def test_keys_match_case_insensitively_and_the_last_one_wins() -> None:
     ("body", "error"),
     [
         ("", "EOF"),
-        ("[]", "json: cannot unmarshal array into Go value of type apiv1.SendRequest"),
+        ('{"From": {"Email": "a@example.org"},', "unexpected EOF"),
+        ("{'From': {}}", "invalid character '\\'' looking for beginning of object key string"),
+        (
+            "[]",
+            "json: cannot unmarshal array into Go value of type struct { "
+            "From struct { Name string; Email string }; "
+            "To []struct { Name string; Email string }; "
+            "Cc []struct { Name string; Email string }; "
+            "Bcc []string; "
+            "ReplyTo []struct { Name string; Email string }; "
+            "Subject string; Text string; HTML string; "
+            "Attachments []struct { Content string; Filename string; ContentType string; "
+            "ContentID string }; "
+            "Tags []string; "
+            "Headers map[string]string }",
+        ),
         (
             '{"From": {"Email": 5}}',
-            "json: cannot unmarshal number into Go struct field apiv1.SendRequest.From.Email of "
-            "type string",
+            "json: cannot unmarshal number into Go struct field .From.Email of type string",
         ),
         (
             '{"To": "a@example.net"}',
-            "json: cannot unmarshal string into Go struct field apiv1.SendRequest.To of type "
-            "[]struct",
+            "json: cannot unmarshal string into Go struct field .To of type "
+            "[]struct { Name string; Email string }",
+        ),
+        (
+            '{"Attachments": [{"Content": "aGk=", "Filename": ["a.txt"]}]}',
+            "json: cannot unmarshal array into Go struct field .Attachments.Filename of type string",
+        ),
+        (
+            '{"Headers": {"X-A": true}}',
+            "json: cannot unmarshal bool into Go struct field .Headers of type string",
         ),
     ],
 )
 def test_a_body_go_could_not_read_is_refused_as_go_words_it(body: str, error: str) -> None:
-    with pytest.raises(BodyError) as refused:
+    with pytest.raises(GoJsonError) as refused:
         build(body)
     assert str(refused.value) == error
 

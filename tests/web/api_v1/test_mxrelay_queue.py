@@ -107,7 +107,12 @@ async def test_actions_on_a_selection(relay: Relay) -> None:
             refused = await http.post("/api/v1/mxrelay/messages/cancel", json=body)
             assert (refused.status_code, refused.text) == (400, "no IDs given")
         broken = await http.post("/api/v1/mxrelay/messages/cancel", content=b"{")
-        assert broken.status_code == 400
+        assert (broken.status_code, broken.text) == (400, "unexpected EOF")
+        wrong = await http.post("/api/v1/mxrelay/messages/cancel", json={"IDs": "x"})
+        assert (wrong.status_code, wrong.text) == (
+            400,
+            "json: cannot unmarshal string into Go struct field .IDs of type []string",
+        )
         too_many = {"IDs": [f"01ID{n:022d}" for n in range(1001)]}
         refused = await http.post("/api/v1/mxrelay/messages/cancel", json=too_many)
         assert (refused.status_code, refused.text) == (400, "at most 1000 IDs at once")

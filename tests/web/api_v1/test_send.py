@@ -109,6 +109,21 @@ async def test_requests_that_cannot_be_read_or_built(relay: Relay) -> None:
     async with client(relay) as http:
         empty = await http.post("/api/v1/send", content=b"")
         assert (empty.status_code, empty.json()) == (400, {"Error": "EOF"})
+        # Go's words where Mailpit's decoder stops: the syntax, then a field's path and type.
+        unreadable = {
+            b'{"Subject": "Hi",}': "invalid character '}' looking for beginning of object key string",
+            b'{"From": {"Email": "app@example.org"}': "unexpected EOF",
+            b'{"Text": NaN}': "invalid character 'N' looking for beginning of value",
+            b'{"From": {"Email": 5}}': (
+                "json: cannot unmarshal number into Go struct field .From.Email of type string"
+            ),
+            b'{"To": [{"Email": "a@example.net", "Name": ["A"]}]}': (
+                "json: cannot unmarshal array into Go struct field .To.Name of type string"
+            ),
+        }
+        for body, error in unreadable.items():
+            answer = await http.post("/api/v1/send", content=body)
+            assert (answer.status_code, answer.json()) == (400, {"Error": error})
         no_subject = await http.post("/api/v1/send", json={**REQUEST, "Subject": ""})
         assert no_subject.json() == {"Error": "error building message: subject not set"}
         huge = await http.post("/api/v1/send", content=b" " * (2 * 1024 * 1024))

@@ -1,13 +1,13 @@
 """Mailpit's SendRequest, read and built into a message (`POST /api/v1/send`).
 
-`read_send_request` reads the body's fields as Go's decoder fills Mailpit's struct (`body.py`), and
-`compose` checks them in Mailpit's order, with Mailpit's error texts (`invalid To address: …`,
-`cannot overwrite header: "…"`, `error building message: subject not set`), and builds the
-message with the standard library's `EmailMessage` in the structure Mailpit's builder gives it:
-a text part (always, even empty), the HTML as its alternative, inline files (those with a
-`ContentID`) beside them in a multipart/related, other files in a multipart/mixed; headers From,
-To, Cc, Reply-To, Subject, Date, a Message-ID unless one is given, `X-Tags` for the tags, then
-the request's own headers. Text is quoted-printable and files base64, so the message is 7-bit
+`SEND_REQUEST` is Mailpit's struct, filled from the body as Go's decoder fills it (`gojson.py`);
+`read_send_request` takes its fields, and `compose` checks them in Mailpit's order, with Mailpit's
+error texts (`invalid To address: …`, `cannot overwrite header: "…"`, `error building message:
+subject not set`), and builds the message with the standard library's `EmailMessage` in the
+structure Mailpit's builder gives it: a text part (always, even empty), the HTML as its
+alternative, inline files (those with a `ContentID`) beside them in a multipart/related, other
+files in a multipart/mixed; headers From, To, Cc, Reply-To, Subject, Date, a Message-ID unless one
+is given, `X-Tags` for the tags, then the request's own headers. Text is quoted-printable and files base64, so the message is 7-bit
 unless an address needs SMTPUTF8.
 
 Bcc recipients are envelope recipients only: no `Bcc:` field is written, since the message goes
@@ -31,9 +31,32 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import TypeAlias
 
-from mxrelay.web.api_v1.body import GoObject
+from mxrelay.web.api_v1.gojson import STRING, STRINGS, Field, GoObject, Slice, StringMap, Struct
 
-STRUCT = "apiv1.SendRequest"
+MAILBOX = Struct((Field("Name", STRING), Field("Email", STRING)))
+FILE = Struct(
+    (
+        Field("Content", STRING),
+        Field("Filename", STRING),
+        Field("ContentType", STRING),
+        Field("ContentID", STRING),
+    )
+)
+SEND_REQUEST = (
+    Field("From", MAILBOX),
+    Field("To", Slice(MAILBOX)),
+    Field("Cc", Slice(MAILBOX)),
+    Field("Bcc", STRINGS),
+    Field("ReplyTo", Slice(MAILBOX)),
+    Field("Subject", STRING),
+    Field("Text", STRING),
+    Field("HTML", STRING),
+    Field("Attachments", Slice(FILE)),
+    Field("Tags", STRINGS),
+    Field("Headers", StringMap(STRING)),
+)
+"""Mailpit's SendRequest, field for field in its order: the anonymous struct its handler decodes
+into, which Go's error texts spell out."""
 
 Policy: TypeAlias = "email.policy.EmailPolicy[EmailMessage]"
 
@@ -108,7 +131,7 @@ def _mailbox(item: GoObject) -> Mailbox:
 
 
 def read_send_request(body: GoObject) -> SendRequest:
-    """The SendRequest's fields (BodyError for a field of the wrong JSON type)."""
+    """The SendRequest's fields, as `gojson.decode` filled them."""
     return SendRequest(
         sender=_mailbox(body.object("From")),
         to=tuple(_mailbox(item) for item in body.objects("To")),

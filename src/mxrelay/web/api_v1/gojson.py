@@ -1,196 +1,372 @@
 """Request bodies read as Mailpit reads them: Go's `json.NewDecoder(body).Decode(&data)` into a
-struct of declared fields.
+struct of declared fields. The one place a JSON request body is parsed, and where Go's words for
+every error live.
 
-What Mailpit's clients rely on, and what its answers say: keys match fields case-insensitively
-(`ids` fills `IDs`; an exact match wins, a later key overwrites an earlier one), unknown keys are
-ignored, only the first JSON value is read (what follows it is not looked at), `null` leaves a
-field as it was, and the errors are Go's words: `EOF` for an empty body, `unexpected EOF`,
-`invalid character 'x' looking for beginning of value`, `json: cannot unmarshal string into Go
-struct field .Read of type bool`. A value of the wrong type leaves its field unset and the rest
-is still read; the first such error is the one reported, as Go does.
+`parse` reads the body's first JSON value (what follows it is not looked at) and refuses what Go's
+scanner refuses, in Go's words: `EOF` for an empty body, `unexpected EOF`, `invalid character 'x'
+looking for beginning of value` and the scanner's other contexts, NaN and Infinity, nesting past
+`MAX_DEPTH`. `decode` then fills a struct from it as Go's decoder does: members in the order
+written, each key matching a field exactly or else case-insensitively, so that a repeated key's
+last value wins (an object merging into what the earlier one filled, as Go decodes into the
+existing value); unknown keys ignored; `null` leaving a bool, a string or a struct as it was and
+emptying a slice or a map; a value of the wrong JSON type leaving its field as it was while the
+rest is still read, and the first such error in the order written reported:
+`json: cannot unmarshal string into Go struct field .Read of type bool`. Every struct here is
+anonymous, as Mailpit's request bodies are, so Go names no type before a field's path
+(`.From.Email`) and spells the whole struct where the body is not an object at all.
 
-The body has been bounded before it gets here (`context.read_body`).
+Python's decoder does the parsing (the grammar is JSON's either way) and its error is translated
+into the one Go's scanner stops at. The body has been bounded before it gets here (`body.py`).
 """
 
 from __future__ import annotations
 
-import enum
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import accumulate, takewhile
+from typing import Any, TypeAlias, cast
+
+MAX_DEPTH = 512
+"""Nesting levels read (Go's scanner allows 10,000; Python's decoder recurses per level, and no
+request body nests past three)."""
 
 
-class Kind(enum.Enum):
-    BOOL = "bool"
-    STRING = "string"
-    STRINGS = "[]string"
+class GoJsonError(ValueError):
+    """The body is not the JSON the struct takes; `str()` is Go's `err.Error()`, a syntax or a
+    type error alike (Mailpit answers both with the text, and so does every route here)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    name: str
+    python: type
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    item: GoType
+
+    @property
+    def name(self) -> str:
+        return f"[]{self.item.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class StringMap:
+    item: GoType
+
+    @property
+    def name(self) -> str:
+        return f"map[string]{self.item.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Struct:
+    fields: tuple[Field, ...]
+
+    @property
+    def name(self) -> str:
+        """Go's name of an anonymous struct type: `struct { Read bool; IDs []string }`."""
+        if not self.fields:
+            return "struct {}"
+        return "struct { " + "; ".join(f"{f.name} {f.kind.name}" for f in self.fields) + " }"
+
+
+GoType: TypeAlias = "Scalar | Slice | StringMap | Struct"
 
 
 @dataclass(frozen=True, slots=True)
 class Field:
     name: str
-    kind: Kind
+    kind: GoType
 
 
-class GoJsonError(ValueError):
-    """The body is not what the struct takes; `str()` is Go's message."""
+BOOL = Scalar("bool", bool)
+STRING = Scalar("string", str)
+STRINGS = Slice(STRING)
 
 
-_WHITESPACE = " \t\r\n"
-_CONTEXTS = {
-    "Expecting value": "looking for beginning of value",
-    "Expecting property name enclosed in double quotes": (
-        "looking for beginning of object key string"
-    ),
-    "Expecting ':' delimiter": "after object key",
-    "Invalid control character at": "in string literal",
-    "Invalid \\escape": "in string escape code",
-}
+@dataclass(frozen=True, slots=True)
+class GoObject:
+    """A struct as the decoder filled it: every field, at its zero value where the body set none
+    (`""`, `False`, an empty list or map, a struct of zero values)."""
+
+    values: Mapping[str, Any]
+
+    def text(self, name: str) -> str:
+        return cast(str, self.values[name])
+
+    def boolean(self, name: str) -> bool:
+        return cast(bool, self.values[name])
+
+    def texts(self, name: str) -> list[str]:
+        return list(self.values[name] or ())
+
+    def object(self, name: str) -> GoObject:
+        return GoObject(self.values[name])
+
+    def objects(self, name: str) -> list[GoObject]:
+        return [GoObject(item) for item in self.values[name] or ()]
+
+    def string_map(self, name: str) -> list[tuple[str, str]]:
+        """A `map[string]string` in the order written (a repeated key: the last value)."""
+        return list((self.values[name] or {}).items())
 
 
-def struct_type(fields: Sequence[Field]) -> str:
-    """Go's name of an anonymous struct type: `struct { Read bool; IDs []string }`."""
-    return "struct { " + "; ".join(f"{f.name} {f.kind.value}" for f in fields) + " }"
+class JsonObject:
+    """A parsed JSON object: its members in the order written, repeated keys kept."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        self.pairs = pairs
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return iter(self.pairs)
 
 
-def decode(body: bytes, fields: Sequence[Field]) -> dict[str, Any]:
-    """The fields the body sets (by declared name); GoJsonError as Go's decoder fails."""
-    value = _first_value(body)
+def decode(body: bytes, fields: Sequence[Field]) -> GoObject:
+    """The struct of `fields` filled from the body as Go fills it; GoJsonError as Go fails."""
+    struct = Struct(tuple(fields))
+    errors: list[str] = []
+    filled = _fill(parse(body), struct, _zero(struct), None, errors)
+    if errors:
+        raise GoJsonError(errors[0])
+    return GoObject(filled)
+
+
+_KINDS = (
+    (bool, "bool"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (JsonObject, "object"),
+)
+
+
+def kind_of(value: Any) -> str:
+    """The JSON kind Go names in a type error (`number`, `array`, …) of a parsed value."""
+    return next(name for python, name in _KINDS if isinstance(value, python))
+
+
+def _zero(kind: GoType) -> Any:
+    if isinstance(kind, Struct):
+        return {field.name: _zero(field.kind) for field in kind.fields}
+    if isinstance(kind, Scalar):
+        return kind.python()
+    return None
+
+
+def _fill(
+    value: Any, kind: GoType, current: Any, path: tuple[str, ...] | None, errors: list[str]
+) -> Any:
+    """`value` decoded into `current` (a field's value so far) as Go decodes it; a type error is
+    kept in `errors` (where the struct field is `path`, None above every field) and `current`
+    stays."""
     if value is None:
-        return {}
-    if not isinstance(value, dict):
-        kind = _value_kind(value)
-        raise GoJsonError(
-            f"json: cannot unmarshal {kind} into Go value of type {struct_type(fields)}"
-        )
-    found: dict[str, Any] = {}
-    first_error: str | None = None
-    for key, item in value.items():
-        target = _field(fields, key)
-        if target is None:
-            continue
-        try:
-            converted = _convert(item, target)
-        except GoJsonError as exc:
-            first_error = first_error or str(exc)
-            continue
-        if item is None and target.kind is not Kind.STRINGS:
-            continue  # null leaves a bool or a string as it was
-        found[target.name] = converted
-    if first_error is not None:
-        raise GoJsonError(first_error)
-    return found
+        return None if isinstance(kind, Slice | StringMap) else current
+    if isinstance(kind, Scalar) and isinstance(value, kind.python):
+        return _text(value) if isinstance(value, str) else value
+    if isinstance(kind, Slice) and isinstance(value, list):
+        old = current or []
+        return [
+            _fill(item, kind.item, old[n] if n < len(old) else _zero(kind.item), path, errors)
+            for n, item in enumerate(value)
+        ]
+    if isinstance(kind, StringMap) and isinstance(value, JsonObject):
+        found = dict(current or {})
+        for key, item in value:
+            found[_text(key)] = _fill(item, kind.item, _zero(kind.item), path, errors)
+        return found
+    if isinstance(kind, Struct) and isinstance(value, JsonObject):
+        found = dict(current)
+        for key, item in value:
+            field = _field(kind.fields, key)
+            if field is not None:
+                at = (*(path or ()), field.name)
+                found[field.name] = _fill(item, field.kind, found[field.name], at, errors)
+        return found
+    if not errors:
+        into = f"Go value of type {kind.name}"
+        if path is not None:
+            into = f"Go struct field .{'.'.join(path)} of type {kind.name}"
+        errors.append(f"json: cannot unmarshal {kind_of(value)} into {into}")
+    return current
+
+
+_GO_FOLDS = str.maketrans({"\u212a": "k", "\u017f": "s"})
+"""The two characters outside ASCII that Go's case folding takes for ASCII letters (KELVIN SIGN,
+LATIN SMALL LETTER LONG S)."""
 
 
 def _field(fields: Sequence[Field], key: str) -> Field | None:
+    """The field a key fills: the one named exactly so, else one named so whatever the case."""
     for candidate in fields:
         if candidate.name == key:
             return candidate
-    folded = key.casefold()
+    folded = key.translate(_GO_FOLDS)
+    if not folded.isascii():
+        return None
     for candidate in fields:
-        if candidate.name.casefold() == folded:
+        if candidate.name.lower() == folded.lower():
             return candidate
     return None
 
 
-def _convert(item: Any, target: Field) -> Any:
-    if target.kind is Kind.STRINGS:
-        if item is None:
-            return None
-        if not isinstance(item, list):
-            raise _type_error(item, target.name, target.kind.value)
-        converted: list[str] = []
-        error: GoJsonError | None = None
-        for element in item:
-            if element is None:
-                converted.append("")
-            elif isinstance(element, str):
-                converted.append(element)
-            else:
-                error = error or _type_error(element, target.name, "string")
-        if error is not None:
-            raise error
-        return converted
-    wanted = bool if target.kind is Kind.BOOL else str
-    if item is not None and not isinstance(item, wanted):
-        raise _type_error(item, target.name, target.kind.value)
-    return item
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _type_error(item: Any, name: str, type_name: str) -> GoJsonError:
-    return GoJsonError(
-        f"json: cannot unmarshal {_value_kind(item)} into Go struct field .{name} of type "
-        f"{type_name}"
-    )
-
-
-def _value_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-class _Constant(ValueError):
-    """NaN or Infinity, which Python's decoder takes and Go's does not."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def _refuse_constant(name: str) -> Any:
-    raise _Constant(name)
-
-
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
-
-
-def _first_value(body: bytes) -> Any:
-    text = body.decode("utf-8", "replace")
-    start = len(text) - len(text.lstrip(_WHITESPACE))
-    if start == len(text):
-        raise GoJsonError("EOF")
+def _text(value: str) -> str:
+    """A string as Go reads it: a lone surrogate escape (`\\ud800`) is U+FFFD (Python would keep
+    it, and it could not be encoded again)."""
+    if value.isascii():  # in constant time, where a search takes as long as the string
+        return value
     try:
-        value, _ = _DECODER.raw_decode(text, start)
-    except json.JSONDecodeError as exc:
-        raise GoJsonError(_syntax_error(text, exc)) from None
-    except _Constant as exc:
-        where = text.find(exc.name.lstrip("-"), start)
-        raise GoJsonError(_at(text, where, "looking for beginning of value")) from None
-    except RecursionError:
-        raise GoJsonError("exceeded max depth") from None
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
     return value
 
 
-def _syntax_error(text: str, exc: json.JSONDecodeError) -> str:
-    position = exc.pos
+def _refuse_constant(name: str) -> Any:
+    """NaN, Infinity and -Infinity: Python's decoder takes them, Go's scanner stops at them."""
+    context = "in numeric literal" if name.startswith("-") else "looking for beginning of value"
+    raise GoJsonError(f"invalid character '{name.lstrip('-')[0]}' {context}")
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=JsonObject, parse_constant=_refuse_constant, parse_int=float
+)
+"""Numbers are floats: Go has no integer field here, and Python refuses an int of over 4,300
+digits where Go reads any."""
+_SPACE = re.compile(r"[ \t\r\n]*")
+_INVALID_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def parse(body: bytes) -> Any:
+    """The body's first JSON value (objects as `JsonObject`, arrays as lists, numbers as floats);
+    GoJsonError with Go's words where Go's scanner stops."""
+    try:
+        raw = text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raw = body.decode("utf-8", "surrogateescape")  # each such byte, as Go quotes it
+        text = _INVALID_BYTE.sub("\ufffd", raw)  # and as Go reads it in a string: U+FFFD
+    start = _end(_SPACE, text, 0)
+    if start == len(text):
+        raise GoJsonError("EOF")
+    deep = _too_deep(body, text, start)
+    try:
+        value, end = _DECODER.raw_decode(text if deep is None else text[:deep], start)
+    except json.JSONDecodeError as exc:
+        raise GoJsonError(_syntax_error(raw, exc, deep)) from None
+    number = _number_error(raw, start) if isinstance(value, float) and end < len(raw) else None
+    if number is not None:  # `1.` or `1e`: Python reads `1` and stops, Go reads on
+        raise GoJsonError(number)
+    return value
+
+
+def _end(pattern: re.Pattern[str], text: str, position: int) -> int:
+    """Where a run of `pattern` (which matches the empty string too) from `position` ends."""
+    return cast(re.Match[str], pattern.match(text, position)).end()
+
+
+_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]', re.DOTALL)
+
+
+def _brackets(text: str, start: int) -> Iterator[tuple[int, str]]:
+    """The brackets outside strings from `start` on, with their positions."""
+    for match in _TOKENS.finditer(text, start):
+        if len(token := match.group()) == 1:
+            yield match.start(), token
+
+
+_BYTE_STRINGS = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_STEPS = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def _too_deep(body: bytes, text: str, start: int) -> int | None:
+    """Where the first value nests past MAX_DEPTH (the bracket Go's scanner stops at), if it
+    does. How deep it goes is counted in C over the body's brackets outside strings, and only
+    in a body with that many brackets at all; where, only when it is too deep."""
+    if text[start] not in "[{" or body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return None
+    brackets = _BYTE_STRINGS.sub(b"", body[start:]).translate(None, _NOT_BRACKETS)
+    depths = takewhile(bool, accumulate(map(_STEPS.__getitem__, brackets)))  # the first value
+    if max(depths, default=0) <= MAX_DEPTH:
+        return None
+    depth = 0
+    for position, bracket in _brackets(text, start):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_DEPTH:
+            return position
+        if depth <= 0:
+            return None
+    return None
+
+
+def _syntax_error(text: str, exc: json.JSONDecodeError, deep: int | None) -> str:
+    """Go's words for where Python's decoder stopped (`text` up to there is valid JSON)."""
+    position, message = exc.pos, exc.msg
+    if message.startswith("Unterminated string"):
+        return _string_error(text, position + 1) or "unexpected EOF"
+    if message.startswith("Invalid \\uXXXX"):
+        position = text.rfind("\\", 0, position)
+    if message.startswith(("Invalid control", "Invalid \\")):
+        return _string_error(text, position) or _at(text, position, "in string literal")
+    if deep is not None and position >= deep and message == "Expecting value":
+        return _at(text, deep, "exceeded max depth")
+    if message.startswith("Illegal trailing comma"):  # Python 3.13: at the comma, Go after it
+        position = _end(_SPACE, text, position + 1)
+        message = "Expecting property name" if "object" in message else "Expecting value"
     if position >= len(text):
         return "unexpected EOF"
-    if exc.msg == "Unterminated string starting at":
-        return "unexpected EOF"
-    literal = _literal_error(text, position) if exc.msg == "Expecting value" else None
-    if literal is not None:
-        return literal
-    if exc.msg == "Expecting ',' delimiter":
-        inside = _innermost(text, position)
-        return _at(
-            text,
-            position,
-            "after object key:value pair" if inside == "{" else "after array element",
+    if message == "Expecting value":
+        if text[position] == "-":
+            return _number_error(text, position) or _at(text, position, "in numeric literal")
+        return _literal_error(text, position) or _at(
+            text, position, "looking for beginning of value"
         )
-    for start, context in _CONTEXTS.items():
-        if exc.msg.startswith(start):
-            if context == "in string escape code":
-                position += 1
-            return _at(text, position, context)
-    return _at(text, position, "looking for beginning of value")
+    if message == "Expecting ',' delimiter":
+        number = _number_before(text, position)
+        if number is not None:
+            return number
+        inside = "after object key:value pair" if _innermost(text, position) == "{" else None
+        return _at(text, position, inside or "after array element")
+    if message == "Expecting ':' delimiter":
+        return _at(text, position, "after object key")
+    return _at(text, position, "looking for beginning of object key string")
+
+
+_PLAIN = re.compile(r'[^"\\\x00-\x1f]*+')
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _string_error(text: str, position: int) -> str | None:
+    """Go's error in the string being read at `position`, or None if Go finds it whole."""
+    while True:
+        position = _end(_PLAIN, text, position)
+        if position >= len(text):
+            return "unexpected EOF"
+        if text[position] == '"':
+            return None
+        if text[position] != "\\":
+            return _at(text, position, "in string literal")
+        escape = text[position + 1 : position + 2]
+        if escape == "u":
+            digits = text[position + 2 : position + 6]
+            bad = next((n for n, digit in enumerate(digits) if digit not in _HEX), None)
+            if bad is not None:
+                return _at(text, position + 2 + bad, "in \\u hexadecimal character escape")
+            if len(digits) < 4:
+                return "unexpected EOF"
+            position += 6
+        elif escape and escape in 'bfnrt\\/"':
+            position += 2
+        else:
+            return _at(text, position + 1, "in string escape code") if escape else "unexpected EOF"
 
 
 _LITERALS = {"n": "null", "t": "true", "f": "false"}
@@ -205,44 +381,80 @@ def _literal_error(text: str, position: int) -> str | None:
         if position + offset >= len(text):
             return "unexpected EOF"
         if text[position + offset] != expected:
-            found = _quote(text[position + offset])
-            return f"invalid character {found} in literal {literal} (expecting {_quote(expected)})"
+            return _at(text, position + offset, f"in literal {literal} (expecting '{expected}')")
     return None
+
+
+_DIGITS = re.compile("[0-9]*")
+
+
+def _number_error(text: str, position: int) -> str | None:
+    """Go's error in the number starting at `position`, or None if Go reads it whole (`-`, `1.`
+    and `1e+` are numbers Python stops short of)."""
+
+    def digit_at(at: int, context: str) -> str | None:
+        if at >= len(text):
+            return "unexpected EOF"
+        return None if "0" <= text[at] <= "9" else _at(text, at, context)
+
+    if text[position] == "-":
+        position += 1
+        if error := digit_at(position, "in numeric literal"):
+            return error
+    position = position + 1 if text[position] == "0" else _end(_DIGITS, text, position)
+    if text[position : position + 1] == ".":
+        if error := digit_at(position + 1, "after decimal point in numeric literal"):
+            return error
+        position = _end(_DIGITS, text, position + 1)
+    if text[position : position + 1] in ("e", "E"):
+        position += 2 if text[position + 1 : position + 2] in ("+", "-") else 1
+        return digit_at(position, "in exponent of numeric literal")
+    return None
+
+
+def _number_before(text: str, position: int) -> str | None:
+    """Go's error where Python stopped after a number's digits (`[1.]`, `[1e]`), if it is one."""
+    if text[position] not in ".eE" or not "0" <= text[position - 1] <= "9":
+        return None
+    start = position
+    while start > 0 and text[start - 1] in "0123456789.eE+-":
+        start -= 1
+    return _number_error(text, start)
+
+
+def _innermost(text: str, position: int) -> str:
+    """Whether `position` is inside an object or an array (`{` or `[`)."""
+    stack: list[str] = []
+    for at, bracket in _brackets(text, 0):
+        if at >= position:
+            break
+        if bracket in "[{":
+            stack.append(bracket)
+        elif stack:
+            stack.pop()
+    return stack[-1] if stack else ""
 
 
 def _at(text: str, position: int, context: str) -> str:
     return f"invalid character {_quote(text[position])} {context}"
 
 
+_ESCAPES = {
+    char: "\\" + letter for char, letter in zip("\a\b\f\n\r\t\v\\'", "abfnrtv\\'", strict=True)
+}
+
+
 def _quote(char: str) -> str:
-    """Go's `quoteChar`: `'x'`, `'\\''`, `'"'`, `'\\n'`, `'\\x01'`."""
-    if char == "'":
-        return "'\\''"
-    if char == '"':
-        return "'\"'"
-    escaped = json.dumps(char)[1:-1] if char.isprintable() is False else char
-    escaped = {"\\u000b": "\\v", "\\u0007": "\\a", "\\u000c": "\\f"}.get(escaped, escaped)
-    if escaped.startswith("\\u00"):
-        escaped = "\\x" + escaped[4:]
-    return f"'{escaped}'"
-
-
-def _innermost(text: str, position: int) -> str:
-    """Whether `position` is inside an object or an array (`{` or `[`)."""
-    stack: list[str] = []
-    quoted = escaped = False
-    for char in text[:position]:
-        if quoted:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                quoted = False
-        elif char == '"':
-            quoted = True
-        elif char in "{[":
-            stack.append(char)
-        elif char in "}]" and stack:
-            stack.pop()
-    return stack[-1] if stack else ""
+    """Go's `quoteChar` of the byte its scanner stopped at: a character's first byte, shown as the
+    rune of that value (`'\\n'`, `'\\x01'`, `'\\u0080'`, `'Ã'` for the first byte of `é`)."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        code -= 0xDC00  # a byte that is not UTF-8, as `surrogateescape` decoded it
+    elif code >= 0x80:
+        code = char.encode("utf-8")[0]
+    byte = chr(code)
+    if byte in _ESCAPES:
+        return f"'{_ESCAPES[byte]}'"
+    if code < 0x20 or code == 0x7F:
+        return f"'\\x{code:02x}'"
+    return f"'\\u{code:04x}'" if not byte.isprintable() else f"'{byte}'"

@@ -30,7 +30,7 @@ from mxrelay.store.search import MAX_QUERY_LENGTH, MAX_TERMS, SearchQuery, parse
 from mxrelay.store.search_values import parse_date
 from mxrelay.web.api_v1.changes import MessagesDeleted, ReadChanged
 from mxrelay.web.api_v1.context import MAX_LIMIT, ApiContext
-from mxrelay.web.api_v1.gojson import Field, GoJsonError, Kind, decode
+from mxrelay.web.api_v1.gojson import BOOL, STRING, STRINGS, Field, GoJsonError, decode
 from mxrelay.web.api_v1.requests import (
     Answered,
     answering,
@@ -48,8 +48,8 @@ MAX_START = 2**63 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
 _ZONE = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+){0,2}")
 
-READ_BODY = (Field("Read", Kind.BOOL), Field("IDs", Kind.STRINGS), Field("Search", Kind.STRING))
-DELETE_BODY = (Field("IDs", Kind.STRINGS),)
+READ_BODY = (Field("Read", BOOL), Field("IDs", STRINGS), Field("Search", STRING))
+DELETE_BODY = (Field("IDs", STRINGS),)
 NO_QUERY = "Error: no search query"
 BOTH = "You may specify either IDs or a search query, not both"
 
@@ -151,9 +151,9 @@ class Messages:
         """`PUT /api/v1/messages`: `Read` for `IDs`, for a `Search`'s matches, or for all."""
         database = opened(self.context)
         fields = await body_fields(request, READ_BODY)
-        ids = bounded_ids(fields.get("IDs") or [])
-        search: str = fields.get("Search") or ""
-        read = bool(fields.get("Read", False))
+        ids = bounded_ids(fields.texts("IDs"))
+        search = fields.text("Search")
+        read = fields.boolean("Read")
         action = "mark read" if read else "mark unread"
         if ids and search:
             return bad_request(BOTH)
@@ -179,7 +179,7 @@ class Messages:
         database = opened(self.context)
         body = await read_body(request)
         try:
-            ids = bounded_ids(decode(body, DELETE_BODY).get("IDs") or [])
+            ids = bounded_ids(decode(body, DELETE_BODY).texts("IDs"))
         except GoJsonError:
             ids = []  # as Mailpit: a body it cannot read deletes everything
         now = self.context.clock()

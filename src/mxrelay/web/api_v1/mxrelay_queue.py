@@ -32,8 +32,9 @@ from mxrelay.store.message_log import get_message
 from mxrelay.store.overview import queue_overview
 from mxrelay.store.queue.admin import QueueAdmin, QueueFilter
 from mxrelay.store.queue.entries import QueueEntry
-from mxrelay.web.api_v1.body import BodyError, TooLarge, decode_object, read_body
+from mxrelay.web.api_v1.body import TooLarge, read_body
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found, rfc3339
+from mxrelay.web.api_v1.gojson import STRINGS, Field, GoJsonError, decode
 from mxrelay.web.api_v1.mxrelay_query import PREFIX
 from mxrelay.web.audit import audit
 
@@ -44,6 +45,8 @@ SELECTION_LIMIT = 1000
 """Messages one selection action reaches; each is one bounded store call."""
 BODY_LIMIT = 256 * 1024
 """Bytes of a selection's request body (1,000 ids of 26 characters, quoted, fit many times)."""
+SELECTION = (Field("IDs", STRINGS),)
+"""A selection's request body: `{"IDs": [...]}`, read as the Mailpit routes read theirs."""
 
 ACTIONS: dict[str, Callable[[QueueAdmin, list[QueueEntry], float], Awaitable[int]]] = {
     "retry": lambda admin, entries, now: admin.retry(entries, now),
@@ -108,11 +111,11 @@ class QueueResource:
         if operate is None:
             return not_found()
         try:
-            ids = decode_object(await read_body(request, BODY_LIMIT), "selection").texts("IDs")
-        except BodyError as exc:
-            return PlainTextResponse(
-                str(exc), status_code=413 if isinstance(exc, TooLarge) else 400
-            )
+            ids = decode(await read_body(request, BODY_LIMIT), SELECTION).texts("IDs")
+        except TooLarge as exc:
+            return PlainTextResponse(str(exc), status_code=413)
+        except GoJsonError as exc:
+            return PlainTextResponse(str(exc), status_code=400)
         if not ids:
             return PlainTextResponse("no IDs given", status_code=400)
         if len(ids) > SELECTION_LIMIT:

@@ -26,9 +26,10 @@ from mxrelay.store.message_log import get_message, get_raw
 from mxrelay.store.releases import link_release
 from mxrelay.store.search import SearchQuery, search_messages
 from mxrelay.submission import Submit, Submitted
-from mxrelay.web.api_v1.body import BodyError, TooLarge, decode_object, read_body
+from mxrelay.web.api_v1.body import TooLarge, read_body
 from mxrelay.web.api_v1.compose import parse_address
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found
+from mxrelay.web.api_v1.gojson import STRINGS, Field, GoJsonError, decode
 from mxrelay.web.api_v1.send import (
     Sending,
     http_peer,
@@ -41,7 +42,7 @@ from mxrelay.web.audit import audit
 BODY_LIMIT = 256 * 1024
 """Bytes of a release request (a list of addresses)."""
 
-STRUCT = "struct { To []string }"
+RELEASE_REQUEST = (Field("To", STRINGS),)
 
 
 def without_bcc(data: bytes) -> bytes:
@@ -76,10 +77,10 @@ class Release:
         if view is None:
             return not_found()
         try:
-            to = decode_object(await read_body(request, BODY_LIMIT), STRUCT).texts("To")
+            to = decode(await read_body(request, BODY_LIMIT), RELEASE_REQUEST).texts("To")
         except TooLarge as exc:
             return _text(str(exc), 413)
-        except BodyError as exc:
+        except GoJsonError as exc:
             return _text(str(exc))
         if not to:
             return _text("No valid addresses found")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -16,7 +16,7 @@ from mxrelay.store.backend import Database
 from mxrelay.web.api_v1.body import TooLarge
 from mxrelay.web.api_v1.body import read_body as bounded_body
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found
-from mxrelay.web.api_v1.gojson import Field, GoJsonError, decode
+from mxrelay.web.api_v1.gojson import Field, GoJsonError, GoObject, decode
 
 BODY_LIMIT = 1024 * 1024
 """Bytes of a request body read (a JSON list of ten thousand message ids is a third of it)."""
@@ -74,8 +74,8 @@ async def read_body(request: Request, limit: int = BODY_LIMIT) -> bytes:
         ) from None
 
 
-async def body_fields(request: Request, fields: Sequence[Field]) -> dict[str, Any]:
-    """The fields the JSON body sets; 400 with Go's words when it is not that JSON."""
+async def body_fields(request: Request, fields: Sequence[Field]) -> GoObject:
+    """The struct of `fields` the JSON body fills; 400 with Go's words when it is not that JSON."""
     try:
         return decode(await read_body(request), fields)
     except GoJsonError as exc:

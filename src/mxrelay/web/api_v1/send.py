@@ -1,6 +1,6 @@
 """`POST /api/v1/send`: Mailpit's send API, into the relay's own pipeline.
 
-The body is Mailpit's SendRequest (keys matched as Go matches them, `body.py`), built into a message
+The body is Mailpit's SendRequest (read as Go's decoder reads it, `gojson.py`), built into a message
 as Mailpit builds it (`compose.py`), and handed to the relay's `Submit` (`submission.py`): the
 sender rules, the recipient checks, the transforms, the store, the queue and delivery are those of
 SMTP mail. The answer is Mailpit's: `{"ID": "…"}`, or an error as `{"Error": "…"}` with status 400
@@ -25,8 +25,15 @@ from starlette.routing import BaseRoute, Route
 
 from mxrelay.model import Peer
 from mxrelay.submission import Submit, SubmitResult, Submitted
-from mxrelay.web.api_v1.body import BodyError, TooLarge, decode_object, read_body
-from mxrelay.web.api_v1.compose import STRUCT, Composed, ComposeError, compose, read_send_request
+from mxrelay.web.api_v1.body import TooLarge, read_body
+from mxrelay.web.api_v1.compose import (
+    SEND_REQUEST,
+    Composed,
+    ComposeError,
+    compose,
+    read_send_request,
+)
+from mxrelay.web.api_v1.gojson import GoJsonError, decode
 from mxrelay.web.audit import audit
 from mxrelay.web.roles import principal_of
 
@@ -65,7 +72,7 @@ def refusal_status(result: SubmitResult) -> int:
 
 def build_message(raw: bytes, *, now: datetime, hostname: str) -> Composed:
     """The request's message (CPU work proportional to the body: run it off the event loop)."""
-    return compose(read_send_request(decode_object(raw, STRUCT)), now=now, hostname=hostname)
+    return compose(read_send_request(decode(raw, SEND_REQUEST)), now=now, hostname=hostname)
 
 
 def _error(text: str, status: int = 400) -> JSONResponse:
@@ -94,7 +101,7 @@ class Send:
         now = datetime.fromtimestamp(self.clock(), UTC)
         try:
             composed = await asyncio.to_thread(build_message, raw, now=now, hostname=self.hostname)
-        except (BodyError, ComposeError) as exc:
+        except (GoJsonError, ComposeError) as exc:
             return _error(str(exc))
         result = await self.submit(
             Submitted(

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 from mxrelay.store import tags
 from mxrelay.web.api_v1.changes import TagsChanged, TagsPruned
 from mxrelay.web.api_v1.context import ApiContext
-from mxrelay.web.api_v1.gojson import Field, Kind
+from mxrelay.web.api_v1.gojson import STRING, STRINGS, Field
 from mxrelay.web.api_v1.requests import (
     Answered,
     answering,
@@ -27,8 +27,8 @@ from mxrelay.web.api_v1.requests import (
 )
 from mxrelay.web.audit import audit
 
-SET_BODY = (Field("Tags", Kind.STRINGS), Field("IDs", Kind.STRINGS))
-RENAME_BODY = (Field("Name", Kind.STRING),)
+SET_BODY = (Field("Tags", STRINGS), Field("IDs", STRINGS))
+RENAME_BODY = (Field("Name", STRING),)
 NAME_LIMIT = 1024
 """Characters of a tag name in a path read at all (a longer one names no tag)."""
 
@@ -46,9 +46,9 @@ class Tags:
         """Replace the tags of `IDs` with `Tags` (none: clear them)."""
         database = opened(self.context)
         fields = await body_fields(request, SET_BODY)
-        ids = bounded_ids(fields.get("IDs") or [])
+        ids = bounded_ids(fields.texts("IDs"))
         if ids:
-            changed = await tags.set_tags(database, ids, fields.get("Tags") or [])
+            changed = await tags.set_tags(database, ids, fields.texts("Tags"))
             if changed:
                 news = {ident: tuple(names) for ident, names in changed.items()}
                 await self.context.report(TagsChanged(news))
@@ -59,7 +59,7 @@ class Tags:
     async def rename(self, request: Request) -> Response:
         database = opened(self.context)
         fields = await body_fields(request, RENAME_BODY)
-        await self._changed(tags.rename_tag(database, self._tag(request), fields.get("Name") or ""))
+        await self._changed(tags.rename_tag(database, self._tag(request), fields.text("Name")))
         await audit(request, action="rename tag", target=self._tag(request))
         return ok()
 

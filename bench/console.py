@@ -192,7 +192,7 @@ async def serving(folder: Path) -> AsyncIterator[tuple[ServeProcess, int]]:
         "MXRELAY_LOG_LEVEL": "warning",
         "MXRELAY_HTTP_LISTEN": f"127.0.0.1:{web_port}",
     }
-    folder.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     relay = await ServeProcess.start(env, folder / "relay.log")
     pinned = pin(relay.process.pid)
     try:

@@ -105,15 +105,27 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.stderr.close()
 
 
-@pytest.fixture
-def browser(chromium: str) -> Iterator[Browser]:
-    """The run's Chromium, connected to for this test through Playwright's sync API."""
+def _connected(chromium: str) -> Iterator[Browser]:
     with sync_playwright() as playwright:
         connected = playwright.chromium.connect_over_cdp(chromium)
         try:
             yield connected
         finally:
             connected.close()
+
+
+@pytest.fixture
+def browser(chromium: str) -> Iterator[Browser]:
+    """The run's Chromium, connected to for this test through Playwright's sync API."""
+    yield from _connected(chromium)
+
+
+@pytest.fixture(scope="module")
+def module_browser(chromium: str) -> Iterator[Browser]:
+    """The run's Chromium, connected to once for a module of many short browser tests (a
+    connection costs half a second). Only for a module without asyncio tests: the sync API
+    holds its event loop in the tests' thread until the module ends."""
+    yield from _connected(chromium)
 
 
 @dataclass
@@ -146,6 +158,16 @@ def watched(context: BrowserContext) -> Watched:
         lambda request: seen.failed.__setitem__(request.url, request.failure or ""),
     )
     return seen
+
+
+def logged_in(browser: Browser, user: tuple[str, str]) -> Watched:
+    """A page in a context of its own holding `user`'s (name, password) HTTP Basic login."""
+    name, password = user
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800},
+        http_credentials={"username": name, "password": password},
+    )
+    return watched(context)
 
 
 @pytest.fixture

@@ -5,11 +5,13 @@ any page makes, so a page elsewhere could delete or release mail with them. A re
 (403) when its `Origin` names another origin than the request's own (its `Host`) that
 MXRELAY_UI_CORS_ORIGINS does not list, and a state-changing one (any method but GET, HEAD and
 OPTIONS, and a websocket handshake) also when the browser marks it `Sec-Fetch-Site: cross-site`
-or `same-site` without such an origin. A request with neither header (curl, scripts, API clients)
-passes: it carries only the credentials its sender chose to send. An origin in the list gets
-Mailpit's CORS answers (`--api-cors`): its `Origin` echoed, the methods, and preflights (OPTIONS)
-answered here, before any authentication, since a browser sends them without credentials.
-Entries match on host and port, under any scheme, as Mailpit's do, unless written with one.
+or `same-site` without such an origin. A GET from another site's page (a link, an image, a
+frame) passes but changes nothing: reading a message then does not mark it read
+(`api_v1/reading.py`). A request with neither header (curl, scripts, API clients) passes: it
+carries only the credentials its sender chose to send. An origin in the list gets Mailpit's CORS
+answers (`--api-cors`): its `Origin` echoed, the methods, and preflights (OPTIONS) answered here,
+before any authentication, since a browser sends them without credentials. Entries match on host
+and port, under any scheme, as Mailpit's do, unless written with one.
 """
 
 from __future__ import annotations
@@ -94,6 +96,11 @@ def _origin(header: str) -> tuple[str, str] | None:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
+def from_another_site(fetch_site: str | None) -> bool:
+    """Whether the browser says another site's page made the request (`Sec-Fetch-Site`)."""
+    return (fetch_site or "").strip().lower() in CROSS_SITE
+
+
 def same_origin(origin: str, host: str | None) -> bool:
     """Whether `Origin` names the host and port the request was sent to (its `Host`)."""
     parsed = _origin(origin)
@@ -116,7 +123,7 @@ def judge(
         if not same_origin(origin, host):
             return Verdict.REFUSE
     changing = websocket or is_state_changing(method)
-    if changing and (fetch_site or "").strip().lower() in CROSS_SITE:
+    if changing and from_another_site(fetch_site):
         return Verdict.REFUSE
     return Verdict.ALLOW
 

@@ -76,21 +76,25 @@ def hostile(remote: str) -> bytes:
 
 
 class Recorder:
-    """An HTTP server on 127.0.0.1 that answers every GET with a 1x1 image and records its
-    path: stands for the remote servers a message's images and styles point at."""
+    """An HTTP server on 127.0.0.1 that answers every GET with a 1x1 image, or with the HTML
+    page set for its path in `pages`, and records its path: stands for the remote servers a
+    message's images and styles point at, and for another site's pages."""
 
     def __init__(self) -> None:
         self.hits: list[str] = []
-        hits = self.hits
+        self.pages: dict[str, str] = {}
+        hits, pages = self.hits, self.pages
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 hits.append(self.path)
+                page = pages.get(self.path)
+                kind, body = ("image/png", PNG) if page is None else ("text/html", page.encode())
                 self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(PNG)))
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(PNG)
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
                 return

@@ -8,19 +8,13 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from tests.support.api_relay import OPERATOR, VIEWER, users_env
-from tests.support.browser import RelayThread, watched
+from tests.support.browser import RelayThread, logged_in
 from tests.web.console.conftest import PLAIN, hold_env
 
 pytestmark = pytest.mark.slow
-
-
-def logged_in(browser: Browser, user: tuple[str, str]) -> Page:
-    name, password = user
-    context = browser.new_context(http_credentials={"username": name, "password": password})
-    return watched(context).page
 
 
 def test_an_operators_action_is_on_the_audit_page_and_a_viewer_reads_it(
@@ -28,8 +22,8 @@ def test_an_operators_action_is_on_the_audit_page_and_a_viewer_reads_it(
 ) -> None:
     with RelayThread(hold_env(tmp_path, **users_env(tmp_path))) as relay:
         relay.send("billing@example.org", ["alex@example.net"], PLAIN)
-        operator = logged_in(browser, OPERATOR)
-        viewer = logged_in(browser, VIEWER)
+        operator = logged_in(browser, OPERATOR).page
+        viewer = logged_in(browser, VIEWER).page
         try:
             operator.goto(relay.url)
             row = operator.locator("#messages tbody tr[data-id]").first

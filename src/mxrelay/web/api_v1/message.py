@@ -107,7 +107,7 @@ class Message:
         tags = await message_tags(found.db, ident)
         # Parsing, hashing and encoding (a body may be megabytes of JSON) off the event loop.
         response = await asyncio.to_thread(message_response, found.view, found.raw, tags)
-        await mark_read(found.db, ident)
+        await mark_read(request, found.db, ident)
         return response
 
     async def headers(self, request: Request) -> Response:

@@ -124,7 +124,7 @@ class View:
         if found.raw is None:
             return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
         reading = await asyncio.to_thread(read_parts, found.raw)
-        await mark_read(found.db, found.view.id)
+        await mark_read(request, found.db, found.view.id)
         return found, reading
 
     async def html(self, request: Request) -> Response:

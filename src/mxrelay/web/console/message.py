@@ -164,7 +164,7 @@ class Message:
         elif is_fragment(request, "message-body"):
             template = "_message_body.html"
         elif extras is not None and not extras.seen:
-            await mark_read(database, message_id)
+            await mark_read(request, database, message_id)
         return page(self.context, request, template, section="messages", **values)
 
 

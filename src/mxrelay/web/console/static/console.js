@@ -289,6 +289,11 @@
           status.textContent = response.ok ? button.textContent + ": done." :
             button.textContent + " failed (" + response.status + "): " + text.slice(0, 200);
           if (response.ok) fire("mx:update", { data: { IDs: ids } });
+          /* A message deleted from its own page: back to the list it was opened from. */
+          var back = document.querySelector("a[data-back]");
+          if (response.ok && button.dataset.action === "delete" && bar.dataset.ids && back) {
+            location.href = back.href;
+          }
         });
       }, function () {
         status.textContent = button.textContent + " failed: the relay did not answer.";

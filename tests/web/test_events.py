@@ -23,7 +23,7 @@ from websockets.exceptions import InvalidStatus
 from mxrelay.app import Relay
 from mxrelay.store.changes import Change, ChangeKind, announce
 from mxrelay.store.feed import FeedEvents
-from mxrelay.web.events import EventHub, EventLimits, brief_frames
+from mxrelay.web.events import EventFrame, EventHub, EventLimits, brief_frames
 from tests.support.dns_server import DnsServer
 from tests.support.relay_app import running_relay
 from tests.support.smarthost import Smarthost
@@ -197,18 +197,30 @@ async def test_a_slow_client_is_dropped_and_the_others_get_everything() -> None:
     )
     slow = await hub.subscribe()
     quick = await hub.subscribe()
-    got: list[str | None] = []
+    got: list[list[EventFrame] | None] = []
     for index in range(4):
         hub.broadcast([f"frame {index}"])
-        got.append(quick.queue.get_nowait())
-    assert got == [f"frame {i}" for i in range(4)]
+        got.append(await quick.take())
+    assert got == [[EventFrame.of(f"frame {i}")] for i in range(4)]
     assert slow.dropped
     assert slow not in hub.clients
-    assert [slow.queue.get_nowait() for _ in range(slow.queue.qsize())] == [
-        "frame 0",
-        "frame 1",
-        None,
-    ]
+    assert await slow.take() == [EventFrame.of("frame 0"), EventFrame.of("frame 1")]
+    assert await slow.take() is None
+    assert await slow.take() is None
+    await hub.aclose()
+
+
+async def test_each_frame_is_encoded_once_for_every_client() -> None:
+    """The same bytes, the frame's websocket message, go to every client."""
+    hub = EventHub(lambda: None, EventLimits(clients=10, poll_interval=1.0, stats_interval=1.0))
+    clients = [await hub.subscribe() for _ in range(3)]
+    text = '{"Type":"new","Data":"é"}'
+    hub.broadcast([text])
+    taken = [await client.take() for client in clients]
+    assert all(frames is not None and len(frames) == 1 for frames in taken)
+    wires = [frames[0].wire for frames in taken if frames is not None]
+    assert wires[0] == bytes([0x81, len(text.encode())]) + text.encode()  # FIN, text; unmasked
+    assert all(wire is wires[0] for wire in wires)
     await hub.aclose()
 
 
@@ -238,14 +250,12 @@ async def test_brief_and_full_clients_get_their_own_frames() -> None:
     hub.broadcast(["full 1", "full 2"], ["brief"])
     hub.broadcast(["both"])
     hub.broadcast(["full only"], brief=[])
-    assert [brief.queue.get_nowait() for _ in range(brief.queue.qsize())] == ["brief", "both"]
-    assert [full.queue.get_nowait() for _ in range(full.queue.qsize())] == [
-        "full 1",
-        "full 2",
-        "both",
-        "full only",
+    assert await brief.take() == [EventFrame.of("brief"), EventFrame.of("both")]
+    assert await full.take() == [
+        EventFrame.of(text) for text in ("full 1", "full 2", "both", "full only")
     ]
     await hub.aclose()
+    assert await full.take() is None  # closing: told to close
 
 
 async def test_a_brief_client_is_told_each_kind_once_a_poll_and_no_stats(relay: Relay) -> None:

@@ -11,9 +11,10 @@ Frames are Mailpit's `{"Type": …, "Data": …}`: `new` (a MessageSummary), `up
 `prune`, `truncate`, `error`, `stats` (`{Total, Unread, Version}`, at most every `stats_interval`,
 after something changed), and mxrelay's `delivery` (an attempt, with each recipient's new state,
 or an operator's queue action) and `refusal` (a recipient refused at RCPT). Each frame is encoded
-once and queued for every client; a client's queue holds `client_queue` frames, and a client
-that falls that far behind is dropped (its socket closed), so a slow client never holds up the
-poller or the others. At most `clients` are connected at once.
+once, as JSON and as the websocket message on the wire (`web/wire.py`), and queued for every
+client; a client's queue holds `client_queue` frames, and a client that falls that far behind is
+dropped (its socket closed), so a slow client never holds up the poller or the others. At most
+`clients` are connected at once.
 
 A `brief` client (the console's pages, which only re-read what changed) gets one frame without
 data per kind of event a poll found, not one per event, and no `stats`: under a flood of mail
@@ -42,6 +43,7 @@ from mxrelay.store.notify import Wakeups
 from mxrelay.web.api_v1.deliveries import attempt
 from mxrelay.web.api_v1.mxrelay_refusals import refusal_json
 from mxrelay.web.api_v1.shapes import summary
+from mxrelay.web.wire import text_message
 
 logger = logging.getLogger(__name__)
 
@@ -82,17 +84,44 @@ class TooManyClients(Exception):
     """The hub has `limits.clients` clients already."""
 
 
+@dataclass(frozen=True, slots=True)
+class EventFrame:
+    """One frame as every client is sent it: Mailpit's JSON, and the same text as a websocket
+    message on the wire, for connections that take it as it is (`wire.WIRE`)."""
+
+    text: str
+    wire: bytes
+
+    @classmethod
+    def of(cls, text: str) -> EventFrame:
+        return cls(text, text_message(text))
+
+
 class EventClient:
     """One connected websocket's queue of frames; None at the end means: dropped, close."""
 
     def __init__(self, size: int, *, brief: bool = False) -> None:
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(size + 1)
+        self.queue: asyncio.Queue[EventFrame | None] = asyncio.Queue(size + 1)
         self.size = size
         self.brief = brief
         """Only one frame, without data, per kind of event a poll finds (`brief_frames`)."""
         self.dropped = False
+        self._ended = False
 
-    def offer(self, frame: str) -> bool:
+    async def take(self) -> list[EventFrame] | None:
+        """Every frame queued, waiting for the first; None once the client is dropped (after the
+        frames queued before it). A poll's frames go out together, not one wake-up each."""
+        if self._ended:
+            return None
+        frames: list[EventFrame] = []
+        while (item := await self.queue.get()) is not None:
+            frames.append(item)
+            if self.queue.empty():
+                return frames
+        self._ended = True
+        return frames or None
+
+    def offer(self, frame: EventFrame) -> bool:
         """Queue a frame; False when the client is too far behind (then it is dropped)."""
         if self.dropped:
             return False
@@ -199,9 +228,11 @@ class EventHub:
     def broadcast(self, encoded: Sequence[str], brief: Sequence[str] | None = None) -> None:
         """`encoded` to every client, or `brief` instead to the brief ones when it is given."""
         self.told_at = self.clock()
+        full = [EventFrame.of(text) for text in encoded]
+        short = full if brief is None else [EventFrame.of(text) for text in brief]
         for client in list(self.clients):
-            for text in brief if brief is not None and client.brief else encoded:
-                if not client.offer(text):
+            for message in short if client.brief else full:
+                if not client.offer(message):
                     self.clients.discard(client)
                     event(logger, "events.client_dropped", logging.WARNING, reason="too slow")
                     break

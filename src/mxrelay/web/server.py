@@ -13,6 +13,10 @@ timer stops at the first byte, so a client sending half a request held a descrip
 A websocket's writes made in one turn of the event loop go out as one (`CoalescedWrites`): the
 live events hand each client a poll's frames at once, and uvicorn writes every frame on its own,
 a system call each, per client. The frames stay separate websocket messages.
+
+The same protocol offers the application `wire.WIRE`: a send of messages already encoded as
+frames, so the live events' frames, the same bytes for every client, are built once rather than
+once per client by uvicorn and websockets (`web/wire.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -29,8 +33,10 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from mxrelay.config import HostPort, WebSettings
+from mxrelay.web.wire import WIRE
 
 
 class _Server(uvicorn.Server):
@@ -136,11 +142,34 @@ class CoalescedWrites:
 
 
 class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websocket protocol writing through `CoalescedWrites`."""
+    """uvicorn's websocket protocol writing through `CoalescedWrites`, offering `WIRE`.
+
+    `send_wire` relies on what uvicorn's protocol keeps of a connection (uvicorn 0.52.1 to 0.55
+    at least): `run_asgi` starts the application with `scope`, `writable` is cleared while the
+    transport's buffer is full (uvicorn's own send waits for it too), and `conn` is websockets'
+    `ServerProtocol`, which leaves OPEN once a close is sent or received, and holds the
+    extensions the handshake agreed. Where one of those is missing, the connection does not
+    offer `WIRE` and the application sends text as usual. Messages written this way are not in
+    websockets' debug log of frames sent."""
+
+    RELIES_ON = ("scope", "writable", "conn")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         coalesced = CoalescedWrites(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(cast(asyncio.Transport, coalesced))
+
+    async def run_asgi(self) -> None:
+        if all(hasattr(self, name) for name in self.RELIES_ON) and not self.conn.extensions:
+            self.scope.setdefault("extensions", {})[WIRE] = {"send": self.send_wire}
+        await super().run_asgi()
+
+    async def send_wire(self, messages: Sequence[bytes]) -> bool:
+        """`wire.WireSend`: after the handshake, until a close is sent or received."""
+        await self.writable.wait()
+        if self.transport.is_closing() or self.conn.state is not State.OPEN:
+            return False
+        self.transport.write(b"".join(messages))
+        return True
 
 
 class HttpServer:

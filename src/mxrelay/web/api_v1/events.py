@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mxrelay.web.events import EventClient, EventHub, TooManyClients
+from mxrelay.web.wire import wire_sender
 
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
@@ -69,8 +70,15 @@ class Events:
 
     @staticmethod
     async def _send(websocket: WebSocket, client: EventClient) -> None:
-        while (text := await client.queue.get()) is not None:
-            await websocket.send_text(text)
+        """What the client is sent: the relay's server takes each frame's bytes, encoded once for
+        every client (`wire.WIRE`); through another, each frame is sent as text."""
+        send_wire = wire_sender(websocket.scope)
+        while (frames := await client.take()) is not None:
+            if send_wire is None:
+                for frame in frames:
+                    await websocket.send_text(frame.text)
+            elif not await send_wire([frame.wire for frame in frames]):
+                return  # closing: the receiving side sees it end
         await websocket.close(POLICY_VIOLATION, "too slow: events were dropped")
 
 

@@ -9,7 +9,7 @@ import json
 from datetime import timedelta
 
 from mxrelay.model import Peer, Reason, RefusedRecipient, Reply, SessionInfo
-from mxrelay.store import flags, message_log
+from mxrelay.store import flags, message_log, tags
 from mxrelay.store.backend import Database
 from mxrelay.store.changes import ChangeKind, announce
 from mxrelay.store.console import (
@@ -100,6 +100,17 @@ async def test_a_page_shows_states_and_transforms_and_its_version(
     assert {m.id: m.seen for m in again.messages}[rec.id] is True
     searched = await message_page(db, parse_search("odd"), key=None, limit=10)
     assert searched.total is None
+
+
+async def test_a_page_shows_each_messages_tags(db: Database) -> None:
+    tagged, plain = record(transaction()), record(transaction())
+    await accept(db, tagged, plain)
+    await tags.set_tags(db, [tagged.id], ["urgent", "Billing"])
+    page = await message_page(db, SearchQuery(), key=None, limit=10)
+    assert {m.id: m.tags for m in page.messages} == {
+        tagged.id: ("Billing", "urgent"),
+        plain.id: (),
+    }
 
 
 async def test_the_refusals_of_a_messages_transaction(db: Database) -> None:

@@ -225,6 +225,8 @@ def test_an_action_takes_effect_and_is_audited(
                 expect(shown.locator(".c-state .badge")).to_have_text(case.state[changed])
             if case.read is not None:
                 expect(shown).to_have_class("read" if case.read[changed] else "unread")
+            if case.tags is not None:
+                expect(shown.locator(".badge.tag")).to_have_text(case.tags[changed])
         listed = operated.listed(word)
         assert sorted(listed) == sorted([bystander] if case.gone else ids)
         for ident, summary in listed.items():

@@ -1,6 +1,6 @@
 """The message list's page: keyset paging by message id over the search's own page finding (so
 a deep page costs what the first one does), and what the list shows of each message (its
-summary's fields, its recipients' delivery states, its transforms), read with the log's version in one read
+summary's fields, its recipients' delivery states, its transforms, its tags), read with the log's version in one read
 transaction; and the version alone, which tells a page whether it need be read again."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mxrelay.store.console.common import PAGE_LIMIT, json_strings
 from mxrelay.store.listing import mailbox_counts, page_ids
 from mxrelay.store.schema import ID_LENGTH
 from mxrelay.store.search import SearchQuery
+from mxrelay.store.tags import tags_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class ListedMessage:
     states: tuple[tuple[str, int], ...]
     """(delivery state, recipients in it), most recipients first."""
     transforms: tuple[str, ...]
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ def _listed(conn: Connection, ids: Sequence[str]) -> list[ListedMessage]:
     for message_id, state, n in conn.execute(_STATES, {"ids": list(ids)}):
         states.setdefault(message_id, {})[state] = int(n)
     rows = {row.id: row for row in conn.execute(_ROWS, {"ids": list(ids)})}
+    tagged = tags_of(conn, ids)
     found = []
     for ident in dict.fromkeys(ids):
         row = rows.get(ident)
@@ -145,6 +148,7 @@ def _listed(conn: Connection, ids: Sequence[str]) -> list[ListedMessage]:
                 seen=bool(row.seen),
                 states=tuple(sorted(by_state.items(), key=lambda item: (-item[1], item[0]))),
                 transforms=tuple(json_strings(row.transforms)),
+                tags=tuple(tagged.get(ident, ())),
             )
         )
     return found

@@ -1,14 +1,18 @@
 """Graph delivery: how fast the worker pushes to Graph, and how exactly pacing holds its rate.
 
 Everything runs against the HTTPS stand-in for the identity platform and Graph (the test suite's
-`tests/support/graph_standin.py`) in this process, with the test DNS server for the RCPT checks.
-Two tables, three runs each, a fresh store per run:
+`tests/support/graph_standin.py`) in a process of its own, as Graph is a service of its own, with
+the test DNS server for the RCPT checks in this process. The relay is `mxrelay serve` in its own
+process, as deployed; the SMTP clients are in this one. Two tables, three runs each, a fresh store
+per run:
 
-1. Pacing off, the stand-in answering every sendMail after 50 ms, 4 requests at once
-   (`MXRELAY_GRAPH_CONCURRENCY=4`, `MXRELAY_DELIVERY_CONCURRENCY=4`): messages per second
-   delivered by the whole relay (SMTP in → store → queue → worker → Graph), beside its ceiling
-   measured in the same run: the Graph transport alone, four delivery loops and no queue.
-   The rate is counted at the stand-in, from the first message's arrival to the last one's.
+1. Pacing off, the stand-in answering every sendMail 50 ms after it arrived (its own work
+   included), 4 requests at once (`MXRELAY_GRAPH_CONCURRENCY=4`,
+   `MXRELAY_DELIVERY_CONCURRENCY=4`): messages per second delivered by the whole relay (SMTP in →
+   store → queue → worker → Graph), beside the concurrency ceiling (4 requests / 50 ms = 80
+   messages/s; target: 90 % of it) and the Graph transport alone measured in the same run (four
+   delivery loops in this process, no queue). The rate is counted at the stand-in, from the first
+   message's arrival to the last one's.
 2. Pacing on: `MXRELAY_GRAPH_MESSAGES_PER_MINUTE` set to RATE_PER_MINUTE, the stand-in enforcing
    the same limit itself (a sliding window of 60 s by arrival, plus Microsoft's request and
    concurrency limits) and answering 429 beyond it. The achieved rate is compared with the
@@ -20,8 +24,9 @@ Two tables, three runs each, a fresh store per run:
    the lanes alone, in this process and in the database: microseconds per message (a grant and
    its release), one after another.
 
-The stand-in shares this process (and its GIL) with the relay; its TLS and MIME work is counted
-against the relay's rate, so the figures are a lower bound. The queue is polled every 20 ms
+On two cores the stand-in's own work (TLS, HTTP, the token's signature, the MIME header) shares
+the machine with the relay and the clients; requests that arrive together are read one after
+another, so the figures are a lower bound. The queue is polled every 20 ms
 (`MXRELAY_QUEUE_POLL_INTERVAL`); with the default 1 s a deferred message can go up to a second
 after its slot, which moves single sends but not the rate over minutes.
 """
@@ -31,20 +36,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import multiprocessing
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import aiosmtplib
+import uvloop
 from tests.support.dns_server import DnsServer
 from tests.support.graph_harness import job, message, relay_environ
 from tests.support.graph_relay import graph_relay_environ
 from tests.support.graph_standin import MAILBOX, GraphStandIn, MailboxLimits
 from tests.support.postgres import PostgresServer
-from tests.support.relay_app import running_relay
+from tests.support.processes import free_port, wait_for_port
 
 from bench.figures import Row, format_facts, format_table, ratio_line
+from bench.rig import terminate
 from mxrelay.config import load_settings
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph.pacing import Grant, Pacer, PacingLimits
@@ -69,14 +81,79 @@ def _dns() -> DnsServer:
     return server
 
 
-def _rate(standin: GraphStandIn) -> float:
-    arrivals = sorted(m.at for m in standin.sent())
+def _rate(arrivals: Sequence[float]) -> float:
     return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+
+
+def _serve_standin(
+    link: Connection, directory: Path, latency: float, limits: MailboxLimits | None
+) -> None:
+    """The stand-in's process: serves until told to stop, answering the benchmark's questions.
+    Its event loop is uvloop's, as the relay's is: the stand-in's own TLS and HTTP work per
+    request is then about a third less (it answers `latency` after a request arrived, but
+    requests arriving together are read one after another)."""
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    with GraphStandIn.running(directory, latency=latency, limits=limits) as standin:
+        link.send(standin.environ())
+        while (question := link.recv()) != "stop":
+            if isinstance(question, tuple):  # ("arrived", count, within)
+                standin.wait_for_messages(question[1], question[2])
+                link.send(True)
+            else:  # "result"
+                link.send((sorted(m.at for m in standin.sent()), standin.throttled))
+
+
+class StandInProcess:
+    """The stand-in in a process of its own, as Graph is a service of its own: its TLS and MIME
+    work runs on the other core and does not take the relay's interpreter lock."""
+
+    def __init__(self, link: Connection, environ: dict[str, str]) -> None:
+        self._link = link
+        self._environ = environ
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        """As `GraphStandIn.environ`: settings that point mxrelay at the stand-in."""
+        return {**self._environ, **extra}
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(
+        cls, directory: Path, *, latency: float, limits: MailboxLimits | None = None
+    ) -> Iterator[StandInProcess]:
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_serve_standin, args=(theirs, directory, latency, limits), daemon=True
+        )
+        process.start()
+        try:
+            if not ours.poll(30):
+                raise RuntimeError("the Graph stand-in's process did not start")
+            yield cls(ours, ours.recv())
+            ours.send("stop")
+            process.join(15)
+        finally:
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+
+    async def arrived(self, count: int, within: float) -> None:
+        def wait() -> None:
+            self._link.send(("arrived", count, within))
+            self._link.recv()
+
+        await asyncio.to_thread(wait)
+
+    def result(self) -> tuple[float, int]:
+        """(messages/s at the stand-in, its 429 answers)."""
+        self._link.send("result")
+        arrivals, throttled = self._link.recv()
+        return _rate(arrivals), throttled
 
 
 async def transport_alone(directory: Path, count: int) -> float:
     """The ceiling: the Graph transport with CONCURRENCY delivery loops, no queue, no SMTP."""
-    with GraphStandIn.running(directory, latency=LATENCY) as standin:
+    with StandInProcess.running(directory, latency=LATENCY) as standin:
         environ = relay_environ(standin, MXRELAY_GRAPH_CONCURRENCY=str(CONCURRENCY))
         transport = GraphTransport.from_settings(load_settings(environ), environ)
         jobs = [job(message(subject=f"m{i}")) for i in range(count)]
@@ -90,7 +167,7 @@ async def transport_alone(directory: Path, count: int) -> float:
             await asyncio.gather(*(loop() for _ in range(CONCURRENCY)))
         finally:
             await transport.aclose()
-        return _rate(standin)
+        return standin.result()[0]
 
 
 async def _submit(port: int, count: int, sessions: int) -> None:
@@ -121,7 +198,7 @@ async def through_the_relay(
         else None
     )
     with (
-        GraphStandIn.running(directory / "standin", latency=LATENCY, limits=limits) as standin,
+        StandInProcess.running(directory / "standin", latency=LATENCY, limits=limits) as standin,
         _dns() as dns,
     ):
         extra = {
@@ -135,10 +212,31 @@ async def through_the_relay(
         if database_url is not None:
             extra["MXRELAY_DATABASE_URL"] = database_url
         environ = graph_relay_environ(standin, dns, directory, **extra)
-        async with running_relay(environ) as relay:
-            await _submit(relay.smtp_port, count, SESSIONS)
+        with relay_process(environ) as smtp_port:
+            await _submit(smtp_port, count, SESSIONS)
             await standin.arrived(count, within=DRAIN_TIMEOUT)
-        return _rate(standin), standin.throttled
+        return standin.result()
+
+
+@contextlib.contextmanager
+def relay_process(environ: dict[str, str]) -> Iterator[int]:
+    """`mxrelay serve` with `environ` (and free loopback ports) in a process of its own, as it is
+    deployed; its SMTP port. Stopped by its PID with SIGTERM."""
+    smtp_port = free_port()
+    ports = {
+        "MXRELAY_SMTP_LISTEN": f"127.0.0.1:{smtp_port}",
+        "MXRELAY_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
+        "MXRELAY_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mxrelay", "serve"],
+        env={"PATH": os.environ.get("PATH", os.defpath), **environ, **ports},
+    )
+    try:
+        wait_for_port(smtp_port, timeout=60, process=process)
+        yield smtp_port
+    finally:
+        terminate(process)
 
 
 @contextlib.contextmanager
@@ -222,7 +320,7 @@ async def measure() -> None:
                 lanes_shared.append(shared)
     rows = [
         Row("relay: SMTP → queue → worker → Graph", tuple(relay)),
-        Row("ceiling: transport alone, no queue", tuple(ceiling)),
+        Row("transport alone, no queue", tuple(ceiling)),
     ]
     print(
         format_table(
@@ -233,6 +331,7 @@ async def measure() -> None:
             [ratio_line("relay / transport alone", rows[0], rows[1])],
         )
     )
+    print(ceiling_facts(rows[0]))
     print()
     print(paced_table(paced, throttled))
     print()
@@ -257,6 +356,23 @@ async def measure() -> None:
             "microseconds per message",
             lanes,
         )
+    )
+
+
+def ceiling_facts(relay: Row) -> str:
+    """The relay's rate against what the concurrency limit allows (the target: 90 % of it)."""
+    ceiling = CONCURRENCY / LATENCY
+    share = relay.median / ceiling * 100
+    return format_facts(
+        "against the concurrency ceiling",
+        [
+            ("ceiling", f"{CONCURRENCY} requests / {LATENCY * 1000:.0f} ms = {ceiling:.0f}/s"),
+            (
+                "relay (median)",
+                f"{relay.median:.1f} messages/s, {share:.1f} % "
+                f"(target 90 %: {'met' if share >= 90 else 'MISSED'})",
+            ),
+        ],
     )
 
 

@@ -416,3 +416,67 @@ async def test_new_mail_goes_straight_to_a_free_worker(
         view = await message_log.get_message(rig.db, message_id)
         assert view is not None
         assert [a.outcome for a in view.attempts] == ["delivered"]
+
+
+async def test_entries_claimed_ahead_wait_for_a_send_slot(rig: Rig) -> None:
+    """As many entries again as there are slots are claimed and loaded ahead: never more than
+    `concurrency` sends at once, and a slot freed by one send goes to the next without a claim
+    in between (the next send starts while the first is still being settled)."""
+    await rig.send(6)
+    queue = CountingQueue(rig.db)
+    rig.queue = queue
+    gates = [asyncio.Event() for _ in range(6)]
+    sending: list[int] = []
+    most = 0
+
+    async def gated(job: DeliveryJob) -> DeliveryOutcome:
+        nonlocal most
+        index = len(transport.jobs) - 1
+        sending.append(index)
+        most = max(most, len(sending))
+        await gates[index].wait()
+        sending.remove(index)
+        return await ok(job)
+
+    transport = Scripted(gated)
+    worker = rig.worker(transport, concurrency=2)
+    await worker.start()
+    try:
+        await until(lambda: len(transport.jobs) == 2, what="two sends started")
+        await until(lambda: queue.claims == 4, what="two more claimed ahead")
+        assert await rig.states() == {"active": 4, "queued": 2}
+        claims = queue.claims
+        gates[0].set()
+        await until(lambda: len(transport.jobs) == 3, what="the third send in the freed slot")
+        assert queue.claims in (claims, claims + 1)  # the refill, not the start, needs a claim
+        for gate in gates:
+            gate.set()
+        await rig.wait_states({"delivered": 6})
+    finally:
+        await worker.stop(5.0)
+    assert most == 2
+
+
+async def test_stop_returns_entries_claimed_ahead_without_sending_them(rig: Rig) -> None:
+    """Entries waiting for a slot go back to the queue at once, unattempted; the sends in
+    progress get the grace period."""
+    await rig.send(4)
+    release = asyncio.Event()
+
+    async def slow(job: DeliveryJob) -> DeliveryOutcome:
+        await release.wait()
+        return await ok(job)
+
+    transport = Scripted(slow)
+    worker = rig.worker(transport, concurrency=2)
+    await worker.start()
+    await until(lambda: len(transport.jobs) == 2, what="two sends started")
+    await rig.wait_states({"active": 4})
+    stopping = asyncio.create_task(worker.stop(5.0))
+    await asyncio.sleep(0.1)
+    release.set()
+    await stopping
+    assert len(transport.jobs) == 2
+    assert await rig.states() == {"delivered": 2, "queued": 2}
+    entries = await QueueAdmin(rig.db).list_entries(QueueFilter(states=(QueueState.QUEUED,)), now=0)
+    assert [e.entry.attempts for e in entries] == [0, 0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from ulid import ULID
@@ -24,7 +24,13 @@ def standin(tmp_path: Path) -> Iterator[GraphStandIn]:
         yield server
 
 
-def relay_environ(standin: GraphStandIn, **extra: str) -> dict[str, str]:
+class PointsAtGraph(Protocol):
+    """A stand-in for Graph, in this process or another: the settings that point mxrelay at it."""
+
+    def environ(self, **extra: str) -> dict[str, str]: ...
+
+
+def relay_environ(standin: PointsAtGraph, **extra: str) -> dict[str, str]:
     """A Graph-mode relay environment pointed at `standin`; pacing off unless asked for."""
     settings = {
         "MXRELAY_DELIVERY": "graph",

@@ -14,15 +14,14 @@ import aiosmtplib
 
 from mxrelay.app import Relay
 from tests.support.dns_server import DnsServer
-from tests.support.graph_harness import relay_environ
-from tests.support.graph_standin import GraphStandIn
+from tests.support.graph_harness import PointsAtGraph, relay_environ
 from tests.support.relay_app import BASE_ENV
 
 QUEUED_AS = re.compile(r"queued as (\w+)")
 
 
 def graph_relay_environ(
-    standin: GraphStandIn, dns: DnsServer, directory: Path, **extra: str
+    standin: PointsAtGraph, dns: DnsServer, directory: Path, **extra: str
 ) -> dict[str, str]:
     """Graph mode against `standin`, RCPT checks against `dns`, the store in `directory`;
     quick polls and probes so that a test waits tenths of seconds, not minutes."""

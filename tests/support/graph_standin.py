@@ -371,8 +371,6 @@ class GraphStandIn:
             self.mail.in_flight += 1
             self.mail.max_in_flight = max(self.mail.max_in_flight, self.mail.in_flight)
         try:
-            if self.latency:
-                await asyncio.sleep(self.latency)  # the service's own processing time
             with self.lock:
                 authorization = request.headers.get("authorization", "")
                 claims = (
@@ -380,7 +378,13 @@ class GraphStandIn:
                     if authorization.startswith("Bearer ")
                     else "Access token is empty."
                 )
-                return self.mail.send_mail(mailbox.lower(), request, claims)
+                reply = self.mail.send_mail(mailbox.lower(), request, claims)
+            # The answer leaves `latency` after the request arrived, the stand-in's own work
+            # included, as the service's processing time includes Graph's.
+            remaining = self.latency - (time.monotonic() - request.at)
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+            return reply
         finally:
             with self.lock:
                 self.mail.in_flight -= 1

@@ -7,7 +7,10 @@ group committer (one fsync for many deliveries). The worker never builds SQL; `s
 does.
 
 - Up to `concurrency` deliveries run at once under leases that a `LeaseKeeper` renews every third
-  of their time (`leases.py`). New mail arrives straight from the sink when a slot is free
+  of their time (`leases.py`). As Postfix's queue manager keeps more messages active than it has
+  delivery agents, the worker holds up to as many entries again claimed and loaded, each waiting
+  for a send slot: a slot freed by one delivery goes to the next at once, not after a claim (a
+  transaction) and the settling commit of the one before. New mail arrives straight from the sink when a slot is free
   (`reserve()`, `hand_over()`: committed already leased, delivered from memory); otherwise the
   sink wakes the loop (`wake()`), which claims due entries (a batch is loaded in one read), and the
   loop also looks at the queue every poll interval for retries that have come due. An entry this worker
@@ -101,6 +104,11 @@ class DeliveryWorker:
         self._poll = poll_interval
         self._render = render
         self._active: dict[asyncio.Task[None], QueueEntry] = {}
+        """Entries claimed by this worker: being delivered or settled, or waiting for a slot."""
+        self._claim_limit = 2 * concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._sending: set[asyncio.Task[None]] = set()
+        """The tasks of `_active` holding a send slot."""
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -182,9 +190,13 @@ class DeliveryWorker:
         await cancel_and_wait((self._loop_task,))
         await self._probe.stop()
         await self._leases.stop()
-        if self._active:
-            await asyncio.wait(list(self._active), timeout=grace)
-        leftovers = dict(self._active)
+        waiting = {t: e for t, e in self._active.items() if t not in self._sending}
+        for task in waiting:  # claimed ahead, not started: back to the queue, not delivered now
+            task.cancel()
+        sending = [t for t in self._active if t not in waiting]
+        if sending:
+            await asyncio.wait(sending, timeout=grace)
+        leftovers = {**waiting, **{t: e for t, e in self._active.items() if t not in waiting}}
         for task in leftovers:
             task.cancel()
         if leftovers:
@@ -204,7 +216,7 @@ class DeliveryWorker:
                 await asyncio.sleep(pause)
             last_claim = self._monotonic()
             self._wakeup.clear()
-            free = self._concurrency - len(self._active) - self._reserved
+            free = self._claim_limit - len(self._active) - self._reserved
             if free > 0:
                 self._new_mail = False
                 try:
@@ -218,7 +230,7 @@ class DeliveryWorker:
                     while not (self._new_mail or self._stopping):
                         await self._wakeup.wait()
                         self._wakeup.clear()
-                        if self._backlog and len(self._active) + self._reserved < self._concurrency:
+                        if self._backlog and self._has_room():
                             break
 
     async def _claim(self, free: int) -> int:
@@ -243,8 +255,12 @@ class DeliveryWorker:
         self._active[task] = entry
         task.add_done_callback(self._finished)
 
+    def _has_room(self) -> bool:
+        return len(self._active) + self._reserved < self._claim_limit
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._active.pop(task, None)
+        self._sending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("delivery task failed", exc_info=task.exception())
         if self._backlog:
@@ -253,7 +269,11 @@ class DeliveryWorker:
     # --- one delivery ----------------------------------------------------------------------
 
     async def _deliver(self, entry: QueueEntry, loaded: LoadedEntry | None) -> None:
-        settlement = await self._attempt(entry, loaded)
+        task = asyncio.current_task()
+        assert task is not None
+        async with self._slots:  # the slot is given back before settling: bookkeeping waits
+            self._sending.add(task)
+            settlement = await self._attempt(entry, loaded)
         try:
             # A dead letter is written to disk before going on, so that a restart never tries it
             # again; other results may ride on the next durable commit (lost in a crash, the

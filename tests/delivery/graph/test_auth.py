@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import msal
 import pytest
 import trustme
 
 from mxrelay.config import GraphSettings, load_settings
 from mxrelay.delivery.errors import UpstreamUnavailable
-from mxrelay.delivery.graph.auth import MsalTokenSource
+from mxrelay.delivery.graph.auth import AccessToken, MsalTokenSource
 from mxrelay.delivery.graph.outcome import GraphConfigurationFault
 from mxrelay.metrics import Metrics
 from mxrelay.model import GraphFault
@@ -205,6 +208,83 @@ async def test_tokens_close_to_expiry_are_refreshed_before_use(standin: GraphSta
     assert len(standin.token_requests()) == 3
     tokens = {r.headers["authorization"] for r in standin.send_requests()}
     assert len(tokens) == 3
+
+
+def counting_msal(asked: list[float], clock: Callable[[], float]) -> Callable[..., Any]:
+    """MSAL's real client, noting when it is asked for a token."""
+
+    def application(*args: Any, **kwargs: Any) -> Any:
+        app = msal.ConfidentialClientApplication(*args, **kwargs)
+        acquire = app.acquire_token_for_client
+
+        def counted(*a: Any, **k: Any) -> Any:
+            asked.append(clock())
+            return acquire(*a, **k)
+
+        app.acquire_token_for_client = counted
+        return app
+
+    return application
+
+
+MOMENTS = (1000.0, 1001.0, 1021.0, 1050.0, 1059.9, 1060.1)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "asked_at"),
+    [
+        (3599, [1000.0, 1060.1]),  # a minute at most
+        (330, [1000.0, 1050.0]),  # never within MSAL's five minutes of the expiry
+        (300, list(MOMENTS)),  # expired for MSAL at once: never held
+    ],
+)
+async def test_a_token_is_reused_in_memory_for_a_minute_at_most(
+    standin: GraphStandIn, lifetime: int, asked_at: list[float]
+) -> None:
+    """MSAL is asked once a minute, not for every request (each ask is a thread hand-over and a
+    cache search under a lock, which concurrent requests queue on), so MSAL still refreshes a
+    token when it chooses, at most a minute late, and never hands out one it calls expired."""
+    standin.identity.token_lifetime = lifetime
+    now = [0.0]
+    asked: list[float] = []
+    metrics = Metrics()
+    tokens = source(
+        relay_environ(standin),
+        metrics=metrics,
+        clock=lambda: now[0],
+        application=counting_msal(asked, lambda: now[0]),
+    )
+    handed: list[AccessToken] = []
+    try:
+        for moment in MOMENTS:
+            now[0] = moment
+            handed.append(await tokens.token())
+    finally:
+        await tokens.aclose()
+    assert asked == asked_at
+    if lifetime > 300:  # MSAL's own cache answers its later asks: one token throughout
+        assert {token.value for token in handed} == {handed[0].value}
+        assert [token.source for token in handed] == ["identity_provider"] + ["cache"] * 5
+        assert (
+            metrics.registry.get_sample_value(
+                "mxrelay_graph_token_acquisitions_total", {"source": "cache"}
+            )
+            == len(MOMENTS) - 1
+        )
+
+
+async def test_a_token_refused_by_graph_is_not_handed_out_again(standin: GraphStandIn) -> None:
+    """After a 401, `invalidate` drops the token from memory too: the next one is new."""
+    tokens = source(relay_environ(standin))
+    try:
+        first = await tokens.token()
+        await tokens.invalidate(first)
+        second = await tokens.token()
+    finally:
+        await tokens.aclose()
+    assert second.value != first.value
+    assert second.source == "identity_provider"
+    assert len(standin.token_requests()) == 2
 
 
 async def test_rotated_secret_file_is_picked_up_after_a_failure(

@@ -17,7 +17,10 @@ left as expired, and refreshes long-lived ones at half-life). This module builds
 - recovery: after a failure the MSAL client is dropped and rebuilt on the next request, re-reading
   the secret or certificate file (rotation) and starting without MSAL's memory of the failure.
 
-MSAL is synchronous, so each acquisition runs in a worker thread, one at a time.
+MSAL is synchronous, so each acquisition runs in a worker thread, one at a time. A token MSAL
+gave is reused in memory for up to `TOKEN_REUSE` seconds (never within MSAL's five minutes of its
+expiry): asking MSAL for every request cost a thread hand-over and a cache search under the lock,
+which the concurrent requests queued on; once a minute still lets MSAL refresh as it chooses.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -43,6 +46,12 @@ from mxrelay.delivery.graph.outcome import GraphConfigurationFault
 from mxrelay.delivery.graph.proxy import OutboundProxy
 from mxrelay.metrics import GraphTokenFailure, GraphTokenSource, Metrics
 from mxrelay.model import GraphFault
+
+TOKEN_REUSE = 60.0
+"""Seconds a token MSAL gave is handed out again without asking MSAL."""
+
+MSAL_EXPIRY_MARGIN = 300.0
+"""MSAL treats a token with less than this many seconds left as expired."""
 
 CREDENTIAL_RECHECK = 300.0
 """Seconds between looks at the secret or certificate file for a rotated credential (a failed
@@ -174,8 +183,20 @@ class MsalTokenSource:
         self._clock = clock
         self._checked = -CREDENTIAL_RECHECK
         self._lock = asyncio.Lock()
+        self._held: tuple[AccessToken, float] | None = None
+        """The last token MSAL gave and until when (monotonic) it is handed out again."""
 
     async def token(self) -> AccessToken:
+        held = self._held
+        if held is not None and self._clock() < held[1]:
+            token = held[0]
+        else:
+            token = await self._from_msal()
+        if self._metrics is not None:
+            self._metrics.graph_tokens.labels(source=token.source).inc()
+        return token
+
+    async def _from_msal(self) -> AccessToken:
         async with self._lock:
             try:
                 token = await asyncio.to_thread(self._acquire)
@@ -185,12 +206,14 @@ class MsalTokenSource:
             except UpstreamUnavailable:
                 self._count_failure(GraphTokenFailure.UNAVAILABLE)
                 raise
-        if self._metrics is not None:
-            self._metrics.graph_tokens.labels(source=token.source).inc()
+            reuse = min(TOKEN_REUSE, token.expires_in - MSAL_EXPIRY_MARGIN)
+            again = replace(token, source=GraphTokenSource.CACHE)  # handed out again: cached
+            self._held = (again, self._clock() + reuse) if reuse > 0 else None
         return token
 
     async def invalidate(self, token: AccessToken) -> None:
         async with self._lock:
+            self._held = None
             stale = [
                 entry
                 for entry in self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)
@@ -203,11 +226,13 @@ class MsalTokenSource:
         """Forget the client and every cached token (the probe after a permission fault wants
         a token issued now, with the roles granted now)."""
         async with self._lock:
+            self._held = None
             self._drop()
             self._cache = msal.TokenCache()
 
     async def aclose(self) -> None:
         async with self._lock:
+            self._held = None
             self._drop()
 
     def _count_failure(self, kind: GraphTokenFailure) -> None:

@@ -127,9 +127,7 @@ class GraphTransport:
     # --- Transport ------------------------------------------------------------------------
 
     async def deliver(self, job: DeliveryJob) -> DeliveryOutcome:
-        reconciled = await reconcile_headers_async(
-            job.data, job.recipients, self._header_policy, offload_above=0
-        )
+        reconciled = await reconcile_headers_async(job.data, job.recipients, self._header_policy)
         prepared = prepare(job, reconciled, self._settings, now=self._wall())
         mailbox = prepared.mailbox
         body = base64.b64encode(prepared.data)

@@ -21,7 +21,7 @@ import html
 import re
 from dataclasses import dataclass, field
 
-from mxrelay.mime.htmltags import ATTRIBUTE, Markup, next_markup
+from mxrelay.mime.htmltags import Markup, attributes, next_markup
 
 INPUT_LIMIT = 1024 * 1024
 NODE_LIMIT = 100_000
@@ -123,11 +123,8 @@ class _TreeBuilder:
                     return
             return
         attrs: dict[str, str] = {}
-        for match in ATTRIBUTE.finditer(source, markup.attributes, markup.end - 1):
-            value = match.group(2) or ""
-            if value[:1] in ("'", '"'):
-                value = value[1:-1]
-            attrs.setdefault(match.group(1).lower(), html.unescape(value))
+        for attribute in attributes(source, markup):
+            attrs.setdefault(attribute.name, html.unescape(attribute.value))
         node = _Node(tag, attrs)
         closed = source[markup.end - 2] == "/" or tag in _VOID
         if self._add(node) and not closed and len(self.stack) < DEPTH_LIMIT:

@@ -7,15 +7,17 @@ from __future__ import annotations
 import base64
 
 import httpx
+import pytest
 
 from mxrelay.app import Relay
-from mxrelay.mime.parts import read_parts
+from mxrelay.mime.parts import Reading, read_parts
 from mxrelay.web.api_v1.view import (
     PREVIEW_POLICY,
     REMOTE_IMAGES_POLICY,
     remote_references,
     served_html,
 )
+from tests.support.html5 import meta_equivs
 from tests.web.api_v1.conftest import Mailbox, call, send
 
 
@@ -100,6 +102,51 @@ def test_a_refresh_is_removed_and_remote_references_are_counted() -> None:
     assert remote_references(served) == 3
 
 
+EVIL = "https://evil.example/"
+REFRESHES = {
+    # A `>` or `<` in a quoted value, where the pattern stops.
+    "quoted >": f'<meta content="0;url={EVIL}>" http-equiv=refresh>',
+    "quoted <": f'<meta content="a<b" http-equiv="refresh" content="0;url={EVIL}">',
+    "far into the tag": "<meta " + "a" * 2100 + f' http-equiv=refresh content="0;url={EVIL}">',
+    # The same with what a scanner might not take for a tag's separators, names or values...
+    "slashes": f'<meta/content="0;url={EVIL}>"/http-equiv=refresh/>',
+    "odd case": f'<MeTa CoNtEnT="0;url={EVIL}>" HtTp-EqUiV=ReFrEsH>',
+    "white space, a reference": f'<meta\ncontent\f=\t"0;url={EVIL}>"\rhttp-equiv = "&#114;efresh">',
+    # ...or for where one stands: in foreign content, after comments a browser ends early.
+    "svg": f'<svg><meta content="0;url={EVIL}>" http-equiv=refresh></svg>',
+    "math": f'<math><mi><meta content="0;url={EVIL}>" http-equiv=refresh></mi></math>',
+    "<!-->": f'<!--><meta content="0;url={EVIL}>" http-equiv=refresh>-->',
+    "<!--->": f'<!---><meta content="0;url={EVIL}>" http-equiv=refresh>-->',
+    "--!>": f'<!-- x --!><meta content="0;url={EVIL}>" http-equiv=refresh>-->',
+    "after a quote in a name": f'<p a"><meta content="0;url={EVIL}>" http-equiv=refresh>">',
+    # Text to a scan, a tag to a browser with scripting on (`</noscript>` ends its text).
+    "in a value after </noscript>": (
+        f"<noscript><a b=\"</noscript><meta content='0;url={EVIL}>' http-equiv=refresh>\">"
+    ),
+    # Put together by the pattern's own removal.
+    "joined": f"<<meta http-equiv=a>meta http-equiv=refresh content=0;url={EVIL}>",
+}
+
+
+def html_reading(html: str) -> Reading:
+    return read_parts(b"Content-Type: text/html; charset=utf-8\r\n\r\n" + html.encode())
+
+
+@pytest.mark.parametrize("html", REFRESHES.values(), ids=REFRESHES.keys())
+def test_a_refresh_is_removed_however_it_is_written(html: str) -> None:
+    assert meta_equivs(html) != []  # a browser builds a meta with http-equiv from it
+    for embed in (False, True):
+        assert meta_equivs(served_html(html_reading(html), "01ID", embed=embed)) == []
+
+
+@pytest.mark.parametrize("element", ["style", "script", "textarea", "title"])
+def test_a_meta_in_text_is_removed_too(element: str) -> None:
+    """A browser makes no element of it there; removing it does no harm."""
+    html = f'<{element}><meta content="0;url={EVIL}>" http-equiv=refresh></{element}>'
+    served = served_html(html_reading(html), "01ID", embed=False)
+    assert served == f"<{element}></{element}>"
+
+
 def test_remote_images_are_the_only_thing_remote_allowed() -> None:
     strict, remote = PREVIEW_POLICY.split("; "), REMOTE_IMAGES_POLICY.split("; ")
     assert "img-src 'self' data: https: http:" in remote
@@ -132,3 +179,12 @@ async def test_embedded_html_opens_every_link_in_a_new_window(relay: Relay) -> N
     assert policy[-1] == "sandbox allow-popups allow-popups-to-escape-sandbox"
     assert "default-src 'none'" in policy
     assert not any(directive.startswith("script-src") for directive in policy)
+
+
+async def test_a_refresh_the_pattern_misses_is_not_served(relay: Relay) -> None:
+    html = f'<html><head><meta charset="utf-8">{REFRESHES["quoted >"]}</head><body>Hi</body></html>'
+    message = b"Subject: Refresh\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html.encode()
+    await send(relay, [("news@example.org", ["rcpt@example.net"], message + b"\r\n")])
+    for params in ({}, {"embed": "1"}):
+        page = await call(relay, "GET", "/view/latest.html", params=params)
+        assert page.text == '<html><head><meta charset="utf-8"></head><body>Hi</body></html>\r\n'

@@ -97,3 +97,34 @@ def test_the_preview_opened_on_its_own_is_inert(
         assert dialogs == []
         assert "/pixel.png" in recorder.hits
         assert set(recorder.hits) <= {"/pixel.png", "/bg.png"}
+
+
+def test_a_refresh_hidden_in_a_quoted_value_never_reaches_the_browser(
+    tmp_path: Path, page: Watched, recorder: Recorder
+) -> None:
+    """`<meta content="0;url=…>" http-equiv=refresh>`: a `>` in a quoted value, where a pattern
+    stops. The page stays where it is, and Chromium holds no meta with `http-equiv` and never
+    had a refresh to refuse (it refuses one in a sandboxed page, which the preview is: the
+    removal does not lean on that)."""
+    html = (
+        f'<html><head><meta content="0;url={recorder.url}/refresh>" http-equiv=refresh>'
+        '<meta charset="utf-8"></head><body><p id="bait">Hello</p></body></html>'
+    )
+    message = (
+        b"From: Mallory <mallory@example.org>\r\nTo: <victim@example.net>\r\n"
+        b"Subject: Refresh\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html.encode()
+    )
+    with RelayThread(hold_env(tmp_path)) as relay:
+        relay.send("mallory@example.org", ["victim@example.net"], message)
+        listing = page.page.request.get(relay.url + "api/v1/messages").json()
+        ident = listing["messages"][0]["ID"]
+        for query in ("", "?embed=1"):
+            url = relay.url + f"view/{ident}.html{query}"
+            page.page.goto(url)
+            expect(page.page.locator("#bait")).to_have_text("Hello")
+            page.page.wait_for_timeout(1500)
+            assert page.page.url == url
+            assert page.page.locator("meta[http-equiv]").count() == 0
+            assert page.page.locator("meta[charset]").count() == 1
+        assert recorder.hits == []
+        assert not [m.text for m in page.console if "refresh" in m.text]

@@ -5,8 +5,11 @@ The HTML is the sender's, so it is served under a policy that keeps it inert: th
 Security Policy sandboxes the document (an origin of its own, no scripts, no forms, no plugins)
 and allows no remote resource, only the message's own inline images (linked to their parts, or
 embedded with `?embed=1`) and inline styles; `?remote=1` allows remote images too, and nothing
-else (the console's "Load remote images"). `<meta http-equiv>` elements are removed, because a
-refresh would navigate the frame to anywhere, a remote load no policy of the page forbids.
+else (the console's "Load remote images"). `<meta http-equiv>` tags are removed, because a
+refresh would navigate the frame to anywhere, a remote load no policy of the page forbids (a
+browser may refuse a refresh in a sandboxed page; the page does not count on it). They are found
+twice over, last of all the rewrites: by a pattern, and by `mime/htmlmeta.py`, which reads tags as
+a browser does in whatever markup surrounds them; other metas (`charset`, `viewport`) are kept.
 Reading a message here marks it read, as in Mailpit.
 
 `?embed=1` is for a page that frames the HTML: as in Mailpit, every link then opens in a new
@@ -27,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from mxrelay.mime.htmlmeta import without_meta_equiv
 from mxrelay.mime.htmltags import open_links_apart
 from mxrelay.mime.parts import Part, Reading, read_parts
 from mxrelay.web.api_v1.context import ApiContext, NoStore
@@ -58,7 +62,11 @@ PREVIEW_POLICY = preview_policy()
 REMOTE_IMAGES_POLICY = preview_policy(remote=True)
 
 
-_META_EQUIV = re.compile(r"<meta[^<>]{0,2000}http-equiv[^<>]{0,2000}>", re.I)
+_META_EQUIV = re.compile(r"<meta(?>[^<>]{0,2000}http-equiv)[^<>]{0,2000}+>", re.I)
+"""A `<meta` with `http-equiv` before the next `<` or `>`: it removes more than meta tags (a
+`<metadata>` that mentions `http-equiv`), and misses a tag with a `>` in a quoted value, which
+`without_meta_equiv` then finds. The same matches as `<meta[^<>]{0,2000}http-equiv[^<>]{0,2000}>`
+without its backtracking over every `http-equiv` of a long tag."""
 _REMOTE = re.compile(
     r"""(?:src|background|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//""", re.I
 )
@@ -96,10 +104,13 @@ def link_inline_images(html: str, reading: Reading, message_id: str, *, embed: b
 
 
 def served_html(reading: Reading, message_id: str, *, embed: bool) -> str:
-    """The page `/view/{ID}.html` answers: `<meta http-equiv>` removed, inline images linked
-    (or embedded), and embedded, every link opened in a new window (`mime/htmltags.py`)."""
-    page = link_inline_images(_META_EQUIV.sub("", reading.html), reading, message_id, embed=embed)
-    return open_links_apart(page) if embed else page
+    """The page `/view/{ID}.html` answers: inline images linked (or embedded), embedded, every
+    link opened in a new window (`mime/htmltags.py`), and then, so that no rewrite can bring one
+    back, `<meta http-equiv>` removed."""
+    page = link_inline_images(reading.html, reading, message_id, embed=embed)
+    if embed:
+        page = open_links_apart(page)
+    return without_meta_equiv(_META_EQUIV.sub("", page))
 
 
 def _replacement(target: str) -> Callable[[re.Match[str]], str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import graph
 from bench.figures import Row
+
+from bench import graph
 
 
 def test_the_relay_is_set_against_the_concurrency_ceiling() -> None:

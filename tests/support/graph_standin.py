@@ -304,12 +304,10 @@ class GraphStandIn:
                 received = await _read_request(conn, reader)
                 if received is None:
                     return
-                request, body = received
+                request, body, arrived = received
                 path = request.target.decode("ascii", "replace")
                 headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
-                record = RecordedRequest(
-                    request.method.decode(), path, headers, body, time.monotonic()
-                )
+                record = RecordedRequest(request.method.decode(), path, headers, body, arrived)
                 with self.lock:
                     self.requests.append(record)
                 reply = await self._route(record)
@@ -405,14 +403,18 @@ class GraphStandIn:
 
 async def _read_request(
     conn: h11.Connection, reader: asyncio.StreamReader
-) -> tuple[h11.Request, bytes] | None:
-    """The next request and its body, or None when the client closed the connection."""
+) -> tuple[h11.Request, bytes, float] | None:
+    """The next request, its body and when its first bytes came (its arrival: the answer's
+    latency counts from there), or None when the client closed the connection."""
     request: h11.Request | None = None
     body = bytearray()
+    arrived: float | None = None
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            conn.receive_data(await reader.read(65536))
+            data = await reader.read(65536)
+            arrived = time.monotonic() if arrived is None else arrived
+            conn.receive_data(data)
             continue
         if isinstance(event, h11.Request):
             request = event
@@ -420,6 +422,6 @@ async def _read_request(
             body += event.data
         elif isinstance(event, h11.EndOfMessage):
             assert request is not None
-            return request, bytes(body)
+            return request, bytes(body), time.monotonic() if arrived is None else arrived
         elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
             return None

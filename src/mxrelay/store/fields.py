@@ -80,14 +80,13 @@ class AddressLists:
 def _mailboxes(value: object) -> tuple[NamedAddress, ...]:
     if not isinstance(value, list):
         return ()
-    return tuple(
-        (item[0], item[1])
-        for item in value
-        if isinstance(item, list)
-        and len(item) == 2
-        and isinstance(item[0], str)
-        and isinstance(item[1], str)
-    )
+    found: list[NamedAddress] = []
+    for item in value:  # a loop, not a generator: read for every message of a page or event
+        if isinstance(item, list) and len(item) == 2:
+            name, address = item
+            if isinstance(name, str) and isinstance(address, str):
+                found.append((name, address))
+    return tuple(found)
 
 
 def with_envelope(lists: AddressLists, envelope: Iterable[str]) -> AddressLists:

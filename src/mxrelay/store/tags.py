@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import Executable
@@ -99,18 +99,22 @@ def tag_messages(conn: Connection, tagged: Mapping[str, Sequence[str]]) -> None:
         conn.execute(insert(schema.message_tags), rows)
 
 
+_TAGS_OF = (
+    select(schema.message_tags.c.message_id, schema.tags.c.name)
+    .join(schema.tags, schema.tags.c.id == schema.message_tags.c.tag_id)
+    .where(schema.message_tags.c.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(schema.message_tags.c.message_id, schema.tags.c.key)
+)
+"""Built once: building the statement for every call cost more than running it (the live
+events read the tags of every new message)."""
+
+
 def tags_of(conn: Connection, message_ids: Sequence[str]) -> dict[str, list[str]]:
     """The tags of each of these messages (those with none are absent), in Mailpit's order."""
-    mt, t = schema.message_tags, schema.tags
     found: dict[str, list[str]] = {}
     for start in range(0, len(message_ids), MESSAGES_PER_QUERY):
         chunk = list(message_ids[start : start + MESSAGES_PER_QUERY])
-        rows = conn.execute(
-            select(mt.c.message_id, t.c.name)
-            .join(t, t.c.id == mt.c.tag_id)
-            .where(mt.c.message_id.in_(chunk))
-            .order_by(mt.c.message_id, t.c.key)
-        )
+        rows = conn.execute(_TAGS_OF, {"ids": chunk})
         for message_id, name in rows:
             found.setdefault(message_id, []).append(name)
     return found

@@ -47,9 +47,9 @@ def created_time(timestamp: float) -> str:
     """A time as Mailpit's JSON has it (Go's RFC 3339 with nanoseconds, of a time Mailpit keeps
     to the millisecond): `2024-05-01T13:00:00.25Z`, the fraction's trailing zeros dropped."""
     milliseconds = round(timestamp * 1_000_000) // 1000
-    moment = datetime.fromtimestamp(milliseconds // 1000, UTC)
+    moment = datetime.fromtimestamp(milliseconds // 1000, UTC).replace(tzinfo=None)
     fraction = f".{milliseconds % 1000:03d}".rstrip("0").rstrip(".")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+    return moment.isoformat() + fraction + "Z"  # whole seconds: isoformat has no fraction
 
 
 def summary(message: MessageSummary) -> dict[str, Any]:

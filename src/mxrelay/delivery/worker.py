@@ -10,12 +10,13 @@ does.
   of their time (`leases.py`). As Postfix's queue manager keeps more messages active than it has
   delivery agents, the worker holds up to as many entries again claimed and loaded, each waiting
   for a send slot: a slot freed by one delivery goes to the next at once, not after a claim (a
-  transaction) and the settling commit of the one before. New mail arrives straight from the sink when a slot is free
-  (`reserve()`, `hand_over()`: committed already leased, delivered from memory); otherwise the
-  sink wakes the loop (`wake()`), which claims due entries (a batch is loaded in one read), and the
-  loop also looks at the queue every poll interval for retries that have come due. An entry this worker
-  deferred wakes it when it comes due (a timer on the earliest such time), so a two-second
-  Retry-After or a pacing slot costs two seconds, not two seconds plus a poll.
+  transaction) and the settling commit of the one before. New mail arrives straight from the
+  sink when a slot is free (`reserve()`, `hand_over()`: committed already leased, delivered from
+  memory); otherwise the sink wakes the loop (`wake()`), which claims due entries (a batch is
+  loaded in one read), and the loop also looks at the queue every poll interval for retries that
+  have come due. An entry this worker deferred wakes it when it comes due (a timer on the
+  earliest such time), so a two-second Retry-After or a pacing slot costs two seconds, not two
+  seconds plus a poll.
 - A `ConfigurationFault` holds the entry (no attempt counted) and goes to the `FaultProbe`: the
   "delivery" status condition false (/healthz; never readiness), the transport probed every probe
   interval; once a probe succeeds, the entries held for that reason are released.
@@ -196,7 +197,7 @@ class DeliveryWorker:
         sending = [t for t in self._active if t not in waiting]
         if sending:
             await asyncio.wait(sending, timeout=grace)
-        leftovers = {**waiting, **{t: e for t, e in self._active.items() if t not in waiting}}
+        leftovers = {**waiting, **self._active}
         for task in leftovers:
             task.cancel()
         if leftovers:
@@ -216,7 +217,7 @@ class DeliveryWorker:
                 await asyncio.sleep(pause)
             last_claim = self._monotonic()
             self._wakeup.clear()
-            free = self._claim_limit - len(self._active) - self._reserved
+            free = self._free()
             if free > 0:
                 self._new_mail = False
                 try:
@@ -230,7 +231,7 @@ class DeliveryWorker:
                     while not (self._new_mail or self._stopping):
                         await self._wakeup.wait()
                         self._wakeup.clear()
-                        if self._backlog and self._has_room():
+                        if self._backlog and self._free() > 0:
                             break
 
     async def _claim(self, free: int) -> int:
@@ -255,8 +256,9 @@ class DeliveryWorker:
         self._active[task] = entry
         task.add_done_callback(self._finished)
 
-    def _has_room(self) -> bool:
-        return len(self._active) + self._reserved < self._claim_limit
+    def _free(self) -> int:
+        """Entries this worker may claim now: up to twice its concurrency held (see above)."""
+        return self._claim_limit - len(self._active) - self._reserved
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._active.pop(task, None)

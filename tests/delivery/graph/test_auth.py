@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Callable
@@ -271,6 +272,20 @@ async def test_a_token_is_reused_in_memory_for_a_minute_at_most(
             )
             == len(MOMENTS) - 1
         )
+
+
+async def test_requests_waiting_for_a_token_share_the_one_msal_gave(
+    standin: GraphStandIn,
+) -> None:
+    """Requests that queued while MSAL was asked take the token it gave, without asking again."""
+    asked: list[float] = []
+    tokens = source(relay_environ(standin), application=counting_msal(asked, lambda: 0.0))
+    try:
+        handed = await asyncio.gather(*(tokens.token() for _ in range(4)))
+    finally:
+        await tokens.aclose()
+    assert len(asked) == 1
+    assert len({token.value for token in handed}) == 1
 
 
 async def test_a_token_refused_by_graph_is_not_handed_out_again(standin: GraphStandIn) -> None:

@@ -187,17 +187,20 @@ class MsalTokenSource:
         """The last token MSAL gave and until when (monotonic) it is handed out again."""
 
     async def token(self) -> AccessToken:
-        held = self._held
-        if held is not None and self._clock() < held[1]:
-            token = held[0]
-        else:
-            token = await self._from_msal()
+        token = self._reusable() or await self._from_msal()
         if self._metrics is not None:
             self._metrics.graph_tokens.labels(source=token.source).inc()
         return token
 
+    def _reusable(self) -> AccessToken | None:
+        held = self._held
+        return held[0] if held is not None and self._clock() < held[1] else None
+
     async def _from_msal(self) -> AccessToken:
         async with self._lock:
+            # Requests that queued on the lock while one asked MSAL take the token it got.
+            if (reused := self._reusable()) is not None:
+                return reused
             try:
                 token = await asyncio.to_thread(self._acquire)
             except GraphConfigurationFault:

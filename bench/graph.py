@@ -37,9 +37,7 @@ import asyncio
 import contextlib
 import itertools
 import multiprocessing
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,10 +51,9 @@ from tests.support.graph_harness import job, message, relay_environ
 from tests.support.graph_relay import graph_relay_environ
 from tests.support.graph_standin import MAILBOX, GraphStandIn, MailboxLimits
 from tests.support.postgres import PostgresServer
-from tests.support.processes import free_port, wait_for_port
+from tests.support.processes import ServeProcess
 
 from bench.figures import Row, format_facts, format_table, ratio_line
-from bench.rig import terminate
 from mxrelay.config import load_settings
 from mxrelay.delivery.graph import GraphTransport
 from mxrelay.delivery.graph.pacing import Grant, Pacer, PacingLimits
@@ -212,31 +209,18 @@ async def through_the_relay(
         if database_url is not None:
             extra["MXRELAY_DATABASE_URL"] = database_url
         environ = graph_relay_environ(standin, dns, directory, **extra)
-        with relay_process(environ) as smtp_port:
-            await _submit(smtp_port, count, SESSIONS)
+        # `mxrelay serve` as deployed, in a process of its own, on the ports ServeProcess picks.
+        served = {k: v for k, v in environ.items() if not k.endswith("_LISTEN")}
+        await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+        relay = await ServeProcess.start(served, directory / "relay.log")
+        try:
+            await _submit(relay.smtp_port, count, SESSIONS)
             await standin.arrived(count, within=DRAIN_TIMEOUT)
+        finally:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                relay.terminate()
+            relay.close()
         return standin.result()
-
-
-@contextlib.contextmanager
-def relay_process(environ: dict[str, str]) -> Iterator[int]:
-    """`mxrelay serve` with `environ` (and free loopback ports) in a process of its own, as it is
-    deployed; its SMTP port. Stopped by its PID with SIGTERM."""
-    smtp_port = free_port()
-    ports = {
-        "MXRELAY_SMTP_LISTEN": f"127.0.0.1:{smtp_port}",
-        "MXRELAY_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
-        "MXRELAY_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mxrelay", "serve"],
-        env={"PATH": os.environ.get("PATH", os.defpath), **environ, **ports},
-    )
-    try:
-        wait_for_port(smtp_port, timeout=60, process=process)
-        yield smtp_port
-    finally:
-        terminate(process)
 
 
 @contextlib.contextmanager

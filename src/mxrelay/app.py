@@ -154,6 +154,8 @@ class Relay:
         self.health.set(ConditionName.SMTP, True, "listening")
         http_limits = HttpLimits.from_settings(settings.web)
         self.events = EventHub(self._database, EventLimits.from_settings(settings.web))
+        if self.queue_stage is not None:
+            self.queue_stage.sink.announcer = self.events
         self.http = HttpServer(
             metrics_app(self.metrics, self.health), settings.web.metrics_listen, http_limits
         )

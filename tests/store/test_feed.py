@@ -1,9 +1,12 @@
 """The event feed reads what every writer wrote, from the rows themselves, on both dialects: new
 messages (once each), attempts, refusals and announced changes; after the newest messages are
 deleted on SQLite (whose next rows reuse their keys) the next message is still found; on PostgreSQL
-a row committed after a later key was read is found when it commits."""
+a row committed after a later key was read is found when it commits. A summary the accepting
+process handed over is not read back."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -11,10 +14,10 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
 from mxrelay.model import AttemptOutcome, Peer, Reason, RefusedRecipient, Reply, SessionInfo
-from mxrelay.store import schema
+from mxrelay.store import message_log, schema
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.changes import ChangeKind, announce
-from mxrelay.store.feed import EventFeed, mailbox_counts
+from mxrelay.store.feed import AcceptedSummaries, EventFeed, mailbox_counts
 from mxrelay.store.message_log import (
     AttemptRecord,
     RecipientResult,
@@ -149,3 +152,33 @@ async def _committed_late(db: Database) -> None:
         await slow.close()
     assert [r.recipient for r in (await feed.poll()).refusals] == ["slow@nope.example.net"]
     assert not (await feed.poll()).refusals
+
+
+async def test_a_summary_handed_over_is_not_read_back(db: Database) -> None:
+    """The accepting process hands the feed what it committed: the poll takes that summary
+    (here one the store does not hold, to tell them apart) and reads only the others."""
+    feed = EventFeed(db)
+    await feed.start()
+    handed, other = record(), record()
+    await accept(db, handed, other)
+    summary = message_log.accepted_summary(handed)
+    assert summary is not None
+    feed.accepted.add(replace(summary, subject="from memory"))
+    events = await feed.poll()
+    assert [(m.id, m.subject) for m in events.new] == [
+        (handed.id, "from memory"),
+        (other.id, "Hello"),
+    ]
+    assert len(feed.accepted) == 0
+
+
+def test_summaries_never_found_do_not_pile_up() -> None:
+    accepted = AcceptedSummaries(limit=3)
+    messages = [record() for _ in range(5)]
+    for message in messages:
+        summary = message_log.accepted_summary(message)
+        assert summary is not None
+        accepted.add(summary)
+    assert len(accepted) == 3
+    assert list(accepted.take([m.id for m in messages])) == [m.id for m in messages[2:]]
+    assert len(accepted) == 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
+import pytest
 from sqlalchemy import select
 
 from mxrelay.model import Peer, Reason, RefusedRecipient, Reply, SessionInfo, TlsInfo
-from mxrelay.store import message_log, schema
+from mxrelay.store import listing, message_log, schema
 from mxrelay.store.backend import Database
 from mxrelay.store.search import SearchQuery, count_messages, parse_search, search_messages
 from tests.store.helpers import T0, accept, message_bytes, record, transaction
@@ -176,3 +177,56 @@ async def test_address_filters_find_wildcards_literally(db: Database) -> None:
     assert await ids("bcc:c_d") == []
     assert await ids("addressed:a_b@example") == [marked.id]
     assert await ids("addressed:%@example") == []
+
+
+ACCEPTED = {
+    "names, an attachment, encoded words": RAW,
+    "text no database stores": HOSTILE,
+    "Cc, Reply-To, eight-bit names": (
+        "From: Jürgen Groß <jurgen@example.net>\r\nTo: Bob <bob@example.org>\r\n"
+        "Cc: =?utf-8?q?Zo=C3=AB?= <zoe@example.org>, dave@example.org\r\n"
+        "Reply-To: Desk <desk@example.net>\r\nSubject: Quartalsübersicht\r\n\r\nHallo.\r\n"
+    ).encode(),
+    "no header at all": b"\r\njust a body\r\n",
+    "names in no charset": b"From: J\xfcrgen <j@example.net>\r\nTo: =?x?Q?b?= <b@example.org>\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("data", ACCEPTED.values(), ids=ACCEPTED.keys())
+async def test_an_accepted_messages_summary_is_the_one_the_listing_reads_back(
+    db: Database, data: bytes
+) -> None:
+    """The live events announce a message from what ingest computed (`accepted_summary`):
+    exactly what a read of the stored row gives, envelope-only recipients as Bcc included."""
+    session = SessionInfo(Peer("127.0.0.1", 40000), helo="app.example.net", username="app\x00x")
+    txn = replace(
+        transaction(
+            mail_from='"a\x00b"@example.net',
+            recipients=("bob@example.org", "hidden@example.org", "ZOE@example.org"),
+            data=data,
+        ),
+        session=session,
+    )
+    rec = record(txn)
+    await accept(db, rec)
+    [read] = await db.read(listing.summaries, [rec.id])
+    assert message_log.accepted_summary(rec) == read
+    assert ("", "hidden@example.org") in read.addresses.bcc
+
+
+async def test_an_envelope_recipient_no_database_stores_reads_back_as_stored(db: Database) -> None:
+    rec = record(transaction(recipients=("bob@example.org", "x\udcffy@example.org")))
+    await accept(db, rec)
+    [read] = await db.read(listing.summaries, [rec.id])
+    assert read.addresses.bcc == (("", "x\ufffdy@example.org"),)
+    assert message_log.accepted_summary(rec) == read
+
+
+async def test_a_tagged_message_is_left_to_the_store(db: Database) -> None:
+    """An `X-Tags` tag takes the spelling of a tag that exists already: only a read knows it."""
+    await accept(db, record(transaction(data=b"X-Tags: Invoices\r\nSubject: t\r\n\r\nx\r\n")))
+    tagged = record(transaction(data=b"X-Tags: invoices\r\nSubject: t\r\n\r\nx\r\n"))
+    await accept(db, tagged)
+    [read] = await db.read(listing.summaries, [tagged.id])
+    assert read.tags == ("Invoices",)
+    assert message_log.accepted_summary(tagged) is None

@@ -11,18 +11,21 @@ import asyncio
 import contextlib
 import json
 import smtplib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import Connection
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from mxrelay.app import Relay
+from mxrelay.store import listing
 from mxrelay.store.changes import Change, ChangeKind, announce
 from mxrelay.store.feed import FeedEvents
+from mxrelay.store.listing import MessageSummary
 from mxrelay.web.events import EventFrame, EventHub, EventLimits, brief_frames
 from tests.support.dns_server import DnsServer
 from tests.support.relay_app import running_relay
@@ -120,6 +123,43 @@ async def test_ingest_delivery_refusal_and_api_actions_reach_the_client(relay: R
         assert relay.queue_stage.db is not None
         await announce(relay.queue_stage.db, ChangeKind.DELETE, {"ID": message_id})
         assert await frame_of(socket, "delete") == {"ID": message_id}
+
+
+NAMED = (
+    "From: =?utf-8?q?J=C3=BCrgen?= <app@example.org>\r\nTo: Alex <alex@example.net>\r\n"
+    "Cc: Zoë <zoe@example.net>\r\nReply-To: Desk <desk@example.org>\r\n"
+    "Subject: Quartalsübersicht\r\n\r\nHallo.\r\n"
+).encode()
+
+
+async def test_a_new_message_is_announced_as_listed_without_reading_it_back(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SMTP side hands the events what it committed: the `new` frame is the list's entry,
+    key for key (names, Cc, the envelope-only recipient as Bcc), and the poll read no summary."""
+    reads: list[int] = []
+    read_summaries = listing.summaries
+
+    def counted(conn: Connection, ids: Sequence[str]) -> list[MessageSummary]:
+        reads.append(len(ids))
+        return read_summaries(conn, ids)
+
+    monkeypatch.setattr(listing, "summaries", counted)
+    recipients = ["alex@example.net", "zoe@example.net", "hidden@example.net"]
+
+    def send() -> None:
+        with smtplib.SMTP("127.0.0.1", relay.smtp_port, timeout=30) as client:
+            client.sendmail("app@example.org", recipients, NAMED)
+
+    async with connect(url(relay)) as socket:
+        await asyncio.to_thread(send)
+        new = await frame_of(socket, "new")
+        assert reads == []
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{relay.web_port}") as http:
+            [listed] = (await http.get("/api/v1/messages")).json()["messages"]
+    assert new == listed
+    assert new["Bcc"] == [{"Name": "", "Address": "hidden@example.net"}]
+    assert new["From"] == {"Name": "Jürgen", "Address": "app@example.org"}
 
 
 async def test_marking_by_ids_tells_of_every_id_named(relay: Relay) -> None:

@@ -8,7 +8,7 @@ committed; if the store fails, the answer is `451 4.3.0` and the client keeps th
 `SearchIndexer`, the message's search rows are left out of that transaction and written by it
 afterwards (`store/indexing.py`). After a commit the message goes straight to an in-process
 delivery worker when it has a free slot (`DirectDispatch`), or whoever delivers is woken to claim
-it (`Waker`).
+it (`Waker`); the live events of this process are told of it (`Announcer`).
 
 Refused recipients are logged through the same committer without making the session wait. The
 transaction log line gets the queue id and the transform reports (`StoreTransaction.log_fields`).
@@ -76,6 +76,13 @@ class Waker(Protocol):
         ...
 
 
+class Announcer(Protocol):
+    """The live events of this process (`web.events.EventHub`), told of each committed message
+    so that they need not read it back to announce it."""
+
+    def accepted(self, record: NewMessage) -> None: ...
+
+
 class DirectDispatch(Protocol):
     """A delivery worker in this process, to which new mail can go straight from memory.
 
@@ -122,6 +129,8 @@ class StoreSink:
         self.hold_reason = HOLD_MODE_REASON if hold else None
         self.waker = waker
         self.direct = direct
+        self.announcer: Announcer | None = None
+        """Set once the web server of this process is up."""
         self.clock = clock
         self.message_id = message_id
         self.plan = plan
@@ -173,6 +182,8 @@ class StoreSink:
             return replies.STORE_FAILED, None
         if indexer is not None:
             indexer.add(record)
+        if self.announcer is not None:
+            self.announcer.accepted(record)
         if direct is not None and lease is not None:
             direct.hand_over(_loaded(record, leased))
         elif self.waker is not None and self.hold_reason is None:

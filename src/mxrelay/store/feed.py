@@ -13,18 +13,23 @@ new by key, so the accept path does no work for events:
 says there are others), each table through a `KeyCursor` (`cursor.py`: keys committed out of
 order on PostgreSQL, keys handed out again after a deletion on SQLite). A new message is
 announced once, even when its recipients arrive over two polls.
+
+A new message's summary is read back from the log, unless the process that accepted it handed
+it to the feed (`EventFeed.accepted`): then the poll that finds its rows takes it from there,
+and the accept path pays for a few Python objects instead of every announced message a read.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Table, desc, func, select
+from sqlalchemy import Column, Select, Table, bindparam, desc, func, select
 from sqlalchemy.engine import Connection, RowMapping
 
 from mxrelay.store import listing, schema
@@ -82,6 +87,26 @@ class _Source:
     value: Callable[[RowMapping], Any]
     reuses_keys: bool
     """Keys may be handed out again on SQLite (a rowid table without AUTOINCREMENT)."""
+    newer: Select[Any] = field(init=False)
+    """Rows after `:last`, at most `:batch`, by key."""
+    by_keys: Select[Any] = field(init=False)
+    """The rows of the keys `:keys`."""
+    before: Select[Any] = field(init=False)
+    """The highest key of a row that arrived before `:order`."""
+
+    def __post_init__(self) -> None:
+        # Built once: building a statement for every poll cost more than running it (an empty
+        # poll of the four tables took about 1.8 ms of CPU, four times a second).
+        key = self.table.c.id
+        rows = select(key, *(self.table.c[name] for name in self.columns))
+        order: Column[Any] = self.table.c[self.order_column]
+        statements = {
+            "newer": rows.where(key > bindparam("last")).order_by(key).limit(bindparam("batch")),
+            "by_keys": rows.where(key.in_(bindparam("keys", expanding=True))),
+            "before": select(func.max(key)).where(order < bindparam("order")),
+        }
+        for name, statement in statements.items():
+            object.__setattr__(self, name, statement)
 
 
 _ATTEMPT_COLUMNS = (
@@ -161,6 +186,35 @@ SOURCES = {
 }
 
 
+class AcceptedSummaries:
+    """Summaries of messages this process committed, until a poll finds their rows (added on
+    the event loop, taken in the store's reading thread: under a lock). At most `limit` are
+    kept, the oldest dropped first: one never found (deleted at once, or committed before the
+    poll's starting point) goes in time."""
+
+    def __init__(self, limit: int = ANNOUNCED) -> None:
+        self.limit = limit
+        self._found: OrderedDict[str, MessageSummary] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, summary: MessageSummary) -> None:
+        with self._lock:
+            self._found[summary.id] = summary
+            while len(self._found) > self.limit:
+                self._found.popitem(last=False)
+
+    def take(self, ids: Sequence[str]) -> dict[str, MessageSummary]:
+        """The summaries of these messages that were added, removed from here."""
+        with self._lock:
+            if not self._found:
+                return {}
+            taken = {i: self._found.pop(i, None) for i in ids}
+        return {i: summary for i, summary in taken.items() if summary is not None}
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+
 @dataclass
 class EventFeed:
     """One poller's position in the log. `await start()` once, then `await poll()` as often as
@@ -170,6 +224,8 @@ class EventFeed:
     batch: int = BATCH
     clock: Callable[[], float] = time.monotonic
     cursors: dict[str, KeyCursor] = field(default_factory=dict)
+    accepted: AcceptedSummaries = field(default_factory=AcceptedSummaries)
+    """New messages' summaries from the process that accepted them, not read back."""
     _announced: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     async def start(self) -> None:
@@ -180,7 +236,12 @@ class EventFeed:
         gap_wait = GAP_WAIT if self.db.dialect is Dialect.POSTGRESQL else 0.0
         cursors = {}
         for name, source in SOURCES.items():
-            newest = conn.execute(_select(source).order_by(desc(source.table.c.id)).limit(1))
+            table = source.table
+            newest = conn.execute(
+                select(table.c.id, *(table.c[column] for column in source.columns))
+                .order_by(desc(table.c.id))
+                .limit(1)
+            )
             row = newest.mappings().first()
             cursor = KeyCursor(0 if row is None else int(row["id"]), gap_wait=gap_wait)
             if row is not None:
@@ -207,8 +268,9 @@ class EventFeed:
         new_ids = [
             str(row.value) for row in fresh["recipients"] if self._first_time(str(row.value))
         ]
+        known = self.accepted.take(new_ids)
         return FeedEvents(
-            new=tuple(_summaries(conn, new_ids)) if summaries else (),
+            new=tuple(_summaries(conn, new_ids, known)) if summaries else (),
             attempts=tuple(row.value for row in fresh["attempts"]),
             refusals=tuple(row.value for row in fresh["refusals"]),
             changes=tuple(row.value for row in fresh["log_changes"]),
@@ -227,25 +289,17 @@ class EventFeed:
     def _read(
         self, conn: Connection, source: _Source, cursor: KeyCursor, now: float
     ) -> tuple[list[Row], bool]:
-        key = source.table.c.id
         if source.reuses_keys and self.db.dialect is Dialect.SQLITE:
             _follow_deletions(conn, source, cursor)
         found: list[Row] = []
         awaited = cursor.awaited
         for start in range(0, len(awaited), AWAITED_PER_QUERY):
             chunk = awaited[start : start + AWAITED_PER_QUERY]
-            rows = conn.execute(_select(source).where(key.in_(chunk))).mappings()
+            rows = conn.execute(source.by_keys, {"keys": chunk}).mappings()
             found.extend(_row(source, row) for row in rows)
-        rows = conn.execute(
-            _select(source).where(key > cursor.last).order_by(key).limit(self.batch)
-        ).mappings()
+        rows = conn.execute(source.newer, {"last": cursor.last, "batch": self.batch}).mappings()
         newer = [_row(source, row) for row in rows]
         return cursor.take([*found, *newer], now), len(newer) >= self.batch
-
-
-def _select(source: _Source) -> Any:
-    table = source.table
-    return select(table.c.id, *(table.c[name] for name in source.columns))
 
 
 def _row(source: _Source, row: RowMapping) -> Row:
@@ -257,29 +311,32 @@ def _follow_deletions(conn: Connection, source: _Source, cursor: KeyCursor) -> N
     newest = cursor.newest_recent()
     if newest is None:
         return
-    key = source.table.c.id
-    row = conn.execute(_select(source).where(key == newest.key)).mappings().first()
+    row = conn.execute(source.by_keys, {"keys": [newest.key]}).mappings().first()
     if row is not None and source.identity(row) == newest.identity:
         return
     remembered = {r.key: r.identity for r in cursor.recent}
     intact = [
         int(row["id"])
-        for row in conn.execute(_select(source).where(key.in_(list(remembered)))).mappings()
+        for row in conn.execute(source.by_keys, {"keys": list(remembered)}).mappings()
         if source.identity(row) == remembered[int(row["id"])]
     ]
     if intact:
         cursor.rewind(max(intact))
         return
     oldest = cursor.recent[0].order
-    order: Column[Any] = source.table.c[source.order_column]
-    before = conn.execute(select(func.max(key)).where(order < oldest)).scalar()
+    before = conn.execute(source.before, {"order": oldest}).scalar()
     cursor.rewind(int(before or 0))
 
 
-def _summaries(conn: Connection, ids: Sequence[str]) -> list[MessageSummary]:
+def _summaries(
+    conn: Connection, ids: Sequence[str], known: dict[str, MessageSummary] | None = None
+) -> list[MessageSummary]:
     """The listing's summaries of these messages, in the order given (those deleted since are
-    left out)."""
-    by_id = {found.id: found for found in listing.summaries(conn, ids)}
+    left out); those `known` are not read."""
+    by_id = dict(known or {})
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+        by_id.update((found.id, found) for found in listing.summaries(conn, unknown))
     return [by_id[i] for i in ids if i in by_id]
 
 

@@ -17,9 +17,10 @@ from sqlalchemy.engine import Connection
 from mxrelay.model import AttemptOutcome, RefusedRecipient, SessionInfo
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
-from mxrelay.store.bulk import execute_many, insert_many
-from mxrelay.store.fields import FieldRow, with_envelope
+from mxrelay.store.bulk import execute_many, insert_many, storable
+from mxrelay.store.fields import AddressLists, FieldRow, with_envelope
 from mxrelay.store.ingest import NewMessage, Summary, decompress
+from mxrelay.store.listing import MessageSummary
 from mxrelay.store.search_sql import text_words
 from mxrelay.store.tags import tag_messages
 
@@ -208,6 +209,41 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage], *, index: boo
         insert_search_rows(conn, [search_rows_of(item) for item in items])
     if tagged:
         tag_messages(conn, tagged)
+
+
+def accepted_summary(item: NewMessage) -> MessageSummary | None:
+    """The listing's summary of a message just written by `insert_messages`, without reading it
+    back (the live events announce every accepted message): its text as the store keeps it
+    (`bulk.storable`). None for a tagged message, whose tags may be spelt as an existing tag
+    was (`tags.ensure_tags`), which only the store knows."""
+    if item.summary.tags:
+        return None
+    t = item.transaction
+    s = item.summary
+    return MessageSummary(
+        id=item.id,
+        received_at=item.received_at,
+        mail_from=storable(t.mail_from),
+        subject=storable(s.subject),
+        header_from=storable(s.header_from),
+        header_to=storable(s.header_to),
+        message_id_header=storable(s.message_id),
+        username=None if t.session.username is None else storable(t.session.username),
+        size=item.size,
+        attachments=s.attachments,
+        snippet=storable(s.snippet),
+        seen=False,
+        addresses=_stored_lists(with_envelope(s.addresses, t.recipients)),
+    )
+
+
+def _stored_lists(lists: AddressLists) -> AddressLists:
+    """`lists` as `messages.addresses` reads back: its stored form is JSON (NUL escaped), so
+    only text a database cannot store changes, and only non-ASCII text can be that."""
+    every = (lists.sender, *lists.to, *lists.cc, *lists.bcc, *lists.reply_to)
+    if all(name.isascii() and address.isascii() for name, address in every):
+        return lists
+    return AddressLists.from_json(storable(lists.json()))
 
 
 def searchable_words(row: dict[str, str]) -> dict[str, str]:

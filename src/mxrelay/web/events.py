@@ -16,6 +16,10 @@ client; a client's queue holds `client_queue` frames, and a client that falls th
 dropped (its socket closed), so a slow client never holds up the poller or the others. At most
 `clients` are connected at once.
 
+The SMTP side of this process hands the hub every message it commits (`accepted`): while a
+client wants `new` frames, the poll that finds the message takes its summary from there
+instead of reading it back (messages from other processes and replicas are read).
+
 A `brief` client (the console's pages, which only re-read what changed) gets one frame without
 data per kind of event a poll found, not one per event, and no `stats`: under a flood of mail
 that is a frame a second instead of one per message for each open page. While only brief
@@ -39,6 +43,8 @@ from mxrelay.config import WebSettings
 from mxrelay.log import event
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.feed import AttemptEvent, EventFeed, FeedEvents, mailbox_counts
+from mxrelay.store.ingest import NewMessage
+from mxrelay.store.message_log import accepted_summary
 from mxrelay.store.notify import Wakeups
 from mxrelay.web.api_v1.deliveries import attempt
 from mxrelay.web.api_v1.mxrelay_refusals import refusal_json
@@ -198,6 +204,7 @@ class EventHub:
         self.clients: set[EventClient] = set()
         self.version = __version__ if __version__.startswith("v") else f"v{__version__}"
         self._poller: asyncio.Task[None] | None = None
+        self._feed: EventFeed | None = None
         self._started = asyncio.Event()
         self._last_stats = float("-inf")
         self._stats_due: float | None = None
@@ -218,6 +225,16 @@ class EventHub:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._started.wait(), START_WAIT)
         return client
+
+    def accepted(self, record: NewMessage) -> None:
+        """A message this process committed (`sinks.queued.Announcer`): its summary for the
+        poll that will find it, while some client wants `new` frames."""
+        feed = self._feed
+        if feed is None or not feed.cursors or self._brief_only():
+            return
+        summary = accepted_summary(record)
+        if summary is not None:
+            feed.accepted.add(summary)
 
     def unsubscribe(self, client: EventClient) -> None:
         self.clients.discard(client)
@@ -255,7 +272,7 @@ class EventHub:
         if database is None:  # passthrough: no log, so no events
             self._started.set()
             return
-        feed = EventFeed(database)
+        feed = self._feed = EventFeed(database)
         wakeups = Wakeups(database)
         failing = False
         try:
@@ -290,6 +307,8 @@ class EventHub:
                     await asyncio.sleep(max(self._polled + BRIEF_POLL - self.clock(), 0.0))
                 await self._stats_if_due(database)
         finally:
+            if self._feed is feed:
+                self._feed = None
             await wakeups.aclose()
 
     def _brief_only(self) -> bool:

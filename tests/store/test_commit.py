@@ -226,13 +226,16 @@ class HeldSyncs(Database):
         super().__init__(inner.target)
         self.inner = inner
         self.written: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
+        self.alone: list[bool] = []
+        """Whether each batch was written as alone."""
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         return await self.inner.write(fn, *args, durable=durable)
 
     async def write_batch(
-        self, fn: Callable[..., T], *args: Any, durable: bool = True
+        self, fn: Callable[..., T], *args: Any, durable: bool = True, alone: bool = False
     ) -> tuple[T, Awaitable[None] | None]:
+        self.alone.append(alone)
         result = await self.inner.write(fn, *args, durable=durable)
         sync: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.written.put_nowait(sync)
@@ -274,3 +277,21 @@ async def test_batches_are_written_while_earlier_ones_wait_for_the_disk(db: Data
         assert "store" in health.failing()
         sync3.set_result(None)
         assert await third == "tagged m3"
+
+
+async def test_a_write_alone_is_told_so_and_one_with_company_is_not(db: Database) -> None:
+    """Alone: one write in the batch and no earlier batch waiting for the disk (the store may
+    then wait for the disk at once, `Database.write_batch`)."""
+    held = HeldSyncs(db)
+    async with GroupCommitter(held, window=0.0) as committer:
+        first = asyncio.ensure_future(committer.submit(tag, "m1"))
+        sync1 = await held.next_batch()
+        second = asyncio.ensure_future(committer.submit(tag, "m2"))
+        sync2 = await held.next_batch()  # the first still waits for the disk
+        sync1.set_result(None)
+        sync2.set_result(None)
+        await asyncio.gather(first, second)
+        together = [asyncio.ensure_future(committer.submit(tag, f"t{n}")) for n in range(3)]
+        (await held.next_batch()).set_result(None)
+        await asyncio.gather(*together)
+    assert held.alone == [True, False, False]

@@ -57,6 +57,29 @@ async def test_a_durable_batch_is_answered_after_its_fsync(tmp_path: Path) -> No
         assert await db.read(tag_names) == ["m1", "m2", "m3"]
 
 
+async def test_a_batch_alone_is_fsynced_before_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing else waiting: the fsync runs at once, on the loop, not handed to the thread."""
+    synced_on: list[threading.Thread] = []
+    datasync = sqlite_store._datasync
+
+    def recorded(fd: int) -> None:
+        datasync(fd)
+        synced_on.append(threading.current_thread())
+
+    monkeypatch.setattr(sqlite_store, "_datasync", recorded)
+    async with open_store(f"sqlite:///{tmp_path / 'relay.db'}") as db:
+        synced_on.clear()  # the migrations' writes
+        result, synced = await db.write_batch(insert_tag, "m1", alone=True)
+        assert (result, synced) == ("m1", None)
+        assert synced_on == [threading.current_thread()]
+        _, relaxed = await db.write_batch(insert_tag, "m2", durable=False, alone=True)
+        assert relaxed is None
+        assert len(synced_on) == 1  # not durable: rides on the next fsync
+        assert await db.read(tag_names) == ["m1", "m2"]
+
+
 async def test_a_batch_waits_for_another_process_off_the_event_loop(tmp_path: Path) -> None:
     """While another connection (as the `mxrelay queue` command would) holds SQLite's write lock,
     a group-commit batch waits for it on the writer thread: the event loop keeps running."""

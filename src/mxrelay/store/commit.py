@@ -153,7 +153,9 @@ class GroupCommitter:
                     break
                 batch.append(nxt)
             self._last_batch = len(batch)
-            await self._commit(batch)
+            # Alone: no other write waits, and no fsync is under way (the session waits for
+            # this one only).
+            await self._commit(batch, alone=len(batch) == 1 and not self._unsynced)
             while len(self._unsynced) >= UNSYNCED_BATCHES:
                 await asyncio.wait(self._unsynced, return_when=asyncio.FIRST_COMPLETED)
         if self._unsynced:
@@ -164,7 +166,7 @@ class GroupCommitter:
             if leftover is not None:
                 _fail(leftover[2], StoreUnavailable("the store is closing"))
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Pending], *, alone: bool = False) -> None:
         durable = any(entry[3] for entry in batch)
         started = self._monotonic()
         synced: Awaitable[None] | None = None
@@ -173,7 +175,7 @@ class GroupCommitter:
                 results = await self._db.write(_apply, _groups(batch), durable=durable)
             else:
                 results, synced = await self._db.write_batch(
-                    _apply, _groups(batch), durable=durable
+                    _apply, _groups(batch), durable=durable, alone=alone
                 )
         except Exception as exc:  # the committer's boundary: every waiting caller must hear back
             await self._recover(batch, exc)

@@ -39,9 +39,11 @@ from mxrelay.store.message_log import (
 )
 from mxrelay.tasks import cancel_and_wait
 
-INDEX_DELAY = 0.02
-"""Seconds the indexer waits for company after a commit: under load one index transaction takes
-the messages of many commits; a reader never waits for it (`flush`)."""
+INDEX_DELAY = 0.1
+"""Seconds the indexer waits for company after a commit: one index transaction takes the
+messages of many commits, even from a single session (each costs a hand-over to the writer thread
+and back, and holds the writer, which the next commit may then wait for); a reader never waits
+for it (`flush`)."""
 INDEX_BATCH = 500
 """Messages per index transaction at most."""
 RETRY_DELAY = 1.0

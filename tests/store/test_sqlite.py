@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -60,24 +61,57 @@ async def test_a_durable_batch_is_answered_after_its_fsync(tmp_path: Path) -> No
 async def test_a_batch_alone_is_fsynced_before_it_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Nothing else waiting: the fsync runs at once, on the loop, not handed to the thread."""
+    """Nothing else waiting: the fsync runs at once, on the loop, not handed to the thread.
+    (The disk is a quick stand-in: on a busy machine a real fsync may take longer than
+    `QUICK_FSYNC`, and then goes to the thread, as it should.)"""
     synced_on: list[threading.Thread] = []
-    datasync = sqlite_store._datasync
 
-    def recorded(fd: int) -> None:
-        datasync(fd)
+    def stand_in(fd: int) -> None:
         synced_on.append(threading.current_thread())
 
-    monkeypatch.setattr(sqlite_store, "_datasync", recorded)
     async with open_store(f"sqlite:///{tmp_path / 'relay.db'}") as db:
-        synced_on.clear()  # the migrations' writes
+        monkeypatch.setattr(sqlite_store, "_datasync", stand_in)
+        _, synced = await db.write_batch(insert_tag, "m0", alone=True)
+        if synced is not None:  # the migrations' own fsync was slow
+            await synced
+        synced_on.clear()
         result, synced = await db.write_batch(insert_tag, "m1", alone=True)
         assert (result, synced) == ("m1", None)
         assert synced_on == [threading.current_thread()]
         _, relaxed = await db.write_batch(insert_tag, "m2", durable=False, alone=True)
         assert relaxed is None
         assert len(synced_on) == 1  # not durable: rides on the next fsync
-        assert await db.read(tag_names) == ["m1", "m2"]
+        assert await db.read(tag_names) == ["m0", "m1", "m2"]
+
+
+async def test_after_a_slow_fsync_a_batch_alone_is_fsynced_on_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that stalls holds the event loop once: the next fsyncs go to the writer thread
+    until one there is quick again. (The disk is a stand-in here: quick, or slow once.)"""
+    synced_on: list[threading.Thread] = []
+    slow: list[bool] = []
+
+    def stand_in(fd: int) -> None:
+        if slow and slow.pop():
+            time.sleep(sqlite_store.QUICK_FSYNC * 4)
+        synced_on.append(threading.current_thread())
+
+    async with open_store(f"sqlite:///{tmp_path / 'relay.db'}") as db:
+        monkeypatch.setattr(sqlite_store, "_datasync", stand_in)
+        _, synced = await db.write_batch(insert_tag, "m0", alone=True)
+        if synced is not None:  # the migrations' own fsync was slow
+            await synced
+        synced_on.clear()
+        loop_thread = threading.current_thread()
+        slow.append(True)
+        await db.write_batch(insert_tag, "m1", alone=True)  # slow, on the loop
+        _, synced = await db.write_batch(insert_tag, "m2", alone=True)
+        assert synced is not None
+        await synced  # quick, on the writer thread
+        await db.write_batch(insert_tag, "m3", alone=True)  # quick again: on the loop
+        assert [t is loop_thread for t in synced_on] == [True, False, True]
+        assert await db.read(tag_names) == ["m0", "m1", "m2", "m3"]
 
 
 async def test_a_batch_waits_for_another_process_off_the_event_loop(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -44,6 +45,12 @@ for a word in one message in a hundred took 110 ms there, at 64 MiB 84 ms
 (`bench/message_log.py`)."""
 CHECKPOINT_COMMITS = 64
 """Commits between two checkpoints: the log stays at a few megabytes."""
+
+QUICK_FSYNC = 0.005
+"""Seconds the last fsync may have taken for a batch alone to be fsynced on the event loop: a
+disk that stalls (a throttled volume, a checkpoint's flush) holds the loop once, and the fsyncs
+go back to the writer thread until one there is quick again, so the SMTP sessions and the health
+endpoints keep being served."""
 
 T = TypeVar("T")
 
@@ -82,6 +89,8 @@ class SqliteDatabase(Database):
         self._committed = 0
         """Commits on the writer connection so far (counted under the write lock)."""
         self._synced = 0
+        self._last_fsync = 0.0
+        """Seconds the last fsync took."""
         """Of those, how many are known to be on disk (the writer thread's)."""
         self._checkpoint_at = CHECKPOINT_COMMITS
         self._checkpointer: sqlite3.Connection | None = None
@@ -105,9 +114,10 @@ class SqliteDatabase(Database):
     async def write_batch(
         self, fn: Callable[..., T], *args: Any, durable: bool = True, alone: bool = False
     ) -> tuple[T, Awaitable[None] | None]:
-        """A batch `alone` is also fsynced here, on the loop: its writers wait for nothing
-        else, and handing the fsync to the writer thread and back costs about as much again as
-        the fsync, on the path of every message of a lone SMTP session."""
+        """A batch `alone` is also fsynced here, on the loop, while fsyncs are quick
+        (`QUICK_FSYNC`): its writers wait for nothing else, and handing the fsync to the writer
+        thread and back costs about as much again as the fsync, on the path of every message of
+        a lone SMTP session."""
         async with self._write_lock:
             conn = await self._connection()
             self._check_file()
@@ -118,7 +128,7 @@ class SqliteDatabase(Database):
                 return result, None
             result = _transaction(conn, driver, fn, args)
             self._committed += 1
-            synced_here = alone and durable and self._fsync
+            synced_here = alone and durable and self._fsync and self._last_fsync <= QUICK_FSYNC
             if synced_here:
                 self.sync()
             self._checkpoint_when_due()
@@ -151,7 +161,9 @@ class SqliteDatabase(Database):
             return
         if self._wal_fd is None:
             self._wal_fd = os.open(self._wal, os.O_RDONLY)
+        started = time.monotonic()
         _datasync(self._wal_fd)
+        self._last_fsync = time.monotonic() - started
         self._synced = target
 
     def _write_here(

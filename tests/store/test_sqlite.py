@@ -4,9 +4,11 @@ waited for off the loop, cancelled writers, failures, and checkpoints on the wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from mxrelay.store import sqlite as sqlite_store
+from mxrelay.store.backend import Database
 from mxrelay.store.open import open_store
 from tests.support.polling import until
 
@@ -58,29 +61,49 @@ async def test_a_durable_batch_is_answered_after_its_fsync(tmp_path: Path) -> No
         assert await db.read(tag_names) == ["m1", "m2", "m3"]
 
 
+class StandInDisk:
+    """`_datasync` for the tests of where a fsync runs: quick, or slow once when told; it
+    records the thread of each fsync. (On a busy machine a real fsync may take longer than
+    `QUICK_FSYNC`, and then goes to the thread, as it should.)"""
+
+    def __init__(self) -> None:
+        self.synced_on: list[threading.Thread] = []
+        self.slow_once = False
+
+    def __call__(self, fd: int) -> None:
+        if self.slow_once:
+            self.slow_once = False
+            time.sleep(sqlite_store.QUICK_FSYNC * 4)
+        self.synced_on.append(threading.current_thread())
+
+
+@contextlib.asynccontextmanager
+async def on_stand_in_disk(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Database, StandInDisk]]:
+    """A store whose fsyncs go to a `StandInDisk`, after one quick write alone (the
+    migrations' own fsync may have been slow)."""
+    disk = StandInDisk()
+    async with open_store(f"sqlite:///{path}") as db:
+        monkeypatch.setattr(sqlite_store, "_datasync", disk)
+        _, synced = await db.write_batch(insert_tag, "m0", alone=True)
+        if synced is not None:
+            await synced
+        disk.synced_on.clear()
+        yield db, disk
+
+
 async def test_a_batch_alone_is_fsynced_before_it_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Nothing else waiting: the fsync runs at once, on the loop, not handed to the thread.
-    (The disk is a quick stand-in: on a busy machine a real fsync may take longer than
-    `QUICK_FSYNC`, and then goes to the thread, as it should.)"""
-    synced_on: list[threading.Thread] = []
-
-    def stand_in(fd: int) -> None:
-        synced_on.append(threading.current_thread())
-
-    async with open_store(f"sqlite:///{tmp_path / 'relay.db'}") as db:
-        monkeypatch.setattr(sqlite_store, "_datasync", stand_in)
-        _, synced = await db.write_batch(insert_tag, "m0", alone=True)
-        if synced is not None:  # the migrations' own fsync was slow
-            await synced
-        synced_on.clear()
+    """Nothing else waiting: the fsync runs at once, on the loop, not handed to the thread."""
+    async with on_stand_in_disk(tmp_path / "relay.db", monkeypatch) as (db, disk):
         result, synced = await db.write_batch(insert_tag, "m1", alone=True)
         assert (result, synced) == ("m1", None)
-        assert synced_on == [threading.current_thread()]
+        assert disk.synced_on == [threading.current_thread()]
         _, relaxed = await db.write_batch(insert_tag, "m2", durable=False, alone=True)
         assert relaxed is None
-        assert len(synced_on) == 1  # not durable: rides on the next fsync
+        assert len(disk.synced_on) == 1  # not durable: rides on the next fsync
         assert await db.read(tag_names) == ["m0", "m1", "m2"]
 
 
@@ -88,29 +111,16 @@ async def test_after_a_slow_fsync_a_batch_alone_is_fsynced_on_the_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A disk that stalls holds the event loop once: the next fsyncs go to the writer thread
-    until one there is quick again. (The disk is a stand-in here: quick, or slow once.)"""
-    synced_on: list[threading.Thread] = []
-    slow: list[bool] = []
-
-    def stand_in(fd: int) -> None:
-        if slow and slow.pop():
-            time.sleep(sqlite_store.QUICK_FSYNC * 4)
-        synced_on.append(threading.current_thread())
-
-    async with open_store(f"sqlite:///{tmp_path / 'relay.db'}") as db:
-        monkeypatch.setattr(sqlite_store, "_datasync", stand_in)
-        _, synced = await db.write_batch(insert_tag, "m0", alone=True)
-        if synced is not None:  # the migrations' own fsync was slow
-            await synced
-        synced_on.clear()
+    until one there is quick again."""
+    async with on_stand_in_disk(tmp_path / "relay.db", monkeypatch) as (db, disk):
         loop_thread = threading.current_thread()
-        slow.append(True)
+        disk.slow_once = True
         await db.write_batch(insert_tag, "m1", alone=True)  # slow, on the loop
         _, synced = await db.write_batch(insert_tag, "m2", alone=True)
         assert synced is not None
         await synced  # quick, on the writer thread
         await db.write_batch(insert_tag, "m3", alone=True)  # quick again: on the loop
-        assert [t is loop_thread for t in synced_on] == [True, False, True]
+        assert [t is loop_thread for t in disk.synced_on] == [True, False, True]
         assert await db.read(tag_names) == ["m0", "m1", "m2", "m3"]
 
 

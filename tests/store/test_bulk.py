@@ -3,12 +3,18 @@ inserted rows come back in the order given, past one statement's parameter limit
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
-from mxrelay.store.backend import Database
-from mxrelay.store.bulk import SQLITE_MAX_PARAMETERS, execute_many, insert_many, insert_returning
+from mxrelay.store.backend import Database, Dialect
+from mxrelay.store.bulk import (
+    SQLITE_MAX_PARAMETERS,
+    execute_many,
+    insert_many,
+    insert_returning,
+    insert_tables,
+)
 
 
 def queue_row(n: int) -> dict[str, object]:
@@ -70,3 +76,77 @@ async def test_inserts_and_named_statements(db: Database) -> None:
         return [(row[0], row[1]) for row in rows]
 
     assert await db.read(read) == [("k0", "t"), ("k1", "renamed"), ("k2", "t")]
+
+
+async def test_several_tables_in_one_statement(db: Database) -> None:
+    """On PostgreSQL the rows of every table go in one statement (one round trip); a table
+    without rows is left out, and the rows of `before` are written with the returning ones."""
+    tags = [{"key": f"k{n}", "name": f"tag {n}"} for n in range(3)]
+    executed: list[str] = []
+
+    def write(conn: Connection) -> list[tuple[object, ...]]:
+        event.listen(conn, "before_cursor_execute", lambda *args: executed.append(args[2]))
+        insert_tables(conn, [(schema.tags, tags[:2]), (schema.attempts, []), (schema.queue, [])])
+        return insert_returning(
+            conn,
+            schema.queue,
+            [queue_row(1), queue_row(2)],
+            ("id", "message_id"),
+            key=("message_id",),
+            before=[(schema.tags, tags[2:])],
+        )
+
+    returned = await db.write(write)
+    assert [r[1] for r in returned] == ["m0001", "m0002"]
+    if db.dialect is Dialect.POSTGRESQL:
+        assert len(executed) == 2
+
+    def read(conn: Connection) -> tuple[list[str], int]:
+        t, q = schema.tags, schema.queue
+        keys = list(conn.execute(select(t.c.key).order_by(t.c.key)).scalars())
+        return keys, len(conn.execute(select(q.c.id)).all())
+
+    assert await db.read(read) == (["k0", "k1", "k2"], 2)
+
+
+async def test_nulls_and_every_column_type(db: Database) -> None:
+    """Each column's values travel as one typed array on PostgreSQL: NULLs (a column of them
+    only, too), booleans, integers, floats and bytes come back as written."""
+    body = {
+        "message_id": "m1",
+        "received_at": 1.25,
+        "encoding": "zlib",
+        "stored_size": 3,
+        "raw": b"\x00\xff\x01",
+    }
+    recipients = [
+        {
+            "message_id": "m1",
+            "variant": 0,
+            "position": n,
+            "address": f"r{n}@example.com",
+            "state": "queued",
+            "attempts": 0,
+            "code": None,
+            "enhanced": None,
+            "text": "nul \x00" if n else None,
+            "updated_at": 2.5,
+        }
+        for n in range(2)
+    ]
+
+    def write(conn: Connection) -> None:
+        insert_tables(conn, [(schema.message_bodies, [body]), (schema.recipients, recipients)])
+
+    await db.write(write)
+
+    def read(conn: Connection) -> tuple[object, ...]:
+        b, r = schema.message_bodies, schema.recipients
+        raw = conn.execute(select(b.c.raw, b.c.received_at, b.c.stored_size)).one()
+        rows = conn.execute(select(r.c.position, r.c.code, r.c.text).order_by(r.c.position))
+        return tuple(raw), [tuple(row) for row in rows]
+
+    assert await db.read(read) == (
+        (b"\x00\xff\x01", 1.25, 3),
+        [(0, None, None), (1, None, "nul \ufffd")],
+    )

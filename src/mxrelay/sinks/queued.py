@@ -33,7 +33,7 @@ from mxrelay.smtp import replies
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.indexing import SearchIndexer
 from mxrelay.store.ingest import NewMessage, build_record
-from mxrelay.store.message_log import Refusal, insert_messages, insert_refusals
+from mxrelay.store.message_log import Refusal, insert_refusals, log_rows
 from mxrelay.store.queue import LoadedEntry, Queue, QueueEntry
 from mxrelay.store.variants import VariantPlan, plan_variants, render_variant
 
@@ -56,16 +56,24 @@ def new_message_id(received_at: datetime) -> str:
 def write_accepted(conn: Connection, items: Sequence[NewMessage]) -> list[tuple[QueueEntry, ...]]:
     """Group-committer writer: the log rows and the queue entries of accepted messages; per
     message, the entries created leased to this process (see `DirectDispatch`)."""
-    insert_messages(conn, items)
-    return Queue.enqueue(conn, items)
+    return _write_accepted(conn, items, index=True)
 
 
 def write_accepted_unindexed(
     conn: Connection, items: Sequence[NewMessage]
 ) -> list[tuple[QueueEntry, ...]]:
     """`write_accepted` without the search rows, which a `SearchIndexer` writes after."""
-    insert_messages(conn, items, index=False)
-    return Queue.enqueue(conn, items)
+    return _write_accepted(conn, items, index=False)
+
+
+def _write_accepted(
+    conn: Connection, items: Sequence[NewMessage], *, index: bool
+) -> list[tuple[QueueEntry, ...]]:
+    """The log rows and the queue entries written together (one statement on PostgreSQL)."""
+    rows = log_rows(conn, items, index=index)
+    entries = Queue.enqueue(conn, items, log=rows.tables)
+    rows.tag(conn)
+    return entries
 
 
 class Waker(Protocol):

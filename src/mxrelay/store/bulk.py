@@ -4,9 +4,16 @@ On SQLite the rows go straight to pysqlite's own `executemany`, past SQLAlchemy 
 per-row parameter processing, and even `Connection.exec_driver_sql`'s per-statement bookkeeping,
 cost more than SQLite's own work for the rows of an accepted message, and a group-commit batch
 runs on the event loop (`db.write_batch`), where every microsecond is taken from the SMTP
-sessions. pysqlite's errors are then raised as they are (`faults.store_fault` reads both). The rows are mappings whose values already have their column's
-Python type (str, int, float, bool, bytes, None), which is all pysqlite needs. On PostgreSQL the
-same rows go through SQLAlchemy Core as before (asyncpg wants its own placeholders and types).
+sessions. pysqlite's errors are then raised as they are (`faults.store_fault` reads both). The
+rows are mappings whose values already have their column's Python type (str, int, float, bool,
+bytes, None), which is all pysqlite needs.
+
+On PostgreSQL each round trip to the server costs as much as a statement's work there, and
+SQLAlchemy Core's per-statement work (cache keys, parameter processing) more: the rows of a table
+go as one array per column (`INSERT ... SELECT * FROM unnest($1::text[], ...)`), and the tables
+written together (an accepted message's log rows and queue entries) as one statement, a
+data-modifying `WITH` per table, through `Connection.exec_driver_sql`, so that a failure is
+wrapped, and a lost connection noticed, as for any other statement.
 
 Every row passes through `storable_row` first: the text in it comes from clients and messages, and
 a value either database refuses must cost its own characters, never the transaction it shares
@@ -17,18 +24,27 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Table, TextClause, insert
+from sqlalchemy import TableClause, TextClause
 from sqlalchemy.engine import Connection
 
 Rows = Sequence[Mapping[str, Any]]
+TableRows = tuple[TableClause, Rows]
+"""One table's rows to INSERT (all rows have the same keys: the columns written)."""
 
 REPLACEMENT = "\ufffd"
 """What stands in for a character the databases cannot store (U+FFFD, as decoders use)."""
 
 SQLITE_MAX_PARAMETERS = 999
 """Parameters per statement: the smallest limit any SQLite build has had (newer ones allow more)."""
+
+POSTGRES_ARRAYS = MappingProxyType(
+    {str: "text[]", int: "bigint[]", float: "float8[]", bool: "boolean[]", bytes: "bytea[]"}
+)
+"""The array parameter a column's values travel in on PostgreSQL, by the column's Python type
+(the server casts each element to the column's own type on INSERT, as it casts a parameter)."""
 
 
 def storable(text: str) -> str:
@@ -74,43 +90,59 @@ def _sqlite(conn: Connection) -> sqlite3.Connection | None:
     return driver
 
 
-def insert_many(conn: Connection, table: Table, rows: Rows) -> None:
+def insert_many(conn: Connection, table: TableClause, rows: Rows) -> None:
     """INSERT every row (all rows have the same keys: the columns written)."""
-    if not rows:
+    insert_tables(conn, [(table, rows)])
+
+
+def insert_tables(conn: Connection, tables: Sequence[TableRows]) -> None:
+    """INSERT the rows of several tables, in this order; on PostgreSQL in one statement."""
+    tables = [(table, storable_rows(rows)) for table, rows in tables if rows]
+    if not tables:
         return
-    rows = storable_rows(rows)
     driver = _sqlite(conn)
-    if driver is not None:
+    if driver is None:
+        conn.exec_driver_sql(*_postgres_insert(tables))
+        return
+    for table, rows in tables:
         columns = list(rows[0])
         names = ", ".join(columns)
         values = ", ".join(f":{column}" for column in columns)
         driver.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({values})", rows)
-    else:
-        conn.execute(insert(table), list(rows))
 
 
 def insert_returning(
-    conn: Connection, table: Table, rows: Rows, returning: Sequence[str], key: Sequence[str]
+    conn: Connection,
+    table: TableClause,
+    rows: Rows,
+    returning: Sequence[str],
+    key: Sequence[str],
+    *,
+    before: Sequence[TableRows] = (),
 ) -> list[tuple[Any, ...]]:
     """INSERT every row and return the `returning` columns of each, in the order of `rows`;
-    `key` names the columns (among `returning`) that tell the new rows apart.
+    `key` names the columns (among `returning`) that tell the new rows apart. The rows of
+    `before` are written first (`insert_tables`; on PostgreSQL in the same statement).
 
-    SQLite: one multi-row `INSERT ... VALUES (...), (...) RETURNING` (the order of its RETURNING
-    rows is not promised, hence the key)."""
+    SQLite: one multi-row `INSERT ... VALUES (...), (...) RETURNING` (the order of RETURNING
+    rows is not promised on either database, hence the key)."""
     if not rows:
+        insert_tables(conn, before)
         return []
     rows = storable_rows(rows)
+    positions = [returning.index(name) for name in key]
+    created: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     driver = _sqlite(conn)
     if driver is None:
-        statement = insert(table).returning(
-            *(table.c[name] for name in returning), sort_by_parameter_order=True
-        )
-        return [tuple(row) for row in conn.execute(statement, list(rows))]
+        tables = [(t, storable_rows(r)) for t, r in before if r]
+        sql, params = _postgres_insert([*tables, (table, rows)], returning)
+        for row in conn.exec_driver_sql(sql, params):
+            created[tuple(row[p] for p in positions)] = tuple(row)
+        return [created[tuple(row[name] for name in key)] for row in rows]
+    insert_tables(conn, before)
     columns = list(rows[0])
     marks = "(" + ", ".join("?" * len(columns)) + ")"
-    positions = [returning.index(name) for name in key]
     per_statement = max(SQLITE_MAX_PARAMETERS // len(columns), 1)
-    created: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         sql = (
@@ -121,6 +153,33 @@ def insert_returning(
         for row in driver.execute(sql, flat):
             created[tuple(row[p] for p in positions)] = tuple(row)
     return [created[tuple(row[name] for name in key)] for row in rows]
+
+
+def _postgres_insert(
+    tables: Sequence[TableRows], returning: Sequence[str] = ()
+) -> tuple[str, tuple[list[Any], ...]]:
+    """One statement that INSERTs the rows of every table (each with rows, storable), and its
+    parameters: `WITH t0 AS (INSERT ...), t1 AS (INSERT ...) INSERT ... [RETURNING ...]`, the
+    last table's INSERT the main one. The text depends only on the tables and columns, so the
+    driver prepares it once per connection."""
+    params: list[list[Any]] = []
+    inserts = []
+    for table, rows in tables:
+        columns = list(rows[0])
+        arrays = []
+        for column in columns:
+            params.append([row[column] for row in rows])
+            arrays.append(f"${len(params)}::{POSTGRES_ARRAYS[table.c[column].type.python_type]}")
+        inserts.append(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"SELECT * FROM unnest({', '.join(arrays)})"
+        )
+    *first, main = inserts
+    if returning:
+        main += f" RETURNING {', '.join(returning)}"
+    if first:
+        main = "WITH " + ", ".join(f"t{n} AS ({sql})" for n, sql in enumerate(first)) + " " + main
+    return main, tuple(params)
 
 
 def execute_many(conn: Connection, statement: TextClause, rows: Rows) -> None:

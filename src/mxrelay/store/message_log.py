@@ -11,23 +11,27 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import Text, column, select, table
 from sqlalchemy.engine import Connection
 
 from mxrelay.model import AttemptOutcome, RefusedRecipient, SessionInfo
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
-from mxrelay.store.bulk import execute_many, insert_many, storable
+from mxrelay.store.bulk import TableRows, insert_many, insert_tables, storable
 from mxrelay.store.fields import AddressLists, FieldRow, with_envelope
 from mxrelay.store.ingest import NewMessage, Summary, decompress
 from mxrelay.store.listing import MessageSummary
 from mxrelay.store.search_sql import text_words
 from mxrelay.store.tags import tag_messages
 
-_INSERT_SEARCH = text(
-    "INSERT INTO message_search (message_id, subject, addresses, body) "
-    "VALUES (:message_id, :subject, :addresses, :body)"
+_MESSAGE_SEARCH = table(
+    "message_search",
+    column("message_id", Text),
+    column("subject", Text),
+    column("addresses", Text),
+    column("body", Text),
 )
+"""The full-text table's written columns (the table is the migration's: `schema.py`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,16 +112,40 @@ def search_rows_of(item: NewMessage) -> SearchRows:
 
 def insert_search_rows(conn: Connection, items: Sequence[SearchRows]) -> None:
     """Write messages' search rows (in the accepting transaction, or behind it: `indexing.py`)."""
+    insert_tables(conn, search_tables(conn, items))
+
+
+def search_tables(conn: Connection, items: Sequence[SearchRows]) -> list[TableRows]:
+    """The rows of the search tables for these messages, as `conn`'s dialect indexes them."""
     text_rows = [item.text for item in items]
     if conn.dialect.name == "postgresql":
         text_rows = [searchable_words(row) for row in text_rows]
-    execute_many(conn, _INSERT_SEARCH, text_rows)
-    insert_many(conn, schema.message_fields, [item.fields for item in items])
+    return [(_MESSAGE_SEARCH, text_rows), (schema.message_fields, [item.fields for item in items])]
+
+
+@dataclass(frozen=True, slots=True)
+class LogRows:
+    """The log rows of accepted messages, by table, and the tags they ask for."""
+
+    tables: list[TableRows]
+    tagged: dict[str, tuple[str, ...]]
+
+    def tag(self, conn: Connection) -> None:
+        """Tag the messages (once their rows are written)."""
+        if self.tagged:
+            tag_messages(conn, self.tagged)
 
 
 def insert_messages(conn: Connection, items: Sequence[NewMessage], *, index: bool = True) -> None:
     """Write the log rows of accepted messages (their queue entries are `Queue.enqueue`'s), and
     unless `index` is off, their search rows (the relay's sink writes those behind the commit)."""
+    rows = log_rows(conn, items, index=index)
+    insert_tables(conn, rows.tables)
+    rows.tag(conn)
+
+
+def log_rows(conn: Connection, items: Sequence[NewMessage], *, index: bool = True) -> LogRows:
+    """What `insert_messages` writes, to be written with other rows (`Queue.enqueue`'s)."""
     message_rows = []
     body_rows = []
     variant_rows = []
@@ -201,14 +229,15 @@ def insert_messages(conn: Connection, items: Sequence[NewMessage], *, index: boo
                         "updated_at": item.received_at,
                     }
                 )
-    insert_many(conn, schema.messages, message_rows)
-    insert_many(conn, schema.message_bodies, body_rows)
-    insert_many(conn, schema.variants, variant_rows)
-    insert_many(conn, schema.recipients, recipient_rows)
+    tables: list[TableRows] = [
+        (schema.messages, message_rows),
+        (schema.message_bodies, body_rows),
+        (schema.variants, variant_rows),
+        (schema.recipients, recipient_rows),
+    ]
     if index:
-        insert_search_rows(conn, [search_rows_of(item) for item in items])
-    if tagged:
-        tag_messages(conn, tagged)
+        tables += search_tables(conn, [search_rows_of(item) for item in items])
+    return LogRows(tables, tagged)
 
 
 def accepted_summary(item: NewMessage) -> MessageSummary | None:

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 from mxrelay.model import QueueState
 from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
-from mxrelay.store.bulk import execute_many, insert_many, insert_returning
+from mxrelay.store.bulk import TableRows, execute_many, insert_returning, insert_tables
 from mxrelay.store.ingest import NewMessage, decompress
 from mxrelay.store.message_log import AttemptRecord, insert_attempts
 from mxrelay.store.queue.entries import (
@@ -112,18 +112,21 @@ class Queue:
     # --- accepting -----------------------------------------------------------------------------
 
     @staticmethod
-    def enqueue(conn: Connection, items: Sequence[NewMessage]) -> list[tuple[QueueEntry, ...]]:
-        """Create the entries of newly accepted messages (in the same transaction as the log).
+    def enqueue(
+        conn: Connection, items: Sequence[NewMessage], *, log: Sequence[TableRows] = ()
+    ) -> list[tuple[QueueEntry, ...]]:
+        """Create the entries of newly accepted messages (in the same transaction as the log),
+        after the rows of `log` (the messages' own: `message_log.log_rows`), written with them.
 
         Returns, per message, the entries created already leased (`NewMessage.lease`)."""
         states = [_first_state(item) for item in items]
         pairs = zip(items, states, strict=True)
         rows = [row for item, state in pairs for row in _entry_rows(item, state)]
         if QueueState.ACTIVE not in states:
-            insert_many(conn, schema.queue, rows)
+            insert_tables(conn, [*log, (schema.queue, rows)])
             return [() for _ in items]
         returned = insert_returning(
-            conn, schema.queue, rows, ENTRY_COLUMNS, key=("message_id", "variant")
+            conn, schema.queue, rows, ENTRY_COLUMNS, key=("message_id", "variant"), before=log
         )
         leased: dict[str, list[QueueEntry]] = {}
         for entry in map(entry_from_row, returned):

@@ -10,10 +10,11 @@ from sqlalchemy.engine import Connection
 from mxrelay.sinks.queued import StoreSink, write_accepted_unindexed
 from mxrelay.store.backend import Database
 from mxrelay.store.commit import GroupCommitter
+from mxrelay.store.console.paging import message_page
 from mxrelay.store.deletion import delete_messages
 from mxrelay.store.indexing import SearchIndexer, catch_up
 from mxrelay.store.listing import list_page
-from mxrelay.store.search import parse_search
+from mxrelay.store.search import parse_search, search_messages
 from tests.store.helpers import accept, message_bytes, record, transaction
 
 LATER = 3600.0
@@ -45,9 +46,19 @@ async def test_a_search_finds_a_message_answered_before_it_began(db: Database) -
             assert reply.code == 250
             assert stored is not None
         assert await search_rows(db) == (0, 0)  # committed, answered, not indexed yet
-        assert await found(db, "spreadsheet") == ["Quarterly figures"]
-        assert await found(db, "from:alice@example.net") == ["Quarterly figures"]
+        # A page of matches without counts (`message/latest?query=`) reads the index too.
+        [first] = await search_messages(db, parse_search("spreadsheet"), limit=1)
+        assert first.subject == "Quarterly figures"
         assert await search_rows(db) == (1, 1)
+        # So does the console's page of a search (its own reading of the index).
+        async with GroupCommitter(db) as committer:
+            sink = StoreSink(committer, hostname="relay.example.net", hold=True, indexer=indexer)
+            txn = transaction(data=message_bytes(subject="Second", body="Ledger."))
+            assert (await sink.store(txn))[0].code == 250
+        page = await message_page(db, parse_search("ledger"), key=None, limit=10)
+        assert [m.subject for m in page.messages] == ["Second"]
+        assert await found(db, "spreadsheet") == ["Quarterly figures"]
+        assert await found(db, "from:alice@example.net") == ["Second", "Quarterly figures"]
     finally:
         await indexer.close()
 

@@ -59,11 +59,14 @@ async def search_messages(
     db: Database, query: SearchQuery, *, limit: int = 50, offset: int = 0
 ) -> list[MessageSummary]:
     """A page of the messages `query` matches, newest first, without the counts (which are
-    not read: counting a broad search reads every match)."""
+    not read: counting a broad search reads every match). Like every reader of the search
+    index, it first waits until every message committed is in it."""
 
     def run(conn: Connection) -> list[MessageSummary]:
         return summaries(conn, page_ids(conn, query, start=offset, limit=limit))
 
+    if not query.everything:
+        await db.indexed()
     return await db.read(run)
 
 

@@ -80,8 +80,11 @@ async def message_page(
     key: PageKey | None,
     limit: int,
 ) -> MessagePage:
-    """Up to `limit` messages matching `query`, newest first, starting at `key`."""
+    """Up to `limit` messages matching `query`, newest first, starting at `key` (a search
+    first waits until every message committed is in the search index)."""
     limit = max(1, min(limit, PAGE_LIMIT))
+    if not query.everything:
+        await db.indexed()
     return await db.read(_message_page, query, key, limit)
 
 

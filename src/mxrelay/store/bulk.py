@@ -97,7 +97,7 @@ def insert_many(conn: Connection, table: TableClause, rows: Rows) -> None:
 
 def insert_tables(conn: Connection, tables: Sequence[TableRows]) -> None:
     """INSERT the rows of several tables, in this order; on PostgreSQL in one statement."""
-    tables = [(table, storable_rows(rows)) for table, rows in tables if rows]
+    tables = _storable_tables(tables)
     if not tables:
         return
     driver = _sqlite(conn)
@@ -134,8 +134,7 @@ def insert_returning(
     created: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     driver = _sqlite(conn)
     if driver is None:
-        tables = [(t, storable_rows(r)) for t, r in before if r]
-        sql, params = _postgres_insert([*tables, (table, rows)], returning)
+        sql, params = _postgres_insert([*_storable_tables(before), (table, rows)], returning)
         for row in conn.exec_driver_sql(sql, params):
             created[tuple(row[p] for p in positions)] = tuple(row)
         return [created[tuple(row[name] for name in key)] for row in rows]
@@ -153,6 +152,11 @@ def insert_returning(
         for row in driver.execute(sql, flat):
             created[tuple(row[p] for p in positions)] = tuple(row)
     return [created[tuple(row[name] for name in key)] for row in rows]
+
+
+def _storable_tables(tables: Sequence[TableRows]) -> list[TableRows]:
+    """The tables that have rows, each row `storable_row`."""
+    return [(table, storable_rows(rows)) for table, rows in tables if rows]
 
 
 def _postgres_insert(

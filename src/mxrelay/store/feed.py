@@ -87,6 +87,8 @@ class _Source:
     value: Callable[[RowMapping], Any]
     reuses_keys: bool
     """Keys may be handed out again on SQLite (a rowid table without AUTOINCREMENT)."""
+    rows: Select[Any] = field(init=False)
+    """Every row's key and `columns`."""
     newer: Select[Any] = field(init=False)
     """Rows after `:last`, at most `:batch`, by key."""
     by_keys: Select[Any] = field(init=False)
@@ -101,6 +103,7 @@ class _Source:
         rows = select(key, *(self.table.c[name] for name in self.columns))
         order: Column[Any] = self.table.c[self.order_column]
         statements = {
+            "rows": rows,
             "newer": rows.where(key > bindparam("last")).order_by(key).limit(bindparam("batch")),
             "by_keys": rows.where(key.in_(bindparam("keys", expanding=True))),
             "before": select(func.max(key)).where(order < bindparam("order")),
@@ -236,12 +239,7 @@ class EventFeed:
         gap_wait = GAP_WAIT if self.db.dialect is Dialect.POSTGRESQL else 0.0
         cursors = {}
         for name, source in SOURCES.items():
-            table = source.table
-            newest = conn.execute(
-                select(table.c.id, *(table.c[column] for column in source.columns))
-                .order_by(desc(table.c.id))
-                .limit(1)
-            )
+            newest = conn.execute(source.rows.order_by(desc(source.table.c.id)).limit(1))
             row = newest.mappings().first()
             cursor = KeyCursor(0 if row is None else int(row["id"]), gap_wait=gap_wait)
             if row is not None:

@@ -353,19 +353,19 @@ async def list_page(
 ) -> Page:
     """A page of the messages `query` matches, newest first, with the counts; one read
     transaction, so the counts and the page agree."""
-    await _indexed(db, query)
+    await indexed_for(db, query)
     return await db.read(_page, query, start, limit, before)
 
 
 async def count_matching(db: Database, query: SearchQuery) -> Counts:
-    await _indexed(db, query)
+    await indexed_for(db, query)
     return await db.read(_counts, query, None)
 
 
 async def matching_ids(db: Database, query: SearchQuery) -> list[str]:
     """Every message `query` matches, newest first: what a change to a search's matches works
     through (in batches of these ids), finding them once rather than once per batch."""
-    await _indexed(db, query)
+    await indexed_for(db, query)
     return await db.read(lambda conn: list(conn.execute(matching(conn, query)).scalars()))
 
 
@@ -374,11 +374,11 @@ async def newest_matching(db: Database, query: SearchQuery) -> str | None:
         row = conn.execute(matching(conn, query).limit(1)).first()
         return None if row is None else str(row[0])
 
-    await _indexed(db, query)
+    await indexed_for(db, query)
     return await db.read(first)
 
 
-async def _indexed(db: Database, query: SearchQuery) -> None:
+async def indexed_for(db: Database, query: SearchQuery) -> None:
     """A search reads the search index: it waits until every message committed is in it."""
     if not query.everything:
         await db.indexed()

@@ -18,6 +18,7 @@ from mxrelay.store.listing import (
     MessageSummary,
     Page,
     count_matching,
+    indexed_for,
     list_page,
     newest_matching,
     page_ids,
@@ -65,8 +66,7 @@ async def search_messages(
     def run(conn: Connection) -> list[MessageSummary]:
         return summaries(conn, page_ids(conn, query, start=offset, limit=limit))
 
-    if not query.everything:
-        await db.indexed()
+    await indexed_for(db, query)
     return await db.read(run)
 
 

@@ -89,9 +89,9 @@ class SqliteDatabase(Database):
         self._committed = 0
         """Commits on the writer connection so far (counted under the write lock)."""
         self._synced = 0
+        """Of those, how many are known to be on disk (the writer thread's)."""
         self._last_fsync = 0.0
         """Seconds the last fsync took."""
-        """Of those, how many are known to be on disk (the writer thread's)."""
         self._checkpoint_at = CHECKPOINT_COMMITS
         self._checkpointer: sqlite3.Connection | None = None
         self._wal_fd: int | None = None

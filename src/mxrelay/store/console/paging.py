@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
 from mxrelay.store.console.common import PAGE_LIMIT, json_strings
-from mxrelay.store.listing import mailbox_counts, page_ids
+from mxrelay.store.listing import indexed_for, mailbox_counts, page_ids
 from mxrelay.store.schema import ID_LENGTH
 from mxrelay.store.search import SearchQuery
 from mxrelay.store.tags import tags_of
@@ -83,8 +83,7 @@ async def message_page(
     """Up to `limit` messages matching `query`, newest first, starting at `key` (a search
     first waits until every message committed is in the search index)."""
     limit = max(1, min(limit, PAGE_LIMIT))
-    if not query.everything:
-        await db.indexed()
+    await indexed_for(db, query)
     return await db.read(_message_page, query, key, limit)
 
 

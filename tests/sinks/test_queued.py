@@ -76,7 +76,7 @@ class Dispatch:
         self.free = free
         self.calls: list[tuple[str, int]] = []
 
-    def reserve(self, slots: int) -> tuple[str, float] | None:
+    def reserve(self, slots: int, size: int) -> tuple[str, float] | None:
         self.calls.append(("reserve", slots))
         return ("test", 4e9) if self.free else None
 

@@ -148,9 +148,10 @@ class DeliveryWorker:
 
     # --- new mail straight from the sink (sinks.queued.DirectDispatch) ---------------------
 
-    def reserve(self, slots: int) -> tuple[str, float] | None:
+    def reserve(self, slots: int, size: int) -> tuple[str, float] | None:
         """Slots for mail about to be committed leased to this worker; None when busy, stopping
-        or held up by a configuration fault (the mail is then queued and claimed as usual)."""
+        or held up by a configuration fault (the mail is then queued and claimed as usual). Any
+        `size` will do: the message is in this process's memory already."""
         faulted = self._probe.probing
         # Only a lightly loaded worker takes mail straight away: under load, deliveries come in
         # claimed batches, which leaves the SMTP side more of the (single) interpreter.
@@ -166,10 +167,19 @@ class DeliveryWorker:
     def hand_over(self, loaded: Sequence[LoadedEntry]) -> None:
         """Deliver committed entries leased to this worker, from memory."""
         self.cancel(len(loaded))
+        self.deliver_leased(loaded)
+
+    def deliver_leased(
+        self, loaded: Sequence[LoadedEntry], on_done: Callable[[], None] | None = None
+    ) -> None:
+        """Deliver committed entries someone leased to this worker (this process's sink, or the
+        relay for its delivery process), from memory; `on_done` is called as each is settled."""
         if self._stopping:
             return  # left leased: start-up recovery or lease expiry gives them back
         for item in loaded:
-            self._spawn(item.entry, item)
+            task = self._spawn(item.entry, item)
+            if on_done is not None:
+                task.add_done_callback(lambda _: on_done())
 
     async def start(self) -> None:
         """Recover leases left by a crash, then start claiming."""
@@ -251,10 +261,11 @@ class DeliveryWorker:
             self._spawn(entry, loaded.get(entry.id))
         return len(entries)
 
-    def _spawn(self, entry: QueueEntry, loaded: LoadedEntry | None) -> None:
+    def _spawn(self, entry: QueueEntry, loaded: LoadedEntry | None) -> asyncio.Task[None]:
         task = asyncio.create_task(self._deliver(entry, loaded), name=f"deliver-{entry.key}")
         self._active[task] = entry
         task.add_done_callback(self._finished)
+        return task
 
     def _free(self) -> int:
         """Entries this worker may claim now: up to twice its concurrency held (see above)."""

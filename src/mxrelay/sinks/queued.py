@@ -6,9 +6,10 @@ once (nothing is forwarded while the client waits). At the end of DATA, `finish(
 only after the transaction that holds the message, its variants, recipients and queue entries is
 committed; if the store fails, the answer is `451 4.3.0` and the client keeps the message. Given a
 `SearchIndexer`, the message's search rows are left out of that transaction and written by it
-afterwards (`store/indexing.py`). After a commit the message goes straight to an in-process
-delivery worker when it has a free slot (`DirectDispatch`), or whoever delivers is woken to claim
-it (`Waker`); the live events of this process are told of it (`Announcer`).
+afterwards (`store/indexing.py`). After a commit the message goes straight to a delivery worker
+that has room for it (`DirectDispatch`: in this process, or the delivery process over its link),
+or whoever delivers is woken to claim it (`Waker`); the live events of this process are told of it
+(`Announcer`).
 
 Refused recipients are logged through the same committer without making the session wait. The
 transaction log line gets the queue id and the transform reports (`StoreTransaction.log_fields`).
@@ -92,7 +93,8 @@ class Announcer(Protocol):
 
 
 class DirectDispatch(Protocol):
-    """A delivery worker in this process, to which new mail can go straight from memory.
+    """A delivery worker to which new mail can go straight from memory (in this process, or the
+    delivery process: `DeliveryProcess` sends it over their link).
 
     Before committing, the sink asks for free delivery slots; if it gets them, the message's
     entries are committed already leased to this process, and after the commit they are handed
@@ -100,8 +102,9 @@ class DirectDispatch(Protocol):
     the worker is busy, the entries are committed queued and the `Waker` is woken instead.
     """
 
-    def reserve(self, slots: int) -> tuple[str, float] | None:
-        """(lease owner, lease expiry) for `slots` deliveries, or None when busy."""
+    def reserve(self, slots: int, size: int) -> tuple[str, float] | None:
+        """(lease owner, lease expiry) for `slots` deliveries of a message of `size` bytes, or
+        None when busy (or when the message is too large to be handed to another process)."""
         ...
 
     def cancel(self, slots: int) -> None:
@@ -176,7 +179,7 @@ class StoreSink:
         record = await asyncio.to_thread(build) if offload else build()
         slots = len(record.variants)
         direct = self.direct if self.hold_reason is None else None
-        lease = direct.reserve(slots) if direct is not None else None
+        lease = direct.reserve(slots, len(transaction.data)) if direct is not None else None
         if lease is not None:
             record = dataclasses.replace(record, lease=lease)
         indexer = self.indexer

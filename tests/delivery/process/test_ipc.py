@@ -12,12 +12,14 @@ from mxrelay.delivery.process.ipc import (
     HEADER,
     Frame,
     FrameProtocol,
+    HandOver,
     HealthChange,
     MetricApplier,
     MetricRecorder,
     MetricUpdate,
     MetricUpdates,
     Ready,
+    Settled,
     Start,
     Stop,
     Wake,
@@ -25,6 +27,31 @@ from mxrelay.delivery.process.ipc import (
 )
 from mxrelay.health import ConditionName
 from mxrelay.metrics import Metrics
+from mxrelay.model import QueueState
+from mxrelay.store.queue import LoadedEntry, QueueEntry
+
+LOADED = LoadedEntry(
+    entry=QueueEntry(
+        id=7,
+        message_id="01JABCDEFGHJKMNPQRSTVWXYZ0",
+        variant=0,
+        state=QueueState.ACTIVE,
+        created_at=1.0e9,
+        queued_at=1.0e9,
+        next_attempt_at=1.0e9,
+        attempts=0,
+        lease_owner="relay:4242:abc",
+        lease_expires_at=1.0e9 + 60,
+    ),
+    mail_from="app@example.net",
+    smtputf8=False,
+    received_header="Received: from app\r\n",
+    data=b"Subject: hi\r\n\r\n\x00\xff body\r\n",
+    transforms=("strip-ics",),
+    recipients=("user@example.org",),
+    received_at=1.0e9,
+    header_from="app@example.net",
+)
 
 
 async def test_frames_arrive_whole_and_in_order() -> None:
@@ -43,6 +70,8 @@ async def test_frames_arrive_whole_and_in_order() -> None:
         HealthChange(ConditionName.STORE, False, big),
         MetricUpdates((MetricUpdate("deliveries", (("outcome", "delivered"),), "inc", 1.0),)),
         Ready(4242, "relay:4242:abc"),
+        HandOver((LOADED,)),
+        Settled(1),
         Stop(2.5),
     ]
     for frame in frames:

@@ -8,7 +8,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiosmtplib
@@ -16,12 +16,13 @@ import pytest
 
 from mxrelay.app import Relay
 from mxrelay.config import load_settings
+from mxrelay.delivery.process.ipc import HAND_OVER_SIZE
 from mxrelay.delivery.process.supervisor import DeliveryProcess
 from mxrelay.health import ConditionName, Health
 from mxrelay.metrics import Metrics
 from mxrelay.model import QueueState
 from mxrelay.store.open import open_store
-from mxrelay.store.queue import Queue
+from mxrelay.store.queue import LoadedEntry, Queue
 from tests.support.polling import until
 from tests.support.processes import wait_for_exit
 from tests.support.relay_app import running_relay
@@ -57,6 +58,11 @@ async def send(relay: Relay, count: int) -> None:
             await client.sendmail("app@example.net", ["user@example.org"], MESSAGE)
 
 
+async def send_data(relay: Relay, data: bytes) -> None:
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.smtp_port) as client:
+        await client.sendmail("app@example.net", ["user@example.org"], data)
+
+
 def sample(relay: Relay, name: str, **labels: str) -> float:
     return relay.metrics.registry.get_sample_value(name, labels) or 0.0
 
@@ -90,6 +96,72 @@ async def test_mail_is_delivered_by_the_delivery_process(
     assert conditions["delivery_process:delivery"].ok
     assert relay.health.ready
     assert await queue_counts(relay) == {"delivered": 3}
+
+
+def record_hand_overs(monkeypatch: pytest.MonkeyPatch, relay: Relay) -> list[int]:
+    """The entries of each hand-over the sink makes to the delivery process, as they are made."""
+    delivery = delivery_of(relay)
+    handed: list[int] = []
+    hand_over = delivery.hand_over
+
+    def recording(loaded: Sequence[LoadedEntry]) -> None:
+        handed.append(len(loaded))
+        hand_over(loaded)
+
+    monkeypatch.setattr(delivery, "hand_over", recording)
+    return handed
+
+
+async def test_new_mail_is_handed_to_the_delivery_process_without_a_claim(
+    smarthost: Smarthost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "MXRELAY_DELIVERY": "smtp",
+        "MXRELAY_UPSTREAM": smarthost.url,
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
+        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
+        "MXRELAY_QUEUE_POLL_INTERVAL": "1m",  # the child claims at start, then only when woken
+    }
+    async with running_relay(env) as running:
+        delivery = delivery_of(running)
+        handed = record_hand_overs(monkeypatch, running)
+        wakes: list[None] = []
+        monkeypatch.setattr(delivery, "wake", lambda: wakes.append(None))  # no claim is asked for
+        await send(running, 3)
+        await smarthost.wait_for(3)  # delivered from what was handed over, never claimed
+        assert handed == [1, 1, 1]
+        assert not wakes
+        # Each settled entry gives the relay its room back (so the next mail is handed too).
+        await until(lambda: delivery.handed == 0, within=10)
+        assert await queue_counts(running) == {"delivered": 3}
+
+
+async def test_mail_beyond_the_child_s_room_or_too_large_is_queued_and_claimed(
+    smarthost: Smarthost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "MXRELAY_DELIVERY": "smtp",
+        "MXRELAY_UPSTREAM": smarthost.url,
+        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
+        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
+        "MXRELAY_DELIVERY_CONCURRENCY": "1",
+    }
+    async with running_relay(env) as running:
+        handed = record_hand_overs(monkeypatch, running)
+        smarthost.delay = 0.5  # the first delivery is still in progress when the rest arrive
+        await send(running, 3)
+        assert handed == [1]  # room for one (the concurrency); the others were queued
+        await smarthost.wait_for(3)
+        await until(lambda: delivery_of(running).handed == 0, within=10)
+        smarthost.delay = 0.0
+        line = b"x" * 78 + b"\r\n"
+        large = MESSAGE + line * (HAND_OVER_SIZE // len(line) + 1)
+        await send_data(running, large)
+        [*_, received] = await smarthost.wait_for(4)
+        assert len(received.data) > HAND_OVER_SIZE
+        assert received.data.endswith(line * 100)
+        assert handed == [1]  # too large for a frame: claimed and read from the store
+        assert await queue_counts(running) == {"delivered": 4}
 
 
 async def test_a_delivery_process_that_dies_is_replaced_and_its_mail_sent_again(

@@ -3,7 +3,8 @@
 The delivery process (composed by the runtime, started by `supervisor.py`) runs `run(fd,
 deliver)` on its end of a UNIX socket pair (`ipc.py`): given the relay's settings (`Start`),
 `deliver` builds the delivery worker and hands it to `RelayLink.run_worker`, which tells the relay
-it is ready, wakes the worker when the relay has new mail and stops it when told. Metric updates
+it is ready, gives the worker the new mail the relay hands over (and tells the relay when each is
+settled) or wakes it to claim, and stops it when told. Metric updates
 (`MetricRecorder`, in small bundles) and conditions (`ReportedHealth`) go to the relay, which
 shows them (as status, under `delivery_process:`); log lines go to the same stderr.
 
@@ -30,10 +31,12 @@ from mxrelay.config import Settings
 from mxrelay.delivery.process.ipc import (
     Frame,
     FrameProtocol,
+    HandOver,
     HealthChange,
     MetricRecorder,
     MetricUpdates,
     Ready,
+    Settled,
     Start,
     Stop,
     Wake,
@@ -41,6 +44,7 @@ from mxrelay.delivery.process.ipc import (
 from mxrelay.delivery.worker import DeliveryWorker
 from mxrelay.health import ConditionName, Health
 from mxrelay.store.backend import StoreError
+from mxrelay.store.queue import LoadedEntry
 
 FLUSH_DELAY = 0.02
 """Seconds metric updates gather before they are sent to the relay."""
@@ -74,6 +78,8 @@ class RelayLink:
         self.settings: asyncio.Future[Settings] = loop.create_future()
         self.stopping: asyncio.Future[float] = loop.create_future()
         self.on_wake: Callable[[], None] = lambda: None
+        self.on_hand_over: Callable[[tuple[LoadedEntry, ...]], None] = lambda loaded: None
+        self._settled = 0
         self._flush: asyncio.TimerHandle | None = None
 
     async def run_worker(self, worker: DeliveryWorker) -> None:
@@ -81,6 +87,7 @@ class RelayLink:
         the relay says so (or is gone)."""
         await worker.start()
         self.on_wake = worker.wake
+        self.on_hand_over = lambda loaded: worker.deliver_leased(loaded, self._settled_one)
         self.protocol.send(Ready(os.getpid(), worker.owner))
         await worker.stop(await self.stopping)
 
@@ -90,6 +97,8 @@ class RelayLink:
                 self.settings.set_result(settings)
             case Wake():
                 self.on_wake()
+            case HandOver(loaded) if not self.stopping.done():
+                self.on_hand_over(loaded)  # (when stopping: left leased, the relay requeues)
             case Stop(grace) if not self.stopping.done():
                 self.stopping.set_result(float(grace))
             case _:
@@ -99,12 +108,19 @@ class RelayLink:
         if not self.stopping.done():
             self.stopping.set_result(0.0)  # the relay is gone: stop now, hand back the rest
 
+    def _settled_one(self) -> None:
+        self._settled += 1
+        self._updated()
+
     def _updated(self) -> None:
         if self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
 
     def flush(self) -> None:
         self._flush = None
+        if self._settled:
+            self.protocol.send(Settled(self._settled))
+            self._settled = 0
         updates = self.recorder.take()
         if updates:
             self.protocol.send(MetricUpdates(updates))

@@ -3,11 +3,15 @@
 One connected UNIX socket pair; each frame is a 4-byte big-endian length and a pickle of one of
 the frozen frame values below (both ends are this program; the socket pair is private to them):
 
-    relay → process:  Start(settings)  Wake()  Stop(grace)
-    process → relay:  Ready(pid, owner)  MetricUpdates(updates)  HealthChange(name, ok, detail)
+    relay → process:  Start(settings)  Wake()  HandOver(loaded)  Stop(grace)
+    process → relay:  Ready(pid, owner)  Settled(count)  MetricUpdates(updates)
+                      HealthChange(name, ok, detail)
 
-The process delivers from the store itself; what it tells the relay is only what the relay shows
-(metrics on `/metrics`, conditions on `/healthz`). `MetricRecorder` stands in for `Metrics` in the
+The process delivers from the store itself: it claims what is due, and new mail that the relay
+committed already leased to it comes with everything needed to send it (`HandOver`, as the sink
+hands mail to a worker in its own process; `Settled` gives the relay room for more), which saves
+the process a claim and a read per message. What else it tells the relay is only what the relay
+shows (metrics on `/metrics`, conditions on `/healthz`). `MetricRecorder` stands in for `Metrics` in the
 process and records each update; the relay applies them to its own registry (`apply_updates`).
 """
 
@@ -25,10 +29,16 @@ from prometheus_client.metrics import MetricWrapperBase
 from mxrelay.config import Settings
 from mxrelay.health import ConditionName
 from mxrelay.metrics import Metrics
+from mxrelay.store.queue import LoadedEntry
 
 HEADER = struct.Struct("!I")
 MAX_FRAME = 1 << 24
-"""Frames are small (settings, metric updates); a longer one means a broken stream."""
+"""Frames are small (settings, metric updates, messages up to `HAND_OVER_SIZE`); a longer one
+means a broken stream."""
+
+HAND_OVER_SIZE = 256 * 1024
+"""Largest message handed over in a frame; a larger one is queued, and claimed and read by the
+process from the store (one copy less through the socket, on the relay's event loop)."""
 
 
 # --- the frames ------------------------------------------------------------------------------
@@ -47,6 +57,13 @@ class Wake:
 
 
 @dataclass(frozen=True, slots=True)
+class HandOver:
+    """Deliver these entries: committed, leased to this process, the message's bytes included."""
+
+    loaded: tuple[LoadedEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Finish or hand back the deliveries in progress within `grace` seconds, then exit."""
 
@@ -59,6 +76,13 @@ class Ready:
 
     pid: int
     owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """`count` entries handed over are settled (or were given back): room for as many more."""
+
+    count: int
 
 
 Operation = Literal["inc", "dec", "set", "observe"]
@@ -88,10 +112,10 @@ class HealthChange:
     detail: str
 
 
-ToProcess = Start | Wake | Stop
-ToRelay = Ready | MetricUpdates | HealthChange
+ToProcess = Start | Wake | HandOver | Stop
+ToRelay = Ready | Settled | MetricUpdates | HealthChange
 Frame = ToProcess | ToRelay
-FRAMES = (Start, Wake, Stop, Ready, MetricUpdates, HealthChange)
+FRAMES = (Start, Wake, HandOver, Stop, Ready, Settled, MetricUpdates, HealthChange)
 
 
 class FrameProtocol(asyncio.Protocol):

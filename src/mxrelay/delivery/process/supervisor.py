@@ -3,18 +3,22 @@
 In `smtp` mode (unless `MXRELAY_DELIVERY_PROCESS` is off) deliveries run in a child process of
 `mxrelay serve` (the `command` it is given; `child.py` is that process's end of the link), like Postfix's queue manager and smtp(8) beside its smtpd: the relay
 accepts and stores on one core, the child claims, delivers and settles from the same store on the
-other. The store is their only link, as it is between replicas: the child opens it without the
-SQLite lock (which belongs to this relay, and admits its own child) and leases what it delivers
-under its own owner name. It also inherits the descriptor of the SQLite lock (`keep_fds`), so
-the file stays locked until both processes are gone. The socket between them carries only a
-wake-up after new mail, the order to stop, and what the child reports for `/metrics` and
-`/healthz` (`ipc.py`).
+other. The child opens the store without the SQLite lock (which belongs to this relay, and admits
+its own child) and leases what it delivers under its own owner name. It also inherits the
+descriptor of the SQLite lock (`keep_fds`), so the file stays locked until both processes are
+gone. The socket between them carries new mail handed over, a wake-up after mail it must claim,
+the order to stop, and what the child reports for `/metrics` and `/healthz` (`ipc.py`).
 
 - `start()` starts the child and waits until it is ready (its start-up recovery done); a child
   that cannot start is logged, the `delivery_process` condition goes false (status: the relay stays
   ready), the mail is still accepted and queued, and another start is tried every `restart_delay`.
-- It is the sink's `Waker` only, never its `DirectDispatch`: new mail is committed queued, and
-  `wake()` tells the child to claim it.
+- It is the sink's `DirectDispatch` and `Waker`: while the child has fewer than `concurrency`
+  handed-over entries unsettled, new mail (up to `HAND_OVER_SIZE`) is committed already leased to
+  the child and sent to it whole, as the sink hands mail to a worker in its own process: the
+  child delivers it without a claim (a write transaction on the store the relay commits to) and a
+  read. Otherwise it is committed queued, and `wake()` tells the child to claim it. An entry
+  leased to a child that is gone before it was handed over is given back with the rest of the
+  child's leases (or, if its commit came later still, when its lease expires).
 - A child that dies unasked is logged and counted (`mxrelay_delivery_process_exits_total`), its
   leases are handed back at once (`Queue.requeue_owner`: what it was sending is sent again; at
   least once, never lost), and another child is started.
@@ -36,12 +40,15 @@ from datetime import datetime
 
 from mxrelay.config import Settings
 from mxrelay.delivery.process.ipc import (
+    HAND_OVER_SIZE,
     Frame,
     FrameProtocol,
+    HandOver,
     HealthChange,
     MetricApplier,
     MetricUpdates,
     Ready,
+    Settled,
     Start,
     Stop,
     Wake,
@@ -50,7 +57,7 @@ from mxrelay.health import ConditionName, Health
 from mxrelay.log import event
 from mxrelay.metrics import Metrics
 from mxrelay.model import utc_now
-from mxrelay.store.queue import Queue
+from mxrelay.store.queue import LoadedEntry, Queue
 from mxrelay.tasks import cancel_and_wait
 
 START_TIMEOUT = 60.0
@@ -71,6 +78,8 @@ class _RunningChild:
         self.metrics = metrics
         self.health = health
         self.owner: str | None = None
+        self.handed = 0
+        """Entries handed over and not yet settled."""
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()
         self.gone: asyncio.Future[None] = loop.create_future()
@@ -81,6 +90,8 @@ class _RunningChild:
         match frame:
             case MetricUpdates(updates):
                 self._applier.apply(updates)
+            case Settled(count):
+                self.handed = max(self.handed - count, 0)
             case HealthChange(name, ok, detail):
                 # Under a name of its own: the child's store and worker conditions are about
                 # delivery (status), never the relay's own readiness conditions of the same name.
@@ -128,12 +139,19 @@ class DeliveryProcess:
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake_pending = False
+        self._hand_limit = settings.queue.concurrency
+        self._lease_time = settings.queue.lease_time.total_seconds()
 
     @property
     def pid(self) -> int | None:
         """The delivery process's pid while it runs."""
         child = self._child
         return child.process.pid if child is not None and not child.gone.done() else None
+
+    @property
+    def handed(self) -> int:
+        """Entries handed over to the running child and not yet settled."""
+        return self._child.handed if self._child is not None else 0
 
     async def start(self) -> None:
         """Start the child and wait until it is ready (or has failed: then it is retried)."""
@@ -151,7 +169,34 @@ class DeliveryProcess:
             await self._reap(child, grace + self._stop_margin if within is None else within)
             await self._hand_back(child)
 
-    # --- the sink's Waker -----------------------------------------------------------------
+    # --- the sink's DirectDispatch and Waker -------------------------------------------------
+
+    def reserve(self, slots: int, size: int) -> tuple[str, float] | None:
+        """The child's lease for `slots` entries of new mail, while it has room and the message
+        fits in a frame; None otherwise (the mail is queued and the child woken)."""
+        child = self._child
+        if (
+            self._stopping
+            or child is None
+            or child.owner is None
+            or child.gone.done()
+            or size > HAND_OVER_SIZE
+            or child.handed + slots > self._hand_limit
+        ):
+            return None
+        child.handed += slots
+        return child.owner, self._clock().timestamp() + self._lease_time
+
+    def cancel(self, slots: int) -> None:
+        if self._child is not None:
+            self._child.handed = max(self._child.handed - slots, 0)
+
+    def hand_over(self, loaded: Sequence[LoadedEntry]) -> None:
+        """Send committed entries leased to the child to it (when it is still that child)."""
+        child = self._child
+        if child is not None and loaded and loaded[0].entry.lease_owner == child.owner:
+            child.protocol.send(HandOver(tuple(loaded)))
+        # Otherwise the child they were leased to is gone: they are given back with its leases.
 
     def wake(self) -> None:
         """New mail was committed: tell the child, once per turn of the event loop."""

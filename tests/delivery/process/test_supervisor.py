@@ -148,10 +148,10 @@ async def test_mail_beyond_the_child_s_room_or_too_large_is_queued_and_claimed(
     }
     async with running_relay(env) as running:
         handed = record_hand_overs(monkeypatch, running)
-        smarthost.delay = 0.5  # the first delivery is still in progress when the rest arrive
+        smarthost.delay = 1.5  # the first delivery is still in progress when the rest arrive
         await send(running, 3)
         assert handed == [1]  # room for one (the concurrency); the others were queued
-        await smarthost.wait_for(3)
+        await smarthost.wait_for(3, within=30)
         await until(lambda: delivery_of(running).handed == 0, within=10)
         smarthost.delay = 0.0
         line = b"x" * 78 + b"\r\n"

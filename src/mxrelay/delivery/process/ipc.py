@@ -11,8 +11,9 @@ The process delivers from the store itself: it claims what is due, and new mail 
 committed already leased to it comes with everything needed to send it (`HandOver`, as the sink
 hands mail to a worker in its own process; `Settled` gives the relay room for more), which saves
 the process a claim and a read per message. What else it tells the relay is only what the relay
-shows (metrics on `/metrics`, conditions on `/healthz`). `MetricRecorder` stands in for `Metrics` in the
-process and records each update; the relay applies them to its own registry (`apply_updates`).
+shows (metrics on `/metrics`, conditions on `/healthz`). `MetricRecorder` stands in for `Metrics`
+in the process and records each update; the relay applies them to its own registry
+(`apply_updates`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ The user and the client come from the request (the `Principal` authentication le
 `AuditTrail`, a middleware, makes sure nothing state-changing escapes the log: a request by any
 method but GET, HEAD and OPTIONS that reached the API as someone (a role refusal included) and
 whose handler did not call `audit` is recorded by its method and path, with an outcome read from
-the status. Requests refused before authentication (401, 429, cross-site) are only logged, so
+the status, before that status goes out (so a client's next read of the log holds it). Requests refused before authentication (401, 429, cross-site) are only logged, so
 anonymous noise cannot fill the table. Without a store (passthrough) there is nothing to record
 in; the log line remains.
 """
@@ -128,20 +128,25 @@ class AuditTrail:
         if scope["type"] != "http" or not is_state_changing(scope["method"]):
             await self.app(scope, receive, send)
             return
-        status = 500
+        answered = False
 
         async def send_capturing(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
+            nonlocal answered
+            if message["type"] == "http.response.start" and not answered:
+                answered = True
+                # Recorded before the answer goes out: a client that has its answer (a 403,
+                # say) finds the entry when it reads the audit log next.
+                await self._unrecorded(scope, int(message["status"]))
             await send(message)
 
         try:
             await self.app(scope, receive, send_capturing)
         except Exception:
-            await self._unrecorded(scope, 500)
+            if not answered:
+                await self._unrecorded(scope, 500)
             raise
-        await self._unrecorded(scope, status)
+        if not answered:
+            await self._unrecorded(scope, 500)
 
     async def _unrecorded(self, scope: Scope, status: int) -> None:
         if scope.get(AUDITED_KEY) or principal_of(scope) is None:

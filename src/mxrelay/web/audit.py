@@ -8,9 +8,10 @@ The user and the client come from the request (the `Principal` authentication le
 `AuditTrail`, a middleware, makes sure nothing state-changing escapes the log: a request by any
 method but GET, HEAD and OPTIONS that reached the API as someone (a role refusal included) and
 whose handler did not call `audit` is recorded by its method and path, with an outcome read from
-the status, before that status goes out (so a client's next read of the log holds it). Requests refused before authentication (401, 429, cross-site) are only logged, so
-anonymous noise cannot fill the table. Without a store (passthrough) there is nothing to record
-in; the log line remains.
+the status, before that status goes out (so a client's next read of the log holds it). Requests
+refused before authentication (401, 429, cross-site) are only logged, so anonymous noise cannot
+fill the table. Without a store (passthrough) there is nothing to record in; the log line
+remains.
 """
 
 from __future__ import annotations

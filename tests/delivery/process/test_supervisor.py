@@ -35,14 +35,19 @@ MESSAGE = b"From: app@example.net\r\nTo: user@example.org\r\nSubject: hello\r\n\
 
 @pytest.fixture
 async def relay(smarthost: Smarthost, tmp_path: Path) -> AsyncIterator[Relay]:
-    env = {
+    async with running_relay(relay_env(smarthost, tmp_path)) as running:
+        yield running
+
+
+def relay_env(smarthost: Smarthost, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A relay in smtp mode, its SQLite store in `tmp_path`, delivering to `smarthost`."""
+    return {
         "MXRELAY_DELIVERY": "smtp",
         "MXRELAY_UPSTREAM": smarthost.url,
         "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
         "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
+        **extra,
     }
-    async with running_relay(env) as running:
-        yield running
 
 
 def delivery_of(relay: Relay) -> DeliveryProcess:
@@ -52,15 +57,10 @@ def delivery_of(relay: Relay) -> DeliveryProcess:
     return delivery
 
 
-async def send(relay: Relay, count: int) -> None:
+async def send(relay: Relay, count: int, data: bytes = MESSAGE) -> None:
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.smtp_port) as client:
         for _ in range(count):
-            await client.sendmail("app@example.net", ["user@example.org"], MESSAGE)
-
-
-async def send_data(relay: Relay, data: bytes) -> None:
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.smtp_port) as client:
-        await client.sendmail("app@example.net", ["user@example.org"], data)
+            await client.sendmail("app@example.net", ["user@example.org"], data)
 
 
 def sample(relay: Relay, name: str, **labels: str) -> float:
@@ -120,13 +120,11 @@ def record_hand_overs(monkeypatch: pytest.MonkeyPatch, relay: Relay) -> list[int
 async def test_new_mail_is_handed_to_the_delivery_process_without_a_claim(
     smarthost: Smarthost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = {
-        "MXRELAY_DELIVERY": "smtp",
-        "MXRELAY_UPSTREAM": smarthost.url,
-        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
-        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
-        "MXRELAY_QUEUE_POLL_INTERVAL": "1m",  # the child claims at start, then only when woken
-    }
+    env = relay_env(
+        smarthost,
+        tmp_path,
+        MXRELAY_QUEUE_POLL_INTERVAL="1m",  # the child claims at start, then only when woken
+    )
     async with running_relay(env) as running:
         delivery = delivery_of(running)
         handed = record_hand_overs(monkeypatch, running)
@@ -144,13 +142,7 @@ async def test_new_mail_is_handed_to_the_delivery_process_without_a_claim(
 async def test_mail_beyond_the_child_s_room_or_too_large_is_queued_and_claimed(
     smarthost: Smarthost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = {
-        "MXRELAY_DELIVERY": "smtp",
-        "MXRELAY_UPSTREAM": smarthost.url,
-        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
-        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
-        "MXRELAY_DELIVERY_CONCURRENCY": "1",
-    }
+    env = relay_env(smarthost, tmp_path, MXRELAY_DELIVERY_CONCURRENCY="1")
     async with running_relay(env) as running:
         handed = record_hand_overs(monkeypatch, running)
         smarthost.delay = 1.5  # the first delivery is still in progress when the rest arrive
@@ -161,7 +153,7 @@ async def test_mail_beyond_the_child_s_room_or_too_large_is_queued_and_claimed(
         smarthost.delay = 0.0
         line = b"x" * 78 + b"\r\n"
         large = MESSAGE + line * (HAND_OVER_SIZE // len(line) + 1)
-        await send_data(running, large)
+        await send(running, 1, large)
         [*_, received] = await smarthost.wait_for(4)
         assert len(received.data) > HAND_OVER_SIZE
         assert received.data.endswith(line * 100)
@@ -193,11 +185,7 @@ async def test_a_delivery_process_that_dies_is_replaced_and_its_mail_sent_again(
 async def test_the_delivery_process_stops_with_the_relay(
     smarthost: Smarthost, tmp_path: Path
 ) -> None:
-    env = {
-        "MXRELAY_DELIVERY": "smtp",
-        "MXRELAY_UPSTREAM": smarthost.url,
-        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
-    }
+    env = relay_env(smarthost, tmp_path)
     async with running_relay(env) as running:
         pid = delivery_of(running).pid
         assert pid is not None
@@ -207,13 +195,7 @@ async def test_the_delivery_process_stops_with_the_relay(
 
 
 async def test_one_process_when_turned_off(smarthost: Smarthost, tmp_path: Path) -> None:
-    env = {
-        "MXRELAY_DELIVERY": "smtp",
-        "MXRELAY_UPSTREAM": smarthost.url,
-        "MXRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
-        "MXRELAY_DNS_TRUSTED_DOMAINS": "example.org",
-        "MXRELAY_DELIVERY_PROCESS": "false",
-    }
+    env = relay_env(smarthost, tmp_path, MXRELAY_DELIVERY_PROCESS="false")
     async with running_relay(env) as running:
         assert running.queue_stage is not None
         assert running.queue_stage.delivery is None

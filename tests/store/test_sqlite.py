@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mxrelay.store import sqlite as sqlite_store
 from mxrelay.store.backend import Database
-from mxrelay.store.open import open_store
+from mxrelay.store.open import OpenMode, open_store
 from tests.support.polling import until
 
 BLOB = b"x" * 100_000
@@ -39,6 +39,12 @@ def insert_blob(conn: Connection, name: str) -> None:
         ),
         {"m": name, "n": len(BLOB), "raw": BLOB},
     )
+
+
+def log_size(path: Path) -> int:
+    """Bytes of the write-ahead log's file beside the database `path`."""
+    log = path.with_name(path.name + "-wal")
+    return log.stat().st_size if log.exists() else 0
 
 
 def tag_names(conn: Connection) -> list[str]:
@@ -203,3 +209,66 @@ async def test_checkpoints_run_on_a_thread(tmp_path: Path, monkeypatch: pytest.M
             await db.write_batch(insert_blob, f"b{n}")
         # The checkpoints run on a thread of their own: the rows are copied into the database file.
         await until(lambda: path.stat().st_size > len(BLOB) * 10)
+
+
+async def test_the_log_starts_over_while_writes_follow_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes without a pause, from the relay's store and from the delivery process's beside
+    it, still let each checkpoint copy the whole log, so the next commit writes it from its
+    start: the file stays the size of a few commits. (When a commit could overtake the
+    checkpoint, the log grew by every commit for as long as the writes went on.) Only the
+    relay's store checkpoints."""
+    path = tmp_path / "relay.db"
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_COMMITS", 4)
+    async with (
+        open_store(f"sqlite:///{path}") as db,
+        open_store(f"sqlite:///{path}", OpenMode.DELIVERY) as delivery,
+    ):
+        pending = []
+        largest = 0
+        for n in range(120):
+            _, synced = await db.write_batch(insert_blob, f"b{n}")
+            pending.append(synced)
+            if n % 3 == 0:
+                await delivery.write(insert_blob, f"d{n}")
+            largest = max(largest, log_size(path))
+        await asyncio.gather(*(synced for synced in pending if synced is not None))
+        assert largest < len(BLOB) * 12  # 160 blobs were written
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_COMMITS", 1)
+    async with open_store(f"sqlite:///{path}", OpenMode.DELIVERY) as delivery:
+        size = path.stat().st_size
+        for n in range(5):
+            await delivery.write(insert_blob, f"e{n}")
+        assert path.stat().st_size == size  # still in the log: the delivery store left it
+        assert log_size(path) > len(BLOB) * 5
+
+
+async def test_a_long_read_holds_a_checkpoint_up_only_briefly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint waits CHECKPOINT_WAIT for a reader still reading the log (a long search),
+    then settles for what it could copy, and the writes waiting behind it go on; the next
+    checkpoint after the reader is done starts the log over."""
+    path = tmp_path / "relay.db"
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_COMMITS", 2)
+    async with open_store(f"sqlite:///{path}") as db:
+        await db.write(insert_blob, "b0")
+        reader = sqlite3.connect(path, isolation_level=None)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM message_bodies").fetchall()  # holds a snapshot
+            started = time.monotonic()
+            for n in range(1, 11):  # five checkpoints
+                await db.write(insert_blob, f"b{n}")
+            # At sqlite3's default busy timeout each would wait 5 s.
+            assert time.monotonic() - started < 5 * 1.0
+            assert log_size(path) > len(BLOB) * 10  # the log could not start over
+        finally:
+            reader.close()
+        for n in range(11, 15):
+            await db.write(insert_blob, f"b{n}")
+        grown = log_size(path)
+        for n in range(15, 40):
+            await db.write(insert_blob, f"b{n}")
+        assert log_size(path) == grown  # written over from its start, not appended to

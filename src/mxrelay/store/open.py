@@ -180,6 +180,7 @@ async def open_store(
             synchronous=synchronous,
             busy_polls=polls,
             inline=access.inline,
+            checkpoints=access.lock,
             read_cache=read_cache,
         )
         if lock is not None and lock.fileno is not None:

@@ -25,6 +25,7 @@ from bench.figures import (
     Row,
     busy_share,
     cpu_ticks,
+    format_facts,
     format_table,
     metric_value,
     process_cpu,
@@ -92,6 +93,7 @@ def run(plan: Plan = Plan()) -> None:
             urls["postgresql"] = url
             extra_cpu["postgresql"] = [server.pid]  # the database's work counts as mxrelay's
         figures = Figures()
+        log_bytes: int | None = None
         for backend in plan.backends:
             relay = rig.start_relay(
                 {
@@ -103,11 +105,32 @@ def run(plan: Plan = Plan()) -> None:
             label = f"mxrelay smtp/{backend}"
             roots = Roots([relay.pid, *extra_cpu[backend]], [postfix.pid])
             measure_block(rig, plan, label, roots, figures)
+            if backend == "sqlite":  # before the relay stops: closing, SQLite removes the log
+                log_bytes = _file_size(rig.base / "relay.db-wal")
             rig.stop(relay)
         rig.stop(postfix)
         print(tables(plan, figures.acceptance, figures.end_to_end), flush=True)
         print(format_table(CPU_TITLE, "ms", figures.cpu_rows()), flush=True)
         print(format_table(ACCEPTING_TITLE, "ms or %", figures.accepting_rows()), flush=True)
+        if log_bytes is not None:
+            print(log_facts(plan, log_bytes), flush=True)
+
+
+def log_facts(plan: Plan, log_bytes: int) -> str:
+    """The size of SQLite's write-ahead log after every run: what a few dozen commits write,
+    whatever the number of messages, as long as checkpoints let the log start over."""
+    written = plan.warm_up + plan.messages * plan.runs * len(plan.sessions)
+    return format_facts(
+        "SQLite's write-ahead log after the runs",
+        [("relay.db-wal", f"{log_bytes / 1e6:.1f} MB"), ("messages accepted", f"{written}")],
+    )
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 @dataclass

@@ -43,3 +43,11 @@ def test_small_store_run_prints_both_tables(capsys: pytest.CaptureFixture[str]) 
     assert "CPU time per message" in out
     assert re.search(r"^mxrelay smtp/sqlite, 4 sess\.: ms +\d+\.\d +\d+\.\d$", out, re.M)
     assert re.search(r"^postfix relay, 4 sess\.: busy % +\d+\.\d( +\d+\.\d)+$", out, re.M)
+    assert re.search(r"^relay\.db-wal +\d+\.\d MB$", out, re.M)
+
+
+def test_log_facts_count_every_message_written() -> None:
+    plan = store.Plan(messages=5000, runs=3, sessions=(20, 1), warm_up=200)
+    text = store.log_facts(plan, 9_690_272)
+    assert re.search(r"^relay\.db-wal +9\.7 MB$", text, re.M)
+    assert re.search(r"^messages accepted +30200$", text, re.M)

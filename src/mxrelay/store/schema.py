@@ -157,7 +157,6 @@ recipients = Table(
     Column("text", Text),
     Column("updated_at", Time, nullable=False),
     Index("ix_recipients_message", "message_id", "variant"),
-    Index("ix_recipients_address", "address"),
     Index("ix_recipients_state", "state", "message_id"),
 )
 

@@ -12,6 +12,10 @@ from tests.support.browser import RelayThread, Watched
 
 pytestmark = pytest.mark.slow
 
+LOADED_WIDTH = "image => image.decode().then(() => image.naturalWidth)"
+"""An image's width once it has loaded (`decode()` waits for it, and fails for an image that
+cannot load): read at once, an image still arriving is incomplete and 0 wide."""
+
 
 def open_rich(console: RelayThread, page: Watched) -> None:
     page.page.goto(console.url + "?q=quarterly")
@@ -58,11 +62,11 @@ def test_inline_image_and_attachment_download(console: RelayThread, page: Watche
     frame = page.page.frame_locator("iframe.preview")
     logo = frame.locator("#logo")
     expect(logo).to_be_visible()
-    assert logo.evaluate("image => image.naturalWidth") == 2
+    assert logo.evaluate(LOADED_WIDTH) == 2
     tab(page, "Attachments")
     inline = page.page.locator(".inline-images img")
     expect(inline).to_have_count(1)
-    assert inline.evaluate("image => image.complete && image.naturalWidth") == 2
+    assert inline.evaluate(LOADED_WIDTH) == 2
     with page.page.expect_download() as started:
         page.page.get_by_role("link", name="figures.csv").click()
     download = started.value

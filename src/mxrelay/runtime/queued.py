@@ -189,12 +189,7 @@ class QueueStage:
                 keep_fds=self.db.child_fds,
                 command=CHILD_COMMAND,
             )
-            self._sink.waker = self.delivery
-            if self.db.dialect is Dialect.SQLITE:
-                # Measured (README, performance): on SQLite handing new mail over cut the CPU
-                # per message and raised acceptance at 20 sessions; on PostgreSQL it cost a lone
-                # session 7-10 % of its rate, so the delivery process claims there.
-                self._sink.direct = self.delivery
+            self._sink.waker = self._sink.direct = self.delivery
             await self.delivery.start()
         elif self.transport is not None:
             self.worker = build_worker(

@@ -12,7 +12,7 @@ the order to stop, and what the child reports for `/metrics` and `/healthz` (`ip
 - `start()` starts the child and waits until it is ready (its start-up recovery done); a child
   that cannot start is logged, the `delivery_process` condition goes false (status: the relay stays
   ready), the mail is still accepted and queued, and another start is tried every `restart_delay`.
-- It is the sink's `Waker`, and on SQLite its `DirectDispatch`: while the child has fewer than
+- It is the sink's `Waker` and its `DirectDispatch`: while the child has fewer than
   `concurrency` handed-over entries unsettled, new mail (up to `HAND_OVER_SIZE`) is committed
   already leased to the child and sent to it whole, as the sink hands mail to a worker in its own
   process: the child delivers it without a claim (a write transaction on the store the relay

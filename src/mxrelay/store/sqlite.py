@@ -102,7 +102,9 @@ class SqliteDatabase(Database):
         """Of those, how many are known to be on disk (the writer thread's)."""
         self._last_fsync = 0.0
         """Seconds the last fsync took."""
-        self._checkpoint_at = CHECKPOINT_COMMITS if checkpoints else -1
+        self._checkpoints = checkpoints
+        """Whether this store checkpoints (the one holding the file's lock: see `open_store`)."""
+        self._checkpoint_at = CHECKPOINT_COMMITS
         self._checkpointing: concurrent.futures.Future[None] | None = None
         """The checkpoint under way, which this store's next write waits for."""
         self._checkpointer: sqlite3.Connection | None = None
@@ -196,7 +198,7 @@ class SqliteDatabase(Database):
         """Every CHECKPOINT_COMMITS commits (counted under the write lock), a checkpoint on its
         own thread, so that no fsync waits behind it; this store's next write waits for it
         (`_after_checkpoint`)."""
-        if 0 <= self._checkpoint_at <= self._committed:
+        if self._checkpoints and self._committed >= self._checkpoint_at:
             self._checkpoint_at = self._committed + CHECKPOINT_COMMITS
             work = self._checkpoint_thread.submit(self._checkpoint)
             work.add_done_callback(_log_checkpoint_failure)

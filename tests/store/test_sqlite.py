@@ -1,5 +1,6 @@
-"""SQLite's writer: batches on the event loop with their fsync apart, another process's lock
-waited for off the loop, cancelled writers, failures, and checkpoints on the writer thread."""
+"""SQLite's writer: a batch alone on the event loop and larger ones on the writer thread, their
+fsync apart, another process's lock waited for off the loop, cancelled writers, failures, and
+checkpoints on the writer thread."""
 
 from __future__ import annotations
 
@@ -65,6 +66,35 @@ async def test_a_durable_batch_is_answered_after_its_fsync(tmp_path: Path) -> No
         _, synced = await db.write_batch(insert_tag, "m3")
         assert synced is None  # synchronous=normal: the disk is reached at checkpoints
         assert await db.read(tag_names) == ["m1", "m2", "m3"]
+
+
+def insert_tag_noting_thread(conn: Connection, name: str, threads: list[threading.Thread]) -> str:
+    threads.append(threading.current_thread())
+    return insert_tag(conn, name)
+
+
+async def test_a_batch_alone_is_written_on_the_loop_and_others_on_the_writer_thread(
+    tmp_path: Path,
+) -> None:
+    """A lone write waits for nothing else, so it is written at once on the loop; a larger
+    batch is written beside the loop, which meanwhile serves the writes of the next one. The
+    delivery process's store writes on its loop either way."""
+    path = tmp_path / "relay.db"
+    loop_thread = threading.current_thread()
+    threads: list[threading.Thread] = []
+    async with open_store(f"sqlite:///{path}") as db:
+        for name, alone in (("m1", True), ("m2", False)):
+            _, synced = await db.write_batch(insert_tag_noting_thread, name, threads, alone=alone)
+            if synced is not None:
+                await synced
+        assert [thread is loop_thread for thread in threads] == [True, False]
+        assert await db.read(tag_names) == ["m1", "m2"]
+    threads.clear()
+    async with open_store(f"sqlite:///{path}", OpenMode.DELIVERY) as delivery:
+        _, synced = await delivery.write_batch(insert_tag_noting_thread, "m3", threads)
+        if synced is not None:
+            await synced
+        assert threads == [loop_thread]
 
 
 class StandInDisk:

@@ -124,8 +124,8 @@ class GroupCommitter:
         `Database.write`); raise StoreUnavailable if not. A batch is durable if any write in it
         is. Returns the writer's result for the item, if it gives one. The caller being cancelled
         does not withdraw the write (it may already be on disk). A batch is written with
-        `Database.write_batch` (statements on the event loop), unless a write in it is `large`
-        (a big message, whose statements would hold the loop up).
+        `Database.write_batch` (on SQLite, a lone write's statements on the event loop), unless
+        a write in it is `large` (a big message, whose statements would hold the loop up).
         """
         # Not shielded: the batch holds the write, not the future (a cancelled caller's future
         # is simply not answered), and a shield would cost the answer another turn of the loop.

@@ -1,10 +1,12 @@
-"""The store on SQLite: one writer connection, batches written on the event loop, fsynced apart.
+"""The store on SQLite: one writer connection, group-commit batches written beside the event loop,
+fsynced apart.
 
 Writes take one writer connection in turn, in `BEGIN IMMEDIATE` transactions; readers have threads
 and connections of their own (WAL). A durable commit is SQLite's `synchronous=FULL` taken apart: the
 commit with NORMAL, then an fsync of the log on the writer thread while the next group-commit batch
-is already written. Checkpoints run on a thread of their own while the relay's writes wait, so
-that the log is written from its start again after each, and a write into a database file deleted
+is already written; a batch of one write alone is written on the event loop, a larger one on the
+writer thread. Checkpoints run on a thread of their own while the relay's writes wait, so that the
+log is written from its start again after each, and a write into a database file deleted
 under the relay is refused. Why it is built so: docs/architecture/store.md.
 """
 
@@ -67,10 +69,11 @@ logger = logging.getLogger(__name__)
 
 
 class SqliteDatabase(Database):
-    """Writes take the one writer connection in turn on the store's writer thread, except the
-    statements of `write_batch`, which run on the event loop (their fsync on the writer thread);
-    reads run on a few reader threads. Opened `inline` (the delivery process's store), every read
-    and write runs on the event loop, and only the fsyncs and checkpoints on threads."""
+    """Writes take the one writer connection in turn on the store's writer thread, except a
+    `write_batch` alone, whose statements (and, while fsyncs are quick, its fsync) run on the
+    event loop; reads run on a few reader threads. Opened `inline` (the delivery process's
+    store), every read and write runs on the event loop, and only the fsyncs and checkpoints on
+    threads."""
 
     def __init__(
         self,
@@ -129,10 +132,13 @@ class SqliteDatabase(Database):
     async def write_batch(
         self, fn: Callable[..., T], *args: Any, durable: bool = True, alone: bool = False
     ) -> tuple[T, Awaitable[None] | None]:
-        """A batch `alone` is also fsynced here, on the loop, while fsyncs are quick
-        (`QUICK_FSYNC`): its writers wait for nothing else, and handing the fsync to the writer
-        thread and back costs about as much again as the fsync, on the path of every message of
-        a lone SMTP session."""
+        """A batch `alone` is written and, while fsyncs are quick (`QUICK_FSYNC`), fsynced here,
+        on the loop: its writers wait for nothing else, and handing the work to the writer thread
+        and back costs about as much again as the fsync, on the path of every message of a lone
+        SMTP session. Any other batch is written on the writer thread (begun on the loop, which
+        takes the write lock or finds another process holding it): SQLite writes its B-trees and
+        the log's pages there without the GIL while the loop serves the sessions whose writes
+        gather into the next batch (measured: docs/architecture/store.md)."""
         async with self._write_lock:
             await self._after_checkpoint()
             conn = await self._connection()
@@ -142,7 +148,10 @@ class SqliteDatabase(Database):
                 # Another process writes: wait for it on the writer thread, not on the loop.
                 result = await self._on_writer(self._write_here, conn, fn, args, durable)
                 return result, None
-            result = _transaction(conn, driver, fn, args)
+            if alone or self._inline:
+                result = _transaction(conn, driver, fn, args)
+            else:
+                result = await self._on_writer(_transaction, conn, driver, fn, args)
             self._committed += 1
             synced_here = alone and durable and self._fsync and self._last_fsync <= QUICK_FSYNC
             if synced_here:

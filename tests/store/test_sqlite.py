@@ -227,6 +227,7 @@ async def test_checkpoints_run_on_a_thread(tmp_path: Path, monkeypatch: pytest.M
     the store does, every CHECKPOINT_COMMITS commits."""
     path = tmp_path / "relay.db"
     monkeypatch.setattr(sqlite_store, "CHECKPOINT_COMMITS", 1000)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_INTERVAL", 60.0)
     async with open_store(f"sqlite:///{path}") as db:
         for n in range(20):
             await db.write_batch(insert_blob, f"b{n}")
@@ -272,6 +273,27 @@ async def test_the_log_starts_over_while_writes_follow_each_other(
             await delivery.write(insert_blob, f"e{n}")
         assert path.stat().st_size == size  # still in the log: the delivery store left it
         assert log_size(path) > len(BLOB) * 5
+
+
+async def test_the_relay_checkpoints_the_delivery_process_writes_while_it_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog delivered while no mail comes in: only the delivery process writes, and the
+    relay, which alone checkpoints, still starts the log over every CHECKPOINT_INTERVAL
+    (without it the log grew by every write until the relay committed again)."""
+    path = tmp_path / "relay.db"
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_INTERVAL", 0.02)
+    async with (
+        open_store(f"sqlite:///{path}"),  # the relay's store, idle
+        open_store(f"sqlite:///{path}", OpenMode.DELIVERY) as delivery,
+    ):
+        largest = 0
+        for n in range(40):
+            await delivery.write(insert_blob, f"d{n}")
+            await asyncio.sleep(0.01)  # the relay's loop turns, as it does while idle
+            largest = max(largest, log_size(path))
+        assert largest < len(BLOB) * 12  # 40 blobs were written
+        await until(lambda: path.stat().st_size > len(BLOB) * 30)  # copied into the file
 
 
 async def test_a_long_read_holds_a_checkpoint_up_only_briefly(

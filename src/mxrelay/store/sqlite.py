@@ -48,6 +48,10 @@ for a word in one message in a hundred took 110 ms there, at 64 MiB 84 ms
 (`bench/message_log.py`)."""
 CHECKPOINT_COMMITS = 64
 """Commits between two checkpoints: the log stays at a few megabytes."""
+CHECKPOINT_INTERVAL = 0.25
+"""Seconds after which the relay checkpoints a log that was written to, even without commits of
+its own: the delivery process's writes fill the log too (a backlog delivered while no mail
+comes in), and only the relay checkpoints."""
 CHECKPOINT_WAIT = 0.05
 """Seconds a checkpoint waits for the delivery process's write to end, and then for readers
 still reading the log, before it settles for what it could copy (the next one tries again)."""
@@ -110,6 +114,9 @@ class SqliteDatabase(Database):
         self._checkpoint_at = CHECKPOINT_COMMITS
         self._checkpointing: concurrent.futures.Future[None] | None = None
         """The checkpoint under way, which this store's next write waits for."""
+        self._checkpointed: tuple[float, int | None] = (float("-inf"), None)
+        """(monotonic time, the log's modification time) when the last checkpoint began."""
+        self._checkpoint_timer: asyncio.TimerHandle | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._wal_fd: int | None = None
         """The log, opened once: it stays the same file while this store's connections are
@@ -169,6 +176,8 @@ class SqliteDatabase(Database):
         )
 
     async def dispose(self) -> None:
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
 
     # --- on the writer thread --------------------------------------------------------------
@@ -208,10 +217,30 @@ class SqliteDatabase(Database):
         own thread, so that no fsync waits behind it; this store's next write waits for it
         (`_after_checkpoint`)."""
         if self._checkpoints and self._committed >= self._checkpoint_at:
-            self._checkpoint_at = self._committed + CHECKPOINT_COMMITS
-            work = self._checkpoint_thread.submit(self._checkpoint)
-            work.add_done_callback(_log_checkpoint_failure)
-            self._checkpointing = work
+            self._start_checkpoint()
+
+    def _start_checkpoint(self) -> None:
+        self._checkpoint_at = self._committed + CHECKPOINT_COMMITS
+        self._checkpointed = (time.monotonic(), _modified(self._wal))
+        work = self._checkpoint_thread.submit(self._checkpoint)
+        work.add_done_callback(_log_checkpoint_failure)
+        self._checkpointing = work
+
+    def _checkpoint_if_idle(self) -> None:
+        """On the loop, every CHECKPOINT_INTERVAL: a checkpoint when none began for as long and
+        the log was written since the last began, unless this store is writing (then its
+        commits bring the next one)."""
+        self._checkpoint_timer = asyncio.get_running_loop().call_later(
+            CHECKPOINT_INTERVAL, self._checkpoint_if_idle
+        )
+        began, modified = self._checkpointed
+        if (
+            not self._write_lock.locked()
+            and (self._checkpointing is None or self._checkpointing.done())
+            and time.monotonic() - began >= CHECKPOINT_INTERVAL
+            and _modified(self._wal) != modified
+        ):
+            self._start_checkpoint()
 
     async def _after_checkpoint(self) -> None:
         """Wait, under the write lock, for the checkpoint under way. SQLite writes its log from
@@ -241,6 +270,10 @@ class SqliteDatabase(Database):
         if self._conn is None:
             self._conn = await self._on_writer(self._writer.connect)
             self._identity = _identity(self._path)
+            if self._checkpoints:
+                self._checkpoint_timer = asyncio.get_running_loop().call_later(
+                    CHECKPOINT_INTERVAL, self._checkpoint_if_idle
+                )
         return self._conn
 
     def _check_file(self) -> None:
@@ -307,6 +340,14 @@ def _identity(path: os.PathLike[str] | str) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return stat.st_dev, stat.st_ino
+
+
+def _modified(path: os.PathLike[str] | str) -> int | None:
+    """The file's modification time in nanoseconds; None when it does not exist."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def _log_checkpoint_failure(work: concurrent.futures.Future[None]) -> None:

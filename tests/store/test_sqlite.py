@@ -9,7 +9,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
@@ -160,28 +160,74 @@ async def test_after_a_slow_fsync_a_batch_alone_is_fsynced_on_the_thread(
         assert await db.read(tag_names) == ["m0", "m1", "m2", "m3"]
 
 
-async def test_a_batch_waits_for_another_process_off_the_event_loop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("alone", [True, False])
+async def test_a_batch_waits_for_another_process_off_the_event_loop(
+    tmp_path: Path, alone: bool
+) -> None:
     """While another connection (as the `mxrelay queue` command would) holds SQLite's write lock,
-    a group-commit batch waits for it on the writer thread: the event loop keeps running."""
+    a group-commit batch waits for it on the writer thread: the event loop keeps running. (A
+    batch alone begins on the loop, then goes to the thread, where it is fsynced too; a larger
+    one begins on the thread in any case.)"""
     path = tmp_path / "relay.db"
     async with open_store(f"sqlite:///{path}") as db:
         other = sqlite3.connect(path, isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")
-            write = asyncio.create_task(db.write_batch(insert_tag, "m1"))
+            write = asyncio.create_task(db.write_batch(insert_tag, "m1", alone=alone))
             for _ in range(10):  # the loop turns while the batch waits for the lock
                 await asyncio.sleep(0.01)
             assert not write.done()
             other.execute("COMMIT")
             async with asyncio.timeout(10):
                 result, synced = await write
-            assert (result, synced) == ("m1", None)  # written and synced on the thread
+            assert result == "m1"
+            assert (synced is None) is alone  # a batch alone was synced on the thread
+            if synced is not None:
+                await synced
         finally:
             other.close()
-        result, synced = await db.write_batch(insert_tag, "m2")  # the next one goes on the loop
+        result, synced = await db.write_batch(insert_tag, "m2")
         assert synced is not None
         await synced
         assert await db.read(tag_names) == ["m1", "m2"]
+
+
+async def test_the_delivery_process_writes_between_batches_written_without_a_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay's batches take SQLite's write lock only once the fsync before them is done
+    (on the writer thread), so another process's writes (the delivery process's) find it free
+    while the disk works. Taken on the loop, the lock was held through every fsync and the
+    other writes waited until the relay had nothing left to write."""
+    path = tmp_path / "relay.db"
+
+    def slow_disk(fd: int) -> None:
+        time.sleep(0.02)
+
+    async with (
+        open_store(f"sqlite:///{path}") as db,
+        open_store(f"sqlite:///{path}", OpenMode.DELIVERY) as delivery,
+    ):
+        monkeypatch.setattr(sqlite_store, "_datasync", slow_disk)
+
+        async def relay_batches() -> None:
+            unsynced: list[Awaitable[None]] = []
+            for n in range(40):  # as the group committer writes them: two fsyncs pending at most
+                _, synced = await db.write_batch(insert_tag, f"r{n:02}")
+                assert synced is not None
+                unsynced.append(synced)
+                if len(unsynced) == 2:
+                    await unsynced.pop(0)
+            await asyncio.gather(*unsynced)
+
+        relay = asyncio.create_task(relay_batches())
+        await asyncio.sleep(0.05)
+        for n in range(3):
+            await delivery.write(insert_tag, f"d{n}", durable=False)
+        assert not relay.done()  # the delivery process's writes did not wait for the relay's end
+        async with asyncio.timeout(30):
+            await relay
+        assert len(await db.read(tag_names)) == 43
 
 
 async def test_a_failed_batch_leaves_the_connection_usable(tmp_path: Path) -> None:

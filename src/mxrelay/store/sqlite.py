@@ -4,8 +4,8 @@ fsynced apart.
 Writes take one writer connection in turn, in `BEGIN IMMEDIATE` transactions; readers have threads
 and connections of their own (WAL). A durable commit is SQLite's `synchronous=FULL` taken apart: the
 commit with NORMAL, then an fsync of the log on the writer thread while the next group-commit batch
-is already written; a batch of one write alone is written on the event loop, a larger one on the
-writer thread. Checkpoints run on a thread of their own while the relay's writes wait, so that the
+is already written; a batch of one write alone is written on the event loop, a larger one begun
+and written on the writer thread, after the fsync before it. Checkpoints run on a thread of their own while the relay's writes wait, so that the
 log is written from its start again after each, and a write into a database file deleted
 under the relay is refused. Why it is built so: docs/architecture/store.md.
 """
@@ -142,23 +142,22 @@ class SqliteDatabase(Database):
         """A batch `alone` is written and, while fsyncs are quick (`QUICK_FSYNC`), fsynced here,
         on the loop: its writers wait for nothing else, and handing the work to the writer thread
         and back costs about as much again as the fsync, on the path of every message of a lone
-        SMTP session. Any other batch is written on the writer thread (begun on the loop, which
-        takes the write lock or finds another process holding it): SQLite writes its B-trees and
-        the log's pages there without the GIL while the loop serves the sessions whose writes
-        gather into the next batch (measured: docs/architecture/store.md)."""
+        SMTP session. Any other batch is written on the writer thread (`_write_beside`): SQLite
+        writes its B-trees and the log's pages there without the GIL while the loop serves the
+        sessions whose writes gather into the next batch (measured: docs/architecture/store.md)."""
         async with self._write_lock:
             await self._after_checkpoint()
             conn = await self._connection()
             self._check_file()
-            driver = _driver(conn)
-            if not await _begin_soon(driver, self._busy_polls):
-                # Another process writes: wait for it on the writer thread, not on the loop.
-                result = await self._on_writer(self._write_here, conn, fn, args, durable)
-                return result, None
-            if alone or self._inline:
-                result = _transaction(conn, driver, fn, args)
+            if not (alone or self._inline):
+                result = await self._on_writer(self._write_beside, conn, fn, args)
             else:
-                result = await self._on_writer(_transaction, conn, driver, fn, args)
+                driver = _driver(conn)
+                if not await _begin_soon(driver, self._busy_polls):
+                    # Another process writes: wait for it on the writer thread, not on the loop.
+                    result = await self._on_writer(self._write_here, conn, fn, args, durable)
+                    return result, None
+                result = _transaction(conn, driver, fn, args)
             self._committed += 1
             synced_here = alone and durable and self._fsync and self._last_fsync <= QUICK_FSYNC
             if synced_here:
@@ -211,6 +210,17 @@ class SqliteDatabase(Database):
             self.sync()
         self._checkpoint_when_due()
         return result
+
+    def _write_beside(self, conn: Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """A group-commit batch, begun here rather than on the loop: after the fsync of the one
+        before, which runs on this thread too, so that SQLite's write lock is free while the disk
+        works. Begun on the loop, the lock was held through every fsync, and the delivery
+        process's writes (which SQLite's busy handler retries a millisecond or more apart)
+        almost never found it free: while mail came in, delivery stalled."""
+        driver = _driver(conn)
+        if not _begin_polling(driver, self._busy_polls):
+            driver.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for another process
+        return _transaction(conn, driver, fn, args)
 
     def _checkpoint_when_due(self) -> None:
         """Every CHECKPOINT_COMMITS commits (counted under the write lock), a checkpoint on its
@@ -368,6 +378,15 @@ async def _begin_soon(driver: sqlite3.Connection, polls: int) -> bool:
         if _begin_at_once(driver):
             return True
         await asyncio.sleep(BUSY_POLL)
+    return _begin_at_once(driver)
+
+
+def _begin_polling(driver: sqlite3.Connection, polls: int) -> bool:
+    """`_begin_soon` on a thread: BUSY_POLL apart."""
+    for _ in range(polls):
+        if _begin_at_once(driver):
+            return True
+        time.sleep(BUSY_POLL)
     return _begin_at_once(driver)
 
 

@@ -4,9 +4,9 @@ On SQLite the rows go straight to pysqlite's own `executemany`, past SQLAlchemy 
 per-row parameter processing, and even `Connection.exec_driver_sql`'s per-statement bookkeeping,
 cost more than SQLite's own work for the rows of an accepted message, and that work holds the
 interpreter lock (a lone write's batch even runs on the event loop: `db.write_batch`), where
-every microsecond is taken from the SMTP sessions. pysqlite's errors are then raised as they are (`faults.store_fault` reads both). The
-rows are mappings whose values already have their column's Python type (str, int, float, bool,
-bytes, None), which is all pysqlite needs.
+every microsecond is taken from the SMTP sessions. pysqlite's errors are then raised as they are
+(`faults.store_fault` reads both). The rows are mappings whose values already have their column's
+Python type (str, int, float, bool, bytes, None), which is all pysqlite needs.
 
 On PostgreSQL each round trip to the server costs as much as a statement's work there, and
 SQLAlchemy Core's per-statement work (cache keys, parameter processing) more: the rows of a table

@@ -5,9 +5,10 @@ Writes take one writer connection in turn, in `BEGIN IMMEDIATE` transactions; re
 and connections of their own (WAL). A durable commit is SQLite's `synchronous=FULL` taken apart: the
 commit with NORMAL, then an fsync of the log on the writer thread while the next group-commit batch
 is already written; a batch of one write alone is written on the event loop, a larger one begun
-and written on the writer thread, after the fsync before it. Checkpoints run on a thread of their own while the relay's writes wait, so that the
-log is written from its start again after each, and a write into a database file deleted
-under the relay is refused. Why it is built so: docs/architecture/store.md.
+and written on the writer thread, after the fsync before it. Checkpoints run on a thread of their
+own while the relay's writes wait, so that the log is written from its start again after each,
+and a write into a database file deleted under the relay is refused. Why it is built so:
+docs/architecture/store.md.
 """
 
 from __future__ import annotations

@@ -237,13 +237,16 @@ class SqliteDatabase(Database):
         work.add_done_callback(_log_checkpoint_failure)
         self._checkpointing = work
 
+    def _arm_checkpoint_timer(self) -> None:
+        self._checkpoint_timer = asyncio.get_running_loop().call_later(
+            CHECKPOINT_INTERVAL, self._checkpoint_if_idle
+        )
+
     def _checkpoint_if_idle(self) -> None:
         """On the loop, every CHECKPOINT_INTERVAL: a checkpoint when none began for as long and
         the log was written since the last began, unless this store is writing (then its
         commits bring the next one)."""
-        self._checkpoint_timer = asyncio.get_running_loop().call_later(
-            CHECKPOINT_INTERVAL, self._checkpoint_if_idle
-        )
+        self._arm_checkpoint_timer()
         began, modified = self._checkpointed
         if (
             not self._write_lock.locked()
@@ -282,9 +285,7 @@ class SqliteDatabase(Database):
             self._conn = await self._on_writer(self._writer.connect)
             self._identity = _identity(self._path)
             if self._checkpoints:
-                self._checkpoint_timer = asyncio.get_running_loop().call_later(
-                    CHECKPOINT_INTERVAL, self._checkpoint_if_idle
-                )
+                self._arm_checkpoint_timer()
         return self._conn
 
     def _check_file(self) -> None:

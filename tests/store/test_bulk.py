@@ -1,8 +1,13 @@
 """Many rows per statement, on both dialects: the rows written are the rows read back, and
-inserted rows come back in the order given, past one statement's parameter limit too."""
+inserted rows come back in the order given, past one statement's parameter limit too. On SQLite
+a table's rows go in a few multi-row statements of power-of-two sizes (`pieces`)."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+import pytest
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Connection
 
@@ -14,7 +19,9 @@ from mxrelay.store.bulk import (
     insert_many,
     insert_returning,
     insert_tables,
+    pieces,
 )
+from mxrelay.store.open import open_store
 
 
 def queue_row(n: int) -> dict[str, object]:
@@ -150,3 +157,50 @@ async def test_nulls_and_every_column_type(db: Database) -> None:
         (b"\x00\xff\x01", 1.25, 3),
         [(0, None, None), (1, None, "nul \ufffd")],
     )
+
+
+@pytest.mark.parametrize(
+    ("count", "most", "sizes"),
+    [
+        (0, 64, []),
+        (1, 64, [1]),
+        (7, 64, [4, 2, 1]),
+        (20, 64, [16, 4]),
+        (100, 32, [32, 32, 32, 4]),
+        (100, 50, [32, 32, 32, 4]),  # the largest piece is a power of two too
+        (3, 0, [1, 1, 1]),  # a row has more columns than a statement takes parameters
+    ],
+)
+def test_pieces_are_powers_of_two_largest_first(count: int, most: int, sizes: list[int]) -> None:
+    got = list(pieces(count, most))
+    assert [size for _, size in got] == sizes
+    assert [start for start, _ in got] == [sum(sizes[:n]) for n in range(len(sizes))]
+
+
+async def test_sqlite_writes_a_tables_rows_in_a_few_statements(tmp_path: Path) -> None:
+    """Seven rows take three INSERTs (4, 2 and 1 rows), not seven: the store's writer thread
+    takes the interpreter lock back once per statement, and the texts stay few enough for
+    pysqlite's statement cache."""
+    tags = [{"key": f"k{n}", "name": f"tag {n}"} for n in range(7)]
+    statements: list[str] = []
+
+    def write(conn: Connection) -> None:
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        driver.set_trace_callback(statements.append)
+        try:
+            insert_many(conn, schema.tags, tags)
+        finally:
+            driver.set_trace_callback(None)
+
+    async with open_store(f"sqlite:///{tmp_path / 'store.db'}") as db:
+        await db.write(write)
+
+        def read(conn: Connection) -> list[str]:
+            return list(
+                conn.execute(select(schema.tags.c.key).order_by(schema.tags.c.key)).scalars()
+            )
+
+        assert await db.read(read) == [f"k{n}" for n in range(7)]
+    inserts = [sql for sql in statements if sql.startswith("INSERT INTO tags")]
+    assert [sql.count("(") - 1 for sql in inserts] == [4, 2, 1]

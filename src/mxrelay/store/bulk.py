@@ -1,12 +1,18 @@
 """Many rows per statement on the group committer's hot path, with little work per row.
 
-On SQLite the rows go straight to pysqlite's own `executemany`, past SQLAlchemy altogether: its
-per-row parameter processing, and even `Connection.exec_driver_sql`'s per-statement bookkeeping,
-cost more than SQLite's own work for the rows of an accepted message, and that work holds the
-interpreter lock (a lone write's batch even runs on the event loop: `db.write_batch`), where
-every microsecond is taken from the SMTP sessions. pysqlite's errors are then raised as they are
-(`faults.store_fault` reads both). The rows are mappings whose values already have their column's
-Python type (str, int, float, bool, bytes, None), which is all pysqlite needs.
+On SQLite the rows go straight to pysqlite, past SQLAlchemy altogether: its per-row parameter
+processing, and even `Connection.exec_driver_sql`'s per-statement bookkeeping, cost more than
+SQLite's own work for the rows of an accepted message, and that work holds the interpreter lock
+(a lone write's batch even runs on the event loop: `db.write_batch`), where every microsecond is
+taken from the SMTP sessions. A table's rows go in multi-row `INSERT ... VALUES (...), (...)`
+statements, not `executemany`: pysqlite lets go of the interpreter lock for each step of a
+statement, and a group-commit batch is written on the store's writer thread while the event loop
+runs, so every step cost the thread a wait to take the lock back; one statement per table waits
+once (measured at 20 sessions, see docs/architecture/store.md). The statements take power-of-two
+numbers of rows (`pieces`), so that there are few texts per table, all kept prepared in pysqlite's
+statement cache. pysqlite's errors are raised as they are (`faults.store_fault` reads both). The
+rows are mappings whose values already have their column's Python type (str, int, float, bool,
+bytes, None), which is all pysqlite needs.
 
 On PostgreSQL each round trip to the server costs as much as a statement's work there, and
 SQLAlchemy Core's per-statement work (cache keys, parameter processing) more: the rows of a table
@@ -23,7 +29,7 @@ with other messages (see `storable`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -106,9 +112,8 @@ def insert_tables(conn: Connection, tables: Sequence[TableRows]) -> None:
         return
     for table, rows in tables:
         columns = list(rows[0])
-        names = ", ".join(columns)
-        values = ", ".join(f":{column}" for column in columns)
-        driver.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({values})", rows)
+        for piece in _sqlite_pieces(rows, columns):
+            driver.execute(_sqlite_insert(table, columns, len(piece)), _flat(piece, columns))
 
 
 def insert_returning(
@@ -124,8 +129,8 @@ def insert_returning(
     `key` names the columns (among `returning`) that tell the new rows apart. The rows of
     `before` are written first (`insert_tables`; on PostgreSQL in the same statement).
 
-    SQLite: one multi-row `INSERT ... VALUES (...), (...) RETURNING` (the order of RETURNING
-    rows is not promised on either database, hence the key)."""
+    SQLite: multi-row `INSERT ... VALUES (...), (...) RETURNING` statements (`pieces`; the order
+    of RETURNING rows is not promised on either database, hence the key)."""
     if not rows:
         insert_tables(conn, before)
         return []
@@ -140,18 +145,39 @@ def insert_returning(
         return [created[tuple(row[name] for name in key)] for row in rows]
     insert_tables(conn, before)
     columns = list(rows[0])
-    marks = "(" + ", ".join("?" * len(columns)) + ")"
-    per_statement = max(SQLITE_MAX_PARAMETERS // len(columns), 1)
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-            f"{', '.join([marks] * len(chunk))} RETURNING {', '.join(returning)}"
-        )
-        flat = tuple(row[column] for row in chunk for column in columns)
-        for row in driver.execute(sql, flat):
+    suffix = f" RETURNING {', '.join(returning)}"
+    for piece in _sqlite_pieces(rows, columns):
+        sql = _sqlite_insert(table, columns, len(piece)) + suffix
+        for row in driver.execute(sql, _flat(piece, columns)):
             created[tuple(row[p] for p in positions)] = tuple(row)
     return [created[tuple(row[name] for name in key)] for row in rows]
+
+
+def pieces(count: int, most: int) -> Iterator[tuple[int, int]]:
+    """(start, size) of the statements that write `count` rows: sizes powers of two, largest
+    first, none larger than `most` (itself rounded down to one), so that 7 rows go as 4, 2 and 1
+    and no more than a few statement texts per table ever exist. Pure."""
+    largest = 1 << (max(most, 1).bit_length() - 1)
+    start = 0
+    while start < count:
+        size = min(largest, 1 << ((count - start).bit_length() - 1))
+        yield start, size
+        start += size
+
+
+def _sqlite_pieces(rows: Rows, columns: Sequence[str]) -> Iterator[Rows]:
+    most = SQLITE_MAX_PARAMETERS // len(columns)
+    for start, size in pieces(len(rows), most):
+        yield rows[start : start + size]
+
+
+def _sqlite_insert(table: TableClause, columns: Sequence[str], count: int) -> str:
+    marks = "(" + ", ".join("?" * len(columns)) + ")"
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {', '.join([marks] * count)}"
+
+
+def _flat(rows: Rows, columns: Sequence[str]) -> tuple[Any, ...]:
+    return tuple(row[column] for row in rows for column in columns)
 
 
 def _storable_tables(tables: Sequence[TableRows]) -> list[TableRows]:

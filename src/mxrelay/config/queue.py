@@ -52,6 +52,15 @@ class QueueSettings(SettingsGroup):
         help="smtp mode: deliver from a child process, so accepting and delivering use two cores "
         "(false: one process does both).",
     )
+    delivery_process_nice: int = int_setting(
+        10,
+        env="MXRELAY_DELIVERY_PROCESS_NICE",
+        least=0,
+        most=19,
+        help="How much lower the delivery process's CPU priority is than the relay's (its nice "
+        "value, added): when the CPUs are busy, the SMTP clients, each waiting for a reply, are "
+        "served first and delivery works off the queue with the rest (0: the same priority).",
+    )
     lease_time: Duration = duration_setting(
         "60s",
         env="MXRELAY_QUEUE_LEASE_TIME",

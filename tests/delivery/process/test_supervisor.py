@@ -194,6 +194,22 @@ async def test_the_delivery_process_stops_with_the_relay(
         pass
 
 
+@pytest.mark.parametrize("nice", [0, 3])
+async def test_the_delivery_process_runs_at_a_lower_priority(
+    smarthost: Smarthost, tmp_path: Path, nice: int
+) -> None:
+    """On busy cores the relay's clients, each waiting for a reply, go first; the delivery
+    process works off the queue with what is left (0: the relay's own priority)."""
+    env = relay_env(smarthost, tmp_path, MXRELAY_DELIVERY_PROCESS_NICE=str(nice))
+    async with running_relay(env) as running:
+        pid = delivery_of(running).pid
+        assert pid is not None
+        relay = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(relay + nice, 19)
+        await send(running, 1)
+        await smarthost.wait_for(1)  # and it delivers
+
+
 async def test_one_process_when_turned_off(smarthost: Smarthost, tmp_path: Path) -> None:
     env = relay_env(smarthost, tmp_path, MXRELAY_DELIVERY_PROCESS="false")
     async with running_relay(env) as running:

@@ -8,6 +8,8 @@ settled) or wakes it to claim, and stops it when told. Metric updates
 (`MetricRecorder`, in small bundles) and conditions (`ReportedHealth`) go to the relay, which
 shows them (as status, under `delivery_process:`); log lines go to the same stderr.
 
+Given the settings, it lowers its own CPU priority (`MXRELAY_DELIVERY_PROCESS_NICE`,
+`lower_priority`): the relay's clients wait for their replies, the queue can wait for this process.
 It ignores SIGINT and SIGTERM: the relay decides when it stops, with `Stop(grace)`: the
 worker finishes or hands back its deliveries within the grace period, the store is closed and the
 process exits. If the relay dies, the socket closes and the process stops at once (grace 0): what
@@ -139,6 +141,7 @@ async def serve(sock: socket.socket, deliver: Deliver) -> int:
         return 0  # stopped before it began
     settings = relay.settings.result()
     log.configure(settings.service.log_format, settings.service.log_level)
+    lower_priority(settings.queue.delivery_process_nice)
     try:
         await deliver(relay, settings)
     except StoreError as exc:
@@ -149,6 +152,19 @@ async def serve(sock: socket.socket, deliver: Deliver) -> int:
         with contextlib.suppress(Exception):
             relay.protocol.close()
     return 0
+
+
+def lower_priority(nice: int) -> None:
+    """Add `nice` to this process's nice value (no privilege needed: a process may always lower
+    its own priority). The relay's sessions are latency, each client waiting for its reply, while
+    this process works from a queue: on busy cores the scheduler now runs the relay first.
+    Measured on two cores (README, Performance): one session's round trip 8 % shorter with 10."""
+    if nice <= 0:
+        return
+    try:
+        os.nice(nice)
+    except OSError as exc:  # a sandbox may refuse even this: deliver at the relay's priority
+        logger.warning("the delivery process kept its priority: %s", exc)
 
 
 def run(fd: int, deliver: Deliver) -> int:

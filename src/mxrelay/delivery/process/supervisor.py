@@ -19,6 +19,8 @@ the order to stop, and what the child reports for `/metrics` and `/healthz` (`ip
   commits to) and a read. Otherwise it is committed queued, and `wake()` tells the child to claim
   it. An entry leased to a child that is gone before it was handed over is given back with the
   rest of the child's leases (or, if its commit came later still, when its lease expires).
+- The child lowers its own CPU priority (`MXRELAY_DELIVERY_PROCESS_NICE`, `child.lower_priority`):
+  on busy cores the relay's SMTP clients, each waiting for a reply, are served first.
 - A child that dies unasked is logged and counted (`mxrelay_delivery_process_exits_total`), its
   leases are handed back at once (`Queue.requeue_owner`: what it was sending is sent again; at
   least once, never lost), and another child is started.

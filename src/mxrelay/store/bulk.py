@@ -7,10 +7,10 @@ SQLite's own work for the rows of an accepted message, and that work holds the i
 taken from the SMTP sessions. A table's rows go in multi-row `INSERT ... VALUES (...), (...)`
 statements, not `executemany`: pysqlite lets go of the interpreter lock for each step of a
 statement, and a group-commit batch is written on the store's writer thread while the event loop
-runs, so every step cost the thread a wait to take the lock back; one statement per table waits
-once (measured at 20 sessions, see docs/architecture/store.md). The statements take power-of-two
-numbers of rows (`pieces`), so that there are few texts per table, all kept prepared in pysqlite's
-statement cache. pysqlite's errors are raised as they are (`faults.store_fault` reads both). The
+runs, so every row's step cost the thread a wait to take the lock back, where now a few
+statements per table do (measured at 20 sessions, see docs/architecture/store.md). The statements
+take power-of-two numbers of rows (`pieces`), so that each table has a few texts, all kept
+prepared in pysqlite's statement cache. pysqlite's errors are raised as they are (`faults.store_fault` reads both). The
 rows are mappings whose values already have their column's Python type (str, int, float, bool,
 bytes, None), which is all pysqlite needs.
 
@@ -155,8 +155,8 @@ def insert_returning(
 
 def pieces(count: int, most: int) -> Iterator[tuple[int, int]]:
     """(start, size) of the statements that write `count` rows: sizes powers of two, largest
-    first, none larger than `most` (itself rounded down to one), so that 7 rows go as 4, 2 and 1
-    and no more than a few statement texts per table ever exist. Pure."""
+    first, none larger than `most` rounded down to a power of two, so that 7 rows go as 4, 2 and
+    1 and a table never has more than about ten statement texts. Pure."""
     largest = 1 << (max(most, 1).bit_length() - 1)
     start = 0
     while start < count:

@@ -7,12 +7,12 @@ SQLite's own work for the rows of an accepted message, and that work holds the i
 taken from the SMTP sessions. A table's rows go in multi-row `INSERT ... VALUES (...), (...)`
 statements, not `executemany`: pysqlite lets go of the interpreter lock for each step of a
 statement, and a group-commit batch is written on the store's writer thread while the event loop
-runs, so every row's step cost the thread a wait to take the lock back, where now a few
+runs, so with `executemany` every row cost the thread a wait to take the lock back; now a few
 statements per table do (measured at 20 sessions, see docs/architecture/store.md). The statements
 take power-of-two numbers of rows (`pieces`), so that each table has a few texts, all kept
-prepared in pysqlite's statement cache. pysqlite's errors are raised as they are (`faults.store_fault` reads both). The
-rows are mappings whose values already have their column's Python type (str, int, float, bool,
-bytes, None), which is all pysqlite needs.
+prepared in pysqlite's statement cache. pysqlite's errors are raised as they are
+(`faults.store_fault` reads both). The rows are mappings whose values already have their
+column's Python type (str, int, float, bool, bytes, None), which is all pysqlite needs.
 
 On PostgreSQL each round trip to the server costs as much as a statement's work there, and
 SQLAlchemy Core's per-statement work (cache keys, parameter processing) more: the rows of a table

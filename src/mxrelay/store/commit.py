@@ -1,7 +1,7 @@
 """Group commit: writes from many concurrent SMTP sessions and deliveries share one transaction.
 
 `GroupCommitter` takes (writer, item) pairs from every caller, waits at most `window` for company,
-writes up to `batch_limit` of them in one transaction (one `executemany` per kind) and resumes each
+writes up to `batch_limit` of them in one transaction (a kind's items together) and resumes each
 caller once that transaction is on disk. A store fault fails the whole batch and turns the `store`
 readiness condition red; any other failure is retried write by write, so it fails alone. While
 idle, and while the store fails, a probe write notices a broken or mended store. Why it is built

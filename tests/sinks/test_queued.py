@@ -10,19 +10,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.engine import Connection
 
 from mxrelay.health import Health
 from mxrelay.metrics import Metrics
 from mxrelay.model import Reason, RefusedRecipient, Reply
-from mxrelay.sinks.queued import StoreSink
+from mxrelay.sinks.queued import StoreSink, write_accepted, written_in_one_statement
 from mxrelay.store import message_log, schema
 from mxrelay.store.backend import Database
 from mxrelay.store.commit import GroupCommitter
+from mxrelay.store.ingest import NewMessage
 from mxrelay.store.open import open_store
 from mxrelay.store.queue import LoadedEntry, Queue
-from tests.store.helpers import transaction
+from tests.store.helpers import message_bytes, record, transaction
 from tests.support.postgres import PostgresServer, build_template, clone
 from tests.support.relay_app import running_relay, send_mail, transaction_lines
 
@@ -246,3 +247,28 @@ async def test_transform_notes_reach_the_log_line_and_the_message_record(
     assert line["queue_id"] == latest["ID"]
     assert line["transforms"] == [f"ics strip: nothing changed; {LEFT_UNCHANGED}"]
     assert deliveries["TransformReports"] == line["transforms"]
+
+
+@pytest.mark.postgres
+async def test_a_message_without_tags_is_written_in_one_statement_on_postgresql(
+    postgres_url: str,
+) -> None:
+    """What the sink tells the committer (`written_in_one_statement`) is what `write_accepted`
+    does: one statement for messages without tags (so that their batch may commit as that
+    statement), more for a message with tags."""
+    plain = record(transaction(data=message_bytes()))
+    tagged = record(transaction(data=b"X-Tags: billing\r\n" + message_bytes()))
+    assert written_in_one_statement(plain)
+    assert not written_in_one_statement(tagged)
+
+    def counted(conn: Connection, items: Sequence[NewMessage]) -> int:
+        sent: list[str] = []
+        event.listen(conn, "before_cursor_execute", lambda *args: sent.append(args[2]))
+        write_accepted(conn, items)
+        return len(sent)
+
+    async with open_store(postgres_url) as db:
+        assert await db.write(counted, [plain, record()]) == 1
+        assert await db.write(counted, [tagged]) > 1
+        stored = await db.read(lambda c: c.execute(select(schema.messages.c.id)).scalars().all())
+    assert len(stored) == 3

@@ -18,6 +18,7 @@ from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.bulk import insert_many
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable, Writer
+from mxrelay.store.open import open_store
 from tests.support.polling import until
 from tests.support.postgres import PostgresServer
 
@@ -57,6 +58,18 @@ def bulk_bulky(conn: Connection, items: Sequence[str]) -> None:
     """`bulky` through `bulk.insert_many`."""
     row = {"message_id": items[0], "received_at": 0.0, "encoding": "identity"}
     insert_many(conn, schema.message_bodies, [row | {"stored_size": 0, "raw": b"x" * 262144}])
+
+
+def tag_then_probe(conn: Connection, items: Sequence[str]) -> list[bool]:
+    """`tag` in one statement, then whether that statement's transaction has ended: a probe
+    (PostgreSQL gives an INSERT's transaction an id, which a later statement of the same
+    transaction still has)."""
+    conn.execute(
+        text("INSERT INTO message_tags (message_id, tag_id) SELECT unnest(CAST(:m AS text[])), 1"),
+        {"m": list(items)},
+    )
+    ended = conn.execute(text("SELECT pg_current_xact_id_if_assigned() IS NULL")).scalar_one()
+    return [bool(ended)] * len(items)
 
 
 async def tags(db: Database) -> list[str]:
@@ -233,7 +246,12 @@ class HeldSyncs(Database):
         return await self.inner.write(fn, *args, durable=durable)
 
     async def write_batch(
-        self, fn: Callable[..., T], *args: Any, durable: bool = True, alone: bool = False
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        durable: bool = True,
+        alone: bool = False,
+        one_statement: bool = False,
     ) -> tuple[T, Awaitable[None] | None]:
         self.alone.append(alone)
         result = await self.inner.write(fn, *args, durable=durable)
@@ -295,3 +313,23 @@ async def test_a_write_alone_is_told_so_and_one_with_company_is_not(db: Database
         (await held.next_batch()).set_result(None)
         await asyncio.gather(*together)
     assert held.alone == [True, False, False]
+
+
+@pytest.mark.postgres
+async def test_a_write_alone_that_is_one_statement_commits_as_that_statement(
+    postgres_url: str,
+) -> None:
+    """On PostgreSQL, without BEGIN and COMMIT (one round trip instead of three), when the batch
+    is one write that says it is one statement and must reach the disk; with company, the
+    batch keeps its transaction (its round trips let the next batch gather)."""
+    async with open_store(postgres_url) as db, GroupCommitter(db, window=0.01) as committer:
+        assert await committer.submit(tag_then_probe, "m1", one_statement=True) is True
+        assert await committer.submit(tag_then_probe, "m2") is False
+        relaxed = committer.submit(tag_then_probe, "m3", one_statement=True, durable=False)
+        assert await relaxed is False
+        together = await asyncio.gather(
+            committer.submit(tag_then_probe, "m4", one_statement=True),
+            committer.submit(tag_then_probe, "m5", one_statement=True),
+        )
+        assert list(together) == [False, False]
+        assert await tags(db) == ["m1", "m2", "m3", "m4", "m5"]

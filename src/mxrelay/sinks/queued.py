@@ -77,6 +77,13 @@ def _write_accepted(
     return entries
 
 
+def written_in_one_statement(record: NewMessage) -> bool:
+    """Whether `write_accepted` (or `write_accepted_unindexed`) writes `record`, and any number
+    of records like it, in one statement on PostgreSQL: its log rows and queue entries go in
+    one (`Queue.enqueue`), its tags, if it has any, in statements of their own."""
+    return not record.summary.tags
+
+
 class Waker(Protocol):
     """Whoever delivers from the queue (a worker here, or the delivery process), told of new mail."""
 
@@ -185,7 +192,9 @@ class StoreSink:
         indexer = self.indexer
         writer = write_accepted if indexer is None else write_accepted_unindexed
         try:
-            leased = await self.committer.submit(writer, record, large=large)
+            leased = await self.committer.submit(
+                writer, record, large=large, one_statement=written_in_one_statement(record)
+            )
         except StoreUnavailable as exc:
             if direct is not None and lease is not None:
                 direct.cancel(slots)

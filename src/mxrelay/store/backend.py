@@ -137,13 +137,20 @@ class Database(abc.ABC):
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T: ...
 
     async def write_batch(
-        self, fn: Callable[..., T], *args: Any, durable: bool = True, alone: bool = False
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        durable: bool = True,
+        alone: bool = False,
+        one_statement: bool = False,
     ) -> tuple[T, Awaitable[None] | None]:
         """`write` for the group committer's batches: `fn`'s result once the transaction is
         committed, and, if that commit is not on disk yet, an awaitable that completes once it
         is (or raises if it cannot be). A backend that makes a commit durable apart from writing
         it overrides this (`sqlite.py`); by default it is `write`. `alone`: nothing else waits
-        to be written or made durable, so the writer may as well wait for the disk at once."""
+        to be written or made durable, so the writer may as well wait for the disk at once.
+        `one_statement`: `fn` issues exactly one statement, which a server that commits each
+        statement outside a transaction as its own may run so (`postgres.py`)."""
         return await self.write(fn, *args, durable=durable), None
 
     @abc.abstractmethod

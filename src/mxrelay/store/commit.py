@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,8 +46,13 @@ class StoreUnavailable(Exception):
     """The write was not committed (the store failed, is full, or is closing)."""
 
 
-_Pending = tuple[Writer, Any, "asyncio.Future[Any]", bool, bool]
-"""(writer, item, the caller's future, durable, large)."""
+class _Pending(NamedTuple):
+    writer: Writer
+    item: Any
+    future: asyncio.Future[Any]
+    durable: bool
+    large: bool
+    one_statement: bool
 
 
 class GroupCommitter:
@@ -107,18 +112,30 @@ class GroupCommitter:
             await self._task
 
     def submit_nowait(
-        self, writer: Writer, item: Any, *, durable: bool = True, large: bool = False
+        self,
+        writer: Writer,
+        item: Any,
+        *,
+        durable: bool = True,
+        large: bool = False,
+        one_statement: bool = False,
     ) -> asyncio.Future[Any]:
         """Queue a write; the future resolves once it is committed (or fails with StoreUnavailable)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._closed or self._task is None or self._task.done():
             future.set_exception(StoreUnavailable("the store is closing"))
         else:
-            self._pending.put_nowait((writer, item, future, durable, large))
+            self._pending.put_nowait(_Pending(writer, item, future, durable, large, one_statement))
         return future
 
     async def submit(
-        self, writer: Writer, item: Any, *, durable: bool = True, large: bool = False
+        self,
+        writer: Writer,
+        item: Any,
+        *,
+        durable: bool = True,
+        large: bool = False,
+        one_statement: bool = False,
     ) -> Any:
         """Write `item` and return once it is committed (on disk unless `durable` is off, see
         `Database.write`); raise StoreUnavailable if not. A batch is durable if any write in it
@@ -126,10 +143,15 @@ class GroupCommitter:
         does not withdraw the write (it may already be on disk). A batch is written with
         `Database.write_batch` (on SQLite, a lone write's statements on the event loop), unless
         a write in it is `large` (a big message, whose statements would hold the loop up).
+        `one_statement`: `writer` writes this item, and any number of items like it, in one
+        statement, so that a batch of such writes alone may be committed as that statement
+        (`Database.write_batch`).
         """
         # Not shielded: the batch holds the write, not the future (a cancelled caller's future
         # is simply not answered), and a shield would cost the answer another turn of the loop.
-        return await self.submit_nowait(writer, item, durable=durable, large=large)
+        return await self.submit_nowait(
+            writer, item, durable=durable, large=large, one_statement=one_statement
+        )
 
     async def _run(self) -> None:
         stopping = False
@@ -164,18 +186,20 @@ class GroupCommitter:
         while not self._pending.empty():
             leftover = self._pending.get_nowait()
             if leftover is not None:
-                _fail(leftover[2], StoreUnavailable("the store is closing"))
+                _fail(leftover.future, StoreUnavailable("the store is closing"))
 
     async def _commit(self, batch: list[_Pending], *, alone: bool = False) -> None:
-        durable = any(entry[3] for entry in batch)
+        durable = any(entry.durable for entry in batch)
+        groups = _groups(batch)
         started = self._monotonic()
         synced: Awaitable[None] | None = None
         try:
-            if any(entry[4] for entry in batch):
-                results = await self._db.write(_apply, _groups(batch), durable=durable)
+            if any(entry.large for entry in batch):
+                results = await self._db.write(_apply, groups, durable=durable)
             else:
+                one = len(groups) == 1 and all(entry.one_statement for entry in batch)
                 results, synced = await self._db.write_batch(
-                    _apply, _groups(batch), durable=durable, alone=alone
+                    _apply, groups, durable=durable, alone=alone, one_statement=one
                 )
         except Exception as exc:  # the committer's boundary: every waiting caller must hear back
             await self._recover(batch, exc)
@@ -197,9 +221,9 @@ class GroupCommitter:
             self._failed(batch, exc, log_it=False)
             return
         if len(batch) == 1:
-            _fail(batch[0][2], StoreUnavailable(describe_error(exc, 200)))
+            _fail(batch[0].future, StoreUnavailable(describe_error(exc, 200)))
             return
-        for position, (writer, item, future, durable, _) in enumerate(batch):
+        for position, (writer, item, future, durable, *_) in enumerate(batch):
             started = self._monotonic()
             try:
                 results = await self._db.write(_apply, {writer: [item]}, durable=durable)
@@ -211,7 +235,7 @@ class GroupCommitter:
                     return
                 _fail(future, StoreUnavailable(describe_error(alone, 200)))
                 continue
-            self._answer([(writer, item, future, durable, False)], results, started)
+            self._answer([batch[position]], results, started)
 
     async def _probe_when_idle(self) -> None:
         """Write a probe through the queue whenever no transaction ended for `probe_idle`

@@ -1,14 +1,15 @@
 """The store on PostgreSQL: work runs on the event loop through asyncpg, replicas share the queue.
 
 Reads and writes take a connection of the pool (`AsyncConnection.run_sync`); a write that need not
-wait for the disk (`durable=False`) commits with `synchronous_commit = off`. Replicas starting
+wait for the disk (`durable=False`) commits with `synchronous_commit = off`; a group-commit batch
+that is one statement runs as its own transaction (`write_batch`). Replicas starting
 together migrate one after the other, under an advisory lock (`migration_lock`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -30,6 +31,8 @@ class PostgresDatabase(Database):
     def __init__(self, target: Target) -> None:
         super().__init__(target)
         self._engine = create_async_engine(target.url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        """The same pool, its connections lent without a transaction (`write_batch`)."""
 
     @contextlib.asynccontextmanager
     async def migration_lock(self) -> AsyncIterator[None]:
@@ -52,6 +55,25 @@ class PostgresDatabase(Database):
             if not durable:
                 await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             return await conn.run_sync(fn, *args)
+
+    async def write_batch(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        durable: bool = True,
+        alone: bool = False,
+        one_statement: bool = False,
+    ) -> tuple[T, Awaitable[None] | None]:
+        """A durable batch `alone` that is `one_statement` runs outside a transaction: PostgreSQL
+        commits the statement as its own, in one round trip instead of three (BEGIN, the
+        statement, COMMIT), atomic all the same. Only alone: the one SMTP session waiting for
+        it waits for the round trips; with company, the time they take lets the next batch
+        gather more writes, and committing without them measured slower (figures:
+        docs/architecture/store.md)."""
+        if not (one_statement and durable and alone):
+            return await self.write(fn, *args, durable=durable), None
+        async with self._autocommit.connect() as conn:
+            return await conn.run_sync(fn, *args), None
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.connect() as conn:

@@ -138,7 +138,12 @@ class SqliteDatabase(Database):
             return await self._on_writer(self._write_here, conn, fn, args, durable)
 
     async def write_batch(
-        self, fn: Callable[..., T], *args: Any, durable: bool = True, alone: bool = False
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        durable: bool = True,
+        alone: bool = False,
+        one_statement: bool = False,
     ) -> tuple[T, Awaitable[None] | None]:
         """A batch `alone` is written and, while fsyncs are quick (`QUICK_FSYNC`), fsynced here,
         on the loop: its writers wait for nothing else, and handing the work to the writer thread

@@ -321,7 +321,7 @@ async def test_a_write_alone_that_is_one_statement_commits_as_that_statement(
 ) -> None:
     """On PostgreSQL, without BEGIN and COMMIT (one round trip instead of three), when the batch
     is one write that says it is one statement and must reach the disk; with company, the
-    batch keeps its transaction (its round trips let the next batch gather)."""
+    batch keeps its transaction (why: docs/architecture/store.md)."""
     async with open_store(postgres_url) as db, GroupCommitter(db, window=0.01) as committer:
         assert await committer.submit(tag_then_probe, "m1", one_statement=True) is True
         assert await committer.submit(tag_then_probe, "m2") is False

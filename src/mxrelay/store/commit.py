@@ -47,6 +47,8 @@ class StoreUnavailable(Exception):
 
 
 class _Pending(NamedTuple):
+    """A write waiting for its batch, with what the caller said of it (`submit`)."""
+
     writer: Writer
     item: Any
     future: asyncio.Future[Any]

@@ -2,7 +2,7 @@
 
 Reads and writes take a connection of the pool (`AsyncConnection.run_sync`); a write that need not
 wait for the disk (`durable=False`) commits with `synchronous_commit = off`; a group-commit batch
-that is one statement runs as its own transaction (`write_batch`). Replicas starting
+alone that is one statement runs as its own transaction (`write_batch`). Replicas starting
 together migrate one after the other, under an advisory lock (`migration_lock`).
 """
 
@@ -66,10 +66,9 @@ class PostgresDatabase(Database):
     ) -> tuple[T, Awaitable[None] | None]:
         """A durable batch `alone` that is `one_statement` runs outside a transaction: PostgreSQL
         commits the statement as its own, in one round trip instead of three (BEGIN, the
-        statement, COMMIT), atomic all the same. Only alone: the one SMTP session waiting for
-        it waits for the round trips; with company, the time they take lets the next batch
-        gather more writes, and committing without them measured slower (figures:
-        docs/architecture/store.md)."""
+        statement, COMMIT), atomic all the same. Only alone, where a session waits for those
+        round trips: committing every such batch so measured slower at 20 sessions, for reasons
+        not found (figures: docs/architecture/store.md)."""
         if not (one_statement and durable and alone):
             return await self.write(fn, *args, durable=durable), None
         async with self._autocommit.connect() as conn:

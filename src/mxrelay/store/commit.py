@@ -225,19 +225,21 @@ class GroupCommitter:
         if len(batch) == 1:
             _fail(batch[0].future, StoreUnavailable(describe_error(exc, 200)))
             return
-        for position, (writer, item, future, durable, *_) in enumerate(batch):
+        for position, entry in enumerate(batch):
             started = self._monotonic()
             try:
-                results = await self._db.write(_apply, {writer: [item]}, durable=durable)
+                results = await self._db.write(
+                    _apply, {entry.writer: [entry.item]}, durable=entry.durable
+                )
             except Exception as alone:  # this write's own failure, answered here
                 fault = store_fault(alone)
                 self._log_failure("a store write failed on its own", alone, counted=fault)
                 if fault:  # the store broke meanwhile: no use trying the rest
                     self._failed(batch[position:], alone, log_it=False)
                     return
-                _fail(future, StoreUnavailable(describe_error(alone, 200)))
+                _fail(entry.future, StoreUnavailable(describe_error(alone, 200)))
                 continue
-            self._answer([batch[position]], results, started)
+            self._answer([entry], results, started)
 
     async def _probe_when_idle(self) -> None:
         """Write a probe through the queue whenever no transaction ended for `probe_idle`

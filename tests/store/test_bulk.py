@@ -15,11 +15,13 @@ from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.bulk import (
     SQLITE_MAX_PARAMETERS,
+    Update,
     execute_many,
     insert_many,
     insert_returning,
     insert_tables,
     pieces,
+    postgres_write,
 )
 from mxrelay.store.open import open_store
 
@@ -204,3 +206,49 @@ async def test_sqlite_writes_a_tables_rows_in_a_few_statements(tmp_path: Path) -
         assert await db.read(read) == [f"k{n}" for n in range(7)]
     inserts = [sql for sql in statements if sql.startswith("INSERT INTO tags")]
     assert [sql.count("(") - 1 for sql in inserts] == [4, 2, 1]
+
+
+@pytest.mark.postgres
+async def test_updates_and_inserts_in_one_statement_on_postgresql(postgres_url: str) -> None:
+    """`postgres_write`: each row changes the rows its `match` columns find, where the guard lets
+    it; the inserts go in the same statement, and parts without rows are left out."""
+    async with open_store(postgres_url) as db:
+        await db.write(insert_many, schema.queue, [queue_row(n) for n in range(3)])
+        first, second, third = await db.read(
+            lambda c: list(c.execute(select(schema.queue.c.id).order_by("id")).scalars())
+        )
+        executed: list[str] = []
+        changes = [
+            {"id": first, "attempts": 5, "last_error": "450 busy\x00"},
+            {"id": second, "attempts": 7, "last_error": None},
+        ]
+
+        def write(conn: Connection) -> None:
+            event.listen(conn, "before_cursor_execute", lambda *args: executed.append(args[2]))
+            postgres_write(conn, [], [Update(schema.queue, [], ("id",), "attempts = 0")])
+            postgres_write(
+                conn,
+                [(schema.tags, [{"key": "k", "name": "t"}]), (schema.attempts, [])],
+                [
+                    Update(
+                        schema.queue,
+                        changes,
+                        ("id",),
+                        "attempts = t.attempts + v.attempts, last_error = v.last_error",
+                        where="t.message_id <> 'm0001'",
+                    )
+                ],
+            )
+
+        await db.write(write)
+        assert len(executed) == 1
+
+        def read(conn: Connection) -> tuple[list[tuple[object, ...]], list[str]]:
+            q = schema.queue
+            rows = conn.execute(select(q.c.id, q.c.attempts, q.c.last_error).order_by(q.c.id))
+            keys = conn.execute(select(schema.tags.c.key)).scalars()
+            return [tuple(row) for row in rows], list(keys)
+
+        rows, keys = await db.read(read)
+    assert rows == [(first, 5, "450 busy\ufffd"), (second, 0, None), (third, 0, None)]
+    assert keys == ["k"]

@@ -292,7 +292,9 @@ class DeliveryWorker:
             # again; other results may ride on the next durable commit (lost in a crash, the
             # entry is simply attempted again).
             durable = settlement.state is QueueState.DEAD
-            await self.committer.submit(self.queue.settle_batch, settlement, durable=durable)
+            await self.committer.submit(
+                self.queue.settle_batch, settlement, durable=durable, one_statement=True
+            )
         except StoreUnavailable as exc:
             # The lease runs out and the entry is delivered again: at least once, never lost.
             event(logger, "delivery.record_failed", logging.ERROR, id=entry.key, error=str(exc))

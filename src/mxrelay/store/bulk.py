@@ -17,9 +17,10 @@ column's Python type (str, int, float, bool, bytes, None), which is all pysqlite
 On PostgreSQL each round trip to the server costs as much as a statement's work there, and
 SQLAlchemy Core's per-statement work (cache keys, parameter processing) more: the rows of a table
 go as one array per column (`INSERT ... SELECT * FROM unnest($1::text[], ...)`), and the tables
-written together (an accepted message's log rows and queue entries) as one statement, a
-data-modifying `WITH` per table, through `Connection.exec_driver_sql`, so that a failure is
-wrapped, and a lost connection noticed, as for any other statement.
+written together (an accepted message's log rows and queue entries; a batch of delivery
+results, whose rows also UPDATE: `postgres_write`) as one statement, a data-modifying `WITH` per
+table, through `Connection.exec_driver_sql`, so that a failure is wrapped, and a lost connection
+noticed, as for any other statement.
 
 Every row passes through `storable_row` first: the text in it comes from clients and messages, and
 a value either database refuses must cost its own characters, never the transaction it shares
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -193,23 +195,74 @@ def _postgres_insert(
     last table's INSERT the main one. The text depends only on the tables and columns, so the
     driver prepares it once per connection."""
     params: list[list[Any]] = []
-    inserts = []
-    for table, rows in tables:
-        columns = list(rows[0])
-        arrays = []
-        for column in columns:
-            params.append([row[column] for row in rows])
-            arrays.append(f"${len(params)}::{POSTGRES_ARRAYS[table.c[column].type.python_type]}")
-        inserts.append(
-            f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"SELECT * FROM unnest({', '.join(arrays)})"
-        )
-    *first, main = inserts
+    parts = [_insert_part(table, rows, params) for table, rows in tables]
     if returning:
-        main += f" RETURNING {', '.join(returning)}"
-    if first:
-        main = "WITH " + ", ".join(f"t{n} AS ({sql})" for n, sql in enumerate(first)) + " " + main
-    return main, tuple(params)
+        parts[-1] += f" RETURNING {', '.join(returning)}"
+    return _one_statement(parts), tuple(params)
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Rows that UPDATE `table` (`postgres_write`): each row changes the rows of `table` whose
+    `match` columns equal its own, if they also pass `where`; `assign` is the SET list, where
+    `v.<column>` is the row's value and `t.<column>` the table's (the row's keys are columns of
+    `table`, whose types their arrays take). No two rows may match the same row of `table`:
+    PostgreSQL would apply one of them, unpredictably which."""
+
+    table: TableClause
+    rows: Rows
+    match: tuple[str, ...]
+    assign: str
+    where: str = "TRUE"
+
+
+def postgres_write(
+    conn: Connection, inserts: Sequence[TableRows], updates: Sequence[Update]
+) -> None:
+    """INSERT and UPDATE the rows of several tables in one statement on PostgreSQL (a
+    data-modifying `WITH` per part; parts without rows left out). Every part sees the database
+    as the statement found it, so none may depend on another's changes."""
+    params: list[list[Any]] = []
+    parts = [_insert_part(table, rows, params) for table, rows in _storable_tables(inserts)]
+    for update in updates:
+        if update.rows:
+            parts.append(_update_part(update, storable_rows(update.rows), params))
+    if parts:
+        conn.exec_driver_sql(_one_statement(parts), tuple(params))
+
+
+def _arrays(table: TableClause, columns: Sequence[str], rows: Rows, params: list[list[Any]]) -> str:
+    """`unnest($n::type[], ...)` of the values of `columns` in `rows`, each column's array
+    appended to `params`."""
+    arrays = []
+    for column in columns:
+        params.append([row[column] for row in rows])
+        arrays.append(f"${len(params)}::{POSTGRES_ARRAYS[table.c[column].type.python_type]}")
+    return f"unnest({', '.join(arrays)})"
+
+
+def _insert_part(table: TableClause, rows: Rows, params: list[list[Any]]) -> str:
+    columns = list(rows[0])
+    values = _arrays(table, columns, rows, params)
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM {values}"
+
+
+def _update_part(update: Update, rows: Rows, params: list[list[Any]]) -> str:
+    columns = list(rows[0])
+    values = _arrays(update.table, columns, rows, params)
+    match = " AND ".join(f"t.{column} = v.{column}" for column in update.match)
+    return (
+        f"UPDATE {update.table.name} AS t SET {update.assign} "
+        f"FROM {values} AS v({', '.join(columns)}) WHERE {match} AND ({update.where})"
+    )
+
+
+def _one_statement(parts: Sequence[str]) -> str:
+    """The parts as one statement: every part but the last in a `WITH` of its own."""
+    *first, main = parts
+    if not first:
+        return main
+    return "WITH " + ", ".join(f"t{n} AS ({sql})" for n, sql in enumerate(first)) + " " + main
 
 
 def execute_many(conn: Connection, statement: TextClause, rows: Rows) -> None:

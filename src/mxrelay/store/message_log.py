@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Text, column, select, table
 from sqlalchemy.engine import Connection
@@ -316,9 +317,13 @@ def _outcomes_json(outcomes: tuple[RecipientResult, ...]) -> str:
 
 
 def insert_attempts(conn: Connection, items: Sequence[AttemptRecord]) -> None:
-    if not items:
-        return
-    rows = [
+    if items:
+        insert_many(conn, schema.attempts, attempt_rows(items))
+
+
+def attempt_rows(items: Sequence[AttemptRecord]) -> list[dict[str, Any]]:
+    """The `attempts` rows of these records."""
+    return [
         {
             "message_id": a.message_id,
             "variant": a.variant,
@@ -338,7 +343,6 @@ def insert_attempts(conn: Connection, items: Sequence[AttemptRecord]) -> None:
         }
         for a in items
     ]
-    insert_many(conn, schema.attempts, rows)
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Reads and writes take a connection of the pool (`AsyncConnection.run_sync`); a write that need not
 wait for the disk (`durable=False`) commits with `synchronous_commit = off`; a group-commit batch
-alone that is one statement runs as its own transaction (`write_batch`). Replicas starting
-together migrate one after the other, under an advisory lock (`migration_lock`).
+that is one statement runs as its own transaction, if durable only when alone (`write_batch`).
+Replicas starting together migrate one after the other, under an advisory lock
+(`migration_lock`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ class PostgresDatabase(Database):
         self._engine = create_async_engine(target.url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         """The same pool, its connections lent without a transaction (`write_batch`)."""
+        self._unsynced = create_async_engine(
+            target.url,
+            pool_size=1,
+            max_overflow=1,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"server_settings": {"synchronous_commit": "off"}},
+        )
+        """Connections whose every statement commits on its own without waiting for the disk,
+        for a batch of one statement not `durable` (`write_batch`): opened when first used, and
+        one at a time suffices, a process's group committer writing one batch at a time."""
 
     @contextlib.asynccontextmanager
     async def migration_lock(self) -> AsyncIterator[None]:
@@ -64,12 +75,18 @@ class PostgresDatabase(Database):
         alone: bool = False,
         one_statement: bool = False,
     ) -> tuple[T, Awaitable[None] | None]:
-        """A durable batch `alone` that is `one_statement` runs outside a transaction: PostgreSQL
-        commits the statement as its own, in one round trip instead of three (BEGIN, the
-        statement, COMMIT), atomic all the same. Only alone, where a session waits for those
-        round trips: committing every such batch so measured slower at 20 sessions, for reasons
-        not found (figures: docs/architecture/store.md)."""
-        if not (one_statement and durable and alone):
+        """A batch that is `one_statement` runs outside a transaction: PostgreSQL commits the
+        statement as its own, in one round trip instead of three (BEGIN, the statement, COMMIT),
+        atomic all the same. Not `durable`: on a connection that does not wait for the disk
+        (one round trip instead of `write`'s four, its `SET LOCAL` included). Durable, only `alone`, where a session waits
+        for those round trips: committing every such batch so measured slower at 20 sessions,
+        for reasons not found (figures: docs/architecture/store.md)."""
+        if not one_statement:
+            return await self.write(fn, *args, durable=durable), None
+        if not durable:
+            async with self._unsynced.connect() as conn:
+                return await conn.run_sync(fn, *args), None
+        if not alone:
             return await self.write(fn, *args, durable=durable), None
         async with self._autocommit.connect() as conn:
             return await conn.run_sync(fn, *args), None
@@ -80,3 +97,4 @@ class PostgresDatabase(Database):
 
     async def dispose(self) -> None:
         await self._engine.dispose()
+        await self._unsynced.dispose()

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
+from sqlalchemy import event, select
 from sqlalchemy.engine import Connection
 
-from mxrelay.model import QueueState
-from mxrelay.store import message_log
+from mxrelay.model import AttemptOutcome, QueueState
+from mxrelay.store import message_log, schema
 from mxrelay.store.backend import Database, Dialect
 from mxrelay.store.ingest import NewMessage, build_record
 from mxrelay.store.queue import (
@@ -182,6 +183,86 @@ async def test_delivered_recipients_are_not_sent_again(db: Database) -> None:
     loaded = await load(queue, again)
     assert loaded is not None
     assert loaded.recipients == ("b@example.org",)
+
+
+async def test_a_batch_of_settlements_is_one_statement_on_postgresql(db: Database) -> None:
+    """Attempts, recipient states and entries of every settlement in the batch, each changed
+    as alone (the lease holder's entries only); on PostgreSQL in one statement. An address
+    listed twice is one recipient: the attempt counts once."""
+    queue = Queue(db)
+    twice = transaction(recipients=("a@example.org", "a@example.org", "b@example.org"))
+    await accept(db, record(twice), record())
+    first, second = await queue.claim("w", 2, NOW, LEASE)
+    attempt = message_log.AttemptRecord(
+        message_id=first.message_id,
+        variant=first.variant,
+        attempt=1,
+        started_at=NOW,
+        duration=0.25,
+        transport="smtp",
+        owner="w",
+        outcome=AttemptOutcome.DEFERRED,
+        code=450,
+        text="mailbox busy\x00",
+    )
+    deferred = Settlement(
+        entry=first,
+        owner="w",
+        state=QueueState.DEFERRED,
+        next_attempt_at=NOW + 60,
+        attempts=1,
+        now=NOW,
+        last_error="450 mailbox busy",
+        recipients=(
+            RecipientUpdate(address="a@example.org", state=RecipientStatus.DEFERRED, code=450),
+            RecipientUpdate(address="a@example.org", state=RecipientStatus.DEFERRED, code=450),
+            RecipientUpdate(address="b@example.org", state=RecipientStatus.DELIVERED, code=250),
+        ),
+        attempt=attempt,
+    )
+    not_ours = Settlement(
+        entry=second,
+        owner="x",
+        state=QueueState.DELIVERED,
+        next_attempt_at=NOW,
+        attempts=1,
+        now=NOW,
+    )
+    statements: list[str] = []
+
+    def write(conn: Connection, items: Sequence[Settlement]) -> None:
+        event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        queue.settle_batch(conn, items)
+
+    await db.write(write, [deferred, not_ours])
+    if db.dialect is Dialect.POSTGRESQL:
+        assert len(statements) == 1
+
+    def read(
+        conn: Connection,
+    ) -> tuple[list[tuple[str, str, int]], list[str], list[tuple[str, str]]]:
+        r, a, q = schema.recipients, schema.attempts, schema.queue
+        recipients = conn.execute(
+            select(r.c.address, r.c.state, r.c.attempts)
+            .where(r.c.message_id == first.message_id)
+            .order_by(r.c.position)
+        )
+        texts = conn.execute(select(a.c.text)).scalars()
+        entries = conn.execute(select(q.c.message_id, q.c.state).order_by(q.c.id))
+        return (
+            [tuple(row) for row in recipients],
+            list(texts),
+            [tuple(row) for row in entries],
+        )
+
+    recipients, texts, entries = await db.read(read)
+    assert recipients == [
+        ("a@example.org", "deferred", 1),
+        ("a@example.org", "deferred", 1),
+        ("b@example.org", "delivered", 1),
+    ]
+    assert texts == ["mailbox busy\ufffd"]  # storable: NUL is refused by PostgreSQL
+    assert entries == [(first.message_id, "deferred"), (second.message_id, "active")]
 
 
 async def test_start_up_recovery(db: Database) -> None:

@@ -37,9 +37,17 @@ from sqlalchemy.engine import Connection
 from mxrelay.model import QueueState
 from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
-from mxrelay.store.bulk import TableRows, execute_many, insert_returning, insert_tables
+from mxrelay.store.bulk import (
+    TableRows,
+    Update,
+    execute_many,
+    insert_many,
+    insert_returning,
+    insert_tables,
+    postgres_write,
+)
 from mxrelay.store.ingest import NewMessage, decompress
-from mxrelay.store.message_log import AttemptRecord, insert_attempts
+from mxrelay.store.message_log import AttemptRecord, attempt_rows
 from mxrelay.store.queue.entries import (
     ENTRY_COLUMNS,
     HoldKind,
@@ -47,6 +55,22 @@ from mxrelay.store.queue.entries import (
     RecipientStatus,
     entry_from_row,
 )
+
+SETTLE_ENTRY = (
+    "state = v.state, next_attempt_at = v.next_attempt_at, attempts = v.attempts, "
+    "lease_owner = NULL, lease_expires_at = NULL, hold_kind = v.hold_kind, "
+    "hold_reason = v.hold_reason, last_error = v.last_error, updated_at = v.updated_at"
+)
+"""`settle` (sql/common.sql) for many entries at once on PostgreSQL (`Queue.settle_batch`)."""
+
+SETTLE_RECIPIENT = (
+    "state = v.state, attempts = t.attempts + v.attempts, code = v.code, "
+    "enhanced = v.enhanced, text = v.text, updated_at = v.updated_at"
+)
+"""`settle_recipient` (sql/common.sql) for many recipients at once on PostgreSQL."""
+
+UNSETTLED = "('queued', 'deferred', 'held')"
+"""The recipient states an attempt may still change."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,38 +175,50 @@ class Queue:
         return int(getattr(conn.execute(self._sql[name], params), "rowcount", 0) or 0)
 
     def settle_batch(self, conn: Connection, items: Sequence[Settlement]) -> None:
-        """Group-committer writer: attempts, recipient states, then the entries themselves."""
-        insert_attempts(conn, [s.attempt for s in items if s.attempt is not None])
-        recipient_rows = [
-            {
-                "message_id": s.entry.message_id,
-                "variant": s.entry.variant,
-                "address": r.address,
-                "state": r.state.value,
-                "counted": 1 if r.counted else 0,
-                "code": r.code,
-                "enhanced": r.enhanced,
-                "text": r.text[:2000],
-                "now": s.now,
-            }
-            for s in items
-            for r in s.recipients
-        ]
-        execute_many(conn, self._sql["settle_recipient"], recipient_rows)
+        """Group-committer writer: attempts, recipient states, then the entries themselves; on
+        PostgreSQL in one statement (`postgres_write`), so that a batch of settlements costs one
+        round trip (and, not waited onto the disk, no transaction: `Database.write_batch`)."""
+        attempts = attempt_rows([s.attempt for s in items if s.attempt is not None])
+        recipient_rows = _recipient_rows(items)
         entry_rows = [
             {
                 "id": s.entry.id,
-                "owner": s.owner,
+                "lease_owner": s.owner,
                 "state": s.state.value,
                 "next_attempt_at": s.next_attempt_at,
                 "attempts": s.attempts,
                 "hold_kind": s.hold_kind and s.hold_kind.value,
                 "hold_reason": s.hold_reason,
                 "last_error": s.last_error and s.last_error[:2000],
-                "now": s.now,
+                "updated_at": s.now,
             }
             for s in items
         ]
+        if self.db.dialect is Dialect.POSTGRESQL:
+            postgres_write(
+                conn,
+                [(schema.attempts, attempts)],
+                [
+                    Update(
+                        schema.recipients,
+                        recipient_rows,
+                        ("message_id", "variant", "address"),
+                        SETTLE_RECIPIENT,
+                        where=f"t.state IN {UNSETTLED}",
+                    ),
+                    Update(
+                        schema.queue,
+                        entry_rows,
+                        ("id", "lease_owner"),
+                        SETTLE_ENTRY,
+                        where="t.state = 'active'",
+                    ),
+                ],
+            )
+            return
+        if attempts:
+            insert_many(conn, schema.attempts, attempts)
+        execute_many(conn, self._sql["settle_recipient"], recipient_rows)
         execute_many(conn, self._sql["settle"], entry_rows)
 
     async def release_leases(self, entries: Iterable[QueueEntry], owner: str, now: float) -> None:
@@ -311,3 +347,25 @@ def _entry_rows(item: NewMessage, state: QueueState) -> list[dict[str, Any]]:
 def _json_list(value: str) -> list[str]:
     loaded = json.loads(value)
     return [str(item) for item in loaded] if isinstance(loaded, list) else []
+
+
+def _recipient_rows(items: Sequence[Settlement]) -> list[dict[str, Any]]:
+    """The recipient changes of `items`, one per recipient row: an address listed twice in one
+    entry's results is changed by its first result only (one attempt, counted once)."""
+    rows: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for s in items:
+        for r in s.recipients:
+            key = (s.entry.message_id, s.entry.variant, r.address)
+            if key not in rows:
+                rows[key] = {
+                    "message_id": s.entry.message_id,
+                    "variant": s.entry.variant,
+                    "address": r.address,
+                    "state": r.state.value,
+                    "attempts": 1 if r.counted else 0,
+                    "code": r.code,
+                    "enhanced": r.enhanced,
+                    "text": r.text[:2000],
+                    "updated_at": s.now,
+                }
+    return list(rows.values())

@@ -5,17 +5,19 @@
 -- Recipient states: queued, deferred, held (pending); delivered, failed (done).
 
 -- name: settle
--- Record where an attempt left the entry; only the lease holder may.
+-- Record where an attempt left the entry; only the lease holder may. (On PostgreSQL a batch of
+-- settlements is one statement instead, with the same changes: Queue.settle_batch.)
 UPDATE queue
 SET state = :state, next_attempt_at = :next_attempt_at, attempts = :attempts,
     lease_owner = NULL, lease_expires_at = NULL, hold_kind = :hold_kind,
-    hold_reason = :hold_reason, last_error = :last_error, updated_at = :now
-WHERE id = :id AND state = 'active' AND lease_owner = :owner
+    hold_reason = :hold_reason, last_error = :last_error, updated_at = :updated_at
+WHERE id = :id AND state = 'active' AND lease_owner = :lease_owner
 
 -- name: settle_recipient
+-- :attempts is what the attempt adds to the recipient's count (0 or 1).
 UPDATE recipients
-SET state = :state, attempts = attempts + :counted, code = :code, enhanced = :enhanced,
-    text = :text, updated_at = :now
+SET state = :state, attempts = attempts + :attempts, code = :code, enhanced = :enhanced,
+    text = :text, updated_at = :updated_at
 WHERE message_id = :message_id AND variant = :variant AND address = :address
   AND state IN ('queued', 'deferred', 'held')
 

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mxrelay.store.backend import Database, Target
@@ -35,15 +35,12 @@ class PostgresDatabase(Database):
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         """The same pool, its connections lent without a transaction (`write_batch`)."""
         self._unsynced = create_async_engine(
-            target.url,
-            pool_size=1,
-            max_overflow=1,
-            isolation_level="AUTOCOMMIT",
-            connect_args={"server_settings": {"synchronous_commit": "off"}},
+            target.url, pool_size=1, max_overflow=1, isolation_level="AUTOCOMMIT"
         )
         """Connections whose every statement commits on its own without waiting for the disk,
         for a batch of one statement not `durable` (`write_batch`): opened when first used, and
         one at a time suffices, a process's group committer writing one batch at a time."""
+        event.listen(self._unsynced.sync_engine, "connect", _not_waiting_for_the_disk)
 
     @contextlib.asynccontextmanager
     async def migration_lock(self) -> AsyncIterator[None]:
@@ -78,9 +75,9 @@ class PostgresDatabase(Database):
         """A batch that is `one_statement` runs outside a transaction: PostgreSQL commits the
         statement as its own, in one round trip instead of three (BEGIN, the statement, COMMIT),
         atomic all the same. Not `durable`: on a connection that does not wait for the disk
-        (one round trip instead of `write`'s four, its `SET LOCAL` included). Durable, only `alone`, where a session waits
-        for those round trips: committing every such batch so measured slower at 20 sessions,
-        for reasons not found (figures: docs/architecture/store.md)."""
+        (one round trip instead of `write`'s four, its `SET LOCAL` included). Durable: only
+        `alone`, where a session waits for those round trips; committing every such batch so
+        measured slower at 20 sessions, for reasons not found (docs/architecture/store.md)."""
         if not one_statement:
             return await self.write(fn, *args, durable=durable), None
         if not durable:
@@ -98,3 +95,13 @@ class PostgresDatabase(Database):
     async def dispose(self) -> None:
         await self._engine.dispose()
         await self._unsynced.dispose()
+
+
+def _not_waiting_for_the_disk(connection: Any, record: Any) -> None:
+    """A new connection's commits do not wait for the disk: a `SET` once per connection, not a
+    startup parameter, which connection poolers such as PgBouncer refuse by default. Committed
+    in case the driver began a transaction for it (a later rollback would undo the `SET`)."""
+    cursor = connection.cursor()
+    cursor.execute("SET synchronous_commit = off")
+    cursor.close()
+    connection.commit()

@@ -41,13 +41,12 @@ from mxrelay.store.bulk import (
     TableRows,
     Update,
     execute_many,
-    insert_many,
     insert_returning,
     insert_tables,
     postgres_write,
 )
 from mxrelay.store.ingest import NewMessage, decompress
-from mxrelay.store.message_log import AttemptRecord, attempt_rows
+from mxrelay.store.message_log import AttemptRecord, attempt_rows, insert_attempts
 from mxrelay.store.queue.entries import (
     ENTRY_COLUMNS,
     HoldKind,
@@ -68,9 +67,6 @@ SETTLE_RECIPIENT = (
     "enhanced = v.enhanced, text = v.text, updated_at = v.updated_at"
 )
 """`settle_recipient` (sql/common.sql) for many recipients at once on PostgreSQL."""
-
-UNSETTLED = "('queued', 'deferred', 'held')"
-"""The recipient states an attempt may still change."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,7 +174,7 @@ class Queue:
         """Group-committer writer: attempts, recipient states, then the entries themselves; on
         PostgreSQL in one statement (`postgres_write`), so that a batch of settlements costs one
         round trip (and, not waited onto the disk, no transaction: `Database.write_batch`)."""
-        attempts = attempt_rows([s.attempt for s in items if s.attempt is not None])
+        attempts = [s.attempt for s in items if s.attempt is not None]
         recipient_rows = _recipient_rows(items)
         entry_rows = [
             {
@@ -197,14 +193,14 @@ class Queue:
         if self.db.dialect is Dialect.POSTGRESQL:
             postgres_write(
                 conn,
-                [(schema.attempts, attempts)],
+                [(schema.attempts, attempt_rows(attempts))],
                 [
                     Update(
                         schema.recipients,
                         recipient_rows,
                         ("message_id", "variant", "address"),
                         SETTLE_RECIPIENT,
-                        where=f"t.state IN {UNSETTLED}",
+                        where="t.state IN ('queued', 'deferred', 'held')",
                     ),
                     Update(
                         schema.queue,
@@ -216,8 +212,7 @@ class Queue:
                 ],
             )
             return
-        if attempts:
-            insert_many(conn, schema.attempts, attempts)
+        insert_attempts(conn, attempts)
         execute_many(conn, self._sql["settle_recipient"], recipient_rows)
         execute_many(conn, self._sql["settle"], entry_rows)
 

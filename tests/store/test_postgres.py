@@ -1,0 +1,58 @@
+"""The PostgreSQL store's group-commit connections: a batch that is one statement goes on a
+connection kept between batches, and one that is lost, or fails in any way, is given up for
+another without failing more than its own write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from mxrelay.store.commit import GroupCommitter, StoreUnavailable
+from mxrelay.store.open import open_store
+from tests.support.postgres import PostgresServer
+
+pytestmark = pytest.mark.postgres
+
+
+def backend(conn: Connection, items: Sequence[str]) -> list[int]:
+    """The server process of the connection the batch ran on."""
+    pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    return [int(pid)] * len(items)
+
+
+def refused(conn: Connection, items: Sequence[str]) -> None:
+    conn.execute(text("SELECT 1 / 0"))
+
+
+async def test_one_statement_batches_keep_their_connection(postgres_url: str) -> None:
+    """Durable ones alone and ones that need not reach the disk each keep one connection, and a
+    write that fails leaves the next one a working connection."""
+    async with open_store(postgres_url) as db, GroupCommitter(db) as committer:
+        durable = [await committer.submit(backend, "x", one_statement=True) for _ in range(3)]
+        relaxed = [
+            await committer.submit(backend, "x", one_statement=True, durable=False)
+            for _ in range(3)
+        ]
+        assert len(set(durable)) == 1
+        assert len(set(relaxed)) == 1
+        assert durable[0] != relaxed[0]
+        with pytest.raises(StoreUnavailable):
+            await committer.submit(refused, "x", one_statement=True)
+        assert await committer.submit(backend, "x", one_statement=True) > 0
+
+
+async def test_a_lost_connection_fails_one_batch_and_the_next_takes_another(
+    postgres_url: str, postgres_server: PostgresServer
+) -> None:
+    async with open_store(postgres_url) as db, GroupCommitter(db) as committer:
+        for durable in (True, False):
+            first = await committer.submit(backend, "x", one_statement=True, durable=durable)
+            await asyncio.to_thread(postgres_server.sql, f"SELECT pg_terminate_backend({first})")
+            with pytest.raises(StoreUnavailable):
+                await committer.submit(backend, "x", one_statement=True, durable=durable)
+            again = await committer.submit(backend, "x", one_statement=True, durable=durable)
+            assert again != first

@@ -56,3 +56,17 @@ async def test_a_lost_connection_fails_one_batch_and_the_next_takes_another(
                 await committer.submit(backend, "x", one_statement=True, durable=durable)
             again = await committer.submit(backend, "x", one_statement=True, durable=durable)
             assert again != first
+
+
+async def test_batches_in_a_transaction_keep_their_connection_too(postgres_url: str) -> None:
+    """A batch of several writes (its transaction shared) and one with company goes on a kept
+    connection of its own, and a failed one rolls back and leaves the next a working one."""
+    async with open_store(postgres_url) as db, GroupCommitter(db, window=0.01) as committer:
+        rounds = [
+            await asyncio.gather(*(committer.submit(backend, str(n)) for n in range(3)))
+            for _ in range(3)
+        ]
+        assert len({pid for pids in rounds for pid in pids}) == 1
+        with pytest.raises(StoreUnavailable):
+            await committer.submit(refused, "x")
+        assert await committer.submit(backend, "x") > 0

@@ -1,9 +1,9 @@
 """The store on PostgreSQL: work runs on the event loop through asyncpg, replicas share the queue.
 
 Reads and writes take a connection of the pool (`AsyncConnection.run_sync`); a write that need not
-wait for the disk (`durable=False`) commits with `synchronous_commit = off`; a group-commit batch
-that is one statement runs as its own transaction, if durable only when alone, on a connection the
-group committer keeps (`write_batch`, `HeldConnection`).
+wait for the disk (`durable=False`) commits with `synchronous_commit = off`. The group committer's
+batches go on connections kept between batches (`write_batch`, `HeldConnection`); a batch that is
+one statement runs as its own transaction, if durable only when alone.
 Replicas starting together migrate one after the other, under an advisory lock
 (`migration_lock`).
 """
@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from mxrelay.store.backend import Database, Target
@@ -34,6 +35,8 @@ class PostgresDatabase(Database):
     def __init__(self, target: Target) -> None:
         super().__init__(target)
         self._engine = create_async_engine(target.url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+        self._transactions = HeldConnection(self._engine)
+        """A connection of the pool for the group committer's other batches (`write_batch`)."""
         self._autocommit = HeldConnection(
             self._engine.execution_options(isolation_level="AUTOCOMMIT")
         )
@@ -64,10 +67,8 @@ class PostgresDatabase(Database):
                 await conn.commit()
 
     async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
-        async with self._engine.begin() as conn:
-            if not durable:
-                await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            return await conn.run_sync(fn, *args)
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(_in_transaction, fn, args, durable)
 
     async def write_batch(
         self,
@@ -83,19 +84,18 @@ class PostgresDatabase(Database):
         (one round trip instead of `write`'s four, its `SET LOCAL` included). Durable: only
         `alone`, where a session waits for those round trips; committing every such batch so
         measured slower at 20 sessions, for reasons not found (docs/architecture/store.md)."""
-        if not one_statement:
-            return await self.write(fn, *args, durable=durable), None
-        if not durable:
+        if one_statement and not durable:
             return await self._unsynced.run(fn, *args), None
-        if not alone:
-            return await self.write(fn, *args, durable=durable), None
-        return await self._autocommit.run(fn, *args), None
+        if one_statement and alone:
+            return await self._autocommit.run(fn, *args), None
+        return await self._transactions.run(_in_transaction, fn, args, durable), None
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.connect() as conn:
             return await conn.run_sync(fn, *args)
 
     async def dispose(self) -> None:
+        await self._transactions.close()
         await self._autocommit.close()
         await self._unsynced.close()
         await self._engine.dispose()
@@ -103,8 +103,7 @@ class PostgresDatabase(Database):
 
 
 class HeldConnection:
-    """A connection of `engine`'s pool kept between writes, for the group committer's batches
-    that are one statement: taking a connection from the pool and giving it back costs more
+    """A connection of `engine`'s pool kept between writes, for the group committer: taking a connection from the pool and giving it back costs more
     than SQLAlchemy's and asyncpg's work for the statement itself (about 45 µs of the process's
     CPU per batch, and a turn of the event loop for the return, on the path of a session waiting
     for its 250). Writes take turns on it. After a write that fails in any way it goes back to
@@ -134,6 +133,17 @@ class HeldConnection:
             conn, self._conn = self._conn, None
             if conn is not None:
                 await conn.close()
+
+
+def _in_transaction(
+    conn: Connection, fn: Callable[..., T], args: tuple[Any, ...], durable: bool
+) -> T:
+    """`fn` in a transaction of its own; not `durable`: one whose commit does not wait for the
+    disk."""
+    with conn.begin():
+        if not durable:
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        return fn(conn, *args)
 
 
 def _not_waiting_for_the_disk(connection: Any, record: Any) -> None:

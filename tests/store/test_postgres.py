@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.store.commit import GroupCommitter, StoreUnavailable
 from mxrelay.store.open import open_store
+from tests.support.polling import until
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -26,6 +27,25 @@ def backend(conn: Connection, items: Sequence[str]) -> list[int]:
 
 def refused(conn: Connection, items: Sequence[str]) -> None:
     conn.execute(text("SELECT 1 / 0"))
+
+
+def terminated(conn: Connection, items: Sequence[str]) -> None:
+    """The server ends the connection in the middle of the batch."""
+    conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+
+async def gone(server: PostgresServer, pid: int) -> None:
+    """Until the server process `pid` has exited, and a moment more for the client to read the
+    end of its socket."""
+
+    async def exited() -> bool:
+        listed = await asyncio.to_thread(
+            server.sql, f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
+        )
+        return listed == "0"
+
+    await until(exited, what=f"server process {pid} gone")
+    await asyncio.sleep(0.2)
 
 
 async def test_one_statement_batches_keep_their_connection(postgres_url: str) -> None:
@@ -45,17 +65,28 @@ async def test_one_statement_batches_keep_their_connection(postgres_url: str) ->
         assert await committer.submit(backend, "x", one_statement=True) > 0
 
 
-async def test_a_lost_connection_fails_one_batch_and_the_next_takes_another(
+async def test_a_connection_the_server_ends_is_replaced_before_the_next_batch(
     postgres_url: str, postgres_server: PostgresServer
 ) -> None:
+    """As after a restart or a fail-over: no batch fails for it (the pool did the same by
+    throwing away every connection older than the first one found lost)."""
     async with open_store(postgres_url) as db, GroupCommitter(db) as committer:
         for durable in (True, False):
             first = await committer.submit(backend, "x", one_statement=True, durable=durable)
             await asyncio.to_thread(postgres_server.sql, f"SELECT pg_terminate_backend({first})")
-            with pytest.raises(StoreUnavailable):
-                await committer.submit(backend, "x", one_statement=True, durable=durable)
+            await gone(postgres_server, first)
             again = await committer.submit(backend, "x", one_statement=True, durable=durable)
             assert again != first
+
+
+async def test_a_connection_lost_in_a_batch_fails_that_batch_alone(
+    postgres_url: str, postgres_server: PostgresServer
+) -> None:
+    async with open_store(postgres_url) as db, GroupCommitter(db) as committer:
+        first = await committer.submit(backend, "x", one_statement=True)
+        with pytest.raises(StoreUnavailable):
+            await committer.submit(terminated, "x", one_statement=True)
+        assert await committer.submit(backend, "x", one_statement=True) != first
 
 
 async def test_batches_in_a_transaction_keep_their_connection_too(postgres_url: str) -> None:

@@ -71,7 +71,7 @@ async def test_a_connection_the_server_ends_is_replaced_before_the_next_batch(
     """As after a restart or a fail-over: no batch fails for it (the pool did the same by
     throwing away every connection older than the first one found lost)."""
     async with open_store(postgres_url) as db, GroupCommitter(db) as committer:
-        for durable in (True, False):
+        for durable in (True, True, True, False, False, False):  # each given back to its pool
             first = await committer.submit(backend, "x", one_statement=True, durable=durable)
             await asyncio.to_thread(postgres_server.sql, f"SELECT pg_terminate_backend({first})")
             await gone(postgres_server, first)

@@ -120,8 +120,9 @@ class HeldConnection:
         async with self._turn:
             conn, self._conn = self._conn, None
             if conn is not None and _closed_by_the_server(conn):
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception):  # nothing to reset: back to the pool as lost
                     await conn.invalidate()
+                    await conn.close()
                 conn = None
             if conn is None:
                 conn = await self._engine.connect()

@@ -1,6 +1,6 @@
-"""The PostgreSQL store's group-commit connections: a batch that is one statement goes on a
-connection kept between batches, and one that is lost, or fails in any way, is given up for
-another without failing more than its own write."""
+"""The PostgreSQL store's group-commit connections: every batch goes on a connection kept
+between batches (one for each way a batch commits), and one that is lost, or fails in any way,
+is given up for another without failing more than its own write."""
 
 from __future__ import annotations
 
@@ -79,9 +79,7 @@ async def test_a_connection_the_server_ends_is_replaced_before_the_next_batch(
             assert again != first
 
 
-async def test_a_connection_lost_in_a_batch_fails_that_batch_alone(
-    postgres_url: str, postgres_server: PostgresServer
-) -> None:
+async def test_a_connection_lost_in_a_batch_fails_that_batch_alone(postgres_url: str) -> None:
     async with open_store(postgres_url) as db, GroupCommitter(db) as committer:
         first = await committer.submit(backend, "x", one_statement=True)
         with pytest.raises(StoreUnavailable):

@@ -89,15 +89,19 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
+# Test worker processes (pytest-xdist): the suite spends most of its time waiting on the servers
+# it starts, so two workers halve it on two cores; more give little and start more servers.
+TEST_WORKERS ?= 2
+
 # The fast tier, for the edit-test loop: every test but those marked slow (relays started as
 # processes, the deployment, the benchmarks' rig, real-time waits; see tests/conftest.py).
 unit: $(VENV)/.installed-test $(CLIENTS_NPM)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow"
 
 # Every test, the slow ones included. pytest's own status fails the target, 5 (no tests ran)
 # included.
 test: deb-packages lint typecheck $(AXE_DIR)/node_modules/.package-lock.json $(CLIENTS_NPM)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 bench: deb-packages $(VENV)/.installed-test
 	$(BIN)/python -m bench

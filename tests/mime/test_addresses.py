@@ -145,10 +145,23 @@ def test_the_fast_path_pattern_has_no_nested_ambiguity() -> None:
         ("team: a@x.org, b@y.org;", (("", "a@x.org"), ("", "b@y.org"))),
         ("postmaster", ()),
         ("", ()),
+        # A byte its charset refuses, in an encoded word, by either path (the fast one, and the
+        # standard library's parser for an entry with a comment or a stray colon).
+        ("=?utf-8?q?J=FCrgen?= <j@x.net>", (("J\ufffdrgen", "j@x.net"),)),
+        ("=?utf-8?q?J=FCrgen?= (team) <j@x.net>", (("J\ufffdrgen", "j@x.net"),)),
+        ("=?UTF-8?Q?=C3=9Cn=:C3=B6?= <n@cal.example>", (("Ün=:C3\ufffd", "n@cal.example"),)),
     ],
 )
 def test_named_addresses(value: str, mailboxes: tuple[tuple[str, str], ...]) -> None:
     assert named_addresses(value) == mailboxes
+
+
+@given(st.binary(max_size=24), st.sampled_from(["", " (c)", " x:y"]))
+def test_display_names_are_always_utf8(word: bytes, tail: str) -> None:
+    # What the API answers with and the store keeps: text any UTF-8 encoder takes.
+    escaped = "".join(f"={byte:02X}" for byte in word)
+    for name, _ in named_addresses(f"=?utf-8?q?{escaped}?={tail} <a@example.net>"):
+        name.encode("utf-8")
 
 
 def test_named_addresses_are_bounded() -> None:

@@ -36,3 +36,23 @@ def test_bounded() -> None:
 def test_any_text(value: str) -> None:
     for box in mailboxes(value):
         assert "@" in box.address
+
+
+def test_a_byte_its_charset_refuses_is_a_replacement_character() -> None:
+    # Either path: the pattern's (decode_words), and the standard library's parser (a comment,
+    # a stray colon), which leaves such a byte as a lone surrogate.
+    for value in (
+        "=?utf-8?q?J=FCrgen?= <j@example.net>",
+        "=?utf-8?q?J=FCrgen?= (team) <j@example.net>",
+    ):
+        assert mailboxes(value) == [Mailbox("J\ufffdrgen", "j@example.net")]
+    assert mailboxes("=?UTF-8?Q?=C3=9Cn=:C3=B6?= <n@example.org>") == [
+        Mailbox("Ün=:C3\ufffd", "n@example.org")
+    ]
+
+
+@given(st.binary(max_size=24), st.sampled_from(["", " (c)", " x:y"]))
+def test_names_are_always_utf8(word: bytes, tail: str) -> None:
+    escaped = "".join(f"={byte:02X}" for byte in word)
+    for box in mailboxes(f"=?utf-8?q?{escaped}?={tail} <a@example.net>"):
+        box.name.encode("utf-8")  # what a JSON response must encode

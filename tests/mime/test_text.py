@@ -21,6 +21,7 @@ from mxrelay.mime.text import (
     decode_transfer,
     decode_words,
     text_codec,
+    without_surrogates,
 )
 
 
@@ -67,6 +68,25 @@ def test_every_listed_charset_is_a_python_codec_of_that_name() -> None:
 def test_decoding_never_raises_nor_leaves_lone_surrogates(data: bytes, charset: str) -> None:
     text = decode_text(data, charset)
     text.encode("utf-8")  # a lone surrogate would raise here (and in the store's drivers)
+
+
+def test_without_surrogates() -> None:
+    assert without_surrogates("J\udcfcrgen") == "J\ufffdrgen"  # a byte surrogateescape kept
+    assert without_surrogates("\ud83d\ude00 and \ud800") == "\U0001f600 and \ufffd"
+    valid = "Jürgen ✓"
+    assert without_surrogates(valid) is valid
+
+
+@given(st.binary(max_size=64))
+def test_without_surrogates_is_always_utf8(data: bytes) -> None:
+    text = data.decode("utf-8", "surrogateescape")  # each byte that is not UTF-8: a surrogate
+    cleaned = without_surrogates(text)
+    cleaned.encode("utf-8")
+    escaped = sum(1 for c in text if "\udc80" <= c <= "\udcff")
+    assert cleaned.count("\ufffd") == text.count("\ufffd") + escaped
+    assert cleaned.replace("\ufffd", "") == "".join(
+        c for c in text if not "\udc80" <= c <= "\udcff" and c != "\ufffd"
+    )
 
 
 def test_decode_text_reads_at_most_the_limit() -> None:

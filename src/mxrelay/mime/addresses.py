@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mxrelay.mime.parse import FieldFinder, header_region
-from mxrelay.mime.text import decode_words
+from mxrelay.mime.text import decode_words, without_surrogates
 
 ENTRY_LIMIT = 2048
 """Characters of one address entry (or a whole From field) handed to the RFC 5322 parser."""
@@ -213,6 +213,12 @@ def _entry_mailboxes(entry: str) -> tuple[NamedAddress, ...]:
     readable = entry.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     try:
         header = _PARSER.header_factory("to", readable)
-        return tuple((str(a.display_name), str(a.addr_spec)) for a in header.addresses if a.domain)
+        # The parser decodes encoded words itself, leaving bytes its charset refuses as lone
+        # surrogates (`decode_words` gives U+FFFD for them, as this does).
+        return tuple(
+            (without_surrogates(str(a.display_name)), str(a.addr_spec))
+            for a in header.addresses
+            if a.domain
+        )
     except (ValueError, IndexError, AttributeError, TypeError, email.errors.HeaderParseError):
         return tuple(("", m) for m in _LOOSE_ADDRESS.findall(entry))

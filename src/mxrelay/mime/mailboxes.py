@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mxrelay.mime.addresses import ENTRY_LIMIT, NESTING_LIMIT, nesting, unquoted
-from mxrelay.mime.text import decode_words
+from mxrelay.mime.text import decode_words, without_surrogates
 
 LIST_LIMIT = 1000
 """Entries read of one address list (the SMTP recipient limit's default)."""
@@ -77,8 +77,10 @@ def _entry(entry: str) -> list[Mailbox]:
         parsed = header.addresses
     except (ValueError, IndexError, AttributeError, TypeError, email.errors.HeaderParseError):
         return []
+    # The parser decodes encoded words itself, leaving bytes its charset refuses as lone
+    # surrogates, which no JSON response encodes (`decode_words` gives U+FFFD, as this does).
     return [
-        Mailbox(str(address.display_name), str(address.addr_spec))
+        Mailbox(without_surrogates(str(address.display_name)), str(address.addr_spec))
         for address in parsed
         if address.domain
     ]

@@ -145,6 +145,19 @@ def decode_text(data: bytes, charset: str | None, limit: int | None = None) -> s
     return data.decode(text_codec(charset), "replace")
 
 
+def without_surrogates(text: str) -> str:
+    """`text` with each lone surrogate as U+FFFD (a pair left as two code points becomes its
+    character). The standard library's decoders leave bytes they cannot decode as lone
+    surrogates (`surrogateescape`: its email header parser does so in encoded words), and no
+    UTF-8 encoder takes them: not a JSON response, not a database. Valid text costs one encode
+    and is returned as it is."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def decode_words(text: str, limit: int = WORDS_INPUT_LIMIT) -> str:
     """Decode RFC 2047 encoded words (`=?utf-8?B?...?=`) in a header value; never raises.
 

@@ -39,6 +39,8 @@ from typing import Any
 from sqlalchemy import TableClause, TextClause
 from sqlalchemy.engine import Connection
 
+from mxrelay.mime.text import without_surrogates
+
 Rows = Sequence[Mapping[str, Any]]
 TableRows = tuple[TableClause, Rows]
 """One table's rows to INSERT (all rows have the same keys: the columns written)."""
@@ -59,17 +61,11 @@ POSTGRES_ARRAYS = MappingProxyType(
 def storable(text: str) -> str:
     """`text` as both databases can store it: NUL (refused in PostgreSQL text) and lone surrogates
     (which decoders such as utf-7 and unicode_escape produce, and which no UTF-8 encoder takes)
-    become U+FFFD; a surrogate pair left as two code points becomes its character. Pure; the
-    common cases (ASCII, valid text) cost a scan and return `text` itself."""
+    become U+FFFD (`mime.text.without_surrogates`). Pure; the common cases (ASCII, valid text)
+    cost a scan and return `text` itself."""
     if "\x00" in text:
         text = text.replace("\x00", REPLACEMENT)
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return text
+    return text if text.isascii() else without_surrogates(text)
 
 
 def storable_row(row: Mapping[str, Any]) -> Mapping[str, Any]:

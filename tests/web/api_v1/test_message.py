@@ -10,9 +10,10 @@ import time
 
 from PIL import Image
 
+from mxrelay.app import Relay
 from tests.data.mailpit import corpus
 from tests.support.relay_app import send_mail
-from tests.web.api_v1.conftest import Mailbox
+from tests.web.api_v1.conftest import Mailbox, call, send
 
 # Mailpit's documented objects (Message, Attachment, ListUnsubscribe, Address), key for key.
 MESSAGE_KEYS = {
@@ -74,6 +75,21 @@ async def test_message_object_is_mailpits(mailbox: Mailbox) -> None:
     assert pdf["Checksums"]["SHA256"] == hashlib.sha256(part.content).hexdigest()
     raw = await mailbox.get(f"/api/v1/message/{ident}/raw")
     assert raw.content == corpus("related")
+
+
+async def test_a_name_with_bytes_its_charset_refuses_is_served(relay: Relay) -> None:
+    # An encoded word in a From the standard library's parser reads (the stray colon): it left the
+    # byte that is not UTF-8 as a lone surrogate, which no JSON response can encode (a 500).
+    data = (
+        b"From: =?UTF-8?Q?=C3=9Cn=:C3=B6?= <n@example.org>\r\nTo: r@example.net\r\n"
+        b"Subject: names\r\n\r\nBody.\r\n"
+    )
+    await send(relay, [("n@example.org", ["r@example.net"], data)])
+    [listed] = (await call(relay, "GET", "/api/v1/messages")).json()["messages"]
+    answer = await call(relay, "GET", f"/api/v1/message/{listed['ID']}")
+    assert answer.status_code == 200
+    assert answer.json()["From"] == {"Name": "Ün=:C3\ufffd", "Address": "n@example.org"}
+    assert listed["From"] == answer.json()["From"]
 
 
 async def test_reading_a_message_marks_it_read(mailbox: Mailbox) -> None:

@@ -15,6 +15,7 @@ The suite runs a few examples; `make fuzz` sets MXRELAY_FUZZ_EXAMPLES=200000 (se
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import smtplib
 import threading
@@ -123,7 +124,8 @@ async def accept_and_read(stage: QueueStage, data: bytes) -> tuple[str, bytes | 
     view = await get_message(stage.db, found.group(1))
     raw = await get_raw(stage.db, found.group(1))
     assert view is not None
-    await asyncio.to_thread(message, view, raw)  # the API's message view
+    shown = await asyncio.to_thread(message, view, raw)  # the API's message view...
+    json.dumps(shown, ensure_ascii=False).encode("utf-8")  # ...as its JSON response encodes it
     return found.group(1), raw
 
 

@@ -211,14 +211,24 @@ def _entry_mailboxes(entry: str) -> tuple[NamedAddress, ...]:
     if len(entry) > ENTRY_LIMIT or nesting(entry) > NESTING_LIMIT:
         return tuple(("", m) for m in _LOOSE_ADDRESS.findall(entry[: ENTRY_LIMIT * 4]))
     readable = entry.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    parsed = parsed_mailboxes(readable)
+    if parsed is None:
+        return tuple(("", m) for m in _LOOSE_ADDRESS.findall(entry))
+    return parsed
+
+
+def parsed_mailboxes(entry: str) -> tuple[NamedAddress, ...] | None:
+    """The mailboxes of one address-list entry as the standard library's RFC 5322 parser reads
+    them (callers bound the entry first: `ENTRY_LIMIT`, `NESTING_LIMIT`); None if it raised.
+    The parser decodes encoded words in display names itself and leaves bytes their charset
+    refuses as lone surrogates, which no JSON response or database takes: here they are U+FFFD,
+    as `decode_words` gives them."""
     try:
-        header = _PARSER.header_factory("to", readable)
-        # The parser decodes encoded words itself, leaving bytes its charset refuses as lone
-        # surrogates (`decode_words` gives U+FFFD for them, as this does).
+        header = _PARSER.header_factory("to", entry)
         return tuple(
             (without_surrogates(str(a.display_name)), str(a.addr_spec))
             for a in header.addresses
             if a.domain
         )
     except (ValueError, IndexError, AttributeError, TypeError, email.errors.HeaderParseError):
-        return tuple(("", m) for m in _LOOSE_ADDRESS.findall(entry))
+        return None

@@ -8,14 +8,18 @@ decoded. An entry that is not an address is left out; at most `LIST_LIMIT` entri
 
 from __future__ import annotations
 
-import email.errors
-import email.policy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mxrelay.mime.addresses import ENTRY_LIMIT, NESTING_LIMIT, nesting, unquoted
-from mxrelay.mime.text import decode_words, without_surrogates
+from mxrelay.mime.addresses import (
+    ENTRY_LIMIT,
+    NESTING_LIMIT,
+    nesting,
+    parsed_mailboxes,
+    unquoted,
+)
+from mxrelay.mime.text import decode_words
 
 LIST_LIMIT = 1000
 """Entries read of one address list (the SMTP recipient limit's default)."""
@@ -72,15 +76,4 @@ def _entry(entry: str) -> list[Mailbox]:
         return [Mailbox(decode_words(name), simple.group("angle"))]
     if len(text) > ENTRY_LIMIT or nesting(text) > NESTING_LIMIT:
         return []
-    try:
-        header = email.policy.default.header_factory("to", text)
-        parsed = header.addresses
-    except (ValueError, IndexError, AttributeError, TypeError, email.errors.HeaderParseError):
-        return []
-    # The parser decodes encoded words itself, leaving bytes its charset refuses as lone
-    # surrogates, which no JSON response encodes (`decode_words` gives U+FFFD, as this does).
-    return [
-        Mailbox(without_surrogates(str(address.display_name)), str(address.addr_spec))
-        for address in parsed
-        if address.domain
-    ]
+    return [Mailbox(name, address) for name, address in parsed_mailboxes(text) or ()]

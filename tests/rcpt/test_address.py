@@ -178,6 +178,20 @@ def test_utf8_local_part_with_smtputf8_is_accepted() -> None:
     parsed = analyse("<jürgen@example.net>", True)
     needs_dns(parsed, "example.net")
     assert parsed.mailbox == "jürgen@example.net"
+    needs_dns(analyse('<"jürgen müller"@example.net>', True), "example.net")
+    needs_dns(analyse('<"j\\ü"@example.net>', True), "example.net")
+
+
+NON_PRINTABLE = ["\x85", "\x9b", "\u2028", "\u2029", "\u202a", "\u202e", "\u2066", "\u2069"]
+
+
+@pytest.mark.parametrize("char", NON_PRINTABLE, ids=[f"U+{ord(c):04X}" for c in NON_PRINTABLE])
+def test_c1_line_separators_and_bidi_controls_are_refused_quoted_or_not(char: str) -> None:
+    """As in the sender (501 5.1.7 at MAIL): a recipient must not read as another, or as two
+    lines, in a log, the console or a header downstream. The quoted forms were accepted."""
+    for local in (f'"victim{char}Bcc: x"', f'"a\\{char}b"', f"a{char}b"):
+        parsed = analyse(f"<{local}@example.net>", True)
+        decided(parsed, 501, "1.3", "A1")
 
 
 # --- A6: Postmaster ----------------------------------------------------------------------------

@@ -109,6 +109,43 @@ def test_failed_auth_is_throttled_per_client_address(
         other.close()
 
 
+def test_concurrent_attempts_cannot_overdraw_the_failure_budget(make_relay: RelayFactory) -> None:
+    """Checks under way count as failures to come: 8 connections from one address sending AUTH
+    at once, with a budget of 2, get 2 password checks (all 8 were checked, none throttled)."""
+    users = UserTable({"app": hash_password("s3cret", rounds=10).encode()})
+    relay = auth_relay(make_relay, users, auth_failure_limit=2)
+    wires = [session(relay) for _ in range(8)]
+    try:
+        for wire in wires:  # all sent before any answer is read
+            wire.send(plain("app", "wrong").encode() + b"\r\n")
+        answers = [wire.read()[:3] for wire in wires]
+    finally:
+        for wire in wires:
+            wire.close()
+    assert sorted(answers) == ["454"] * 6 + ["535"] * 2
+
+
+def test_concurrent_login_exchanges_cannot_overdraw_the_failure_budget(
+    make_relay: RelayFactory,
+) -> None:
+    """AUTH LOGIN takes the password after a 334: the budget is asked again before the check,
+    when other connections' checks may have begun."""
+    users = UserTable({"app": hash_password("s3cret", rounds=10).encode()})
+    relay = auth_relay(make_relay, users, auth_failure_limit=2)
+    wires = [session(relay) for _ in range(8)]
+    user = base64.b64encode(b"app").decode()
+    try:
+        for wire in wires:
+            assert wire.command(f"AUTH LOGIN {user}") == "334 UGFzc3dvcmQ6"
+        for wire in wires:
+            wire.send(base64.b64encode(b"wrong") + b"\r\n")
+        answers = [wire.read()[:3] for wire in wires]
+    finally:
+        for wire in wires:
+            wire.close()
+    assert sorted(answers) == ["454"] * 6 + ["535"] * 2
+
+
 def test_auth_checks_do_not_wait_for_the_shared_executor(
     make_relay: RelayFactory, tmp_path: Path
 ) -> None:

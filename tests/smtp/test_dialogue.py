@@ -91,6 +91,18 @@ SEQUENCE_CASES = [
     pytest.param(
         [
             ("EHLO c.example", "250 "),
+            # str.isdigit() but not int(): the session ended with 421 and a traceback
+            ("MAIL FROM:<a@example.org> SIZE=\u00b2", "501 5.5.4 Bad SIZE parameter syntax"),
+            # int() reads these as 123, and passthrough forwarded them as written
+            ("MAIL FROM:<a@example.org> SIZE=\u0661\u0662\u0663", "501 5.5.4 Bad SIZE"),
+            ("MAIL FROM:<a@example.org> SIZE=1" + "0" * 20, "501 5.5.4 Bad SIZE"),  # 21 digits
+            ("MAIL FROM:<a@example.org> SIZE=" + "0" * 16 + "1000", "250 2.1.0"),  # 20 digits
+        ],
+        id="size-is-1-to-20-ascii-digits",
+    ),
+    pytest.param(
+        [
+            ("EHLO c.example", "250 "),
             ("MAIL FROM:<a@example.org> RET=FULL", "555 5.5.4 Unsupported option: RET"),
         ],
         id="unsupported-param",

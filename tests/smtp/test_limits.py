@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import select
 import smtplib
@@ -119,6 +120,76 @@ def test_command_timeout(make_relay: RelayFactory) -> None:
     finally:
         wire.close()
     assert relay.metric("mxrelay_smtp_sessions_ended_total", end="timeout") == 1
+
+
+def flood_without_reading(relay: RelayThread) -> socket.socket:
+    """A client that pipelines `EHLO x` lines (each answered with 14 times its size) and never
+    reads: it sends until the relay stops taking them, 2 MiB at most (28 MiB of replies)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((relay.host, relay.port))
+    sock.settimeout(0.2)
+    with contextlib.suppress(OSError):  # TimeoutError: the relay stopped reading
+        for _ in range(32):
+            sock.sendall(b"EHLO x\r\n" * 8192)
+    return sock
+
+
+async def unsent_bytes(relay: RelayThread) -> int:
+    """What the relay's TCP transports hold unsent: sessions over or not, counted or not."""
+    return sum(
+        transport.get_write_buffer_size()
+        for transport in gc.get_objects()
+        if type(transport).__name__ == "TCPTransport"
+        and (transport.get_extra_info("sockname") or ("", 0))[1] == relay.port
+    )
+
+
+def test_a_client_that_does_not_read_its_replies_is_not_read_and_times_out(
+    make_relay: RelayFactory,
+) -> None:
+    """Past 64 KiB of unsent replies the relay takes no command and reads nothing until the
+    client reads; a client that never does times out. (The relay read on and held 28 MiB.)"""
+    relay = make_relay(settings=smtp_settings(junk_command_limit=100_000, command_timeout="0.5s"))
+    peak = 0
+
+    def ended() -> bool:
+        nonlocal peak
+        peak = max(peak, relay.call(unsent_bytes(relay)))
+        return relay.server is None or not relay.server.active_connections
+
+    sock = flood_without_reading(relay)
+    try:
+        eventually(ended)
+    finally:
+        sock.close()
+    assert peak < 1024 * 1024
+    assert relay.metric("mxrelay_smtp_sessions_ended_total", end="timeout") == 1
+
+
+def test_an_ended_session_whose_client_does_not_read_is_dropped_and_counted_until_then(
+    make_relay: RelayFactory,
+) -> None:
+    """The last replies get the command timeout to be read, then the connection is dropped; it
+    holds its slot until then. (An ended session freed its slot at once and kept its socket and
+    unsent replies for as long as the client liked: one client held 34 MB on three sockets.)"""
+    relay = make_relay(
+        settings=smtp_settings(
+            junk_command_limit=100_000, command_timeout="1s", client_connection_limit=1
+        )
+    )
+    sock = flood_without_reading(relay)
+    try:
+        second = Wire(relay)
+        assert second.read() == "421 4.7.0 Error: too many connections from your address"
+        second.close()
+        eventually(lambda: relay.server is None or not relay.server.active_connections)
+        assert relay.call(unsent_bytes(relay)) == 0
+        third = Wire(relay)
+        assert third.read().startswith("220")
+        third.close()
+    finally:
+        sock.close()
 
 
 def in_transaction(relay: RelayThread) -> Wire:
@@ -348,6 +419,25 @@ def test_junk_commands_past_their_limit_count_as_errors(make_relay: RelayFactory
         assert wire.read() == "421 4.7.0 Error: too many errors"
     finally:
         wire.close()
+
+
+def test_a_repeated_hello_is_a_junk_command(make_relay: RelayFactory) -> None:
+    """EHLO ends a transaction as RSET does: MAIL, RCPT, EHLO in a loop had recipients looked
+    up and logged without end, and was never cut off. The 421 follows the EHLO's own reply."""
+    check = ScriptedCheck()
+    relay = make_relay(settings=smtp_settings(junk_command_limit=2, error_limit=2), check=check)
+    wire = Wire(relay, timeout=3)
+    try:
+        wire.read()
+        assert wire.command("EHLO c.example").startswith("250-")  # the first is no junk
+        for n in range(4):
+            assert wire.command("MAIL FROM:<a@example.org>").startswith("250")
+            assert wire.command(f"RCPT TO:<x@d{n}.example.net>").startswith("250")
+            assert wire.command("HELO c.example" if n % 2 else "EHLO c.example").startswith("250")
+        assert wire.read() == "421 4.7.0 Error: too many errors"
+    finally:
+        wire.close()
+    assert len(check.seen) == 4
 
 
 def test_replies_wait_past_the_soft_error_limit(make_relay: RelayFactory) -> None:

@@ -106,6 +106,38 @@ def test_auth_over_plaintext_when_explicitly_allowed(
         assert client.mail("a@example.org")[0] == 250
 
 
+def test_starttls_forgets_an_auth_done_before_it(
+    make_relay: RelayFactory, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """RFC 3207 4.2: what the plaintext session established is discarded, the identity too.
+    (Whoever could write to the plaintext stream chose the TLS session's user, and the client's
+    own AUTH after TLS was refused 503.) The EHLO the client must send again is no junk."""
+    users = UserTable(
+        {
+            "mitm": hash_password("x", rounds=4).encode(),
+            "app": hash_password("s3cret pass", rounds=4).encode(),
+        }
+    )
+    sink = RecordingSink()
+    relay = make_relay(
+        tls_context=server_context,
+        users=users,
+        sink=sink,
+        settings=smtp_settings(auth_allow_plaintext=True, junk_command_limit=0, error_limit=1),
+    )
+    with smtplib.SMTP(relay.host, relay.port, timeout=10) as client:
+        client.ehlo("c.example")
+        token = base64.b64encode(b"\0mitm\0x").decode()
+        assert client.docmd("AUTH", "PLAIN " + token)[0] == 235  # injected in plaintext
+        assert client.starttls(context=client_context)[0] == 220
+        client.ehlo("c.example")
+        assert client.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
+        client.login("app", "s3cret pass")
+        client.sendmail("a@example.org", ["b@example.net"], b"Subject: t\r\n\r\nx\r\n")
+    [transaction] = sink.transactions
+    assert transaction.session.username == "app"
+
+
 def test_starttls_discards_pipelined_plaintext(
     tls_relay: RelayThread, client_context: ssl.SSLContext
 ) -> None:

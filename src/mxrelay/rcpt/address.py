@@ -146,7 +146,9 @@ def _quoted_string_end(text: str) -> int:
             position += 2
         elif char == '"':
             return position
-        elif char == " " or char == "!" or ("#" <= char <= "~" and char != "\\") or ord(char) > 127:
+        elif (
+            char == " " or char == "!" or ("#" <= char <= "~" and char != "\\") or _utf8_text(char)
+        ):
             position += 1
         else:
             raise _SyntaxError("bad character in quoted local part")
@@ -154,7 +156,15 @@ def _quoted_string_end(text: str) -> int:
 
 
 def _quoted_pair_ok(char: str) -> bool:
-    return " " <= char <= "~" or ord(char) > 127
+    return " " <= char <= "~" or _utf8_text(char)
+
+
+def _utf8_text(char: str) -> bool:
+    """A non-ASCII character RFC 6531 allows in an address: printable. That refuses C1 controls
+    (NEL), line and paragraph separators and the bidirectional and other format controls, which
+    would let a recipient read as another in a log line, the console or a header downstream.
+    The same rule as the sender's (`smtp/commands.py`), which this package may not import."""
+    return not char.isascii() and char.isprintable()
 
 
 def _check_dot_string(local: str) -> None:
@@ -163,9 +173,7 @@ def _check_dot_string(local: str) -> None:
     for atom in local.split("."):
         if not atom:
             raise _SyntaxError("empty atom in local part")
-        if any(c not in _ATEXT and ord(c) <= 127 for c in atom):
-            raise _SyntaxError("bad character in local part")
-        if any(not c.isprintable() for c in atom):
+        if any(c not in _ATEXT and not _utf8_text(c) for c in atom):
             raise _SyntaxError("bad character in local part")
 
 

@@ -14,6 +14,9 @@ from mxrelay.smtp import replies
 
 _ESMTP_KEYWORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _DOMAIN_LABEL = re.compile(r'^[^\s.@\[\]<>()",;:\\]+$')
+_SIZE_VALUE = re.compile(r"[0-9]{1,20}", re.ASCII)
+"""RFC 1870's size-value, 1*20DIGIT: ASCII digits only (str.isdigit() also passes `²`, which
+int() refuses, and `١٢٣`, which the relay would pass on as it was written)."""
 
 
 def path_argument(text: str, keyword: str) -> tuple[str, str] | None:
@@ -69,7 +72,7 @@ def parse_mail_params(
         if not esmtp or not _ESMTP_KEYWORD.match(keyword):
             return replies.unsupported_parameter(keyword or item)
         if keyword == "SIZE":
-            if not value.isdigit() or len(value) > 20:
+            if not _SIZE_VALUE.fullmatch(value):
                 return replies.bad_parameter("SIZE")
             size = int(value)
         elif keyword == "BODY":

@@ -17,7 +17,7 @@ from mxrelay import log
 from mxrelay.metrics import ConnectionResult, ProtocolError, ReplyClass, SessionEnd
 from mxrelay.model import Peer, Reason, Reply
 from mxrelay.smtp import replies
-from mxrelay.smtp.channel import ConnectionClosed, LineChannel
+from mxrelay.smtp.channel import CLOSE_GRACE, ConnectionClosed, LineChannel
 from mxrelay.smtp.commands import parse_mail_params, path_argument, valid_reverse_path
 from mxrelay.smtp.data import DataProblem, DataReader, DataResult, DataState
 from mxrelay.smtp.hooks import ConnectionHost
@@ -68,7 +68,7 @@ class SmtpConnection:
                 result=ConnectionResult.SHUTDOWN if host.shutting_down else ConnectionResult.LIMIT
             ).inc()
             channel.send(refusal)
-            self._close()
+            await self._close()
             return
         metrics.smtp_sessions_active.inc()
         try:
@@ -104,11 +104,15 @@ class SmtpConnection:
                 metrics.smtp_sessions_active.dec()
                 metrics.smtp_sessions_ended.labels(end=end).inc()
             await self._end_transaction(session, None, 0)
-            self._close()
+            await self._close()
 
-    def _close(self) -> None:
-        self.channel.close()
-        self.host.release(self)
+    async def _close(self) -> None:
+        """Close the connection, and give up its slot only once it is gone: a client that does
+        not read its last replies is dropped after the grace, not left holding them uncounted."""
+        try:
+            await self.channel.close(min(CLOSE_GRACE, self.host.limits.command_timeout))
+        finally:
+            self.host.release(self)
 
     async def _read_line(self) -> bytes | None:
         """The next command line with its line end; None for one that was too long."""
@@ -120,11 +124,14 @@ class SmtpConnection:
     async def _command_loop(self, session: Session) -> SessionEnd:
         host = self.host
         while True:
-            line = await self._read_line()
-            reply: Reply | None
             if self._shutdown_requested and self.envelope is None:
+                # Checked before each command is awaited, not only when one arrives: a session
+                # busy when the server began to stop, or whose transaction has just ended, is
+                # told now rather than left idle until the grace period ends and it is aborted.
                 self.channel.send(replies.SERVICE_SHUTTING_DOWN)
                 return SessionEnd.SHUTDOWN
+            line = await self._read_line()
+            reply: Reply | None
             if line is None:
                 host.metrics.smtp_protocol_errors.labels(kind=ProtocolError.LINE_TOO_LONG).inc()
                 reply = replies.LINE_TOO_LONG
@@ -137,11 +144,10 @@ class SmtpConnection:
                 if isinstance(reply_or_end, SessionEnd):
                     return reply_or_end
                 reply = reply_or_end
-            if reply is None:
-                continue
-            self.channel.send(reply)
-            if reply.code in replies.PROTOCOL_ERROR_CODES:
-                session.errors += 1
+            if reply is not None:  # None: the verb wrote its own (EHLO), counted all the same
+                self.channel.send(reply)
+                if reply.code in replies.PROTOCOL_ERROR_CODES:
+                    session.errors += 1
             limits = host.limits
             if session.errors >= limits.errors:
                 self.channel.send(replies.TOO_MANY_ERRORS)
@@ -162,7 +168,7 @@ class SmtpConnection:
         if handler is None:
             self.host.metrics.smtp_protocol_errors.labels(kind=ProtocolError.SYNTAX).inc()
             return replies.COMMAND_UNRECOGNIZED
-        if verb in _JUNK_VERBS:
+        if verb in _JUNK_VERBS or (verb in _HELLO_VERBS and session.helo):
             session.junk_commands += 1
             if session.junk_commands > self.host.limits.junk_commands:
                 session.errors += 1  # Postfix's smtpd_junk_command_limit
@@ -377,8 +383,11 @@ class SmtpConnection:
             return replies.TRANSACTION_IN_PROGRESS
         self.channel.send(replies.READY_FOR_TLS)
         session.tls = await self.channel.start_tls(host.tls_context, host.limits.command_timeout)
-        session.helo = ""  # RFC 3207: the client must say EHLO again
+        # RFC 3207 4.2: forget what the plaintext session established (a man in the middle may
+        # have said it): the client must say EHLO again, and authenticate again.
+        session.helo = ""
         session.esmtp = False
+        session.username = None
         return None
 
     async def _auth(self, session: Session, text: str) -> Reply:
@@ -436,6 +445,11 @@ _VERBS: dict[bytes, Verb] = {
 _JUNK_VERBS = frozenset({b"NOOP", b"RSET", b"VRFY", b"HELP"})
 """Commands that do nothing toward mail: past MXRELAY_SMTP_JUNK_COMMAND_LIMIT each is an error,
 so a session that never delivers cannot go on for ever."""
+
+_HELLO_VERBS = frozenset({b"HELO", b"EHLO"})
+"""Junk too when the session has already said hello (since STARTTLS): a repeated EHLO ends the
+transaction as RSET does, so MAIL, RCPT, EHLO in a loop would otherwise have recipients looked up
+and logged without end, never an error."""
 
 
 def _count_refusal(session: Session, reply: Reply) -> None:

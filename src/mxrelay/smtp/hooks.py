@@ -47,7 +47,8 @@ class SmtpLimits:
     """Errors past which every reply waits `error_sleep` seconds (smtpd_soft_error_limit)."""
     error_sleep: float
     junk_commands: int
-    """NOOP, RSET, VRFY and HELP allowed before each counts as an error (smtpd_junk_command_limit)."""
+    """NOOP, RSET, VRFY, HELP and HELO/EHLO after the first (since STARTTLS) allowed before each
+    counts as an error (smtpd_junk_command_limit)."""
     auth_failures: int
     """Failed AUTH per client address per minute before AUTH is refused unchecked."""
 

@@ -24,7 +24,7 @@ class Session:
     errors: int = 0
     """Errors since the last accepted message (MXRELAY_SMTP_ERROR_LIMIT)."""
     junk_commands: int = 0
-    """NOOP, RSET, VRFY and HELP since the last accepted message."""
+    """NOOP, RSET, VRFY, HELP and repeated HELO/EHLO since the last accepted message."""
 
     def info(self) -> SessionInfo:
         return SessionInfo(

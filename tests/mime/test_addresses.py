@@ -14,9 +14,11 @@ from mxrelay.mime.addresses import (
     _SIMPLE,
     ENTRY_LIMIT,
     NESTING_LIMIT,
+    ParserBudget,
     named_addresses,
     nesting,
     parse_addresses,
+    parser_characters,
     read_author,
     split_list,
 )
@@ -46,6 +48,31 @@ def test_addresses_as_the_rfc_5322_parser_reads_them(text: str, specs: tuple[str
     parsed = parse_addresses(text)
     assert parsed.readable
     assert parsed.specs == specs
+
+
+@pytest.mark.parametrize(
+    ("text", "specs"),
+    [
+        # Obsolete syntax RFC 5322 section 4 says must be accepted (the parser reports an
+        # ObsoleteHeaderDefect): the address is as certain as without it.
+        ("John Q. Public <john@example.net>", ("john@example.net",)),  # RFC 5322 A.6.1
+        ("Dr. Alice Smith <alice@example.net>", ("alice@example.net",)),
+        ("<@relay.example:john@example.net>", ("john@example.net",)),  # a route, ignored
+        ("<@a.example,@b.example:john@example.net>", ("john@example.net",)),
+        ("john . doe@example.net", ("john.doe@example.net",)),
+        ("a@example . net", ("a@example.net",)),
+    ],
+)
+def test_obsolete_forms_are_clean(text: str, specs: tuple[str, ...]) -> None:
+    parsed = parse_addresses(text)
+    assert (parsed.readable, parsed.clean, parsed.specs) == (True, True, specs)
+
+
+@pytest.mark.parametrize(
+    "text", ["a..b@example.net", "a.@example.net", "John Q. Public john@example.net", "<broken"]
+)
+def test_invalid_forms_are_not_clean(text: str) -> None:
+    assert not parse_addresses(text).clean
 
 
 ATOM = st.text("abcxyzABC0189!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=6)
@@ -180,3 +207,31 @@ def test_named_addresses_never_raise(value: str) -> None:
     for name, address in named_addresses(value):
         assert isinstance(name, str)
         assert address
+
+
+def test_a_parser_budget_makes_later_entries_unreadable() -> None:
+    budget = ParserBudget(100)
+    odd = "John Q. Public <john@example.net>"  # the stdlib parser reads it (a period)
+    assert parse_addresses(odd, budget).specs == ("john@example.net",)
+    assert budget.characters == 100 - len(odd)
+    assert parse_addresses("jane@example.net", budget).readable  # the pattern: no budget spent
+    assert budget.characters == 100 - len(odd)
+    assert not parse_addresses("(a)" * 30, budget).readable  # does not fit: spent
+    assert budget.characters == 0
+    assert not parse_addresses(odd, budget).readable
+    names = named_addresses(f"{odd}, Jane <jane@example.net>", budget=ParserBudget(10))
+    assert names == (("", "john@example.net"), ("Jane", "jane@example.net"))
+
+
+def test_parser_characters_count_what_the_pattern_does_not_read() -> None:
+    assert (
+        parser_characters([b" a@example.net, B <b@example.net>", b' "C, D" <c@example.net>']) == 0
+    )
+    assert parser_characters([b" a@example.net", b" (x) <c@example.net>"]) == len(
+        " (x) <c@example.net>"
+    )
+    assert parser_characters([b" a@example.net,\r\n Dr. B <b@example.net>"]) == len(
+        " a@example.net, Dr. B <b@example.net>"
+    )
+    long = b"a@example.net, " * 1000  # not looked into past `examined`: all of it counts
+    assert parser_characters([long], examined=1024) == len(long)

@@ -6,18 +6,22 @@ from __future__ import annotations
 import email
 import email.policy
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mxrelay.mime import addresses, headers
 from mxrelay.mime.headers import (
     ENTRY_COUNT_LIMIT,
     LABEL_LENGTH,
+    PARSER_CHARACTERS,
     REPORTED_CHANGES,
     HeaderPolicy,
     reconcile_headers,
 )
 from mxrelay.mime.parse import HEADER_LIMIT
 from mxrelay.model import Mailbox, RecipientChange
+from tests.support.stdlib_parser import RecordingParser
 
 BODY = b"\r\nbody line\r\n"
 
@@ -138,6 +142,19 @@ def test_quoted_local_parts_comments_and_idn() -> None:
     assert b"Bcc: u@xn--bcher-kva.example\r\n" in added.data
 
 
+def test_display_names_with_periods_and_routes_are_kept() -> None:
+    # RFC 5322 obs-phrase and obs-route: the stdlib parser reports them as obsolete syntax, which
+    # once made the entries unreadable (removed under strip, refused under reject).
+    data = (
+        b"From: app@contoso.example\r\nTo: John Q. Public <john@example.net>\r\n"
+        b"Cc: Dr. Alice Smith <alice@example.net>, <@relay.example:bob@example.net>\r\n" + BODY
+    )
+    envelope = ["john@example.net", "alice@example.net", "bob@example.net"]
+    for policy in HeaderPolicy:
+        result = reconcile_headers(data, envelope, policy)
+        assert (result.data, result.report.changes, result.refused) == (data, (), False)
+
+
 def test_unparseable_entries_are_removed() -> None:
     data = b"To: Just A Name, ok@example.com, <broken\r\n" + BODY
     result = reconcile_headers(data, ["ok@example.com"])
@@ -249,3 +266,21 @@ def test_the_report_names_so_many_changes() -> None:
     result = reconcile_headers(f"To: {strangers}\r\n".encode() + BODY, ["a@example.com"])
     assert len(result.report.changes) == REPORTED_CHANGES + 11
     assert result.report.describe().endswith("; and 11 more")
+
+
+def test_the_stdlib_parser_is_handed_a_bounded_amount_per_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parser = RecordingParser()
+    monkeypatch.setattr(addresses, "_PARSER", parser)
+    monkeypatch.setattr(headers, "PARSER_CHARACTERS", 8 * 1024)  # 64 KiB takes over a second
+    assert PARSER_CHARACTERS > 8 * 1024
+    entry = "(a)" * 680  # within ENTRY_LIMIT and NESTING_LIMIT: ~40 ms of the parser each
+    value = ",\r\n ".join([entry] * 100).encode()
+    data = b"To: " + value + b"\r\nCc: Dr. Alice <alice@example.net>\r\n" + BODY
+    result = reconcile_headers(data, ["alice@example.net"])
+    assert 0 < sum(parser.handed) <= 8 * 1024
+    assert len(parser.handed) == 4  # 4 entries fit, then Dr. Alice's does not either
+    # Entries past the budget name no recipient, as past any other bound.
+    assert result.report.count(RecipientChange.REMOVED) == 101
+    assert result.report.count(RecipientChange.ADDED) == 1  # alice, now named in Bcc

@@ -4,6 +4,7 @@ generated MIME trees. Output is judged by the stdlib parser (tests/support/mime_
 from __future__ import annotations
 
 import email.message
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mxrelay.mime.ics import REMOVED_NOTICE, PartChange, transform_calendar
+from mxrelay.mime.parse import parse_message
 from mxrelay.model import IcsAction
 from tests.support.mime_trees import (
     CORPUS,
@@ -248,6 +250,87 @@ def test_report_describes_removed_parts() -> None:
     line = transform_calendar(data, IcsAction.STRIP).report.describe()
     assert "removed part 1.3 (text/calendar method=CANCEL" in line
     assert "name='event.ics'" in line
+
+
+CALENDAR = b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n"
+
+
+def _alternative(calendar_fields: bytes, root_parameters: bytes = b"") -> bytes:
+    return (
+        b"From: a@example.com\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/alternative; boundary=B" + root_parameters + b"\r\n\r\n"
+        b"--B\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        b"--B\r\n" + calendar_fields + b"\r\n\r\n" + CALENDAR + b"--B--\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        # RFC 2045 5.1 allows comments and blanks around the type's tokens.
+        b"Content-Type: text/calendar (invitation); method=REQUEST",
+        b"Content-Type: text / calendar; method=REQUEST",
+        b"Content-Type: text/calendar(x)",
+        b"Content-Type: (x) text/calendar; method=REQUEST",
+        # Parameters the stdlib raises on: the declared type still counts.
+        b"Content-Type: text/calendar; method=REQUEST\r\n"
+        b"Content-Disposition: attachment; filename*=utf-8''invite.ics; filename*0=invite.ics",
+        b"Content-Type: text/calendar; method=REQUEST; x*" + b"1" * 5000 + b"=y",
+    ],
+)
+def test_calendar_parts_however_their_type_is_written(fields: bytes) -> None:
+    for action in IcsAction:
+        result = transform_calendar(_alternative(fields), action)
+        assert [p.change for p in result.report.parts] == (
+            [PartChange.REMOVED] if action is IcsAction.STRIP else [PartChange.MOVED]
+        )
+    assert CALENDAR not in transform_calendar(_alternative(fields), IcsAction.STRIP).data
+
+
+def test_signed_with_a_comment_is_left_alone() -> None:
+    signed = (
+        b"From: a@example.com\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/signed (signed); protocol="application/pkcs7-signature"; '
+        b"micalg=sha-256; boundary=S\r\n\r\n"
+        b"--S\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\n" + CALENDAR + b"--S\r\n"
+        b"Content-Type: application/pkcs7-signature\r\n\r\nSIG\r\n--S--\r\n"
+    )
+    result = transform_calendar(signed, IcsAction.STRIP)
+    assert result.data == signed
+    assert not result.report.changed
+
+
+def test_a_multipart_with_parameters_the_stdlib_cannot_read_is_reported() -> None:
+    data = _alternative(b"Content-Type: text/calendar", b"; x*" + b"1" * 5000 + b"=y")
+    result = transform_calendar(data, IcsAction.STRIP)
+    assert result.data == data
+    assert result.report.skipped is not None
+    assert "multipart/alternative without a boundary" in result.report.skipped
+
+
+def test_nested_new_multiparts_get_different_boundaries() -> None:
+    # ATTACH wraps the message and an attached message each in a new multipart/mixed; both
+    # boundaries once came from the same message digest and attempt, one nested in the other.
+    inner = (
+        b"From: x@y.example\r\nContent-Type: multipart/alternative; boundary=IA\r\n\r\n"
+        b"--IA\r\nContent-Type: text/plain\r\n\r\ninner\r\n"
+        b"--IA\r\nContent-Type: text/calendar\r\n\r\nINNER-CAL\r\n--IA--\r\n"
+    )
+    data = (
+        b"From: a@b.example\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/related; boundary=R\r\n\r\n"
+        b"--R\r\nContent-Type: multipart/alternative; boundary=A\r\n\r\n"
+        b"--A\r\nContent-Type: text/plain\r\n\r\nouter\r\n"
+        b"--A\r\nContent-Type: text/calendar\r\n\r\nOUTER-CAL\r\n--A--\r\n"
+        b"\r\n--R\r\nContent-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--R--\r\n"
+    )
+    result = transform_calendar(data, IcsAction.ATTACH, descend_messages=True)
+    assert len(result.report.parts) == 2
+    boundaries = re.findall(rb'boundary="(=_mxrelay_[^"]+)"', result.data)
+    assert len(boundaries) == len(set(boundaries)) == 2
+    root = parse_message(result.data, descend_messages=True)  # raised MimeStructureError
+    assert root.content_type == "multipart/mixed"  # around the related, with the attachment
+    assert not defects(parse(result.data))
 
 
 # --------------------------------------------------------------------------------------------

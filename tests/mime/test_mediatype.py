@@ -34,3 +34,10 @@ def test_bounded() -> None:
     kind, params = parse_media_type(value)
     assert kind == "text/plain"
     assert len(params) == 1  # duplicates keep the first; only PARAMETER_LIMIT are read
+
+
+def test_section_numbers_past_the_int_limit() -> None:
+    # int() refuses more than 4300 digits; such a section can never be joined anyway.
+    value = "application/pdf; name*" + "1" * 5000 + "=x.pdf; name*0=a; name*1=b.pdf"
+    assert parse_media_type(value) == ("application/pdf", {"name": "ab.pdf"})
+    assert parse_media_type("text/plain; x*" + "0" * 5000 + "*=y") == ("text/plain", {})

@@ -202,3 +202,80 @@ def test_header_region_and_field_finder() -> None:
     }
     assert header_region(b"\r\nbody") == (0, True)
     assert header_region(b"A: b" * 100, limit=40) == (40, False)
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        b"; filename*=utf-8''invite.ics; filename*0=invite.ics",  # the stdlib: TypeError
+        b"; x*=a; x*0=b",
+        b"; x*" + b"1" * 5000 + b"=y",  # past Python's 4300-digit int limit: ValueError
+    ],
+)
+def test_parameters_the_stdlib_cannot_read_leave_the_declared_type(parameters: bytes) -> None:
+    calendar = parse_message(
+        b"Content-Type: text/calendar; method=REQUEST" + parameters + b"\r\n\r\nx"
+    )
+    assert (calendar.content_type, calendar.method, calendar.filenames) == (
+        "text/calendar",
+        None,
+        (),
+    )
+    disposition = parse_message(b"Content-Disposition: attachment" + parameters + b"\r\n\r\nx")
+    assert (disposition.content_type, disposition.disposition) == ("text/plain", "attachment")
+    # Only the field the stdlib cannot read loses its parameters.
+    both = parse_message(
+        b"Content-Type: multipart/mixed; boundary=b\r\n"
+        b"Content-Disposition: inline" + parameters + b"\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n"
+    )
+    assert (both.content_type, both.boundary, both.disposition) == (
+        "multipart/mixed",
+        b"b",
+        "inline",
+    )
+    # A multipart whose parameters cannot be read has no boundary: broken MIME, as past the bounds.
+    with pytest.raises(MimeStructureError, match="multipart/mixed without a boundary"):
+        parse_message(
+            b"Content-Type: multipart/mixed; boundary=b"
+            + parameters
+            + b"\r\n\r\n--b\r\n\r\nx\r\n--b--"
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("text/calendar (invitation); method=REQUEST", "text/calendar"),
+        ("text / calendar; method=REQUEST", "text/calendar"),
+        ("text/calendar(x)", "text/calendar"),
+        ("(x) text/calendar; method=REQUEST", "text/calendar"),
+        ("text/(a (nested \\) one) b)calendar", "text/calendar"),
+        ("TEXT/Calendar (a;b); method=REQUEST", "text/calendar"),
+        (
+            'multipart/signed (signed); protocol="application/pkcs7-signature"; boundary=s',
+            "multipart/signed",
+        ),
+        ("text/calendar (unclosed; method=REQUEST", "text/calendar"),
+        ("(only a comment)", "text/plain"),
+        ("", "text/plain"),
+        ("text", "text/plain"),
+    ],
+)
+def test_comments_and_blanks_around_the_type(value: str, expected: str) -> None:
+    entity = parse_message(
+        b"Content-Type: " + value.encode() + b"\r\n\r\n--s\r\n\r\nx\r\n--s--\r\n"
+    )
+    assert entity.content_type == expected
+
+
+def test_comments_around_the_disposition() -> None:
+    data = b"Content-Disposition: (as a file) Attachment (x); filename=a.ics\r\n\r\nx"
+    assert parse_message(data).disposition == "attachment"
+    assert parse_message(data).filenames == ("a.ics",)
+
+
+@given(st.text(alphabet=st.sampled_from("(()\\;a/ "), max_size=60))
+def test_declared_type_of_any_text(value: str) -> None:
+    entity = parse_message(b"Content-Type: " + value.encode() + b"\r\n\r\nx")
+    assert entity.content_type.count("/") == 1
+    assert entity.content_type == entity.content_type.lower()

@@ -232,3 +232,18 @@ def test_base64_is_decoded_in_windows_exactly_whatever_the_line_length() -> None
         assert decode_base64(lines) == payload
     assert decode_base64(b"AAEC!!AwQF\r\n") == bytes(range(6))
     assert decode_base64(b"QUJD\nRA") == b"ABCD"  # a partial last group, kept
+
+
+def test_a_section_number_past_the_int_limit_is_read_without_error() -> None:
+    data = (
+        b"From: a@example.com\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        b"--B\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        b"--B\r\nContent-Type: application/pdf; name*" + b"1" * 5000 + b"=x.pdf\r\n\r\nPDF\r\n"
+        b"--B--\r\n"
+    )
+    assert read_parts(data).text == "hello"
+    assert tree(data) == [
+        ("0", "multipart/mixed", "", "", ""),
+        ("1", "text/plain", "", "", ""),
+        ("2", "application/pdf", "", "", ""),  # the parameter is left out, as Go leaves it
+    ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxrelay.mime.unsubscribe import go_quote, list_unsubscribe, parse_links
+from mxrelay.mime import unsubscribe
+from mxrelay.mime.unsubscribe import delimited, go_quote, list_unsubscribe, parse_links, wrapped
 
 CASES = [
     (
@@ -79,3 +82,30 @@ def test_go_quote() -> None:
 def test_any_text(value: str) -> None:
     links, _ = parse_links(value)
     assert len(links) <= 2
+
+
+_PIECES = st.text(alphabet=st.sampled_from("<>()\n ,a"), max_size=40)
+
+
+@given(_PIECES)
+def test_delimited_pieces_are_what_mailpits_lazy_patterns_find(value: str) -> None:
+    # The patterns Mailpit uses, which rescan to the end at every unclosed opener (quadratic).
+    assert delimited(value, "<", ">", one_line=True) == re.findall(r"<(.*?)>", value)
+    assert delimited(value, ">", "<") == re.findall(r">(.*?)<", value, re.DOTALL)
+    assert delimited(value, "(", ")", inner=False) == re.findall(r"\(.*?\)", value, re.DOTALL)
+    assert wrapped(value) == bool(re.search(r"^<.*>$", value, re.MULTILINE | re.DOTALL))
+
+
+def test_no_pattern_rescans_an_unclosed_opener() -> None:
+    # Linear by construction: no pattern of the module repeats an unbounded wildcard.
+    patterns = [v for v in vars(unsubscribe).values() if isinstance(v, re.Pattern)]
+    assert patterns
+    assert not [p.pattern for p in patterns if ".*" in p.pattern or ".+" in p.pattern]
+
+
+@pytest.mark.parametrize("opener", ["<", "(", "<a>" + ">" * 10])
+def test_unclosed_openers_up_to_the_limit(opener: str) -> None:
+    value = (opener * 8192)[:8192]
+    found = list_unsubscribe(value)
+    assert found.links == ()
+    assert found.errors

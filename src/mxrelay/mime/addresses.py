@@ -9,7 +9,10 @@ these bounds:
 
 - `ENTRY_LIMIT`: characters of one address entry (or one From field);
 - `NESTING_LIMIT`: comments nested in one another (RFC 5322 allows nesting; mail never needs more
-  than a few levels).
+  than a few levels);
+- a `ParserBudget`, when the caller gives one: characters handed to the parser for one message.
+  Within the bounds above it still spends up to ~20 us a character (runs of comments, quoted
+  strings or words), and a message may have hundreds of entries.
 
 Text beyond a bound is not parsed at all: it reads as "no address" (`Parsed.readable` is False), and
 each caller says what that means (an unreadable From is not on an allow-list; an unreadable To entry
@@ -23,7 +26,7 @@ from __future__ import annotations
 import email.errors
 import email.policy
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from mxrelay.mime.parse import FieldFinder, header_region
@@ -54,7 +57,7 @@ class Parsed:
     """The addresses of one entry or field: (local part, domain) pairs and their addr-spec form.
 
     `readable` is False when the text was beyond the bounds (not parsed at all); `clean` is False
-    when the parser found defects (the text is not a well-formed address list).
+    when the parser found defects that make the addresses uncertain (`_HARMLESS_DEFECTS` are not).
     """
 
     addresses: tuple[tuple[str, str, str], ...] = ()
@@ -69,6 +72,23 @@ class Parsed:
 
 
 UNREADABLE = Parsed(readable=False, clean=False)
+
+
+@dataclass(slots=True)
+class ParserBudget:
+    """Characters the RFC 5322 parser may still be handed for one message (made per message by
+    the caller). Once an entry does not fit, the budget is spent: every later entry is past it
+    too, so what is read does not depend on the sizes of the entries that follow."""
+
+    characters: int
+
+    def take(self, count: int) -> bool:
+        """Whether `count` more characters may be parsed (and if so, they are counted)."""
+        if count > self.characters:
+            self.characters = 0
+            return False
+        self.characters -= count
+        return True
 
 
 def unquoted(text: str) -> Iterator[tuple[int, str, int]]:
@@ -99,8 +119,9 @@ def nesting(text: str) -> int:
     return max((depth for _, _, depth in unquoted(text)), default=0)
 
 
-def parse_addresses(text: str) -> Parsed:
-    """The addresses in `text` (an address list, or one entry of it); never raises."""
+def parse_addresses(text: str, budget: ParserBudget | None = None) -> Parsed:
+    """The addresses in `text` (an address list, or one entry of it); never raises. Text for
+    the stdlib's parser past `budget` is unreadable, as past the bounds."""
     unfolded = text.replace("\r", "").replace("\n", "")
     if not unfolded.strip():
         return Parsed()
@@ -113,6 +134,8 @@ def parse_addresses(text: str) -> Parsed:
         return Parsed(((local, domain, spec),))
     if nesting(unfolded) > NESTING_LIMIT:
         return UNREADABLE
+    if budget is not None and not budget.take(len(unfolded)):
+        return UNREADABLE
     readable = unfolded.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     try:
         header = _PARSER.header_factory("to", readable)
@@ -122,9 +145,16 @@ def parse_addresses(text: str) -> Parsed:
         # The stdlib's RFC 5322 parser has raised on some malformed input in past releases.
         return Parsed(clean=False)
     addresses = tuple((str(a.username), str(a.domain), str(a.addr_spec)) for a in found)
-    # A UTF-8 local part is fine (RFC 6532; the relay accepts SMTPUTF8), not a defect here.
-    serious = [d for d in defects if not isinstance(d, email.errors.NonASCIILocalPartDefect)]
+    serious = [d for d in defects if not isinstance(d, _HARMLESS_DEFECTS)]
     return Parsed(addresses, clean=not serious)
+
+
+_HARMLESS_DEFECTS = (email.errors.NonASCIILocalPartDefect, email.errors.ObsoleteHeaderDefect)
+"""Defects that leave the address unambiguous: a UTF-8 local part (RFC 6532; the relay accepts
+SMTPUTF8), and the obsolete syntax RFC 5322 section 4 says must be accepted, whose meaning it
+fixes: a period in a display name (`John Q. Public <john@example.net>`), a route (ignored), blanks
+or comments between the dots of an address (removed). Text the parser cannot read as an address
+also carries an `InvalidHeaderDefect`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,29 +216,55 @@ _LOOSE_ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]@]+@[^\s<>,;:\"()\[\]@]+")
 
 
 def named_addresses(
-    value: str, *, limit: int = 1000, characters: int = 32 * 1024
+    value: str,
+    *,
+    limit: int = 1000,
+    characters: int = 32 * 1024,
+    budget: ParserBudget | None = None,
 ) -> tuple[NamedAddress, ...]:
     """The mailboxes of an address-list field value, in order, each with its display name
     (encoded words decoded); never raises. Read with bounds: the first `characters` of the value,
-    at most `limit` mailboxes, and each comma-separated entry within `ENTRY_LIMIT` and
-    `NESTING_LIMIT`; an entry beyond them or that the parser cannot read gives what looks like
-    an address in it, without a name. Groups are flattened, as Mailpit shows them."""
+    at most `limit` mailboxes, and each comma-separated entry within `ENTRY_LIMIT`,
+    `NESTING_LIMIT` and `budget`; an entry beyond them or that the parser cannot read gives what
+    looks like an address in it, without a name. Groups are flattened, as Mailpit shows them."""
     found: list[NamedAddress] = []
     for item in _LIST_ITEM.findall(value[:characters].replace("\r", "").replace("\n", "")):
         if len(found) >= limit:
             break
         entry = item.strip(" \t")
         if entry:
-            found.extend(_entry_mailboxes(entry))
+            found.extend(_entry_mailboxes(entry, budget))
     return tuple(found[:limit])
 
 
-def _entry_mailboxes(entry: str) -> tuple[NamedAddress, ...]:
+def parser_characters(values: Iterable[bytes], *, examined: int = 8 * 1024) -> int:
+    """About how many characters of these raw address-field values the stdlib's parser would be
+    handed (by `named_addresses` and `author_of`): all of a value unless every entry of it is of
+    a form read by pattern. Values longer than `examined` in all are not looked into (all of it
+    counts): the decision must cost less than the parse."""
+    raw = list(values)
+    total = sum(len(value) for value in raw)
+    if total > examined:
+        return total
+    parsed = 0
+    for value in raw:
+        text = value.decode("utf-8", "surrogateescape").replace("\r", "").replace("\n", "")
+        entries = (item.strip(" \t") for item in _LIST_ITEM.findall(text))
+        if not all(_NAMED.fullmatch(entry) for entry in entries if entry):
+            parsed += len(text)
+    return parsed
+
+
+def _entry_mailboxes(entry: str, budget: ParserBudget | None) -> tuple[NamedAddress, ...]:
     simple = _NAMED.fullmatch(entry)
     if simple is not None:
         name = simple.group(1) or simple.group(2) or ""
         return ((decode_words(name) if "=?" in name else name, simple.group(3) or simple.group(4)),)
-    if len(entry) > ENTRY_LIMIT or nesting(entry) > NESTING_LIMIT:
+    if (
+        len(entry) > ENTRY_LIMIT
+        or nesting(entry) > NESTING_LIMIT
+        or (budget is not None and not budget.take(len(entry)))
+    ):
         return tuple(("", m) for m in _LOOSE_ADDRESS.findall(entry[: ENTRY_LIMIT * 4]))
     readable = entry.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     parsed = parsed_mailboxes(readable)

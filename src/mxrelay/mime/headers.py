@@ -20,8 +20,8 @@ the split of a field into entries is done here, because the stdlib parser report
 positions to splice with.
 
 Hostile headers cost bounded work: only the first `ENTRY_COUNT_LIMIT` entries of To/Cc/Bcc are
-parsed, and an entry beyond that or beyond the bounds of `addresses.py` names no envelope
-recipient (removed, or refused). A header block larger than `parse.HEADER_LIMIT` (Exchange Online's
+parsed, with at most `PARSER_CHARACTERS` of them handed to the stdlib parser, and an entry beyond
+that or beyond the bounds of `addresses.py` names no envelope recipient (removed, or refused). A header block larger than `parse.HEADER_LIMIT` (Exchange Online's
 own limit) cannot be checked at all: the message is refused (`HeaderReport.unreadable`).
 """
 
@@ -31,7 +31,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mxrelay.mime.addresses import parse_addresses
+from mxrelay.mime.addresses import ParserBudget, parse_addresses
 from mxrelay.mime.parse import HEADER_LIMIT, HeaderBlock, HeaderField, scan_headers
 from mxrelay.mime.splice import Splice, apply_splices
 from mxrelay.model import Mailbox, RecipientChange, canonical_domain
@@ -40,6 +40,11 @@ RECIPIENT_FIELDS = ("to", "cc", "bcc")
 
 ENTRY_COUNT_LIMIT = 1000
 """To/Cc/Bcc entries parsed per message (twice Exchange's 500 recipients per message)."""
+
+PARSER_CHARACTERS = 64 * 1024
+"""Characters of To/Cc/Bcc entries handed to the stdlib's RFC 5322 parser per message (the forms
+`addresses.py` reads by pattern do not count): 500 recipients with display names the pattern
+does not read take about 20 KiB; the parser's worst text costs about 1.3 s at this bound."""
 
 REPORTED_CHANGES = 20
 """Changes named one by one in `HeaderReport.describe`; the rest are counted."""
@@ -113,7 +118,7 @@ def reconcile_headers(
         return HeaderResult(data, HeaderReport(policy, unreadable=reason))
     envelope = _envelope(recipients)
     wanted = {mailbox for mailbox, _ in envelope}
-    budget = _Budget(ENTRY_COUNT_LIMIT)
+    budget = _Budget(ENTRY_COUNT_LIMIT, ParserBudget(PARSER_CHARACTERS))
     plans = [
         _FieldPlan(field, _entries(data, field, wanted, budget))
         for field in block.fields
@@ -183,9 +188,11 @@ class _FieldPlan:
 
 @dataclass(slots=True)
 class _Budget:
-    """Entries still to be parsed in this message (ENTRY_COUNT_LIMIT)."""
+    """Entries still to be parsed in this message (ENTRY_COUNT_LIMIT), and characters still to
+    be handed to the stdlib parser (PARSER_CHARACTERS)."""
 
     left: int
+    parser: ParserBudget
 
 
 def _entries(
@@ -209,7 +216,9 @@ def _entries(
             items.append(_Entry(text, (), False, group_index))
         else:
             budget.left -= 1
-            mailboxes, valid = _parse_entry(text) if budget.left >= 0 else ((), False)
+            mailboxes, valid = (
+                _parse_entry(text, budget.parser) if budget.left >= 0 else ((), False)
+            )
             keep = valid and bool(mailboxes) and all(m in wanted for m in mailboxes)
             items.append(_Entry(text, mailboxes, keep, group_index))
     return tuple(items)
@@ -271,11 +280,11 @@ def _split(value: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def _parse_entry(text: str) -> tuple[tuple[Mailbox, ...], bool]:
+def _parse_entry(text: str, budget: ParserBudget) -> tuple[tuple[Mailbox, ...], bool]:
     """The addresses in one entry, and whether it parsed cleanly as addresses with domains."""
     if not text.strip():
         return (), True
-    parsed = parse_addresses(text)
+    parsed = parse_addresses(text, budget)
     mailboxes = tuple(
         Mailbox(local, canonical_domain(domain)) for local, domain, _ in parsed.addresses
     )

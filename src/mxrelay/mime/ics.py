@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from mxrelay.mime.calendar import (
@@ -193,6 +194,14 @@ class _Editor:
         self.body_replaced = False
         self.decisions: dict[int, Decision] = {}
         self.paths: dict[int, str] = {}
+        self.boundaries: set[bytes] = set()
+        """Boundaries of the multiparts this edit creates: nested ones (in an attached message
+        and around it) must differ."""
+
+    def new_boundary(self) -> bytes:
+        boundary = _new_boundary(self.data, self.boundaries)
+        self.boundaries.add(boundary)
+        return boundary
 
     def message(self, root: Entity, path: str) -> None:
         """Edit one message (the top level, or one embedded in a message/rfc822 part)."""
@@ -293,7 +302,7 @@ class _Editor:
     def replace_with_mixed(self, root: Entity, carries: list[bytes]) -> None:
         """Every part was a calendar alternative: the message becomes the attachments alone."""
         nl = root.newline
-        boundary = _new_boundary(self.data)
+        boundary = self.new_boundary()
         headers = rebuild_headers(self.data, root, _BODY_FIELDS, [_mixed_field(boundary, nl)])
         delimiter = b"--" + boundary + nl
         body = nl + b"".join(delimiter + carry + nl for carry in carries)
@@ -308,7 +317,7 @@ class _Editor:
         first part; everything else of the root stays where it was.
         """
         nl = root.newline
-        boundary = _new_boundary(self.data)
+        boundary = self.new_boundary()
         self.splices.append(
             header_block_splice(self.data, root, _MOVED_FIELDS, [_mixed_field(boundary, nl)])
         )
@@ -333,13 +342,13 @@ def _mixed_field(boundary: bytes, newline: bytes) -> bytes:
     return b'Content-Type: multipart/mixed; boundary="' + boundary + b'"' + newline
 
 
-def _new_boundary(data: bytes) -> bytes:
+def _new_boundary(data: bytes, taken: Collection[bytes] = ()) -> bytes:
     """A boundary derived from the message (so the transform stays deterministic) that does not
-    occur in it."""
+    occur in it and is none of `taken`."""
     digest = hashlib.sha256(data).hexdigest()
     for attempt in range(1000):
         boundary = f"=_mxrelay_{digest[:24]}_{attempt}".encode("ascii")
-        if find(data, boundary) == -1:
+        if boundary not in taken and find(data, boundary) == -1:
             return boundary
     raise AssertionError("no free boundary")  # pragma: no cover - 1000 hash-derived collisions
 

@@ -17,6 +17,9 @@ from mxrelay.mime.text import decode_text
 _PARAMETER = re.compile(r';\s*([^\s=;"]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;]*))?', re.DOTALL)
 _SECTION = re.compile(r"^(.*?)\*(\d+)(\*?)$|^(.*?)(\*)$")
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+SECTION_DIGITS = 4
+"""Digits of an RFC 2231 section number that are read: sections count from 0 without a gap, and
+only `PARAMETER_LIMIT` parameters are read, so a longer number is never part of a value."""
 
 
 def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
@@ -37,6 +40,8 @@ def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
         if section is None:
             plain.setdefault(name, text)
         elif section.group(1) is not None:
+            if len(section.group(2)) > SECTION_DIGITS:
+                continue  # no section of a joined value: `int()` refuses past 4300 digits
             parts = sections.setdefault(section.group(1), {})
             parts.setdefault(int(section.group(2)), (text, bool(section.group(3))))
         else:

@@ -417,9 +417,12 @@ class _Info:
 def _describe(data: bytes, fields: tuple[HeaderField, ...], default_type: str) -> _Info:
     """Content type, disposition, file name, calendar method and boundary of one entity.
 
-    The stdlib's compat32 `Message` parses the parameter syntax (quoting, RFC 2231); only the
-    two relevant fields are copied into it, unfolded and within the parameter bounds, and each is
-    parsed once.
+    The type and the disposition are read here (`declared_type`: RFC 2045 allows comments and
+    blanks around their tokens, which compat32 keeps). The stdlib's compat32 `Message` parses the
+    parameter syntax (quoting, RFC 2231); only the two relevant fields are copied into it,
+    unfolded and within the parameter bounds, and each is parsed once. Parameters it cannot read
+    (it raises on some malformed RFC 2231 sections) are left out, as past the bounds: the type is
+    still the declared one.
     """
     values: dict[str, str] = {}
     for key in ("content-type", "content-disposition"):
@@ -429,16 +432,17 @@ def _describe(data: bytes, fields: tuple[HeaderField, ...], default_type: str) -
                 break
     if not values:
         return _Info(default_type, None, (), None, None)
+    content_type = default_type
+    if "content-type" in values:
+        content_type = declared_type(values["content-type"])
+        if content_type.count("/") != 1:
+            content_type = "text/plain"  # RFC 2045 5.2, as compat32's get_content_type
+    disposition = declared_type(values.get("content-disposition", "")) or None
     probe = email.message.Message()
-    probe.set_default_type(default_type)
     for key, value in values.items():
         probe[key] = value
-    try:
-        content_type = probe.get_content_type()
-        type_params = _params(probe, "content-type")
-        disposition_params = _params(probe, "content-disposition")
-    except (ValueError, LookupError, UnicodeError, email.errors.MessageError):
-        return _Info(default_type, None, (), None, None)
+    type_params = _params(probe, "content-type")
+    disposition_params = _params(probe, "content-disposition")
     names: list[str] = []
     for name in (disposition_params.get("filename"), type_params.get("name")):
         text = decode_words(name).strip() if name else ""
@@ -447,11 +451,55 @@ def _describe(data: bytes, fields: tuple[HeaderField, ...], default_type: str) -
     method = type_params.get("method", "").strip().upper()
     return _Info(
         content_type=content_type,
-        disposition=disposition_params.get("", "").lower() or None,
+        disposition=disposition,
         filenames=tuple(names),
         method=method or None,
         boundary=_boundary_bytes(type_params.get("boundary", "").rstrip()),
     )
+
+
+_TYPE_SPECIALS = re.compile(r"[()\\;]")
+
+
+def declared_type(value: str) -> str:
+    """The token before the parameters of a Content-Type or Content-Disposition value, lower
+    case, without the comments and blanks RFC 2045 5.1 allows around it (`text / calendar
+    (invitation); method=REQUEST` is `text/calendar`); empty when there is none. Linear: one
+    regular-expression search per special character."""
+    head = value.partition(";")[0]
+    if "(" in head:
+        head = _outside_comments(value)
+    return " ".join(head.split()).replace(" /", "/").replace("/ ", "/").lower()
+
+
+def _outside_comments(value: str) -> str:
+    """`value` up to its first `;` outside comments, each comment (nested, with quoted pairs)
+    replaced by a blank; an unclosed comment runs to the end."""
+    pieces: list[str] = []
+    depth = pos = 0
+    while (match := _TYPE_SPECIALS.search(value, pos)) is not None:
+        at = match.start()
+        char = value[at]
+        if not depth:
+            pieces.append(value[pos:at])
+        pos = at + 1
+        if char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+            pieces.append("" if depth else " ")
+        elif char == "\\":
+            if depth:
+                pos = at + 2  # a quoted pair: the next character is not special
+            else:
+                pieces.append(char)
+        elif char == ";" and not depth:
+            return "".join(pieces)
+        elif not depth:
+            pieces.append(char)
+    if not depth:
+        pieces.append(value[pos:])
+    return "".join(pieces)
 
 
 def _bounded_parameters(value: str) -> str:
@@ -463,18 +511,21 @@ def _bounded_parameters(value: str) -> str:
 
 
 def _params(probe: email.message.Message, header: str) -> dict[str, str]:
-    """A field's parameters by lower-case name, RFC 2231 joined and decoded, the value before
-    the first `;` under the empty name. The first occurrence of a name wins, as in the stdlib.
-    An RFC 2231 charset that is not a text charset (`mime.text`) is read as UTF-8."""
+    """A field's parameters by lower-case name, RFC 2231 joined and decoded. The first
+    occurrence of a name wins, as in the stdlib. An RFC 2231 charset that is not a text charset
+    (`mime.text`) is read as UTF-8. None at all when the stdlib cannot read them: it raises
+    TypeError for `x*=a; x*0=b` (sorting None with int) and ValueError for a section number past
+    Python's 4300-digit int limit, among others."""
     found: dict[str, str] = {}
-    for index, (name, text) in enumerate(probe.get_params([], header=header)):
-        if index == 0:
-            found[""] = name.strip()
-            continue
-        value: str | tuple[str | None, str | None, str] = text  # a tuple when RFC 2231 encoded
-        if isinstance(value, tuple) and value[0]:
-            value = (text_codec(value[0]), value[1], value[2])
-        found.setdefault(name.strip().lower(), email.utils.collapse_rfc2231_value(value))
+    try:
+        params = probe.get_params([], header=header)[1:]
+        for name, text in params:
+            value: str | tuple[str | None, str | None, str] = text  # a tuple: RFC 2231 encoded
+            if isinstance(value, tuple) and value[0]:
+                value = (text_codec(value[0]), value[1], value[2])
+            found.setdefault(name.strip().lower(), email.utils.collapse_rfc2231_value(value))
+    except (TypeError, ValueError, LookupError, UnicodeError, email.errors.MessageError):
+        return {}
     return found
 
 

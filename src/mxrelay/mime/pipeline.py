@@ -9,10 +9,12 @@ store keeps the variants' recipient lists and rebuilds their bytes at each attem
 
 `reconcile_headers` (`headers.py`) is the Graph transport's last step, on each variant's bytes.
 
-Both are pure and CPU-bound; the `*_async` helpers run them in a worker thread when
+Both are pure and CPU-bound. `split_variants_async` runs the split in a worker thread when
 `parse_in_thread` says parsing may take more than a few milliseconds (a 20 MB message, or a small
-one built to make the scanner loop: thousands of lines or boundaries), and inline otherwise, where
-a thread hop would cost more than the work. `record_*` turn reports into metrics.
+one built to make the scanner loop: thousands of lines or boundaries, or long address fields for
+the stdlib's RFC 5322 parser), and inline otherwise, where a thread hop would cost more than the
+work. `reconcile_headers_async` always runs in a worker thread: every To/Cc/Bcc entry the relay's
+own pattern does not read goes to the stdlib parser, at up to ~20 us a character.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from mxrelay.mime.addresses import parser_characters
 from mxrelay.mime.headers import HeaderPolicy, HeaderResult, reconcile_headers
 from mxrelay.mime.ics import IcsReport, transform_calendar
-from mxrelay.mime.parse import DEFAULT_LIMITS, MimeLimits
+from mxrelay.mime.parse import DEFAULT_LIMITS, FieldFinder, MimeLimits, header_region
 from mxrelay.model import IcsAction, IcsScope
 
 if TYPE_CHECKING:
@@ -39,6 +42,15 @@ INLINE_DASHES = 128
 size. The Python-level loops of the parsers (`parse.py`, the summary, `content.py`) run once per
 header line, boundary candidate or part; everything else they do is bounded C code. At these
 counts the worst message costs a few milliseconds inline."""
+
+INLINE_ADDRESS_CHARACTERS = 256
+"""Messages whose address fields (From, To, Cc, Bcc, Reply-To) would hand the stdlib's RFC 5322
+parser more characters than this (`addresses.parser_characters`: the forms the relay reads by
+pattern do not count) are parsed in a worker thread too: the summary kept at accept time reads
+them with it, at up to ~20 us a character (runs of comments, quoted strings or words). At this
+count the worst summary takes about 4 ms."""
+
+_ADDRESS_FIELDS = FieldFinder(("from", "to", "cc", "bcc", "reply-to"))
 
 _T = TypeVar("_T")
 
@@ -149,23 +161,32 @@ async def split_variants_async(
 
 
 async def reconcile_headers_async(
-    data: bytes,
-    recipients: Sequence[str],
-    policy: HeaderPolicy = HeaderPolicy.STRIP,
-    *,
-    offload_above: int = OFFLOAD_THRESHOLD,
+    data: bytes, recipients: Sequence[str], policy: HeaderPolicy = HeaderPolicy.STRIP
 ) -> HeaderResult:
-    """`reconcile_headers`, in a worker thread when `parse_in_thread(data, offload_above)`."""
-    return await _run(data, offload_above, reconcile_headers, data, tuple(recipients), policy)
+    """`reconcile_headers`, always in a worker thread (see the module docstring)."""
+    return await asyncio.to_thread(reconcile_headers, data, tuple(recipients), policy)
 
 
 def parse_in_thread(data: bytes, threshold: int = OFFLOAD_THRESHOLD) -> bool:
-    """Whether parsing `data` may take long enough to stall the event loop (see INLINE_LINES)."""
+    """Whether parsing `data` may take long enough to stall the event loop (see INLINE_LINES
+    and INLINE_ADDRESS_CHARACTERS)."""
     return (
         len(data) >= threshold
         or data.count(b"\n") > INLINE_LINES
         or data.count(b"--") > INLINE_DASHES
+        or address_characters(data) > INLINE_ADDRESS_CHARACTERS
     )
+
+
+def address_characters(data: bytes) -> int:
+    """`parser_characters` of the message's own address fields, found in C as the summary finds
+    them (`store.ingest`); cheap when they are short."""
+    end, _ = header_region(data)
+    found = _ADDRESS_FIELDS.values(data, end, per_name=INLINE_LINES + 1)
+    values = [value for values in found.values() for value in values]
+    if sum(len(value) for value in values) <= INLINE_ADDRESS_CHARACTERS:
+        return 0  # not even the worst text costs more than a few milliseconds
+    return parser_characters(values)
 
 
 async def _run(data: bytes, threshold: int, fn: Callable[..., _T], *args: object) -> _T:

@@ -8,7 +8,9 @@ optional blanks, each without spaces, starting with `mailto:` or `http(s)://` (o
 most), and each must parse as Go's `url.ParseRequestURI` parses a URL. `List-Unsubscribe-Post`
 (RFC 8058's one-click) is shown as it is, as Mailpit shows it.
 
-Every pattern here is linear: lazy `.*?` between fixed delimiters, no nested repetition.
+Everything here is linear in the value. Mailpit finds `<...>`, `(...)` and what joins the entries
+with lazy patterns (`<(.*?)>`), which restart their scan at every unclosed opener; `delimited`
+finds the same pieces in one forward scan.
 """
 
 from __future__ import annotations
@@ -16,14 +18,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_ENTRY = re.compile(r"<(.*?)>")
-_JOIN = re.compile(r">(.*?)<", re.DOTALL)
 _VALID_JOIN = re.compile(r"^[\t\n\f\r ]*,[\t\n\f\r ]*$", re.MULTILINE)
-_WRAPPED = re.compile(r"^<.*>$", re.MULTILINE | re.DOTALL)
+_LINE_OPENS = re.compile(r"^<", re.MULTILINE)
+_LINE_CLOSES = re.compile(r">$", re.MULTILINE)
 _MAILTO = re.compile(r"mailto:[a-zA-Z0-9]")
 _HTTP = re.compile(r"https?://[a-zA-Z0-9]", re.IGNORECASE)
 _SPACE = re.compile(r"[\t\n\f\r ]")
-_COMMENT = re.compile(r"\(.*?\)", re.DOTALL)
 _TRIM = " \t\n\f\r\v\x85\xa0"
 VALUE_LIMIT = 8192
 """Characters of the field that are checked (a real one is a few hundred)."""
@@ -51,16 +51,16 @@ def list_unsubscribe(header: str, post: str = "") -> Unsubscribe:
 def parse_links(value: str) -> tuple[list[str], str]:
     """(links, error text): Mailpit's `ListUnsubscribeParser`."""
     value = value.strip(_TRIM)
-    for comment in _COMMENT.findall(value):
+    for comment in delimited(value, "(", ")", inner=False):
         value = value.replace(comment, "").strip(_TRIM)
-    if not _ENTRY.search(value):
+    entries = delimited(value, "<", ">", one_line=True)
+    if not entries:
         return [], f'"{value}" no valid unsubscribe links found'
-    if not _WRAPPED.search(value):
+    if not wrapped(value):
         return [], f'"{value}" should be enclosed in <>'
-    entries = _ENTRY.findall(value)
     if len(entries) > 2:
         return [], f'"{value}" should include a maximum of one email and one HTTP link'
-    for join in _JOIN.findall(value):
+    for join in delimited(value, ">", "<"):
         if not _VALID_JOIN.search(join):
             return [], f'"{value}" <> should be split with a comma and optional spaces'
     links: list[str] = []
@@ -89,6 +89,39 @@ def parse_links(value: str) -> tuple[list[str], str]:
             continue
         links.append(entry)
     return links, ", ".join(errors)
+
+
+def delimited(
+    value: str, opener: str, closer: str, *, one_line: bool = False, inner: bool = True
+) -> list[str]:
+    """What `re.findall(opener + "(.*?)" + closer, value)` finds (with `re.DOTALL` unless
+    `one_line`): the text between each opener and the first closer after it (with them when not
+    `inner`), left to right, without overlap. One forward scan: an opener with no closer after it
+    ends the search (none after it has one either), and on one line the closer is looked for
+    only up to the line's end."""
+    found: list[str] = []
+    pos = 0
+    while (start := value.find(opener, pos)) != -1:
+        stop = len(value)
+        if one_line:
+            newline = value.find("\n", start + 1)
+            stop = stop if newline == -1 else newline
+        end = value.find(closer, start + 1, stop)
+        if end == -1:
+            if stop == len(value):
+                break
+            pos = stop + 1  # no opener up to this line end has a closer on its line
+            continue
+        found.append(value[start + 1 : end] if inner else value[start : end + 1])
+        pos = end + 1
+    return found
+
+
+def wrapped(value: str) -> bool:
+    """What `re.search(r"^<.*>$", value, re.MULTILINE | re.DOTALL)` says: a line starts with `<`
+    and a `>` after it ends a line. Only the first such `<` needs looking at."""
+    opens = _LINE_OPENS.search(value)
+    return opens is not None and _LINE_CLOSES.search(value, opens.start() + 1) is not None
 
 
 # --------------------------------------------------------------------------------------------

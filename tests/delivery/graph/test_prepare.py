@@ -15,6 +15,7 @@ from ulid import ULID
 from mxrelay.config import load_settings
 from mxrelay.delivery.errors import PermanentFailure
 from mxrelay.delivery.graph.prepare import (
+    RECEIVED_ALLOWANCE,
     MailboxSource,
     address_allowed,
     choose_mailbox,
@@ -25,6 +26,7 @@ from mxrelay.delivery.graph.prepare import (
     header_from,
     message_id_for,
     message_sender_allowed,
+    over_graph_size,
     prepare,
     received_at,
     sender_allowed,
@@ -32,6 +34,8 @@ from mxrelay.delivery.graph.prepare import (
 )
 from mxrelay.delivery.transport import DeliveryJob
 from mxrelay.mime.headers import HeaderPolicy, reconcile_headers
+from mxrelay.model import Peer, SessionInfo, Transaction
+from mxrelay.received import received_header
 
 ACCEPTED = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 
@@ -290,3 +294,37 @@ def test_the_acceptance_time_comes_from_the_job_else_the_ulid_else_now() -> None
     later = datetime(2030, 1, 1, tzinfo=UTC)
     assert received_at(DeliveryJob(str(ulid), 0, "", (), b""), later) == ulid.datetime
     assert received_at(DeliveryJob("not-a-ulid", 0, "", (), b""), later) == later
+
+
+def test_a_message_accepted_at_the_size_limit_is_delivered() -> None:
+    # The SMTP server accepts a message of exactly graph_size_limit bytes; every attempt then
+    # sends the relay's Received field in front, and a missing Date and Message-ID.
+    environ = {
+        **GRAPH,
+        "MXRELAY_DELIVERY": "graph",
+        "MXRELAY_GRAPH_TENANT_ID": "t",
+        "MXRELAY_GRAPH_CLIENT_ID": "c",
+        "MXRELAY_GRAPH_CLIENT_SECRET": "s",
+        "MXRELAY_GRAPH_MAX_MESSAGE_SIZE": "64KiB",
+    }
+    limit = graph_size_limit(load_settings(environ))
+    head = b"From: app@c.example\r\nTo: a@c.example\r\nSubject: s\r\n\r\n"
+    data = head + b"x" * (limit - len(head))
+    session = SessionInfo(Peer("2001:db8::1", 40000), helo="h" * 300, esmtp=True)
+    recipient = "a" * 240 + "@c.example"
+    accepted = Transaction(session, "app@c.example", (recipient,), data, received_at=ACCEPTED)
+    received = received_header(accepted, hostname="relay." + "r" * 240, queue_id=str(ULID()))
+    job = DeliveryJob("01JTEST", 0, "app@c.example", (recipient,), received + data)
+    sent, _ = prepared_job(job, **environ)
+    assert len(sent) > limit  # the Received field, Date and Message-ID
+    with pytest.raises(PermanentFailure, match="larger than MXRELAY_GRAPH_MAX_MESSAGE_SIZE"):
+        prepared_job(
+            DeliveryJob("01JTEST", 0, "app@c.example", (recipient,), received + data + b"x" * 2048),
+            **environ,
+        )
+
+
+def test_the_size_at_delivery_is_the_size_at_smtp_time() -> None:
+    assert not over_graph_size(10_000 + RECEIVED_ALLOWANCE, 10_000)
+    assert over_graph_size(10_001 + RECEIVED_ALLOWANCE, 10_000)
+    assert not over_graph_size(10**9, 0)  # no Graph limit

@@ -90,9 +90,17 @@ def sender_allowed(envelope_sender: str, header_from: str | None, allowed: Seque
     return bool(identities) and all(address_allowed(i, allowed) for i in identities)
 
 
+RECEIVED_ALLOWANCE = 2048
+"""Bytes of the relay's own Received field (`received.py`), which every attempt sends in front of
+the message the client sent: the client's HELO name and the recipient (255 characters each at
+most), the peer's address, the relay's host name, the id, the TLS version and cipher, the date.
+About 1 KiB at most."""
+
+
 def graph_size_limit(settings: Settings) -> int:
     """The message size the relay advertises (SIZE) and accepts: in Graph mode no larger than
-    what Graph's sendMail takes (`552 5.3.4` above it), otherwise the general limit."""
+    what Graph's sendMail takes (`552 5.3.4` above it), otherwise the general limit. Delivery
+    holds a message to the same limit on the same bytes (`over_graph_size`)."""
     general: int = settings.smtp.max_message_size
     if settings.service.delivery is DeliveryMode.GRAPH and settings.graph.max_message_size:
         return (
@@ -101,6 +109,15 @@ def graph_size_limit(settings: Settings) -> int:
             else settings.graph.max_message_size
         )
     return general
+
+
+def over_graph_size(job_size: int, limit: int) -> bool:
+    """Whether a job of `job_size` bytes (the stored message, or its transformed variant, behind
+    the relay's Received field) is larger than the Graph limit (0: none), as the SMTP server
+    counted it when it accepted the message: without the Received field (`RECEIVED_ALLOWANCE`)
+    nor the Bcc, Date, Message-ID and From that `prepare` adds. A message the client got 250 for
+    is never refused for its size afterwards."""
+    return bool(limit) and job_size - RECEIVED_ALLOWANCE > limit
 
 
 def field_names(data: bytes) -> set[str]:
@@ -246,10 +263,10 @@ def prepare(
         sender=job.mail_from.strip("<> ") or mailbox,
     )
     limit = graph.max_message_size
-    if limit and len(data) > limit:
+    if over_graph_size(len(job.data), limit):
         raise PermanentFailure(
-            f"the message ({len(data)} bytes) is larger than "
-            f"MXRELAY_GRAPH_MAX_MESSAGE_SIZE ({limit} bytes)"
+            f"the message ({len(job.data)} bytes with the relay's Received field) is larger "
+            f"than MXRELAY_GRAPH_MAX_MESSAGE_SIZE ({limit} bytes)"
         )
     return Prepared(data, mailbox, reconciled if reconciled.report.changes else None)
 

@@ -77,3 +77,12 @@ async def test_retention_prunes_the_audit_log_by_its_own_age(db: Database) -> No
     assert kept == ["recent", "older than the message log"]
     pruned = metrics.registry.get_sample_value("mxrelay_store_pruned_total", {"kind": "audit"})
     assert pruned == 1
+
+
+async def test_text_no_database_stores_is_kept_with_replacement_characters(db: Database) -> None:
+    """A NUL in a request's target (`DELETE /api/v1/search?query=subject:x%00`) must not cost
+    the action its entry: PostgreSQL refuses NUL in text."""
+    await record_audit(db, entry(NOW, actor="a\x00b", target="query=subject:secret \x00"))
+    [stored] = (await list_audit(db, 0, 1)).records
+    assert stored.entry.target == "query=subject:secret \ufffd"
+    assert stored.entry.actor == "a\ufffdb"

@@ -22,6 +22,7 @@ from mxrelay.store.bulk import (
     insert_tables,
     pieces,
     postgres_write,
+    stored_as_is,
 )
 from mxrelay.store.open import open_store
 
@@ -252,3 +253,11 @@ async def test_updates_and_inserts_in_one_statement_on_postgresql(postgres_url: 
         rows, keys = await db.read(read)
     assert rows == [(first, 5, "450 busy\ufffd"), (second, 0, None), (third, 0, None)]
     assert keys == ["k"]
+
+
+@pytest.mark.parametrize(
+    ("value", "as_is"),
+    [("01J000", True), ("ünïcode ✓", True), ("", True), ("a\x00b", False), ("\ud800", False)],
+)
+def test_stored_as_is_says_whether_a_lookup_can_find_the_value(value: str, as_is: bool) -> None:
+    assert stored_as_is(value) is as_is

@@ -147,3 +147,10 @@ async def test_a_message_with_a_cancelled_variant_beside_an_active_one(db: Datab
         (0, "active", None, "queued", None),
         (1, "dead", deletion.REASON, "failed", deletion.REASON),
     ]
+
+
+async def test_an_id_with_a_nul_is_left_out(db: Database) -> None:
+    first, second = await stored(db, 2)
+    deleted = await deletion.delete_messages(db, ["a\x00b", first, "\x00"], now=NOW)
+    assert (deleted.count, deleted.ids) == (1, (first,))
+    assert [m.id for m in (await list_page(db)).messages] == [second]

@@ -59,3 +59,9 @@ async def test_changed_ids_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(flags, "IDS_KEPT", 2)
     changed = flags.Changed().plus(["a", "b", "c"]).plus(["d"])
     assert (changed.count, changed.ids) == (4, ("a", "b"))
+
+
+async def test_an_id_with_a_nul_is_left_out(db: Database) -> None:
+    first, second = await stored(db, ["one", "two"])
+    assert await flags.set_read(db, ["a\x00b", first, "\x00"], True) == 1
+    assert await unread(db) == (2, 1, [second])

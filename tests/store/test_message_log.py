@@ -230,3 +230,16 @@ async def test_a_tagged_message_is_left_to_the_store(db: Database) -> None:
     [read] = await db.read(listing.summaries, [tagged.id])
     assert read.tags == ("Invoices",)
     assert message_log.accepted_summary(tagged) is None
+
+
+async def test_an_id_with_a_nul_names_no_message(db: Database) -> None:
+    """A request's id with a NUL (`/api/v1/message/a%00b`) is no message's: not looked up, as
+    PostgreSQL refuses a NUL even as a parameter."""
+    stored = record(transaction())
+    await accept(db, stored)
+    for ident in ("a\x00b", stored.id[:-1] + "\x00"):
+        assert await message_log.get_message(db, ident) is None
+        assert await message_log.get_raw(db, ident) is None
+    found = await message_log.get_message(db, stored.id)
+    assert found is not None
+    assert found.id == stored.id

@@ -14,7 +14,7 @@ from mxrelay.model import Reason, RefusedRecipient, Reply
 from mxrelay.store import listing
 from mxrelay.store.backend import Database
 from mxrelay.store.listing import list_page
-from mxrelay.store.search import parse_search
+from mxrelay.store.search import Filter, SearchQuery, Term, parse_search
 from mxrelay.store.search_sql import id_bound
 from tests.store.helpers import T0, accept, record, transaction
 
@@ -142,6 +142,12 @@ CASES = [
     ("-has:attachments", ["plain", "report"]),
     ("has:inline", ["report"]),
     ("larger:2k", ["invoice"]),
+    # beyond what `messages.size` holds (32 bits on PostgreSQL): every message is smaller
+    ("larger:2048M", []),
+    ("larger:2147483648", []),
+    ("-larger:2147483648", ["plain", "report", "invoice"]),
+    ("smaller:3000MB", ["plain", "report", "invoice"]),
+    ("-smaller:3000MB", []),  # Mailpit's `Size > ?`
     ("smaller:2k", ["plain", "report"]),
     ("-larger:2k", ["plain", "report"]),
     ("after:2026-01-06", ["plain", "report"]),
@@ -220,3 +226,18 @@ async def test_every_way_of_paging_agrees(
     monkeypatch.setattr(listing, "single_source", lambda *args: None)  # no source at all
     assert await pages() == direct
     assert direct[0][0]  # something is found
+
+
+@pytest.mark.parametrize(
+    "kind", [Filter.FROM, Filter.ADDRESSED, Filter.SUBJECT, Filter.MESSAGE_ID, Filter.TAG]
+)
+async def test_a_value_with_a_nul_matches_nothing(
+    db: Database, corpus: dict[str, str], kind: Filter
+) -> None:
+    """No stored text holds a NUL (`bulk.storable`), and neither FTS5 (`unterminated string`)
+    nor PostgreSQL (`invalid byte sequence`) takes one: such a value is not looked up."""
+    for value in ("example\x00", "\x00\x00\x00", "a\x00"):
+        found = await list_page(db, SearchQuery((Term(kind, value),)))
+        assert (found.messages, found.matching.total) == ((), 0)
+        others = await list_page(db, SearchQuery((Term(kind, value, negated=True),)))
+        assert others.matching.total == len(corpus)

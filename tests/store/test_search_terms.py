@@ -53,6 +53,11 @@ def stamp(text: str, zone: str = "UTC") -> float:
         ('subject:"Big News"', [Term(Filter.SUBJECT, "Big News")]),
         ("message-id:<abc@x>", [Term(Filter.MESSAGE_ID, "abc@x")]),
         ("tag:Urgent", [Term(Filter.TAG, "urgent")]),
+        # NUL, which no stored text holds and PostgreSQL refuses, is read as a space
+        ("from:a\x00bc", [Term(Filter.FROM, "a bc")]),
+        ("tag:a\x00b", [Term(Filter.TAG, "a b")]),
+        ("subject:a\x00b", [Term(Filter.SUBJECT, "a b")]),
+        ("subject:\x00\x00\x00 \x00 a\x00", [Term(Filter.TEXT, "a")]),
         (
             "is:read is:UNREAD -is:tagged",
             [Term(Filter.READ), Term(Filter.UNREAD), Term(Filter.TAGGED, negated=True)],

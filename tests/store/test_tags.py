@@ -4,6 +4,8 @@ first spelling is kept), replacing a message's tags, renaming and deleting with 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from mxrelay.store import tags
@@ -111,3 +113,40 @@ async def test_tags_of_deleted_messages_are_not_listed(db: Database) -> None:
     await tags.set_tags(db, [first], ["solo", "shared"])
     await delete_messages(db, [first], now=T0.timestamp())
     assert await tags.list_tags(db) == ["shared"]
+
+
+async def test_a_name_or_id_with_a_nul_is_no_tag_or_message(db: Database) -> None:
+    """A NUL from a request (`DELETE /api/v1/tags/a%00b`, `"IDs": ["\\u0000"]`) names nothing,
+    and is not looked up: PostgreSQL refuses a NUL even as a parameter."""
+    [first] = await store(db, "alpha")
+    assert await tags.set_tags(db, [first, "\x00"], ["alpha", "beta"]) == {first: ["alpha", "beta"]}
+    with pytest.raises(tags.TagError, match=r"^tag not found: alpha\x00$"):
+        await tags.rename_tag(db, "alpha\x00", "gamma")
+    with pytest.raises(tags.TagError, match=r"^tag not found: a\x00b$"):
+        await tags.delete_tag(db, "a\x00b")
+    assert await tags.list_tags(db) == ["alpha", "beta"]
+
+
+async def test_set_tags_changes_a_bounded_number_of_rows_per_transaction(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each transaction adds or removes at most ROWS_PER_WRITE message tags (SQLite's writers
+    wait meanwhile): here one message's (one tag out, two in: three rows) per transaction."""
+    monkeypatch.setattr(tags, "ROWS_PER_WRITE", 5)
+    ids = await store(db, *["old"] * 6)
+    retagged: list[int] = []
+    write = db.write
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        result = await write(*args, **kwargs)
+        found = await list_page(db, parse_search("tag:new"))
+        retagged.append(found.matching.total)
+        return result
+
+    monkeypatch.setattr(db, "write", counted)
+    changed = await tags.set_tags(db, [*ids, "01UNKNOWN"], ["new", "more"])
+    assert changed == {ident: ["more", "new"] for ident in ids}
+    steps = [later - earlier for earlier, later in zip([0, *retagged], retagged, strict=False)]
+    assert max(steps) == 1  # never more than one message's rows in a transaction
+    assert retagged[-1] == 6
+    assert await tags.list_tags(db) == ["more", "new"]  # `old` went with its last message

@@ -4,8 +4,8 @@ many, and how it ended.
 Written one row per action (`record_audit`, a durable write: an action that took effect is not
 forgotten by a crash), read newest first in pages (`list_audit`), pruned by age with the rest of
 the store (`retention.py`, `MXRELAY_STORE_AUDIT_RETENTION`). What the web records and when is
-`web/audit.py`'s; this module only stores. Every text is cut to its column's size here, so no
-caller can make a write fail by handing in a long target.
+`web/audit.py`'s; this module only stores. Every text is made storable and cut to its column's
+size here, so no caller can make a write fail by handing in a long target or a NUL.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
+from mxrelay.store.bulk import storable
 
 ACTOR_LENGTH = 255
 CLIENT_LENGTH = 64
@@ -71,6 +72,9 @@ class AuditPage:
 
 
 def _cut(text: str, length: int) -> str:
+    """`text` as its column keeps it: storable (a NUL in a request's target, which PostgreSQL
+    refuses, as U+FFFD: `bulk.storable`) and within `length` characters."""
+    text = storable(text)
     return text if len(text) <= length else text[: length - 1] + "…"
 
 

@@ -68,6 +68,13 @@ def storable(text: str) -> str:
     return text if text.isascii() else without_surrogates(text)
 
 
+def stored_as_is(text: str) -> bool:
+    """Whether `text` is stored unchanged (`storable` leaves it alone). Request text that is not
+    (a NUL, a lone surrogate) equals no stored value, so looking it up finds nothing, and must not
+    be tried: PostgreSQL refuses a NUL even as a parameter. Pure."""
+    return storable(text) == text
+
+
 def storable_row(row: Mapping[str, Any]) -> Mapping[str, Any]:
     """`row` with every text value `storable` (the same mapping when nothing needed a change)."""
     changed: dict[str, Any] | None = None

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
+from mxrelay.store.bulk import stored_as_is
 from mxrelay.store.listing import EVERYTHING, matching, matching_ids
 from mxrelay.store.search_terms import SearchQuery
 from mxrelay.store.tags import message_tag_ids, prune_unused
@@ -65,11 +66,12 @@ class Deleted:
 
 
 async def delete_messages(db: Database, ids: Sequence[str], *, now: float) -> Deleted:
-    """Delete these messages (unknown ids are ignored), their search rows included: those
-    still being written behind the commit are written first."""
+    """Delete these messages (unknown ids are ignored, and ids no message can have are not
+    looked up: `bulk.stored_as_is`), their search rows included: those still being written
+    behind the commit are written first."""
     await db.indexed()
     result = Deleted()
-    unique = list(dict.fromkeys(ids))
+    unique = [ident for ident in dict.fromkeys(ids) if stored_as_is(ident)]
     for start in range(0, len(unique), BATCH):
         deleted, kept = await db.write(_delete, unique[start : start + BATCH], now)
         result = result.plus(deleted, kept)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
+from mxrelay.store.bulk import stored_as_is
 from mxrelay.store.listing import EVERYTHING, matching, matching_ids
 from mxrelay.store.search_terms import SearchQuery
 
@@ -45,9 +46,10 @@ async def set_read(db: Database, ids: Sequence[str], read: bool) -> int:
 
 async def mark(db: Database, ids: Sequence[str], read: bool, *, durable: bool = True) -> Changed:
     """Mark these messages; `durable=False` does not wait for the disk (what reading a message
-    does by the way: a crash that loses it shows the message unread again)."""
+    does by the way: a crash that loses it shows the message unread again). An id no message can
+    have (`bulk.stored_as_is`) is left out."""
     changed = Changed()
-    unique = list(dict.fromkeys(ids))
+    unique = [ident for ident in dict.fromkeys(ids) if stored_as_is(ident)]
     for start in range(0, len(unique), BATCH):
         chunk = unique[start : start + BATCH]
         changed = changed.plus(await db.write(_mark, chunk, read, durable=durable))

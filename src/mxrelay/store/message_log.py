@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from mxrelay.model import AttemptOutcome, RefusedRecipient, SessionInfo
 from mxrelay.store import schema
 from mxrelay.store.backend import Database
-from mxrelay.store.bulk import TableRows, insert_many, insert_tables, storable
+from mxrelay.store.bulk import TableRows, insert_many, insert_tables, storable, stored_as_is
 from mxrelay.store.fields import AddressLists, FieldRow, with_envelope
 from mxrelay.store.ingest import NewMessage, Summary, decompress
 from mxrelay.store.listing import MessageSummary
@@ -406,6 +406,8 @@ async def get_message(db: Database, message_id: str) -> MessageView | None:
 
 
 def _get_message(conn: Connection, message_id: str) -> MessageView | None:
+    if not stored_as_is(message_id):  # a request's id with a NUL names no message
+        return None
     m, r, a, v = schema.messages, schema.recipients, schema.attempts, schema.variants
     row = conn.execute(select(m).where(m.c.id == message_id)).mappings().first()
     if row is None:
@@ -478,6 +480,8 @@ async def get_raw(db: Database, message_id: str) -> bytes | None:
 
 
 def _get_raw(conn: Connection, message_id: str) -> bytes | None:
+    if not stored_as_is(message_id):
+        return None
     b = schema.message_bodies
     row = conn.execute(select(b.c.encoding, b.c.raw).where(b.c.message_id == message_id)).first()
     return None if row is None else decompress(row[0], row[1])

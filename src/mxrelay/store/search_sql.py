@@ -24,19 +24,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, false, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, String, false, func, or_, select, text, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import TextualSelect
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Dialect
+from mxrelay.store.bulk import stored_as_is
 from mxrelay.store.search_terms import Filter, SearchQuery, Term
 
 RECIPIENT_STATES = frozenset({"queued", "deferred", "held", "delivered", "failed"})
 TRANSPORTS = frozenset({"graph", "smtp"})
 TRIGRAM = 3
 PREFIX_FROM = 3
+SIZE_LIMIT = 2**31 - 1
+"""The largest size `messages.size` holds (INTEGER: 32 bits on PostgreSQL)."""
 """Letters from which a word of a text term also finds longer words (a shorter prefix would
 merge the index entries of too many words)."""
 
@@ -119,6 +122,8 @@ class Compiler:
         kind = term.kind
         if kind is Filter.TEXT:
             return self.text_source([term])
+        if kind in (*FIELD_OF, Filter.TAG) and not stored_as_is(term.text):
+            return Source(select(f.c.message_id).where(false()))  # a NUL: no stored text has one
         if kind in FIELD_OF:
             return self._fields(FIELD_OF[kind], term.text.casefold())
         if kind is Filter.TAG:
@@ -151,12 +156,18 @@ class Compiler:
     def _measured(self, term: Term) -> ColumnElement[bool]:
         """Sizes, dates and mxrelay's own filters. Mailpit negates a size or a date by turning the
         comparison round (`-larger:1K` is `Size < 1024`), so the negation is applied here and
-        `term` undoes it; a value mxrelay does not know matches nothing."""
+        `term` undoes it; a value mxrelay does not know matches nothing. A size beyond what
+        `messages.size` holds is compared here, not by the database (PostgreSQL refuses such a
+        parameter for an INTEGER column): every message is smaller."""
         kind, number = term.kind, term.number
         flip = term.negated
         if kind in (Filter.LARGER, Filter.SMALLER):
             larger = (kind is Filter.LARGER) != flip
-            condition = m.c.size > number if larger else m.c.size < number
+            condition: ColumnElement[bool]
+            if number > SIZE_LIMIT:
+                condition = false() if larger else true()
+            else:
+                condition = m.c.size > number if larger else m.c.size < number
             return ~condition if flip else condition
         if kind in (Filter.AFTER, Filter.BEFORE):
             later = (kind is Filter.AFTER) != flip
@@ -242,7 +253,9 @@ entries rather than ten thousand rows read through FTS5, bodies and all."""
 
 
 def fts5_string(value: str) -> str:
-    """A value as an FTS5 string: double-quoted, its quotes doubled (nothing in it is syntax)."""
+    """A value as an FTS5 string: double-quoted, its quotes doubled (nothing in it is syntax).
+    FTS5 ends a string at a NUL (`unterminated string`): a value must hold none, as no stored
+    text does (`Compiler.source` never looks one up)."""
     return '"' + value.replace('"', '""') + '"'
 
 

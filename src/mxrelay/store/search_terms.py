@@ -29,7 +29,7 @@ MAX_QUERY_LENGTH = 1000
 MAX_TERMS = 24
 """Terms of a search query read; a query with more is refused by the API."""
 
-_CLEAN = re.compile(r"\r?\n|\t|>|<|\"|,|;|\(|\)")
+_CLEAN = re.compile(r"\r?\n|\t|>|<|\"|,|;|\(|\)|\x00")
 
 
 class Filter(enum.StrEnum):
@@ -108,8 +108,18 @@ class SearchQuery:
 
 def clean(text: str) -> str:
     """Mailpit's `cleanString`: U+FEFF, line breaks, tabs and `<>",;()` as spaces, runs of
-    whitespace as one space, none at the ends, lower-cased."""
+    whitespace as one space, none at the ends, lower-cased. NUL too, which no stored text holds
+    (`bulk.storable`) and PostgreSQL refuses even as a parameter."""
     return " ".join(_CLEAN.sub(" ", text.replace("\ufeff", " ")).split()).lower()
+
+
+def subject_value(text: str) -> str:
+    """A `subject:` value: as typed (Mailpit does not clean it), but a NUL as a space, as `clean`
+    reads it; empty when nothing else is left."""
+    if "\x00" not in text:
+        return text
+    text = text.replace("\x00", " ")
+    return text if text.strip() else ""
 
 
 def split_args(query: str) -> list[str]:
@@ -162,7 +172,7 @@ def parse_term(arg: str, zone: tzinfo = UTC) -> Term | None:
             value = clean(word[len(kind.value) :])
             return Term(kind, value, negated=negated) if value else None
     if lower.startswith(Filter.SUBJECT.value):
-        value = word[len(Filter.SUBJECT.value) :]
+        value = subject_value(word[len(Filter.SUBJECT.value) :])
         return Term(Filter.SUBJECT, value, negated=negated) if value else None
     if lower in FLAGS:
         return Term(FLAGS[lower], negated=negated)

@@ -21,6 +21,7 @@ from sqlalchemy.sql.expression import Executable
 
 from mxrelay.store import schema
 from mxrelay.store.backend import Database, Dialect
+from mxrelay.store.bulk import insert_many, stored_as_is
 
 _INVALID = re.compile(r"[^a-zA-Z0-9\- _.]")
 _SPACES = re.compile(r"\s+")
@@ -30,6 +31,10 @@ TAGS_PER_MESSAGE = 100
 DELETE_BATCH = 5000
 """References removed per transaction when a tag is deleted (SQLite's writers wait meanwhile)."""
 MESSAGES_PER_QUERY = 500
+ROWS_PER_WRITE = 4000
+"""Message tags one transaction of `set_tags` adds or removes at most (SQLite's writers wait
+meanwhile): replacing 100 tags of 10,000 messages with 100 others in one transaction held the
+writer for seconds."""
 
 
 class TagError(ValueError):
@@ -178,44 +183,84 @@ async def set_tags(
 ) -> dict[str, list[str]]:
     """Replace the tags of these messages with `names` (cleaned; an empty list clears them), as
     Mailpit's `PUT /api/v1/tags`. Unknown messages are left out; the answer maps each message
-    changed to its tags now."""
-    return await db.write(_set_tags, list(dict.fromkeys(message_ids)), unique_tags(names))
+    changed to its tags now.
 
-
-def _set_tags(conn: Connection, message_ids: list[str], names: list[str]) -> dict[str, list[str]]:
-    m, mt = schema.messages, schema.message_tags
+    A few messages per transaction (`_set_some`: at most `ROWS_PER_WRITE` rows changed), each
+    ensuring the tags it gives, so that on SQLite the relay's own commits (accepted mail) never
+    wait long behind it; the tags left unused are pruned last."""
+    ids = [ident for ident in dict.fromkeys(message_ids) if stored_as_is(ident)]
+    wanted = unique_tags(names)
     changed: dict[str, list[str]] = {}
+    given: set[int] = set()
+    start, window = 0, first_window(len(wanted))
+    while start < len(ids):
+        done, some, tag_ids = await db.write(_set_some, ids[start : start + window], wanted)
+        changed.update(some)
+        given |= tag_ids
+        start += done
+        window = next_window(done)
+    if given:
+        await db.write(prune_unused, given)
+    return changed
+
+
+def first_window(tag_count: int) -> int:
+    """Message ids the first write of `set_tags` looks at: as many as could each gain
+    `tag_count` tags within `ROWS_PER_WRITE`. Pure."""
+    return max(1, min(MESSAGES_PER_QUERY, ROWS_PER_WRITE // max(tag_count, 1)))
+
+
+def next_window(done: int) -> int:
+    """Message ids the next write looks at: twice as many as the last one did, so that reading
+    the tags messages hold costs about what is changed, however many each holds. Pure."""
+    return max(1, min(MESSAGES_PER_QUERY, 2 * done))
+
+
+def rows_changed(current: set[int], wanted: set[int]) -> int:
+    """The `message_tags` rows replacing a message's tags `current` with `wanted` changes. Pure."""
+    return len(current ^ wanted)
+
+
+def _set_some(
+    conn: Connection, message_ids: list[str], names: list[str]
+) -> tuple[int, dict[str, list[str]], set[int]]:
+    """Replace the tags of the first of `message_ids`, as many as change at most
+    `ROWS_PER_WRITE` rows (one at least); how many ids were done, the messages changed with
+    their tags now, and the ids of the tags given."""
+    m, mt = schema.messages, schema.message_tags
     tags = ensure_tags(conn, names)
     wanted = {tags[name.lower()][0] for name in names}
-    for start in range(0, len(message_ids), MESSAGES_PER_QUERY):
-        chunk = message_ids[start : start + MESSAGES_PER_QUERY]
-        present = [row[0] for row in conn.execute(select(m.c.id).where(m.c.id.in_(chunk)))]
-        if not present:
-            continue
-        held: dict[str, set[int]] = {message_id: set() for message_id in present}
-        for message_id, tag_id in conn.execute(
-            select(mt.c.message_id, mt.c.tag_id).where(mt.c.message_id.in_(present))
-        ):
-            held[message_id].add(int(tag_id))
-        dropped: set[int] = set()
-        for message_id, current in held.items():
-            if current - wanted:
-                dropped |= current - wanted
-                conn.execute(
-                    delete(mt).where(
-                        mt.c.message_id == message_id, mt.c.tag_id.in_(list(current - wanted))
-                    )
-                )
-            additions = [
-                {"message_id": message_id, "tag_id": tag_id} for tag_id in wanted - current
-            ]
-            if additions:
-                conn.execute(insert(mt), additions)
+    spelt = sorted((tags[name.lower()][1] for name in names), key=str.lower)
+    present = set(conn.execute(select(m.c.id).where(m.c.id.in_(message_ids))).scalars())
+    held: dict[str, set[int]] = {ident: set() for ident in present}
+    for message_id, tag_id in conn.execute(
+        select(mt.c.message_id, mt.c.tag_id).where(mt.c.message_id.in_(list(present)))
+    ):
+        held[message_id].add(int(tag_id))
+    done, rows = 0, 0
+    taken: list[str] = []
+    for ident in message_ids:
+        cost = rows_changed(held[ident], wanted) if ident in present else 0
+        if taken and rows + cost > ROWS_PER_WRITE:
+            break
+        done += 1
+        if ident in present:
+            rows += cost
+            taken.append(ident)
+    if taken:
+        dropped = {tag_id for ident in taken for tag_id in held[ident] - wanted}
+        if dropped:
+            conn.execute(
+                delete(mt).where(mt.c.message_id.in_(taken), mt.c.tag_id.in_(list(dropped)))
+            )
+        additions = [
+            {"message_id": ident, "tag_id": tag_id}
+            for ident in taken
+            for tag_id in sorted(wanted - held[ident])
+        ]
+        insert_many(conn, mt, additions)
         prune_unused(conn, dropped)
-        for message_id in present:
-            changed[message_id] = sorted((tags[n.lower()][1] for n in names), key=str.lower)
-    prune_unused(conn, (ident for ident, _ in tags.values()))
-    return changed
+    return done, {ident: list(spelt) for ident in taken}, wanted
 
 
 async def rename_tag(db: Database, current: str, new_name: str) -> None:
@@ -233,13 +278,23 @@ def _rename(conn: Connection, current: str, new_name: str) -> None:
     if current == to:
         return
     prune_unused(conn)
-    found = conn.execute(select(t.c.id).where(t.c.key == current.lower())).first()
+    found = _find(conn, current)
     if found is None:
         raise TagError(f"tag not found: {current}")
-    taken = conn.execute(select(t.c.id).where(t.c.key == to.lower(), t.c.id != found[0])).first()
+    taken = conn.execute(select(t.c.id).where(t.c.key == to.lower(), t.c.id != found)).first()
     if taken is not None:
         raise TagError(f"tag already exists: {to}")
-    conn.execute(update(t).where(t.c.id == found[0]).values(name=to, key=to.lower()))
+    conn.execute(update(t).where(t.c.id == found).values(name=to, key=to.lower()))
+
+
+def _find(conn: Connection, name: str) -> int | None:
+    """The id of the tag `name` (case-insensitively), or None; a name that cleaning would change
+    (a NUL from a request's path, say) is no tag's and is not looked up."""
+    if clean_tag(name) != name:
+        return None
+    t = schema.tags
+    row = conn.execute(select(t.c.id).where(t.c.key == name.lower())).first()
+    return None if row is None else int(row[0])
 
 
 async def delete_tag(db: Database, name: str) -> None:
@@ -249,8 +304,7 @@ async def delete_tag(db: Database, name: str) -> None:
 
     def find(conn: Connection) -> int | None:
         prune_unused(conn)
-        row = conn.execute(select(t.c.id).where(t.c.key == name.lower())).first()
-        return None if row is None else int(row[0])
+        return _find(conn, name)
 
     tag_id = await db.write(find)
     if tag_id is None:

@@ -109,6 +109,16 @@ def test_a_body_go_could_not_read_is_refused_as_go_words_it(body: str, error: st
             'invalid value for header "X-Evil"',
         ),
         ({"Headers": {"Bad Name": "a"}}, 'invalid header name: "Bad Name"'),
+        # every line boundary `str.splitlines` knows, and values the standard library cannot
+        # parse (IndexError) or write in ASCII (UnicodeEncodeError): 400, never a 500
+        ({"Headers": {"X-Foo": "a\u2028b"}}, 'invalid value for header "X-Foo"'),
+        ({"Headers": {"X-Foo": "a\x0bb"}}, 'invalid value for header "X-Foo"'),
+        ({"Headers": {"X-Foo": "a\x85b"}}, 'invalid value for header "X-Foo"'),
+        ({"Headers": {"Sender": "a@"}}, 'invalid value for header "Sender"'),
+        ({"Headers": {"Resent-To": "a@"}}, 'invalid value for header "Resent-To"'),
+        ({"Headers": {"Resent-Cc": "=?x?b?###?="}}, 'invalid value for header "Resent-Cc"'),
+        ({"Headers": {"Message-ID": "\u00e9"}}, 'invalid value for header "Message-ID"'),
+        ({"Tags": ["a\nb"]}, 'invalid value for header "X-Tags"'),
         (
             {"Attachments": [{"Content": "%%%", "Filename": "a.bin"}]},
             'error decoding base64 attachment "a.bin": illegal base64 data',

@@ -7,10 +7,12 @@ import base64
 import hashlib
 import io
 import time
+from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
 from mxrelay.app import Relay
+from mxrelay.store.search import MAX_TERMS
 from tests.data.mailpit import corpus
 from tests.support.relay_app import send_mail
 from tests.web.api_v1.conftest import Mailbox, call, send
@@ -119,6 +121,21 @@ async def test_latest_and_latest_with_a_query(mailbox: Mailbox) -> None:
     for unknown_id in ("01NOTAMESSAGE0000000000000", "x" * 5000):
         unknown = await mailbox.get(f"/api/v1/message/{unknown_id}")
         assert (unknown.status_code, unknown.text) == (404, "404 page not found")
+
+
+async def test_latest_reads_its_query_as_the_search_route_does(mailbox: Mailbox) -> None:
+    """In the `tz` zone (Mailpit passes it to its search), and refused beyond the search's
+    bounds rather than read in part (a dropped term would answer a message it excludes)."""
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    query = f"before:{soon:%Y-%m-%dT%H:%M}"  # an hour from now in UTC, 13 hours ago at UTC+14
+    assert (await mailbox.get("/api/v1/message/latest", query=query)).status_code == 200
+    far_east = await mailbox.get("/api/v1/message/latest", query=query, tz="Pacific/Kiritimati")
+    assert (far_east.status_code, far_east.text) == (404, "Message not found")
+    too_many = " ".join(["-subject:nothing"] * MAX_TERMS + ["subject:order"])
+    for path in ("/api/v1/message/latest", "/api/v1/message/latest/raw", "/api/v1/search"):
+        refused = await mailbox.get(path, query=too_many)
+        assert refused.status_code == 400
+        assert refused.text.startswith("search query too long")
 
 
 async def test_headers_have_go_canonical_names_and_the_envelope_fields(mailbox: Mailbox) -> None:

@@ -124,3 +124,27 @@ async def test_actions_on_a_selection(relay: Relay) -> None:
             ("hold", 1),
             ("resume", 2),
         ]
+
+
+@pytest.mark.postgres
+async def test_an_id_with_a_nul_changes_nothing_on_postgresql(
+    dns_server: DnsServer, postgres_url: str
+) -> None:
+    """PostgreSQL refuses a NUL even as a parameter: an id with one is no message's, and is not
+    looked up (it was a 500)."""
+    dns_server.mx("example.net", "10 mx.example.net")
+    dns_server.a("mx.example.net", "192.0.2.10")
+    env = {
+        "MXRELAY_DELIVERY": "hold",
+        "MXRELAY_DATABASE_URL": postgres_url,
+        "MXRELAY_DNS_SERVERS": dns_server.address,
+    }
+    async with running_relay(env) as relay, client(relay) as http:
+        await send_mail(relay, "app@example.org", ["alex@example.net"], MESSAGE)
+        answer = await http.post("/api/v1/mxrelay/messages/resume", json={"IDs": ["a\x00b"]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["Changed"] == 0
+        for path in ("/api/v1/mxrelay/message/a%00b/resume", "/api/v1/message/a%00b/release"):
+            assert (await http.post(path, json={"To": ["x@example.net"]})).status_code == 404
+        for path in ("/api/v1/message/a%00b", "/api/v1/message/%00/raw", "/message/%00"):
+            assert (await http.get(path)).status_code == 404

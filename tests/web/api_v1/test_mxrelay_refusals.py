@@ -78,7 +78,7 @@ async def test_search(relay: Relay) -> None:
             "ID", "Time", "Recipient", "Sender", "Client", "Helo", "Username", "Code",
             "EnhancedStatus", "Text", "Reason",
         }  # fmt: skip
-        for bad in ("reason=bogus", "since=yesterday", "since=1e400", "limit=x"):
+        for bad in ("reason=bogus", "since=yesterday", "since=1e400", "limit=x", "address=a%00b"):
             assert (await http.get(f"/api/v1/mxrelay/refusals?{bad}")).status_code == 400
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from mxrelay.app import Relay
 from mxrelay.mime.parts import Reading, read_parts
+from mxrelay.store.search import MAX_TERMS
 from mxrelay.web.api_v1.view import (
     PREVIEW_POLICY,
     REMOTE_IMAGES_POLICY,
@@ -60,6 +61,13 @@ async def test_view_latest_redirects_to_the_newest_messages_page(mailbox: Mailbo
     )
     matching = await mailbox.get("/view/latest", query="order")
     assert matching.headers["location"] == f"../message/{mailbox.ids['related']}"
+
+
+async def test_view_latest_refuses_a_query_beyond_the_search_bounds(mailbox: Mailbox) -> None:
+    too_many = " ".join(["-subject:nothing"] * MAX_TERMS + ["subject:order"])
+    for path in ("/view/latest", "/view/latest.html", "/view/latest.txt"):
+        refused = await mailbox.get(path, query=too_many)
+        assert (refused.status_code, refused.text[:21]) == (400, "search query too long")
 
 
 async def test_doubled_slashes_are_moved_permanently(mailbox: Mailbox) -> None:

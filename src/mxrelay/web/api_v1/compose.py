@@ -79,6 +79,9 @@ RESTRICTED = frozenset(
 
 HEADER_COUNT_LIMIT = 100
 HEADER_VALUE_LIMIT = 4096
+LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00")
+"""What may not be in a header value: every line boundary of `str.splitlines` (the standard
+library refuses a value it would split), and NUL."""
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")
 """A field name: printable ASCII without the colon (RFC 5322 ftext), at most one folded line."""
 
@@ -222,9 +225,17 @@ def compose(request: SendRequest, *, now: datetime, hostname: str) -> Composed:
     if not any(name.lower() == "message-id" for name, _ in headers):
         message["Message-ID"] = make_msgid(domain=hostname)
     for name, value in headers:
-        message[name] = value
+        try:
+            message[name] = value
+            policy.fold_binary(name, message[name])  # what `as_bytes` writes of it
+        except (ValueError, IndexError, TypeError):
+            raise ComposeError(f'invalid value for header "{name}"') from None
+    try:
+        data = message.as_bytes(policy=policy)
+    except (ValueError, IndexError, TypeError):
+        raise ComposeError("error building message: a header cannot be encoded") from None
     return Composed(
-        data=message.as_bytes(policy=policy),
+        data=data,
         mail_from=sender.addr_spec,
         recipients=tuple(a.addr_spec for a in (*to, *cc, *bcc)),
         smtputf8=smtputf8,
@@ -244,7 +255,7 @@ def _extra_headers(request: SendRequest) -> list[tuple[str, str]]:
             raise ComposeError(f'cannot overwrite header: "{name}"')
         if not _HEADER_NAME.match(name):
             raise ComposeError(f'invalid header name: "{name[:100]}"')
-        if len(value) > HEADER_VALUE_LIMIT or any(c in value for c in "\r\n\x00"):
+        if len(value) > HEADER_VALUE_LIMIT or any(c in LINE_BREAKS for c in value):
             raise ComposeError(f'invalid value for header "{name}"')
         found.append((name, value))
     return found

@@ -23,14 +23,14 @@ from mxrelay.store.backend import Database
 from mxrelay.store.mailbox import message_tags
 from mxrelay.store.message_log import MessageView, get_message, get_raw
 from mxrelay.store.schema import ID_LENGTH
-from mxrelay.store.search import SearchQuery, parse_search, search_messages
+from mxrelay.store.search import search_messages
 from mxrelay.web.api_v1.context import ApiContext, NoStore, not_found
+from mxrelay.web.api_v1.messages import optional_search
 from mxrelay.web.api_v1.reading import mark_read
+from mxrelay.web.api_v1.requests import Answered
 from mxrelay.web.api_v1.shapes import headers, message
 
 THUMBNAIL_WORKERS = 2
-QUERY_LIMIT = 4096
-"""Characters of a `latest?query=` search that are read."""
 
 UNSAFE_INLINE_TYPES = frozenset(
     {
@@ -61,9 +61,9 @@ class Found:
 
 
 async def newest(db: Database, request: Request) -> str | None:
-    """The id `latest` stands for: the newest message, or the newest match of `?query=`."""
-    text = request.query_params.get("query", "").strip()[:QUERY_LIMIT]
-    found = await search_messages(db, parse_search(text) if text else SearchQuery(), limit=1)
+    """The id `latest` stands for: the newest message, or the newest match of `?query=`, read
+    as `GET /api/v1/search` reads it (in the `tz` zone; `Answered` with 400 beyond the bounds)."""
+    found = await search_messages(db, optional_search(request.query_params), limit=1)
     return found[0].id if found else None
 
 
@@ -75,7 +75,10 @@ async def find_message(context: ApiContext, request: Request) -> Found | Respons
         return not_found()
     ident: str | None = str(request.path_params["id"])
     if ident == "latest":
-        ident = await newest(db, request)
+        try:
+            ident = await newest(db, request)
+        except Answered as answered:
+            return answered.response
         if ident is None:
             return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
     view = await get_message(db, ident) if ident and len(ident) <= ID_LENGTH else None

@@ -97,6 +97,13 @@ def search_param(params: Mapping[str, str], text: str | None = None) -> SearchQu
     wanted = (params.get("query", "") if text is None else text).strip()
     if not wanted:
         raise Answered(bad_request(NO_QUERY))
+    return optional_search(params, wanted)
+
+
+def optional_search(params: Mapping[str, str], text: str | None = None) -> SearchQuery:
+    """`search_param` where a blank search is every message (`latest?query=`, as Mailpit reads
+    it): the same zone and bounds, so the same query finds the same messages on every route."""
+    wanted = (params.get("query", "") if text is None else text).strip()
     query = parse_search(wanted, zone(params))
     if query.truncated:
         raise Answered(

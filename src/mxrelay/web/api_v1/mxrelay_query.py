@@ -33,10 +33,13 @@ def parse_time(value: str, name: str) -> float:
 
 
 def text_filter(params: Any, name: str) -> str | None:
-    """The filter `name`, stripped; None when absent or blank; ValueError when too long."""
+    """The filter `name`, stripped; None when absent or blank; ValueError when too long or
+    holding a NUL (which no stored text has, and PostgreSQL refuses even to compare)."""
     value = params.get(name, "").strip()
     if len(value) > FILTER_LENGTH:
         raise ValueError(f"{name} must be at most {FILTER_LENGTH} characters")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain a NUL character")
     return value or None
 
 

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from mxrelay.health import Health
 from mxrelay.model import QueueState
 from mxrelay.store.backend import Database
+from mxrelay.store.bulk import stored_as_is
 from mxrelay.store.changes import ChangeKind, announce
 from mxrelay.store.message_log import get_message
 from mxrelay.store.overview import queue_overview
@@ -138,6 +139,8 @@ class QueueResource:
         ident: str,
         operate: Callable[[QueueAdmin, list[QueueEntry], float], Awaitable[int]],
     ) -> int:
+        if not stored_as_is(ident):  # a NUL from the request: no message's id
+            return 0
         admin = QueueAdmin(database)
         now = self.clock()
         rows = await admin.list_entries(

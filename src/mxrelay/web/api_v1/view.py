@@ -36,6 +36,7 @@ from mxrelay.mime.parts import Part, Reading, read_parts
 from mxrelay.web.api_v1.context import ApiContext, NoStore
 from mxrelay.web.api_v1.message import Found, find_message, newest
 from mxrelay.web.api_v1.reading import mark_read
+from mxrelay.web.api_v1.requests import Answered
 
 
 def preview_policy(*, embed: bool = False, remote: bool = False) -> str:
@@ -131,6 +132,8 @@ class View:
     async def _read(self, request: Request) -> tuple[Found, Reading] | Response:
         found = await find_message(self.context, request)
         if isinstance(found, Response):
+            if found.status_code == 400:  # `latest?query=` beyond the search's bounds
+                return found
             return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
         if found.raw is None:
             return PlainTextResponse(MESSAGE_NOT_FOUND, status_code=404)
@@ -174,7 +177,10 @@ class View:
             db = self.context.store()
         except NoStore:
             return RedirectResponse("../", status_code=302)
-        ident = await newest(db, request)
+        try:
+            ident = await newest(db, request)
+        except Answered as answered:
+            return answered.response
         target = f"../message/{quote(ident)}" if ident else "../"
         return RedirectResponse(target, status_code=302)
 

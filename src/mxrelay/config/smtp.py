@@ -71,7 +71,8 @@ class SmtpSettings(SettingsGroup):
         env="MXRELAY_SMTP_COMMAND_TIMEOUT",
         least="100ms",
         most="1h",
-        help="Idle time allowed while waiting for a command (Postfix smtpd_timeout).",
+        help="Idle time allowed while waiting for a command, or for the client to read its "
+        "replies (Postfix smtpd_timeout).",
     )
     data_timeout: Duration = duration_setting(
         "180s",
@@ -148,8 +149,8 @@ class SmtpSettings(SettingsGroup):
         env="MXRELAY_SMTP_JUNK_COMMAND_LIMIT",
         least=0,
         most=100_000,
-        help="NOOP, RSET, VRFY and HELP a client may send without delivering mail before each "
-        "one counts as an error (Postfix smtpd_junk_command_limit).",
+        help="NOOP, RSET, VRFY, HELP and repeated HELO/EHLO a client may send without delivering "
+        "mail before each one counts as an error (Postfix smtpd_junk_command_limit).",
     )
     refusal_log_limit: int = int_setting(
         100,

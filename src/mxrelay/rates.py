@@ -9,10 +9,11 @@ Both take their clock; neither starts a task or a timer.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mxrelay import log
@@ -39,7 +40,9 @@ def client_key(host: str) -> str:
 
 class FailureBudget:
     """`limit` failures per `period` seconds per client: a bucket of `limit` tokens, refilled
-    continuously, one taken per failure. An empty bucket means "refuse before checking"."""
+    continuously, one taken per failure. An empty bucket means "refuse before checking". A try
+    being checked (`checking`) counts as spent until it ends: each may yet fail, so a client's
+    concurrent tries cannot overdraw its budget."""
 
     def __init__(
         self,
@@ -54,6 +57,8 @@ class FailureBudget:
         self.capacity = capacity
         self.clock = clock
         self._buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
+        self._checking: collections.Counter[str] = collections.Counter()
+        """Tries being checked, per client (`client_key`); only clients with some are kept."""
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -62,13 +67,25 @@ class FailureBudget:
         tokens, stamp = self._buckets.get(key, (float(self.limit), now))
         return min(float(self.limit), tokens + (now - stamp) * self.rate)
 
-    def allows(self, host: str, *, under_way: int = 0) -> bool:
-        """May this client try once more, with `under_way` of its tries still being checked
-        (each may yet fail: counted as spent, so concurrent tries cannot overdraw the budget)?"""
+    def allows(self, host: str) -> bool:
+        """May this client try once more, its tries still being checked counted as spent?"""
         key = client_key(host)
+        under_way = self._checking[key]
         if key not in self._buckets:
             return under_way < self.limit
         return self._tokens(key, self.clock()) - under_way >= 1
+
+    @contextlib.contextmanager
+    def checking(self, host: str) -> Iterator[None]:
+        """Around the check of one try of this client: it counts against `allows` until done."""
+        key = client_key(host)
+        self._checking[key] += 1
+        try:
+            yield
+        finally:
+            self._checking[key] -= 1
+            if not self._checking[key]:
+                del self._checking[key]
 
     def failed(self, host: str) -> None:
         """Take one token for a failure of this client."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from mxrelay import log
 from mxrelay.metrics import Metrics, ProtocolError
 from mxrelay.model import Reply
-from mxrelay.rates import FailureBudget, ThrottledLog, client_key
+from mxrelay.rates import FailureBudget, ThrottledLog
 from mxrelay.smtp import replies
 from mxrelay.smtp.session import Session
 
@@ -55,9 +54,6 @@ class SmtpAuth:
         self.verify = verify
         self.metrics = metrics
         self.failures = FailureBudget(failure_limit, FAILURE_PERIOD, clock=clock)
-        self._checking: collections.Counter[str] = collections.Counter()
-        """Password checks under way, per client (`client_key`): each may yet be a failure, so
-        a client's concurrent connections cannot have more checked at once than its budget."""
         self.throttled_log = ThrottledLog(
             logger, "authentication throttled", logging.WARNING, THROTTLED_LOG_INTERVAL, clock=clock
         )
@@ -80,8 +76,7 @@ class SmtpAuth:
         if in_transaction:
             return replies.TRANSACTION_IN_PROGRESS
         client = session.peer
-        key = client_key(client.host)
-        if self._throttled(session, key):  # before the exchange: a throttled client gets no 334
+        if self._throttled(session):  # before the exchange: a throttled client gets no 334
             return replies.AUTH_THROTTLED
         mechanism, _, initial = text.partition(" ")
         try:
@@ -91,16 +86,11 @@ class SmtpAuth:
             return replies.AUTH_BAD_BASE64
         if not isinstance(credentials, tuple):
             return credentials
-        if self._throttled(session, key):  # again: other connections' checks began meanwhile
+        if self._throttled(session):  # again: other connections' checks began meanwhile
             return replies.AUTH_THROTTLED
         username, password = credentials
-        self._checking[key] += 1
-        try:
+        with self.failures.checking(client.host):  # concurrent connections' checks count too
             verdict = await self.verify(username, password)
-        finally:
-            self._checking[key] -= 1
-            if not self._checking[key]:
-                del self._checking[key]
         if verdict is None:
             return replies.AUTH_BUSY
         if verdict:
@@ -114,10 +104,10 @@ class SmtpAuth:
         )
         return replies.AUTH_FAILED
 
-    def _throttled(self, session: Session, key: str) -> bool:
+    def _throttled(self, session: Session) -> bool:
         """Whether this client's failure budget, less its checks under way, is spent (then the
         attempt counts as an error and is logged, throttled)."""
-        if self.failures.allows(session.peer.host, under_way=self._checking[key]):
+        if self.failures.allows(session.peer.host):
             return False
         session.errors += 1
         self.metrics.smtp_protocol_errors.labels(kind=ProtocolError.AUTH).inc()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections
 import logging
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mxrelay import log
 from mxrelay.config import WebSettings
 from mxrelay.passwords import CheckPool, UserTable, VerifiedCache
-from mxrelay.rates import FailureBudget, ThrottledLog, client_key
+from mxrelay.rates import FailureBudget, ThrottledLog
 from mxrelay.web.roles import PRINCIPAL_KEY, Principal, Role, client_address, required_role
 
 logger = logging.getLogger("mxrelay.web")
@@ -169,8 +168,6 @@ class BasicAuth:
         self.throttled_log = ThrottledLog(
             logger, "web.login_throttled", logging.WARNING, LOG_INTERVAL, clock=clock
         )
-        self._checking: collections.Counter[str] = collections.Counter()
-        """Password checks under way, per client (`client_key`): each may yet be a failure."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -218,25 +215,19 @@ class BasicAuth:
         if credentials is None:
             return None, unauthorized()
         user, password = credentials
-        key = client_key(client)
         if table.remembers(user, password):
             # A user whose login passed lately is let in even past the budget: behind a proxy
             # every client shares its address, and one guesser must not lock all of them out.
             return Principal(user, self._role(table, user), client), None
-        if not self.failures.allows(client, under_way=self._checking[key]):
+        if not self.failures.allows(client):
             self.throttled_log.event(client=client)
             return None, PlainTextResponse(
                 "Too many failed logins; try again later.\n",
                 status_code=429,
                 headers={"Retry-After": str(int(FAILURE_PERIOD))},
             )
-        self._checking[key] += 1
-        try:
+        with self.failures.checking(client):
             verdict = await table.verify(user, password)
-        finally:
-            self._checking[key] -= 1
-            if not self._checking[key]:
-                del self._checking[key]
         if verdict is None:
             return None, PlainTextResponse(
                 "Busy checking passwords; try again.\n",

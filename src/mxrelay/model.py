@@ -226,6 +226,14 @@ def to_alabel(name: str) -> str:
     return idna.encode(name, uts46=True, transitional=False).decode("ascii").lower()
 
 
+def utf8_address_text(char: str) -> bool:
+    """A non-ASCII character RFC 6531 allows in an address (a sender's or a recipient's):
+    printable. That refuses C1 controls (NEL), line and paragraph separators and the
+    bidirectional and other format controls, which would let one address read as another in a
+    log line, the console or a header downstream."""
+    return not char.isascii() and char.isprintable()
+
+
 def domain_alabel(domain: str) -> str:
     """A domain as written in a setting or a file: trimmed, without its final dot, `to_alabel`."""
     return to_alabel(domain.strip().lower().removesuffix("."))

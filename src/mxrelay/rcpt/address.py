@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import idna
 
-from mxrelay.model import to_alabel
+from mxrelay.model import to_alabel, utf8_address_text
 from mxrelay.rcpt import verdict as v
 from mxrelay.rcpt.routable import IPNetwork, is_globally_routable
 from mxrelay.rcpt.verdict import Verdict
@@ -147,7 +147,10 @@ def _quoted_string_end(text: str) -> int:
         elif char == '"':
             return position
         elif (
-            char == " " or char == "!" or ("#" <= char <= "~" and char != "\\") or _utf8_text(char)
+            char == " "
+            or char == "!"
+            or ("#" <= char <= "~" and char != "\\")
+            or utf8_address_text(char)
         ):
             position += 1
         else:
@@ -156,15 +159,7 @@ def _quoted_string_end(text: str) -> int:
 
 
 def _quoted_pair_ok(char: str) -> bool:
-    return " " <= char <= "~" or _utf8_text(char)
-
-
-def _utf8_text(char: str) -> bool:
-    """A non-ASCII character RFC 6531 allows in an address: printable. That refuses C1 controls
-    (NEL), line and paragraph separators and the bidirectional and other format controls, which
-    would let a recipient read as another in a log line, the console or a header downstream.
-    The same rule as the sender's (`smtp/commands.py`), which this package may not import."""
-    return not char.isascii() and char.isprintable()
+    return " " <= char <= "~" or utf8_address_text(char)
 
 
 def _check_dot_string(local: str) -> None:
@@ -173,7 +168,7 @@ def _check_dot_string(local: str) -> None:
     for atom in local.split("."):
         if not atom:
             raise _SyntaxError("empty atom in local part")
-        if any(c not in _ATEXT and not _utf8_text(c) for c in atom):
+        if any(c not in _ATEXT and not utf8_address_text(c) for c in atom):
             raise _SyntaxError("bad character in local part")
 
 

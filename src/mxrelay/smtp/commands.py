@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from mxrelay.model import MailParams, Reply
+from mxrelay.model import MailParams, Reply, utf8_address_text
 from mxrelay.smtp import replies
 
 _ESMTP_KEYWORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
@@ -123,16 +123,11 @@ _ATEXT = frozenset(
 _ADDRESS_LITERAL = re.compile(r"^[!-Z^-~]+$")  # dcontent: printable ASCII but [ \ ]
 
 
-def _utf8_text(char: str) -> bool:
-    """A non-ASCII character RFC 6531 allows in an address: printable, not a line separator."""
-    return not char.isascii() and char.isprintable()
-
-
 def _valid_local_part(local: str) -> bool:
     if local.startswith('"'):
         return _valid_quoted_string(local)
     atoms = local.split(".")
-    return all(atoms) and all(c in _ATEXT or _utf8_text(c) for c in local if c != ".")
+    return all(atoms) and all(c in _ATEXT or utf8_address_text(c) for c in local if c != ".")
 
 
 def _valid_quoted_string(text: str) -> bool:
@@ -146,10 +141,10 @@ def _valid_quoted_string(text: str) -> bool:
             if index + 1 >= end:
                 return False
             char = text[index + 1]
-            if not (" " <= char <= "~" or _utf8_text(char)):
+            if not (" " <= char <= "~" or utf8_address_text(char)):
                 return False
             index += 2
-        elif char == '"' or not (" " <= char <= "~" or _utf8_text(char)):
+        elif char == '"' or not (" " <= char <= "~" or utf8_address_text(char)):
             return False
         else:
             index += 1

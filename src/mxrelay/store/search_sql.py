@@ -38,10 +38,10 @@ RECIPIENT_STATES = frozenset({"queued", "deferred", "held", "delivered", "failed
 TRANSPORTS = frozenset({"graph", "smtp"})
 TRIGRAM = 3
 PREFIX_FROM = 3
-SIZE_LIMIT = 2**31 - 1
-"""The largest size `messages.size` holds (INTEGER: 32 bits on PostgreSQL)."""
 """Letters from which a word of a text term also finds longer words (a shorter prefix would
 merge the index entries of too many words)."""
+SIZE_LIMIT = 2**31 - 1
+"""The largest size `messages.size` holds (INTEGER: 32 bits on PostgreSQL)."""
 
 HAYSTACK = " || ' ' || ".join(schema.FIELD_COLUMNS)
 """What the trigram index covers: the same expression as the migration's (on PostgreSQL the
